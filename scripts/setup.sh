@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# setup.sh — install everything rasterstage's tests need. Idempotent: safe to run
+# on every test run (test.sh does), and fast when nothing is missing.
+#
+# Why a script at all: CI runs in a fresh clone, and a machine of a new kind starts
+# with nothing installed by hand, so the repo itself must install what it needs.
+#
+# What it does:
+#   1. Debian packages (GDAL dev + CLI, time, pkg-config, curl, a PostgreSQL client,
+#      and a PostgreSQL server only when none answers on 127.0.0.1:5432).
+#   2. A Python venv with pinned packages (scripts/requirements.txt), kept OUTSIDE
+#      the repo so a fresh clone (CI) reuses it instead of reinstalling.
+#   3. Nothing for Rust: cargo/rustc come with the machine.
+#
+# Environment knobs:
+#   RASTERSTAGE_VENV        venv location (default $HOME/.cache/rasterstage-venv)
+#   RASTERSTAGE_PRIVATE_PG  =1 forces services.sh to start a private cluster, so the
+#                           PostgreSQL server binaries (initdb, pg_ctl) are required.
+#   RASTERSTAGE_BASE_PYTHON python used to create the venv (default python3)
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+VENV="${RASTERSTAGE_VENV:-$HOME/.cache/rasterstage-venv}"
+REQUIREMENTS="$SCRIPT_DIR/requirements.txt"
+BASE_PYTHON="${RASTERSTAGE_BASE_PYTHON:-python3}"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------
+# 1. Debian packages
+# ---------------------------------------------------------------------------
+
+# sudo only when we are not root: CI and sessions run as root, where sudo may not
+# even be installed; a developer's own box is usually not root.
+SUDO=()
+if [[ $(id -u) -ne 0 ]]; then
+    if command -v sudo >/dev/null 2>&1; then
+        SUDO=(sudo)
+    fi
+fi
+
+# Does something answer on 127.0.0.1:5432? pg_isready is the precise test, but it
+# comes with the client package that may itself be missing on a bare machine, so
+# fall back to a plain TCP connect through bash's /dev/tcp.
+pg_answers_on_5432() {
+    if command -v pg_isready >/dev/null 2>&1; then
+        pg_isready -q -h 127.0.0.1 -p 5432 -t 3
+    else
+        timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5432' 2>/dev/null
+    fi
+}
+
+# True when the package is fully installed ("install ok installed"), not merely
+# known to dpkg (a removed-but-not-purged package still answers dpkg -s).
+have_pkg() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+missing=()
+for pkg in libgdal-dev gdal-bin time pkg-config curl; do
+    have_pkg "$pkg" || missing+=("$pkg")
+done
+
+# psql / pg_isready: services.sh uses them to probe and prepare databases. Check
+# for the commands, not the package name: Debian ships them in the versioned
+# postgresql-client-NN, which the "postgresql-client" metapackage may not be.
+if ! command -v psql >/dev/null 2>&1 || ! command -v pg_isready >/dev/null 2>&1; then
+    missing+=(postgresql-client)
+fi
+
+# Server binaries are only needed for the private-cluster fallback: when nothing
+# answers on 5432, or when the private cluster is forced. Again look for the real
+# binaries (any major version) rather than the metapackage name.
+have_pg_server_bins() {
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
+}
+if [[ "${RASTERSTAGE_PRIVATE_PG:-0}" == 1 ]] || ! pg_answers_on_5432; then
+    have_pg_server_bins || missing+=(postgresql)
+fi
+
+if ((${#missing[@]})); then
+    log "installing Debian packages: ${missing[*]}"
+    if [[ $(id -u) -ne 0 && ${#SUDO[@]} -eq 0 ]]; then
+        die "not root and no sudo: install these packages yourself: ${missing[*]}"
+    fi
+    # One apt-get update, and only because something is missing: the package
+    # lists may be absent or stale on a fresh machine, and update costs time.
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    # --no-install-recommends keeps the install small and fast; CI has no stdin,
+    # hence -y and the noninteractive frontend (no debconf prompts).
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+    log "Debian packages: all present"
+fi
+
+# ---------------------------------------------------------------------------
+# 2. Python venv with pinned packages
+# ---------------------------------------------------------------------------
+
+command -v "$BASE_PYTHON" >/dev/null 2>&1 || die "$BASE_PYTHON not found"
+# The pinned xarray/numpy need Python >= 3.11; fail early with a clear message
+# rather than deep inside pip's resolver.
+"$BASE_PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' ||
+    die "$BASE_PYTHON is $("$BASE_PYTHON" -V 2>&1); need Python >= 3.11"
+
+# Debian's system python3 lacks the venv module unless python3-venv is installed
+# (the machine's pyenv Python has it). Install it only when actually needed.
+if ! "$BASE_PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    log "python venv module missing: installing python3-venv"
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends python3-venv
+fi
+
+mkdir -p "$(dirname "$VENV")"
+# Serialize concurrent setups (two test runs at once) on the shared venv: a venv
+# half-written by one pip while another imports from it fails in odd ways.
+exec 9>"$VENV.lock"
+flock 9
+
+# The stamp records what the venv was built from: the requirements file and the
+# base interpreter. Any change to either → reinstall; otherwise skip pip entirely.
+want_stamp="$( { cat "$REQUIREMENTS"; "$BASE_PYTHON" -VV; } | sha256sum | cut -d' ' -f1)"
+stamp_file="$VENV/.rasterstage-requirements.sha256"
+
+venv_ok() {
+    # The venv's python is a symlink to the base interpreter: if that moved away
+    # (pyenv upgrade), the venv is dead even though the stamp matches.
+    [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1
+}
+
+if venv_ok && [[ -f "$stamp_file" && "$(cat "$stamp_file")" == "$want_stamp" ]]; then
+    log "venv $VENV: up to date"
+else
+    if ! venv_ok; then
+        log "creating venv $VENV"
+        rm -rf "$VENV"
+        "$BASE_PYTHON" -m venv "$VENV"
+    fi
+    log "installing pinned Python packages into $VENV (about a minute on a cold cache)"
+    # Remove the stamp first: if pip dies half-way, the next run must retry.
+    rm -f "$stamp_file"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q \
+        -r "$REQUIREMENTS"
+    printf '%s\n' "$want_stamp" >"$stamp_file"
+fi
+
+# Verify the one thing that cannot be fixed at test time: DuckDB must load httpfs
+# and postgres from the wheel-provided extension directory WITHOUT the internet.
+# Auto-install/auto-load are switched off so a missing file fails here instead of
+# DuckDB silently trying (and timing out on) a download.
+"$VENV/bin/python" - <<'PY' || die "DuckDB extensions do not load offline from the venv"
+import os, duckdb, duckdb_ext
+ext_dir = os.path.join(list(duckdb_ext.__path__)[0], "extensions")
+con = duckdb.connect()
+con.execute("SET autoinstall_known_extensions = false")
+con.execute("SET autoload_known_extensions = false")
+con.execute(f"SET extension_directory = '{ext_dir}'")
+con.execute("LOAD httpfs")
+con.execute("LOAD postgres")
+PY
+log "DuckDB httpfs + postgres extensions load offline"
+
+# ---------------------------------------------------------------------------
+# 3. Rust: cargo and rustc come with the machine (rustup); nothing to install.
+# ---------------------------------------------------------------------------
+command -v cargo >/dev/null 2>&1 || die "cargo not found on PATH (the machine should provide it)"
+
+log "done"

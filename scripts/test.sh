@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# test.sh — the one command README and CI (.ci/run) use to check rasterstage.
+#
+#   scripts/test.sh                 # everything
+#   scripts/test.sh some_test_name  # extra args go to `cargo test --release`
+#   scripts/test.sh -- --nocapture
+#
+# Steps: setup.sh (installs what is missing), services.sh (PostgreSQL, S3, env),
+# then cargo fmt --check, cargo clippy -D warnings, cargo test --release.
+# All three cargo steps run even if an earlier one fails, so one CI run reports
+# every problem at once (CI runs are few and slow); the exit status is non-zero
+# if any step failed, and the last line says which.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_ROOT"
+
+# Keep the build outside the clone: CI works in a fresh clone each time, and a
+# cold release build of gdal + arrow/parquet + object_store takes ~8 minutes on
+# 2 cores; a shared target dir under $HOME/.cache lets later runs reuse it.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rasterstage-target}"
+mkdir -p "$CARGO_TARGET_DIR"
+
+say() { printf '\n==> %s\n' "$*" >&2; }
+
+say "setup (scripts/setup.sh)"
+bash "$REPO_ROOT/scripts/setup.sh"
+
+say "services (scripts/services.sh)"
+# Sourced, so its exports (DATABASE_URL, S3 endpoint, …) reach cargo, and its
+# EXIT trap stops the services when this script ends, however it ends.
+# shellcheck source=services.sh
+source "$REPO_ROOT/scripts/services.sh"
+
+failed=()
+# Run one step, time it, remember failure instead of exiting (see header).
+step() {
+    local name="$1"
+    shift
+    say "$name: $*"
+    local t0=$SECONDS
+    local rc=0
+    "$@" || rc=$?
+    if ((rc == 0)); then
+        printf '==> %s: ok (%ss)\n' "$name" "$((SECONDS - t0))" >&2
+    else
+        printf '==> %s: FAILED with status %s (%ss)\n' "$name" "$rc" "$((SECONDS - t0))" >&2
+        failed+=("$name")
+    fi
+}
+
+step fmt cargo fmt --all -- --check
+step clippy cargo clippy --all-targets -- -D warnings
+# --release: the tests convert real rasters; debug builds of the GDAL/arrow
+# paths are many times slower than the release build, and the build is shared.
+step tests cargo test --release "$@"
+
+echo
+if ((${#failed[@]})); then
+    echo "rasterstage test.sh: FAILED (${failed[*]})"
+    exit 1
+fi
+echo "rasterstage test.sh: OK (fmt, clippy and cargo test --release all passed)"
