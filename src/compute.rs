@@ -1,0 +1,175 @@
+//! One output window: read the source cells it needs, run the kernel, return a [`Tile`].
+//!
+//! This is the edge where GDAL reads meet the pure kernels. Source reads are cut into strips
+//! of output rows so that a window never needs more than [`SOURCE_BUDGET`] source cells in
+//! memory, whatever the downsampling factor.
+
+use crate::dtype::{nodata_as, DataType, Sample};
+use crate::grid::Window;
+use crate::plan::{Kind, Plan};
+use crate::resample::extreme::Extreme;
+use crate::resample::{area, extreme, mode, point, Method, SourceBlock};
+use crate::source::{Source, SourceError};
+use crate::tile::{IntoTileValues, Tile, TileValues};
+use gdal::raster::GdalType;
+use std::ops::Range;
+
+/// Most bytes of source cells a worker reads at once: a 6x downsampling of 1024-cell
+/// windows of Float64 would otherwise need 300 MB for one block.
+pub const SOURCE_BUDGET: usize = 32 << 20;
+
+/// Computes the output window `w` of `plan` from `src`.
+///
+/// # Errors
+/// [`SourceError`] when a read (or the warper) fails.
+pub fn compute_tile(src: &Source, plan: &Plan, w: Window) -> Result<Tile, SourceError> {
+    let values = crate::with_sample_type!(src.info.dtype, T => compute_typed::<T>(src, plan, w)?);
+    Ok(Tile { window: w, values, nodata: plan.nodata })
+}
+
+fn out_nodata<O: Sample>(plan: &Plan) -> O {
+    match plan.nodata {
+        Some(v) => nodata_as::<O>(Some(v)).unwrap_or_else(|| O::from_f64(v)),
+        None => O::default(),
+    }
+}
+
+fn compute_typed<T: Sample + GdalType + IntoTileValues>(
+    src: &Source,
+    plan: &Plan,
+    w: Window,
+) -> Result<TileValues, SourceError> {
+    let nd: Option<T> = nodata_as(src.info.nodata);
+    match &plan.kind {
+        Kind::Passthrough { dr, dc } => {
+            let mut out = vec![out_nodata::<T>(plan); w.cells()];
+            passthrough(src, *dr, *dc, w, &mut out)?;
+            Ok(T::wrap(out))
+        }
+        Kind::Areal { rows, cols } => {
+            let cr = w.col0..w.col0 + w.cols;
+            let need = |r: Range<usize>| (rows.source_range(r), cols.source_range(cr.clone()));
+            match plan.method {
+                Method::Sum => {
+                    let mut out = vec![0f64; w.cells()];
+                    strips(src, w, &need, &mut out, |b: &SourceBlock<T>, r, o| {
+                        area::sum(b, nd, (rows, r), (cols, cr.clone()), o, f64::NAN)
+                    })?;
+                    Ok(TileValues::Float64(out))
+                }
+                Method::Average if plan.dtype == DataType::Float64 => {
+                    let mut out = vec![0f64; w.cells()];
+                    strips(src, w, &need, &mut out, |b: &SourceBlock<T>, r, o| {
+                        area::average(b, nd, (rows, r), (cols, cr.clone()), o, out_nodata(plan))
+                    })?;
+                    Ok(TileValues::Float64(out))
+                }
+                Method::Average => {
+                    let mut out = vec![0f32; w.cells()];
+                    strips(src, w, &need, &mut out, |b: &SourceBlock<T>, r, o| {
+                        area::average(b, nd, (rows, r), (cols, cr.clone()), o, out_nodata(plan))
+                    })?;
+                    Ok(TileValues::Float32(out))
+                }
+                Method::Mode => {
+                    let mut out = vec![T::default(); w.cells()];
+                    strips(src, w, &need, &mut out, |b: &SourceBlock<T>, r, o| {
+                        mode::mode(b, nd, (rows, r), (cols, cr.clone()), o, out_nodata(plan))
+                    })?;
+                    Ok(T::wrap(out))
+                }
+                m => {
+                    let which = if m == Method::Min { Extreme::Min } else { Extreme::Max };
+                    let mut out = vec![T::default(); w.cells()];
+                    strips(src, w, &need, &mut out, |b: &SourceBlock<T>, r, o| {
+                        extreme::extreme(b, nd, (rows, r), (cols, cr.clone()), which, o, out_nodata(plan))
+                    })?;
+                    Ok(T::wrap(out))
+                }
+            }
+        }
+        Kind::Point { rows, cols } => {
+            let cr = w.col0..w.col0 + w.cols;
+            let bil = plan.method == Method::Bilinear;
+            let need = |r: Range<usize>| (rows.source_range(r, bil), cols.source_range(cr.clone(), bil));
+            if !bil {
+                let mut out = vec![T::default(); w.cells()];
+                strips(src, w, &need, &mut out, |b: &SourceBlock<T>, r, o| {
+                    point::nearest(b, nd, (rows, r), (cols, cr.clone()), o, out_nodata(plan))
+                })?;
+                Ok(T::wrap(out))
+            } else if plan.dtype == DataType::Float64 {
+                let mut out = vec![0f64; w.cells()];
+                strips(src, w, &need, &mut out, |b: &SourceBlock<T>, r, o| {
+                    point::bilinear(b, nd, (rows, r), (cols, cr.clone()), o, out_nodata(plan))
+                })?;
+                Ok(TileValues::Float64(out))
+            } else {
+                let mut out = vec![0f32; w.cells()];
+                strips(src, w, &need, &mut out, |b: &SourceBlock<T>, r, o| {
+                    point::bilinear(b, nd, (rows, r), (cols, cr.clone()), o, out_nodata(plan))
+                })?;
+                Ok(TileValues::Float32(out))
+            }
+        }
+        Kind::Warp => crate::with_sample_type!(plan.dtype, O => Ok(O::wrap(crate::warp::warp_window::<O>(src, plan, w)?))),
+    }
+}
+
+/// Copies source cells into a window of the same lattice, offset by whole cells.
+fn passthrough<T: Sample + GdalType>(src: &Source, dr: i64, dc: i64, w: Window, out: &mut [T]) -> Result<(), SourceError> {
+    let g = &src.info.grid;
+    let clip = |a: i64, n: usize, len: usize| -> Range<usize> {
+        let lo = a.clamp(0, n as i64) as usize;
+        let hi = (a + len as i64).clamp(0, n as i64) as usize;
+        lo..hi.max(lo)
+    };
+    let sr = clip(w.row0 as i64 + dr, g.height, w.rows);
+    let sc = clip(w.col0 as i64 + dc, g.width, w.cols);
+    if sr.is_empty() || sc.is_empty() {
+        return Ok(());
+    }
+    if sr.len() == w.rows && sc.len() == w.cols {
+        return src.read_into(sr, sc, out);
+    }
+    let mut buf = Vec::new();
+    src.read(sr.clone(), sc.clone(), &mut buf)?;
+    let orow = (sr.start as i64 - dr) as usize - w.row0;
+    let ocol = (sc.start as i64 - dc) as usize - w.col0;
+    for (k, line) in buf.chunks_exact(sc.len()).enumerate() {
+        let o = (orow + k) * w.cols + ocol;
+        out[o..o + sc.len()].copy_from_slice(line);
+    }
+    Ok(())
+}
+
+/// Runs `kernel` over strips of output rows of `w`, reading for each strip exactly the source
+/// block `need` says it needs, at most about [`SOURCE_BUDGET`] bytes at a time.
+fn strips<T, O, N, K>(src: &Source, w: Window, need: &N, out: &mut [O], mut kernel: K) -> Result<(), SourceError>
+where
+    T: Sample + GdalType,
+    O: Copy,
+    N: Fn(Range<usize>) -> (Range<usize>, Range<usize>),
+    K: FnMut(&SourceBlock<T>, Range<usize>, &mut [O]),
+{
+    let mut buf: Vec<T> = Vec::new();
+    let cell_bytes = std::mem::size_of::<T>();
+    let mut r = w.row0;
+    let end = w.row0 + w.rows;
+    // Start with the whole window and halve until the source block fits the budget.
+    let mut h = w.rows;
+    while r < end {
+        h = h.min(end - r);
+        let (sr, sc) = need(r..r + h);
+        if sr.len() * sc.len() * cell_bytes > SOURCE_BUDGET && h > 1 {
+            h = (h / 2).max(1);
+            continue;
+        }
+        let o = &mut out[(r - w.row0) * w.cols..(r - w.row0 + h) * w.cols];
+        src.read(sr.clone(), sc.clone(), &mut buf)?;
+        let block = SourceBlock { data: &buf, row0: sr.start, col0: sc.start, cols: sc.len() };
+        kernel(&block, r..r + h, o);
+        r += h;
+    }
+    Ok(())
+}

@@ -1,0 +1,222 @@
+//! Cell data types: the GDAL types rasterstage reads, and the one trait kernels use.
+
+use serde::{Deserialize, Serialize};
+
+/// A raster cell type (GDAL's names), from Byte to Float64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DataType {
+    /// 8-bit unsigned.
+    Byte,
+    /// 16-bit unsigned.
+    UInt16,
+    /// 16-bit signed.
+    Int16,
+    /// 32-bit unsigned.
+    UInt32,
+    /// 32-bit signed.
+    Int32,
+    /// 32-bit float.
+    Float32,
+    /// 64-bit float.
+    Float64,
+}
+
+impl DataType {
+    /// The GDAL type name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataType::Byte => "Byte",
+            DataType::UInt16 => "UInt16",
+            DataType::Int16 => "Int16",
+            DataType::UInt32 => "UInt32",
+            DataType::Int32 => "Int32",
+            DataType::Float32 => "Float32",
+            DataType::Float64 => "Float64",
+        }
+    }
+
+    /// Size of one cell in bytes.
+    pub fn size(self) -> usize {
+        match self {
+            DataType::Byte => 1,
+            DataType::UInt16 | DataType::Int16 => 2,
+            DataType::UInt32 | DataType::Int32 | DataType::Float32 => 4,
+            DataType::Float64 => 8,
+        }
+    }
+
+    /// Whether the type is a float type (NaN counts as nodata).
+    pub fn is_float(self) -> bool {
+        matches!(self, DataType::Float32 | DataType::Float64)
+    }
+
+    /// Zarr v3 `data_type` name.
+    pub fn zarr_v3(self) -> &'static str {
+        match self {
+            DataType::Byte => "uint8",
+            DataType::UInt16 => "uint16",
+            DataType::Int16 => "int16",
+            DataType::UInt32 => "uint32",
+            DataType::Int32 => "int32",
+            DataType::Float32 => "float32",
+            DataType::Float64 => "float64",
+        }
+    }
+
+    /// Zarr v2 / numpy `dtype` string (little-endian).
+    pub fn zarr_v2(self) -> &'static str {
+        match self {
+            DataType::Byte => "|u1",
+            DataType::UInt16 => "<u2",
+            DataType::Int16 => "<i2",
+            DataType::UInt32 => "<u4",
+            DataType::Int32 => "<i4",
+            DataType::Float32 => "<f4",
+            DataType::Float64 => "<f8",
+        }
+    }
+
+    /// The PostgreSQL column type that holds every value of this type exactly.
+    pub fn postgres(self) -> &'static str {
+        match self {
+            DataType::Byte | DataType::Int16 => "int2",
+            DataType::UInt16 | DataType::Int32 => "int4",
+            DataType::UInt32 => "int8",
+            DataType::Float32 => "float4",
+            DataType::Float64 => "float8",
+        }
+    }
+
+    /// Parses a GDAL type name (case-insensitive).
+    pub fn parse(s: &str) -> Option<DataType> {
+        let all = [
+            DataType::Byte,
+            DataType::UInt16,
+            DataType::Int16,
+            DataType::UInt32,
+            DataType::Int32,
+            DataType::Float32,
+            DataType::Float64,
+        ];
+        all.into_iter().find(|t| t.name().eq_ignore_ascii_case(s))
+    }
+}
+
+/// A cell value type the kernels work on.
+pub trait Sample: Copy + PartialOrd + Send + Sync + Default + std::fmt::Debug + 'static {
+    /// The matching [`DataType`].
+    const DTYPE: DataType;
+    /// Widen to f64 (exact for every supported type).
+    fn to_f64(self) -> f64;
+    /// Narrow from f64 (saturating for integers; callers pass in-range values).
+    fn from_f64(v: f64) -> Self;
+    /// Whether this value is data: not the nodata value and not NaN.
+    fn is_valid(self, nodata: Option<Self>) -> bool;
+    /// Little-endian bytes appended to `out` (Zarr chunks are little-endian).
+    fn extend_le(values: &[Self], out: &mut Vec<u8>);
+}
+
+macro_rules! int_sample {
+    ($t:ty, $d:ident) => {
+        impl Sample for $t {
+            const DTYPE: DataType = DataType::$d;
+            #[inline]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline]
+            fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+            #[inline]
+            fn is_valid(self, nodata: Option<Self>) -> bool {
+                nodata != Some(self)
+            }
+            fn extend_le(values: &[Self], out: &mut Vec<u8>) {
+                out.reserve(values.len() * std::mem::size_of::<$t>());
+                for v in values {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+    };
+}
+
+macro_rules! float_sample {
+    ($t:ty, $d:ident) => {
+        impl Sample for $t {
+            const DTYPE: DataType = DataType::$d;
+            #[inline]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline]
+            fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+            #[inline]
+            fn is_valid(self, nodata: Option<Self>) -> bool {
+                !self.is_nan() && nodata != Some(self)
+            }
+            fn extend_le(values: &[Self], out: &mut Vec<u8>) {
+                out.reserve(values.len() * std::mem::size_of::<$t>());
+                for v in values {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+    };
+}
+
+int_sample!(u8, Byte);
+int_sample!(u16, UInt16);
+int_sample!(i16, Int16);
+int_sample!(u32, UInt32);
+int_sample!(i32, Int32);
+float_sample!(f32, Float32);
+float_sample!(f64, Float64);
+
+/// Converts a nodata value given as f64 to `T`, or `None` when `T` cannot represent it
+/// (a Byte raster whose nodata is -9999 has no cell equal to it).
+pub fn nodata_as<T: Sample>(nodata: Option<f64>) -> Option<T> {
+    let v = nodata?;
+    let t = T::from_f64(v);
+    (t.to_f64() == v || (v.is_nan() && T::DTYPE.is_float())).then_some(t)
+}
+
+/// Calls `$body` with `$T` bound to the Rust type of a [`DataType`].
+#[macro_export]
+macro_rules! with_sample_type {
+    ($dtype:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            $crate::dtype::DataType::Byte => {
+                type $T = u8;
+                $body
+            }
+            $crate::dtype::DataType::UInt16 => {
+                type $T = u16;
+                $body
+            }
+            $crate::dtype::DataType::Int16 => {
+                type $T = i16;
+                $body
+            }
+            $crate::dtype::DataType::UInt32 => {
+                type $T = u32;
+                $body
+            }
+            $crate::dtype::DataType::Int32 => {
+                type $T = i32;
+                $body
+            }
+            $crate::dtype::DataType::Float32 => {
+                type $T = f32;
+                $body
+            }
+            $crate::dtype::DataType::Float64 => {
+                type $T = f64;
+                $body
+            }
+        }
+    };
+}

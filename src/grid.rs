@@ -1,0 +1,310 @@
+//! The raster grid: CRS, north-up transform and shape; windows, `-tap` alignment and
+//! cell-centre coordinates.
+//!
+//! Every coordinate rasterstage writes comes from [`Grid::centre_x`] / [`Grid::centre_y`]:
+//! one formula, in one place, always the cell centre (the original pipeline mixed corners and
+//! centres, and joins on coordinates failed).
+
+use serde::{Deserialize, Serialize};
+
+/// How close (in cells) a value must be to a whole number to count as one. Floating-point
+/// resolutions such as 0.016666666666667 never divide coordinates exactly; without this snap
+/// an aligned raster would grow a sliver column on each side.
+pub const SNAP_CELLS: f64 = 1e-6;
+
+/// Errors about grid geometry.
+#[derive(Debug, thiserror::Error)]
+pub enum GridError {
+    /// The geotransform has rotation/shear terms.
+    #[error("{0}: rotated or sheared geotransform (terms {1}, {2}) is not supported; warp it north-up first, e.g. `gdalwarp in.tif out.tif`")]
+    Rotated(String, f64, f64),
+    /// The pixel size is zero or not north-up.
+    #[error("{0}: pixel size ({1}, {2}) is not north-up (need dx > 0 and dy < 0)")]
+    NotNorthUp(String, f64, f64),
+    /// A resolution that cannot define a grid.
+    #[error("resolution ({0}, {1}) must be positive on both axes")]
+    BadResolution(f64, f64),
+    /// Target bounds that enclose nothing.
+    #[error("target bounds ({0}, {1}, {2}, {3}) are empty: need minx < maxx and miny < maxy")]
+    EmptyBounds(f64, f64, f64, f64),
+}
+
+/// A north-up raster grid. `(x0, y0)` is the outer top-left corner; `dy` is negative.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Grid {
+    /// CRS as WKT (empty when the source has none).
+    pub crs_wkt: String,
+    /// EPSG code of the CRS, when GDAL can identify one.
+    pub epsg: Option<u32>,
+    /// Left edge of column 0.
+    pub x0: f64,
+    /// Top edge of row 0.
+    pub y0: f64,
+    /// Cell width (positive).
+    pub dx: f64,
+    /// Cell height (negative: north-up).
+    pub dy: f64,
+    /// Number of columns.
+    pub width: usize,
+    /// Number of rows.
+    pub height: usize,
+}
+
+/// An axis-aligned extent `(minx, miny, maxx, maxy)`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Bounds {
+    /// West edge.
+    pub minx: f64,
+    /// South edge.
+    pub miny: f64,
+    /// East edge.
+    pub maxx: f64,
+    /// North edge.
+    pub maxy: f64,
+}
+
+/// A rectangle of cells on a grid: rows `row0..row0+rows`, columns `col0..col0+cols`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Window {
+    /// First row.
+    pub row0: usize,
+    /// First column.
+    pub col0: usize,
+    /// Number of rows.
+    pub rows: usize,
+    /// Number of columns.
+    pub cols: usize,
+}
+
+impl Window {
+    /// Number of cells.
+    pub fn cells(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    /// The tile id used in file names and ledgers: `r<row0>_c<col0>`.
+    pub fn tile_id(&self) -> String {
+        format!("r{}_c{}", self.row0, self.col0)
+    }
+}
+
+/// Round `v` to the nearest integer when it is within [`SNAP_CELLS`] of it.
+pub fn snap(v: f64) -> f64 {
+    let r = v.round();
+    if (v - r).abs() < SNAP_CELLS {
+        r
+    } else {
+        v
+    }
+}
+
+impl Grid {
+    /// Builds a grid from a GDAL geotransform, refusing rotated or south-up ones.
+    ///
+    /// # Errors
+    /// [`GridError::Rotated`] or [`GridError::NotNorthUp`], naming `what` (usually the file).
+    pub fn from_geotransform(
+        what: &str,
+        gt: [f64; 6],
+        width: usize,
+        height: usize,
+        crs_wkt: String,
+        epsg: Option<u32>,
+    ) -> Result<Grid, GridError> {
+        if gt[2] != 0.0 || gt[4] != 0.0 {
+            return Err(GridError::Rotated(what.to_string(), gt[2], gt[4]));
+        }
+        if gt[1].partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) || gt[5] >= 0.0 {
+            return Err(GridError::NotNorthUp(what.to_string(), gt[1], gt[5]));
+        }
+        Ok(Grid {
+            crs_wkt,
+            epsg,
+            x0: gt[0],
+            y0: gt[3],
+            dx: gt[1],
+            dy: gt[5],
+            width,
+            height,
+        })
+    }
+
+    /// The GDAL geotransform of this grid.
+    pub fn geotransform(&self) -> [f64; 6] {
+        [self.x0, self.dx, 0.0, self.y0, 0.0, self.dy]
+    }
+
+    /// X of the centre of column `col`.
+    #[inline]
+    pub fn centre_x(&self, col: usize) -> f64 {
+        self.x0 + (col as f64 + 0.5) * self.dx
+    }
+
+    /// Y of the centre of row `row`.
+    #[inline]
+    pub fn centre_y(&self, row: usize) -> f64 {
+        self.y0 + (row as f64 + 0.5) * self.dy
+    }
+
+    /// Outer bounds of the grid.
+    pub fn bounds(&self) -> Bounds {
+        Bounds {
+            minx: self.x0,
+            maxx: self.x0 + self.width as f64 * self.dx,
+            maxy: self.y0,
+            miny: self.y0 + self.height as f64 * self.dy,
+        }
+    }
+
+    /// Number of cells.
+    pub fn cells(&self) -> u64 {
+        self.width as u64 * self.height as u64
+    }
+
+    /// Index of this grid's cell (0, 0) on the lattice of multiples of the resolution from
+    /// the CRS origin, when the grid is on that lattice. Two grids with the same CRS and
+    /// resolution whose offsets exist differ by whole cells: `merge` joins them by subtracting
+    /// offsets, never by comparing rounded coordinates.
+    pub fn lattice_offset(&self) -> Option<(i64, i64)> {
+        let c = snap(self.x0 / self.dx);
+        let r = snap(self.y0 / self.dy);
+        (c.fract() == 0.0 && r.fract() == 0.0).then_some((r as i64, c as i64))
+    }
+
+    /// A grid with resolution `(rx, ry)` aligned to multiples of the resolution (gdalwarp
+    /// `-tap`) that covers `bounds` (default: this grid's bounds) in this grid's CRS.
+    ///
+    /// # Errors
+    /// [`GridError::BadResolution`] or [`GridError::EmptyBounds`].
+    pub fn aligned(&self, rx: f64, ry: f64, bounds: Option<Bounds>) -> Result<Grid, GridError> {
+        let b = bounds.unwrap_or_else(|| self.bounds());
+        aligned_grid(&self.crs_wkt, self.epsg, rx, ry, b)
+    }
+
+    /// Whether `other` has the same CRS and cell size (within `tolerance`, relative) and its
+    /// cell edges coincide with this grid's.
+    pub fn same_lattice(&self, other: &Grid, tolerance: f64) -> bool {
+        let close = |a: f64, b: f64| (a - b).abs() <= tolerance * a.abs().max(b.abs());
+        if self.crs_wkt != other.crs_wkt || !close(self.dx, other.dx) || !close(self.dy, other.dy)
+        {
+            return false;
+        }
+        let cx = (other.x0 - self.x0) / self.dx;
+        let cy = (other.y0 - self.y0) / self.dy;
+        snap(cx).fract() == 0.0 && snap(cy).fract() == 0.0
+    }
+
+    /// The output windows of `size` x `size` cells covering the grid, row-major.
+    pub fn windows(&self, size: usize) -> Vec<Window> {
+        let size = size.max(1);
+        let mut out = Vec::new();
+        for row0 in (0..self.height).step_by(size) {
+            for col0 in (0..self.width).step_by(size) {
+                out.push(Window {
+                    row0,
+                    col0,
+                    rows: size.min(self.height - row0),
+                    cols: size.min(self.width - col0),
+                });
+            }
+        }
+        out
+    }
+}
+
+/// A `-tap` aligned grid of resolution `(rx, ry)` covering `b`.
+///
+/// # Errors
+/// [`GridError::BadResolution`] or [`GridError::EmptyBounds`].
+pub fn aligned_grid(
+    crs_wkt: &str,
+    epsg: Option<u32>,
+    rx: f64,
+    ry: f64,
+    b: Bounds,
+) -> Result<Grid, GridError> {
+    if !(rx > 0.0 && ry > 0.0) || !rx.is_finite() || !ry.is_finite() {
+        return Err(GridError::BadResolution(rx, ry));
+    }
+    if !(b.minx < b.maxx && b.miny < b.maxy) {
+        return Err(GridError::EmptyBounds(b.minx, b.miny, b.maxx, b.maxy));
+    }
+    let c0 = snap(b.minx / rx).floor();
+    let c1 = snap(b.maxx / rx).ceil();
+    let r0 = snap(b.miny / ry).floor();
+    let r1 = snap(b.maxy / ry).ceil();
+    Ok(Grid {
+        crs_wkt: crs_wkt.to_string(),
+        epsg,
+        x0: c0 * rx,
+        y0: r1 * ry,
+        dx: rx,
+        dy: -ry,
+        width: (c1 - c0).max(1.0) as usize,
+        height: (r1 - r0).max(1.0) as usize,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g(x0: f64, y0: f64, d: f64, w: usize, h: usize) -> Grid {
+        Grid {
+            crs_wkt: "EPSG:4326".into(),
+            epsg: Some(4326),
+            x0,
+            y0,
+            dx: d,
+            dy: -d,
+            width: w,
+            height: h,
+        }
+    }
+
+    #[test]
+    fn centres_are_cell_centres() {
+        let grid = g(-180.0, 90.0, 0.5, 720, 360);
+        assert_eq!(grid.centre_x(0), -179.75);
+        assert_eq!(grid.centre_y(0), 89.75);
+        assert_eq!(grid.centre_y(359), -89.75);
+    }
+
+    #[test]
+    fn tap_alignment_snaps_float_resolutions() {
+        let res = 0.016666666666667;
+        let src = g(-180.0, 83.667, 1.0 / 120.0, 43200, 10000);
+        let t = src.aligned(res, res, None).unwrap();
+        assert_eq!(t.width, 21600);
+        assert!((t.x0 + 180.0).abs() < 1e-9);
+        // 83.667 is not on the 1' lattice: the grid grows to the next multiple.
+        assert!((t.y0 - 83.66666666666).abs() < 1e-6, "{}", t.y0);
+        assert_eq!(t.lattice_offset().unwrap().1, -10800);
+    }
+
+    #[test]
+    fn windows_cover_exactly_once() {
+        let grid = g(0.0, 0.0, 1.0, 1001, 257);
+        let ws = grid.windows(256);
+        assert_eq!(ws.len(), 4 * 2);
+        let total: usize = ws.iter().map(|w| w.cells()).sum();
+        assert_eq!(total, 1001 * 257);
+        assert_eq!(ws.last().unwrap().tile_id(), "r256_c768");
+    }
+
+    #[test]
+    fn rotated_is_refused() {
+        let e = Grid::from_geotransform("a.tif", [0.0, 1.0, 0.1, 0.0, 0.0, -1.0], 1, 1, "".into(), None)
+            .unwrap_err();
+        assert!(e.to_string().contains("rotated"));
+    }
+
+    #[test]
+    fn lattice() {
+        let a = g(-180.0, 90.0, 0.25, 10, 10);
+        let b = g(-179.5, 89.0, 0.25, 10, 10);
+        let c = g(-179.625, 89.0, 0.25, 10, 10);
+        assert!(a.same_lattice(&b, 1e-9));
+        assert!(!a.same_lattice(&c, 1e-9));
+    }
+}

@@ -1,0 +1,75 @@
+//! `inspect`: what is staged under a root, dataset by dataset.
+
+use crate::stage::manifest::{self, Manifest, Status};
+use crate::stage::StageError;
+use crate::store::Store;
+use serde::Serialize;
+
+/// One staged dataset as `inspect` reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatasetStatus {
+    /// Dataset name.
+    pub name: String,
+    /// `converting` or `complete`.
+    pub status: Status,
+    /// Staging format.
+    pub format: manifest::Format,
+    /// Method or passthrough.
+    pub method: String,
+    /// Output type.
+    pub dtype: String,
+    /// Target width x height.
+    pub shape: [usize; 2],
+    /// Target resolution (x, y).
+    pub resolution: [f64; 2],
+    /// EPSG code, if any.
+    pub epsg: Option<u32>,
+    /// Committed tiles.
+    pub tiles_done: usize,
+    /// All tiles.
+    pub tiles_total: usize,
+    /// Staged rows (valid cells) in committed tiles.
+    pub rows: u64,
+    /// Sum of staged values.
+    pub value_sum: f64,
+    /// Dataset folder URL.
+    pub url: String,
+}
+
+/// Every dataset under `root` (folders with a `dataset.json`), sorted by name.
+///
+/// # Errors
+/// [`StageError`] naming the object that could not be read.
+pub fn inspect(root: &Store) -> Result<Vec<DatasetStatus>, StageError> {
+    let mut out = Vec::new();
+    for folder in root.folders()? {
+        let ds = root.child(&folder);
+        let Some(m) = Manifest::read(&ds)? else { continue };
+        let (done, rows, sum) = if m.status == Status::Complete {
+            (m.tiles.len(), m.row_count, m.value_sum)
+        } else {
+            let recs = manifest::committed(&ds)?;
+            (recs.len(), recs.iter().map(|r| r.row_count).sum(), recs.iter().map(|r| r.value_sum).sum())
+        };
+        out.push(status_of(&m, done, rows, sum, ds.url()));
+    }
+    Ok(out)
+}
+
+fn status_of(m: &Manifest, done: usize, rows: u64, sum: f64, url: &str) -> DatasetStatus {
+    DatasetStatus {
+        name: m.name.clone(),
+        status: m.status,
+        format: m.format,
+        method: m.method.clone(),
+        dtype: m.dtype.name().to_string(),
+        shape: [m.grid.width, m.grid.height],
+        resolution: [m.grid.dx, -m.grid.dy],
+        epsg: m.grid.epsg,
+        tiles_done: done,
+        tiles_total: m.tile_count,
+        rows,
+        value_sum: sum,
+        url: url.to_string(),
+    }
+}

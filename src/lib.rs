@@ -1,0 +1,21 @@
+//! rasterstage: stage very large rasters for PostgreSQL, window by window with bounded
+//! memory, through Parquet tiles or a Zarr array on local disk or S3.
+//!
+//! Data flows one way: [`source`] -> [`grid`] windows -> [`resample`] kernels ->
+//! [`stage`] writers -> [`store`]; `load` reads the store.
+
+pub mod compute;
+pub mod config;
+pub mod dtype;
+pub mod grid;
+pub mod inspect;
+pub mod name;
+pub mod pipeline;
+pub mod plan;
+pub mod progress;
+pub mod resample;
+pub mod source;
+pub mod stage;
+pub mod store;
+pub mod tile;
+pub mod warp;

@@ -1,0 +1,269 @@
+//! The `rasterstage` command line: parse, dispatch, report. All work is in the library.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use rasterstage::config::{self, Base, Config, Overrides};
+use rasterstage::name::DatasetName;
+use rasterstage::pipeline::{convert, ConvertJob, RunOptions};
+use rasterstage::progress::{human, peak_rss_bytes};
+use rasterstage::resample::Method;
+use rasterstage::store::Store;
+
+#[derive(Parser)]
+#[command(name = "rasterstage", version, about = "Stage very large rasters for PostgreSQL: convert to Parquet tiles or Zarr window by window, then load exactly once")]
+struct Cli {
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// No progress bars or info logs.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Convert rasters into staged tiles (Parquet) or a Zarr array, window by window.
+    Convert(ConvertArgs),
+    /// Show what is staged under a root: datasets, grids, tiles done/total, rows, value sum.
+    Inspect(InspectArgs),
+}
+
+#[derive(Args)]
+struct ConvertArgs {
+    /// Source raster (any GDAL path: GeoTIFF, COG, VRT, NetCDF:..., /vsis3/, s3://).
+    source: Option<String>,
+    /// Config file; converts every enabled dataset in it.
+    #[arg(long, short = 'c')]
+    config: Option<String>,
+    /// Only these datasets of the config (repeatable or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    dataset: Vec<String>,
+    /// Dataset name for an ad hoc source (default: the file stem).
+    #[arg(long)]
+    name: Option<String>,
+    /// Staging root: a folder, file:// or s3://bucket/prefix [default: ./staging].
+    #[arg(long, short = 'o')]
+    out: Option<String>,
+    /// parquet or zarr [default: parquet].
+    #[arg(long, short = 'f')]
+    format: Option<String>,
+    /// Target resolution in target CRS units (both axes).
+    #[arg(long, conflicts_with = "tr")]
+    resolution: Option<f64>,
+    /// Target resolution as X Y (gdalwarp -tr).
+    #[arg(long, num_args = 2, value_names = ["XRES", "YRES"], allow_negative_numbers = true)]
+    tr: Option<Vec<f64>>,
+    /// Target CRS (EPSG:xxxx, WKT, PROJ); default: the source's.
+    #[arg(long, alias = "t-srs")]
+    target_crs: Option<String>,
+    /// Target bounds MINX MINY MAXX MAXY in the target CRS (gdalwarp -te).
+    #[arg(long, alias = "te", num_args = 4, value_names = ["MINX", "MINY", "MAXX", "MAXY"], allow_negative_numbers = true)]
+    bounds: Option<Vec<f64>>,
+    /// sum, average, mode, min, max, nearest, bilinear (gdalwarp names; -r).
+    #[arg(long, short = 'r')]
+    method: Option<String>,
+    /// Window (tile, Zarr chunk) size in target cells [default: 1024].
+    #[arg(long)]
+    window: Option<usize>,
+    /// Band number [default: 1].
+    #[arg(long, short = 'b')]
+    band: Option<usize>,
+    /// Nodata value of the source (overrides the file's).
+    #[arg(long, allow_negative_numbers = true)]
+    nodata: Option<f64>,
+    /// Zarr format version: 3, or 2 for GDAL before 3.8 [default: 3].
+    #[arg(long)]
+    zarr_version: Option<u8>,
+    /// Relative tolerance for "same resolution" (passthrough) [default: 1e-9].
+    #[arg(long)]
+    resolution_tolerance: Option<f64>,
+    /// Keep the source's own grid when the resolution matches, instead of aligning to
+    /// multiples of the resolution (gdalwarp -tap is the default).
+    #[arg(long)]
+    no_align: bool,
+    /// Replace an existing output converted from another source or with other settings.
+    #[arg(long)]
+    overwrite: bool,
+    /// Worker threads [default: CPU cores].
+    #[arg(long, short = 'j')]
+    threads: Option<usize>,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// Staging root (folder or s3://bucket/prefix).
+    root: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// gdalwarp users type `-tr`, `-te`, `-t_srs`: accept them as the long flags they mean.
+fn gdal_style_args() -> Vec<String> {
+    std::env::args()
+        .map(|a| match a.as_str() {
+            "-tr" => "--tr".to_string(),
+            "-te" => "--bounds".to_string(),
+            "-t_srs" => "--target-crs".to_string(),
+            _ => a,
+        })
+        .collect()
+}
+
+fn main() {
+    let cli = Cli::parse_from(gdal_style_args());
+    init_logging(cli.verbose, cli.quiet);
+    if let Err(e) = run(cli) {
+        eprintln!("error: {}", one_line(&e));
+        std::process::exit(1);
+    }
+}
+
+/// The error and its causes on one line, without repeating a cause already in the message.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    msg.replace('\n', " ")
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "warn",
+        (_, 0) => "info",
+        (_, 1) => "info,rasterstage=debug",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Convert(a) => run_convert(a, cli.quiet),
+        Cmd::Inspect(a) => run_inspect(a),
+    }
+}
+
+fn overrides(a: &ConvertArgs) -> Result<Overrides> {
+    let resolution = match (&a.resolution, &a.tr) {
+        (Some(r), _) => Some((*r, *r)),
+        (None, Some(v)) => Some((v[0], v[1].abs())),
+        _ => None,
+    };
+    Ok(Overrides {
+        out: a.out.clone(),
+        format: a.format.clone(),
+        resolution,
+        target_crs: a.target_crs.clone(),
+        bounds: a.bounds.as_ref().map(|b| [b[0], b[1], b[2], b[3]]),
+        method: a.method.clone(),
+        window: a.window,
+        zarr_version: a.zarr_version,
+        band: a.band,
+        nodata: a.nodata,
+        tolerance: a.resolution_tolerance,
+        no_align: a.no_align,
+        only: a.dataset.clone(),
+    })
+}
+
+fn run_convert(a: ConvertArgs, quiet: bool) -> Result<()> {
+    let o = overrides(&a)?;
+    let (jobs, threads): (Vec<ConvertJob>, Option<usize>) = match (&a.config, &a.source) {
+        (Some(path), None) => {
+            let cfg = Config::load(path)?;
+            let jobs = config::jobs_from_config(path, &cfg, &o)?;
+            if jobs.is_empty() {
+                bail!("{path}: no enabled datasets to convert");
+            }
+            (jobs, cfg.resampling.threads)
+        }
+        (None, Some(src)) => {
+            let stem = std::path::Path::new(src).file_stem().map(|s| s.to_string_lossy().to_lowercase()).unwrap_or_default();
+            let name = DatasetName::new(a.name.as_deref().unwrap_or(&stem))?;
+            let method = match &a.method {
+                Some(m) => Some(Method::parse(m).with_context(|| format!("unknown method {m:?}; use one of sum, average, mode, min, max, nearest, bilinear"))?),
+                None => None,
+            };
+            let job = config::resolve(name, src.clone(), a.band.unwrap_or(1), a.nodata, method, &o, Base::defaults())?;
+            (vec![job], None)
+        }
+        (Some(_), Some(_)) => bail!("give either a source raster or --config, not both"),
+        (None, None) => bail!("nothing to convert: give a source raster or --config config.yml"),
+    };
+    let threads = a.threads.or(threads).unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let opts = RunOptions { threads, overwrite: a.overwrite, quiet };
+    let mut failed = 0;
+    for job in &jobs {
+        tracing::debug!("job: {job:?}");
+        match convert(job, &opts) {
+            Ok(s) => println!(
+                "{}: {} tiles ({} written now), {} rows, sum {}, {}, {:.1} s, peak RSS {} MB -> {}",
+                s.name,
+                s.tiles,
+                s.written,
+                s.rows,
+                s.value_sum,
+                s.method,
+                s.seconds,
+                peak_rss_bytes() / (1 << 20),
+                s.url
+            ),
+            Err(e) => {
+                failed += 1;
+                if jobs.len() == 1 {
+                    return Err(e.into());
+                }
+                eprintln!("error: {}: {}", job.name, one_line(&e.into()));
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} datasets failed", jobs.len());
+    }
+    Ok(())
+}
+
+fn run_inspect(a: InspectArgs) -> Result<()> {
+    let root = Store::open(&a.root)?;
+    let list = rasterstage::inspect::inspect(&root)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    if list.is_empty() {
+        println!("no staged datasets under {}", root.url());
+        return Ok(());
+    }
+    println!("{:<20} {:<10} {:<8} {:<12} {:<8} {:>13} {:>12} {:>11} {:>14} {:>14}", "dataset", "status", "format", "method", "dtype", "shape", "resolution", "tiles", "rows", "value_sum");
+    for d in list {
+        println!(
+            "{:<20} {:<10} {:<8} {:<12} {:<8} {:>13} {:>12} {:>11} {:>14} {:>14}",
+            d.name,
+            format!("{:?}", d.status).to_lowercase(),
+            format!("{:?}", d.format).to_lowercase(),
+            d.method,
+            d.dtype,
+            format!("{}x{}", d.shape[0], d.shape[1]),
+            format!("{:.6}", d.resolution[0]),
+            format!("{}/{}", d.tiles_done, d.tiles_total),
+            d.rows,
+            human(d.value_sum)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,318 @@
+//! `convert`: windows -> read -> resample -> write -> commit, in parallel, resumable.
+//!
+//! A tile is committed (its record written) only after its object is complete, and
+//! `dataset.json` says `complete` only after every tile is committed. A rerun after a crash
+//! redoes exactly the uncommitted tiles; the output is deterministic, so it ends identical to
+//! an uninterrupted run.
+
+use crate::compute::compute_tile;
+use crate::grid::Window;
+use crate::name::DatasetName;
+use crate::plan::{plan, GridRequest, Plan, PlanError};
+use crate::progress::Progress;
+use crate::resample::Method;
+use crate::source::{Source, SourceError};
+use crate::stage::manifest::{self, Format, Manifest, Status, FORMAT_VERSION};
+use crate::stage::{writer, Layout, StageError, TileRecord};
+use crate::store::{Store, StoreError};
+use rayon::prelude::*;
+use serde_json::json;
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// Errors that stop a conversion; each names the dataset, file or object.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    /// Opening the source failed.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The target grid cannot be built.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// Writing staged data failed.
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    /// Opening the output failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The output exists with other settings or from a changed source.
+    #[error("{url} was converted {what}; rerun with --overwrite to replace it")]
+    Changed {
+        /// The dataset folder.
+        url: String,
+        /// What differs.
+        what: String,
+    },
+    /// A method is needed but none was chosen.
+    #[error("{0}: resampling needs a method: pass --method (sum for counts, average for continuous values, mode for categories) or set method/data_type in the config")]
+    NoMethod(String),
+    /// Some tiles failed; the others are committed.
+    #[error("{dataset}: {failed} of {total} tiles failed (first: {first}); the others are committed, rerun to retry")]
+    TilesFailed {
+        /// Dataset name.
+        dataset: String,
+        /// Failed tiles.
+        failed: usize,
+        /// Tiles attempted.
+        total: usize,
+        /// The first failure.
+        first: String,
+    },
+}
+
+/// One dataset to convert, fully resolved from config and flags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvertJob {
+    /// Dataset name.
+    pub name: DatasetName,
+    /// Source raster path or URL.
+    pub source: String,
+    /// Band number (1-based).
+    pub band: usize,
+    /// Nodata override.
+    pub nodata: Option<f64>,
+    /// Resampling method; `None` is fine only for passthrough.
+    pub method: Option<Method>,
+    /// Target grid request.
+    pub grid: GridRequest,
+    /// Window size in target cells.
+    pub window: usize,
+    /// Staging format.
+    pub format: Format,
+    /// Zarr version (2 or 3).
+    pub zarr_version: u8,
+    /// Staging root URL.
+    pub out: String,
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Worker threads.
+    pub threads: usize,
+    /// Replace an existing output that differs.
+    pub overwrite: bool,
+    /// No progress display.
+    pub quiet: bool,
+}
+
+/// What a conversion did.
+#[derive(Debug, Clone)]
+pub struct ConvertSummary {
+    /// Dataset name.
+    pub name: String,
+    /// "passthrough" or the method.
+    pub method: String,
+    /// Tiles in the dataset.
+    pub tiles: usize,
+    /// Tiles computed in this run.
+    pub written: usize,
+    /// Valid cells staged.
+    pub rows: u64,
+    /// Sum of valid values.
+    pub value_sum: f64,
+    /// Wall time.
+    pub seconds: f64,
+    /// URL of the dataset folder.
+    pub url: String,
+}
+
+/// Digest of everything that determines a dataset's staged bytes.
+fn settings_hash(job: &ConvertJob, src: &crate::source::SourceInfo, p: &Plan) -> String {
+    let doc = json!({
+        "format_version": FORMAT_VERSION,
+        "source": {"band": src.band, "dtype": src.dtype, "nodata": src.nodata.map(|v| v.to_string()),
+                   "grid": src.grid, "fingerprint": src.fingerprint},
+        "grid": p.target, "method": p.method_label(), "dtype": p.dtype,
+        "nodata": p.nodata.map(|v| v.to_string()), "window": job.window, "format": job.format,
+        "zarr_version": job.zarr_version,
+    });
+    manifest::checksum(doc.to_string().as_bytes())
+}
+
+/// Human description of what differs between an existing manifest and this run.
+fn differences(old: &Manifest, new: &Manifest) -> String {
+    let mut d = Vec::new();
+    if old.source.fingerprint != new.source.fingerprint || old.source.grid != new.source.grid {
+        d.push(format!("from a different source ({} then, {} now)", old.source.path, new.source.path));
+    }
+    if old.method != new.method {
+        d.push(format!("with method {} (now {})", old.method, new.method));
+    }
+    if old.grid != new.grid {
+        d.push("on another target grid".to_string());
+    }
+    if old.format != new.format || old.zarr_version != new.zarr_version {
+        d.push(format!("as {:?} (now {:?})", old.format, new.format).to_lowercase());
+    }
+    if old.window != new.window {
+        d.push(format!("with window {} (now {})", old.window, new.window));
+    }
+    if d.is_empty() {
+        d.push("with other settings".to_string());
+    }
+    d.join(", ")
+}
+
+/// Converts one dataset.
+///
+/// # Errors
+/// [`ConvertError`]: open/config failures stop at once; tile failures are counted and
+/// reported after every other tile is done.
+pub fn convert(job: &ConvertJob, opts: &RunOptions) -> Result<ConvertSummary, ConvertError> {
+    let start = Instant::now();
+    let name = job.name.as_str();
+    let src = Source::open(&job.source, job.band, job.nodata)?;
+    let plan = plan(&src.info, &job.grid, job.method.unwrap_or(Method::Nearest))?;
+    if job.method.is_none() && !plan.is_passthrough() {
+        return Err(ConvertError::NoMethod(job.source.clone()));
+    }
+    tracing::debug!(
+        "{name}: {} {}x{} -> {}x{} ({}), window {}",
+        plan.method_label(),
+        src.info.grid.width,
+        src.info.grid.height,
+        plan.target.width,
+        plan.target.height,
+        plan.dtype.name(),
+        job.window
+    );
+    let root = Store::open(&job.out)?;
+    let ds = root.child(name);
+    let windows = plan.target.windows(job.window);
+    let mut m = Manifest {
+        format_version: FORMAT_VERSION,
+        name: name.to_string(),
+        status: Status::Converting,
+        created_by: format!("rasterstage {}", env!("CARGO_PKG_VERSION")),
+        source: src.info.clone(),
+        grid: plan.target.clone(),
+        lattice_offset: plan.target.lattice_offset().map(|(r, c)| [r, c]),
+        bounds: plan.target.bounds(),
+        method: plan.method_label().to_string(),
+        dtype: plan.dtype,
+        nodata: plan.nodata,
+        window: job.window,
+        format: job.format,
+        zarr_version: (job.format == Format::Zarr).then_some(job.zarr_version),
+        settings_hash: settings_hash(job, &src.info, &plan),
+        tile_count: windows.len(),
+        row_count: 0,
+        value_sum: 0.0,
+        tiles: Vec::new(),
+    };
+    match Manifest::read(&ds)? {
+        Some(old) if old.settings_hash != m.settings_hash && !opts.overwrite => {
+            return Err(ConvertError::Changed { url: ds.url().to_string(), what: differences(&old, &m) });
+        }
+        Some(old) if old.status == Status::Complete && !opts.overwrite => {
+            tracing::info!("{name}: already complete in {}, nothing to do", ds.url());
+            return Ok(ConvertSummary {
+                name: name.to_string(),
+                method: old.method.clone(),
+                tiles: old.tile_count,
+                written: 0,
+                rows: old.row_count,
+                value_sum: old.value_sum,
+                seconds: start.elapsed().as_secs_f64(),
+                url: ds.url().to_string(),
+            });
+        }
+        Some(_) if opts.overwrite => ds.delete_prefix("")?,
+        _ => {}
+    }
+    // Writing the manifest first also proves the output is writable before any work.
+    m.write(&ds)?;
+    let layout = Layout {
+        name: name.to_string(),
+        grid: plan.target.clone(),
+        dtype: plan.dtype,
+        nodata: plan.nodata,
+        window: job.window,
+        zarr_version: job.zarr_version,
+        grid_json: serde_json::to_string(&json!({
+            "dataset": name, "grid": plan.target, "method": plan.method_label(),
+            "dtype": plan.dtype, "nodata": plan.nodata.map(|v| v.to_string()), "window": job.window,
+        }))
+        .expect("grid json"),
+    };
+    let w = writer(job.format, ds.clone(), layout);
+    w.begin()?;
+
+    let by_window: HashMap<String, Window> = windows.iter().map(|w| (w.tile_id(), *w)).collect();
+    let mut done: Vec<TileRecord> = manifest::committed(&ds)?
+        .into_iter()
+        .filter(|r| by_window.get(&r.id).is_some_and(|w| w.rows == r.rows && w.cols == r.cols))
+        .collect();
+    let done_ids: std::collections::HashSet<String> = done.iter().map(|r| r.id.clone()).collect();
+    let pending: Vec<Window> = windows.iter().filter(|w| !done_ids.contains(&w.tile_id())).copied().collect();
+    if !done.is_empty() {
+        tracing::info!("{name}: resuming, {} of {} tiles already committed", done.len(), windows.len());
+    }
+
+    let progress = Progress::new(name, windows.len() as u64, done.len() as u64, opts.quiet);
+    let delay = test_delay();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.threads.max(1)).build().expect("thread pool");
+    let results: Vec<Result<TileRecord, String>> = pool.install(|| {
+        pending
+            .par_iter()
+            .map_init(
+                || Source::open(&job.source, job.band, job.nodata),
+                |src, win| {
+                    let src = src.as_ref().map_err(|e| e.to_string())?;
+                    let tile = compute_tile(src, &plan, *win).map_err(|e| e.to_string())?;
+                    let rec = w.write(&tile).map_err(|e| e.to_string())?;
+                    if let Some(d) = delay {
+                        std::thread::sleep(d);
+                    }
+                    manifest::commit(&ds, &rec).map_err(|e| e.to_string())?;
+                    progress.tile_done(win.cells() as u64);
+                    Ok(rec)
+                },
+            )
+            .collect()
+    });
+    progress.finish();
+    let attempted = results.len();
+    let mut failures = Vec::new();
+    for r in results {
+        match r {
+            Ok(rec) => done.push(rec),
+            Err(e) => {
+                tracing::error!("{name}: {e}");
+                failures.push(e);
+            }
+        }
+    }
+    if let Some(first) = failures.first() {
+        return Err(ConvertError::TilesFailed {
+            dataset: name.to_string(),
+            failed: failures.len(),
+            total: attempted,
+            first: first.clone(),
+        });
+    }
+    m.set_tiles(done);
+    w.finish()?;
+    m.status = Status::Complete;
+    m.write(&ds)?;
+    Ok(ConvertSummary {
+        name: name.to_string(),
+        method: m.method.clone(),
+        tiles: m.tile_count,
+        written: attempted,
+        rows: m.row_count,
+        value_sum: m.value_sum,
+        seconds: start.elapsed().as_secs_f64(),
+        url: ds.url().to_string(),
+    })
+}
+
+/// `RASTERSTAGE_TEST_TILE_DELAY_MS`: a pause before each commit, so crash tests can kill
+/// the process while tiles are in flight. Not for production use.
+fn test_delay() -> Option<std::time::Duration> {
+    std::env::var("RASTERSTAGE_TEST_TILE_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(std::time::Duration::from_millis)
+}

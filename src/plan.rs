@@ -1,0 +1,241 @@
+//! Deciding what a conversion does: the target grid, and whether cells are copied
+//! (passthrough), resampled by our kernels (same CRS) or warped by GDAL (other CRS).
+
+use crate::dtype::DataType;
+use crate::grid::{aligned_grid, snap, Bounds, Grid, GridError};
+use crate::resample::axis::{AxisMap, PointMap};
+use crate::resample::Method;
+use crate::source::SourceInfo;
+use gdal::spatial_ref::SpatialRef;
+
+/// Errors choosing the target grid.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// Grid geometry problems (bad resolution, empty bounds).
+    #[error(transparent)]
+    Grid(#[from] GridError),
+    /// A CRS string GDAL does not understand.
+    #[error("target CRS {0:?} is not understood by GDAL ({1}); use e.g. EPSG:4326")]
+    BadCrs(String, String),
+    /// Reprojection without a resolution.
+    #[error("reprojecting {path} to {crs} needs a target resolution in that CRS's units: pass --resolution")]
+    NeedResolution {
+        /// The source.
+        path: String,
+        /// The target CRS.
+        crs: String,
+    },
+    /// The source has no CRS, but a target CRS was asked for.
+    #[error("{0} has no CRS, so it cannot be reprojected; assign one with gdal_translate -a_srs")]
+    NoSourceCrs(String),
+    /// Transforming the source bounds failed.
+    #[error("cannot transform the bounds of {0} to {1}: {2}")]
+    Transform(String, String, String),
+}
+
+/// How the target cells are computed.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    /// The target grid is on the source grid's lattice: cells are copied bit-exactly.
+    /// Target cell (r, c) is source cell (r + dr, c + dc).
+    Passthrough {
+        /// Row offset from target to source.
+        dr: i64,
+        /// Column offset from target to source.
+        dc: i64,
+    },
+    /// Same CRS, area-weighted kernels (sum, average, mode, min, max).
+    Areal {
+        /// Target rows onto source rows.
+        rows: AxisMap,
+        /// Target columns onto source columns.
+        cols: AxisMap,
+    },
+    /// Same CRS, sampled at cell centres (nearest, bilinear).
+    Point {
+        /// Target rows onto source rows.
+        rows: PointMap,
+        /// Target columns onto source columns.
+        cols: PointMap,
+    },
+    /// Another CRS: GDAL's warper, window by window.
+    Warp,
+}
+
+/// What the user asked for about the target grid.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GridRequest {
+    /// Target resolution (x, y), positive; `None` keeps the source's.
+    pub resolution: Option<(f64, f64)>,
+    /// Target CRS (anything GDAL's SetFromUserInput takes); `None` keeps the source's.
+    pub crs: Option<String>,
+    /// Target bounds in the target CRS.
+    pub bounds: Option<Bounds>,
+    /// Relative tolerance for "same resolution" (passthrough).
+    pub tolerance: f64,
+    /// Align to multiples of the resolution (`-tap`); when false and the resolution matches,
+    /// the source grid is kept as it is.
+    pub align: bool,
+    /// Whether passthrough is allowed at all (`allow_skip_resampling`).
+    pub allow_passthrough: bool,
+}
+
+/// The decided conversion.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The output grid.
+    pub target: Grid,
+    /// The method (ignored for passthrough).
+    pub method: Method,
+    /// How cells are computed.
+    pub kind: Kind,
+    /// Output cell type.
+    pub dtype: DataType,
+    /// Output nodata.
+    pub nodata: Option<f64>,
+}
+
+impl Plan {
+    /// "passthrough" or the method name, as recorded in dataset.json and PostgreSQL.
+    pub fn method_label(&self) -> &'static str {
+        match self.kind {
+            Kind::Passthrough { .. } => "passthrough",
+            _ => self.method.name(),
+        }
+    }
+
+    /// Whether the cells are copied.
+    pub fn is_passthrough(&self) -> bool {
+        matches!(self.kind, Kind::Passthrough { .. })
+    }
+}
+
+/// The largest value of an integer type, the nodata of integer outputs whose source has none.
+fn type_max(t: DataType) -> f64 {
+    match t {
+        DataType::Byte => u8::MAX as f64,
+        DataType::UInt16 => u16::MAX as f64,
+        DataType::Int16 => i16::MAX as f64,
+        DataType::UInt32 => u32::MAX as f64,
+        DataType::Int32 => i32::MAX as f64,
+        DataType::Float32 | DataType::Float64 => f64::NAN,
+    }
+}
+
+fn same_crs(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    match (SpatialRef::from_wkt(a), SpatialRef::from_wkt(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Decides the conversion of `src` for `req` with `method`.
+///
+/// # Errors
+/// A [`PlanError`] for an unusable request.
+pub fn plan(src: &SourceInfo, req: &GridRequest, method: Method) -> Result<Plan, PlanError> {
+    let sg = &src.grid;
+    // Resolve the target CRS to WKT so that equal CRSs compare equal.
+    let (crs_wkt, epsg) = match &req.crs {
+        None => (sg.crs_wkt.clone(), sg.epsg),
+        Some(s) => {
+            let srs = SpatialRef::from_definition(s).map_err(|e| PlanError::BadCrs(s.clone(), e.to_string()))?;
+            let epsg = srs.auth_code().ok().filter(|_| srs.auth_name().as_deref() == Some("EPSG")).map(|c| c as u32);
+            (srs.to_wkt().map_err(|e| PlanError::BadCrs(s.clone(), e.to_string()))?, epsg)
+        }
+    };
+    let reproject = req.crs.is_some() && !same_crs(&sg.crs_wkt, &crs_wkt);
+    if reproject {
+        if sg.crs_wkt.is_empty() {
+            return Err(PlanError::NoSourceCrs(src.path.clone()));
+        }
+        let (rx, ry) = req.resolution.ok_or_else(|| PlanError::NeedResolution {
+            path: src.path.clone(),
+            crs: req.crs.clone().unwrap_or_default(),
+        })?;
+        let bounds = match req.bounds {
+            Some(b) => b,
+            None => transformed_bounds(src, &crs_wkt, req)?,
+        };
+        let target = aligned_grid(&crs_wkt, epsg, rx, ry, bounds)?;
+        let dtype = method.output_type(src.dtype);
+        let nodata = output_nodata(src, method, dtype, false);
+        return Ok(Plan { target, method, kind: Kind::Warp, dtype, nodata });
+    }
+
+    let (rx, ry) = req.resolution.unwrap_or((sg.dx, -sg.dy));
+    if !(rx > 0.0 && ry > 0.0) {
+        return Err(GridError::BadResolution(rx, ry).into());
+    }
+    let close = |a: f64, b: f64| (a - b).abs() <= req.tolerance * b.abs();
+    let same_res = close(sg.dx, rx) && close(-sg.dy, ry);
+    let target = if same_res && !req.align && req.bounds.is_none() {
+        sg.clone()
+    } else if same_res {
+        // On the source's own cell size, so the copy stays bit-exact.
+        aligned_grid(&sg.crs_wkt, sg.epsg, sg.dx, -sg.dy, req.bounds.unwrap_or_else(|| sg.bounds()))?
+    } else {
+        aligned_grid(&sg.crs_wkt, sg.epsg, rx, ry, req.bounds.unwrap_or_else(|| sg.bounds()))?
+    };
+    if same_res && req.allow_passthrough && target.same_lattice(sg, 1e-9) {
+        let dc = snap((target.x0 - sg.x0) / sg.dx) as i64;
+        let dr = snap((target.y0 - sg.y0) / sg.dy) as i64;
+        let target = Grid { dx: sg.dx, dy: sg.dy, ..target };
+        let extends = dr < 0 || dc < 0 || dr + target.height as i64 > sg.height as i64 || dc + target.width as i64 > sg.width as i64;
+        let nodata = output_nodata(src, Method::Nearest, src.dtype, !extends);
+        return Ok(Plan { target, method, kind: Kind::Passthrough { dr, dc }, dtype: src.dtype, nodata });
+    }
+    let kind = if method.is_areal() {
+        Kind::Areal {
+            rows: AxisMap::areal(sg.y0, sg.dy, sg.height, target.y0, target.dy, target.height),
+            cols: AxisMap::areal(sg.x0, sg.dx, sg.width, target.x0, target.dx, target.width),
+        }
+    } else {
+        Kind::Point {
+            rows: PointMap::new(sg.y0, sg.dy, sg.height, target.y0, target.dy, target.height),
+            cols: PointMap::new(sg.x0, sg.dx, sg.width, target.x0, target.dx, target.width),
+        }
+    };
+    let dtype = method.output_type(src.dtype);
+    let nodata = output_nodata(src, method, dtype, false);
+    Ok(Plan { target, method, kind, dtype, nodata })
+}
+
+/// The output nodata: NaN for float outputs computed from another type and for `sum` (a sum
+/// can equal any number the source used as nodata); else the source's when the output type
+/// can hold it; else the type's largest value (NaN for floats). `keep_none` keeps "no nodata"
+/// for an exact copy of a raster that has none.
+fn output_nodata(src: &SourceInfo, method: Method, dtype: DataType, keep_none: bool) -> Option<f64> {
+    if dtype != src.dtype || method == Method::Sum {
+        return Some(f64::NAN);
+    }
+    match src.nodata {
+        Some(v) if dtype.is_float() || (v.fract() == 0.0 && v >= min_of(dtype) && v <= type_max(dtype)) => Some(v),
+        _ if keep_none => None,
+        _ => Some(type_max(dtype)),
+    }
+}
+
+fn min_of(t: DataType) -> f64 {
+    match t {
+        DataType::Byte | DataType::UInt16 | DataType::UInt32 => 0.0,
+        DataType::Int16 => i16::MIN as f64,
+        DataType::Int32 => i32::MIN as f64,
+        DataType::Float32 | DataType::Float64 => f64::NEG_INFINITY,
+    }
+}
+
+fn transformed_bounds(src: &SourceInfo, crs_wkt: &str, req: &GridRequest) -> Result<Bounds, PlanError> {
+    let err = |e: String| PlanError::Transform(src.path.clone(), req.crs.clone().unwrap_or_default(), e);
+    let mut from = SpatialRef::from_wkt(&src.grid.crs_wkt).map_err(|e| err(e.to_string()))?;
+    let mut to = SpatialRef::from_wkt(crs_wkt).map_err(|e| err(e.to_string()))?;
+    from.set_axis_mapping_strategy(gdal::spatial_ref::AxisMappingStrategy::TraditionalGisOrder);
+    to.set_axis_mapping_strategy(gdal::spatial_ref::AxisMappingStrategy::TraditionalGisOrder);
+    let ct = gdal::spatial_ref::CoordTransform::new(&from, &to).map_err(|e| err(e.to_string()))?;
+    let b = src.grid.bounds();
+    let out = ct.transform_bounds(&[b.minx, b.miny, b.maxx, b.maxy], 21).map_err(|e| err(e.to_string()))?;
+    Ok(Bounds { minx: out[0], miny: out[1], maxx: out[2], maxy: out[3] })
+}

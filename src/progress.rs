@@ -1,0 +1,98 @@
+//! Progress display and the end-of-run summary. Workers only bump counters; this module
+//! owns what the user sees.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Progress of one dataset: a bar on a terminal, a log line every 10% otherwise.
+pub struct Progress {
+    bar: ProgressBar,
+    name: String,
+    total: u64,
+    done: AtomicU64,
+    cells: AtomicU64,
+    start: Instant,
+    last_logged: Mutex<u64>,
+    quiet: bool,
+}
+
+impl Progress {
+    /// Starts the display for `name` with `total` tiles of which `done` are already committed.
+    pub fn new(name: &str, total: u64, done: u64, quiet: bool) -> Progress {
+        let show_bar = !quiet && std::io::stderr().is_terminal();
+        let bar = if show_bar {
+            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} tiles  {msg}  ETA {eta}")
+                .expect("template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(name.to_string());
+        bar.set_position(done);
+        Progress {
+            bar,
+            name: name.to_string(),
+            total,
+            done: AtomicU64::new(done),
+            cells: AtomicU64::new(0),
+            start: Instant::now(),
+            last_logged: Mutex::new(0),
+            quiet,
+        }
+    }
+
+    /// Records one finished tile of `cells` output cells.
+    pub fn tile_done(&self, cells: u64) {
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        let cells = self.cells.fetch_add(cells, Ordering::Relaxed) + cells;
+        let rate = cells as f64 / self.start.elapsed().as_secs_f64().max(1e-3);
+        self.bar.set_position(done);
+        self.bar.set_message(format!("{} cells/s", human(rate)));
+        if self.bar.is_hidden() && !self.quiet && self.total > 0 {
+            let decile = done * 10 / self.total;
+            let mut last = self.last_logged.lock().expect("progress lock");
+            if decile > *last {
+                *last = decile;
+                tracing::info!("{}: {done}/{} tiles, {} cells/s", self.name, self.total, human(rate));
+            }
+        }
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// 12345678.0 -> "12.3M".
+pub fn human(v: f64) -> String {
+    let (d, s) = if v >= 1e9 {
+        (1e9, "G")
+    } else if v >= 1e6 {
+        (1e6, "M")
+    } else if v >= 1e3 {
+        (1e3, "k")
+    } else {
+        (1.0, "")
+    };
+    format!("{:.1}{s}", v / d)
+}
+
+/// Peak resident memory of this process so far, in bytes.
+pub fn peak_rss_bytes() -> u64 {
+    // SAFETY: getrusage only writes the struct we own.
+    unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut ru) == 0 {
+            ru.ru_maxrss as u64 * 1024
+        } else {
+            0
+        }
+    }
+}

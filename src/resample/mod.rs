@@ -1,0 +1,139 @@
+//! Resampling kernels for a source and a target grid in the same CRS.
+//!
+//! Kernels are pure functions over slices: they know nothing of GDAL, Parquet or
+//! PostgreSQL. A kernel gets a block of source cells that covers everything the output cells
+//! it computes need (see [`axis`]), so an output cell's value never depends on how the grid
+//! was cut into windows or how many threads ran: there are no seams.
+
+pub mod area;
+pub mod axis;
+pub mod extreme;
+pub mod mode;
+pub mod point;
+
+use crate::dtype::DataType;
+use serde::{Deserialize, Serialize};
+
+/// A resampling method, named as gdalwarp names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Area-weighted sum; conserves totals (counts such as species richness).
+    Sum,
+    /// Area-weighted mean of valid cells (continuous data).
+    Average,
+    /// Value covering the largest area; ties go to the smallest value (categorical data).
+    Mode,
+    /// Smallest valid value among intersecting source cells.
+    Min,
+    /// Largest valid value among intersecting source cells.
+    Max,
+    /// Source cell containing the output cell centre.
+    #[serde(alias = "near")]
+    Nearest,
+    /// Bilinear interpolation between source cell centres.
+    Bilinear,
+}
+
+impl Method {
+    /// Every method, in documentation order.
+    pub const ALL: [Method; 7] = [
+        Method::Sum,
+        Method::Average,
+        Method::Mode,
+        Method::Min,
+        Method::Max,
+        Method::Nearest,
+        Method::Bilinear,
+    ];
+
+    /// The gdalwarp name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Sum => "sum",
+            Method::Average => "average",
+            Method::Mode => "mode",
+            Method::Min => "min",
+            Method::Max => "max",
+            Method::Nearest => "nearest",
+            Method::Bilinear => "bilinear",
+        }
+    }
+
+    /// Parses a gdalwarp method name; `near` and the original pipeline's `majority`/`mean`
+    /// are accepted as aliases.
+    pub fn parse(s: &str) -> Option<Method> {
+        match s.to_ascii_lowercase().as_str() {
+            "near" => Some(Method::Nearest),
+            "majority" => Some(Method::Mode),
+            "mean" => Some(Method::Average),
+            other => Method::ALL.into_iter().find(|m| m.name() == other),
+        }
+    }
+
+    /// The output cell type for a source type: `sum` is Float64 (fractional weights; exact
+    /// for integer totals up to 2^53), `average`/`bilinear` are Float32 (Float64 stays
+    /// Float64), the others keep the source type.
+    pub fn output_type(self, src: DataType) -> DataType {
+        match self {
+            Method::Sum => DataType::Float64,
+            Method::Average | Method::Bilinear => {
+                if src == DataType::Float64 {
+                    DataType::Float64
+                } else {
+                    DataType::Float32
+                }
+            }
+            _ => src,
+        }
+    }
+
+    /// Whether the kernel weighs source cells by their overlap with the output cell (as
+    /// opposed to sampling at cell centres).
+    pub fn is_areal(self) -> bool {
+        !matches!(self, Method::Nearest | Method::Bilinear)
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A block of source cells, row-major, with its place on the source grid.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceBlock<'a, T> {
+    /// The cells, `rows * cols` of them.
+    pub data: &'a [T],
+    /// Source row of `data[0]`.
+    pub row0: usize,
+    /// Source column of `data[0]`.
+    pub col0: usize,
+    /// Number of columns in a row of `data`.
+    pub cols: usize,
+}
+
+impl<'a, T> SourceBlock<'a, T> {
+    /// The cells of source row `row` (global index), from column `col0`.
+    #[inline]
+    pub fn row(&self, row: usize) -> &'a [T] {
+        let r = row - self.row0;
+        &self.data[r * self.cols..(r + 1) * self.cols]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for m in Method::ALL {
+            assert_eq!(Method::parse(m.name()), Some(m));
+        }
+        assert_eq!(Method::parse("majority"), Some(Method::Mode));
+        assert_eq!(Method::parse("near"), Some(Method::Nearest));
+        assert_eq!(Method::parse("cubic"), None);
+    }
+}

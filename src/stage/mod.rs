@@ -1,0 +1,81 @@
+//! Tile writers: Parquet tiles or one Zarr array, behind one trait, plus the manifest that
+//! records which tiles are committed.
+
+pub mod manifest;
+pub mod parquet;
+pub mod zarr;
+
+use crate::dtype::DataType;
+use crate::grid::Grid;
+use crate::store::{Store, StoreError};
+use crate::tile::Tile;
+pub use manifest::{Format, Manifest, TileRecord};
+
+/// Errors writing or reading staged data; each names the object.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Encoding a tile failed.
+    #[error("encoding tile {tile} of {dataset}: {reason}")]
+    Encode {
+        /// Dataset name.
+        dataset: String,
+        /// Tile id.
+        tile: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// `dataset.json` (or a commit record) cannot be parsed.
+    #[error("{0}: not a valid rasterstage manifest ({1}); convert again with --overwrite")]
+    BadManifest(String, String),
+}
+
+/// What a writer needs to know about the dataset it writes.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// Dataset name.
+    pub name: String,
+    /// Target grid.
+    pub grid: Grid,
+    /// Output cell type.
+    pub dtype: DataType,
+    /// Output nodata.
+    pub nodata: Option<f64>,
+    /// Window size (Zarr chunk size).
+    pub window: usize,
+    /// Zarr version (2 or 3).
+    pub zarr_version: u8,
+    /// JSON describing the grid, stored in every Parquet tile's key-value metadata.
+    pub grid_json: String,
+}
+
+/// A staging format: set up once, write tiles from many threads, finish once.
+pub trait TileWriter: Send + Sync {
+    /// Writes what does not depend on tiles (Zarr metadata, coordinates). Idempotent.
+    ///
+    /// # Errors
+    /// [`StageError`] naming the object.
+    fn begin(&self) -> Result<(), StageError>;
+
+    /// Writes one tile completely and returns its (not yet committed) record.
+    ///
+    /// # Errors
+    /// [`StageError`] naming the tile.
+    fn write(&self, tile: &Tile) -> Result<TileRecord, StageError>;
+
+    /// Runs once every tile is committed (consolidated Zarr metadata).
+    ///
+    /// # Errors
+    /// [`StageError`] naming the object.
+    fn finish(&self) -> Result<(), StageError>;
+}
+
+/// The writer for `format` in dataset folder `ds`.
+pub fn writer(format: Format, ds: Store, layout: Layout) -> Box<dyn TileWriter> {
+    match format {
+        Format::Parquet => Box::new(parquet::ParquetWriter::new(ds, layout)),
+        Format::Zarr => Box::new(zarr::ZarrWriter::new(ds, layout)),
+    }
+}

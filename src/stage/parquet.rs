@@ -1,0 +1,185 @@
+//! Parquet tiles: `tiles/r<row0>_c<col0>.parquet`, one per window, valid cells only.
+//!
+//! Columns `row_idx INT32, col_idx INT32, x DOUBLE, y DOUBLE, value <type>`, zstd. The grid
+//! is in the file's key-value metadata under `rasterstage:grid`, so a tile describes itself.
+
+use super::manifest::checksum;
+use super::{Layout, StageError, TileRecord, TileWriter};
+use crate::dtype::{nodata_as, Sample};
+use crate::store::Store;
+use crate::tile::Tile;
+use arrow_array::{ArrayRef, Float64Array, Int32Array, PrimitiveArray, RecordBatch};
+use arrow_schema::{DataType as Arrow, Field, Schema, SchemaRef};
+use bytes::Bytes;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
+use std::sync::Arc;
+
+/// Key of the grid JSON in each tile's key-value metadata.
+pub const GRID_KEY: &str = "rasterstage:grid";
+
+/// Rows per record batch handed to the Parquet writer (bounds the arrays held at once).
+const BATCH_ROWS: usize = 64 * 1024;
+
+/// A Rust cell type as an Arrow column.
+pub trait ArrowValue: Sample {
+    /// The Arrow type of the `value` column.
+    const ARROW: Arrow;
+    /// Builds the column.
+    fn array(v: Vec<Self>) -> ArrayRef;
+}
+
+macro_rules! arrow_value {
+    ($($t:ty => $a:ident, $p:ident);*) => {$(
+        impl ArrowValue for $t {
+            const ARROW: Arrow = Arrow::$a;
+            fn array(v: Vec<Self>) -> ArrayRef {
+                Arc::new(PrimitiveArray::<arrow_array::types::$p>::from(v))
+            }
+        }
+    )*};
+}
+
+arrow_value!(u8 => UInt8, UInt8Type; u16 => UInt16, UInt16Type; i16 => Int16, Int16Type;
+    u32 => UInt32, UInt32Type; i32 => Int32, Int32Type; f32 => Float32, Float32Type;
+    f64 => Float64, Float64Type);
+
+/// The Arrow schema of a tile with `value` of type `value`.
+pub fn tile_schema(value: Arrow) -> Schema {
+    Schema::new(vec![
+        Field::new("row_idx", Arrow::Int32, false),
+        Field::new("col_idx", Arrow::Int32, false),
+        Field::new("x", Arrow::Float64, false),
+        Field::new("y", Arrow::Float64, false),
+        Field::new("value", value, false),
+    ])
+}
+
+/// Writes Parquet tiles into a dataset folder.
+pub struct ParquetWriter {
+    ds: Store,
+    layout: Layout,
+}
+
+impl ParquetWriter {
+    /// A writer for dataset folder `ds`.
+    pub fn new(ds: Store, layout: Layout) -> ParquetWriter {
+        ParquetWriter { ds, layout }
+    }
+
+    fn props(&self) -> WriterProperties {
+        WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("zstd level")))
+            .set_created_by(format!("rasterstage {}", env!("CARGO_PKG_VERSION")))
+            .set_key_value_metadata(Some(vec![KeyValue::new(GRID_KEY.to_string(), self.layout.grid_json.clone())]))
+            // Indices grow in steps of one along a row: delta encoding makes them nearly free.
+            .set_column_dictionary_enabled(ColumnPath::from("col_idx"), false)
+            .set_column_encoding(ColumnPath::from("col_idx"), Encoding::DELTA_BINARY_PACKED)
+            .set_max_row_group_row_count(Some(1 << 20))
+            .build()
+    }
+
+    fn encode<T: ArrowValue>(&self, tile: &Tile, values: &[T]) -> Result<Vec<u8>, String> {
+        let w = tile.window;
+        let g = &self.layout.grid;
+        let nodata: Option<T> = nodata_as(tile.nodata);
+        let schema: SchemaRef = Arc::new(tile_schema(T::ARROW));
+        let mut writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(self.props())).map_err(|e| e.to_string())?;
+        let xs: Vec<f64> = (w.col0..w.col0 + w.cols).map(|c| g.centre_x(c)).collect();
+        let mut cols = Columns::<T>::default();
+        for r in 0..w.rows {
+            let row = (w.row0 + r) as i32;
+            let y = g.centre_y(w.row0 + r);
+            let line = &values[r * w.cols..(r + 1) * w.cols];
+            for (c, &v) in line.iter().enumerate() {
+                if v.is_valid(nodata) {
+                    cols.push(row, (w.col0 + c) as i32, xs[c], y, v);
+                }
+            }
+            if cols.len() >= BATCH_ROWS {
+                writer.write(&cols.take_batch(&schema)?).map_err(|e| e.to_string())?;
+            }
+        }
+        if cols.len() > 0 {
+            writer.write(&cols.take_batch(&schema)?).map_err(|e| e.to_string())?;
+        }
+        writer.into_inner().map_err(|e| e.to_string())
+    }
+}
+
+#[derive(Default)]
+struct Columns<T> {
+    row: Vec<i32>,
+    col: Vec<i32>,
+    x: Vec<f64>,
+    y: Vec<f64>,
+    v: Vec<T>,
+}
+
+impl<T: ArrowValue> Columns<T> {
+    #[inline]
+    fn push(&mut self, r: i32, c: i32, x: f64, y: f64, v: T) {
+        self.row.push(r);
+        self.col.push(c);
+        self.x.push(x);
+        self.y.push(y);
+        self.v.push(v);
+    }
+
+    fn len(&self) -> usize {
+        self.row.len()
+    }
+
+    fn take_batch(&mut self, schema: &SchemaRef) -> Result<RecordBatch, String> {
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(Int32Array::from(std::mem::take(&mut self.row))),
+            Arc::new(Int32Array::from(std::mem::take(&mut self.col))),
+            Arc::new(Float64Array::from(std::mem::take(&mut self.x))),
+            Arc::new(Float64Array::from(std::mem::take(&mut self.y))),
+            T::array(std::mem::take(&mut self.v)),
+        ];
+        RecordBatch::try_new(schema.clone(), cols).map_err(|e| e.to_string())
+    }
+}
+
+impl TileWriter for ParquetWriter {
+    fn begin(&self) -> Result<(), StageError> {
+        Ok(())
+    }
+
+    fn write(&self, tile: &Tile) -> Result<TileRecord, StageError> {
+        let w = tile.window;
+        let id = w.tile_id();
+        let (row_count, value_sum) = tile.stats();
+        let mut rec = TileRecord {
+            id: id.clone(),
+            row0: w.row0,
+            col0: w.col0,
+            rows: w.rows,
+            cols: w.cols,
+            path: None,
+            row_count,
+            value_sum,
+            checksum: None,
+            bytes: 0,
+        };
+        if row_count == 0 {
+            return Ok(rec);
+        }
+        let bytes = crate::with_tile_values!(&tile.values, v => self.encode(tile, v))
+            .map_err(|reason| StageError::Encode { dataset: self.layout.name.clone(), tile: id.clone(), reason })?;
+        let key = format!("tiles/{id}.parquet");
+        rec.checksum = Some(checksum(&bytes));
+        rec.bytes = bytes.len() as u64;
+        self.ds.put(&key, Bytes::from(bytes))?;
+        rec.path = Some(key);
+        Ok(rec)
+    }
+
+    fn finish(&self) -> Result<(), StageError> {
+        Ok(())
+    }
+}

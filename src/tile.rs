@@ -1,0 +1,105 @@
+//! One output window's values: what flows from the kernels to the tile writers.
+
+use crate::dtype::{DataType, Sample};
+use crate::grid::Window;
+
+/// The values of one output window, row-major, in the output cell type.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)]
+pub enum TileValues {
+    Byte(Vec<u8>),
+    UInt16(Vec<u16>),
+    Int16(Vec<i16>),
+    UInt32(Vec<u32>),
+    Int32(Vec<i32>),
+    Float32(Vec<f32>),
+    Float64(Vec<f64>),
+}
+
+/// Conversion between a typed vector and [`TileValues`].
+pub trait IntoTileValues: Sample {
+    /// Wraps a vector of this type.
+    fn wrap(v: Vec<Self>) -> TileValues;
+}
+
+macro_rules! tile_values_impl {
+    ($($t:ty => $v:ident),*) => {
+        $(impl IntoTileValues for $t {
+            fn wrap(v: Vec<Self>) -> TileValues {
+                TileValues::$v(v)
+            }
+        })*
+    };
+}
+
+tile_values_impl!(u8 => Byte, u16 => UInt16, i16 => Int16, u32 => UInt32, i32 => Int32, f32 => Float32, f64 => Float64);
+
+/// Calls `$body` with `$x` bound to the typed vector inside a [`TileValues`].
+#[macro_export]
+macro_rules! with_tile_values {
+    ($vals:expr, $x:ident => $body:expr) => {
+        match $vals {
+            $crate::tile::TileValues::Byte($x) => $body,
+            $crate::tile::TileValues::UInt16($x) => $body,
+            $crate::tile::TileValues::Int16($x) => $body,
+            $crate::tile::TileValues::UInt32($x) => $body,
+            $crate::tile::TileValues::Int32($x) => $body,
+            $crate::tile::TileValues::Float32($x) => $body,
+            $crate::tile::TileValues::Float64($x) => $body,
+        }
+    };
+}
+
+impl TileValues {
+    /// The cell type.
+    pub fn dtype(&self) -> DataType {
+        with_tile_values!(self, v => sample_dtype(v))
+    }
+
+    /// Number of cells.
+    pub fn len(&self) -> usize {
+        with_tile_values!(self, v => v.len())
+    }
+
+    /// Whether there are no cells.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn sample_dtype<T: Sample>(_: &[T]) -> DataType {
+    T::DTYPE
+}
+
+/// A finished output window.
+#[derive(Debug, Clone)]
+pub struct Tile {
+    /// Where the window lies on the target grid.
+    pub window: Window,
+    /// Its values, `window.rows * window.cols` of them.
+    pub values: TileValues,
+    /// The output nodata value (NaN for float outputs without one).
+    pub nodata: Option<f64>,
+}
+
+/// Row count and value sum of the valid cells of a slice, in row-major order (the order
+/// fixes the float rounding, so the sum is reproducible).
+pub fn valid_stats<T: Sample>(values: &[T], nodata: Option<T>) -> (u64, f64) {
+    let mut n = 0u64;
+    let mut s = 0.0f64;
+    for &v in values {
+        if v.is_valid(nodata) {
+            n += 1;
+            s += v.to_f64();
+        }
+    }
+    (n, s)
+}
+
+impl Tile {
+    /// Row count and value sum of the valid cells.
+    pub fn stats(&self) -> (u64, f64) {
+        let nd = self.nodata;
+        with_tile_values!(&self.values, v => valid_stats(v, crate::dtype::nodata_as(nd)))
+    }
+}
