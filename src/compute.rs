@@ -112,12 +112,20 @@ fn compute_typed<T: Sample + GdalType + IntoTileValues>(
                 Ok(TileValues::Float32(out))
             }
         }
-        Kind::Warp => crate::with_sample_type!(plan.dtype, O => Ok(O::wrap(crate::warp::warp_window::<O>(src, plan, w)?))),
+        Kind::Warp => {
+            crate::with_sample_type!(plan.dtype, O => Ok(O::wrap(crate::warp::warp_window::<O>(src, plan, w)?)))
+        }
     }
 }
 
 /// Copies source cells into a window of the same lattice, offset by whole cells.
-fn passthrough<T: Sample + GdalType>(src: &Source, dr: i64, dc: i64, w: Window, out: &mut [T]) -> Result<(), SourceError> {
+fn passthrough<T: Sample + GdalType>(
+    src: &Source,
+    dr: i64,
+    dc: i64,
+    w: Window,
+    out: &mut [T],
+) -> Result<(), SourceError> {
     let g = &src.info.grid;
     let clip = |a: i64, n: usize, len: usize| -> Range<usize> {
         let lo = a.clamp(0, n as i64) as usize;

@@ -250,7 +250,8 @@ pub fn jobs_from_config(path: &str, cfg: &Config, o: &Overrides) -> Result<Vec<C
     let mut jobs = Vec::new();
     for (i, d) in cfg.datasets.iter().enumerate() {
         let what = format!("{path}: datasets[{i}] ({})", d.name);
-        if !d.enabled || (!o.only.is_empty() && !o.only.iter().any(|n| n.replace('-', "_") == d.name.replace('-', "_"))) {
+        if !d.enabled || (!o.only.is_empty() && !o.only.iter().any(|n| n.replace('-', "_") == d.name.replace('-', "_")))
+        {
             continue;
         }
         let name = DatasetName::new(&d.name).map_err(|e| ConfigError::Invalid(what.clone(), e.to_string()))?;
@@ -295,7 +296,9 @@ pub fn jobs_from_config(path: &str, cfg: &Config, o: &Overrides) -> Result<Vec<C
         })?;
         jobs.push(job);
     }
-    if let Some(missing) = o.only.iter().find(|n| !cfg.datasets.iter().any(|d| d.name.replace('-', "_") == n.replace('-', "_"))) {
+    if let Some(missing) =
+        o.only.iter().find(|n| !cfg.datasets.iter().any(|d| d.name.replace('-', "_") == n.replace('-', "_")))
+    {
         return Err(ConfigError::Invalid(path.to_string(), format!("--dataset {missing:?} is not in the config")));
     }
     Ok(jobs)
@@ -329,7 +332,13 @@ pub struct Base {
 impl Base {
     /// Built-in defaults (no config file).
     pub fn defaults() -> Base {
-        Base { tolerance: DEFAULT_TOLERANCE, align: true, allow_passthrough: true, window: DEFAULT_WINDOW, ..Base::default() }
+        Base {
+            tolerance: DEFAULT_TOLERANCE,
+            align: true,
+            allow_passthrough: true,
+            window: DEFAULT_WINDOW,
+            ..Base::default()
+        }
     }
 }
 
@@ -358,7 +367,8 @@ pub fn resolve(
         return Err(bad("window", format!("must be between 16 and 16384 cells, got {window}")));
     }
     let fmt_name = o.format.clone().or(base.format).unwrap_or_else(|| "parquet".into());
-    let format = Format::parse(&fmt_name).ok_or_else(|| bad("format", format!("unknown format {fmt_name:?}; use parquet or zarr")))?;
+    let format = Format::parse(&fmt_name)
+        .ok_or_else(|| bad("format", format!("unknown format {fmt_name:?}; use parquet or zarr")))?;
     let zarr_version = o.zarr_version.or(base.zarr_version).unwrap_or(3);
     if zarr_version != 2 && zarr_version != 3 {
         return Err(bad("zarr_version", format!("must be 2 or 3, got {zarr_version}")));
@@ -410,7 +420,8 @@ mod tests {
 
     #[test]
     fn unknown_key_names_key_and_line() {
-        let e = Config::parse("c.yml", "datasets:\n  - name: a\n    path: b\n    colour: red\n").unwrap_err().to_string();
+        let e =
+            Config::parse("c.yml", "datasets:\n  - name: a\n    path: b\n    colour: red\n").unwrap_err().to_string();
         assert!(e.contains("colour") && e.contains("line 4"), "{e}");
         let e = Config::parse("c.yml", "datasets: []\nresampling:\n  window_size: big\n").unwrap_err().to_string();
         assert!(e.contains("window_size") || e.contains("line 3"), "{e}");

@@ -117,16 +117,7 @@ impl Grid {
         if gt[1].partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) || gt[5] >= 0.0 {
             return Err(GridError::NotNorthUp(what.to_string(), gt[1], gt[5]));
         }
-        Ok(Grid {
-            crs_wkt,
-            epsg,
-            x0: gt[0],
-            y0: gt[3],
-            dx: gt[1],
-            dy: gt[5],
-            width,
-            height,
-        })
+        Ok(Grid { crs_wkt, epsg, x0: gt[0], y0: gt[3], dx: gt[1], dy: gt[5], width, height })
     }
 
     /// The GDAL geotransform of this grid.
@@ -185,8 +176,7 @@ impl Grid {
     /// cell edges coincide with this grid's.
     pub fn same_lattice(&self, other: &Grid, tolerance: f64) -> bool {
         let close = |a: f64, b: f64| (a - b).abs() <= tolerance * a.abs().max(b.abs());
-        if self.crs_wkt != other.crs_wkt || !close(self.dx, other.dx) || !close(self.dy, other.dy)
-        {
+        if self.crs_wkt != other.crs_wkt || !close(self.dx, other.dx) || !close(self.dy, other.dy) {
             return false;
         }
         let cx = (other.x0 - self.x0) / self.dx;
@@ -200,12 +190,7 @@ impl Grid {
         let mut out = Vec::new();
         for row0 in (0..self.height).step_by(size) {
             for col0 in (0..self.width).step_by(size) {
-                out.push(Window {
-                    row0,
-                    col0,
-                    rows: size.min(self.height - row0),
-                    cols: size.min(self.width - col0),
-                });
+                out.push(Window { row0, col0, rows: size.min(self.height - row0), cols: size.min(self.width - col0) });
             }
         }
         out
@@ -216,13 +201,7 @@ impl Grid {
 ///
 /// # Errors
 /// [`GridError::BadResolution`] or [`GridError::EmptyBounds`].
-pub fn aligned_grid(
-    crs_wkt: &str,
-    epsg: Option<u32>,
-    rx: f64,
-    ry: f64,
-    b: Bounds,
-) -> Result<Grid, GridError> {
+pub fn aligned_grid(crs_wkt: &str, epsg: Option<u32>, rx: f64, ry: f64, b: Bounds) -> Result<Grid, GridError> {
     if !(rx > 0.0 && ry > 0.0) || !rx.is_finite() || !ry.is_finite() {
         return Err(GridError::BadResolution(rx, ry));
     }
@@ -250,16 +229,7 @@ mod tests {
     use super::*;
 
     fn g(x0: f64, y0: f64, d: f64, w: usize, h: usize) -> Grid {
-        Grid {
-            crs_wkt: "EPSG:4326".into(),
-            epsg: Some(4326),
-            x0,
-            y0,
-            dx: d,
-            dy: -d,
-            width: w,
-            height: h,
-        }
+        Grid { crs_wkt: "EPSG:4326".into(), epsg: Some(4326), x0, y0, dx: d, dy: -d, width: w, height: h }
     }
 
     #[test]
@@ -294,8 +264,7 @@ mod tests {
 
     #[test]
     fn rotated_is_refused() {
-        let e = Grid::from_geotransform("a.tif", [0.0, 1.0, 0.1, 0.0, 0.0, -1.0], 1, 1, "".into(), None)
-            .unwrap_err();
+        let e = Grid::from_geotransform("a.tif", [0.0, 1.0, 0.1, 0.0, 0.0, -1.0], 1, 1, "".into(), None).unwrap_err();
         assert!(e.to_string().contains("rotated"));
     }
 

@@ -10,7 +10,11 @@ use rasterstage::resample::Method;
 use rasterstage::store::Store;
 
 #[derive(Parser)]
-#[command(name = "rasterstage", version, about = "Stage very large rasters for PostgreSQL: convert to Parquet tiles or Zarr window by window, then load exactly once")]
+#[command(
+    name = "rasterstage",
+    version,
+    about = "Stage very large rasters for PostgreSQL: convert to Parquet tiles or Zarr window by window, then load exactly once"
+)]
 struct Cli {
     /// More log output (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -141,7 +145,8 @@ fn init_logging(verbose: u8, quiet: bool) {
         (_, 1) => "info,rasterstage=debug",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -193,10 +198,13 @@ fn run_convert(a: ConvertArgs, quiet: bool) -> Result<()> {
             (jobs, cfg.resampling.threads)
         }
         (None, Some(src)) => {
-            let stem = std::path::Path::new(src).file_stem().map(|s| s.to_string_lossy().to_lowercase()).unwrap_or_default();
+            let stem =
+                std::path::Path::new(src).file_stem().map(|s| s.to_string_lossy().to_lowercase()).unwrap_or_default();
             let name = DatasetName::new(a.name.as_deref().unwrap_or(&stem))?;
             let method = match &a.method {
-                Some(m) => Some(Method::parse(m).with_context(|| format!("unknown method {m:?}; use one of sum, average, mode, min, max, nearest, bilinear"))?),
+                Some(m) => Some(Method::parse(m).with_context(|| {
+                    format!("unknown method {m:?}; use one of sum, average, mode, min, max, nearest, bilinear")
+                })?),
                 None => None,
             };
             let job = config::resolve(name, src.clone(), a.band.unwrap_or(1), a.nodata, method, &o, Base::defaults())?;
@@ -205,7 +213,8 @@ fn run_convert(a: ConvertArgs, quiet: bool) -> Result<()> {
         (Some(_), Some(_)) => bail!("give either a source raster or --config, not both"),
         (None, None) => bail!("nothing to convert: give a source raster or --config config.yml"),
     };
-    let threads = a.threads.or(threads).unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let threads =
+        a.threads.or(threads).unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let opts = RunOptions { threads, overwrite: a.overwrite, quiet };
     let mut failed = 0;
     for job in &jobs {
@@ -249,7 +258,10 @@ fn run_inspect(a: InspectArgs) -> Result<()> {
         println!("no staged datasets under {}", root.url());
         return Ok(());
     }
-    println!("{:<20} {:<10} {:<8} {:<12} {:<8} {:>13} {:>12} {:>11} {:>14} {:>14}", "dataset", "status", "format", "method", "dtype", "shape", "resolution", "tiles", "rows", "value_sum");
+    println!(
+        "{:<20} {:<10} {:<8} {:<12} {:<8} {:>13} {:>12} {:>11} {:>14} {:>14}",
+        "dataset", "status", "format", "method", "dtype", "shape", "resolution", "tiles", "rows", "value_sum"
+    );
     for d in list {
         println!(
             "{:<20} {:<10} {:<8} {:<12} {:<8} {:>13} {:>12} {:>11} {:>14} {:>14}",

@@ -184,7 +184,10 @@ pub fn plan(src: &SourceInfo, req: &GridRequest, method: Method) -> Result<Plan,
         let dc = snap((target.x0 - sg.x0) / sg.dx) as i64;
         let dr = snap((target.y0 - sg.y0) / sg.dy) as i64;
         let target = Grid { dx: sg.dx, dy: sg.dy, ..target };
-        let extends = dr < 0 || dc < 0 || dr + target.height as i64 > sg.height as i64 || dc + target.width as i64 > sg.width as i64;
+        let extends = dr < 0
+            || dc < 0
+            || dr + target.height as i64 > sg.height as i64
+            || dc + target.width as i64 > sg.width as i64;
         let nodata = output_nodata(src, Method::Nearest, src.dtype, !extends);
         return Ok(Plan { target, method, kind: Kind::Passthrough { dr, dc }, dtype: src.dtype, nodata });
     }

@@ -152,13 +152,15 @@ impl Source {
         }
         let rb = dataset.rasterband(band).map_err(|e| SourceError::NotRaster(path.to_string(), e.to_string()))?;
         let type_name = rb.band_type().name();
-        let dtype = DataType::parse(&type_name).ok_or_else(|| SourceError::BadType(path.to_string(), type_name.clone()))?;
+        let dtype =
+            DataType::parse(&type_name).ok_or_else(|| SourceError::BadType(path.to_string(), type_name.clone()))?;
         let nodata = nodata.or_else(|| rb.no_data_value());
         let gt = dataset.geo_transform().map_err(|_| SourceError::NoTransform(path.to_string()))?;
         let (crs_wkt, epsg) = match dataset.spatial_ref() {
             Ok(srs) => {
                 let wkt = srs.to_wkt().unwrap_or_default();
-                let epsg = srs.auth_code().ok().filter(|_| srs.auth_name().as_deref() == Some("EPSG")).map(|c| c as u32);
+                let epsg =
+                    srs.auth_code().ok().filter(|_| srs.auth_name().as_deref() == Some("EPSG")).map(|c| c as u32);
                 (wkt, epsg)
             }
             Err(_) => (String::new(), None),

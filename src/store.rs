@@ -95,11 +95,16 @@ impl Store {
             url.to_string()
         };
         std::fs::create_dir_all(&local).map_err(|source| StoreError::CreateDir { path: local.clone(), source })?;
-        let abs = std::fs::canonicalize(&local).map_err(|source| StoreError::CreateDir { path: local.clone(), source })?;
+        let abs =
+            std::fs::canonicalize(&local).map_err(|source| StoreError::CreateDir { path: local.clone(), source })?;
         let fs = object_store::local::LocalFileSystem::new_with_prefix(&abs)
             .map_err(|e| bad(e.to_string()))?
             .with_automatic_cleanup(true);
-        Ok(Store { inner: Arc::new(fs), root: Path::default(), url: abs.to_string_lossy().trim_end_matches('/').to_string() })
+        Ok(Store {
+            inner: Arc::new(fs),
+            root: Path::default(),
+            url: abs.to_string_lossy().trim_end_matches('/').to_string(),
+        })
     }
 
     /// The location as a URL or absolute path, for messages and for other readers (DuckDB).
@@ -141,25 +146,29 @@ impl Store {
     /// [`StoreError::Op`] naming the object.
     pub fn put(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
         let path = self.path(key);
-        runtime().block_on(async {
-            if bytes.len() <= MULTIPART_THRESHOLD {
-                self.inner.put(&path, PutPayload::from(bytes)).await.map(|_| ())
-            } else {
-                let mut w = object_store::buffered::BufWriter::with_capacity(self.inner.clone(), path, MULTIPART_THRESHOLD);
-                use tokio::io::AsyncWriteExt;
-                let r = async {
-                    w.put(bytes).await?;
-                    w.shutdown().await.map_err(|e| object_store::Error::Generic { store: "multipart", source: Box::new(e) })
+        runtime()
+            .block_on(async {
+                if bytes.len() <= MULTIPART_THRESHOLD {
+                    self.inner.put(&path, PutPayload::from(bytes)).await.map(|_| ())
+                } else {
+                    let mut w =
+                        object_store::buffered::BufWriter::with_capacity(self.inner.clone(), path, MULTIPART_THRESHOLD);
+                    use tokio::io::AsyncWriteExt;
+                    let r = async {
+                        w.put(bytes).await?;
+                        w.shutdown()
+                            .await
+                            .map_err(|e| object_store::Error::Generic { store: "multipart", source: Box::new(e) })
+                    }
+                    .await;
+                    if r.is_err() {
+                        // Leave no orphan parts behind on S3.
+                        let _ = w.abort().await;
+                    }
+                    r
                 }
-                .await;
-                if r.is_err() {
-                    // Leave no orphan parts behind on S3.
-                    let _ = w.abort().await;
-                }
-                r
-            }
-        })
-        .map_err(self.op("put", key))
+            })
+            .map_err(self.op("put", key))
     }
 
     /// Reads `key`; `None` when it does not exist.
@@ -184,7 +193,9 @@ impl Store {
         let base = self.path(prefix);
         let root_len = self.root.as_ref().len();
         let mut keys: Vec<String> = runtime()
-            .block_on(async { self.inner.list(Some(&base)).map_ok(|m| m.location.to_string()).try_collect::<Vec<_>>().await })
+            .block_on(async {
+                self.inner.list(Some(&base)).map_ok(|m| m.location.to_string()).try_collect::<Vec<_>>().await
+            })
             .map_err(self.op("list", prefix))?
             .into_iter()
             .map(|k| k[root_len..].trim_start_matches('/').to_string())
@@ -200,11 +211,8 @@ impl Store {
     pub fn folders(&self) -> Result<Vec<String>, StoreError> {
         let root_len = self.root.as_ref().len();
         let r = runtime().block_on(self.inner.list_with_delimiter(Some(&self.root))).map_err(self.op("list", ""))?;
-        let mut out: Vec<String> = r
-            .common_prefixes
-            .into_iter()
-            .map(|p| p.to_string()[root_len..].trim_matches('/').to_string())
-            .collect();
+        let mut out: Vec<String> =
+            r.common_prefixes.into_iter().map(|p| p.to_string()[root_len..].trim_matches('/').to_string()).collect();
         out.sort();
         Ok(out)
     }

@@ -89,12 +89,9 @@ pub fn warp_window<O: Sample + GdalType>(src: &Source, plan: &Plan, w: Window) -
         rc
     };
     if rc != gdal_sys::CPLErr::CE_None {
-        return Err(err(gdal::errors::GdalError::CplError {
-            class: rc,
-            number: 0,
-            msg: last_gdal_error(),
-        }
-        .to_string()));
+        return Err(
+            err(gdal::errors::GdalError::CplError { class: rc, number: 0, msg: last_gdal_error() }.to_string()),
+        );
     }
     let band = dst.rasterband(1).map_err(|e| err(e.to_string()))?;
     let mut out = vec![O::default(); w.cells()];

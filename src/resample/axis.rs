@@ -24,7 +24,14 @@ impl AxisMap {
     /// Builds the map for output cells `0..dst_n` whose edges are `dst_origin + i * dst_step`,
     /// over source cells `0..src_n` whose edges are `src_origin + j * src_step`. The steps
     /// must have the same sign (both negative for the y axis of north-up grids).
-    pub fn areal(src_origin: f64, src_step: f64, src_n: usize, dst_origin: f64, dst_step: f64, dst_n: usize) -> AxisMap {
+    pub fn areal(
+        src_origin: f64,
+        src_step: f64,
+        src_n: usize,
+        dst_origin: f64,
+        dst_step: f64,
+        dst_n: usize,
+    ) -> AxisMap {
         let mut map = AxisMap { spans: Vec::with_capacity(dst_n), weights: Vec::new() };
         let to_src = |i: usize| snap((dst_origin + i as f64 * dst_step - src_origin) / src_step);
         let n = src_n as f64;

@@ -37,15 +37,8 @@ pub enum Method {
 
 impl Method {
     /// Every method, in documentation order.
-    pub const ALL: [Method; 7] = [
-        Method::Sum,
-        Method::Average,
-        Method::Mode,
-        Method::Min,
-        Method::Max,
-        Method::Nearest,
-        Method::Bilinear,
-    ];
+    pub const ALL: [Method; 7] =
+        [Method::Sum, Method::Average, Method::Mode, Method::Min, Method::Max, Method::Nearest, Method::Bilinear];
 
     /// The gdalwarp name.
     pub fn name(self) -> &'static str {

@@ -87,7 +87,8 @@ impl ParquetWriter {
         let g = &self.layout.grid;
         let nodata: Option<T> = nodata_as(tile.nodata);
         let schema: SchemaRef = Arc::new(tile_schema(T::ARROW));
-        let mut writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(self.props())).map_err(|e| e.to_string())?;
+        let mut writer =
+            ArrowWriter::try_new(Vec::new(), schema.clone(), Some(self.props())).map_err(|e| e.to_string())?;
         let xs: Vec<f64> = (w.col0..w.col0 + w.cols).map(|c| g.centre_x(c)).collect();
         let mut cols = Columns::<T>::default();
         for r in 0..w.rows {

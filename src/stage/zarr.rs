@@ -94,14 +94,25 @@ impl ZarrWriter {
         let sref_attrs = json!({"crs_wkt": wkt, "spatial_ref": wkt, "GeoTransform": gt});
         // (array name, shape, chunks, dtype, fill, dims, attrs)
         let arrays: Vec<(&str, Vec<usize>, Vec<usize>, DataType, Value, Vec<&str>, Value)> = vec![
-            (name.as_str(), vec![g.height, g.width], vec![win, win], self.layout.dtype, fill_json(self.layout.nodata, self.layout.dtype), vec!["y", "x"], data_attrs),
+            (
+                name.as_str(),
+                vec![g.height, g.width],
+                vec![win, win],
+                self.layout.dtype,
+                fill_json(self.layout.nodata, self.layout.dtype),
+                vec!["y", "x"],
+                data_attrs,
+            ),
             ("x", vec![g.width], vec![win], DataType::Float64, json!("NaN"), vec!["x"], coord_attrs("x")),
             ("y", vec![g.height], vec![win], DataType::Float64, json!("NaN"), vec!["y"], coord_attrs("y")),
             ("spatial_ref", vec![], vec![], DataType::Int32, json!(0), vec![], sref_attrs),
         ];
         let mut docs = Vec::new();
         if self.v3() {
-            docs.push((format!("{}/zarr.json", self.root), json!({"zarr_format": 3, "node_type": "group", "attributes": {}})));
+            docs.push((
+                format!("{}/zarr.json", self.root),
+                json!({"zarr_format": 3, "node_type": "group", "attributes": {}}),
+            ));
             for (a, shape, chunks, dt, fill, dims, attrs) in arrays {
                 docs.push((
                     format!("{}/{a}/zarr.json", self.root),
@@ -200,7 +211,15 @@ impl TileWriter for ZarrWriter {
         for (axis, n) in [("x", g.width), ("y", g.height)] {
             for (ci, start) in (0..n).step_by(win).enumerate() {
                 let vals: Vec<f64> = (start..start + win)
-                    .map(|i| if i >= n { f64::NAN } else if axis == "x" { g.centre_x(i) } else { g.centre_y(i) })
+                    .map(|i| {
+                        if i >= n {
+                            f64::NAN
+                        } else if axis == "x" {
+                            g.centre_x(i)
+                        } else {
+                            g.centre_y(i)
+                        }
+                    })
                     .collect();
                 let mut raw = Vec::with_capacity(win * 8);
                 f64::extend_le(&vals, &mut raw);

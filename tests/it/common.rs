@@ -1,0 +1,177 @@
+//! Shared test helpers: raster fixtures, running the binary, external readers.
+
+#![allow(dead_code)]
+
+use gdal::raster::{Buffer, GdalType};
+use gdal::spatial_ref::SpatialRef;
+use gdal::DriverManager;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A north-up raster to generate.
+#[derive(Clone)]
+pub struct RasterSpec {
+    pub width: usize,
+    pub height: usize,
+    pub x0: f64,
+    pub y0: f64,
+    pub res: f64,
+    pub epsg: u32,
+    pub nodata: Option<f64>,
+    pub block: usize,
+}
+
+impl RasterSpec {
+    pub fn geographic(width: usize, height: usize, res: f64) -> RasterSpec {
+        RasterSpec { width, height, x0: -180.0, y0: 90.0, res, epsg: 4326, nodata: None, block: 256 }
+    }
+}
+
+/// Writes a tiled, deflate-compressed GeoTIFF with `values` (row-major).
+pub fn write_tif<T: GdalType + Copy>(path: &Path, spec: &RasterSpec, values: Vec<T>) {
+    assert_eq!(values.len(), spec.width * spec.height);
+    let driver = DriverManager::get_driver_by_name("GTiff").unwrap();
+    let block = spec.block.to_string();
+    let opts = gdal::raster::RasterCreationOptions::from_iter([
+        "TILED=YES",
+        "COMPRESS=DEFLATE",
+        &format!("BLOCKXSIZE={block}"),
+        &format!("BLOCKYSIZE={block}"),
+    ]);
+    let mut ds = driver
+        .create_with_band_type_with_options::<T, _>(path, spec.width, spec.height, 1, &opts)
+        .unwrap();
+    ds.set_geo_transform(&[spec.x0, spec.res, 0.0, spec.y0, 0.0, -spec.res]).unwrap();
+    ds.set_spatial_ref(&SpatialRef::from_epsg(spec.epsg).unwrap()).unwrap();
+    let mut band = ds.rasterband(1).unwrap();
+    if let Some(nd) = spec.nodata {
+        band.set_no_data_value(Some(nd)).unwrap();
+    }
+    let mut buf = Buffer::new((spec.width, spec.height), values);
+    band.write((0, 0), (spec.width, spec.height), &mut buf).unwrap();
+}
+
+/// A deterministic pseudo-random sequence (no rand crate needed).
+pub fn lcg(seed: u64) -> impl FnMut() -> u64 {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    move || {
+        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        s >> 33
+    }
+}
+
+/// A fresh temporary folder, removed when dropped.
+pub fn tmp() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("rasterstage-test-").tempdir().unwrap()
+}
+
+/// The rasterstage binary under test.
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rasterstage"));
+    c.env("RUST_LOG", "warn");
+    c
+}
+
+/// Runs rasterstage with `args`; returns the output whatever the status.
+pub fn run(args: &[&str]) -> Output {
+    bin().args(args).output().unwrap()
+}
+
+/// Runs rasterstage and asserts success; returns stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "rasterstage {args:?} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs rasterstage, asserts failure, returns stderr.
+pub fn fails(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(!out.status.success(), "rasterstage {args:?} should have failed: {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The venv Python with the reader packages (scripts/services.sh sets it).
+pub fn python() -> String {
+    std::env::var("RASTERSTAGE_PYTHON").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap();
+        format!("{home}/.cache/rasterstage-venv/bin/python")
+    })
+}
+
+/// Runs a Python snippet; asserts success and returns its trimmed stdout.
+pub fn py(code: &str) -> String {
+    let out = Command::new(python()).arg("-c").arg(code).output().unwrap();
+    assert!(
+        out.status.success(),
+        "python failed:\n{code}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The DuckDB prelude that loads the offline extensions.
+pub fn duckdb_prelude() -> String {
+    let dir = std::env::var("RASTERSTAGE_DUCKDB_EXT_DIR").unwrap_or_default();
+    format!(
+        "import duckdb\ncon = duckdb.connect()\nif {dir:?}:\n    con.execute(\"SET extension_directory='{dir}'\")\n    con.execute('SET autoinstall_known_extensions=false')\n"
+    )
+}
+
+/// Runs one DuckDB query and returns the first row as strings joined by '|'.
+pub fn duckdb_row(sql: &str) -> String {
+    py(&format!("{}row = con.execute({sql:?}).fetchone()\nprint('|'.join(str(v) for v in row))", duckdb_prelude()))
+}
+
+/// Reads a staged dataset.json.
+pub fn manifest(root: &Path, name: &str) -> serde_json::Value {
+    let p = root.join(name).join("dataset.json");
+    serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+}
+
+/// Every (row_idx, col_idx, value) of a Parquet-staged dataset, sorted, via DuckDB.
+pub fn parquet_cells(root: &Path, name: &str) -> Vec<(i64, i64, f64)> {
+    let glob = root.join(name).join("tiles/*.parquet");
+    let out = py(&format!(
+        "{}for r, c, v in con.execute(\"SELECT row_idx, col_idx, value::DOUBLE FROM read_parquet('{}') ORDER BY 1, 2\").fetchall():\n    print(r, c, repr(v))",
+        duckdb_prelude(),
+        glob.display()
+    ));
+    out.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let mut it = l.split_whitespace();
+            (
+                it.next().unwrap().parse().unwrap(),
+                it.next().unwrap().parse().unwrap(),
+                it.next().unwrap().parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Checksums of every tile of a dataset, by id.
+pub fn tile_checksums(root: &Path, name: &str) -> Vec<(String, Option<String>)> {
+    let m = manifest(root, name);
+    m["tiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["id"].as_str().unwrap().to_string(), t["checksum"].as_str().map(String::from)))
+        .collect()
+}
+
+/// Path as &str.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// `root/name` as a PathBuf.
+pub fn join(root: &Path, name: &str) -> PathBuf {
+    root.join(name)
+}

@@ -1,0 +1,10 @@
+//! Integration tests: one binary, split by topic. They run the real `rasterstage` binary on
+//! rasters generated here, and check the output with real readers (DuckDB, zarr-python,
+//! xarray/rioxarray, gdalinfo) and a real PostgreSQL and S3 server (started by
+//! scripts/test.sh; see scripts/services.sh for the variables).
+
+mod common;
+mod convert_cli;
+mod convert_exact;
+mod convert_readers;
+mod convert_resume;
