@@ -49,8 +49,9 @@ fn pick<T: Sample>(cells: &mut [(T, f64)]) -> Option<T> {
             w += cells[i].1;
             i += 1;
         }
-        // Strictly greater: on a tie the earlier (smaller) value stays.
-        if best.is_none_or(|(_, bw)| w > bw) {
+        // Greater beyond rounding noise: on a tie the earlier (smaller) value stays. Areas
+        // such as 0.6 * 0.4 + 0.6 * 0.6 and 0.6 * 1.0 are equal but not bit-equal.
+        if best.is_none_or(|(_, bw)| w > bw + 1e-9 * bw.max(1.0)) {
             best = Some((v, w));
         }
     }
