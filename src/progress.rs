@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// Progress of one dataset: a bar on a terminal, a log line every 10% otherwise.
+/// Progress of one dataset: a bar on a terminal, a log line every 10 s otherwise.
 pub struct Progress {
     bar: ProgressBar,
     name: String,
@@ -15,7 +15,7 @@ pub struct Progress {
     done: AtomicU64,
     cells: AtomicU64,
     start: Instant,
-    last_logged: Mutex<u64>,
+    last_logged: Mutex<Instant>,
     quiet: bool,
 }
 
@@ -42,7 +42,7 @@ impl Progress {
             done: AtomicU64::new(done),
             cells: AtomicU64::new(0),
             start: Instant::now(),
-            last_logged: Mutex::new(0),
+            last_logged: Mutex::new(Instant::now()),
             quiet,
         }
     }
@@ -54,11 +54,11 @@ impl Progress {
         let rate = cells as f64 / self.start.elapsed().as_secs_f64().max(1e-3);
         self.bar.set_position(done);
         self.bar.set_message(format!("{} cells/s", human(rate)));
-        if self.bar.is_hidden() && !self.quiet && self.total > 0 {
-            let decile = done * 10 / self.total;
+        // Without a terminal, a log line at most every 10 s keeps CI logs readable.
+        if self.bar.is_hidden() && !self.quiet && done < self.total {
             let mut last = self.last_logged.lock().expect("progress lock");
-            if decile > *last {
-                *last = decile;
+            if last.elapsed().as_secs() >= 10 {
+                *last = Instant::now();
                 tracing::info!("{}: {done}/{} tiles, {} cells/s", self.name, self.total, human(rate));
             }
         }
