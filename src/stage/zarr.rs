@@ -84,8 +84,12 @@ impl ZarrWriter {
             };
             json!({"standard_name": std_name, "long_name": long, "units": units, "axis": axis.to_uppercase()})
         };
+        // `coordinates` makes xarray's CF decoding attach `spatial_ref` to the data variable
+        // as a coordinate; without it rioxarray finds the `grid_mapping` name but no variable
+        // behind it, and `rio.crs` is None.
         let mut data_attrs = json!({
             "grid_mapping": "spatial_ref",
+            "coordinates": "spatial_ref",
             "long_name": name,
         });
         if !wkt.is_empty() {

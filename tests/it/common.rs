@@ -38,9 +38,7 @@ pub fn write_tif<T: GdalType + Copy>(path: &Path, spec: &RasterSpec, values: Vec
         &format!("BLOCKXSIZE={block}"),
         &format!("BLOCKYSIZE={block}"),
     ]);
-    let mut ds = driver
-        .create_with_band_type_with_options::<T, _>(path, spec.width, spec.height, 1, &opts)
-        .unwrap();
+    let mut ds = driver.create_with_band_type_with_options::<T, _>(path, spec.width, spec.height, 1, &opts).unwrap();
     ds.set_geo_transform(&[spec.x0, spec.res, 0.0, spec.y0, 0.0, -spec.res]).unwrap();
     ds.set_spatial_ref(&SpatialRef::from_epsg(spec.epsg).unwrap()).unwrap();
     let mut band = ds.rasterband(1).unwrap();
@@ -107,11 +105,7 @@ pub fn python() -> String {
 /// Runs a Python snippet; asserts success and returns its trimmed stdout.
 pub fn py(code: &str) -> String {
     let out = Command::new(python()).arg("-c").arg(code).output().unwrap();
-    assert!(
-        out.status.success(),
-        "python failed:\n{code}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "python failed:\n{code}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -174,4 +168,61 @@ pub fn s(p: &Path) -> &str {
 /// `root/name` as a PathBuf.
 pub fn join(root: &Path, name: &str) -> PathBuf {
     root.join(name)
+}
+
+// ---------------------------------------------------------------------------
+// Helpers for the readers / resume / bad-input tests.
+// ---------------------------------------------------------------------------
+
+/// Runs rasterstage with extra environment variables; returns the output whatever the status.
+pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = bin();
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.args(args).output().unwrap()
+}
+
+/// The path of a file in the repository (schemas, config.yml, examples).
+pub fn repo_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Asserts that stderr holds exactly one line starting with `error:`, that it is the only
+/// non-empty line, and that it mentions every string of `needles`; returns that line.
+pub fn one_error_line(stderr: &str, needles: &[&str]) -> String {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let errors: Vec<&&str> = lines.iter().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "want exactly one `error:` line, got:\n{stderr}");
+    assert_eq!(lines.len(), 1, "want nothing but the error line on stderr, got:\n{stderr}");
+    let line = errors[0].to_string();
+    for n in needles {
+        assert!(line.contains(n), "error line should mention {n:?}: {line}");
+    }
+    line
+}
+
+/// Validates `<root>/<name>/dataset.json` against `schemas/dataset.schema.json` with Python
+/// `jsonschema` (draft 2020-12).
+pub fn validate_dataset_json(root: &Path, name: &str) {
+    let doc = root.join(name).join("dataset.json");
+    validate_with_schema(&repo_file("schemas/dataset.schema.json"), &doc);
+}
+
+/// Validates a JSON or YAML document against a JSON Schema with Python `jsonschema`.
+pub fn validate_with_schema(schema: &Path, doc: &Path) {
+    let code = format!(
+        "import json, yaml, jsonschema\n\
+         schema = json.load(open({schema:?}))\n\
+         jsonschema.Draft202012Validator.check_schema(schema)\n\
+         p = {doc:?}\n\
+         doc = json.load(open(p)) if p.endswith('.json') else yaml.safe_load(open(p))\n\
+         errs = sorted(jsonschema.Draft202012Validator(schema).iter_errors(doc), key=lambda e: list(e.path))\n\
+         for e in errs:\n    print(list(e.path), e.message)\n\
+         print('valid' if not errs else 'INVALID')",
+        schema = schema.to_str().unwrap(),
+        doc = doc.to_str().unwrap(),
+    );
+    let out = py(&code);
+    assert_eq!(out, "valid", "{} does not match {}", doc.display(), schema.display());
 }
