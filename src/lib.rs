@@ -9,6 +9,7 @@ pub mod config;
 pub mod dtype;
 pub mod grid;
 pub mod inspect;
+pub mod load;
 pub mod name;
 pub mod pipeline;
 pub mod plan;

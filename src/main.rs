@@ -9,6 +9,8 @@ use rasterstage::progress::{human, peak_rss_bytes};
 use rasterstage::resample::Method;
 use rasterstage::store::Store;
 
+mod cli_load;
+
 #[derive(Parser)]
 #[command(
     name = "rasterstage",
@@ -32,6 +34,10 @@ enum Cmd {
     Convert(ConvertArgs),
     /// Show what is staged under a root: datasets, grids, tiles done/total, rows, value sum.
     Inspect(InspectArgs),
+    /// Load staged datasets into PostgreSQL by binary COPY, exactly once per tile (resumable).
+    Load(cli_load::LoadArgs),
+    /// Compare staged and loaded data tile by tile (row count, value sum); non-zero exit on any difference.
+    Verify(cli_load::VerifyArgs),
 }
 
 #[derive(Args)]
@@ -102,6 +108,9 @@ struct InspectArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also show loaded tiles/total per dataset in this database.
+    #[command(flatten)]
+    db: cli_load::DbArgs,
 }
 
 /// gdalwarp users type `-tr`, `-te`, `-t_srs`: accept them as the long flags they mean.
@@ -160,6 +169,8 @@ fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Convert(a) => run_convert(a, cli.quiet),
         Cmd::Inspect(a) => run_inspect(a),
+        Cmd::Load(a) => cli_load::run_load(a, cli.quiet),
+        Cmd::Verify(a) => cli_load::run_verify(a),
     }
 }
 
@@ -250,8 +261,16 @@ fn run_convert(a: ConvertArgs, quiet: bool) -> Result<()> {
 fn run_inspect(a: InspectArgs) -> Result<()> {
     let root = Store::open(&a.root)?;
     let list = rasterstage::inspect::inspect(&root)?;
+    let loaded = cli_load::loaded(&a.db, &root)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        let mut v = serde_json::to_value(&list)?;
+        if let (Some(loaded), Some(items)) = (&loaded, v.as_array_mut()) {
+            for d in items {
+                let n = d["name"].as_str().and_then(|n| loaded.get(n)).map_or(0, |l| l.0);
+                d["loaded_tiles"] = n.into();
+            }
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
     if list.is_empty() {
@@ -262,9 +281,13 @@ fn run_inspect(a: InspectArgs) -> Result<()> {
         "{:<20} {:<10} {:<8} {:<12} {:<8} {:>13} {:>12} {:>11} {:>14} {:>14}",
         "dataset", "status", "format", "method", "dtype", "shape", "resolution", "tiles", "rows", "value_sum"
     );
+    let loaded_col = |name: &str| match &loaded {
+        Some(l) => format!("  loaded {}", l.get(name).map_or_else(|| "0/?".to_string(), |(n, t)| format!("{n}/{t}"))),
+        None => String::new(),
+    };
     for d in list {
         println!(
-            "{:<20} {:<10} {:<8} {:<12} {:<8} {:>13} {:>12} {:>11} {:>14} {:>14}",
+            "{:<20} {:<10} {:<8} {:<12} {:<8} {:>13} {:>12} {:>11} {:>14} {:>14}{}",
             d.name,
             format!("{:?}", d.status).to_lowercase(),
             format!("{:?}", d.format).to_lowercase(),
@@ -274,7 +297,8 @@ fn run_inspect(a: InspectArgs) -> Result<()> {
             format!("{:.6}", d.resolution[0]),
             format!("{}/{}", d.tiles_done, d.tiles_total),
             d.rows,
-            human(d.value_sum)
+            human(d.value_sum),
+            loaded_col(&d.name)
         );
     }
     Ok(())

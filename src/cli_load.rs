@@ -1,0 +1,207 @@
+//! The `load` and `verify` subcommands and `inspect --database-url`: arguments and reporting.
+//! Part of the binary (next to main.rs); all work is in `rasterstage::load`.
+
+use anyhow::{bail, Result};
+use clap::Args;
+use rasterstage::config::Config;
+use rasterstage::load::pg::ConnSpec;
+use rasterstage::load::{self, LoadOptions};
+use rasterstage::progress::{human, peak_rss_bytes};
+use rasterstage::store::Store;
+use std::collections::BTreeMap;
+
+/// Where the tables are: connection, schema, prefix.
+#[derive(Args, Clone, Default)]
+pub struct DbArgs {
+    /// PostgreSQL URL [default: $DATABASE_URL, then the config's database.url, then PG* variables].
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Schema of the tables [default: the config's database.schema, else public].
+    #[arg(long)]
+    pub schema: Option<String>,
+    /// Prefix of each dataset's table name [default: the config's database.table_prefix].
+    #[arg(long)]
+    pub table_prefix: Option<String>,
+}
+
+/// `load` and `verify` arguments.
+#[derive(Args)]
+pub struct LoadArgs {
+    /// Config file: its output.uri is the staging root, its database section the target.
+    #[arg(long, short = 'c')]
+    pub config: Option<String>,
+    /// Staging root (folder, file:// or s3://bucket/prefix) [default: the config's output.uri].
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Only these datasets (repeatable or comma-separated) [default: every staged dataset].
+    #[arg(long, value_delimiter = ',')]
+    pub dataset: Vec<String>,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Parallel connections [default: CPU cores].
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    /// Do not build the primary key (row_idx, col_idx) after loading.
+    #[arg(long)]
+    pub no_index: bool,
+    /// Drop and reload a dataset table that already exists.
+    #[arg(long)]
+    pub replace: bool,
+}
+
+/// `verify` arguments.
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// Config file (staging root and database section).
+    #[arg(long, short = 'c')]
+    pub config: Option<String>,
+    /// Staging root [default: the config's output.uri].
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Only these datasets (repeatable or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub dataset: Vec<String>,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+struct Target {
+    root: String,
+    datasets: Vec<String>,
+    conn: ConnSpec,
+    schema: String,
+    prefix: String,
+}
+
+fn target(config: &Option<String>, from: &Option<String>, dataset: &[String], db: &DbArgs) -> Result<Target> {
+    let cfg = match config {
+        Some(p) => Some(Config::load(p)?),
+        None => None,
+    };
+    let root = match (from, cfg.as_ref().and_then(|c| c.output.uri.clone())) {
+        (Some(f), _) => f.clone(),
+        (None, Some(u)) => u,
+        (None, None) if cfg.is_some() => rasterstage::config::DEFAULT_OUT.to_string(),
+        (None, None) => bail!("nothing to load: give --from ./staging or --config config.yml"),
+    };
+    let datasets = if !dataset.is_empty() {
+        dataset.to_vec()
+    } else if let Some(c) = &cfg {
+        c.datasets.iter().filter(|d| d.enabled).map(|d| d.name.replace('-', "_")).collect()
+    } else {
+        Vec::new()
+    };
+    let dbc = cfg.as_ref().map(|c| c.database.clone()).unwrap_or_default();
+    let conn = ConnSpec::resolve(db.database_url.as_deref(), dbc.url.as_deref())?;
+    Ok(Target {
+        root,
+        datasets,
+        conn,
+        schema: db.schema.clone().or(dbc.schema).unwrap_or_else(|| "public".to_string()),
+        prefix: db.table_prefix.clone().or(dbc.table_prefix).unwrap_or_default(),
+    })
+}
+
+/// Runs `load`; prints one line per dataset.
+///
+/// # Errors
+/// Any dataset failing (after the others ran).
+pub fn run_load(a: LoadArgs, quiet: bool) -> Result<()> {
+    let t = target(&a.config, &a.from, &a.dataset, &a.db)?;
+    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let opts = LoadOptions {
+        root: t.root,
+        datasets: t.datasets,
+        conn: t.conn,
+        jobs,
+        schema: t.schema,
+        table_prefix: t.prefix,
+        no_index: a.no_index,
+        replace: a.replace,
+        quiet,
+    };
+    let results = load::load(&opts)?;
+    let total = results.len();
+    let mut failed = Vec::new();
+    for (name, r) in results {
+        match r {
+            Ok(s) => println!(
+                "{}: {} tiles ({} loaded now, {} already loaded), {} rows copied of {}, {:.1} s, {} rows/s{}, peak RSS {} MB -> {}",
+                s.name,
+                s.tiles,
+                s.loaded,
+                s.skipped,
+                s.rows,
+                s.total_rows,
+                s.seconds,
+                human(s.rows as f64 / s.seconds.max(1e-3)),
+                if s.indexed { ", primary key built" } else { "" },
+                peak_rss_bytes() / (1 << 20),
+                s.table
+            ),
+            Err(e) => {
+                eprintln!("error: {name}: {e}");
+                failed.push(e);
+            }
+        }
+    }
+    match failed.len() {
+        0 => Ok(()),
+        1 if total == 1 => Err(failed.remove(0).into()),
+        n => bail!("{n} of {total} datasets failed"),
+    }
+}
+
+/// Runs `verify`; lists every differing tile.
+///
+/// # Errors
+/// Any difference or failure.
+pub fn run_verify(a: VerifyArgs) -> Result<()> {
+    let t = target(&a.config, &a.from, &a.dataset, &a.db)?;
+    let root = Store::open(&t.root)?;
+    let results = load::verify::verify(&root, &t.datasets, &t.conn, &t.schema, &t.prefix)?;
+    let total = results.len();
+    let mut bad = Vec::new();
+    for (name, r) in results {
+        match r {
+            Ok(rep) => {
+                for d in &rep.diffs {
+                    println!(
+                        "{name} {}: rows staged {} loaded {}, sum staged {} loaded {}",
+                        d.tile, d.staged_rows, d.loaded_rows, d.staged_sum, d.loaded_sum
+                    );
+                }
+                match rep.error() {
+                    Some(e) => {
+                        eprintln!("error: {e}");
+                        bad.push(e.to_string());
+                    }
+                    None => println!("{name}: {} tiles match {}", rep.tiles, rep.table),
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {name}: {e}");
+                bad.push(format!("{name}: {e}"));
+            }
+        }
+    }
+    match bad.len() {
+        0 => Ok(()),
+        1 if total == 1 => bail!("{}", bad[0]),
+        n => bail!("{n} of {total} datasets differ or failed"),
+    }
+}
+
+/// Loaded/total tiles per dataset for `inspect`, when a database is given.
+///
+/// # Errors
+/// Connection or query failures.
+pub fn loaded(db: &DbArgs, root: &Store) -> Result<Option<BTreeMap<String, (usize, usize)>>> {
+    if db.database_url.is_none() {
+        return Ok(None);
+    }
+    let conn = ConnSpec::resolve(db.database_url.as_deref(), None)?;
+    let schema = db.schema.clone().unwrap_or_else(|| "public".to_string());
+    let prefix = db.table_prefix.clone().unwrap_or_default();
+    Ok(Some(load::verify::loaded_tiles(root, &conn, &schema, &prefix)?))
+}

@@ -1,0 +1,688 @@
+//! `load`: staged tiles into PostgreSQL by binary COPY, exactly once per tile.
+//!
+//! Each tile loads in one transaction: delete the rows of a previous version of the tile (if
+//! the ledger has one), COPY its rows, write its ledger row, COMMIT. The decision to skip or
+//! reload is taken inside that transaction under a per-tile advisory lock, so a retry after a
+//! commit whose acknowledgement was lost, or two loaders running at once, never load a tile
+//! twice. Tiles load in parallel over `--jobs` connections; the primary key is built once,
+//! after the bulk load, then the table is analysed.
+
+pub mod copy;
+pub mod ledger;
+pub mod pg;
+pub mod verify;
+
+use crate::name::{BadName, DatasetName};
+use crate::progress::Progress;
+use crate::stage::manifest::{Format, Manifest, Status, TileRecord};
+use crate::stage::StageError;
+use crate::store::{Store, StoreError};
+use copy::{CopyEncoder, DecodeError, TileShape};
+use pg::{qualified, reason, ConnSpec};
+use postgres::Client;
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Attempts per tile when PostgreSQL fails transiently.
+pub const MAX_ATTEMPTS: u32 = 6;
+/// First retry delay; doubled on each further attempt.
+const BACKOFF: Duration = Duration::from_millis(250);
+/// Test hook: a pause (ms) inside each tile's transaction, mid-COPY, so that a test can kill
+/// the loader or its backend while a transaction is open.
+pub const TEST_DELAY_ENV: &str = "RASTERSTAGE_TEST_LOAD_DELAY_MS";
+
+/// Errors of `load`, `verify` and the loaded-status query, each naming what it is about.
+/// None ever contains a password.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The connection URL does not parse.
+    #[error("invalid database URL: {0}")]
+    BadUrl(String),
+    /// PostgreSQL cannot be reached or refuses the login.
+    #[error("cannot connect to PostgreSQL ({target}): {reason}")]
+    Connect {
+        /// Host, port, user and database.
+        target: String,
+        /// Why.
+        reason: String,
+    },
+    /// A statement failed.
+    #[error("{what}: {reason}")]
+    Db {
+        /// What was being done, naming the table.
+        what: String,
+        /// The server's message.
+        reason: String,
+    },
+    /// The staging store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// dataset.json is unreadable.
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    /// A dataset name that is not a safe identifier.
+    #[error(transparent)]
+    BadName(#[from] BadName),
+    /// A schema name or table prefix that is not a safe identifier.
+    #[error("{0} {1:?} is not a safe SQL identifier: use lowercase letters, digits and _ (starting with a letter or _), at most 63 characters")]
+    BadIdent(String, String),
+    /// Nothing staged where a dataset was expected.
+    #[error("{0}: no dataset.json, nothing is staged there; run convert first")]
+    NoManifest(String),
+    /// No dataset at all under the root.
+    #[error("no staged datasets under {0}; run convert first")]
+    NothingStaged(String),
+    /// The dataset is still converting.
+    #[error("dataset {name} at {url} is not complete (status converting): run convert to finish it")]
+    NotComplete {
+        /// Dataset name.
+        name: String,
+        /// Dataset folder.
+        url: String,
+    },
+    /// The table exists with another shape.
+    #[error("table {table} exists with another shape ({found}; loading needs {expected}): drop it, choose another --schema/--table-prefix, or rerun with --replace")]
+    WrongShape {
+        /// `"schema"."table"`.
+        table: String,
+        /// Its columns.
+        found: String,
+        /// What rasterstage needs.
+        expected: String,
+    },
+    /// The table holds rows the ledger knows nothing about.
+    #[error("table {0} already holds rows that rasterstage did not load (no raster_tile_loads entries): rerun with --replace to drop and reload it")]
+    ForeignRows(String),
+    /// Some tiles failed; the others are committed.
+    #[error("{dataset}: {failed} of {total} tiles failed (the others are committed; fix them and rerun load)")]
+    TilesFailed {
+        /// Dataset name.
+        dataset: String,
+        /// Failed tiles.
+        failed: usize,
+        /// All tiles.
+        total: usize,
+    },
+    /// `verify` found differences.
+    #[error("{dataset}: {differing} of {total} tiles differ between staging and PostgreSQL")]
+    Differs {
+        /// Dataset name.
+        dataset: String,
+        /// Differing tiles.
+        differing: usize,
+        /// All tiles.
+        total: usize,
+    },
+    /// `verify` on a dataset that is not loaded.
+    #[error("table {0} does not exist: run load first")]
+    NoTable(String),
+}
+
+/// One result per dataset, by name, in the order they were processed.
+pub type PerDataset<T> = Vec<(String, Result<T, LoadError>)>;
+
+/// Everything `load` needs.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Staging root URL.
+    pub root: String,
+    /// Only these datasets (empty: every dataset under the root).
+    pub datasets: Vec<String>,
+    /// Where to connect.
+    pub conn: ConnSpec,
+    /// Parallel connections.
+    pub jobs: usize,
+    /// Target schema.
+    pub schema: String,
+    /// Prefix of every dataset table's name.
+    pub table_prefix: String,
+    /// Skip building the primary key.
+    pub no_index: bool,
+    /// Drop and reload tables that exist.
+    pub replace: bool,
+    /// No progress display.
+    pub quiet: bool,
+}
+
+/// What a finished dataset load did.
+#[derive(Debug, Clone)]
+pub struct LoadSummary {
+    /// Dataset name.
+    pub name: String,
+    /// `"schema"."table"`.
+    pub table: String,
+    /// Tiles in dataset.json.
+    pub tiles: usize,
+    /// Tiles loaded by this run.
+    pub loaded: usize,
+    /// Tiles already loaded (same checksum), skipped.
+    pub skipped: usize,
+    /// Rows copied by this run.
+    pub rows: u64,
+    /// Staged rows in the dataset.
+    pub total_rows: u64,
+    /// Wall time.
+    pub seconds: f64,
+    /// Whether the primary key was built by this run.
+    pub indexed: bool,
+}
+
+/// A dataset's table name: prefix + dataset name, checked to fit PostgreSQL's 63 bytes.
+///
+/// # Errors
+/// [`LoadError::BadIdent`].
+pub fn table_name(prefix: &str, name: &DatasetName) -> Result<String, LoadError> {
+    let t = format!("{prefix}{name}");
+    pg::check_ident("table name (--table-prefix + dataset name)", &t, false)?;
+    Ok(t)
+}
+
+/// The datasets to work on under `root`: `only` (validated names), or every folder with a
+/// dataset.json.
+///
+/// # Errors
+/// [`LoadError::BadName`], [`LoadError::NothingStaged`], [`LoadError::Store`].
+pub fn dataset_names(root: &Store, only: &[String]) -> Result<Vec<DatasetName>, LoadError> {
+    if !only.is_empty() {
+        return only.iter().map(|n| DatasetName::new(n).map_err(LoadError::from)).collect();
+    }
+    let mut out = Vec::new();
+    for folder in root.folders()? {
+        if root.child(&folder).get(crate::stage::manifest::MANIFEST)?.is_some() {
+            match DatasetName::new(&folder) {
+                Ok(n) => out.push(n),
+                Err(e) => tracing::warn!("skipping {}: {e}", root.url_of(&folder)),
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(LoadError::NothingStaged(root.url().to_string()));
+    }
+    Ok(out)
+}
+
+/// Reads a dataset's manifest and checks it may be loaded.
+///
+/// # Errors
+/// [`LoadError::NoManifest`], [`LoadError::Stage`] (invalid), [`LoadError::NotComplete`],
+/// [`LoadError::BadName`].
+pub fn complete_manifest(ds: &Store) -> Result<Manifest, LoadError> {
+    let m = Manifest::read(ds)?.ok_or_else(|| LoadError::NoManifest(ds.url().to_string()))?;
+    DatasetName::new(&m.name)?;
+    if m.status != Status::Complete {
+        return Err(LoadError::NotComplete { name: m.name.clone(), url: ds.url().to_string() });
+    }
+    Ok(m)
+}
+
+/// Loads every selected dataset; one result per dataset, in order. A dataset that fails does
+/// not stop the others.
+///
+/// # Errors
+/// Only what stops everything: bad options, no connection, no datasets, the schema DDL.
+pub fn load(opts: &LoadOptions) -> Result<PerDataset<LoadSummary>, LoadError> {
+    pg::check_ident("--schema", &opts.schema, false)?;
+    pg::check_ident("--table-prefix", &opts.table_prefix, true)?;
+    let root = Store::open(&opts.root)?;
+    let names = dataset_names(&root, &opts.datasets)?;
+    let mut client = opts.conn.connect()?;
+    pg::apply_schema(&mut client, &opts.schema)?;
+    let mut out = Vec::new();
+    for name in names {
+        let r = load_dataset(opts, &root, &mut client, &name);
+        out.push((name.to_string(), r));
+    }
+    Ok(out)
+}
+
+fn db(what: impl Into<String>) -> impl FnOnce(postgres::Error) -> LoadError {
+    let what = what.into();
+    move |e| LoadError::Db { what, reason: reason(&e) }
+}
+
+/// Objects in the dataset folder that look like tiles but are not listed: ignored, with a
+/// warning (a convert that crashed before committing them, or foreign files).
+fn warn_unlisted(ds: &Store, m: &Manifest) -> Result<(), LoadError> {
+    let listed: HashSet<&str> = m.tiles.iter().filter_map(|t| t.path.as_deref()).collect();
+    let prefix = match m.format {
+        Format::Parquet => "tiles".to_string(),
+        Format::Zarr => format!("{n}.zarr/{n}", n = m.name),
+    };
+    let is_tile = |k: &str| match m.format {
+        Format::Parquet => k.ends_with(".parquet"),
+        Format::Zarr => !matches!(k.rsplit('/').next().unwrap_or(""), "zarr.json" | ".zarray" | ".zattrs"),
+    };
+    let unlisted: Vec<String> =
+        ds.list(&prefix)?.into_iter().filter(|k| is_tile(k) && !listed.contains(k.as_str())).collect();
+    if !unlisted.is_empty() {
+        tracing::warn!(
+            "{}: ignoring {} file(s) not listed in dataset.json (e.g. {})",
+            m.name,
+            unlisted.len(),
+            ds.url_of(&unlisted[0])
+        );
+    }
+    Ok(())
+}
+
+/// Columns of `table` as `(name, format_type)`, or `None` when it does not exist.
+fn table_columns(
+    c: &mut impl postgres::GenericClient,
+    qt: &str,
+) -> Result<Option<Vec<(String, String)>>, postgres::Error> {
+    let kind: Option<i8> =
+        c.query_opt("SELECT relkind FROM pg_class WHERE oid = to_regclass($1)", &[&qt])?.map(|r| r.get(0));
+    if kind.is_none() {
+        return Ok(None);
+    }
+    let rows = c.query(
+        "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute \
+         WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+        &[&qt],
+    )?;
+    let mut cols: Vec<(String, String)> = rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
+    if kind != Some(b'r' as i8) && kind != Some(b'p' as i8) {
+        cols.insert(0, ("(not a table)".into(), String::new()));
+    }
+    Ok(Some(cols))
+}
+
+fn shape_text(cols: &[(String, String)]) -> String {
+    cols.iter().map(|(n, t)| format!("{n} {t}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Makes the dataset's table ready: created, or checked (shape, no foreign rows), or dropped
+/// and recreated with `--replace`; ledger rows of tiles that are no longer staged (or whose
+/// window changed) are removed with their rows. Returns whether the table has a primary key.
+fn prepare_table(client: &mut Client, opts: &LoadOptions, m: &Manifest, table: &str) -> Result<bool, LoadError> {
+    let qt = qualified(&opts.schema, table);
+    let what = format!("preparing table {qt}");
+    let mut tx = client.transaction().map_err(db(&what))?;
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("rasterstage:{qt}")]).map_err(db(&what))?;
+    let expected = pg::table_shape(m.dtype);
+    let existing = table_columns(&mut tx, &qt).map_err(db(&what))?;
+    let mut create = existing.is_none();
+    if let Some(cols) = existing {
+        if opts.replace {
+            tracing::info!("{}: --replace: dropping {qt}", m.name);
+            tx.batch_execute(&format!("DROP TABLE {qt}")).map_err(db(&what))?;
+            create = true;
+        } else if cols != expected {
+            return Err(LoadError::WrongShape { table: qt, found: shape_text(&cols), expected: shape_text(&expected) });
+        }
+    }
+    if create {
+        tx.batch_execute(&format!(
+            "CREATE TABLE {qt} (row_idx int4 NOT NULL, col_idx int4 NOT NULL, x float8 NOT NULL, y float8 NOT NULL, value {} NOT NULL)",
+            m.dtype.postgres()
+        ))
+        .map_err(db(&what))?;
+        // The ledger describes rows of the table; a new table has none.
+        ledger::clear(&mut tx, &opts.schema, table).map_err(db(&what))?;
+    } else {
+        let recorded = ledger::read(&mut tx, &opts.schema, table).map_err(db(&what))?;
+        if recorded.is_empty() {
+            let any: bool =
+                tx.query_one(&format!("SELECT EXISTS (SELECT 1 FROM {qt})"), &[]).map_err(db(&what))?.get(0);
+            if any {
+                return Err(LoadError::ForeignRows(qt));
+            }
+        }
+        let staged: HashMap<&str, &TileRecord> = m.tiles.iter().map(|t| (t.id.as_str(), t)).collect();
+        for (id, row) in &recorded {
+            let same_window = staged.get(id.as_str()).is_some_and(|t| ledger::range_of(t) == row.range);
+            if !same_window {
+                tracing::info!("{}: tile {id} is no longer staged as loaded; removing its {} rows", m.name, row.rows);
+                ledger::delete_range(&mut tx, &opts.schema, table, row.range).map_err(db(&what))?;
+                ledger::forget(&mut tx, &opts.schema, table, id).map_err(db(&what))?;
+            }
+        }
+    }
+    let has_pk: bool = tx
+        .query_one("SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = to_regclass($1) AND indisprimary)", &[&qt])
+        .map_err(db(&what))?
+        .get(0);
+    tx.commit().map_err(db(&what))?;
+    Ok(has_pk)
+}
+
+/// Why one tile did not load.
+#[derive(Debug)]
+enum TileError {
+    /// The staged tile is bad or missing: retrying cannot help.
+    Bad(String),
+    /// PostgreSQL failed.
+    Db(postgres::Error),
+    /// Reconnecting failed.
+    Connect(LoadError),
+}
+
+impl TileError {
+    fn transient(&self) -> bool {
+        match self {
+            TileError::Bad(_) => false,
+            TileError::Db(e) => pg::is_transient(e),
+            TileError::Connect(_) => true,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            TileError::Bad(s) => s.clone(),
+            TileError::Db(e) => reason(e),
+            TileError::Connect(e) => e.to_string(),
+        }
+    }
+}
+
+/// Everything a worker needs to load tiles of one dataset.
+struct Job<'a> {
+    opts: &'a LoadOptions,
+    ds: &'a Store,
+    m: &'a Manifest,
+    table: &'a str,
+    copy_sql: String,
+    delay: Option<Duration>,
+}
+
+enum Outcome {
+    Loaded(u64),
+    Skipped,
+}
+
+impl Job<'_> {
+    fn fetch(&self, t: &TileRecord) -> Result<Option<bytes::Bytes>, TileError> {
+        let Some(path) = &t.path else { return Ok(None) };
+        let bytes = self.ds.get(path).map_err(|e| TileError::Bad(e.to_string()))?.ok_or_else(|| {
+            TileError::Bad(format!("{} is listed in dataset.json but missing; run convert again", self.ds.url_of(path)))
+        })?;
+        let sum = crate::stage::manifest::checksum(&bytes);
+        if Some(&sum) != t.checksum.as_ref() {
+            return Err(TileError::Bad(format!(
+                "{} is corrupt or was rewritten: its checksum {sum} is not dataset.json's {}; run convert again",
+                self.ds.url_of(path),
+                t.checksum.as_deref().unwrap_or("(none)")
+            )));
+        }
+        Ok(Some(bytes))
+    }
+
+    /// One attempt: the tile's whole transaction.
+    fn attempt(
+        &self,
+        client: &mut Client,
+        t: &TileRecord,
+        bytes: Option<&bytes::Bytes>,
+        enc: &mut CopyEncoder,
+    ) -> Result<Outcome, TileError> {
+        let schema = &self.opts.schema;
+        let mut tx = client.transaction().map_err(TileError::Db)?;
+        let key = format!("rasterstage:{}/{}", qualified(schema, self.table), t.id);
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&key]).map_err(TileError::Db)?;
+        let prev = tx
+            .query_opt(
+                &format!(
+                    "SELECT checksum, row0, col0, nrows, ncols FROM {} WHERE dataset = $1 AND tile_id = $2",
+                    qualified(schema, "raster_tile_loads")
+                ),
+                &[&self.table, &t.id],
+            )
+            .map_err(TileError::Db)?;
+        if let Some(row) = prev {
+            let sum: String = row.get(0);
+            if sum == ledger::wanted_checksum(t) {
+                return Ok(Outcome::Skipped);
+            }
+            let range = [row.get(1), row.get(2), row.get(3), row.get(4)];
+            ledger::delete_range(&mut tx, schema, self.table, range).map_err(TileError::Db)?;
+        }
+        enc.begin();
+        if let Some(bytes) = bytes {
+            let shape = TileShape {
+                grid: &self.m.grid,
+                row0: t.row0,
+                col0: t.col0,
+                rows: t.rows,
+                cols: t.cols,
+                window: self.m.window,
+                dtype: self.m.dtype,
+                nodata: self.m.nodata,
+            };
+            let mut writer = tx.copy_in(&self.copy_sql).map_err(TileError::Db)?;
+            let mut first = true;
+            let delay = self.delay;
+            let mut sink = |b: &[u8]| -> std::io::Result<()> {
+                writer.write_all(b)?;
+                if first {
+                    first = false;
+                    if let Some(d) = delay {
+                        writer.flush()?;
+                        std::thread::sleep(d);
+                    }
+                }
+                Ok(())
+            };
+            let r = match self.m.format {
+                Format::Parquet => copy::parquet_rows(bytes.clone(), &shape, enc, &mut sink),
+                Format::Zarr => copy::zarr_rows(bytes, &shape, enc, &mut sink),
+            };
+            match r {
+                Ok(()) => {}
+                Err(DecodeError::Bad(s)) => return Err(TileError::Bad(format!("unreadable tile: {s}"))),
+                Err(DecodeError::Sink(e)) => {
+                    return Err(match e.into_inner().map(|inner| inner.downcast::<postgres::Error>()) {
+                        Some(Ok(pe)) => TileError::Db(*pe),
+                        Some(Err(other)) => TileError::Bad(format!("writing COPY data: {other}")),
+                        None => TileError::Bad("writing COPY data failed".into()),
+                    })
+                }
+            }
+            writer.finish().map_err(TileError::Db)?;
+        }
+        if enc.rows != t.row_count {
+            return Err(TileError::Bad(format!("tile holds {} rows, dataset.json says {}", enc.rows, t.row_count)));
+        }
+        let tol = 1e-9 * enc.value_sum.abs().max(t.value_sum.abs()).max(1.0);
+        if (enc.value_sum - t.value_sum).abs() > tol {
+            return Err(TileError::Bad(format!(
+                "tile values sum to {}, dataset.json says {}",
+                enc.value_sum, t.value_sum
+            )));
+        }
+        ledger::record(&mut tx, schema, self.table, t, enc.rows, enc.value_sum).map_err(TileError::Db)?;
+        tx.commit().map_err(TileError::Db)?;
+        Ok(Outcome::Loaded(enc.rows))
+    }
+
+    /// Loads one tile, retrying transient failures on a fresh connection with backoff.
+    fn tile(&self, client: &mut Option<Client>, t: &TileRecord, enc: &mut CopyEncoder) -> Result<Outcome, String> {
+        let bytes = self.fetch(t).map_err(|e| e.message())?;
+        let mut last = String::new();
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                std::thread::sleep(BACKOFF * 2u32.pow(attempt - 1));
+            }
+            let r = match client {
+                Some(c) => self.attempt(c, t, bytes.as_ref(), enc),
+                None => match self.opts.conn.connect() {
+                    Ok(c) => {
+                        let c = client.insert(c);
+                        self.attempt(c, t, bytes.as_ref(), enc)
+                    }
+                    Err(e) => Err(TileError::Connect(e)),
+                },
+            };
+            match r {
+                Ok(o) => return Ok(o),
+                Err(e) if e.transient() => {
+                    last = e.message();
+                    tracing::warn!("{}: tile {}: attempt {} failed, retrying: {last}", self.m.name, t.id, attempt + 1);
+                    *client = None;
+                }
+                Err(e) => return Err(e.message()),
+            }
+        }
+        Err(format!("gave up after {MAX_ATTEMPTS} attempts: {last}"))
+    }
+}
+
+fn load_dataset(
+    opts: &LoadOptions,
+    root: &Store,
+    client: &mut Client,
+    name: &DatasetName,
+) -> Result<LoadSummary, LoadError> {
+    let start = Instant::now();
+    let ds = root.child(name.as_str());
+    let m = complete_manifest(&ds)?;
+    if m.name != name.as_str() {
+        tracing::warn!("{}: dataset.json names the dataset {:?}; loading it as {name}", ds.url(), m.name);
+    }
+    let table = table_name(&opts.table_prefix, name)?;
+    let qt = qualified(&opts.schema, &table);
+    warn_unlisted(&ds, &m)?;
+    let has_pk = prepare_table(client, opts, &m, &table)?;
+
+    let recorded = ledger::read(client, &opts.schema, &table).map_err(db(format!("reading the ledger of {qt}")))?;
+    let todo: Vec<&TileRecord> = m
+        .tiles
+        .iter()
+        .filter(|t| recorded.get(&t.id).is_none_or(|r| r.checksum != ledger::wanted_checksum(t)))
+        .collect();
+    let skipped_before = m.tiles.len() - todo.len();
+    let job = Job {
+        opts,
+        ds: &ds,
+        m: &m,
+        table: &table,
+        copy_sql: format!("COPY {qt} (row_idx, col_idx, x, y, value) FROM STDIN (FORMAT binary)"),
+        delay: std::env::var(TEST_DELAY_ENV).ok().and_then(|v| v.parse().ok()).map(Duration::from_millis),
+    };
+    let progress = Progress::new(name.as_str(), m.tiles.len() as u64, skipped_before as u64, opts.quiet);
+    let next = AtomicUsize::new(0);
+    let failures: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+    let loaded = AtomicUsize::new(0);
+    let rows = std::sync::atomic::AtomicU64::new(0);
+    let workers = opts.jobs.max(1).min(todo.len().max(1));
+    std::thread::scope(|s| {
+        for w in 0..workers {
+            let (job, todo, next, failures, loaded, rows, progress) =
+                (&job, &todo, &next, &failures, &loaded, &rows, &progress);
+            s.spawn(move || {
+                // Every worker owns its connection, opened lazily and replaced after a failure.
+                let mut client: Option<Client> = None;
+                let mut enc = CopyEncoder::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(t) = todo.get(i) else { break };
+                    match job.tile(&mut client, t, &mut enc) {
+                        Ok(Outcome::Loaded(n)) => {
+                            loaded.fetch_add(1, Ordering::Relaxed);
+                            rows.fetch_add(n, Ordering::Relaxed);
+                            progress.tile_done(n);
+                        }
+                        Ok(Outcome::Skipped) => progress.tile_done(0),
+                        Err(msg) => {
+                            tracing::error!("{}: tile {} failed: {msg}", job.m.name, t.id);
+                            failures.lock().expect("failures lock").push((t.id.clone(), msg));
+                        }
+                    }
+                }
+                tracing::debug!("worker {w} done");
+            });
+        }
+    });
+    progress.finish();
+    let failures = failures.into_inner().expect("failures lock");
+    if !failures.is_empty() {
+        return Err(LoadError::TilesFailed { dataset: m.name.clone(), failed: failures.len(), total: m.tiles.len() });
+    }
+    let loaded = loaded.into_inner();
+    let mut indexed = false;
+    if !opts.no_index && !has_pk {
+        tracing::info!("{}: building the primary key of {qt}", m.name);
+        client
+            .batch_execute(&format!("ALTER TABLE {qt} ADD PRIMARY KEY (row_idx, col_idx)"))
+            .map_err(db(format!("building the primary key of {qt} (duplicate cells?)")))?;
+        indexed = true;
+    }
+    if loaded > 0 || indexed {
+        client.batch_execute(&format!("ANALYZE {qt}")).map_err(db(format!("analysing {qt}")))?;
+    }
+    record_dataset(client, opts, &ds, &m, &table)?;
+    Ok(LoadSummary {
+        name: m.name.clone(),
+        table: qt,
+        tiles: m.tiles.len(),
+        loaded,
+        skipped: m.tiles.len() - loaded,
+        rows: rows.into_inner(),
+        total_rows: m.row_count,
+        seconds: start.elapsed().as_secs_f64(),
+        indexed,
+    })
+}
+
+/// Upserts the dataset's row in `raster_datasets`.
+fn record_dataset(
+    client: &mut Client,
+    opts: &LoadOptions,
+    ds: &Store,
+    m: &Manifest,
+    table: &str,
+) -> Result<(), LoadError> {
+    let g = &m.grid;
+    let b = &m.bounds;
+    let transform: Vec<f64> = g.geotransform().to_vec();
+    let resolution = vec![g.dx, -g.dy];
+    let bounds = vec![b.minx, b.miny, b.maxx, b.maxy];
+    let epsg = g.epsg.map(|e| e as i32);
+    let format = match m.format {
+        Format::Parquet => "parquet",
+        Format::Zarr => "zarr",
+    };
+    let sql = format!(
+        "INSERT INTO {} (name, table_name, source, band, crs_wkt, epsg, transform, width, height, resolution, bounds, \
+         dtype, nodata, method, passthrough, format, tile_size, staging_uri, tile_count, row_count, value_sum, loaded_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, now()) \
+         ON CONFLICT (name) DO UPDATE SET table_name = EXCLUDED.table_name, source = EXCLUDED.source, band = EXCLUDED.band, \
+         crs_wkt = EXCLUDED.crs_wkt, epsg = EXCLUDED.epsg, transform = EXCLUDED.transform, width = EXCLUDED.width, \
+         height = EXCLUDED.height, resolution = EXCLUDED.resolution, bounds = EXCLUDED.bounds, dtype = EXCLUDED.dtype, \
+         nodata = EXCLUDED.nodata, method = EXCLUDED.method, passthrough = EXCLUDED.passthrough, format = EXCLUDED.format, \
+         tile_size = EXCLUDED.tile_size, staging_uri = EXCLUDED.staging_uri, tile_count = EXCLUDED.tile_count, \
+         row_count = EXCLUDED.row_count, value_sum = EXCLUDED.value_sum, loaded_at = EXCLUDED.loaded_at",
+        qualified(&opts.schema, "raster_datasets")
+    );
+    client
+        .execute(
+            &sql,
+            &[
+                &m.name,
+                &table,
+                &m.source.path,
+                &(m.source.band as i32),
+                &g.crs_wkt,
+                &epsg,
+                &transform,
+                &(g.width as i32),
+                &(g.height as i32),
+                &resolution,
+                &bounds,
+                &m.dtype.name(),
+                &m.nodata,
+                &m.method,
+                &(m.method == "passthrough"),
+                &format,
+                &(m.window as i32),
+                &ds.url(),
+                &(m.tile_count as i32),
+                &(m.row_count as i64),
+                &m.value_sum,
+            ],
+        )
+        .map_err(db(format!("recording {} in raster_datasets", m.name)))?;
+    Ok(())
+}

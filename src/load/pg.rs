@@ -1,0 +1,266 @@
+//! PostgreSQL connection, identifier quoting, the schema DDL and what counts as a transient
+//! error.
+//!
+//! A connection is described by host, port, user and database only: the password is kept in
+//! the `postgres::Config` and never formatted into a message or a log line.
+
+use super::LoadError;
+use crate::dtype::DataType;
+use postgres::config::{Host, SslMode};
+use postgres::error::SqlState;
+use postgres::{Client, Config};
+use std::time::Duration;
+
+/// The schema DDL (`raster_datasets`, `raster_tile_loads`), applied idempotently.
+pub const SCHEMA_SQL: &str = include_str!("../../schemas/postgres.sql");
+
+/// `application_name` of every rasterstage connection, so an operator can find them in
+/// `pg_stat_activity`.
+pub const APPLICATION_NAME: &str = "rasterstage";
+
+/// Where to connect: a parsed connection config whose `Debug`/`Display` never show the
+/// password.
+#[derive(Clone)]
+pub struct ConnSpec {
+    config: Config,
+}
+
+impl std::fmt::Debug for ConnSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ConnSpec({})", self.describe())
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl ConnSpec {
+    /// Resolves the connection in the documented order: `cli` (`--database-url`), else
+    /// `DATABASE_URL`, else `config_url` (the config's `database.url`), else libpq's `PG*`
+    /// variables. Parts a URL leaves out (user, password) are taken from `PGUSER`,
+    /// `PGPASSWORD` as libpq does.
+    ///
+    /// # Errors
+    /// [`LoadError::BadUrl`] when the URL cannot be parsed (the message never quotes it,
+    /// since it may hold a password).
+    pub fn resolve(cli: Option<&str>, config_url: Option<&str>) -> Result<ConnSpec, LoadError> {
+        let url = cli.map(str::to_string).or_else(|| env("DATABASE_URL")).or_else(|| config_url.map(str::to_string));
+        let mut config = match url {
+            Some(u) => u.parse::<Config>().map_err(|e| LoadError::BadUrl(e.to_string()))?,
+            None => {
+                let mut c = Config::new();
+                let host = env("PGHOST").unwrap_or_else(|| "localhost".to_string());
+                for h in host.split(',') {
+                    c.host(h);
+                }
+                if let Some(p) = env("PGPORT") {
+                    let port = p.parse::<u16>().map_err(|_| LoadError::BadUrl(format!("PGPORT={p} is not a port")))?;
+                    c.port(port);
+                }
+                if let Some(db) = env("PGDATABASE") {
+                    c.dbname(&db);
+                }
+                if let Some(mode) = env("PGSSLMODE") {
+                    c.ssl_mode(match mode.as_str() {
+                        "disable" => SslMode::Disable,
+                        "require" | "verify-ca" | "verify-full" => SslMode::Require,
+                        _ => SslMode::Prefer,
+                    });
+                }
+                c
+            }
+        };
+        if config.get_user().is_none() {
+            if let Some(u) = env("PGUSER").or_else(|| env("USER")) {
+                config.user(&u);
+            }
+        }
+        if config.get_password().is_none() {
+            if let Some(p) = env("PGPASSWORD") {
+                config.password(p);
+            }
+        }
+        if config.get_hosts().is_empty() {
+            config.host(&env("PGHOST").unwrap_or_else(|| "localhost".to_string()));
+        }
+        if config.get_dbname().is_none() {
+            if let Some(db) = env("PGDATABASE") {
+                config.dbname(&db);
+            }
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        config.application_name(APPLICATION_NAME);
+        Ok(ConnSpec { config })
+    }
+
+    /// `host H port P user U database D`, for messages: everything but the password.
+    pub fn describe(&self) -> String {
+        let host = match self.config.get_hosts().first() {
+            Some(Host::Tcp(h)) => h.clone(),
+            Some(Host::Unix(p)) => p.display().to_string(),
+            None => "localhost".to_string(),
+        };
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        let user = self.config.get_user().unwrap_or("?");
+        let db = self.config.get_dbname().unwrap_or(user);
+        format!("host {host} port {port} user {user} database {db}")
+    }
+
+    /// Opens a connection (TLS when `sslmode` asks for it).
+    ///
+    /// # Errors
+    /// [`LoadError::Connect`]: one line naming host, port, user and database.
+    pub fn connect(&self) -> Result<Client, LoadError> {
+        // libpq's sslmode=require encrypts without verifying the certificate; do the same.
+        let tls = native_tls::TlsConnector::builder()
+            .danger_accept_invalid_certs(true)
+            .danger_accept_invalid_hostnames(true)
+            .build()
+            .map_err(|e| LoadError::Connect { target: self.describe(), reason: format!("TLS setup: {e}") })?;
+        self.config
+            .connect(postgres_native_tls::MakeTlsConnector::new(tls))
+            .map_err(|e| LoadError::Connect { target: self.describe(), reason: reason(&e) })
+    }
+}
+
+/// A one-line reason for a PostgreSQL error: the server's message, or the I/O cause.
+pub fn reason(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} ({}): {}", db.severity(), db.code().code(), db.message());
+    }
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+        src = s.source();
+    }
+    msg.replace('\n', " ")
+}
+
+/// Whether retrying on a fresh connection may succeed: the connection broke (reset, closed,
+/// I/O), the server is shutting down or restarting (57P01-57P03), a serialization failure
+/// or deadlock (40001, 40P01), or any connection exception (class 08).
+pub fn is_transient(e: &postgres::Error) -> bool {
+    match e.code() {
+        Some(code) => {
+            let c = code.code();
+            *code == SqlState::T_R_SERIALIZATION_FAILURE
+                || *code == SqlState::T_R_DEADLOCK_DETECTED
+                || *code == SqlState::ADMIN_SHUTDOWN
+                || *code == SqlState::CRASH_SHUTDOWN
+                || *code == SqlState::CANNOT_CONNECT_NOW
+                || c.starts_with("08")
+        }
+        // No SQLSTATE: the socket failed or the connection is closed.
+        None => e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()),
+    }
+}
+
+/// `"ident"` with embedded quotes doubled: every identifier rasterstage sends is quoted.
+pub fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// `"schema"."table"`.
+pub fn qualified(schema: &str, table: &str) -> String {
+    format!("{}.{}", quote(schema), quote(table))
+}
+
+/// Checks a schema name or table prefix: the same rule as dataset names, so a table name
+/// built from them is a safe identifier PostgreSQL will not truncate.
+///
+/// # Errors
+/// [`LoadError::BadIdent`] naming the option.
+pub fn check_ident(what: &str, s: &str, allow_empty: bool) -> Result<(), LoadError> {
+    let mut chars = s.chars();
+    let ok = match chars.next() {
+        None => allow_empty,
+        Some(c) => matches!(c, 'a'..='z' | '_') && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_')),
+    };
+    if ok && s.len() <= 63 {
+        Ok(())
+    } else {
+        Err(LoadError::BadIdent(what.to_string(), s.to_string()))
+    }
+}
+
+/// The column type names `format_type()` reports for each PostgreSQL type rasterstage uses.
+pub fn format_type_name(pg: &str) -> &'static str {
+    match pg {
+        "int2" => "smallint",
+        "int4" => "integer",
+        "int8" => "bigint",
+        "float4" => "real",
+        _ => "double precision",
+    }
+}
+
+/// The expected `(column, format_type)` list of a dataset table.
+pub fn table_shape(dtype: DataType) -> Vec<(String, String)> {
+    [
+        ("row_idx", "integer"),
+        ("col_idx", "integer"),
+        ("x", "double precision"),
+        ("y", "double precision"),
+        ("value", format_type_name(dtype.postgres())),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect()
+}
+
+/// Applies [`SCHEMA_SQL`] in `schema` (creating the schema), serialised across concurrent
+/// loaders by an advisory lock so that two `CREATE TABLE IF NOT EXISTS` never race.
+///
+/// # Errors
+/// [`LoadError::Db`].
+pub fn apply_schema(client: &mut Client, schema: &str) -> Result<(), LoadError> {
+    let db = |e: postgres::Error| LoadError::Db {
+        what: format!("creating rasterstage tables in schema {schema}"),
+        reason: reason(&e),
+    };
+    let mut tx = client.transaction().map_err(db)?;
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext('rasterstage:ddl'))", &[]).map_err(db)?;
+    // "already exists, skipping" notices on every rerun are noise.
+    tx.batch_execute("SET LOCAL client_min_messages = warning").map_err(db)?;
+    tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {q}; SET LOCAL search_path TO {q};", q = quote(schema)))
+        .map_err(db)?;
+    tx.batch_execute(SCHEMA_SQL).map_err(db)?;
+    tx.commit().map_err(db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_doubles_quotes() {
+        assert_eq!(quote("a"), "\"a\"");
+        assert_eq!(quote("x\"; DROP TABLE t; --"), "\"x\"\"; DROP TABLE t; --\"");
+        assert_eq!(qualified("s", "t"), "\"s\".\"t\"");
+    }
+
+    #[test]
+    fn idents() {
+        assert!(check_ident("--schema", "t_1", false).is_ok());
+        assert!(check_ident("--table-prefix", "", true).is_ok());
+        assert!(check_ident("--schema", "", false).is_err());
+        assert!(check_ident("--schema", "A", false).is_err());
+        assert!(check_ident("--schema", "a\"b", false).is_err());
+    }
+
+    #[test]
+    fn password_never_described() {
+        let spec = ConnSpec::resolve(Some("postgres://bob:s3cret@db.example:6543/geo"), None).unwrap();
+        let d = spec.describe();
+        assert_eq!(d, "host db.example port 6543 user bob database geo");
+        assert!(!format!("{spec:?}").contains("s3cret"));
+    }
+}
