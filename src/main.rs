@@ -60,7 +60,7 @@ struct ConvertArgs {
     #[arg(long, short = 'f')]
     format: Option<String>,
     /// Target resolution in target CRS units (both axes).
-    #[arg(long, conflicts_with = "tr")]
+    #[arg(long, conflicts_with = "tr", allow_negative_numbers = true)]
     resolution: Option<f64>,
     /// Target resolution as X Y (gdalwarp -tr).
     #[arg(long, num_args = 2, value_names = ["XRES", "YRES"], allow_negative_numbers = true)]
@@ -214,7 +214,9 @@ fn run_convert(a: ConvertArgs, quiet: bool) -> Result<()> {
             let name = DatasetName::new(a.name.as_deref().unwrap_or(&stem))?;
             let method = match &a.method {
                 Some(m) => Some(Method::parse(m).with_context(|| {
-                    format!("unknown method {m:?}; use one of sum, average, mode, min, max, nearest, bilinear")
+                    format!(
+                        "--method: unknown method {m:?}; use one of sum, average, mode, min, max, nearest, bilinear"
+                    )
                 })?),
                 None => None,
             };

@@ -142,7 +142,16 @@ impl Source {
         if !gpath.starts_with("/vsi") && !gpath.contains(':') && !std::path::Path::new(&gpath).exists() {
             return Err(SourceError::Missing(path.to_string()));
         }
-        let dataset = Dataset::open(&gpath).map_err(|e| SourceError::NotRaster(path.to_string(), e.to_string()))?;
+        let dataset = Dataset::open(&gpath).map_err(|e| {
+            let reason = match e {
+                // GDAL says nothing when no driver recognises the file: say it for it.
+                gdal::errors::GdalError::NullPointer { msg, .. } if msg.trim().is_empty() => {
+                    "no GDAL driver recognises its format".to_string()
+                }
+                other => other.to_string(),
+            };
+            SourceError::NotRaster(path.to_string(), reason)
+        })?;
         let count = dataset.raster_count();
         if count == 0 {
             return Err(SourceError::NotRaster(path.to_string(), "it has no raster bands".into()));
