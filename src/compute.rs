@@ -15,8 +15,9 @@ use gdal::raster::GdalType;
 use std::ops::Range;
 
 /// Most bytes of source cells a worker reads at once: a 6x downsampling of 1024-cell
-/// windows of Float64 would otherwise need 300 MB for one block.
-pub const SOURCE_BUDGET: usize = 32 << 20;
+/// windows of Float64 would otherwise need 300 MB for one block. Smaller strips cost
+/// nothing measurable (the block cache holds the block row that two strips share).
+pub const SOURCE_BUDGET: usize = 16 << 20;
 
 /// Computes the output window `w` of `plan` from `src`.
 ///

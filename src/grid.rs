@@ -247,8 +247,8 @@ mod tests {
         let t = src.aligned(res, res, None).unwrap();
         assert_eq!(t.width, 21600);
         assert!((t.x0 + 180.0).abs() < 1e-9);
-        // 83.667 is not on the 1' lattice: the grid grows to the next multiple.
-        assert!((t.y0 - 83.66666666666).abs() < 1e-6, "{}", t.y0);
+        // 83.667 is not on the 1' lattice: the grid grows to the next multiple (5021').
+        assert!((t.y0 - 5021.0 / 60.0).abs() < 1e-9, "{}", t.y0);
         assert_eq!(t.lattice_offset().unwrap().1, -10800);
     }
 

@@ -18,6 +18,7 @@ use crate::store::{Store, StoreError};
 use rayon::prelude::*;
 use serde_json::json;
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// Errors that stop a conversion; each names the dataset, file or object.
@@ -252,24 +253,33 @@ pub fn convert(job: &ConvertJob, opts: &RunOptions) -> Result<ConvertSummary, Co
 
     let progress = Progress::new(name, windows.len() as u64, done.len() as u64, opts.quiet);
     let delay = test_delay();
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.threads.max(1)).build().expect("thread pool");
+    let threads = opts.threads.max(1);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+    // One GDAL dataset per worker thread (Datasets are Send but not Sync); rayon's map_init
+    // would open one per job split instead.
+    let sources: Vec<Mutex<Option<Source>>> = (0..threads).map(|_| Mutex::new(None)).collect();
+    drop(src);
     let results: Vec<Result<TileRecord, String>> = pool.install(|| {
         pending
             .par_iter()
-            .map_init(
-                || Source::open(&job.source, job.band, job.nodata),
-                |src, win| {
-                    let src = src.as_ref().map_err(|e| e.to_string())?;
-                    let tile = compute_tile(src, &plan, *win).map_err(|e| e.to_string())?;
-                    let rec = w.write(&tile).map_err(|e| e.to_string())?;
-                    if let Some(d) = delay {
-                        std::thread::sleep(d);
-                    }
-                    manifest::commit(&ds, &rec).map_err(|e| e.to_string())?;
-                    progress.tile_done(win.cells() as u64);
-                    Ok(rec)
-                },
-            )
+            .map(|win| {
+                let slot = &sources[rayon::current_thread_index().unwrap_or(0) % threads];
+                let mut slot = slot.lock().expect("source slot");
+                if slot.is_none() {
+                    *slot = Some(Source::open(&job.source, job.band, job.nodata).map_err(|e| e.to_string())?);
+                }
+                let src = slot.as_ref().expect("opened above");
+                let tile = compute_tile(src, &plan, *win).map_err(|e| e.to_string())?;
+                drop(slot);
+                let rec = w.write(&tile).map_err(|e| e.to_string())?;
+                drop(tile);
+                if let Some(d) = delay {
+                    std::thread::sleep(d);
+                }
+                manifest::commit(&ds, &rec).map_err(|e| e.to_string())?;
+                progress.tile_done(win.cells() as u64);
+                Ok(rec)
+            })
             .collect()
     });
     progress.finish();
