@@ -94,6 +94,15 @@ pub const DEFAULT_CACHE_MB: &str = "32";
 pub fn init_gdal() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
+        // GDAL prints its errors to stderr itself, which would add lines to rasterstage's own
+        // one-line error (e.g. "ERROR 1: PROJ: ... crs not found" before "error: target CRS
+        // ..."). Every failure GDAL reports reaches the caller as an error anyway, so log
+        // failures at debug level; warnings stay visible.
+        gdal::config::set_error_handler(|kind, num, msg| match kind {
+            gdal::errors::CplErrType::Warning => tracing::warn!("GDAL: {msg}"),
+            gdal::errors::CplErrType::None | gdal::errors::CplErrType::Debug => tracing::trace!("GDAL: {msg}"),
+            _ => tracing::debug!("GDAL error {num}: {msg}"),
+        });
         if std::env::var_os("GDAL_CACHEMAX").is_none() {
             let _ = gdal::config::set_config_option("GDAL_CACHEMAX", DEFAULT_CACHE_MB);
         }

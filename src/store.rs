@@ -107,6 +107,22 @@ impl Store {
         })
     }
 
+    /// Opens a staging location to read what is there: like [`Store::open`], but a local
+    /// folder that does not exist is an error instead of being created (`inspect` of a
+    /// mistyped path must not leave an empty folder behind and report "nothing staged").
+    ///
+    /// # Errors
+    /// As [`Store::open`], and [`StoreError::BadUrl`] for a missing local folder.
+    pub fn open_existing(url: &str) -> Result<Store, StoreError> {
+        if !url.contains("://") || url.starts_with("file://") {
+            let local = url.strip_prefix("file://").unwrap_or(url);
+            if !std::path::Path::new(local).is_dir() {
+                return Err(StoreError::BadUrl { url: url.to_string(), reason: "no such staging folder".into() });
+            }
+        }
+        Store::open(url)
+    }
+
     /// The location as a URL or absolute path, for messages and for other readers (DuckDB).
     pub fn url(&self) -> &str {
         &self.url
@@ -272,5 +288,9 @@ mod tests {
         let under_file = f.path().join("sub");
         let e = Store::open(under_file.to_str().unwrap()).unwrap_err().to_string();
         assert!(e.contains("cannot create output folder"), "{e}");
+        let missing = f.path().with_extension("missing");
+        let e = Store::open_existing(missing.to_str().unwrap()).unwrap_err().to_string();
+        assert!(e.contains("no such staging folder"), "{e}");
+        assert!(!missing.exists());
     }
 }

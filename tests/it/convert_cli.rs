@@ -399,3 +399,38 @@ fn config_schema_agrees_with_the_parser() {
         assert!(!schema_accepts(&text), "case v{i}: the schema accepts what rasterstage rejects:\n{text}");
     }
 }
+
+#[test]
+fn inspect_of_a_missing_folder() {
+    let dir = tmp();
+    let missing = dir.path().join("not-staged-here");
+    one_error_line(&fails(&["inspect", s(&missing)]), &[s(&missing), "no such staging folder"]);
+    assert!(!missing.exists(), "inspect created the folder it was asked to read");
+}
+
+#[test]
+fn unknown_target_crs() {
+    // GDAL/PROJ print their own "ERROR 1: ..." lines unless rasterstage routes them: the user
+    // must still see one line.
+    let dir = tmp();
+    let src = good_tif(dir.path(), "a.tif");
+    let out = dir.path().join("st");
+    bad(
+        &[
+            "convert",
+            s(&src),
+            "--name",
+            "a",
+            "--out",
+            s(&out),
+            "--target-crs",
+            "EPSG:99999",
+            "--resolution",
+            "0.1",
+            "--method",
+            "sum",
+        ],
+        &out,
+        &["EPSG:99999"],
+    );
+}

@@ -202,6 +202,11 @@ fn rerun_of_finished_conversion_is_a_no_op() {
         assert!(stderr.contains("nothing to do"), "{stderr}");
         assert!(String::from_utf8_lossy(&o.stdout).contains("(0 written now)"));
         assert!(files(&out.join(&name)) == before, "{format}: a no-op rerun changed files");
+        // Threads do not change the output, so they are not a changed setting.
+        let mut other_threads = args.to_vec();
+        other_threads.extend(["--threads", "1"]);
+        assert!(ok(&other_threads).contains("(0 written now)"));
+        assert!(files(&out.join(&name)) == before);
     }
 }
 
