@@ -50,42 +50,26 @@ fn compute_typed<T: Sample + GdalType + IntoTileValues>(
         Kind::Areal { rows, cols } => {
             let cr = w.col0..w.col0 + w.cols;
             let need = |r: Range<usize>| (rows.source_range(r), cols.source_range(cr.clone()));
+            let (rows, cols) = (|r| (rows, r), || (cols, cr.clone()));
+            let f64_out = plan.dtype == DataType::Float64;
             match plan.method {
-                Method::Sum => {
-                    let mut out = vec![0f64; w.cells()];
-                    strips(src, w, &need, &mut out, |b: &SourceBlock<T>, r, o| {
-                        area::sum(b, nd, (rows, r), (cols, cr.clone()), o, f64::NAN)
-                    })?;
-                    Ok(TileValues::Float64(out))
-                }
-                Method::Average if plan.dtype == DataType::Float64 => {
-                    let mut out = vec![0f64; w.cells()];
-                    strips(src, w, &need, &mut out, |b: &SourceBlock<T>, r, o| {
-                        area::average(b, nd, (rows, r), (cols, cr.clone()), o, out_nodata(plan))
-                    })?;
-                    Ok(TileValues::Float64(out))
-                }
-                Method::Average => {
-                    let mut out = vec![0f32; w.cells()];
-                    strips(src, w, &need, &mut out, |b: &SourceBlock<T>, r, o| {
-                        area::average(b, nd, (rows, r), (cols, cr.clone()), o, out_nodata(plan))
-                    })?;
-                    Ok(TileValues::Float32(out))
-                }
-                Method::Mode => {
-                    let mut out = vec![T::default(); w.cells()];
-                    strips(src, w, &need, &mut out, |b: &SourceBlock<T>, r, o| {
-                        mode::mode(b, nd, (rows, r), (cols, cr.clone()), o, out_nodata(plan))
-                    })?;
-                    Ok(T::wrap(out))
-                }
+                Method::Sum => strips(src, w, &need, |b: &SourceBlock<T>, r, o: &mut [f64]| {
+                    area::sum(b, nd, rows(r), cols(), o, f64::NAN)
+                }),
+                Method::Average if f64_out => strips(src, w, &need, |b: &SourceBlock<T>, r, o: &mut [f64]| {
+                    area::average(b, nd, rows(r), cols(), o, out_nodata(plan))
+                }),
+                Method::Average => strips(src, w, &need, |b: &SourceBlock<T>, r, o: &mut [f32]| {
+                    area::average(b, nd, rows(r), cols(), o, out_nodata(plan))
+                }),
+                Method::Mode => strips(src, w, &need, |b: &SourceBlock<T>, r, o: &mut [T]| {
+                    mode::mode(b, nd, rows(r), cols(), o, out_nodata(plan))
+                }),
                 m => {
                     let which = if m == Method::Min { Extreme::Min } else { Extreme::Max };
-                    let mut out = vec![T::default(); w.cells()];
-                    strips(src, w, &need, &mut out, |b: &SourceBlock<T>, r, o| {
-                        extreme::extreme(b, nd, (rows, r), (cols, cr.clone()), which, o, out_nodata(plan))
-                    })?;
-                    Ok(T::wrap(out))
+                    strips(src, w, &need, |b: &SourceBlock<T>, r, o: &mut [T]| {
+                        extreme::extreme(b, nd, rows(r), cols(), which, o, out_nodata(plan))
+                    })
                 }
             }
         }
@@ -93,24 +77,19 @@ fn compute_typed<T: Sample + GdalType + IntoTileValues>(
             let cr = w.col0..w.col0 + w.cols;
             let bil = plan.method == Method::Bilinear;
             let need = |r: Range<usize>| (rows.source_range(r, bil), cols.source_range(cr.clone(), bil));
+            let (rows, cols) = (|r| (rows, r), || (cols, cr.clone()));
             if !bil {
-                let mut out = vec![T::default(); w.cells()];
-                strips(src, w, &need, &mut out, |b: &SourceBlock<T>, r, o| {
-                    point::nearest(b, nd, (rows, r), (cols, cr.clone()), o, out_nodata(plan))
-                })?;
-                Ok(T::wrap(out))
+                strips(src, w, &need, |b: &SourceBlock<T>, r, o: &mut [T]| {
+                    point::nearest(b, nd, rows(r), cols(), o, out_nodata(plan))
+                })
             } else if plan.dtype == DataType::Float64 {
-                let mut out = vec![0f64; w.cells()];
-                strips(src, w, &need, &mut out, |b: &SourceBlock<T>, r, o| {
-                    point::bilinear(b, nd, (rows, r), (cols, cr.clone()), o, out_nodata(plan))
-                })?;
-                Ok(TileValues::Float64(out))
+                strips(src, w, &need, |b: &SourceBlock<T>, r, o: &mut [f64]| {
+                    point::bilinear(b, nd, rows(r), cols(), o, out_nodata(plan))
+                })
             } else {
-                let mut out = vec![0f32; w.cells()];
-                strips(src, w, &need, &mut out, |b: &SourceBlock<T>, r, o| {
-                    point::bilinear(b, nd, (rows, r), (cols, cr.clone()), o, out_nodata(plan))
-                })?;
-                Ok(TileValues::Float32(out))
+                strips(src, w, &need, |b: &SourceBlock<T>, r, o: &mut [f32]| {
+                    point::bilinear(b, nd, rows(r), cols(), o, out_nodata(plan))
+                })
             }
         }
         Kind::Warp => {
@@ -153,14 +132,16 @@ fn passthrough<T: Sample + GdalType>(
 }
 
 /// Runs `kernel` over strips of output rows of `w`, reading for each strip exactly the source
-/// block `need` says it needs, at most about [`SOURCE_BUDGET`] bytes at a time.
-fn strips<T, O, N, K>(src: &Source, w: Window, need: &N, out: &mut [O], mut kernel: K) -> Result<(), SourceError>
+/// block `need` says it needs, at most about [`SOURCE_BUDGET`] bytes at a time, and returns the
+/// window's values.
+fn strips<T, O, N, K>(src: &Source, w: Window, need: &N, mut kernel: K) -> Result<TileValues, SourceError>
 where
     T: Sample + GdalType,
-    O: Copy,
+    O: IntoTileValues,
     N: Fn(Range<usize>) -> (Range<usize>, Range<usize>),
     K: FnMut(&SourceBlock<T>, Range<usize>, &mut [O]),
 {
+    let mut out = vec![O::default(); w.cells()];
     let mut buf: Vec<T> = Vec::new();
     let cell_bytes = std::mem::size_of::<T>();
     let mut r = w.row0;
@@ -180,5 +161,5 @@ where
         kernel(&block, r..r + h, o);
         r += h;
     }
-    Ok(())
+    Ok(O::wrap(out))
 }
