@@ -75,7 +75,11 @@ struct Target {
 
 fn target(config: &Option<String>, from: &Option<String>, dataset: &[String], db: &DbArgs) -> Result<Target> {
     let cfg = match config {
-        Some(p) => Some(Config::load(p)?),
+        Some(p) => {
+            let c = Config::load(p)?;
+            rasterstage::store::set_default_options(c.storage.options(p)?);
+            Some(c)
+        }
         None => None,
     };
     let root = match (from, cfg.as_ref().and_then(|c| c.output.uri.clone())) {
@@ -122,7 +126,7 @@ pub fn run_load(a: LoadArgs, quiet: bool) -> Result<()> {
     };
     let results = load::load(&opts)?;
     let total = results.len();
-    let mut failed = Vec::new();
+    let mut failed = 0;
     for (name, r) in results {
         match r {
             Ok(s) => println!(
@@ -139,17 +143,18 @@ pub fn run_load(a: LoadArgs, quiet: bool) -> Result<()> {
                 peak_rss_bytes() / (1 << 20),
                 s.table
             ),
+            // One dataset: its error is the command's error, printed once by main.
+            Err(e) if total == 1 => return Err(e.into()),
             Err(e) => {
                 eprintln!("error: {name}: {e}");
-                failed.push(e);
+                failed += 1;
             }
         }
     }
-    match failed.len() {
-        0 => Ok(()),
-        1 if total == 1 => Err(failed.remove(0).into()),
-        n => bail!("{n} of {total} datasets failed"),
+    if failed > 0 {
+        bail!("{failed} of {total} datasets failed");
     }
+    Ok(())
 }
 
 /// Runs `verify`; lists every differing tile.
@@ -161,7 +166,7 @@ pub fn run_verify(a: VerifyArgs) -> Result<()> {
     let root = Store::open(&t.root)?;
     let results = load::verify::verify(&root, &t.datasets, &t.conn, &t.schema, &t.prefix)?;
     let total = results.len();
-    let mut bad = Vec::new();
+    let mut bad = 0;
     for (name, r) in results {
         match r {
             Ok(rep) => {
@@ -172,24 +177,25 @@ pub fn run_verify(a: VerifyArgs) -> Result<()> {
                     );
                 }
                 match rep.error() {
+                    Some(e) if total == 1 => return Err(e.into()),
                     Some(e) => {
                         eprintln!("error: {e}");
-                        bad.push(e.to_string());
+                        bad += 1;
                     }
                     None => println!("{name}: {} tiles match {}", rep.tiles, rep.table),
                 }
             }
+            Err(e) if total == 1 => return Err(e.into()),
             Err(e) => {
                 eprintln!("error: {name}: {e}");
-                bad.push(format!("{name}: {e}"));
+                bad += 1;
             }
         }
     }
-    match bad.len() {
-        0 => Ok(()),
-        1 if total == 1 => bail!("{}", bad[0]),
-        n => bail!("{n} of {total} datasets differ or failed"),
+    if bad > 0 {
+        bail!("{bad} of {total} datasets differ or failed");
     }
+    Ok(())
 }
 
 /// Loaded/total tiles per dataset for `inspect`, when a database is given.

@@ -8,3 +8,4 @@ mod convert_cli;
 mod convert_exact;
 mod convert_readers;
 mod convert_resume;
+mod load;
