@@ -277,3 +277,49 @@ fn gdal_reads_zarr_v2() {
     let want = m["value_sum"].as_f64().unwrap();
     assert!((sum - want).abs() <= 1e-6 * want.abs().max(1.0), "GDAL sum {sum} vs {want}");
 }
+
+#[test]
+fn projected_crs_reaches_every_reader() {
+    // Reprojected to Web Mercator: GDAL 3.6 (v2) and rioxarray (v3) see EPSG:3857 and the
+    // grid dataset.json describes; DuckDB's x/y are metres on that grid.
+    let dir = tmp();
+    let src = dir.path().join("plants.tif");
+    int16_source(&src, 150, 100);
+    let out = dir.path().join("staging");
+    let common = ["--target-crs", "EPSG:3857", "--resolution", "20000", "--method", "average", "--window", "32"];
+    for (name, format, version) in [("merc_v2", "zarr", "2"), ("merc_v3", "zarr", "3"), ("merc_pq", "parquet", "3")] {
+        let mut args = vec!["convert", s(&src), "--name", name, "--out", s(&out), "--format", format];
+        args.extend(["--zarr-version", version]);
+        args.extend(common);
+        ok(&args);
+        validate_dataset_json(&out, name);
+    }
+    let g = manifest(&out, "merc_v2")["grid"].clone();
+    assert_eq!(g["epsg"], 3857);
+    let (x0, y0) = (g["x0"].as_f64().unwrap(), g["y0"].as_f64().unwrap());
+    assert_eq!(manifest(&out, "merc_v3")["grid"], g, "same grid whatever the format");
+
+    let info = gdalinfo_json(&out.join("merc_v2/merc_v2.zarr"));
+    let gt: Vec<f64> = info["geoTransform"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let want = [x0, 20000.0, 0.0, y0, 0.0, -20000.0];
+    assert!(gt.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6), "{gt:?} vs {want:?}");
+    let wkt = info["coordinateSystem"]["wkt"].as_str().unwrap();
+    assert!(wkt.contains("ID[\"EPSG\",3857]"), "{wkt}");
+
+    let code = format!(
+        "import warnings, xarray as xr, rioxarray\n\
+         v = xr.open_zarr({z:?}, consolidated=False)['merc_v3']\n\
+         t = tuple(v.rio.transform())[:6]\n\
+         print(v.rio.crs.to_epsg(), all(abs(a - b) < 1e-6 for a, b in zip(t, ({want:?}))))",
+        z = s(&out.join("merc_v3/merc_v3.zarr")),
+        want = (want[1], want[2], want[0], want[4], want[5], want[3]),
+    );
+    assert_eq!(py(&code), "3857 True");
+
+    let glob = out.join("merc_pq/tiles/*.parquet");
+    let row = duckdb_row(&format!("SELECT x, y FROM read_parquet('{}') ORDER BY row_idx, col_idx LIMIT 1", s(&glob)));
+    let xy: Vec<f64> = row.split('|').map(|v| v.parse().unwrap()).collect();
+    // The first valid cell is a centre of the Mercator grid: an odd multiple of half a cell.
+    let (fc, fr) = ((xy[0] - x0) / 20000.0 - 0.5, (y0 - xy[1]) / 20000.0 - 0.5);
+    assert!((fc - fc.round()).abs() < 1e-9 && (fr - fr.round()).abs() < 1e-9, "{row} is not a cell centre");
+}
