@@ -210,7 +210,7 @@ impl Source {
         cols: std::ops::Range<usize>,
         buf: &mut Vec<T>,
     ) -> Result<(), SourceError> {
-        buf.clear();
+        // GDAL overwrites every cell: only grow (and so zero) the part that is new.
         buf.resize(rows.len() * cols.len(), T::default());
         self.read_into(rows, cols, buf)
     }
