@@ -202,7 +202,7 @@ impl Grid {
 /// # Errors
 /// [`GridError::BadResolution`] or [`GridError::EmptyBounds`].
 pub fn aligned_grid(crs_wkt: &str, epsg: Option<u32>, rx: f64, ry: f64, b: Bounds) -> Result<Grid, GridError> {
-    if !(rx > 0.0 && ry > 0.0) || !rx.is_finite() || !ry.is_finite() {
+    if !(rx > 0.0 && ry > 0.0 && rx.is_finite() && ry.is_finite()) {
         return Err(GridError::BadResolution(rx, ry));
     }
     if !(b.minx < b.maxx && b.miny < b.maxy) {

@@ -109,9 +109,9 @@ mod tests {
         // 0.05 -> 0.03 (factor 5/3) and 0.05 -> 0.02 (upsampling 2.5x).
         let data: Vec<f64> = (0..7 * 9).map(|i| ((i * 37) % 11) as f64).collect();
         let total: f64 = data.iter().sum();
-        for res in [0.03, 0.02, 0.07] {
-            let nx = (9.0 * 0.05 / res as f64).ceil() as usize;
-            let ny = (7.0 * 0.05 / res as f64).ceil() as usize;
+        for res in [0.03f64, 0.02, 0.07] {
+            let nx = (9.0 * 0.05 / res).ceil() as usize;
+            let ny = (7.0 * 0.05 / res).ceil() as usize;
             let cm = AxisMap::areal(0.0, 0.05, 9, 0.0, res, nx);
             let rm = AxisMap::areal(0.0, -0.05, 7, 0.0, -res, ny);
             let mut out = vec![0.0; nx * ny];

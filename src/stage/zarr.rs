@@ -15,6 +15,9 @@ use crate::tile::Tile;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
+/// One array of the group: (name, shape, chunks, dtype, fill, dims, attributes).
+type ArraySpec<'a> = (&'a str, Vec<usize>, Vec<usize>, DataType, Value, Vec<&'a str>, Value);
+
 /// zstd level for chunks.
 const ZSTD_LEVEL: i32 = 3;
 
@@ -96,8 +99,7 @@ impl ZarrWriter {
             data_attrs["_CRS"] = json!({"wkt": wkt});
         }
         let sref_attrs = json!({"crs_wkt": wkt, "spatial_ref": wkt, "GeoTransform": gt});
-        // (array name, shape, chunks, dtype, fill, dims, attrs)
-        let arrays: Vec<(&str, Vec<usize>, Vec<usize>, DataType, Value, Vec<&str>, Value)> = vec![
+        let arrays: Vec<ArraySpec> = vec![
             (
                 name.as_str(),
                 vec![g.height, g.width],
