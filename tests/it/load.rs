@@ -286,8 +286,11 @@ fn rerun_of_finished_load_changes_nothing() {
     assert_eq!(sc.duplicates("plants"), 0);
 }
 
+/// Every row of a loaded table: (row_idx, col_idx, x, y, value).
+type Rows = Vec<(i32, i32, f64, f64, f64)>;
+
 /// A reference: the same staging loaded without interruption into another schema.
-fn reference(root: &Path, tag: &str) -> (Schema, Vec<(i32, i32, f64, f64, f64)>) {
+fn reference(root: &Path, tag: &str) -> (Schema, Rows) {
     let sc = Schema::new(tag);
     rs_ok(&["load", "--from", s(root), "--schema", &sc.name]);
     let rows = sc.rows("plants");
