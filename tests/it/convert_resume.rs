@@ -265,7 +265,6 @@ fn changed_source_or_settings_are_refused_unless_overwrite() {
     );
 
     // A changed source: same path, other values (and another size and mtime).
-    std::thread::sleep(Duration::from_millis(1100));
     small_source(&src, 99);
     refused(&with(settings), &ds, "source");
 
@@ -314,4 +313,36 @@ fn changed_source_or_settings_are_refused_unless_overwrite() {
     ok(&f2);
     assert_eq!(tile_checksums(&out, "mammals"), tile_checksums(&fresh2, "mammals"));
     assert_ne!(tile_checksums(&out, "mammals"), first, "the new source has other values");
+}
+
+/// Writes an uncompressed, striped Byte GeoTIFF: its size depends only on its shape.
+fn raw_tif(path: &Path, fill: u8) {
+    use gdal::raster::Buffer;
+    let driver = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+    let mut ds = driver.create_with_band_type::<u8, _>(path, 64, 48, 1).unwrap();
+    ds.set_geo_transform(&[0.0, 0.25, 0.0, 12.0, 0.0, -0.25]).unwrap();
+    ds.set_spatial_ref(&gdal::spatial_ref::SpatialRef::from_epsg(4326).unwrap()).unwrap();
+    let mut buf = Buffer::new((64, 48), vec![fill; 64 * 48]);
+    ds.rasterband(1).unwrap().write((0, 0), (64, 48), &mut buf).unwrap();
+}
+
+#[test]
+fn same_size_rewrite_is_a_changed_source() {
+    // A rewrite with other values but the same size, within the same second (scripts that
+    // regenerate a raster and convert it again do this): still a changed source.
+    let dir = tmp();
+    let src = dir.path().join("flat.tif");
+    let out = dir.path().join("st");
+    raw_tif(&src, 1);
+    let size = std::fs::metadata(&src).unwrap().len();
+    let args = ["convert", s(&src), "--name", "flat", "--out", s(&out)];
+    ok(&args);
+    assert_eq!(manifest(&out, "flat")["value_sum"], 64.0 * 48.0);
+    raw_tif(&src, 2);
+    assert_eq!(std::fs::metadata(&src).unwrap().len(), size, "fixture: same size");
+    one_error_line(&fails(&args), &["--overwrite", "source"]);
+    let mut ow = args.to_vec();
+    ow.push("--overwrite");
+    ok(&ow);
+    assert_eq!(manifest(&out, "flat")["value_sum"], 2.0 * 64.0 * 48.0);
 }
