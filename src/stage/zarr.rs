@@ -99,13 +99,21 @@ impl ZarrWriter {
             data_attrs["_CRS"] = json!({"wkt": wkt});
         }
         let sref_attrs = json!({"crs_wkt": wkt, "spatial_ref": wkt, "GeoTransform": gt});
+        // An integer array without nodata has no fill value in v2 (null): xarray and GDAL take
+        // v2's fill_value for nodata, and a 0 there masked every valid 0 cell. v3 requires a
+        // fill value, but there readers use it only for missing chunks.
+        let data_fill = if !self.v3() && self.layout.nodata.is_none() && !self.layout.dtype.is_float() {
+            Value::Null
+        } else {
+            fill_json(self.layout.nodata, self.layout.dtype)
+        };
         let arrays: Vec<ArraySpec> = vec![
             (
                 name.as_str(),
                 vec![g.height, g.width],
                 vec![win, win],
                 self.layout.dtype,
-                fill_json(self.layout.nodata, self.layout.dtype),
+                data_fill,
                 vec!["y", "x"],
                 data_attrs,
             ),

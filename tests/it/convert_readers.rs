@@ -323,3 +323,51 @@ fn projected_crs_reaches_every_reader() {
     let (fc, fr) = ((xy[0] - x0) / 20000.0 - 0.5, (y0 - xy[1]) / 20000.0 - 0.5);
     assert!((fc - fc.round()).abs() < 1e-9 && (fr - fr.round()).abs() < 1e-9, "{row} is not a cell centre");
 }
+
+#[test]
+fn source_without_nodata_keeps_every_value() {
+    // A Byte raster with no nodata where 0 is a real value (a count): no reader may take 0
+    // for nodata.
+    let dir = tmp();
+    let src = dir.path().join("counts.tif");
+    let spec = RasterSpec::geographic(90, 70, 0.5);
+    let values: Vec<u8> = (0..90 * 70).map(|i| (i % 5) as u8).collect();
+    let zeros = values.iter().filter(|v| **v == 0).count();
+    write_tif(&src, &spec, values);
+    let out = dir.path().join("staging");
+    for (name, version) in [("counts_v2", "2"), ("counts_v3", "3")] {
+        ok(&[
+            "convert",
+            s(&src),
+            "--name",
+            name,
+            "--out",
+            s(&out),
+            "--format",
+            "zarr",
+            "--zarr-version",
+            version,
+            "--window",
+            "32",
+        ]);
+        let m = manifest(&out, name);
+        assert_eq!((m["nodata"].is_null(), m["row_count"].as_u64()), (true, Some(90 * 70)));
+        validate_dataset_json(&out, name);
+        let code = format!(
+            "import numpy as np, xarray as xr\n\
+             v = xr.open_zarr({z:?}, consolidated=False)[{name:?}].values\n\
+             print(int(np.isnan(v).sum()) if v.dtype.kind == 'f' else 0, int((v == 0).sum()))",
+            z = s(&out.join(name).join(format!("{name}.zarr"))),
+        );
+        assert_eq!(py(&code), format!("0 {zeros}"), "{name}: xarray masks valid zeros");
+    }
+    let zarr = out.join("counts_v2/counts_v2.zarr");
+    let info = gdalinfo_json(&zarr);
+    assert!(info["bands"][0].get("noDataValue").is_none(), "GDAL sees a nodata: {}", info["bands"][0]);
+    ok(&["convert", s(&src), "--name", "counts_pq", "--out", s(&out), "--window", "32"]);
+    let glob = out.join("counts_pq/tiles/*.parquet");
+    assert_eq!(
+        duckdb_row(&format!("SELECT count(*) FROM read_parquet('{}') WHERE value = 0", s(&glob))),
+        zeros.to_string()
+    );
+}
