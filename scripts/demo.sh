@@ -25,12 +25,13 @@ RS="$CARGO_TARGET_DIR/release/rasterstage"
 say "making the sample rasters in demo-data/"
 [ -f demo-data/temperature.tif ] || "$CARGO_TARGET_DIR/release/examples/make_sample" demo-data
 
-say "rasterstage convert --config config.yml   (parquet tiles in ./staging)"
-"$RS" convert --config config.yml
+say "rasterstage convert --config config.yml --overwrite   (parquet tiles in ./staging)"
+# --overwrite: a rerun of the demo after the sample was remade replaces the old staging.
+"$RS" convert --config config.yml --overwrite
 
 say "the same plants raster as a Zarr v3 array"
 "$RS" convert demo-data/plants.tif --name plants_zarr --out ./staging --format zarr \
-    --resolution 0.05 --method sum --bounds -10 35 20 60.05 --window 256
+    --resolution 0.05 --method sum --bounds -10 35 20 60.05 --window 256 --overwrite
 
 say "rasterstage inspect ./staging"
 "$RS" inspect ./staging

@@ -134,8 +134,14 @@ fn settings_hash(job: &ConvertJob, src: &crate::source::SourceInfo, p: &Plan) ->
 /// Human description of what differs between an existing manifest and this run.
 fn differences(old: &Manifest, new: &Manifest) -> String {
     let mut d = Vec::new();
-    if old.source.fingerprint != new.source.fingerprint || old.source.grid != new.source.grid {
-        d.push(format!("from a different source ({} then, {} now)", old.source.path, new.source.path));
+    if old.source.path != new.source.path {
+        d.push(format!("from another source ({} then, {} now)", old.source.path, new.source.path));
+    } else if old.source.fingerprint != new.source.fingerprint {
+        d.push(format!("from an earlier version of {} (its size or modification time changed)", new.source.path));
+    }
+    if old.source.grid != new.source.grid || old.source.band != new.source.band || old.source.dtype != new.source.dtype
+    {
+        d.push("from a source with another grid, band or type".to_string());
     }
     if old.method != new.method {
         d.push(format!("with method {} (now {})", old.method, new.method));
