@@ -66,6 +66,9 @@ pub struct Config {
     /// PostgreSQL connection for `load`.
     #[serde(default)]
     pub database: DatabaseConfig,
+    /// Retries, timeouts and concurrency of object store requests (s3://).
+    #[serde(default)]
+    pub storage: StorageConfig,
 }
 
 /// One dataset.
@@ -171,6 +174,64 @@ pub struct DatabaseConfig {
     pub schema: Option<String>,
     /// Prefix for dataset table names.
     pub table_prefix: Option<String>,
+}
+
+/// The `storage:` section: how requests to an object store are retried and bounded.
+/// `RASTERSTAGE_S3_*` variables of the same names override it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Retries of one request after a 5xx, a timeout or a dropped connection.
+    pub max_retries: usize,
+    /// No retry starts later than this many seconds after a request's first attempt.
+    pub retry_timeout_secs: f64,
+    /// Time limit of one HTTP request in seconds.
+    pub request_timeout_secs: f64,
+    /// Requests in flight at once.
+    pub max_concurrent_requests: usize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            max_retries: crate::store::DEFAULT_MAX_RETRIES,
+            retry_timeout_secs: crate::store::DEFAULT_RETRY_TIMEOUT_SECS as f64,
+            request_timeout_secs: crate::store::DEFAULT_REQUEST_TIMEOUT_SECS as f64,
+            max_concurrent_requests: crate::store::DEFAULT_MAX_CONCURRENT_REQUESTS,
+        }
+    }
+}
+
+impl StorageConfig {
+    /// The store options these settings give.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the key of a value out of range.
+    pub fn options(&self, path: &str) -> Result<crate::store::StorageOptions, ConfigError> {
+        let secs = |key: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(std::time::Duration::from_secs_f64(v))
+            } else {
+                Err(ConfigError::Invalid(
+                    format!("{path}: storage.{key}"),
+                    format!("must be a positive number, got {v}"),
+                ))
+            }
+        };
+        if self.max_concurrent_requests == 0 {
+            return Err(ConfigError::Invalid(
+                format!("{path}: storage.max_concurrent_requests"),
+                "must be at least 1".into(),
+            ));
+        }
+        Ok(crate::store::StorageOptions {
+            max_retries: self.max_retries,
+            retry_timeout: secs("retry_timeout_secs", self.retry_timeout_secs)?,
+            request_timeout: secs("request_timeout_secs", self.request_timeout_secs)?,
+            max_concurrent_requests: self.max_concurrent_requests,
+            ..Default::default()
+        })
+    }
 }
 
 /// The built-in method per data kind, as the original pipeline had them.

@@ -202,6 +202,7 @@ fn run_convert(a: ConvertArgs, quiet: bool) -> Result<()> {
     let (jobs, threads): (Vec<ConvertJob>, Option<usize>) = match (&a.config, &a.source) {
         (Some(path), None) => {
             let cfg = Config::load(path)?;
+            rasterstage::store::set_default_options(cfg.storage.options(path)?);
             let jobs = config::jobs_from_config(path, &cfg, &o)?;
             if jobs.is_empty() {
                 bail!("{path}: no enabled datasets to convert");

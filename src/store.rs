@@ -4,12 +4,20 @@
 //! there is one code path. Puts are atomic on every backend (local files are written under a
 //! temporary name and renamed; S3 objects appear only when complete), which is what lets a
 //! tile be committed only after it is fully written.
+//!
+//! Remote stores get bounded concurrency ([`object_store::limit::LimitStore`]), retries with
+//! exponential backoff on 5xx, timeouts and dropped connections, and request timeouts, all
+//! from [`StorageOptions`] (config `storage:` section, `RASTERSTAGE_S3_*` variables).
+//! Credentials come only from the environment and the instance/container chain that
+//! `object_store` implements; they are never formatted into a message or a log line.
 
 use bytes::Bytes;
 use futures::TryStreamExt;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use std::sync::{Arc, OnceLock};
+use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
 
 /// Errors of the staging store, each naming the URL it is about.
 #[derive(Debug, thiserror::Error)]
@@ -30,15 +38,48 @@ pub enum StoreError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// A store operation failed.
-    #[error("{op} {url}: {source}")]
+    /// A store operation failed (after any retries).
+    #[error("{op} {url}: {detail}")]
     Op {
         /// What was attempted (put, get, list, delete).
         op: &'static str,
         /// The object or prefix.
         url: String,
-        /// The store's error.
-        source: object_store::Error,
+        /// The store's error on one line, S3's XML error body reduced to its code and message.
+        detail: String,
+    },
+    /// The bucket does not exist.
+    #[error("{op} {url}: bucket {bucket:?} does not exist; create it or correct the URL")]
+    NoBucket {
+        /// What was attempted.
+        op: &'static str,
+        /// The bucket.
+        bucket: String,
+        /// The object or prefix.
+        url: String,
+    },
+    /// The server refused the request: wrong or missing credentials, or no permission.
+    #[error(
+        "{op} {url}: access to bucket {bucket:?} refused ({detail}); check the credentials \
+         (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN or the instance role) and the bucket's policy"
+    )]
+    Denied {
+        /// What was refused.
+        op: &'static str,
+        /// The bucket.
+        bucket: String,
+        /// The object or prefix.
+        url: String,
+        /// The server's reason, e.g. `InvalidAccessKeyId: ...`.
+        detail: String,
+    },
+    /// A storage setting (config `storage:` or a `RASTERSTAGE_S3_*` variable) is invalid.
+    #[error("{name}: {reason}")]
+    BadOption {
+        /// The setting.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
     },
 }
 
@@ -55,36 +96,187 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
+/// How the store talks to a remote object store. Local folders ignore the network settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageOptions {
+    /// Retries of one request after a 5xx, a timeout or a dropped connection (0: none).
+    pub max_retries: usize,
+    /// No retry starts later than this after the first attempt of a request.
+    pub retry_timeout: Duration,
+    /// Time limit of one HTTP request, from connecting to the end of the response.
+    pub request_timeout: Duration,
+    /// Time limit for establishing a connection.
+    pub connect_timeout: Duration,
+    /// Requests in flight at once over the whole process.
+    pub max_concurrent_requests: usize,
+}
+
+/// Default retries per request (object_store's own default).
+pub const DEFAULT_MAX_RETRIES: usize = 10;
+/// Default retry window per request in seconds.
+pub const DEFAULT_RETRY_TIMEOUT_SECS: u64 = 180;
+/// Default request timeout in seconds: object_store's 30 s is short for an 8 MiB part on a
+/// slow link, and a timed-out upload is sent again from the start.
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 60;
+/// Default requests in flight: enough for every convert/load worker plus multipart parts,
+/// few enough not to be throttled (S3 answers 503 SlowDown) or exhaust sockets.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 32;
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions {
+            max_retries: DEFAULT_MAX_RETRIES,
+            retry_timeout: Duration::from_secs(DEFAULT_RETRY_TIMEOUT_SECS),
+            request_timeout: Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
+            connect_timeout: Duration::from_secs(5),
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+        }
+    }
+}
+
+/// Environment variables that override the `storage:` settings (name, what it sets).
+pub const STORAGE_ENV: [&str; 4] = [
+    "RASTERSTAGE_S3_MAX_RETRIES",
+    "RASTERSTAGE_S3_RETRY_TIMEOUT_SECS",
+    "RASTERSTAGE_S3_REQUEST_TIMEOUT_SECS",
+    "RASTERSTAGE_S3_MAX_CONCURRENT_REQUESTS",
+];
+
+impl StorageOptions {
+    /// These options with any `RASTERSTAGE_S3_*` variable applied on top (the environment
+    /// wins over the config file, so one run can be tuned without editing it).
+    ///
+    /// # Errors
+    /// [`StoreError::BadOption`] naming a variable that is not a valid number.
+    pub fn with_env(mut self) -> Result<StorageOptions, StoreError> {
+        for name in STORAGE_ENV {
+            let Ok(v) = std::env::var(name) else { continue };
+            let n: f64 = v.trim().parse().map_err(|_| StoreError::BadOption {
+                name: name.to_string(),
+                reason: format!("{v:?} is not a number"),
+            })?;
+            if !(n.is_finite() && n >= 0.0) {
+                return Err(StoreError::BadOption { name: name.to_string(), reason: format!("{v:?} must be >= 0") });
+            }
+            match name {
+                "RASTERSTAGE_S3_MAX_RETRIES" => self.max_retries = n as usize,
+                "RASTERSTAGE_S3_RETRY_TIMEOUT_SECS" => self.retry_timeout = Duration::from_secs_f64(n),
+                "RASTERSTAGE_S3_REQUEST_TIMEOUT_SECS" => self.request_timeout = Duration::from_secs_f64(n),
+                _ => self.max_concurrent_requests = n as usize,
+            }
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Checks the values that would make every request fail.
+    ///
+    /// # Errors
+    /// [`StoreError::BadOption`] naming the setting.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        let bad = |name: &str, reason: &str| Err(StoreError::BadOption { name: name.into(), reason: reason.into() });
+        if self.max_concurrent_requests == 0 {
+            return bad("storage.max_concurrent_requests", "must be at least 1");
+        }
+        if self.request_timeout.is_zero() {
+            return bad("storage.request_timeout_secs", "must be more than 0");
+        }
+        Ok(())
+    }
+
+    fn retry(&self) -> RetryConfig {
+        RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                // Never sleep past the retry window: a long last sleep only delays the error.
+                max_backoff: Duration::from_secs(15).min(self.retry_timeout.max(Duration::from_millis(100))),
+                base: 2.0,
+            },
+            max_retries: self.max_retries,
+            retry_timeout: self.retry_timeout,
+        }
+    }
+}
+
+static DEFAULT_OPTIONS: RwLock<Option<StorageOptions>> = RwLock::new(None);
+
+/// Sets the options [`Store::open`] uses from now on (the CLI calls it with the config's
+/// `storage:` section before opening any store).
+pub fn set_default_options(options: StorageOptions) {
+    *DEFAULT_OPTIONS.write().unwrap_or_else(|e| e.into_inner()) = Some(options);
+}
+
+/// The options [`Store::open`] uses: those set by [`set_default_options`], else the defaults.
+pub fn default_options() -> StorageOptions {
+    DEFAULT_OPTIONS.read().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default()
+}
+
 /// A staging location: a store and a root prefix inside it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Store {
     inner: Arc<dyn ObjectStore>,
     root: Path,
     url: String,
+    /// The bucket of a remote store, for error messages.
+    bucket: Option<String>,
+}
+
+// Only the URL: the inner store's Debug would show its whole configuration, and a derived
+// Debug anywhere on the way to the credentials is one refactor away from a leaked secret.
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("url", &self.url).finish_non_exhaustive()
+    }
 }
 
 impl Store {
-    /// Opens a staging location from a local path, `file://` URL or `s3://bucket/prefix`.
-    /// A local folder is created if missing.
+    /// Opens a staging location from a local path, `file://` URL or `s3://bucket/prefix`,
+    /// with [`default_options`] and any `RASTERSTAGE_S3_*` variables. A local folder is
+    /// created if missing.
     ///
     /// # Errors
-    /// [`StoreError::BadUrl`] for an unsupported scheme, [`StoreError::CreateDir`] when a
-    /// local folder cannot be created.
+    /// As [`Store::open_with`], and [`StoreError::BadOption`] for a bad variable.
     pub fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, &default_options().with_env()?)
+    }
+
+    /// Opens a staging location with explicit storage options.
+    ///
+    /// S3 settings come from the standard AWS variables (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_ENDPOINT_URL`,
+    /// `AWS_ALLOW_HTTP`, web identity, ECS/EKS container credentials), else the EC2 instance
+    /// role. Requests are path-style (`endpoint/bucket/key`), which every S3-compatible
+    /// server accepts, unless `AWS_VIRTUAL_HOSTED_STYLE_REQUEST=true`.
+    ///
+    /// # Errors
+    /// [`StoreError::BadUrl`] for an unsupported scheme or S3 settings that do not build a
+    /// client, [`StoreError::CreateDir`] when a local folder cannot be created.
+    pub fn open_with(url: &str, options: &StorageOptions) -> Result<Store, StoreError> {
         let bad = |reason: String| StoreError::BadUrl { url: url.to_string(), reason };
+        options.validate()?;
         if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
                 return Err(bad("no bucket name; use s3://bucket/prefix".into()));
             }
-            let s3 = object_store::aws::AmazonS3Builder::from_env()
+            // from_env reads every AWS_* variable object_store knows, AWS_ENDPOINT_URL and
+            // AWS_ALLOW_HTTP included. Timeouts go in through with_config, not
+            // with_client_options, which would replace (and so drop) AWS_ALLOW_HTTP.
+            let secs = |d: Duration| format!("{}ms", d.as_millis());
+            let s3 = AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
+                .with_retry(options.retry())
+                .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), secs(options.request_timeout))
+                .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout), secs(options.connect_timeout))
                 .build()
-                .map_err(|e| bad(e.to_string()))?;
+                // The builder's errors name settings, never their values.
+                .map_err(|e| bad(one_line(&e.to_string())))?;
+            let limited = object_store::limit::LimitStore::new(s3, options.max_concurrent_requests);
             return Ok(Store {
-                inner: Arc::new(s3),
+                inner: Arc::new(limited),
                 root: Path::from(prefix.trim_matches('/')),
                 url: url.trim_end_matches('/').to_string(),
+                bucket: Some(bucket.to_string()),
             });
         }
         let local = if let Some(p) = url.strip_prefix("file://") {
@@ -104,6 +296,7 @@ impl Store {
             inner: Arc::new(fs),
             root: Path::default(),
             url: abs.to_string_lossy().trim_end_matches('/').to_string(),
+            bucket: None,
         })
     }
 
@@ -135,12 +328,21 @@ impl Store {
 
     /// A store for the sub-folder `prefix` of this one.
     pub fn child(&self, prefix: &str) -> Store {
-        Store { inner: self.inner.clone(), root: self.path(prefix), url: self.url_of(prefix) }
+        Store {
+            inner: self.inner.clone(),
+            root: self.path(prefix),
+            url: self.url_of(prefix),
+            bucket: self.bucket.clone(),
+        }
     }
 
     /// URL of `key` under this location.
     pub fn url_of(&self, key: &str) -> String {
-        format!("{}/{}", self.url, key)
+        if key.is_empty() {
+            self.url.clone()
+        } else {
+            format!("{}/{}", self.url, key)
+        }
     }
 
     fn path(&self, key: &str) -> Path {
@@ -153,7 +355,7 @@ impl Store {
 
     fn op(&self, op: &'static str, key: &str) -> impl FnOnce(object_store::Error) -> StoreError + '_ {
         let url = self.url_of(key);
-        move |source| StoreError::Op { op, url, source }
+        move |e| classify(op, url, self.bucket.as_deref(), &e)
     }
 
     /// Writes `bytes` to `key` atomically (large objects by multipart upload).
@@ -196,7 +398,8 @@ impl Store {
         let r = runtime().block_on(async { self.inner.get(&path).await?.bytes().await });
         match r {
             Ok(b) => Ok(Some(b)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            // A missing bucket is also a 404, but it is no "not staged yet".
+            Err(e) if missing_object(&e) => Ok(None),
             Err(e) => Err(self.op("get", key)(e)),
         }
     }
@@ -240,7 +443,8 @@ impl Store {
     pub fn delete(&self, key: &str) -> Result<(), StoreError> {
         let path = self.path(key);
         match runtime().block_on(self.inner.delete(&path)) {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Ok(()) => Ok(()),
+            Err(e) if missing_object(&e) => Ok(()),
             Err(e) => Err(self.op("delete", key)(e)),
         }
     }
@@ -259,6 +463,74 @@ impl Store {
 
 /// Objects above this size are uploaded in parts (S3's minimum part size is 5 MiB).
 pub const MULTIPART_THRESHOLD: usize = 8 * 1024 * 1024;
+
+/// `text` on one line with runs of whitespace collapsed.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let start = text.find(open)? + open.len();
+    let len = text[start..].find(close)?;
+    Some(text[start..start + len].trim())
+}
+
+/// The S3 error code (`NoSuchBucket`, `AccessDenied`, ...) in an error's text, if any.
+fn s3_code(text: &str) -> Option<String> {
+    between(text, "<Code>", "</Code>").map(str::to_string)
+}
+
+/// "Not found" about the object itself: a missing bucket is a 404 too, but it is an error,
+/// not "nothing staged yet".
+fn missing_object(e: &object_store::Error) -> bool {
+    matches!(e, object_store::Error::NotFound { .. }) && s3_code(&e.to_string()).as_deref() != Some("NoSuchBucket")
+}
+
+/// An object_store error on one line: S3's XML body becomes `Code: Message`.
+fn describe(text: &str) -> String {
+    let xml = text.find("<?xml").or_else(|| text.find("<Error>"));
+    let Some(at) = xml else { return one_line(text) };
+    let head = one_line(text[..at].trim_end().trim_end_matches(':'));
+    match (between(text, "<Code>", "</Code>"), between(text, "<Message>", "</Message>")) {
+        (Some(c), Some(m)) => format!("{head}: {c}: {}", one_line(m)),
+        (Some(c), None) => format!("{head}: {c}"),
+        _ => head,
+    }
+}
+
+/// Turns an object_store error into the message a user can act on.
+fn classify(op: &'static str, url: String, bucket: Option<&str>, e: &object_store::Error) -> StoreError {
+    let text = e.to_string();
+    let code = s3_code(&text);
+    if let Some(bucket) = bucket {
+        if code.as_deref() == Some("NoSuchBucket") {
+            return StoreError::NoBucket { op, bucket: bucket.to_string(), url };
+        }
+        let denied_code = matches!(
+            code.as_deref(),
+            Some(
+                "AccessDenied"
+                    | "InvalidAccessKeyId"
+                    | "SignatureDoesNotMatch"
+                    | "ExpiredToken"
+                    | "InvalidToken"
+                    | "TokenRefreshRequired"
+                    | "AllAccessDisabled"
+            )
+        );
+        if denied_code
+            || matches!(e, object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. })
+        {
+            let detail = match (code, between(&text, "<Message>", "</Message>")) {
+                (Some(c), Some(m)) => format!("{c}: {}", one_line(m)),
+                (Some(c), None) => c,
+                _ => describe(&text),
+            };
+            return StoreError::Denied { op, bucket: bucket.to_string(), url, detail };
+        }
+    }
+    StoreError::Op { op, url, detail: describe(&text) }
+}
 
 #[cfg(test)]
 mod tests {
@@ -279,6 +551,39 @@ mod tests {
         assert_eq!(child.list("tiles").unwrap(), vec!["tiles/r0_c0.bin"]);
         store.delete_prefix("ds").unwrap();
         assert!(store.list("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        // Set for this process only; the secret must not reach Debug, whatever the builder holds.
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "do-not-print-3f9a");
+        std::env::set_var("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE");
+        let store = Store::open_with("s3://bucket/prefix", &StorageOptions::default()).unwrap();
+        let shown = format!("{store:?} {:?}", store.child("ds"));
+        assert!(!shown.contains("do-not-print-3f9a"), "{shown}");
+        assert!(shown.contains("s3://bucket/prefix/ds"), "{shown}");
+    }
+
+    #[test]
+    fn s3_errors_on_one_line() {
+        let text = "Generic S3 error: Error performing PUT http://h/b/k in 1ms - Server returned non-2xx status code: \
+                    500 Internal Server Error: <?xml version=\"1.0\"?>\n<Error>\n  <Code>InternalError</Code>\n  \
+                    <Message>We encountered\n an internal error.</Message></Error>";
+        let d = describe(text);
+        assert!(d.ends_with("500 Internal Server Error: InternalError: We encountered an internal error."), "{d}");
+        assert!(!d.contains('\n') && !d.contains("<?xml"));
+        assert_eq!(s3_code(text).as_deref(), Some("InternalError"));
+        assert_eq!(describe("a\n  b"), "a b");
+    }
+
+    #[test]
+    fn storage_env_overrides() {
+        let o = StorageOptions { max_retries: 3, ..Default::default() };
+        assert!(o.validate().is_ok());
+        let zero = StorageOptions { max_concurrent_requests: 0, ..Default::default() };
+        assert!(zero.validate().unwrap_err().to_string().contains("max_concurrent_requests"));
+        assert_eq!(o.retry().max_retries, 3);
+        assert!(o.retry().backoff.max_backoff <= o.retry_timeout);
     }
 
     #[test]

@@ -9,3 +9,4 @@ mod convert_exact;
 mod convert_readers;
 mod convert_resume;
 mod load;
+mod s3;

@@ -1,0 +1,871 @@
+//! Cloud staging against the real S3-compatible server `moto_server` (scripts/services.sh
+//! starts it and exports AWS_ENDPOINT_URL, AWS_ALLOW_HTTP and test credentials). Each test
+//! works in a bucket of its own, deleted afterwards, and compares what it staged on S3 with
+//! the same conversion into a local folder: same keys, same bytes, same tables.
+//!
+//! Fault tests put [`FaultProxy`], a loopback HTTP proxy in this file, between rasterstage and
+//! moto; it answers chosen requests with 500 or drops the connection.
+
+use crate::common::*;
+use rasterstage::store::Store;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn endpoint() -> String {
+    std::env::var("RASTERSTAGE_TEST_S3_ENDPOINT").expect(
+        "RASTERSTAGE_TEST_S3_ENDPOINT is not set: run the tests through scripts/test.sh or source scripts/services.sh",
+    )
+}
+
+/// A bucket of this test's own, emptied and deleted on drop (also when the test panics).
+struct Bucket {
+    name: String,
+    endpoint: String,
+}
+
+impl Bucket {
+    fn new(tag: &str) -> Bucket {
+        Bucket::on(tag, &endpoint())
+    }
+
+    fn on(tag: &str, endpoint: &str) -> Bucket {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("rs-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)).replace('_', "-");
+        // moto creates a bucket on a plain `PUT /bucket` (path style); no SDK needed.
+        let out = Command::new("curl").args(["-sf", "-X", "PUT", &format!("{endpoint}/{name}")]).output().unwrap();
+        assert!(out.status.success(), "create bucket {name}: {}", String::from_utf8_lossy(&out.stderr));
+        Bucket { name, endpoint: endpoint.to_string() }
+    }
+
+    fn url(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.name)
+    }
+
+    fn store(&self, key: &str) -> Store {
+        Store::open(&self.url(key)).unwrap()
+    }
+
+    /// Copies every object under `prefix` into a fresh local folder, so the local readers
+    /// (manifest, tile checksums, DuckDB on files) can look at what S3 holds.
+    fn download(&self, prefix: &str) -> tempfile::TempDir {
+        let dir = tmp();
+        let st = self.store(prefix);
+        for key in st.list("").unwrap() {
+            let p = dir.path().join(&key);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, st.get(&key).unwrap().unwrap()).unwrap();
+        }
+        dir
+    }
+
+    /// Runs Python with a boto3 client `s3` and the bucket name in `bucket`.
+    fn boto(&self, code: &str) -> String {
+        py(&format!(
+            "import boto3\ns3 = boto3.client('s3', endpoint_url={:?}, region_name='us-east-1')\nbucket = {:?}\n{code}",
+            self.endpoint, self.name
+        ))
+    }
+}
+
+impl Drop for Bucket {
+    fn drop(&mut self) {
+        let code = format!(
+            "import boto3\ns3 = boto3.resource('s3', endpoint_url={:?}, region_name='us-east-1')\nb = s3.Bucket({:?})\n\
+             b.objects.all().delete()\nfor u in b.multipart_uploads.all():\n    u.abort()\nb.delete()",
+            self.endpoint, self.name
+        );
+        let _ = Command::new(python()).arg("-c").arg(code).output();
+    }
+}
+
+fn db_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+fn client() -> postgres::Client {
+    postgres::Client::connect(&db_url(), postgres::NoTls).expect("connect to DATABASE_URL")
+}
+
+/// A PostgreSQL schema of this test's own, dropped on drop.
+struct Schema {
+    name: String,
+}
+
+impl Schema {
+    fn new(tag: &str) -> Schema {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("s3_{tag}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        client().batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE")).unwrap();
+        Schema { name }
+    }
+
+    /// Every row of the dataset table, sorted, values as f64 bits (exact comparison).
+    fn rows(&self, table: &str) -> Vec<(i32, i32, u64, u64, u64)> {
+        let sql =
+            format!("SELECT row_idx, col_idx, x, y, value::float8 FROM \"{}\".\"{table}\" ORDER BY 1, 2", self.name);
+        client()
+            .query(&sql, &[])
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                let (x, y, v): (f64, f64, f64) = (r.get(2), r.get(3), r.get(4));
+                (r.get(0), r.get(1), x.to_bits(), y.to_bits(), v.to_bits())
+            })
+            .collect()
+    }
+
+    /// The ledger: (tile, checksum, rows), sorted.
+    fn ledger(&self) -> Vec<(String, String, i64)> {
+        let sql = format!(
+            "SELECT dataset || '/' || tile_id, checksum, rows::int8 FROM \"{}\".raster_tile_loads ORDER BY 1",
+            self.name
+        );
+        client().query(&sql, &[]).unwrap().into_iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect()
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&db_url(), postgres::NoTls) {
+            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name));
+        }
+    }
+}
+
+/// A Float32 source with nodata holes: `w x h` cells of 0.01 degree.
+fn source(path: &Path, w: usize, h: usize, seed: u64) {
+    let mut next = lcg(seed);
+    let values: Vec<f32> =
+        (0..w * h).map(|_| if next() % 11 == 0 { -9999.0 } else { (next() % 100_000) as f32 / 100.0 }).collect();
+    let spec = RasterSpec { nodata: Some(-9999.0), ..RasterSpec::geographic(w, h, 0.01) };
+    write_tif(path, &RasterSpec { x0: -10.0, y0: 60.0, ..spec }, values);
+}
+
+/// Every file under a local folder (relative path, bytes), sorted, without dataset.json
+/// (it names the source and its mtime) and without in-progress temporary files.
+fn staged_files(root: &Path) -> Vec<(String, Vec<u8>)> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                let rel = p.strip_prefix(base).unwrap().to_string_lossy().to_string();
+                if !rel.ends_with("dataset.json") && !rel.contains('#') {
+                    out.push((rel, std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+/// Asserts that two staged datasets are the same: manifest totals, per-tile checksums,
+/// and every object byte for byte.
+fn same_staging(a: &Path, b: &Path, name: &str) {
+    let (ma, mb) = (manifest(a, name), manifest(b, name));
+    assert_eq!(ma["status"], "complete");
+    for k in ["row_count", "value_sum", "tile_count", "grid", "tiles"] {
+        assert_eq!(ma[k], mb[k], "dataset.json {k} differs");
+    }
+    assert_eq!(tile_checksums(a, name), tile_checksums(b, name));
+    let (fa, fb) = (staged_files(&a.join(name)), staged_files(&b.join(name)));
+    assert_eq!(fa.iter().map(|f| &f.0).collect::<Vec<_>>(), fb.iter().map(|f| &f.0).collect::<Vec<_>>(), "same keys");
+    assert!(fa == fb, "staged bytes differ");
+}
+
+fn stage_and_load(format: &str) {
+    let dir = tmp();
+    let src = dir.path().join("cells.tif");
+    source(&src, 400, 300, 7);
+    let bucket = Bucket::new(&format!("rt-{format}"));
+    let local = dir.path().join("local");
+    let name = "cells";
+    let args = |out: &str| -> Vec<String> {
+        ["convert", s(&src), "--name", name, "--out", out, "--format", format]
+            .iter()
+            .chain(&["--resolution", "0.02", "--method", "average", "--window", "48", "--threads", "2"])
+            .map(|a| a.to_string())
+            .collect()
+    };
+    let remote = bucket.url("staging");
+    let a = args(s(&local));
+    ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let b = args(&remote);
+    let out = ok(&b.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.contains(&format!("-> {remote}/{name}")), "{out}");
+    let mirror = bucket.download("staging");
+    same_staging(mirror.path(), &local, name);
+
+    // `inspect` reads the bucket like a folder.
+    let shown = ok(&["inspect", &remote]);
+    assert!(shown.contains(name) && shown.contains("complete"), "{shown}");
+
+    // Load from S3 and from the local folder: same table, same ledger.
+    let (sl, sr) = (Schema::new(&format!("local_{format}")), Schema::new(&format!("remote_{format}")));
+    ok(&["load", "--from", s(&local), "--database-url", &db_url(), "--schema", &sl.name]);
+    let out = ok(&["load", "--from", &remote, "--database-url", &db_url(), "--schema", &sr.name]);
+    assert!(out.contains(name), "{out}");
+    let rows = sr.rows(name);
+    assert_eq!(rows.len() as u64, manifest(&local, name)["row_count"].as_u64().unwrap());
+    assert!(rows == sl.rows(name), "tables loaded from S3 and from the local folder differ");
+    assert_eq!(sr.ledger(), sl.ledger());
+    // A second load from S3 finds everything loaded.
+    let out = ok(&["load", "--from", &remote, "--database-url", &db_url(), "--schema", &sr.name]);
+    assert!(out.contains("0 loaded now"), "{out}");
+    ok(&["verify", "--from", &remote, "--database-url", &db_url(), "--schema", &sr.name]);
+}
+
+#[test]
+fn s3_parquet_convert_and_load_match_local() {
+    stage_and_load("parquet");
+}
+
+#[test]
+fn s3_zarr_convert_and_load_match_local() {
+    stage_and_load("zarr");
+}
+
+/// A GeoTIFF in the bucket is read through /vsis3/ and gives the same tiles as the file.
+#[test]
+fn s3_source_raster_through_vsis3() {
+    let dir = tmp();
+    let src = dir.path().join("src.tif");
+    source(&src, 300, 200, 11);
+    let bucket = Bucket::new("vsis3");
+    bucket.store("rasters").put("src.tif", std::fs::read(&src).unwrap().into()).unwrap();
+    let (a, b) = (dir.path().join("from_s3"), dir.path().join("from_file"));
+    let common = ["--name", "src", "--resolution", "0.03", "--method", "sum", "--window", "40"];
+    let from_s3 = bucket.url("rasters/src.tif");
+    let args_a: Vec<&str> = ["convert", from_s3.as_str(), "--out", s(&a)].iter().copied().chain(common).collect();
+    let args_b: Vec<&str> = ["convert", s(&src), "--out", s(&b)].iter().copied().chain(common).collect();
+    ok(&args_a);
+    ok(&args_b);
+    same_staging(&a, &b, "src");
+    assert_eq!(manifest(&a, "src")["source"]["path"], from_s3.as_str());
+    assert_eq!(manifest(&a, "src")["source"]["fingerprint"]["size"], std::fs::metadata(&src).unwrap().len());
+}
+
+/// DuckDB (httpfs, CREATE SECRET) and zarr-python read the staged data in the bucket.
+#[test]
+fn s3_duckdb_and_zarr_python_read_the_bucket() {
+    let dir = tmp();
+    let src = dir.path().join("v.tif");
+    source(&src, 256, 192, 23);
+    let bucket = Bucket::new("readers");
+    let root = bucket.url("staging");
+    for (name, format) in [("p", "parquet"), ("z", "zarr")] {
+        ok(&["convert", s(&src), "--name", name, "--out", &root, "--format", format, "--window", "64"]);
+    }
+    let mirror = bucket.download("staging");
+    let m = manifest(mirror.path(), "p");
+    let (rows, sum) = (m["row_count"].as_u64().unwrap(), m["value_sum"].as_f64().unwrap());
+
+    let port = endpoint().rsplit(':').next().unwrap().to_string();
+    let secret = format!(
+        "CREATE SECRET (TYPE s3, KEY_ID 'testing', SECRET 'testing', ENDPOINT '127.0.0.1:{port}', \
+         URL_STYLE 'path', USE_SSL false, REGION 'us-east-1')"
+    );
+    let code = format!(
+        "{}con.execute('LOAD httpfs')\ncon.execute({secret:?})\n\
+         print('|'.join(str(v) for v in con.execute(\"SELECT count(*), sum(value::DOUBLE) FROM read_parquet('{root}/p/tiles/*.parquet')\").fetchone()))",
+        duckdb_prelude()
+    );
+    let got = py(&code);
+    let (n, total) = got.split_once('|').unwrap();
+    assert_eq!(n.parse::<u64>().unwrap(), rows, "DuckDB row count");
+    let total: f64 = total.parse().unwrap();
+    assert!((total - sum).abs() <= 1e-9 * sum.abs().max(1.0), "DuckDB sum {total} vs dataset.json {sum}");
+
+    // zarr-python through obstore's S3 client (zarr.storage.ObjectStore).
+    let mz = manifest(mirror.path(), "z");
+    let code = format!(
+        "import numpy as np, zarr\nfrom obstore.store import S3Store\n\
+         st = S3Store({bucket:?}, prefix='staging/z/z.zarr', endpoint={ep:?}, access_key_id='testing', \
+         secret_access_key='testing', region='us-east-1', client_options={{'allow_http': True}})\n\
+         g = zarr.open_group(zarr.storage.ObjectStore(st, read_only=True), mode='r')\n\
+         a = g['z'][:]\nfill = g['z'].fill_value\n\
+         valid = a[~np.isnan(a)] if np.isnan(fill) else a[a != fill]\n\
+         print(a.shape[0], a.shape[1], valid.size, repr(float(valid.astype('float64').sum())))",
+        bucket = bucket.name,
+        ep = endpoint()
+    );
+    let got = py(&code);
+    let f: Vec<&str> = got.split_whitespace().collect();
+    assert_eq!(f[0].parse::<u64>().unwrap(), mz["grid"]["height"].as_u64().unwrap(), "{got}");
+    assert_eq!(f[1].parse::<u64>().unwrap(), mz["grid"]["width"].as_u64().unwrap(), "{got}");
+    assert_eq!(f[2].parse::<u64>().unwrap(), mz["row_count"].as_u64().unwrap(), "{got}");
+    let zsum: f64 = f[3].parse().unwrap();
+    let want = mz["value_sum"].as_f64().unwrap();
+    assert!((zsum - want).abs() <= 1e-9 * want.abs().max(1.0), "zarr sum {zsum} vs {want}");
+}
+
+fn count_keys(st: &Store, prefix: &str) -> usize {
+    st.list(prefix).map(|k| k.len()).unwrap_or(0)
+}
+
+/// kill -9 while tiles are being uploaded; the rerun uploads only the missing tiles and the
+/// bucket ends up exactly as after an uninterrupted run.
+#[test]
+fn s3_kill_mid_upload_then_resume() {
+    let dir = tmp();
+    let src = dir.path().join("k.tif");
+    source(&src, 640, 640, 5);
+    let bucket = Bucket::new("kill");
+    let name = "k";
+    let remote = bucket.url("staging");
+    let local = dir.path().join("clean");
+    let args = |out: &str| -> Vec<String> {
+        ["convert", s(&src), "--name", name, "--out", out, "--window", "40", "--threads", "2"]
+            .iter()
+            .map(|a| a.to_string())
+            .collect()
+    };
+    let a = args(&remote);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let mut child = bin()
+        .args(&a)
+        .env("RASTERSTAGE_TEST_TILE_DELAY_MS", "40")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ds = bucket.store(&format!("staging/{name}"));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while count_keys(&ds, "_tiles") < 5 {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("convert ended ({status}) before it could be killed");
+        }
+        assert!(Instant::now() < deadline, "no tile committed after 120 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let committed = count_keys(&ds, "_tiles") as u64;
+    let total = 16 * 16;
+    assert!(committed >= 5 && committed < total, "{committed} of {total} committed at the kill");
+    let partial = bucket.download("staging");
+    assert_eq!(manifest(partial.path(), name)["status"], "converting");
+
+    let out = run_env(&a, &[("RUST_LOG", "info")]);
+    assert!(out.status.success(), "resume failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("resuming"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("({} written now)", total - committed)), "only missing tiles: {stdout}");
+
+    let b = args(s(&local));
+    ok(&b.iter().map(String::as_str).collect::<Vec<_>>());
+    let mirror = bucket.download("staging");
+    same_staging(mirror.path(), &local, name);
+    assert_eq!(bucket.boto("print(len(s3.list_multipart_uploads(Bucket=bucket).get('Uploads', [])))"), "0");
+}
+
+/// A tile above 8 MiB goes up by multipart upload, reads back identically, and leaves no
+/// unfinished upload behind.
+#[test]
+fn s3_multipart_tile_round_trip() {
+    let dir = tmp();
+    let src = dir.path().join("big.tif");
+    let (w, h) = (1100usize, 1100usize);
+    let mut next = lcg(99);
+    // Doubles in [1, 2) with 52 random mantissa bits do not compress: the one Zarr chunk
+    // stays about 9.7 MB.
+    let values: Vec<f64> =
+        (0..w * h).map(|_| f64::from_bits((0x3ff << 52) | ((next() << 21 ^ next()) & ((1 << 52) - 1)))).collect();
+    write_tif(&src, &RasterSpec::geographic(w, h, 0.01), values);
+    let bucket = Bucket::new("multipart");
+    for format in ["zarr", "parquet"] {
+        let local = dir.path().join(format!("local-{format}"));
+        let prefix = format!("staging-{format}");
+        let common = ["--name", "big", "--format", format, "--window", "1100"];
+        let remote = bucket.url(&prefix);
+        let a: Vec<&str> = ["convert", s(&src), "--out", remote.as_str()].iter().copied().chain(common).collect();
+        let b: Vec<&str> = ["convert", s(&src), "--out", s(&local)].iter().copied().chain(common).collect();
+        ok(&a);
+        ok(&b);
+        let mirror = bucket.download(&prefix);
+        same_staging(mirror.path(), &local, "big");
+        // Multipart objects have an ETag "<md5 of part md5s>-<parts>".
+        let key = if format == "zarr" { "big/big.zarr/big/c/0/0" } else { "big/tiles/r0_c0.parquet" };
+        let size = std::fs::metadata(local.join(key)).unwrap().len();
+        assert!(size > 8 << 20, "{key} is only {size} bytes: too small to test multipart");
+        let etag = bucket.boto(&format!("print(s3.head_object(Bucket=bucket, Key='{prefix}/{key}')['ETag'])"));
+        assert!(etag.contains('-'), "{key} was not uploaded in parts: ETag {etag}");
+    }
+    assert_eq!(bucket.boto("print(len(s3.list_multipart_uploads(Bucket=bucket).get('Uploads', [])))"), "0");
+}
+
+// ---------------------------------------------------------------------------
+// A faulty network: a loopback proxy that fails chosen requests.
+// ---------------------------------------------------------------------------
+
+/// Forwards HTTP requests to `upstream`; every `fail_every`-th request (1: all, 0: none) is
+/// answered with 500 or, alternately, dropped without an answer.
+struct FaultProxy {
+    port: u16,
+    fail_every: Arc<AtomicUsize>,
+    requests: Arc<AtomicUsize>,
+    faults: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+fn read_head(r: &mut impl BufRead) -> Option<Vec<String>> {
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end_matches(['\r', '\n']).to_string();
+        if line.is_empty() {
+            return Some(lines);
+        }
+        lines.push(line);
+    }
+}
+
+fn header<'a>(head: &'a [String], name: &str) -> Option<&'a str> {
+    head.iter().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Reads a message body as it is framed (Content-Length or chunked), raw bytes.
+fn read_body(r: &mut impl BufRead, head: &[String], until_eof: bool) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    if let Some(n) = header(head, "content-length") {
+        let n: usize = n.parse().ok()?;
+        body.resize(n, 0);
+        r.read_exact(&mut body).ok()?;
+    } else if header(head, "transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size).ok()?;
+            body.extend_from_slice(size.as_bytes());
+            let n = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+            let mut chunk = vec![0; n + 2];
+            r.read_exact(&mut chunk).ok()?;
+            body.extend_from_slice(&chunk);
+            if n == 0 {
+                break;
+            }
+        }
+    } else if until_eof {
+        r.read_to_end(&mut body).ok()?;
+    }
+    Some(body)
+}
+
+fn serve(client: TcpStream, upstream: &str, p: &FaultProxy) -> Option<()> {
+    client.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let mut w = client.try_clone().ok()?;
+    let mut r = BufReader::new(client);
+    let head = read_head(&mut r)?;
+    let body = read_body(&mut r, &head, false)?;
+    let n = p.requests.fetch_add(1, Ordering::SeqCst);
+    let every = p.fail_every.load(Ordering::SeqCst);
+    if every > 0 && n % every == every - 1 {
+        let k = p.faults.fetch_add(1, Ordering::SeqCst);
+        if k % 2 == 0 {
+            let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InternalError</Code>\
+                       <Message>injected by the test proxy</Message></Error>";
+            let resp = format!(
+                "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{xml}",
+                xml.len()
+            );
+            w.write_all(resp.as_bytes()).ok()?;
+        }
+        // Otherwise: close without a word, as a reset connection does.
+        let _ = w.shutdown(Shutdown::Both);
+        return Some(());
+    }
+    // One request per upstream connection, closed after the answer: the response is then
+    // delimited whatever its framing, and the client is told to reconnect too.
+    let mut up = TcpStream::connect(upstream).ok()?;
+    up.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
+    let mut req = String::new();
+    req.push_str(&head[0]);
+    req.push_str("\r\n");
+    for l in head.iter().skip(1).filter(|l| !l.to_ascii_lowercase().starts_with("connection:")) {
+        req.push_str(l);
+        req.push_str("\r\n");
+    }
+    req.push_str("Connection: close\r\n\r\n");
+    up.write_all(req.as_bytes()).ok()?;
+    up.write_all(&body).ok()?;
+    let mut ur = BufReader::new(up);
+    let rhead = read_head(&mut ur)?;
+    let is_head = head[0].starts_with("HEAD ");
+    let rbody = if is_head { Vec::new() } else { read_body(&mut ur, &rhead, true)? };
+    let mut resp = String::new();
+    resp.push_str(&rhead[0]);
+    resp.push_str("\r\n");
+    for l in rhead.iter().skip(1).filter(|l| !l.to_ascii_lowercase().starts_with("connection:")) {
+        resp.push_str(l);
+        resp.push_str("\r\n");
+    }
+    if !is_head && header(&rhead, "content-length").is_none() && header(&rhead, "transfer-encoding").is_none() {
+        resp.push_str(&format!("Content-Length: {}\r\n", rbody.len()));
+    }
+    resp.push_str("Connection: close\r\n\r\n");
+    w.write_all(resp.as_bytes()).ok()?;
+    w.write_all(&rbody).ok()?;
+    w.flush().ok()?;
+    let _ = w.shutdown(Shutdown::Both);
+    Some(())
+}
+
+impl FaultProxy {
+    fn start(fail_every: usize) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let upstream = endpoint().trim_start_matches("http://").trim_end_matches('/').to_string();
+        let p = FaultProxy {
+            port: listener.local_addr().unwrap().port(),
+            fail_every: Arc::new(AtomicUsize::new(fail_every)),
+            requests: Arc::new(AtomicUsize::new(0)),
+            faults: Arc::new(AtomicUsize::new(0)),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        let shared = FaultProxy {
+            port: p.port,
+            fail_every: p.fail_every.clone(),
+            requests: p.requests.clone(),
+            faults: p.faults.clone(),
+            stop: p.stop.clone(),
+        };
+        std::thread::spawn(move || {
+            let shared = Arc::new(shared);
+            for conn in listener.incoming() {
+                if shared.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (s2, up) = (shared.clone(), upstream.clone());
+                std::thread::spawn(move || serve(conn, &up, &s2));
+            }
+        });
+        p
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn set_fail_every(&self, n: usize) {
+        self.fail_every.store(n, Ordering::SeqCst);
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port)); // wake accept()
+    }
+}
+
+/// Environment for a run through the proxy: short backoff windows keep failing runs fast.
+fn via(proxy: &FaultProxy, retries: &str) -> Vec<(String, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL".into(), proxy.url()),
+        ("RASTERSTAGE_S3_MAX_RETRIES".into(), retries.into()),
+        ("RASTERSTAGE_S3_RETRY_TIMEOUT_SECS".into(), "20".into()),
+        ("RASTERSTAGE_S3_REQUEST_TIMEOUT_SECS".into(), "20".into()),
+    ]
+}
+
+fn run_via(args: &[&str], env: &[(String, String)]) -> Output {
+    let e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    run_env(args, &e)
+}
+
+/// One request in four fails (500 or dropped connection): convert and load still finish,
+/// and the result is the clean run's.
+#[test]
+fn s3_faults_are_retried() {
+    let dir = tmp();
+    let src = dir.path().join("f.tif");
+    source(&src, 320, 240, 41);
+    let bucket = Bucket::new("faults");
+    let proxy = FaultProxy::start(4);
+    let env = via(&proxy, "10");
+    let remote = bucket.url("staging");
+    let local = dir.path().join("clean");
+    for (name, format) in [("fp", "parquet"), ("fz", "zarr")] {
+        let common = ["--name", name, "--format", format, "--window", "40", "--threads", "2"];
+        let a: Vec<&str> = ["convert", s(&src), "--out", remote.as_str()].iter().copied().chain(common).collect();
+        let out = run_via(&a, &env);
+        assert!(out.status.success(), "convert through faults failed: {}", String::from_utf8_lossy(&out.stderr));
+        let b: Vec<&str> = ["convert", s(&src), "--out", s(&local)].iter().copied().chain(common).collect();
+        ok(&b);
+    }
+    assert!(proxy.faults.load(Ordering::SeqCst) >= 10, "the proxy injected too few faults to mean anything");
+    let mirror = bucket.download("staging");
+    same_staging(mirror.path(), &local, "fp");
+    same_staging(mirror.path(), &local, "fz");
+
+    let (sl, sr) = (Schema::new("faults_local"), Schema::new("faults_remote"));
+    ok(&["load", "--from", s(&local), "--database-url", &db_url(), "--schema", &sl.name]);
+    let before = proxy.faults.load(Ordering::SeqCst);
+    let out = run_via(&["load", "--from", &remote, "--database-url", &db_url(), "--schema", &sr.name], &env);
+    assert!(out.status.success(), "load through faults failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(proxy.faults.load(Ordering::SeqCst) > before, "load saw no faults");
+    for name in ["fp", "fz"] {
+        assert!(sr.rows(name) == sl.rows(name), "{name}: table differs from the clean load");
+    }
+    assert_eq!(sr.ledger(), sl.ledger());
+}
+
+/// The store fails every request from the middle of a run on: a one-line error naming the
+/// object and the retries; with the network healthy again the rerun resumes and finishes.
+#[test]
+fn s3_exhausted_retries_then_resume() {
+    let dir = tmp();
+    let src = dir.path().join("e.tif");
+    source(&src, 400, 400, 3);
+    let bucket = Bucket::new("exhausted");
+    let proxy = FaultProxy::start(0);
+    let env = via(&proxy, "2");
+    let remote = bucket.url("staging");
+    let name = "e";
+    let common = ["--name", name, "--window", "40", "--threads", "2"];
+    let a: Vec<&str> = ["convert", s(&src), "--out", remote.as_str()].iter().copied().chain(common).collect();
+
+    // Nothing gets through: the very first request is refused.
+    proxy.set_fail_every(1);
+    let out = run_via(&a, &env);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = one_error_line(&err, &[&format!("{remote}/{name}/dataset.json"), "after 2 retries"]);
+    assert!(line.contains("InternalError") || line.contains("HTTP error"), "{line}");
+
+    // Healthy for a while, then broken mid-run.
+    proxy.set_fail_every(0);
+    let mut e2 = env.clone();
+    e2.push(("RASTERSTAGE_TEST_TILE_DELAY_MS".into(), "30".into()));
+    let mut cmd = bin();
+    cmd.args(&a).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (k, v) in &e2 {
+        cmd.env(k, v);
+    }
+    let child: Child = cmd.spawn().unwrap();
+    let ds = bucket.store(&format!("staging/{name}"));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while count_keys(&ds, "_tiles") < 5 {
+        assert!(Instant::now() < deadline, "no tile committed after 120 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    proxy.set_fail_every(1);
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "convert should fail once the store refuses everything");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.lines().rev().find(|l| l.starts_with("error:")).unwrap_or_else(|| panic!("no error line: {err}"));
+    assert!(last.contains(&format!("{remote}/{name}/")) && last.contains("retries"), "{last}");
+    assert!(!err.contains("<?xml"), "raw XML in the messages: {err}");
+
+    // Healthy again: the rerun resumes and the result is the clean one.
+    proxy.set_fail_every(0);
+    let committed = count_keys(&ds, "_tiles");
+    let out = run_via(&a, &env);
+    assert!(out.status.success(), "resume failed: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("({} written now)", 100 - committed)), "{stdout}");
+    let local = dir.path().join("clean");
+    let b: Vec<&str> = ["convert", s(&src), "--out", s(&local)].iter().copied().chain(common).collect();
+    ok(&b);
+    let mirror = bucket.download("staging");
+    same_staging(mirror.path(), &local, name);
+
+    // Load: refused, a clear error; then healthy, a complete load.
+    let (sl, sr) = (Schema::new("exh_local"), Schema::new("exh_remote"));
+    ok(&["load", "--from", s(&local), "--database-url", &db_url(), "--schema", &sl.name]);
+    proxy.set_fail_every(1);
+    let out = run_via(&["load", "--from", &remote, "--database-url", &db_url(), "--schema", &sr.name], &env);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&remote) && err.contains("retries") && !err.contains("<?xml"), "{err}");
+    proxy.set_fail_every(0);
+    let out = run_via(&["load", "--from", &remote, "--database-url", &db_url(), "--schema", &sr.name], &env);
+    assert!(out.status.success(), "load after recovery failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(sr.rows(name) == sl.rows(name));
+}
+
+/// The config's `storage:` section reaches the store (here: retries), and bad values are
+/// refused with the key named.
+#[test]
+fn s3_storage_config_section() {
+    let dir = tmp();
+    let src = dir.path().join("c.tif");
+    source(&src, 64, 64, 1);
+    let bucket = Bucket::new("config");
+    let proxy = FaultProxy::start(1);
+    let cfg = dir.path().join("config.yml");
+    let root = bucket.url("staging");
+    let text = format!(
+        "datasets:\n  - name: c\n    path: {}\noutput:\n  uri: {root}\nstorage:\n  max_retries: 1\n  retry_timeout_secs: 5\n  \
+         request_timeout_secs: 10\n  max_concurrent_requests: 4\n",
+        s(&src)
+    );
+    std::fs::write(&cfg, text).unwrap();
+    validate_with_schema(&repo_file("schemas/config.schema.json"), &cfg);
+    let out = run_env(&["convert", "--config", s(&cfg)], &[("AWS_ENDPOINT_URL", &proxy.url())]);
+    one_error_line(&String::from_utf8_lossy(&out.stderr), &["after 1 retries", "dataset.json"]);
+    proxy.set_fail_every(0);
+    let out = run_env(&["convert", "--config", s(&cfg)], &[("AWS_ENDPOINT_URL", &proxy.url())]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    std::fs::write(&cfg, format!("datasets: []\noutput:\n  uri: {root}\nstorage:\n  max_concurrent_requests: 0\n"))
+        .unwrap();
+    let err = fails(&["convert", "--config", s(&cfg)]);
+    one_error_line(&err, &["storage.max_concurrent_requests", "at least 1"]);
+    std::fs::write(&cfg, "datasets: []\nstorage:\n  max_retrys: 3\n").unwrap();
+    one_error_line(&fails(&["convert", "--config", s(&cfg)]), &["max_retrys"]);
+    let err = String::from_utf8_lossy(&run_env(&["inspect", &root], &[("RASTERSTAGE_S3_MAX_RETRIES", "many")]).stderr)
+        .into_owned();
+    one_error_line(&err, &["RASTERSTAGE_S3_MAX_RETRIES", "not a number"]);
+}
+
+#[test]
+fn s3_missing_bucket_is_one_clear_line() {
+    let dir = tmp();
+    let src = dir.path().join("m.tif");
+    source(&src, 64, 64, 2);
+    let root = "s3://rasterstage-no-such-bucket/staging";
+    let needles = ["\"rasterstage-no-such-bucket\" does not exist"];
+    one_error_line(&fails(&["convert", s(&src), "--name", "m", "--out", root]), &needles);
+    one_error_line(&fails(&["inspect", root]), &needles);
+    one_error_line(&fails(&["load", "--from", root, "--database-url", &db_url(), "--schema", "unused"]), &needles);
+    one_error_line(&fails(&["convert", "s3://rasterstage-no-such-bucket/x.tif", "--out", s(dir.path())]), &["x.tif"]);
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// A moto_server of this test's own with authentication on (the shared one accepts any
+/// key): a user allowed on one bucket only. Killed on drop.
+struct AuthS3 {
+    child: Child,
+    endpoint: String,
+    key: String,
+    secret: String,
+}
+
+impl AuthS3 {
+    fn start() -> AuthS3 {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let moto = Path::new(&python()).with_file_name("moto_server");
+        let child = Command::new(moto)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            // The first four requests (user, key, policy, other-bucket) need no authentication.
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", "4")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let mut s = AuthS3 { child, endpoint, key: String::new(), secret: String::new() };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server with auth did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let out = py(&format!(
+            "import boto3, json\nkw = dict(endpoint_url={ep:?}, region_name='us-east-1', aws_access_key_id='x', aws_secret_access_key='y')\n\
+             iam = boto3.client('iam', **kw)\niam.create_user(UserName='u')\n\
+             k = iam.create_access_key(UserName='u')['AccessKey']\n\
+             iam.put_user_policy(UserName='u', PolicyName='p', PolicyDocument=json.dumps({{'Version': '2012-10-17', \
+             'Statement': [{{'Effect': 'Allow', 'Action': 's3:*', 'Resource': ['arn:aws:s3:::allowed-bucket', 'arn:aws:s3:::allowed-bucket/*']}}]}}))\n\
+             boto3.client('s3', **kw).create_bucket(Bucket='other-bucket')\n\
+             kw.update(aws_access_key_id=k['AccessKeyId'], aws_secret_access_key=k['SecretAccessKey'])\n\
+             boto3.client('s3', **kw).create_bucket(Bucket='allowed-bucket')\n\
+             print(k['AccessKeyId'], k['SecretAccessKey'])",
+            ep = s.endpoint
+        ));
+        let (k, sec) = out.split_once(' ').unwrap();
+        s.key = k.to_string();
+        s.secret = sec.to_string();
+        s
+    }
+
+    fn run(&self, args: &[&str], key: &str, secret: &str) -> Output {
+        run_env(
+            args,
+            &[("AWS_ENDPOINT_URL", &self.endpoint), ("AWS_ACCESS_KEY_ID", key), ("AWS_SECRET_ACCESS_KEY", secret)],
+        )
+    }
+}
+
+impl Drop for AuthS3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Wrong key, wrong secret, no permission: one line naming the bucket and the operation;
+/// the secret itself appears nowhere, not even in trace logs.
+#[test]
+fn s3_refused_credentials_are_one_clear_line_and_secrets_never_printed() {
+    let dir = tmp();
+    let src = dir.path().join("c.tif");
+    source(&src, 64, 64, 4);
+    let s3 = AuthS3::start();
+
+    // The user's policy allows allowed-bucket only: other-bucket is AccessDenied.
+    let conv = |bucket: &str| -> Vec<String> {
+        ["convert", s(&src), "--name", "c", "--out", &format!("s3://{bucket}/staging")]
+            .iter()
+            .map(|a| a.to_string())
+            .collect()
+    };
+
+    let a = conv("allowed-bucket");
+    let out = s3.run(&strs(&a), &s3.key, &s3.secret);
+    assert!(out.status.success(), "valid credentials: {}", String::from_utf8_lossy(&out.stderr));
+
+    let cases: [(&str, &str, &str, &str); 3] = [
+        ("allowed-bucket", "AKIAWRONGKEY0000000", "whatever", "InvalidAccessKeyId"),
+        ("allowed-bucket", &s3.key, "wrong-secret-5b1c", "SignatureDoesNotMatch"),
+        ("other-bucket", &s3.key, &s3.secret, "AccessDenied"),
+    ];
+    for (bucket, key, secret, code) in cases {
+        let a = conv(bucket);
+        let err = String::from_utf8_lossy(&s3.run(&strs(&a), key, secret).stderr).into_owned();
+        let quoted = format!("bucket \"{bucket}\" refused");
+        let line = one_error_line(&err, &[&quoted, code, &format!("get s3://{bucket}/staging/c/dataset.json")]);
+        assert!(!line.contains(secret), "{line}");
+        let err = String::from_utf8_lossy(&s3.run(&["inspect", &format!("s3://{bucket}/staging")], key, secret).stderr)
+            .into_owned();
+        one_error_line(&err, &[&quoted, code, "list"]);
+    }
+
+    // Trace logging of a whole convert + inspect + load run shows no secret.
+    let a = conv("allowed-bucket");
+    let mut a = strs(&a);
+    a.insert(0, "-vv");
+    a.push("--overwrite");
+    let out = run_env(
+        &a,
+        &[
+            ("AWS_ENDPOINT_URL", &s3.endpoint),
+            ("AWS_ACCESS_KEY_ID", &s3.key),
+            ("AWS_SECRET_ACCESS_KEY", &s3.secret),
+            ("RUST_LOG", "trace"),
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(all.len() > 1000, "expected trace output");
+    assert!(!all.contains(&s3.secret), "the secret access key was printed");
+}
