@@ -18,6 +18,25 @@ use serde_json::{json, Value};
 /// One array of the group: (name, shape, chunks, dtype, fill, dims, attributes).
 type ArraySpec<'a> = (&'a str, Vec<usize>, Vec<usize>, DataType, Value, Vec<&'a str>, Value);
 
+/// Standard base64 of `v`'s 8 little-endian bytes (how xarray writes a float `_FillValue`
+/// into Zarr v3 attributes).
+fn base64_f64(v: f64) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = v.to_le_bytes();
+    let mut out = String::with_capacity(12);
+    for chunk in b.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, x)| n | (u32::from(*x) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// zstd level for chunks.
 const ZSTD_LEVEL: i32 = 3;
 
@@ -97,6 +116,13 @@ impl ZarrWriter {
         });
         if !wkt.is_empty() {
             data_attrs["_CRS"] = json!({"wkt": wkt});
+        }
+        if let (true, Some(nd)) = (self.v3(), self.layout.nodata) {
+            // xarray uses a v3 array's fill_value only for missing chunks; nodata must be the
+            // CF `_FillValue` attribute (floats as base64 of the little-endian f64, xarray's
+            // encoding), or rioxarray reports no nodata and -9999 cells read as data.
+            data_attrs["_FillValue"] =
+                if self.layout.dtype.is_float() { json!(base64_f64(nd)) } else { json!(nd as i64) };
         }
         let sref_attrs = json!({"crs_wkt": wkt, "spatial_ref": wkt, "GeoTransform": gt});
         // An integer array without nodata has no fill value in v2 (null): xarray and GDAL take
@@ -290,5 +316,19 @@ impl TileWriter for ZarrWriter {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base64_f64;
+
+    #[test]
+    fn base64_like_python() {
+        // base64.standard_b64encode(struct.pack("<d", v)).decode()
+        assert_eq!(base64_f64(-9999.0), "AAAAAICHw8A=");
+        assert_eq!(base64_f64(f64::NAN), "AAAAAAAA+H8=");
+        assert_eq!(base64_f64(0.0), "AAAAAAAAAAA=");
+        assert_eq!(base64_f64(1.5), "AAAAAAAA+D8=");
     }
 }

@@ -137,11 +137,12 @@ for kw in (dict(consolidated=False), dict()):
     assert np.allclose(t, want, rtol=0, atol=1e-12), (t, want)
     assert np.allclose(ds.x.values, {x0} + (np.arange({w}) + 0.5) * {dx}, rtol=0, atol=1e-9)
     assert np.allclose(ds.y.values, {y0} + (np.arange({h}) + 0.5) * {dy}, rtol=0, atol=1e-9)
+    assert v.rio.nodata is not None and np.isnan(v.rio.nodata), v.rio.nodata
+    assert v.rio.encoded_nodata == -9999, v.rio.encoded_nodata
     z = v.values
     nodata = np.isnan(a) | (a == -9999)
     assert np.array_equal(z[~nodata], a[~nodata]), "valid cells differ"
-    zn = z[nodata]
-    assert np.all(np.isnan(zn) | (zn == -9999)), "nodata cells must read as NaN or the fill value"
+    assert np.all(np.isnan(z[nodata])), "nodata cells must read as NaN"
 print("ok")
 "#,
         src = s(&src),
@@ -370,4 +371,28 @@ fn source_without_nodata_keeps_every_value() {
         duckdb_row(&format!("SELECT count(*) FROM read_parquet('{}') WHERE value = 0", s(&glob))),
         zeros.to_string()
     );
+}
+
+#[test]
+fn xarray_masks_integer_nodata_in_zarr_v3() {
+    let dir = tmp();
+    let src = dir.path().join("richness.tif");
+    int16_source(&src, 120, 90);
+    let out = dir.path().join("staging");
+    ok(&["convert", s(&src), "--name", "rich", "--out", s(&out), "--format", "zarr", "--window", "32"]);
+    let code = format!(
+        "import numpy as np, xarray as xr, rioxarray, rasterio\n\
+         a = rasterio.open({src:?}).read(1)\n\
+         v = xr.open_zarr({z:?}, consolidated=False)['rich']\n\
+         assert v.rio.encoded_nodata == -9999, v.rio.encoded_nodata\n\
+         z = v.values\n\
+         assert np.array_equal(np.isnan(z), a == -9999)\n\
+         assert np.array_equal(z[a != -9999], a[a != -9999])\n\
+         raw = xr.open_zarr({z:?}, consolidated=False, mask_and_scale=False)['rich'].values\n\
+         assert raw.dtype == np.int16 and np.array_equal(raw, a)\n\
+         print('ok')",
+        src = s(&src),
+        z = s(&out.join("rich/rich.zarr")),
+    );
+    assert_eq!(py(&code), "ok");
 }
