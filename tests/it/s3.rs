@@ -252,6 +252,16 @@ fn s3_source_raster_through_vsis3() {
     same_staging(&a, &b, "src");
     assert_eq!(manifest(&a, "src")["source"]["path"], from_s3.as_str());
     assert_eq!(manifest(&a, "src")["source"]["fingerprint"]["size"], std::fs::metadata(&src).unwrap().len());
+
+    // GDAL's reads are retried too: every third request answered with 500.
+    let proxy = FaultProxy::start(3);
+    proxy.errors_only.store(true, Ordering::SeqCst);
+    let c = dir.path().join("through_faults");
+    let args_c: Vec<&str> = ["convert", from_s3.as_str(), "--out", s(&c)].iter().copied().chain(common).collect();
+    let out = run_env(&args_c, &[("AWS_ENDPOINT_URL", &proxy.url())]);
+    assert!(out.status.success(), "/vsis3/ through faults: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(proxy.faults.load(Ordering::SeqCst) >= 2, "too few faults injected");
+    same_staging(&c, &b, "src");
 }
 
 /// DuckDB (httpfs, CREATE SECRET) and zarr-python read the staged data in the bucket.
@@ -414,6 +424,8 @@ struct FaultProxy {
     fail_every: Arc<AtomicUsize>,
     requests: Arc<AtomicUsize>,
     faults: Arc<AtomicUsize>,
+    /// Only 500s, no dropped connections (GDAL retries HTTP errors, not resets).
+    errors_only: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 }
 
@@ -475,7 +487,7 @@ fn serve(client: TcpStream, upstream: &str, p: &FaultProxy) -> Option<()> {
     let every = p.fail_every.load(Ordering::SeqCst);
     if every > 0 && n % every == every - 1 {
         let k = p.faults.fetch_add(1, Ordering::SeqCst);
-        if k % 2 == 0 {
+        if k % 2 == 0 || p.errors_only.load(Ordering::SeqCst) {
             let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InternalError</Code>\
                        <Message>injected by the test proxy</Message></Error>";
             let resp = format!(
@@ -534,6 +546,7 @@ impl FaultProxy {
             fail_every: Arc::new(AtomicUsize::new(fail_every)),
             requests: Arc::new(AtomicUsize::new(0)),
             faults: Arc::new(AtomicUsize::new(0)),
+            errors_only: Arc::new(AtomicBool::new(false)),
             stop: Arc::new(AtomicBool::new(false)),
         };
         let shared = FaultProxy {
@@ -541,6 +554,7 @@ impl FaultProxy {
             fail_every: p.fail_every.clone(),
             requests: p.requests.clone(),
             faults: p.faults.clone(),
+            errors_only: p.errors_only.clone(),
             stop: p.stop.clone(),
         };
         std::thread::spawn(move || {
