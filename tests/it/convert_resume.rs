@@ -266,7 +266,7 @@ fn changed_source_or_settings_are_refused_unless_overwrite() {
 
     // A changed source: same path, other values (and another size and mtime).
     small_source(&src, 99);
-    refused(&with(settings), &ds, "source");
+    refused(&with(settings), &ds, "mammals.tif");
 
     // --overwrite replaces it, and the result is what a fresh run gives.
     let mut ow = with(&["--resolution", "0.1", "--method", "average", "--window", "64"]);
@@ -340,7 +340,7 @@ fn same_size_rewrite_is_a_changed_source() {
     assert_eq!(manifest(&out, "flat")["value_sum"], 64.0 * 48.0);
     raw_tif(&src, 2);
     assert_eq!(std::fs::metadata(&src).unwrap().len(), size, "fixture: same size");
-    one_error_line(&fails(&args), &["--overwrite", "source"]);
+    one_error_line(&fails(&args), &["--overwrite", "flat.tif"]);
     let mut ow = args.to_vec();
     ow.push("--overwrite");
     ok(&ow);
