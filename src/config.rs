@@ -69,6 +69,28 @@ pub struct Config {
     /// Retries, timeouts and concurrency of object store requests (s3://).
     #[serde(default)]
     pub storage: StorageConfig,
+    /// What `merge --config` merges.
+    #[serde(default)]
+    pub merge: Option<MergeConfig>,
+}
+
+/// The `merge:` section: staged datasets (under `output.uri`) merged into one dataset with
+/// a column per input.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergeConfig {
+    /// Name of the merged dataset (its folder and table); default `merged`.
+    pub name: Option<String>,
+    /// The datasets to merge, in column order.
+    pub datasets: Vec<String>,
+    /// `outer` (a cell where any dataset is valid, the default) or `inner` (every dataset).
+    pub how: Option<String>,
+    /// `parquet` (default).
+    pub format: Option<String>,
+    /// Staging root of the merged dataset; default `output.uri`.
+    pub uri: Option<String>,
+    /// Window (tile) size of the merged grid; default the first dataset's.
+    pub window: Option<usize>,
 }
 
 /// One dataset.
@@ -249,7 +271,16 @@ impl Config {
     /// [`ConfigError`] naming the file and, for schema errors, the key and line.
     pub fn load(path: &str) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_string(), e))?;
-        Config::parse(path, &text)
+        let mut cfg = Config::parse(path, &text)?;
+        // Relative paths in a config mean "next to the config", wherever it is run from.
+        let base = std::path::Path::new(path).parent().unwrap_or(std::path::Path::new(""));
+        for d in &mut cfg.datasets {
+            d.path = rebase(base, &d.path);
+        }
+        if let Some(uri) = &cfg.output.uri {
+            cfg.output.uri = Some(rebase(base, uri));
+        }
+        Ok(cfg)
     }
 
     /// Parses config text; `path` is only for messages.
@@ -258,6 +289,17 @@ impl Config {
     /// [`ConfigError::Parse`].
     pub fn parse(path: &str, text: &str) -> Result<Config, ConfigError> {
         serde_yaml::from_str(text).map_err(|e| ConfigError::Parse(path.to_string(), e.to_string()))
+    }
+}
+
+/// `p` relative to `base` when it is a relative local path (not a URL, /vsi path or GDAL
+/// connection string such as `NETCDF:"f.nc":var`).
+fn rebase(base: &std::path::Path, p: &str) -> String {
+    let local = !p.contains("://") && !p.starts_with("/vsi") && !p.contains(':');
+    if local && std::path::Path::new(p).is_relative() && !base.as_os_str().is_empty() {
+        base.join(p).to_string_lossy().into_owned()
+    } else {
+        p.to_string()
     }
 }
 
@@ -486,6 +528,18 @@ mod tests {
         assert!(e.contains("colour") && e.contains("line 4"), "{e}");
         let e = Config::parse("c.yml", "datasets: []\nresampling:\n  window_size: big\n").unwrap_err().to_string();
         assert!(e.contains("window_size") || e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn relative_paths_are_next_to_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.yml");
+        std::fs::write(&p, "datasets:\n  - name: a\n    path: data/a.tif\n  - name: b\n    path: /abs/b.tif\n  - name: c\n    path: s3://bkt/c.tif\noutput:\n  uri: staging\n").unwrap();
+        let cfg = Config::load(p.to_str().unwrap()).unwrap();
+        assert_eq!(cfg.datasets[0].path, dir.path().join("data/a.tif").to_str().unwrap());
+        assert_eq!(cfg.datasets[1].path, "/abs/b.tif");
+        assert_eq!(cfg.datasets[2].path, "s3://bkt/c.tif");
+        assert_eq!(cfg.output.uri.as_deref(), dir.path().join("staging").to_str());
     }
 
     #[test]
