@@ -280,6 +280,9 @@ impl Config {
         if let Some(uri) = &cfg.output.uri {
             cfg.output.uri = Some(rebase(base, uri));
         }
+        if let Some(uri) = cfg.merge.as_ref().and_then(|m| m.uri.clone()) {
+            cfg.merge.as_mut().expect("merge section").uri = Some(rebase(base, &uri));
+        }
         Ok(cfg)
     }
 

@@ -10,6 +10,7 @@ pub mod dtype;
 pub mod grid;
 pub mod inspect;
 pub mod load;
+pub mod merge;
 pub mod name;
 pub mod pipeline;
 pub mod plan;

@@ -10,6 +10,7 @@ use rasterstage::resample::Method;
 use rasterstage::store::Store;
 
 mod cli_load;
+mod cli_merge;
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +39,8 @@ enum Cmd {
     Load(cli_load::LoadArgs),
     /// Compare staged and loaded data tile by tile (row count, value sum); non-zero exit on any difference.
     Verify(cli_load::VerifyArgs),
+    /// Merge staged datasets on one lattice into one dataset with a column per dataset (optionally into PostgreSQL).
+    Merge(cli_merge::MergeArgs),
 }
 
 #[derive(Args)]
@@ -171,6 +174,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Inspect(a) => run_inspect(a),
         Cmd::Load(a) => cli_load::run_load(a, cli.quiet),
         Cmd::Verify(a) => cli_load::run_verify(a),
+        Cmd::Merge(a) => cli_merge::run_merge(a, cli.quiet),
     }
 }
 

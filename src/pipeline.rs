@@ -207,6 +207,7 @@ pub fn convert(job: &ConvertJob, opts: &RunOptions) -> Result<ConvertSummary, Co
         row_count: 0,
         value_sum: 0.0,
         tiles: Vec::new(),
+        columns: None,
     };
     match Manifest::read(&ds)? {
         Some(old) if old.settings_hash != m.settings_hash && !opts.overwrite => {

@@ -1,16 +1,20 @@
-//! Binary COPY: rows encoded straight into one reusable buffer, and the two tile decoders
-//! (Parquet, Zarr chunk) that feed it.
+//! Binary COPY: rows encoded straight into one reusable buffer, fed by the shared tile
+//! reader ([`crate::stage::read`]) for Parquet tiles and Zarr chunks, and by the merged-tile
+//! decoder for datasets written by `merge`.
 //!
 //! `BinaryCopyInWriter::write` boxes every value and goes through `ToSql` per field, which is
 //! minutes for a few million rows; writing the format by hand is a few memcpys per row.
 //! Format: header `PGCOPY\n\xff\r\n\0`, flags i32 0, extension length i32 0; per row a field
 //! count i16 then each field as i32 length + big-endian bytes; trailer i16 -1.
 
-use crate::dtype::{nodata_as, DataType, Sample};
-use crate::grid::Grid;
+use crate::dtype::DataType;
+use crate::stage::manifest::Column;
+use crate::stage::read::visit_cells;
+pub use crate::stage::read::{CellValue, DecodeError, TileShape};
+use crate::stage::Format;
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int32Type};
-use arrow_array::{Array, ArrowPrimitiveType};
+use arrow_array::types::Int32Type;
+use arrow_array::Array;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -20,41 +24,31 @@ pub const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 pub const TRAILER: &[u8] = &(-1i16).to_be_bytes();
 /// The buffer is handed to the connection once it holds this much.
 pub const FLUSH_BYTES: usize = 1 << 20;
-/// Rows per Parquet record batch read at a time.
+/// Rows per Parquet record batch read at a time (merged tiles).
 const BATCH_ROWS: usize = 64 * 1024;
 
 /// A cell type as the PostgreSQL column that holds it (see [`DataType::postgres`]).
-pub trait PgValue: Sample {
-    /// The Arrow type of the Parquet `value` column.
-    type Arrow: ArrowPrimitiveType<Native = Self>;
+pub trait PgValue: CellValue {
     /// Byte length of the PostgreSQL value.
     const LEN: usize;
     /// Appends the big-endian PostgreSQL bytes.
     fn put(self, out: &mut Vec<u8>);
-    /// Reads one little-endian value (Zarr chunks) from the start of `b`.
-    fn from_le(b: &[u8]) -> Self;
 }
 
 macro_rules! pg_value {
-    ($($t:ty => $arrow:ident, $pg:ty);*) => {$(
+    ($($t:ty => $pg:ty);*) => {$(
         impl PgValue for $t {
-            type Arrow = arrow_array::types::$arrow;
             const LEN: usize = std::mem::size_of::<$pg>();
             #[inline]
             fn put(self, out: &mut Vec<u8>) {
                 // Widening to the column type is lossless (u8 -> int2, u16 -> int4, u32 -> int8).
                 out.extend_from_slice(&(self as $pg).to_be_bytes());
             }
-            #[inline]
-            fn from_le(b: &[u8]) -> Self {
-                <$t>::from_le_bytes(b[..std::mem::size_of::<$t>()].try_into().expect("value bytes"))
-            }
         }
     )*};
 }
 
-pg_value!(u8 => UInt8Type, i16; u16 => UInt16Type, i32; i16 => Int16Type, i16; u32 => UInt32Type, i64;
-    i32 => Int32Type, i32; f32 => Float32Type, f32; f64 => Float64Type, f64);
+pg_value!(u8 => i16; u16 => i32; i16 => i16; u32 => i64; i32 => i32; f32 => f32; f64 => f64);
 
 /// A binary COPY stream under construction, with the row count and value sum of what it
 /// holds (checked against dataset.json before the tile commits).
@@ -100,6 +94,42 @@ impl CopyEncoder {
         self.value_sum += v.to_f64();
     }
 
+    /// Starts a row of `4 + values` fields with `(row_idx, col_idx, x, y)`; the values follow
+    /// by [`CopyEncoder::value`] or [`CopyEncoder::null`], then [`CopyEncoder::end_row`].
+    #[inline]
+    pub fn key_fields(&mut self, row: i32, col: i32, x: f64, y: f64, values: usize) {
+        let b = &mut self.buf;
+        b.extend_from_slice(&((4 + values) as i16).to_be_bytes());
+        b.extend_from_slice(&4i32.to_be_bytes());
+        b.extend_from_slice(&row.to_be_bytes());
+        b.extend_from_slice(&4i32.to_be_bytes());
+        b.extend_from_slice(&col.to_be_bytes());
+        b.extend_from_slice(&8i32.to_be_bytes());
+        b.extend_from_slice(&x.to_be_bytes());
+        b.extend_from_slice(&8i32.to_be_bytes());
+        b.extend_from_slice(&y.to_be_bytes());
+    }
+
+    /// Appends one value field of the current row (added to the value sum).
+    #[inline]
+    pub fn value<T: PgValue>(&mut self, v: T) {
+        self.buf.extend_from_slice(&(T::LEN as i32).to_be_bytes());
+        v.put(&mut self.buf);
+        self.value_sum += v.to_f64();
+    }
+
+    /// Appends a NULL field (length -1) to the current row.
+    #[inline]
+    pub fn null(&mut self) {
+        self.buf.extend_from_slice(&(-1i32).to_be_bytes());
+    }
+
+    /// Ends a row started by [`CopyEncoder::key_fields`].
+    #[inline]
+    pub fn end_row(&mut self) {
+        self.rows += 1;
+    }
+
     /// Appends the trailer.
     pub fn end(&mut self) {
         self.buf.extend_from_slice(TRAILER);
@@ -121,38 +151,8 @@ impl CopyEncoder {
     }
 }
 
-/// Why decoding a tile stopped.
-#[derive(Debug)]
-pub enum DecodeError {
-    /// The tile's bytes are not what dataset.json describes (corrupt, truncated, foreign).
-    Bad(String),
-    /// Handing the bytes on failed (the connection).
-    Sink(std::io::Error),
-}
-
-/// What a tile must contain: its window on the grid, and the dataset's type and nodata.
-#[derive(Debug, Clone, Copy)]
-pub struct TileShape<'a> {
-    /// Target grid (for Zarr cell-centre coordinates).
-    pub grid: &'a Grid,
-    /// First row.
-    pub row0: usize,
-    /// First column.
-    pub col0: usize,
-    /// Rows.
-    pub rows: usize,
-    /// Columns.
-    pub cols: usize,
-    /// Zarr chunk size (the dataset's window).
-    pub window: usize,
-    /// Value type.
-    pub dtype: DataType,
-    /// Nodata.
-    pub nodata: Option<f64>,
-}
-
-/// Encodes every row of a Parquet tile into `enc` (after [`CopyEncoder::begin`]), handing the
-/// buffer to `sink` whenever it is full; one record batch is in memory at a time.
+/// Encodes every valid cell of a Parquet tile into `enc` (after [`CopyEncoder::begin`]),
+/// handing the buffer to `sink` whenever it is full.
 ///
 /// # Errors
 /// [`DecodeError::Bad`] for an unreadable tile or one whose schema or cells do not match;
@@ -163,11 +163,23 @@ pub fn parquet_rows(
     enc: &mut CopyEncoder,
     sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<(), DecodeError> {
-    crate::with_sample_type!(shape.dtype, T => parquet_typed::<T>(bytes, shape, enc, sink))
+    crate::with_sample_type!(shape.dtype, T => tile_rows::<T>(Format::Parquet, &bytes, shape, enc, sink))
 }
 
-fn bad(e: impl std::fmt::Display) -> DecodeError {
-    DecodeError::Bad(e.to_string())
+/// Encodes the valid cells of a zstd-compressed Zarr chunk (padded to `window` x `window`)
+/// into `enc`. Coordinates come from [`crate::grid::Grid::centre_x`] / `centre_y` for both
+/// formats, so a Zarr-staged dataset loads to the same rows as a Parquet-staged one.
+///
+/// # Errors
+/// [`DecodeError::Bad`] when the chunk does not decompress to the chunk size;
+/// [`DecodeError::Sink`] from `sink`.
+pub fn zarr_rows(
+    bytes: &Bytes,
+    shape: &TileShape<'_>,
+    enc: &mut CopyEncoder,
+    sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+) -> Result<(), DecodeError> {
+    crate::with_sample_type!(shape.dtype, T => tile_rows::<T>(Format::Zarr, bytes, shape, enc, sink))
 }
 
 fn flush(enc: &mut CopyEncoder, sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>) -> Result<(), DecodeError> {
@@ -176,95 +188,86 @@ fn flush(enc: &mut CopyEncoder, sink: &mut dyn FnMut(&[u8]) -> std::io::Result<(
     Ok(())
 }
 
-fn parquet_typed<T: PgValue>(
-    bytes: Bytes,
+fn tile_rows<T: PgValue>(
+    format: Format,
+    bytes: &Bytes,
     shape: &TileShape<'_>,
     enc: &mut CopyEncoder,
     sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<(), DecodeError> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(bad)?;
-    let expected = crate::stage::parquet::tile_schema(T::Arrow::DATA_TYPE);
-    let got = builder.schema();
-    let names_types = |s: &arrow_schema::Schema| -> Vec<(String, arrow_schema::DataType)> {
-        s.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect()
-    };
-    if names_types(got) != names_types(&expected) {
-        return Err(DecodeError::Bad(format!(
-            "columns {:?} do not match the tile schema {:?}",
-            names_types(got),
-            names_types(&expected)
-        )));
-    }
-    let reader = builder.with_batch_size(BATCH_ROWS).build().map_err(bad)?;
-    let (r0, r1) = (shape.row0 as i32, (shape.row0 + shape.rows) as i32);
-    let (c0, c1) = (shape.col0 as i32, (shape.col0 + shape.cols) as i32);
-    for batch in reader {
-        let batch = batch.map_err(bad)?;
-        if batch.columns().iter().any(|c| c.null_count() > 0) {
-            return Err(DecodeError::Bad("null cells in a tile (only valid cells are staged)".into()));
+    let g = shape.grid;
+    let (mut last_row, mut y) = (-1i32, 0.0);
+    visit_cells::<T, _>(format, bytes, shape, |r, c, v| {
+        if r != last_row {
+            last_row = r;
+            y = g.centre_y(r as usize);
         }
-        let row = batch.column(0).as_primitive::<Int32Type>();
-        let col = batch.column(1).as_primitive::<Int32Type>();
-        let x = batch.column(2).as_primitive::<Float64Type>();
-        let y = batch.column(3).as_primitive::<Float64Type>();
-        let v = batch.column(4).as_primitive::<T::Arrow>();
-        for i in 0..batch.num_rows() {
-            let (r, c) = (row.value(i), col.value(i));
-            // Rows outside the window would escape the range a reload deletes by.
-            if r < r0 || r >= r1 || c < c0 || c >= c1 {
-                return Err(DecodeError::Bad(format!("cell ({r}, {c}) lies outside the tile's window")));
-            }
-            enc.row::<T>(r, c, x.value(i), y.value(i), v.value(i));
-        }
+        enc.row::<T>(r, c, g.centre_x(c as usize), y, v);
         if enc.full() {
-            flush(enc, sink)?;
+            sink(enc.bytes())?;
+            enc.clear();
         }
-    }
+        Ok(())
+    })?;
     enc.end();
     flush(enc, sink)
 }
 
-/// Encodes the valid cells of a zstd-compressed Zarr chunk (padded to `window` x `window`)
-/// into `enc`, with cell-centre coordinates from [`Grid::centre_x`] / [`Grid::centre_y`], so
-/// that a Zarr-staged dataset loads to the same rows as a Parquet-staged one.
+/// Encodes every row of a merged Parquet tile (`row_idx, col_idx, x, y`, then one nullable
+/// column per entry of `columns`) into `enc`; NULL cells are written as NULL.
 ///
 /// # Errors
-/// [`DecodeError::Bad`] when the chunk does not decompress to the chunk size;
+/// [`DecodeError::Bad`] for an unreadable tile, other columns, or a row outside the window;
 /// [`DecodeError::Sink`] from `sink`.
-pub fn zarr_rows(
-    bytes: &[u8],
+pub fn merged_parquet_rows(
+    bytes: Bytes,
     shape: &TileShape<'_>,
+    columns: &[Column],
     enc: &mut CopyEncoder,
     sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<(), DecodeError> {
-    crate::with_sample_type!(shape.dtype, T => zarr_typed::<T>(bytes, shape, enc, sink))
-}
-
-fn zarr_typed<T: PgValue>(
-    bytes: &[u8],
-    shape: &TileShape<'_>,
-    enc: &mut CopyEncoder,
-    sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
-) -> Result<(), DecodeError> {
-    let size = std::mem::size_of::<T>();
-    let win = shape.window;
-    let expected = win * win * size;
-    let raw = zstd::bulk::decompress(bytes, expected).map_err(|e| bad(format!("zstd: {e}")))?;
-    if raw.len() != expected {
-        return Err(DecodeError::Bad(format!("chunk holds {} bytes, expected {expected}", raw.len())));
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| DecodeError::Bad(e.to_string()))?;
+    let expected = crate::stage::merged::schema(columns);
+    let names_types = |s: &arrow_schema::Schema| -> Vec<(String, arrow_schema::DataType)> {
+        s.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect()
+    };
+    if names_types(builder.schema()) != names_types(&expected) {
+        return Err(DecodeError::Bad(format!(
+            "columns {:?} do not match the merged schema {:?}",
+            names_types(builder.schema()),
+            names_types(&expected)
+        )));
     }
-    let nodata: Option<T> = nodata_as(shape.nodata);
+    let reader = builder.with_batch_size(BATCH_ROWS).build().map_err(|e| DecodeError::Bad(e.to_string()))?;
     let g = shape.grid;
-    let xs: Vec<f64> = (shape.col0..shape.col0 + shape.cols).map(|c| g.centre_x(c)).collect();
-    for r in 0..shape.rows {
-        let row = shape.row0 + r;
-        let y = g.centre_y(row);
-        let line = &raw[r * win * size..(r * win + shape.cols) * size];
-        for (c, cell) in line.chunks_exact(size).enumerate() {
-            let v = T::from_le(cell);
-            if v.is_valid(nodata) {
-                enc.row::<T>(row as i32, (shape.col0 + c) as i32, xs[c], y, v);
+    let (r0, r1) = (shape.row0 as i32, (shape.row0 + shape.rows) as i32);
+    let (c0, c1) = (shape.col0 as i32, (shape.col0 + shape.cols) as i32);
+    let dtypes: Vec<DataType> = columns.iter().map(|c| c.dtype).collect();
+    for batch in reader {
+        let batch = batch.map_err(|e| DecodeError::Bad(e.to_string()))?;
+        if batch.columns()[..4].iter().any(|c| c.null_count() > 0) {
+            return Err(DecodeError::Bad("null row_idx, col_idx, x or y in a merged tile".into()));
+        }
+        let row = batch.column(0).as_primitive::<Int32Type>();
+        let col = batch.column(1).as_primitive::<Int32Type>();
+        for i in 0..batch.num_rows() {
+            let (r, c) = (row.value(i), col.value(i));
+            if r < r0 || r >= r1 || c < c0 || c >= c1 {
+                return Err(DecodeError::Bad(format!("cell ({r}, {c}) lies outside the tile's window")));
             }
+            enc.key_fields(r, c, g.centre_x(c as usize), g.centre_y(r as usize), dtypes.len());
+            for (j, dt) in dtypes.iter().enumerate() {
+                let a = batch.column(4 + j);
+                crate::with_sample_type!(dt, T => {
+                    let a = a.as_primitive::<<T as CellValue>::Arrow>();
+                    if a.is_null(i) {
+                        enc.null();
+                    } else {
+                        enc.value::<T>(a.value(i));
+                    }
+                });
+            }
+            enc.end_row();
         }
         if enc.full() {
             flush(enc, sink)?;
@@ -292,8 +295,9 @@ mod tests {
         assert_eq!(&row[2..6], &4i32.to_be_bytes());
         assert_eq!(&row[6..10], &1i32.to_be_bytes());
         // Byte is stored as int2.
-        assert_eq!(&row[38..42], &2i32.to_be_bytes());
-        assert_eq!(&row[42..44], &7i16.to_be_bytes());
+        // Field count, row and col (4 + 4 bytes each), x and y (4 + 8 bytes each), then value.
+        assert_eq!(&row[42..46], &2i32.to_be_bytes());
+        assert_eq!(&row[46..48], &7i16.to_be_bytes());
         assert_eq!(&b[b.len() - 2..], &(-1i16).to_be_bytes());
         assert_eq!((e.rows, e.value_sum), (1, 7.0));
     }

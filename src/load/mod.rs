@@ -302,7 +302,7 @@ fn prepare_table(client: &mut Client, opts: &LoadOptions, m: &Manifest, table: &
     let what = format!("preparing table {qt}");
     let mut tx = client.transaction().map_err(db(&what))?;
     tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("rasterstage:{qt}")]).map_err(db(&what))?;
-    let expected = pg::table_shape(m.dtype);
+    let expected = pg::table_shape_of(m);
     let existing = table_columns(&mut tx, &qt).map_err(db(&what))?;
     let mut create = existing.is_none();
     if let Some(cols) = existing {
@@ -315,11 +315,7 @@ fn prepare_table(client: &mut Client, opts: &LoadOptions, m: &Manifest, table: &
         }
     }
     if create {
-        tx.batch_execute(&format!(
-            "CREATE TABLE {qt} (row_idx int4 NOT NULL, col_idx int4 NOT NULL, x float8 NOT NULL, y float8 NOT NULL, value {} NOT NULL)",
-            m.dtype.postgres()
-        ))
-        .map_err(db(&what))?;
+        tx.batch_execute(&pg::create_table_sql(&qt, m)).map_err(db(&what))?;
         // The ledger describes rows of the table; a new table has none.
         ledger::clear(&mut tx, &opts.schema, table).map_err(db(&what))?;
     } else {
@@ -465,9 +461,13 @@ impl Job<'_> {
                 }
                 Ok(())
             };
-            let r = match self.m.format {
-                Format::Parquet => copy::parquet_rows(bytes.clone(), &shape, enc, &mut sink),
-                Format::Zarr => copy::zarr_rows(bytes, &shape, enc, &mut sink),
+            let r = match (self.m.format, &self.m.columns) {
+                (Format::Parquet, None) => copy::parquet_rows(bytes.clone(), &shape, enc, &mut sink),
+                (Format::Zarr, None) => copy::zarr_rows(bytes, &shape, enc, &mut sink),
+                (Format::Parquet, Some(cols)) => copy::merged_parquet_rows(bytes.clone(), &shape, cols, enc, &mut sink),
+                (Format::Zarr, Some(_)) => {
+                    Err(DecodeError::Bad("loading a merged Zarr dataset is not supported; merge to Parquet".into()))
+                }
             };
             match r {
                 Ok(()) => {}
@@ -558,7 +558,10 @@ fn load_dataset(
         ds: &ds,
         m: &m,
         table: &table,
-        copy_sql: format!("COPY {qt} (row_idx, col_idx, x, y, value) FROM STDIN (FORMAT binary)"),
+        copy_sql: format!(
+            "COPY {qt} (row_idx, col_idx, x, y, {}) FROM STDIN (FORMAT binary)",
+            pg::value_columns(&m).iter().map(|(n, _)| pg::quote(n)).collect::<Vec<_>>().join(", ")
+        ),
         delay: std::env::var(TEST_DELAY_ENV).ok().and_then(|v| v.parse().ok()).map(Duration::from_millis),
     };
     let progress = Progress::new(name.as_str(), m.tiles.len() as u64, skipped_before as u64, opts.quiet);

@@ -72,14 +72,15 @@ pub fn verify_dataset(
         return Err(LoadError::NoTable(qt));
     }
     let win = m.window as i32;
+    let sum = super::pg::row_sum_sql(&m);
     // Windows are aligned to multiples of the window size, so integer division finds a row's
     // tile; one pass over the table serves every tile.
     let rows = client
         .query(
             &format!(
-                "SELECT row_idx / $1, col_idx / $1, count(*), sum(value::float8) FROM {qt} \
+                "SELECT row_idx / $1, col_idx / $1, count(*), sum({sum}) FROM {qt} \
                  WHERE row_idx >= 0 AND col_idx >= 0 GROUP BY 1, 2 \
-                 UNION ALL SELECT -1, -1, count(*), sum(value::float8) FROM {qt} WHERE row_idx < 0 OR col_idx < 0"
+                 UNION ALL SELECT -1, -1, count(*), sum({sum}) FROM {qt} WHERE row_idx < 0 OR col_idx < 0"
             ),
             &[&win],
         )

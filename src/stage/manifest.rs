@@ -71,13 +71,33 @@ pub struct TileRecord {
     pub path: Option<String>,
     /// Valid cells (Parquet rows).
     pub row_count: u64,
-    /// Sum of the valid values, in row-major order.
+    /// Sum of the valid values, in row-major order (merged datasets: of every non-null
+    /// value, row by row, columns in order).
     #[serde(with = "json_f64")]
     pub value_sum: f64,
     /// `sha256:<hex>` of the object's bytes.
     pub checksum: Option<String>,
     /// Size of the object in bytes.
     pub bytes: u64,
+}
+
+/// One value column of a dataset written by `merge`: the values of one input dataset,
+/// nullable (NULL where that dataset has no valid cell).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Column {
+    /// Column name: the input dataset's name.
+    pub name: String,
+    /// Cell type of the input dataset, kept unchanged.
+    pub dtype: DataType,
+    /// Nodata of the input dataset (the Zarr fill value; Parquet and PostgreSQL hold NULL).
+    #[serde(with = "json_opt_f64")]
+    pub nodata: Option<f64>,
+    /// The input dataset's folder.
+    pub source: String,
+    /// `[row, col]` of the input's cell (0, 0) on this dataset's grid: input cell (r, c) is
+    /// cell (r + row, c + col) here.
+    pub offset: [i64; 2],
 }
 
 /// The dataset manifest (`dataset.json`).
@@ -126,6 +146,11 @@ pub struct Manifest {
     pub value_sum: f64,
     /// Committed tiles, sorted by id position (row, then column).
     pub tiles: Vec<TileRecord>,
+    /// The value columns of a dataset written by `merge` (one per input, in order); absent
+    /// for a converted dataset, whose single column is `value`. In a merged dataset, a
+    /// tile's `value_sum` is the sum of every non-null value of every column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<Column>>,
 }
 
 impl Manifest {

@@ -2,7 +2,9 @@
 //! records which tiles are committed.
 
 pub mod manifest;
+pub mod merged;
 pub mod parquet;
+pub mod read;
 pub mod zarr;
 
 use crate::dtype::DataType;

@@ -58,6 +58,20 @@ pub fn tile_schema(value: Arrow) -> Schema {
     ])
 }
 
+/// Writer settings of every tile: zstd, the grid JSON in the key-value metadata, delta-encoded
+/// column indices.
+pub fn writer_props(grid_json: &str) -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("zstd level")))
+        .set_created_by(format!("rasterstage {}", env!("CARGO_PKG_VERSION")))
+        .set_key_value_metadata(Some(vec![KeyValue::new(GRID_KEY.to_string(), grid_json.to_string())]))
+        // Indices grow in steps of one along a row: delta encoding makes them nearly free.
+        .set_column_dictionary_enabled(ColumnPath::from("col_idx"), false)
+        .set_column_encoding(ColumnPath::from("col_idx"), Encoding::DELTA_BINARY_PACKED)
+        .set_max_row_group_row_count(Some(1 << 20))
+        .build()
+}
+
 /// Writes Parquet tiles into a dataset folder.
 pub struct ParquetWriter {
     ds: Store,
@@ -71,15 +85,7 @@ impl ParquetWriter {
     }
 
     fn props(&self) -> WriterProperties {
-        WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("zstd level")))
-            .set_created_by(format!("rasterstage {}", env!("CARGO_PKG_VERSION")))
-            .set_key_value_metadata(Some(vec![KeyValue::new(GRID_KEY.to_string(), self.layout.grid_json.clone())]))
-            // Indices grow in steps of one along a row: delta encoding makes them nearly free.
-            .set_column_dictionary_enabled(ColumnPath::from("col_idx"), false)
-            .set_column_encoding(ColumnPath::from("col_idx"), Encoding::DELTA_BINARY_PACKED)
-            .set_max_row_group_row_count(Some(1 << 20))
-            .build()
+        writer_props(&self.layout.grid_json)
     }
 
     fn encode<T: ArrowValue>(&self, tile: &Tile, values: &[T]) -> Result<Vec<u8>, String> {

@@ -9,4 +9,5 @@ mod convert_exact;
 mod convert_readers;
 mod convert_resume;
 mod load;
+mod merge;
 mod s3;

@@ -1,0 +1,533 @@
+//! `merge`: several staged datasets on one lattice into one staged dataset with a nullable
+//! column per input, window by window, in parallel, resumable.
+//!
+//! The merged grid is the union of the inputs' extents on their common lattice; an input's
+//! cell `(r, c)` is merged cell `(r + row offset, c + col offset)` (integer offsets from the
+//! grids, never coordinates). Each merged window reads the input tiles that overlap it,
+//! fills one dense f64 buffer per input (NaN = no valid cell), and writes the cells where
+//! at least one (`outer`) or every (`inner`) input is valid: memory is one window per
+//! worker whatever the rasters' size. Zero is a value like any other.
+//!
+//! The output is a staged dataset like `convert`'s (dataset.json with `columns`, commit
+//! records, `complete` status), so `inspect`, `load`, `verify` and DuckDB work on it.
+
+pub mod lattice;
+pub mod view;
+
+use crate::grid::{Grid, Window};
+use crate::load::LoadError;
+use crate::name::DatasetName;
+use crate::progress::Progress;
+use crate::source::{Fingerprint, SourceInfo};
+use crate::stage::manifest::{self, checksum, Column, Format, Manifest, Status, TileRecord, FORMAT_VERSION};
+use crate::stage::merged::{MergedParquetWriter, MergedTile};
+use crate::stage::read::{visit_f64, DecodeError, TileShape};
+use crate::stage::StageError;
+use crate::store::{Store, StoreError};
+use lattice::LatticeError;
+use rayon::prelude::*;
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+/// Which cells a merge keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum How {
+    /// Cells where at least one input is valid (FULL OUTER JOIN).
+    Outer,
+    /// Cells where every input is valid (INNER JOIN).
+    Inner,
+}
+
+impl How {
+    /// Parses `outer` or `inner`.
+    pub fn parse(s: &str) -> Option<How> {
+        match s.to_ascii_lowercase().as_str() {
+            "outer" | "full" => Some(How::Outer),
+            "inner" => Some(How::Inner),
+            _ => None,
+        }
+    }
+
+    /// `outer` or `inner`.
+    pub fn name(self) -> &'static str {
+        match self {
+            How::Outer => "outer",
+            How::Inner => "inner",
+        }
+    }
+}
+
+/// Errors of `merge`, each naming the dataset, tile or object.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Reading or writing staged data failed.
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    /// The inputs are not on one lattice.
+    #[error(transparent)]
+    Lattice(#[from] LatticeError),
+    /// PostgreSQL (`--view`).
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// Fewer than two inputs.
+    #[error("merge needs at least two datasets (--datasets a,b or merge.datasets in the config), got {0}")]
+    TooFew(usize),
+    /// An input listed twice.
+    #[error("dataset {0} is listed twice")]
+    Duplicate(String),
+    /// Nothing staged where an input was expected.
+    #[error("{0}: no dataset.json, nothing is staged there; run convert first")]
+    NoManifest(String),
+    /// An input still converting.
+    #[error("dataset {name} at {url} is not complete (status converting): run convert to finish it")]
+    NotComplete {
+        /// Dataset name.
+        name: String,
+        /// Dataset folder.
+        url: String,
+    },
+    /// An input that is itself a merge.
+    #[error("dataset {name} at {url} is itself a merge: merge its inputs instead")]
+    Nested {
+        /// Dataset name.
+        name: String,
+        /// Dataset folder.
+        url: String,
+    },
+    /// An input name that cannot be a column.
+    #[error("dataset {0} cannot be a column of the merged table (row_idx, col_idx, x and y are taken): convert it under another --name")]
+    Reserved(String),
+    /// The output is one of the inputs.
+    #[error("the merged dataset {0} would replace its input of the same name: choose another --out or --name")]
+    OutIsInput(String),
+    /// An unusable option.
+    #[error("{0}")]
+    Invalid(String),
+    /// The output exists from other inputs or settings.
+    #[error("{url} was merged {what}; rerun with --overwrite to replace it")]
+    Changed {
+        /// The merged dataset folder.
+        url: String,
+        /// What differs.
+        what: String,
+    },
+    /// An input tile cannot be read.
+    #[error("dataset {dataset}, tile {tile}: {reason}")]
+    Tile {
+        /// Input dataset.
+        dataset: String,
+        /// Tile id.
+        tile: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Some tiles failed; the others are committed.
+    #[error("{dataset}: {failed} of {total} tiles failed (first: {first}); the others are committed, rerun to retry")]
+    TilesFailed {
+        /// Merged dataset name.
+        dataset: String,
+        /// Failed tiles.
+        failed: usize,
+        /// Tiles attempted.
+        total: usize,
+        /// The first failure.
+        first: String,
+    },
+}
+
+/// One merge, fully resolved from config and flags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MergeJob {
+    /// Staging root of the inputs.
+    pub from: String,
+    /// The inputs, in column order.
+    pub datasets: Vec<DatasetName>,
+    /// Staging root of the merged dataset.
+    pub out: String,
+    /// Name of the merged dataset (its folder and table).
+    pub name: DatasetName,
+    /// Which cells to keep.
+    pub how: How,
+    /// Output format.
+    pub format: Format,
+    /// Zarr version for `Format::Zarr`.
+    pub zarr_version: u8,
+    /// Window (tile) size of the merged grid; default: the first input's.
+    pub window: Option<usize>,
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct MergeOptions {
+    /// Worker threads.
+    pub threads: usize,
+    /// Replace an existing merged dataset made from other inputs or settings.
+    pub overwrite: bool,
+    /// No progress display.
+    pub quiet: bool,
+}
+
+/// What a merge did.
+#[derive(Debug, Clone)]
+pub struct MergeSummary {
+    /// Merged dataset name.
+    pub name: String,
+    /// Inputs merged.
+    pub inputs: usize,
+    /// Tiles of the merged dataset.
+    pub tiles: usize,
+    /// Tiles written by this run.
+    pub written: usize,
+    /// Rows (cells kept).
+    pub rows: u64,
+    /// Sum of every non-null value.
+    pub value_sum: f64,
+    /// Merged grid width x height.
+    pub shape: [usize; 2],
+    /// Wall time.
+    pub seconds: f64,
+    /// Merged dataset folder.
+    pub url: String,
+}
+
+/// An input dataset, placed on the merged grid.
+pub struct Input {
+    /// Dataset name (its column).
+    pub name: String,
+    /// Its folder.
+    pub ds: Store,
+    /// Its manifest (complete).
+    pub m: Manifest,
+    /// `[row, col]` of its cell (0, 0) on the merged grid.
+    pub offset: [i64; 2],
+    tiles: HashMap<String, TileRecord>,
+}
+
+/// Reads the inputs' manifests, checks they are complete and on one lattice, and returns
+/// them placed on the merged grid.
+///
+/// # Errors
+/// [`MergeError`] naming the dataset at fault; a lattice mismatch shows the difference.
+pub fn open_inputs(root: &Store, names: &[DatasetName]) -> Result<(Grid, Vec<Input>), MergeError> {
+    if names.len() < 2 {
+        return Err(MergeError::TooFew(names.len()));
+    }
+    let mut seen = HashSet::new();
+    let mut manifests = Vec::new();
+    for n in names {
+        if !seen.insert(n.as_str()) {
+            return Err(MergeError::Duplicate(n.to_string()));
+        }
+        if matches!(n.as_str(), "row_idx" | "col_idx" | "x" | "y") {
+            return Err(MergeError::Reserved(n.to_string()));
+        }
+        let ds = root.child(n.as_str());
+        let m = Manifest::read(&ds)?.ok_or_else(|| MergeError::NoManifest(ds.url().to_string()))?;
+        if m.status != Status::Complete {
+            return Err(MergeError::NotComplete { name: n.to_string(), url: ds.url().to_string() });
+        }
+        if m.columns.is_some() {
+            return Err(MergeError::Nested { name: n.to_string(), url: ds.url().to_string() });
+        }
+        manifests.push((n.to_string(), ds, m));
+    }
+    let label: Vec<&str> = manifests.iter().map(|(n, _, _)| n.as_str()).collect();
+    let grids: Vec<&Grid> = manifests.iter().map(|(_, _, m)| &m.grid).collect();
+    let (grid, offsets) = lattice::union(&label, &grids)?;
+    let inputs = manifests
+        .into_iter()
+        .zip(offsets)
+        .map(|((name, ds, m), offset)| {
+            let tiles = m.tiles.iter().map(|t| (t.id.clone(), t.clone())).collect();
+            Input { name, ds, m, offset, tiles }
+        })
+        .collect();
+    Ok((grid, inputs))
+}
+
+impl Input {
+    /// Fills `buf` (the merged window `win`, row-major, pre-filled with NaN) with this
+    /// input's valid cells, reading only the input tiles that overlap the window.
+    fn fill(&self, win: Window, buf: &mut [f64]) -> Result<(), MergeError> {
+        let (or, oc) = (self.offset[0] as usize, self.offset[1] as usize);
+        let g = &self.m.grid;
+        let (r_lo, r_hi) = (win.row0.max(or), (win.row0 + win.rows).min(or + g.height));
+        let (c_lo, c_hi) = (win.col0.max(oc), (win.col0 + win.cols).min(oc + g.width));
+        if r_lo >= r_hi || c_lo >= c_hi {
+            return Ok(());
+        }
+        // The same rectangle in the input's own indices.
+        let (lr0, lr1, lc0, lc1) = (r_lo - or, r_hi - or, c_lo - oc, c_hi - oc);
+        let dw = self.m.window.max(1);
+        for tr in lr0 / dw..=(lr1 - 1) / dw {
+            for tc in lc0 / dw..=(lc1 - 1) / dw {
+                let id = format!("r{}_c{}", tr * dw, tc * dw);
+                let err = |reason: String| MergeError::Tile { dataset: self.name.clone(), tile: id.clone(), reason };
+                let t =
+                    self.tiles.get(&id).ok_or_else(|| err("not listed in dataset.json; convert it again".into()))?;
+                let Some(path) = &t.path else { continue };
+                let bytes = self.ds.get(path)?.ok_or_else(|| {
+                    err(format!("{} is listed in dataset.json but missing; convert it again", self.ds.url_of(path)))
+                })?;
+                let sum = checksum(&bytes);
+                if Some(&sum) != t.checksum.as_ref() {
+                    return Err(err(format!(
+                        "{} is corrupt or was rewritten (checksum {sum}, dataset.json says {}); convert it again",
+                        self.ds.url_of(path),
+                        t.checksum.as_deref().unwrap_or("(none)")
+                    )));
+                }
+                let shape = TileShape {
+                    grid: g,
+                    row0: t.row0,
+                    col0: t.col0,
+                    rows: t.rows,
+                    cols: t.cols,
+                    window: self.m.window,
+                    dtype: self.m.dtype,
+                    nodata: self.m.nodata,
+                };
+                visit_f64(self.m.format, &bytes, &shape, |r, c, v| {
+                    let (r, c) = (r as usize, c as usize);
+                    if r >= lr0 && r < lr1 && c >= lc0 && c < lc1 {
+                        buf[(r + or - win.row0) * win.cols + (c + oc - win.col0)] = v;
+                    }
+                    Ok(())
+                })
+                .map_err(|e| match e {
+                    DecodeError::Bad(s) => err(format!("unreadable tile: {s}")),
+                    DecodeError::Sink(e) => err(e.to_string()),
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Positions of the cells to keep: any input valid (outer) or every input valid (inner).
+pub fn keep_cells(values: &[Vec<f64>], cells: usize, how: How) -> Vec<u32> {
+    (0..cells)
+        .filter(|&p| {
+            let valid = values.iter().filter(|b| !b[p].is_nan()).count();
+            match how {
+                How::Outer => valid > 0,
+                How::Inner => valid == values.len(),
+            }
+        })
+        .map(|p| p as u32)
+        .collect()
+}
+
+/// Digest of everything that determines the merged bytes.
+fn settings_hash(job: &MergeJob, grid: &Grid, inputs: &[Input], window: usize) -> String {
+    let ins: Vec<_> = inputs.iter().map(|i| json!([i.name, i.m.settings_hash, i.offset])).collect();
+    let doc = json!({
+        "format_version": FORMAT_VERSION, "merge": ins, "how": job.how.name(), "grid": grid,
+        "window": window, "format": job.format, "zarr_version": job.zarr_version,
+    });
+    checksum(doc.to_string().as_bytes())
+}
+
+/// Merges the job's inputs into a staged dataset.
+///
+/// # Errors
+/// [`MergeError`]: bad inputs stop at once; tile failures are counted and reported after
+/// every other tile is done.
+pub fn merge(job: &MergeJob, opts: &MergeOptions) -> Result<MergeSummary, MergeError> {
+    let start = Instant::now();
+    let name = job.name.as_str();
+    if job.format == Format::Zarr {
+        return Err(MergeError::Invalid(
+            "merge writes Parquet tiles only for now (--format parquet); the Zarr output is not implemented yet".into(),
+        ));
+    }
+    let root = Store::open_existing(&job.from)?;
+    let (grid, inputs) = open_inputs(&root, &job.datasets)?;
+    let out_root = Store::open(&job.out)?;
+    let ds = out_root.child(name);
+    if inputs.iter().any(|i| i.ds.url() == ds.url()) {
+        return Err(MergeError::OutIsInput(name.to_string()));
+    }
+    let window = job.window.unwrap_or(inputs[0].m.window);
+    if !(16..=16384).contains(&window) {
+        return Err(MergeError::Invalid(format!("--window must be between 16 and 16384 cells, got {window}")));
+    }
+    let columns: Vec<Column> = inputs
+        .iter()
+        .map(|i| Column {
+            name: i.name.clone(),
+            dtype: i.m.dtype,
+            nodata: i.m.nodata,
+            source: i.ds.url().to_string(),
+            offset: i.offset,
+        })
+        .collect();
+    let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+    let windows = grid.windows(window);
+    let mut m = Manifest {
+        format_version: FORMAT_VERSION,
+        name: name.to_string(),
+        status: Status::Converting,
+        created_by: format!("rasterstage {}", env!("CARGO_PKG_VERSION")),
+        // A merge has no raster source: the record names the inputs instead.
+        source: SourceInfo {
+            path: format!("merge ({}) of {} from {}", job.how.name(), names.join(", "), root.url()),
+            band: 1,
+            dtype: crate::dtype::DataType::Float64,
+            nodata: None,
+            grid: grid.clone(),
+            fingerprint: Fingerprint { size: 0, mtime: 0, mtime_ns: 0 },
+        },
+        grid: grid.clone(),
+        lattice_offset: grid.lattice_offset().map(|(r, c)| [r, c]),
+        bounds: grid.bounds(),
+        method: "merge".to_string(),
+        // The type of value_sum; each column keeps its input's type (see `columns`).
+        dtype: crate::dtype::DataType::Float64,
+        nodata: None,
+        window,
+        format: job.format,
+        zarr_version: (job.format == Format::Zarr).then_some(job.zarr_version),
+        settings_hash: settings_hash(job, &grid, &inputs, window),
+        tile_count: windows.len(),
+        row_count: 0,
+        value_sum: 0.0,
+        tiles: Vec::new(),
+        columns: Some(columns.clone()),
+    };
+    match Manifest::read(&ds)? {
+        Some(old) if old.settings_hash != m.settings_hash && !opts.overwrite => {
+            let what = if old.columns != m.columns {
+                format!(
+                    "from other inputs ({} then, {} now)",
+                    old.columns.iter().flatten().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
+                    names.join(", ")
+                )
+            } else {
+                "from changed inputs or with other settings (--how, --window, --format)".to_string()
+            };
+            return Err(MergeError::Changed { url: ds.url().to_string(), what });
+        }
+        Some(old) if old.status == Status::Complete && !opts.overwrite => {
+            tracing::info!("{name}: already complete in {}, nothing to do", ds.url());
+            return Ok(MergeSummary {
+                name: name.to_string(),
+                inputs: inputs.len(),
+                tiles: old.tile_count,
+                written: 0,
+                rows: old.row_count,
+                value_sum: old.value_sum,
+                shape: [old.grid.width, old.grid.height],
+                seconds: start.elapsed().as_secs_f64(),
+                url: ds.url().to_string(),
+            });
+        }
+        Some(_) if opts.overwrite => ds.delete_prefix("")?,
+        _ => {}
+    }
+    m.write(&ds)?;
+    let grid_json = serde_json::to_string(&json!({
+        "dataset": name, "grid": grid, "method": "merge", "how": job.how.name(), "columns": columns,
+        "window": window,
+    }))
+    .expect("grid json");
+    let writer = MergedParquetWriter::new(ds.clone(), name, grid.clone(), columns, grid_json);
+
+    let by_window: HashMap<String, Window> = windows.iter().map(|w| (w.tile_id(), *w)).collect();
+    let mut done: Vec<TileRecord> = manifest::committed(&ds)?
+        .into_iter()
+        .filter(|r| by_window.get(&r.id).is_some_and(|w| w.rows == r.rows && w.cols == r.cols))
+        .collect();
+    let done_ids: HashSet<String> = done.iter().map(|r| r.id.clone()).collect();
+    let pending: Vec<Window> = windows.iter().filter(|w| !done_ids.contains(&w.tile_id())).copied().collect();
+    if !done.is_empty() {
+        tracing::info!("{name}: resuming, {} of {} tiles already committed", done.len(), windows.len());
+    }
+    let progress = Progress::new(name, windows.len() as u64, done.len() as u64, opts.quiet);
+    let delay = test_delay();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.threads.max(1)).build().expect("thread pool");
+    let results: Vec<Result<TileRecord, String>> = pool.install(|| {
+        pending
+            .par_iter()
+            .map(|win| {
+                let mut values: Vec<Vec<f64>> = Vec::with_capacity(inputs.len());
+                for i in &inputs {
+                    let mut buf = vec![f64::NAN; win.cells()];
+                    i.fill(*win, &mut buf).map_err(|e| e.to_string())?;
+                    values.push(buf);
+                }
+                let keep = keep_cells(&values, win.cells(), job.how);
+                let rec = writer
+                    .write(&MergedTile { window: *win, values: &values, keep: &keep })
+                    .map_err(|e| e.to_string())?;
+                drop(values);
+                if let Some(d) = delay {
+                    std::thread::sleep(d);
+                }
+                manifest::commit(&ds, &rec).map_err(|e| e.to_string())?;
+                progress.tile_done(win.cells() as u64);
+                Ok(rec)
+            })
+            .collect()
+    });
+    progress.finish();
+    let attempted = results.len();
+    let mut failures = Vec::new();
+    for r in results {
+        match r {
+            Ok(rec) => done.push(rec),
+            Err(e) => {
+                tracing::error!("{name}: {e}");
+                failures.push(e);
+            }
+        }
+    }
+    if let Some(first) = failures.first() {
+        return Err(MergeError::TilesFailed {
+            dataset: name.to_string(),
+            failed: failures.len(),
+            total: attempted,
+            first: first.clone(),
+        });
+    }
+    m.set_tiles(done);
+    m.status = Status::Complete;
+    m.write(&ds)?;
+    Ok(MergeSummary {
+        name: name.to_string(),
+        inputs: inputs.len(),
+        tiles: m.tile_count,
+        written: attempted,
+        rows: m.row_count,
+        value_sum: m.value_sum,
+        shape: [grid.width, grid.height],
+        seconds: start.elapsed().as_secs_f64(),
+        url: ds.url().to_string(),
+    })
+}
+
+/// `RASTERSTAGE_TEST_TILE_DELAY_MS` (as `convert`): a pause before each commit, so crash
+/// tests can kill the process while tiles are in flight. Not for production use.
+fn test_delay() -> Option<std::time::Duration> {
+    std::env::var("RASTERSTAGE_TEST_TILE_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(std::time::Duration::from_millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_is_kept_nan_is_not() {
+        let a = vec![0.0, f64::NAN, 2.0, f64::NAN];
+        let b = vec![f64::NAN, f64::NAN, 0.0, 5.0];
+        assert_eq!(keep_cells(&[a.clone(), b.clone()], 4, How::Outer), vec![0, 2, 3]);
+        assert_eq!(keep_cells(&[a, b], 4, How::Inner), vec![2]);
+    }
+}

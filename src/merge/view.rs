@@ -1,0 +1,104 @@
+//! `merge --to-postgres --view`: a VIEW over already-loaded dataset tables instead of a
+//! merged table. Each table's `(row_idx, col_idx)` is shifted by its dataset's offset on the
+//! merged grid, the tables are joined on the shifted pair (FULL OUTER JOIN, or JOIN for
+//! `--how inner`), and `x`, `y` are the merged grid's cell centres: the same rows a merged
+//! table would hold, computed when queried.
+
+use super::{open_inputs, How, MergeError};
+use crate::grid::Grid;
+use crate::load::pg::{check_ident, qualified, quote, reason, ConnSpec};
+use crate::load::{table_name, LoadError};
+use crate::name::DatasetName;
+use crate::store::Store;
+
+/// A float8 literal that PostgreSQL parses back to exactly `v` (Rust's shortest round-trip).
+fn lit(v: f64) -> String {
+    format!("'{v:?}'::float8")
+}
+
+/// The `SELECT` of the view: `inputs` are `(qualified table, column name, [row, col] offset)`.
+pub fn view_select(inputs: &[(String, String, [i64; 2])], grid: &Grid, how: How) -> String {
+    // One expression per coordinate, evaluated in float8 step by step like Grid::centre_x.
+    let x = format!("{} + (col_idx::float8 + '0.5'::float8) * {}", lit(grid.x0), lit(grid.dx));
+    let y = format!("{} + (row_idx::float8 + '0.5'::float8) * {}", lit(grid.y0), lit(grid.dy));
+    let mut sql = format!("SELECT row_idx, col_idx, {x} AS x, {y} AS y");
+    for (i, (_, col, _)) in inputs.iter().enumerate() {
+        sql.push_str(&format!(", t{i}.value AS {}", quote(col)));
+    }
+    let join = match how {
+        How::Outer => "FULL OUTER JOIN",
+        How::Inner => "JOIN",
+    };
+    for (i, (table, _, [r, c])) in inputs.iter().enumerate() {
+        let sub = format!("(SELECT row_idx + {r} AS row_idx, col_idx + {c} AS col_idx, value FROM {table}) t{i}");
+        if i == 0 {
+            sql.push_str(&format!(" FROM {sub}"));
+        } else {
+            sql.push_str(&format!(" {join} {sub} USING (row_idx, col_idx)"));
+        }
+    }
+    sql
+}
+
+/// Creates (or replaces) the view `schema.name` over the loaded tables of `datasets`, whose
+/// grids are read from their staged dataset.json under `root`. Returns `"schema"."name"`.
+///
+/// # Errors
+/// [`MergeError`] for inputs not on one lattice; [`LoadError::NoTable`] for a dataset that
+/// is not loaded; [`LoadError::Db`] from PostgreSQL.
+pub fn create_view(
+    conn: &ConnSpec,
+    schema: &str,
+    prefix: &str,
+    root: &Store,
+    datasets: &[DatasetName],
+    name: &DatasetName,
+    how: How,
+) -> Result<String, MergeError> {
+    check_ident("--schema", schema, false)?;
+    check_ident("--table-prefix", prefix, true)?;
+    let (grid, inputs) = open_inputs(root, datasets)?;
+    let view = qualified(schema, &table_name(prefix, name)?);
+    let mut tables = Vec::new();
+    for i in &inputs {
+        let t = qualified(schema, &table_name(prefix, &DatasetName::new(&i.name).map_err(LoadError::from)?)?);
+        tables.push((t, i.name.clone(), i.offset));
+    }
+    let mut client = conn.connect()?;
+    let db = |what: String| move |e: postgres::Error| MergeError::Load(LoadError::Db { what, reason: reason(&e) });
+    for (t, _, _) in &tables {
+        let exists: bool =
+            client.query_one("SELECT to_regclass($1) IS NOT NULL", &[t]).map_err(db(format!("looking up {t}")))?.get(0);
+        if !exists {
+            return Err(LoadError::NoTable(t.clone()).into());
+        }
+    }
+    let what = format!("creating view {view}");
+    let mut tx = client.transaction().map_err(db(what.clone()))?;
+    // DROP + CREATE rather than CREATE OR REPLACE: a rerun with other inputs changes columns.
+    tx.batch_execute(&format!("DROP VIEW IF EXISTS {view}")).map_err(db(what.clone()))?;
+    tx.batch_execute(&format!("CREATE VIEW {view} AS {}", view_select(&tables, &grid, how)))
+        .map_err(db(what.clone()))?;
+    tx.commit().map_err(db(what))?;
+    Ok(view)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sql_shifts_and_joins() {
+        let g =
+            Grid { crs_wkt: String::new(), epsg: None, x0: -10.0, y0: 60.0, dx: 0.05, dy: -0.05, width: 3, height: 3 };
+        let ins = vec![
+            ("\"s\".\"a\"".to_string(), "a".to_string(), [0, 2]),
+            ("\"s\".\"b\"".to_string(), "b".to_string(), [1, 0]),
+        ];
+        let sql = view_select(&ins, &g, How::Outer);
+        assert!(sql.contains("row_idx + 0 AS row_idx, col_idx + 2 AS col_idx, value FROM \"s\".\"a\") t0"), "{sql}");
+        assert!(sql.contains("FULL OUTER JOIN (SELECT row_idx + 1 AS row_idx"), "{sql}");
+        assert!(sql.contains("'-10.0'::float8 + (col_idx::float8 + '0.5'::float8) * '0.05'::float8 AS x"), "{sql}");
+        assert!(view_select(&ins, &g, How::Inner).contains(" JOIN (SELECT row_idx + 1"));
+    }
+}

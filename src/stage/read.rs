@@ -1,0 +1,183 @@
+//! Reading staged tiles back: the valid cells `(row_idx, col_idx, value)` of one tile, from a
+//! Parquet tile or a Zarr chunk.
+//!
+//! One decoder serves `load` (which encodes the cells for COPY) and `merge` (which places
+//! them on the merged grid), so both see exactly the same cells and both refuse a tile that
+//! is not what dataset.json describes.
+
+use crate::dtype::{nodata_as, DataType, Sample};
+use crate::grid::Grid;
+use crate::stage::Format;
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int32Type;
+use arrow_array::{Array, ArrowPrimitiveType};
+use bytes::Bytes;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+
+/// Rows per Parquet record batch read at a time (bounds what is decoded at once).
+const BATCH_ROWS: usize = 64 * 1024;
+
+/// A cell type as staged: its Arrow (Parquet) type and its little-endian Zarr encoding.
+pub trait CellValue: Sample {
+    /// The Arrow type of a Parquet value column.
+    type Arrow: ArrowPrimitiveType<Native = Self>;
+    /// Reads one little-endian value (Zarr chunks) from the start of `b`.
+    fn from_le(b: &[u8]) -> Self;
+}
+
+macro_rules! cell_value {
+    ($($t:ty => $arrow:ident);*) => {$(
+        impl CellValue for $t {
+            type Arrow = arrow_array::types::$arrow;
+            #[inline]
+            fn from_le(b: &[u8]) -> Self {
+                <$t>::from_le_bytes(b[..std::mem::size_of::<$t>()].try_into().expect("value bytes"))
+            }
+        }
+    )*};
+}
+
+cell_value!(u8 => UInt8Type; u16 => UInt16Type; i16 => Int16Type; u32 => UInt32Type; i32 => Int32Type;
+    f32 => Float32Type; f64 => Float64Type);
+
+/// The Arrow type of a staged column of `dtype`.
+pub fn arrow_type(dtype: DataType) -> arrow_schema::DataType {
+    crate::with_sample_type!(dtype, T => <<T as CellValue>::Arrow as ArrowPrimitiveType>::DATA_TYPE)
+}
+
+/// Why decoding a tile stopped.
+#[derive(Debug)]
+pub enum DecodeError {
+    /// The tile's bytes are not what dataset.json describes (corrupt, truncated, foreign).
+    Bad(String),
+    /// The consumer of the cells failed (for `load`, the connection).
+    Sink(std::io::Error),
+}
+
+/// What a tile must contain: its window on the grid, and the dataset's type and nodata.
+#[derive(Debug, Clone, Copy)]
+pub struct TileShape<'a> {
+    /// The dataset's grid (for cell-centre coordinates).
+    pub grid: &'a Grid,
+    /// First row.
+    pub row0: usize,
+    /// First column.
+    pub col0: usize,
+    /// Rows.
+    pub rows: usize,
+    /// Columns.
+    pub cols: usize,
+    /// Zarr chunk size (the dataset's window).
+    pub window: usize,
+    /// Value type.
+    pub dtype: DataType,
+    /// Nodata.
+    pub nodata: Option<f64>,
+}
+
+fn bad(e: impl std::fmt::Display) -> DecodeError {
+    DecodeError::Bad(e.to_string())
+}
+
+/// Calls `f(row_idx, col_idx, value)` for every valid cell of a tile, row-major.
+///
+/// # Errors
+/// [`DecodeError::Bad`] for an unreadable tile, one whose columns do not match, or a cell
+/// outside the tile's window; [`DecodeError::Sink`] when `f` fails.
+pub fn visit_cells<T, F>(format: Format, bytes: &Bytes, shape: &TileShape<'_>, f: F) -> Result<(), DecodeError>
+where
+    T: CellValue,
+    F: FnMut(i32, i32, T) -> std::io::Result<()>,
+{
+    match format {
+        Format::Parquet => parquet_cells(bytes, shape, f),
+        Format::Zarr => zarr_cells(bytes, shape, f),
+    }
+}
+
+/// [`visit_cells`] with values widened to f64 (exact for every staged type), whatever the
+/// dataset's type.
+///
+/// # Errors
+/// As [`visit_cells`].
+pub fn visit_f64<F>(format: Format, bytes: &Bytes, shape: &TileShape<'_>, mut f: F) -> Result<(), DecodeError>
+where
+    F: FnMut(i32, i32, f64) -> std::io::Result<()>,
+{
+    crate::with_sample_type!(shape.dtype, T => visit_cells::<T, _>(format, bytes, shape, |r, c, v| f(r, c, v.to_f64())))
+}
+
+fn parquet_cells<T, F>(bytes: &Bytes, shape: &TileShape<'_>, mut f: F) -> Result<(), DecodeError>
+where
+    T: CellValue,
+    F: FnMut(i32, i32, T) -> std::io::Result<()>,
+{
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(bad)?;
+    let expected = crate::stage::parquet::tile_schema(T::Arrow::DATA_TYPE);
+    let got = builder.schema();
+    let names_types = |s: &arrow_schema::Schema| -> Vec<(String, arrow_schema::DataType)> {
+        s.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect()
+    };
+    if names_types(got) != names_types(&expected) {
+        return Err(DecodeError::Bad(format!(
+            "columns {:?} do not match the tile schema {:?}",
+            names_types(got),
+            names_types(&expected)
+        )));
+    }
+    // x and y are the grid's cell centres by construction: readers compute them from the
+    // grid's one formula instead of decoding two double columns per cell.
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [0, 1, 4]);
+    let reader = builder.with_projection(mask).with_batch_size(BATCH_ROWS).build().map_err(bad)?;
+    let (r0, r1) = (shape.row0 as i32, (shape.row0 + shape.rows) as i32);
+    let (c0, c1) = (shape.col0 as i32, (shape.col0 + shape.cols) as i32);
+    for batch in reader {
+        let batch = batch.map_err(bad)?;
+        if batch.columns().iter().any(|c| c.null_count() > 0) {
+            return Err(DecodeError::Bad("null cells in a tile (only valid cells are staged)".into()));
+        }
+        let row = batch.column(0).as_primitive::<Int32Type>();
+        let col = batch.column(1).as_primitive::<Int32Type>();
+        let v = batch.column(2).as_primitive::<T::Arrow>();
+        for i in 0..batch.num_rows() {
+            let (r, c) = (row.value(i), col.value(i));
+            // Cells outside the window would escape the range a reload deletes by, or land
+            // in another window's place in a merge.
+            if r < r0 || r >= r1 || c < c0 || c >= c1 {
+                return Err(DecodeError::Bad(format!("cell ({r}, {c}) lies outside the tile's window")));
+            }
+            f(r, c, v.value(i)).map_err(DecodeError::Sink)?;
+        }
+    }
+    Ok(())
+}
+
+fn zarr_cells<T, F>(bytes: &[u8], shape: &TileShape<'_>, mut f: F) -> Result<(), DecodeError>
+where
+    T: CellValue,
+    F: FnMut(i32, i32, T) -> std::io::Result<()>,
+{
+    let size = std::mem::size_of::<T>();
+    let win = shape.window;
+    let expected = win * win * size;
+    let raw = zstd::bulk::decompress(bytes, expected).map_err(|e| bad(format!("zstd: {e}")))?;
+    if raw.len() != expected {
+        return Err(DecodeError::Bad(format!("chunk holds {} bytes, expected {expected}", raw.len())));
+    }
+    if shape.rows > win || shape.cols > win {
+        return Err(DecodeError::Bad(format!("window {}x{} exceeds the chunk size {win}", shape.rows, shape.cols)));
+    }
+    let nodata: Option<T> = nodata_as(shape.nodata);
+    for r in 0..shape.rows {
+        let row = (shape.row0 + r) as i32;
+        let line = &raw[r * win * size..(r * win + shape.cols) * size];
+        for (c, cell) in line.chunks_exact(size).enumerate() {
+            let v = T::from_le(cell);
+            if v.is_valid(nodata) {
+                f(row, (shape.col0 + c) as i32, v).map_err(DecodeError::Sink)?;
+            }
+        }
+    }
+    Ok(())
+}
