@@ -8,7 +8,7 @@
 
 use super::StageError;
 use crate::dtype::DataType;
-use crate::grid::{Bounds, Grid};
+use crate::grid::{Bounds, Grid, Window};
 use crate::source::SourceInfo;
 use crate::store::Store;
 use bytes::Bytes;
@@ -98,6 +98,38 @@ pub struct Column {
     /// `[row, col]` of the input's cell (0, 0) on this dataset's grid: input cell (r, c) is
     /// cell (r + row, c + col) here.
     pub offset: [i64; 2],
+}
+
+impl TileRecord {
+    /// The record of window `w` with its row count and value sum, before any object is
+    /// written (a window without valid cells stays like this: nothing is stored for it).
+    pub fn new(w: Window, row_count: u64, value_sum: f64) -> TileRecord {
+        TileRecord {
+            id: w.tile_id(),
+            row0: w.row0,
+            col0: w.col0,
+            rows: w.rows,
+            cols: w.cols,
+            path: None,
+            row_count,
+            value_sum,
+            checksum: None,
+            bytes: 0,
+        }
+    }
+
+    /// Stores the tile's object at `key` in `ds` (atomically) and records its path, size and
+    /// checksum.
+    ///
+    /// # Errors
+    /// [`StageError::Store`].
+    pub fn store(&mut self, ds: &Store, key: String, bytes: Vec<u8>) -> Result<(), StageError> {
+        self.checksum = Some(checksum(&bytes));
+        self.bytes = bytes.len() as u64;
+        ds.put(&key, Bytes::from(bytes))?;
+        self.path = Some(key);
+        Ok(())
+    }
 }
 
 /// The dataset manifest (`dataset.json`).

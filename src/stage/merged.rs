@@ -5,7 +5,7 @@
 //! valid cell: f64 holds every staged type exactly and NaN is never a valid staged value, so
 //! the buffer loses nothing and needs no separate mask.
 
-use super::manifest::{checksum, Column};
+use super::manifest::Column;
 use super::parquet::writer_props;
 use super::read::{arrow_type, CellValue};
 use super::{StageError, TileRecord};
@@ -13,7 +13,6 @@ use crate::grid::{Grid, Window};
 use crate::store::Store;
 use arrow_array::{ArrayRef, Float64Array, Int32Array, PrimitiveArray, RecordBatch};
 use arrow_schema::{DataType as Arrow, Field, Schema, SchemaRef};
-use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use std::sync::Arc;
 
@@ -78,18 +77,7 @@ impl MergedParquetWriter {
                 }
             }
         }
-        let mut rec = TileRecord {
-            id: id.clone(),
-            row0: w.row0,
-            col0: w.col0,
-            rows: w.rows,
-            cols: w.cols,
-            path: None,
-            row_count: tile.keep.len() as u64,
-            value_sum,
-            checksum: None,
-            bytes: 0,
-        };
+        let mut rec = TileRecord::new(w, tile.keep.len() as u64, value_sum);
         if tile.keep.is_empty() {
             return Ok(rec);
         }
@@ -98,11 +86,7 @@ impl MergedParquetWriter {
             tile: id.clone(),
             reason,
         })?;
-        let key = format!("tiles/{id}.parquet");
-        rec.checksum = Some(checksum(&bytes));
-        rec.bytes = bytes.len() as u64;
-        self.ds.put(&key, Bytes::from(bytes))?;
-        rec.path = Some(key);
+        rec.store(&self.ds, format!("tiles/{id}.parquet"), bytes)?;
         Ok(rec)
     }
 

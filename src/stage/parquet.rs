@@ -3,14 +3,12 @@
 //! Columns `row_idx INT32, col_idx INT32, x DOUBLE, y DOUBLE, value <type>`, zstd. The grid
 //! is in the file's key-value metadata under `rasterstage:grid`, so a tile describes itself.
 
-use super::manifest::checksum;
 use super::{Layout, StageError, TileRecord, TileWriter};
 use crate::dtype::{nodata_as, Sample};
 use crate::store::Store;
 use crate::tile::Tile;
 use arrow_array::{ArrayRef, Float64Array, Int32Array, PrimitiveArray, RecordBatch};
 use arrow_schema::{DataType as Arrow, Field, Schema, SchemaRef};
-use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
@@ -158,31 +156,15 @@ impl TileWriter for ParquetWriter {
     }
 
     fn write(&self, tile: &Tile) -> Result<TileRecord, StageError> {
-        let w = tile.window;
-        let id = w.tile_id();
         let (row_count, value_sum) = tile.stats();
-        let mut rec = TileRecord {
-            id: id.clone(),
-            row0: w.row0,
-            col0: w.col0,
-            rows: w.rows,
-            cols: w.cols,
-            path: None,
-            row_count,
-            value_sum,
-            checksum: None,
-            bytes: 0,
-        };
+        let mut rec = TileRecord::new(tile.window, row_count, value_sum);
         if row_count == 0 {
             return Ok(rec);
         }
         let bytes = crate::with_tile_values!(&tile.values, v => self.encode(tile, v))
-            .map_err(|reason| StageError::Encode { dataset: self.layout.name.clone(), tile: id.clone(), reason })?;
-        let key = format!("tiles/{id}.parquet");
-        rec.checksum = Some(checksum(&bytes));
-        rec.bytes = bytes.len() as u64;
-        self.ds.put(&key, Bytes::from(bytes))?;
-        rec.path = Some(key);
+            .map_err(|reason| StageError::Encode { dataset: self.layout.name.clone(), tile: rec.id.clone(), reason })?;
+        let key = format!("tiles/{}.parquet", rec.id);
+        rec.store(&self.ds, key, bytes)?;
         Ok(rec)
     }
 

@@ -7,7 +7,6 @@
 //! every store. CRS is written three ways so every reader finds it: CF `grid_mapping` +
 //! `spatial_ref` (xarray/rioxarray), and `_CRS` on the array, the only place GDAL 3.6 looks.
 
-use super::manifest::checksum;
 use super::{Layout, StageError, TileRecord, TileWriter};
 use crate::dtype::{nodata_as, DataType, Sample};
 use crate::store::Store;
@@ -275,18 +274,7 @@ impl TileWriter for ZarrWriter {
         let w = tile.window;
         let win = self.layout.window;
         let (row_count, value_sum) = tile.stats();
-        let mut rec = TileRecord {
-            id: w.tile_id(),
-            row0: w.row0,
-            col0: w.col0,
-            rows: w.rows,
-            cols: w.cols,
-            path: None,
-            row_count,
-            value_sum,
-            checksum: None,
-            bytes: 0,
-        };
+        let mut rec = TileRecord::new(w, row_count, value_sum);
         if row_count == 0 {
             // A missing chunk reads as the fill value: nothing to write.
             return Ok(rec);
@@ -294,10 +282,7 @@ impl TileWriter for ZarrWriter {
         let raw = crate::with_tile_values!(&tile.values, v => self.chunk_bytes(tile, v));
         let key = self.chunk_key(&self.layout.name, &[w.row0 / win, w.col0 / win]);
         let z = self.compress(&raw, &rec.id)?;
-        rec.checksum = Some(checksum(&z));
-        rec.bytes = z.len() as u64;
-        self.ds.put(&key, Bytes::from(z))?;
-        rec.path = Some(key);
+        rec.store(&self.ds, key, z)?;
         Ok(rec)
     }
 
