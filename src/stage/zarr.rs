@@ -287,12 +287,28 @@ impl TileWriter for ZarrWriter {
     }
 
     fn finish(&self) -> Result<(), StageError> {
-        if !self.v3() {
-            // GDAL and xarray read .zmetadata in place of the per-array files: write it last,
-            // from the same documents, so it can never be stale.
-            let root_prefix = format!("{}/", self.root);
+        // Readers take consolidated metadata in place of the per-array documents: write it
+        // last, from the same documents, so it can never be stale.
+        let root_prefix = format!("{}/", self.root);
+        let docs = self.documents();
+        if self.v3() {
+            // zarr-python 3 reads inline consolidated metadata from the group's zarr.json;
+            // without it xarray warns on every open_zarr.
+            let group_key = format!("{}/zarr.json", self.root);
             let mut meta = serde_json::Map::new();
-            for (key, doc) in self.documents() {
+            let mut group = json!({});
+            for (key, doc) in docs {
+                if key == group_key {
+                    group = doc;
+                } else if let Some(array) = key.strip_prefix(&root_prefix).and_then(|k| k.strip_suffix("/zarr.json")) {
+                    meta.insert(array.to_string(), doc);
+                }
+            }
+            group["consolidated_metadata"] = json!({"kind": "inline", "must_understand": false, "metadata": meta});
+            self.put_json(&group_key, &group)?;
+        } else {
+            let mut meta = serde_json::Map::new();
+            for (key, doc) in docs {
                 meta.insert(key.trim_start_matches(&root_prefix).to_string(), doc);
             }
             self.put_json(
