@@ -174,6 +174,23 @@ pub fn convert(job: &ConvertJob, opts: &RunOptions) -> Result<ConvertSummary, Co
     if job.method.is_none() && !plan.is_passthrough() {
         return Err(ConvertError::NoMethod(job.source.clone()));
     }
+    let (t, s) = (plan.target.bounds(), src.info.grid.bounds());
+    if !matches!(plan.kind, crate::plan::Kind::Warp)
+        && (t.minx >= s.maxx || t.maxx <= s.minx || t.miny >= s.maxy || t.maxy <= s.miny)
+    {
+        tracing::warn!(
+            "{name}: the target bounds ({}, {}, {}, {}) do not overlap {} ({}, {}, {}, {}): every cell will be nodata",
+            t.minx,
+            t.miny,
+            t.maxx,
+            t.maxy,
+            job.source,
+            s.minx,
+            s.miny,
+            s.maxx,
+            s.maxy
+        );
+    }
     tracing::debug!(
         "{name}: {} {}x{} -> {}x{} ({}), window {}",
         plan.method_label(),
