@@ -78,20 +78,9 @@ impl CopyEncoder {
     /// Appends one row `(row_idx, col_idx, x, y, value)`.
     #[inline]
     pub fn row<T: PgValue>(&mut self, row: i32, col: i32, x: f64, y: f64, v: T) {
-        let b = &mut self.buf;
-        b.extend_from_slice(&5i16.to_be_bytes());
-        b.extend_from_slice(&4i32.to_be_bytes());
-        b.extend_from_slice(&row.to_be_bytes());
-        b.extend_from_slice(&4i32.to_be_bytes());
-        b.extend_from_slice(&col.to_be_bytes());
-        b.extend_from_slice(&8i32.to_be_bytes());
-        b.extend_from_slice(&x.to_be_bytes());
-        b.extend_from_slice(&8i32.to_be_bytes());
-        b.extend_from_slice(&y.to_be_bytes());
-        b.extend_from_slice(&(T::LEN as i32).to_be_bytes());
-        v.put(b);
-        self.rows += 1;
-        self.value_sum += v.to_f64();
+        self.key_fields(row, col, x, y, 1);
+        self.value(v);
+        self.end_row();
     }
 
     /// Starts a row of `4 + values` fields with `(row_idx, col_idx, x, y)`; the values follow
