@@ -16,6 +16,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod progress;
 pub mod resample;
+pub mod shard;
 pub mod source;
 pub mod stage;
 pub mod store;

@@ -4,13 +4,14 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use rasterstage::config::{self, Base, Config, Overrides};
 use rasterstage::name::DatasetName;
-use rasterstage::pipeline::{convert, ConvertJob, RunOptions};
+use rasterstage::pipeline::{convert_tiles, ConvertJob, RunOptions};
 use rasterstage::progress::{human, peak_rss_bytes};
 use rasterstage::resample::Method;
 use rasterstage::store::Store;
 
 mod cli_load;
 mod cli_merge;
+mod cli_shard;
 
 #[derive(Parser)]
 #[command(
@@ -41,10 +42,14 @@ enum Cmd {
     Verify(cli_load::VerifyArgs),
     /// Merge staged datasets on one lattice into one dataset with a column per dataset (optionally into PostgreSQL).
     Merge(cli_merge::MergeArgs),
+    /// Show how `--shards N` splits a config's tiles: tiles, cells and source cells per shard.
+    Plan(cli_shard::PlanArgs),
+    /// Complete datasets whose tiles were all committed by shards (writes the final dataset.json).
+    Finalize(cli_shard::FinalizeArgs),
 }
 
 #[derive(Args)]
-struct ConvertArgs {
+pub(crate) struct ConvertArgs {
     /// Source raster (any GDAL path: GeoTIFF, COG, VRT, NetCDF:..., /vsis3/, s3://).
     source: Option<String>,
     /// Config file; converts every enabled dataset in it.
@@ -102,6 +107,8 @@ struct ConvertArgs {
     /// Worker threads [default: CPU cores].
     #[arg(long, short = 'j')]
     threads: Option<usize>,
+    #[command(flatten)]
+    shard: cli_shard::ShardArgs,
 }
 
 #[derive(Args)]
@@ -175,6 +182,8 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Load(a) => cli_load::run_load(a, cli.quiet),
         Cmd::Verify(a) => cli_load::run_verify(a),
         Cmd::Merge(a) => cli_merge::run_merge(a, cli.quiet),
+        Cmd::Plan(a) => cli_shard::run_plan(a),
+        Cmd::Finalize(a) => cli_shard::run_finalize(a),
     }
 }
 
@@ -201,8 +210,9 @@ fn overrides(a: &ConvertArgs) -> Result<Overrides> {
     })
 }
 
-fn run_convert(a: ConvertArgs, quiet: bool) -> Result<()> {
-    let o = overrides(&a)?;
+/// The datasets `convert` would convert with these arguments, and the config's thread count.
+fn convert_jobs(a: &ConvertArgs) -> Result<(Vec<ConvertJob>, Option<usize>)> {
+    let o = overrides(a)?;
     let (jobs, threads): (Vec<ConvertJob>, Option<usize>) = match (&a.config, &a.source) {
         (Some(path), None) => {
             let cfg = Config::load(path)?;
@@ -231,18 +241,38 @@ fn run_convert(a: ConvertArgs, quiet: bool) -> Result<()> {
         (Some(_), Some(_)) => bail!("give either a source raster or --config, not both"),
         (None, None) => bail!("nothing to convert: give a source raster or --config config.yml"),
     };
+    Ok((jobs, threads))
+}
+
+fn run_convert(a: ConvertArgs, quiet: bool) -> Result<()> {
+    let (jobs, threads) = convert_jobs(&a)?;
+    let shard = a.shard.shard()?;
+    if shard.is_some() && a.overwrite {
+        bail!("--overwrite with --shard/--shards would let every shard delete the others' tiles: run one convert --overwrite (or delete the output) first, then the shards");
+    }
+    // Every shard computes the same assignment over all datasets together.
+    let mine = match shard {
+        Some(k) => Some(cli_shard::my_convert_tiles(&jobs, k)?),
+        None => None,
+    };
     let threads =
         a.threads.or(threads).unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let opts = RunOptions { threads, overwrite: a.overwrite, quiet };
     let mut failed = 0;
     for job in &jobs {
         tracing::debug!("job: {job:?}");
-        match convert(job, &opts) {
+        let only = mine.as_ref().map(|m| m.get(job.name.as_str()).cloned().unwrap_or_default());
+        match convert_tiles(job, &opts, only.as_ref()) {
             Ok(s) => println!(
-                "{}: {} tiles ({} written now), {} rows, sum {}, {}, {:.1} s, peak RSS {} MB -> {}",
+                "{}: {} tiles ({} written now{}), {} rows, sum {}, {}, {:.1} s, peak RSS {} MB -> {}",
                 s.name,
                 s.tiles,
                 s.written,
+                match (shard, s.complete) {
+                    (Some(k), true) => format!(" by shard {k}, dataset complete"),
+                    (Some(k), false) => format!(" by shard {k}, dataset not complete yet"),
+                    _ => String::new(),
+                },
                 s.rows,
                 s.value_sum,
                 s.method,

@@ -116,6 +116,9 @@ pub struct ConvertSummary {
     pub seconds: f64,
     /// URL of the dataset folder.
     pub url: String,
+    /// Whether the dataset is complete (a shard's run leaves it converting while other
+    /// shards still have tiles to do; `rows` and `value_sum` then count this run's tiles).
+    pub complete: bool,
 }
 
 /// Digest of everything that determines a dataset's staged bytes.
@@ -167,6 +170,48 @@ fn differences(old: &Manifest, new: &Manifest) -> String {
 /// [`ConvertError`]: open/config failures stop at once; tile failures are counted and
 /// reported after every other tile is done.
 pub fn convert(job: &ConvertJob, opts: &RunOptions) -> Result<ConvertSummary, ConvertError> {
+    convert_tiles(job, opts, None)
+}
+
+/// The tiles of `job` with their cost, for sharding: target cells, weighted by the source
+/// cells each target cell reads (same CRS: the ratio of cell areas; another CRS: of cell
+/// counts). A pure function of the source's grid and the settings, so every process of a
+/// sharded run computes the same units.
+///
+/// # Errors
+/// [`ConvertError::Source`], [`ConvertError::Plan`].
+pub fn tile_units(job: &ConvertJob) -> Result<Vec<crate::shard::Unit>, ConvertError> {
+    let src = Source::open(&job.source, job.band, job.nodata)?;
+    let plan = plan(&src.info, &job.grid, job.method.unwrap_or(Method::Nearest))?;
+    let (s, t) = (&src.info.grid, &plan.target);
+    let ratio = if matches!(plan.kind, crate::plan::Kind::Warp) {
+        (s.width * s.height) as f64 / (t.width * t.height).max(1) as f64
+    } else {
+        (t.dx * t.dy).abs() / (s.dx * s.dy).abs()
+    };
+    Ok(t.windows(job.window)
+        .into_iter()
+        .map(|w| crate::shard::Unit {
+            dataset: job.name.to_string(),
+            tile: w.tile_id(),
+            cells: w.cells() as u64,
+            weight: ((w.cells() as f64 * ratio).ceil() as u64).max(1),
+        })
+        .collect())
+}
+
+/// Converts the tiles of `job` whose ids are in `only` (all tiles when `None`): one shard's
+/// part of a dataset. A shard creates `dataset.json` only if there is none, never rewrites
+/// it as `converting`, and completes it when it finds every tile committed
+/// ([`crate::stage::finalize::complete_if_done`]); see docs/scale-out.md.
+///
+/// # Errors
+/// As [`convert`].
+pub fn convert_tiles(
+    job: &ConvertJob,
+    opts: &RunOptions,
+    only: Option<&std::collections::HashSet<String>>,
+) -> Result<ConvertSummary, ConvertError> {
     let start = Instant::now();
     let name = job.name.as_str();
     let src = Source::open(&job.source, job.band, job.nodata)?;
@@ -241,13 +286,19 @@ pub fn convert(job: &ConvertJob, opts: &RunOptions) -> Result<ConvertSummary, Co
                 value_sum: old.value_sum,
                 seconds: start.elapsed().as_secs_f64(),
                 url: ds.url().to_string(),
+                complete: true,
             });
         }
         Some(_) if opts.overwrite => ds.delete_prefix("")?,
         _ => {}
     }
-    // Writing the manifest first also proves the output is writable before any work.
-    m.write(&ds)?;
+    // Writing the manifest first also proves the output is writable before any work. A
+    // shard only creates it: another shard may have completed it since it was read above.
+    if only.is_some() {
+        m.create(&ds)?;
+    } else {
+        m.write(&ds)?;
+    }
     let layout = Layout {
         name: name.to_string(),
         grid: plan.target.clone(),
@@ -262,7 +313,11 @@ pub fn convert(job: &ConvertJob, opts: &RunOptions) -> Result<ConvertSummary, Co
         .expect("grid json"),
     };
     let w = writer(job.format, ds.clone(), layout);
-    w.begin()?;
+    // Shards leave the Zarr metadata to whichever completes the dataset (complete_if_done
+    // writes it with the consolidated metadata): one written now could land after that.
+    if only.is_none() {
+        w.begin()?;
+    }
 
     let by_window: HashMap<String, Window> = windows.iter().map(|w| (w.tile_id(), *w)).collect();
     let mut done: Vec<TileRecord> = manifest::committed(&ds)?
@@ -270,7 +325,11 @@ pub fn convert(job: &ConvertJob, opts: &RunOptions) -> Result<ConvertSummary, Co
         .filter(|r| by_window.get(&r.id).is_some_and(|w| w.rows == r.rows && w.cols == r.cols))
         .collect();
     let done_ids: std::collections::HashSet<String> = done.iter().map(|r| r.id.clone()).collect();
-    let pending: Vec<Window> = windows.iter().filter(|w| !done_ids.contains(&w.tile_id())).copied().collect();
+    let pending: Vec<Window> = windows
+        .iter()
+        .filter(|w| !done_ids.contains(&w.tile_id()) && only.is_none_or(|o| o.contains(&w.tile_id())))
+        .copied()
+        .collect();
     if !done.is_empty() {
         tracing::info!("{name}: resuming, {} of {} tiles already committed", done.len(), windows.len());
     }
@@ -326,6 +385,29 @@ pub fn convert(job: &ConvertJob, opts: &RunOptions) -> Result<ConvertSummary, Co
             first: first.clone(),
         });
     }
+    if only.is_some() {
+        let (complete, rows, value_sum) = match crate::stage::finalize::complete_if_done(&ds, &m)? {
+            crate::stage::finalize::Completion::Complete { rows, value_sum, .. } => (true, rows, value_sum),
+            crate::stage::finalize::Completion::Missing { committed, total } => {
+                tracing::info!(
+                    "{name}: this shard's tiles are done; {committed} of {total} committed, the last shard to finish (or `rasterstage finalize`) completes the dataset"
+                );
+                let mine: Vec<&TileRecord> = done.iter().filter(|r| only.is_some_and(|o| o.contains(&r.id))).collect();
+                (false, mine.iter().map(|r| r.row_count).sum(), mine.iter().fold(0.0, |s, r| s + r.value_sum))
+            }
+        };
+        return Ok(ConvertSummary {
+            name: name.to_string(),
+            method: m.method.clone(),
+            tiles: m.tile_count,
+            written: attempted,
+            rows,
+            value_sum,
+            seconds: start.elapsed().as_secs_f64(),
+            url: ds.url().to_string(),
+            complete,
+        });
+    }
     m.set_tiles(done);
     w.finish()?;
     m.status = Status::Complete;
@@ -339,6 +421,7 @@ pub fn convert(job: &ConvertJob, opts: &RunOptions) -> Result<ConvertSummary, Co
         value_sum: m.value_sum,
         seconds: start.elapsed().as_secs_f64(),
         url: ds.url().to_string(),
+        complete: true,
     })
 }
 

@@ -389,6 +389,22 @@ impl Store {
             .map_err(self.op("put", key))
     }
 
+    /// Writes small `bytes` to `key` only if no object is there yet (local: exclusive create;
+    /// S3: `If-None-Match: *`); returns whether it wrote. Lets concurrent processes create a
+    /// shared object once without one of them overwriting a later version of it.
+    ///
+    /// # Errors
+    /// [`StoreError::Op`] naming the object.
+    pub fn put_if_absent(&self, key: &str, bytes: Bytes) -> Result<bool, StoreError> {
+        let path = self.path(key);
+        let opts = object_store::PutOptions::from(object_store::PutMode::Create);
+        match runtime().block_on(self.inner.put_opts(&path, PutPayload::from(bytes), opts)) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(self.op("put", key)(e)),
+        }
+    }
+
     /// Reads `key`; `None` when it does not exist.
     ///
     /// # Errors

@@ -208,6 +208,18 @@ impl Manifest {
         Ok(())
     }
 
+    /// Writes `dataset.json` only if there is none yet (an atomic create, on S3 too); returns
+    /// whether it wrote. Sharded runs start a dataset this way, so a shard that starts late
+    /// can never overwrite a manifest another shard has meanwhile completed.
+    ///
+    /// # Errors
+    /// [`StageError::Store`].
+    pub fn create(&self, ds: &Store) -> Result<bool, StageError> {
+        let mut json = serde_json::to_vec_pretty(self).expect("manifest serialises");
+        json.push(b'\n');
+        Ok(ds.put_if_absent(MANIFEST, Bytes::from(json))?)
+    }
+
     /// Puts the committed records in, sorted, and totals them.
     pub fn set_tiles(&mut self, mut tiles: Vec<TileRecord>) {
         tiles.sort_by_key(|t| (t.row0, t.col0));

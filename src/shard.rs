@@ -1,0 +1,261 @@
+//! Scale-out: which tiles a shard `K/N` works on.
+//!
+//! Every process of a sharded run computes the same assignment from the same inputs (the
+//! config's datasets and their grids, or the staged manifests), with no randomness and no
+//! look at what is already committed: so N processes that never talk to each other take
+//! disjoint sets of tiles that together cover every tile, and a rerun of shard K (or a run
+//! with another N) still ends with every tile done once (committed tiles are skipped).
+//!
+//! Shard indices are 0-based, like Kubernetes' `JOB_COMPLETION_INDEX` and AWS Batch's
+//! `AWS_BATCH_JOB_ARRAY_INDEX`, so a job can pass its index through unchanged.
+
+use serde::Serialize;
+
+/// Environment variables that carry a shard index, in the order they are looked at.
+pub const INDEX_ENV: [&str; 2] = ["JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX"];
+
+/// Errors in a shard specification.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ShardError {
+    /// `--shard` is not `K/N` with `0 <= K < N`.
+    #[error("--shard {0:?}: use K/N with 0 <= K < N (0-based, like JOB_COMPLETION_INDEX), e.g. 0/4")]
+    Bad(String),
+    /// `--shards N` without any index variable.
+    #[error("--shards {0}: no shard index; set JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or AWS_BATCH_JOB_ARRAY_INDEX (AWS Batch array job), or pass --shard K/{0}")]
+    NoIndex(usize),
+    /// An index variable that is not a number below N.
+    #[error("{var}={value:?} is not a shard index below --shards {count}")]
+    BadIndex {
+        /// The variable.
+        var: String,
+        /// Its value.
+        value: String,
+        /// N.
+        count: usize,
+    },
+    /// `--shards 0`.
+    #[error("--shards must be at least 1")]
+    Zero,
+}
+
+/// Shard `index` of `count` (0-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Shard {
+    /// K, in `0..count`.
+    pub index: usize,
+    /// N, at least 1.
+    pub count: usize,
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl Shard {
+    /// Parses `K/N`.
+    ///
+    /// # Errors
+    /// [`ShardError::Bad`].
+    pub fn parse(s: &str) -> Result<Shard, ShardError> {
+        let bad = || ShardError::Bad(s.to_string());
+        let (k, n) = s.trim().split_once('/').ok_or_else(bad)?;
+        let index: usize = k.trim().parse().map_err(|_| bad())?;
+        let count: usize = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// Shard K of `count`, with K from the first of [`INDEX_ENV`] that is set.
+    ///
+    /// # Errors
+    /// [`ShardError::Zero`], [`ShardError::NoIndex`], [`ShardError::BadIndex`].
+    pub fn from_env(count: usize) -> Result<Shard, ShardError> {
+        Shard::from_lookup(count, |v| std::env::var(v).ok())
+    }
+
+    /// [`Shard::from_env`] with an explicit variable lookup (testable without touching the
+    /// process environment).
+    ///
+    /// # Errors
+    /// As [`Shard::from_env`].
+    pub fn from_lookup(count: usize, get: impl Fn(&str) -> Option<String>) -> Result<Shard, ShardError> {
+        if count == 0 {
+            return Err(ShardError::Zero);
+        }
+        for var in INDEX_ENV {
+            let Some(value) = get(var).filter(|v| !v.trim().is_empty()) else { continue };
+            let bad = || ShardError::BadIndex { var: var.to_string(), value: value.clone(), count };
+            let index: usize = value.trim().parse().map_err(|_| bad())?;
+            if index >= count {
+                return Err(bad());
+            }
+            return Ok(Shard { index, count });
+        }
+        Err(ShardError::NoIndex(count))
+    }
+
+    /// The shard from the CLI: `--shard K/N`, or `--shards N` with K from the environment;
+    /// `None` when neither is given (the whole job).
+    ///
+    /// # Errors
+    /// As [`Shard::parse`] and [`Shard::from_env`].
+    pub fn from_args(shard: Option<&str>, shards: Option<usize>) -> Result<Option<Shard>, ShardError> {
+        match (shard, shards) {
+            (Some(s), _) => Shard::parse(s).map(Some),
+            (None, Some(n)) => Shard::from_env(n).map(Some),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// One unit of work: a tile of a dataset, with what it costs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unit {
+    /// Dataset name.
+    pub dataset: String,
+    /// Tile id (`r<row0>_c<col0>`).
+    pub tile: String,
+    /// Target cells of the tile.
+    pub cells: u64,
+    /// What balancing weighs: source cells read (convert), rows copied (load), or cells.
+    pub weight: u64,
+}
+
+/// Assigns each unit to one of `count` shards; returns the shard of each unit, in input
+/// order.
+///
+/// Largest weight first (ties by dataset, then tile id, so the order is total and the same
+/// in every process), each to the currently least-loaded shard (ties to the lowest index).
+/// Greedy list scheduling keeps every shard's load within one unit's weight of every other
+/// shard's, and the input order does not matter.
+pub fn assign(units: &[Unit], count: usize) -> Vec<usize> {
+    let count = count.max(1);
+    let mut order: Vec<usize> = (0..units.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (ua, ub) = (&units[a], &units[b]);
+        ub.weight.cmp(&ua.weight).then_with(|| ua.dataset.cmp(&ub.dataset)).then_with(|| ua.tile.cmp(&ub.tile))
+    });
+    // (load, shard) in a min-heap: the least-loaded shard, lowest index on ties.
+    let mut heap: std::collections::BinaryHeap<std::cmp::Reverse<(u128, usize)>> =
+        (0..count).map(|k| std::cmp::Reverse((0u128, k))).collect();
+    let mut out = vec![0; units.len()];
+    for i in order {
+        let std::cmp::Reverse((load, k)) = heap.pop().expect("count >= 1");
+        out[i] = k;
+        heap.push(std::cmp::Reverse((load + units[i].weight as u128, k)));
+    }
+    out
+}
+
+/// Per-shard totals of an assignment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ShardLoad {
+    /// Shard index.
+    pub shard: usize,
+    /// Tiles.
+    pub tiles: usize,
+    /// Target cells.
+    pub cells: u64,
+    /// Summed weights.
+    pub weight: u64,
+}
+
+/// Totals per shard of `assign(units, count)`.
+pub fn loads(units: &[Unit], count: usize) -> Vec<ShardLoad> {
+    let count = count.max(1);
+    let mut out: Vec<ShardLoad> = (0..count).map(|shard| ShardLoad { shard, ..Default::default() }).collect();
+    for (u, k) in units.iter().zip(assign(units, count)) {
+        out[k].tiles += 1;
+        out[k].cells += u.cells;
+        out[k].weight += u.weight;
+    }
+    out
+}
+
+/// The units of `units` that belong to `shard`, as `(dataset, tile)` pairs.
+pub fn mine(units: &[Unit], shard: Shard) -> std::collections::HashSet<(String, String)> {
+    units
+        .iter()
+        .zip(assign(units, shard.count))
+        .filter(|(_, k)| *k == shard.index)
+        .map(|(u, _)| (u.dataset.clone(), u.tile.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn units() -> Vec<Unit> {
+        // Three datasets of different sizes and resampling factors, with edge tiles smaller
+        // than the others, like real grids.
+        let mut v = Vec::new();
+        for (ds, w, h, win, factor) in
+            [("plants", 1000, 700, 256, 4), ("cover", 300, 300, 128, 1), ("t", 50, 40, 64, 9)]
+        {
+            for r0 in (0..h).step_by(win) {
+                for c0 in (0..w).step_by(win) {
+                    let cells = (win.min(h - r0) * win.min(w - c0)) as u64;
+                    v.push(Unit { dataset: ds.into(), tile: format!("r{r0}_c{c0}"), cells, weight: cells * factor });
+                }
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn parse_and_env() {
+        assert_eq!(Shard::parse("0/4"), Ok(Shard { index: 0, count: 4 }));
+        assert_eq!(Shard::parse(" 3 / 4 "), Ok(Shard { index: 3, count: 4 }));
+        for bad in ["4/4", "1/0", "a/2", "1", "-1/2", ""] {
+            assert!(matches!(Shard::parse(bad), Err(ShardError::Bad(_))), "{bad}");
+        }
+        let env = |k: &'static str, v: &'static str| move |n: &str| (n == k).then(|| v.to_string());
+        assert_eq!(Shard::from_lookup(4, env("JOB_COMPLETION_INDEX", "2")), Ok(Shard { index: 2, count: 4 }));
+        assert_eq!(Shard::from_lookup(4, env("AWS_BATCH_JOB_ARRAY_INDEX", "3")), Ok(Shard { index: 3, count: 4 }));
+        assert!(matches!(Shard::from_lookup(4, env("JOB_COMPLETION_INDEX", "4")), Err(ShardError::BadIndex { .. })));
+        assert_eq!(Shard::from_lookup(4, |_| None), Err(ShardError::NoIndex(4)));
+        assert_eq!(Shard::from_lookup(0, |_| None), Err(ShardError::Zero));
+        assert_eq!(Shard::from_args(None, None), Ok(None));
+        assert_eq!(Shard::from_args(Some("1/2"), Some(9)), Ok(Some(Shard { index: 1, count: 2 })));
+    }
+
+    #[test]
+    fn disjoint_covering_balanced() {
+        let u = units();
+        let max_w = u.iter().map(|x| x.weight).max().unwrap();
+        for n in [1, 2, 3, 4, 7, 16, 100] {
+            let mut seen: HashMap<(String, String), usize> = HashMap::new();
+            for k in 0..n {
+                for key in mine(&u, Shard { index: k, count: n }) {
+                    assert!(seen.insert(key.clone(), k).is_none(), "{key:?} in two shards (n = {n})");
+                }
+            }
+            assert_eq!(seen.len(), u.len(), "every tile in some shard (n = {n})");
+            let l = loads(&u, n);
+            assert_eq!(l.iter().map(|s| s.tiles).sum::<usize>(), u.len());
+            let (lo, hi) = (l.iter().map(|s| s.weight).min().unwrap(), l.iter().map(|s| s.weight).max().unwrap());
+            if n <= u.len() {
+                assert!(hi - lo <= max_w, "n = {n}: loads {lo}..{hi} differ by more than one tile ({max_w})");
+            }
+        }
+    }
+
+    #[test]
+    fn independent_of_input_order() {
+        let u = units();
+        let mut rev = u.clone();
+        rev.reverse();
+        for n in [2, 5] {
+            for k in 0..n {
+                let s = Shard { index: k, count: n };
+                assert_eq!(mine(&u, s), mine(&rev, s));
+            }
+        }
+    }
+}
