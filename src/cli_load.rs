@@ -47,6 +47,8 @@ pub struct LoadArgs {
     /// Drop and reload a dataset table that already exists.
     #[arg(long)]
     pub replace: bool,
+    #[command(flatten)]
+    pub shard: crate::cli_shard::ShardArgs,
 }
 
 /// `verify` arguments.
@@ -124,7 +126,14 @@ pub fn run_load(a: LoadArgs, quiet: bool) -> Result<()> {
         replace: a.replace,
         quiet,
     };
-    let results = load::load(&opts)?;
+    let shard = a.shard.shard()?;
+    if shard.is_some() && opts.replace {
+        bail!("--replace with --shard/--shards would let every shard drop the others' rows: run one load --replace first, then the shards");
+    }
+    let results = match shard {
+        Some(k) => load::shard::load_shard(&opts, k)?,
+        None => load::load(&opts)?,
+    };
     let total = results.len();
     let mut failed = 0;
     for (name, r) in results {

@@ -10,6 +10,7 @@
 pub mod copy;
 pub mod ledger;
 pub mod pg;
+pub mod shard;
 pub mod verify;
 
 use crate::name::{BadName, DatasetName};
@@ -535,6 +536,18 @@ fn load_dataset(
     client: &mut Client,
     name: &DatasetName,
 ) -> Result<LoadSummary, LoadError> {
+    load_dataset_only(opts, root, client, name, None)
+}
+
+/// Loads the tiles of `name` whose ids are in `only` (every tile when `None`); a shard's
+/// part ends in [`shard::finish`] instead of building the primary key itself.
+fn load_dataset_only(
+    opts: &LoadOptions,
+    root: &Store,
+    client: &mut Client,
+    name: &DatasetName,
+    only: Option<&HashSet<String>>,
+) -> Result<LoadSummary, LoadError> {
     let start = Instant::now();
     let ds = root.child(name.as_str());
     let m = complete_manifest(&ds)?;
@@ -550,6 +563,7 @@ fn load_dataset(
     let todo: Vec<&TileRecord> = m
         .tiles
         .iter()
+        .filter(|t| only.is_none_or(|o| o.contains(&t.id)))
         .filter(|t| recorded.get(&t.id).is_none_or(|r| r.checksum != ledger::wanted_checksum(t)))
         .collect();
     let skipped_before = m.tiles.len() - todo.len();
@@ -604,6 +618,9 @@ fn load_dataset(
         return Err(LoadError::TilesFailed { dataset: m.name.clone(), failed: failures.len(), total: m.tiles.len() });
     }
     let loaded = loaded.into_inner();
+    if let Some(only) = only {
+        return shard::finish(opts, &ds, &m, &table, loaded, only.len(), rows.into_inner(), start);
+    }
     let mut indexed = false;
     if !opts.no_index && !has_pk {
         tracing::info!("{}: building the primary key of {qt}", m.name);

@@ -11,3 +11,4 @@ mod convert_resume;
 mod load;
 mod merge;
 mod s3;
+mod shard;
