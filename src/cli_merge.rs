@@ -61,6 +61,8 @@ pub struct MergeArgs {
     pub replace: bool,
     #[command(flatten)]
     pub db: DbArgs,
+    #[command(flatten)]
+    pub shard: crate::cli_shard::ShardArgs,
 }
 
 /// Splits a dataset folder URL into (staging root, last segment).
@@ -147,9 +149,21 @@ pub fn run_merge(a: MergeArgs, quiet: bool) -> Result<()> {
         return Ok(());
     }
 
-    let s = merge::merge(&job, &MergeOptions { threads, overwrite: a.overwrite, quiet })?;
+    let shard = a.shard.shard()?;
+    if shard.is_some() && (a.overwrite || a.to_postgres) {
+        bail!("--shard/--shards cannot go with --overwrite (every shard would delete the others' tiles) or --to-postgres (the merged dataset is complete only after the last shard): merge the shards, then `load --shard`");
+    }
+    // One dataset: a shard's tiles are its share of the merged grid's windows.
+    let only = match shard {
+        Some(k) => {
+            let units = merge::tile_units(&job)?;
+            Some(rasterstage::shard::mine(&units, k).into_iter().map(|(_, t)| t).collect())
+        }
+        None => None,
+    };
+    let s = merge::merge_tiles(&job, &MergeOptions { threads, overwrite: a.overwrite, quiet }, only.as_ref())?;
     println!(
-        "{}: {} datasets merged ({}) onto {}x{}, {} tiles ({} written now), {} rows, sum {}, {:.1} s, peak RSS {} MB -> {}",
+        "{}: {} datasets merged ({}) onto {}x{}, {} tiles ({} written now{}), {} rows, sum {}, {:.1} s, peak RSS {} MB -> {}",
         s.name,
         s.inputs,
         how.name(),
@@ -157,6 +171,11 @@ pub fn run_merge(a: MergeArgs, quiet: bool) -> Result<()> {
         s.shape[1],
         s.tiles,
         s.written,
+        match (shard, s.complete) {
+            (Some(k), true) => format!(" by shard {k}, dataset complete"),
+            (Some(k), false) => format!(" by shard {k}, dataset not complete yet"),
+            _ => String::new(),
+        },
         s.rows,
         s.value_sum,
         s.seconds,

@@ -192,6 +192,9 @@ pub struct MergeSummary {
     pub seconds: f64,
     /// Merged dataset folder.
     pub url: String,
+    /// Whether the merged dataset is complete (a shard's run leaves it converting while
+    /// other shards still have tiles to do; `rows` and `value_sum` then count this run's).
+    pub complete: bool,
 }
 
 /// An input dataset, placed on the merged grid.
@@ -338,6 +341,41 @@ fn settings_hash(job: &MergeJob, grid: &Grid, inputs: &[Input], window: usize) -
 /// [`MergeError`]: bad inputs stop at once; tile failures are counted and reported after
 /// every other tile is done.
 pub fn merge(job: &MergeJob, opts: &MergeOptions) -> Result<MergeSummary, MergeError> {
+    merge_tiles(job, opts, None)
+}
+
+/// The merged dataset's tiles with their cost (cells), for sharding; computed from the
+/// inputs' manifests alone, so every shard gets the same units.
+///
+/// # Errors
+/// As [`open_inputs`].
+pub fn tile_units(job: &MergeJob) -> Result<Vec<crate::shard::Unit>, MergeError> {
+    let root = Store::open_existing(&job.from)?;
+    let (grid, inputs) = open_inputs(&root, &job.datasets)?;
+    let window = job.window.unwrap_or(inputs[0].m.window);
+    Ok(grid
+        .windows(window.max(1))
+        .into_iter()
+        .map(|w| crate::shard::Unit {
+            dataset: job.name.to_string(),
+            tile: w.tile_id(),
+            cells: w.cells() as u64,
+            weight: w.cells() as u64,
+        })
+        .collect())
+}
+
+/// Merges the tiles whose ids are in `only` (all when `None`): one shard's part, which
+/// creates dataset.json only if absent and completes it when every tile is committed, as
+/// `convert` does (see [`crate::pipeline::convert_tiles`]).
+///
+/// # Errors
+/// As [`merge`].
+pub fn merge_tiles(
+    job: &MergeJob,
+    opts: &MergeOptions,
+    only: Option<&HashSet<String>>,
+) -> Result<MergeSummary, MergeError> {
     let start = Instant::now();
     let name = job.name.as_str();
     if job.format == Format::Zarr {
@@ -424,12 +462,18 @@ pub fn merge(job: &MergeJob, opts: &MergeOptions) -> Result<MergeSummary, MergeE
                 shape: [old.grid.width, old.grid.height],
                 seconds: start.elapsed().as_secs_f64(),
                 url: ds.url().to_string(),
+                complete: true,
             });
         }
         Some(_) if opts.overwrite => ds.delete_prefix("")?,
         _ => {}
     }
-    m.write(&ds)?;
+    // A shard only creates it: another shard may have completed it since it was read.
+    if only.is_some() {
+        m.create(&ds)?;
+    } else {
+        m.write(&ds)?;
+    }
     let grid_json = serde_json::to_string(&json!({
         "dataset": name, "grid": grid, "method": "merge", "how": job.how.name(), "columns": columns,
         "window": window,
@@ -443,7 +487,11 @@ pub fn merge(job: &MergeJob, opts: &MergeOptions) -> Result<MergeSummary, MergeE
         .filter(|r| by_window.get(&r.id).is_some_and(|w| w.rows == r.rows && w.cols == r.cols))
         .collect();
     let done_ids: HashSet<String> = done.iter().map(|r| r.id.clone()).collect();
-    let pending: Vec<Window> = windows.iter().filter(|w| !done_ids.contains(&w.tile_id())).copied().collect();
+    let pending: Vec<Window> = windows
+        .iter()
+        .filter(|w| !done_ids.contains(&w.tile_id()) && only.is_none_or(|o| o.contains(&w.tile_id())))
+        .copied()
+        .collect();
     if !done.is_empty() {
         tracing::info!("{name}: resuming, {} of {} tiles already committed", done.len(), windows.len());
     }
@@ -494,6 +542,31 @@ pub fn merge(job: &MergeJob, opts: &MergeOptions) -> Result<MergeSummary, MergeE
             first: first.clone(),
         });
     }
+    if let Some(only) = only {
+        use crate::stage::finalize::{complete_if_done, Completion};
+        let (complete, rows, value_sum) = match complete_if_done(&ds, &m)? {
+            Completion::Complete { rows, value_sum, .. } => (true, rows, value_sum),
+            Completion::Missing { committed, total } => {
+                tracing::info!(
+                    "{name}: this shard's tiles are done; {committed} of {total} committed, the last shard to finish (or `rasterstage finalize`) completes the dataset"
+                );
+                let mine: Vec<&TileRecord> = done.iter().filter(|r| only.contains(&r.id)).collect();
+                (false, mine.iter().map(|r| r.row_count).sum(), mine.iter().fold(0.0, |s, r| s + r.value_sum))
+            }
+        };
+        return Ok(MergeSummary {
+            name: name.to_string(),
+            inputs: inputs.len(),
+            tiles: m.tile_count,
+            written: attempted,
+            rows,
+            value_sum,
+            shape: [grid.width, grid.height],
+            seconds: start.elapsed().as_secs_f64(),
+            url: ds.url().to_string(),
+            complete,
+        });
+    }
     m.set_tiles(done);
     m.status = Status::Complete;
     m.write(&ds)?;
@@ -507,6 +580,7 @@ pub fn merge(job: &MergeJob, opts: &MergeOptions) -> Result<MergeSummary, MergeE
         shape: [grid.width, grid.height],
         seconds: start.elapsed().as_secs_f64(),
         url: ds.url().to_string(),
+        complete: true,
     })
 }
 

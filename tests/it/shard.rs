@@ -333,3 +333,24 @@ fn killed_shard_finished_by_other_n() {
     all_shards(&["-q", "convert", "--config", &cfg], 3);
     assert_same_objects(&bucket.objects("sharded"), &want_objects);
 }
+
+#[test]
+fn merge_shards_equal_one_process() {
+    let dir = tmp();
+    sources(dir.path());
+    let bucket = Bucket::new("shardmerge");
+    let cfg = config(dir.path(), "single.yml", &bucket.url("single"));
+    ok(&["-q", "convert", "--config", &cfg]);
+    let from = bucket.url("single");
+    let inputs = DATASETS.join(",");
+    ok(&["-q", "merge", "--from", &from, "--datasets", &inputs, "--out", &bucket.url("mref/merged")]);
+    all_shards(&["-q", "merge", "--from", &from, "--datasets", &inputs, "--out", &bucket.url("mshard/merged")], 3);
+    let (want, got) = (bucket.objects("mref"), bucket.objects("mshard"));
+    assert!(want.keys().filter(|k| k.ends_with(".parquet")).count() > 10);
+    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
+    for (k, v) in &want {
+        assert!(got[k] == *v, "{k} differs from the single-process merge");
+    }
+    let err = fails(&["merge", "--from", &from, "--datasets", &inputs, "--shard", "0/2", "--to-postgres"]);
+    assert!(err.contains("--to-postgres"), "{err}");
+}
