@@ -107,6 +107,19 @@ pub enum LoadError {
         /// All tiles.
         total: usize,
     },
+    /// PostgreSQL kept failing transiently (down, restarting for too long) beyond the retries;
+    /// the remaining tiles were not attempted, since they would only fail the same way.
+    #[error("{dataset}: PostgreSQL kept failing, gave up after {MAX_ATTEMPTS} attempts with {committed} of {total} tiles committed (rerun load to finish): {reason}")]
+    GaveUp {
+        /// Dataset name.
+        dataset: String,
+        /// Tiles committed, by this run or an earlier one.
+        committed: usize,
+        /// All tiles.
+        total: usize,
+        /// The last failure.
+        reason: String,
+    },
     /// `verify` found differences.
     #[error("{dataset}: {differing} of {total} tiles differ between staging and PostgreSQL")]
     Differs {
@@ -233,10 +246,36 @@ pub fn load(opts: &LoadOptions) -> Result<PerDataset<LoadSummary>, LoadError> {
     pg::apply_schema(&mut client, &opts.schema)?;
     let mut out = Vec::new();
     for name in names {
-        let r = load_dataset(opts, &root, &mut client, &name);
+        // The previous dataset may have ended on a broken connection (server restart).
+        let r = revive(&mut client, &opts.conn).and_then(|()| load_dataset(opts, &root, &mut client, &name));
         out.push((name.to_string(), r));
     }
     Ok(out)
+}
+
+/// Replaces `client` with a fresh connection when it no longer answers, retrying with
+/// backoff while the server comes back: a restart ends every session, including this idle
+/// one, while the workers retry their tiles on their own connections.
+///
+/// # Errors
+/// [`LoadError::Connect`] when no connection can be made within the retries.
+fn revive(client: &mut Client, conn: &ConnSpec) -> Result<(), LoadError> {
+    if client.is_valid(Duration::from_secs(10)).is_ok() {
+        return Ok(());
+    }
+    let mut attempt = 0;
+    loop {
+        match conn.connect() {
+            Ok(c) => {
+                *client = c;
+                return Ok(());
+            }
+            Err(e) if attempt + 1 >= MAX_ATTEMPTS => return Err(e),
+            Err(e) => tracing::warn!("reconnecting, attempt {} failed, retrying: {e}", attempt + 1),
+        }
+        std::thread::sleep(BACKOFF * 2u32.pow(attempt));
+        attempt += 1;
+    }
 }
 
 fn db(what: impl Into<String>) -> impl FnOnce(postgres::Error) -> LoadError {
@@ -390,6 +429,14 @@ enum Outcome {
     Skipped,
 }
 
+/// Why [`Job::tile`] failed.
+enum Failure {
+    /// This tile cannot load (bad tile, a statement error): the others go on.
+    Tile(String),
+    /// PostgreSQL failed transiently on every attempt: it is down, so the load stops.
+    GaveUp(String),
+}
+
 impl Job<'_> {
     fn fetch(&self, t: &TileRecord) -> Result<Option<bytes::Bytes>, TileError> {
         let Some(path) = &t.path else { return Ok(None) };
@@ -499,8 +546,8 @@ impl Job<'_> {
     }
 
     /// Loads one tile, retrying transient failures on a fresh connection with backoff.
-    fn tile(&self, client: &mut Option<Client>, t: &TileRecord, enc: &mut CopyEncoder) -> Result<Outcome, String> {
-        let bytes = self.fetch(t).map_err(|e| e.message())?;
+    fn tile(&self, client: &mut Option<Client>, t: &TileRecord, enc: &mut CopyEncoder) -> Result<Outcome, Failure> {
+        let bytes = self.fetch(t).map_err(|e| Failure::Tile(e.message()))?;
         let mut last = String::new();
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
@@ -523,10 +570,10 @@ impl Job<'_> {
                     tracing::warn!("{}: tile {}: attempt {} failed, retrying: {last}", self.m.name, t.id, attempt + 1);
                     *client = None;
                 }
-                Err(e) => return Err(e.message()),
+                Err(e) => return Err(Failure::Tile(e.message())),
             }
         }
-        Err(format!("gave up after {MAX_ATTEMPTS} attempts: {last}"))
+        Err(Failure::GaveUp(last))
     }
 }
 
@@ -581,18 +628,24 @@ fn load_dataset_only(
     let progress = Progress::new(name.as_str(), m.tiles.len() as u64, skipped_before as u64, opts.quiet);
     let next = AtomicUsize::new(0);
     let failures: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+    // Set by the first tile that exhausts its retries: every other tile would wait through
+    // the same retries against the same unavailable server, so none is started any more.
+    let gave_up: Mutex<Option<String>> = Mutex::new(None);
     let loaded = AtomicUsize::new(0);
     let rows = std::sync::atomic::AtomicU64::new(0);
     let workers = opts.jobs.max(1).min(todo.len().max(1));
     std::thread::scope(|s| {
         for w in 0..workers {
-            let (job, todo, next, failures, loaded, rows, progress) =
-                (&job, &todo, &next, &failures, &loaded, &rows, &progress);
+            let (job, todo, next, failures, gave_up, loaded, rows, progress) =
+                (&job, &todo, &next, &failures, &gave_up, &loaded, &rows, &progress);
             s.spawn(move || {
                 // Every worker owns its connection, opened lazily and replaced after a failure.
                 let mut client: Option<Client> = None;
                 let mut enc = CopyEncoder::new();
                 loop {
+                    if gave_up.lock().expect("gave_up lock").is_some() {
+                        break;
+                    }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(t) = todo.get(i) else { break };
                     match job.tile(&mut client, t, &mut enc) {
@@ -602,9 +655,12 @@ fn load_dataset_only(
                             progress.tile_done(n);
                         }
                         Ok(Outcome::Skipped) => progress.tile_done(0),
-                        Err(msg) => {
+                        Err(Failure::Tile(msg)) => {
                             tracing::error!("{}: tile {} failed: {msg}", job.m.name, t.id);
                             failures.lock().expect("failures lock").push((t.id.clone(), msg));
+                        }
+                        Err(Failure::GaveUp(msg)) => {
+                            gave_up.lock().expect("gave_up lock").get_or_insert(msg);
                         }
                     }
                 }
@@ -614,6 +670,14 @@ fn load_dataset_only(
     });
     progress.finish();
     let failures = failures.into_inner().expect("failures lock");
+    if let Some(reason) = gave_up.into_inner().expect("gave_up lock") {
+        return Err(LoadError::GaveUp {
+            dataset: m.name.clone(),
+            committed: skipped_before + loaded.into_inner(),
+            total: m.tiles.len(),
+            reason,
+        });
+    }
     if !failures.is_empty() {
         return Err(LoadError::TilesFailed { dataset: m.name.clone(), failed: failures.len(), total: m.tiles.len() });
     }
@@ -621,12 +685,17 @@ fn load_dataset_only(
     if let Some(only) = only {
         return shard::finish(opts, &ds, &m, &table, loaded, only.len(), rows.into_inner(), start);
     }
+    // The workers rode out any restart on their own connections; this one may have died.
+    revive(client, &opts.conn)?;
     let mut indexed = false;
     if !opts.no_index && !has_pk {
         tracing::info!("{}: building the primary key of {qt}", m.name);
-        client
-            .batch_execute(&format!("ALTER TABLE {qt} ADD PRIMARY KEY (row_idx, col_idx)"))
-            .map_err(db(format!("building the primary key of {qt} (duplicate cells?)")))?;
+        client.batch_execute(&format!("ALTER TABLE {qt} ADD PRIMARY KEY (row_idx, col_idx)")).map_err(|e| {
+            // Only a unique violation means duplicate cells; a broken connection does not.
+            let hint =
+                if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) { " (duplicate cells?)" } else { "" };
+            LoadError::Db { what: format!("building the primary key of {qt}{hint}"), reason: reason(&e) }
+        })?;
         indexed = true;
     }
     if loaded > 0 || indexed {

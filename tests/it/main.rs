@@ -9,6 +9,7 @@ mod convert_exact;
 mod convert_readers;
 mod convert_resume;
 mod load;
+mod load_server;
 mod merge;
 mod s3;
 mod shard;
