@@ -16,7 +16,11 @@ pub fn mode<T: Sample>(
     out_nodata: T,
 ) {
     let ncols = cols.len();
+    // (value, summed area) of each distinct valid value in the cell: categorical rasters have
+    // few distinct values per cell, so a linear scan beats sorting every cell's values.
     let mut cells: Vec<(T, f64)> = Vec::new();
+    let byte = T::DTYPE == crate::dtype::DataType::Byte;
+    let mut hist = vec![0.0f64; if byte { 256 } else { 0 }];
     for (oi, r) in rows.enumerate() {
         let (rs, rw) = rmap.get(r);
         for (oj, c) in cols.clone().enumerate() {
@@ -26,32 +30,50 @@ pub fn mode<T: Sample>(
             for (k, &wy) in rw.iter().enumerate() {
                 let line = &src.row(rs + k)[cs..cs + cw.len()];
                 for (&v, &wx) in line.iter().zip(cw) {
-                    if v.is_valid(nodata) {
-                        cells.push((v, wx * wy));
+                    if !v.is_valid(nodata) {
+                        continue;
+                    }
+                    if byte {
+                        // 8-bit values index a histogram directly.
+                        let h = &mut hist[v.to_f64() as usize];
+                        if *h == 0.0 {
+                            cells.push((v, 0.0));
+                        }
+                        *h += wx * wy;
+                    } else {
+                        match cells.iter_mut().find(|(x, _)| *x == v) {
+                            Some(e) => e.1 += wx * wy,
+                            None => cells.push((v, wx * wy)),
+                        }
                     }
                 }
             }
-            out[oi * ncols + oj] = pick(&mut cells).unwrap_or(out_nodata);
+            if byte {
+                for e in cells.iter_mut() {
+                    let h = &mut hist[e.0.to_f64() as usize];
+                    e.1 = *h;
+                    *h = 0.0;
+                }
+            }
+            out[oi * ncols + oj] = pick(&cells).unwrap_or(out_nodata);
         }
     }
 }
 
-/// The value with the largest summed weight, the smallest value on ties.
-fn pick<T: Sample>(cells: &mut [(T, f64)]) -> Option<T> {
-    // Valid values are never NaN, so the order is total here.
-    cells.sort_unstable_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+/// The value with the largest summed area, the smallest value on ties.
+fn pick<T: Sample>(cells: &[(T, f64)]) -> Option<T> {
     let mut best: Option<(T, f64)> = None;
-    let mut i = 0;
-    while i < cells.len() {
-        let v = cells[i].0;
-        let mut w = 0.0;
-        while i < cells.len() && cells[i].0 == v {
-            w += cells[i].1;
-            i += 1;
-        }
-        // Greater beyond rounding noise: on a tie the earlier (smaller) value stays. Areas
-        // such as 0.6 * 0.4 + 0.6 * 0.6 and 0.6 * 1.0 are equal but not bit-equal.
-        if best.is_none_or(|(_, bw)| w > bw + 1e-9 * bw.max(1.0)) {
+    for &(v, w) in cells {
+        // Equal within rounding noise counts as a tie: areas such as 0.6 * 0.4 + 0.6 * 0.6
+        // and 0.6 * 1.0 are equal but not bit-equal.
+        let take = match best {
+            None => true,
+            Some((bv, bw)) => {
+                let eps = 1e-9 * bw.max(w).max(1.0);
+                w > bw + eps || ((w - bw).abs() <= eps && v < bv)
+            }
+        };
+        if take {
             best = Some((v, w));
         }
     }
