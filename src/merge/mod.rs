@@ -482,20 +482,28 @@ pub fn merge_tiles(
     let writer = MergedParquetWriter::new(ds.clone(), name, grid.clone(), columns, grid_json);
 
     let by_window: HashMap<String, Window> = windows.iter().map(|w| (w.tile_id(), *w)).collect();
-    let mut done: Vec<TileRecord> = manifest::committed(&ds)?
-        .into_iter()
-        .filter(|r| by_window.get(&r.id).is_some_and(|w| w.rows == r.rows && w.cols == r.cols))
-        .collect();
-    let done_ids: HashSet<String> = done.iter().map(|r| r.id.clone()).collect();
+    // A shard needs only which tiles are committed (one LIST, not a GET per record): with
+    // many shards, reading every record in every shard would dominate the S3 requests.
+    let mut done: Vec<TileRecord> = match only {
+        Some(_) => Vec::new(),
+        None => manifest::committed(&ds)?
+            .into_iter()
+            .filter(|r| by_window.get(&r.id).is_some_and(|w| w.rows == r.rows && w.cols == r.cols))
+            .collect(),
+    };
+    let done_ids: HashSet<String> = match only {
+        Some(_) => manifest::committed_ids(&ds)?,
+        None => done.iter().map(|r| r.id.clone()).collect(),
+    };
     let pending: Vec<Window> = windows
         .iter()
         .filter(|w| !done_ids.contains(&w.tile_id()) && only.is_none_or(|o| o.contains(&w.tile_id())))
         .copied()
         .collect();
-    if !done.is_empty() {
-        tracing::info!("{name}: resuming, {} of {} tiles already committed", done.len(), windows.len());
+    if !done_ids.is_empty() {
+        tracing::info!("{name}: resuming, {} of {} tiles already committed", done_ids.len(), windows.len());
     }
-    let progress = Progress::new(name, windows.len() as u64, done.len() as u64, opts.quiet);
+    let progress = Progress::new(name, windows.len() as u64, done_ids.len() as u64, opts.quiet);
     let delay = test_delay();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.threads.max(1)).build().expect("thread pool");
     let results: Vec<Result<TileRecord, String>> = pool.install(|| {

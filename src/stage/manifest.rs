@@ -259,6 +259,19 @@ pub fn committed(ds: &Store) -> Result<Vec<TileRecord>, StageError> {
     Ok(out)
 }
 
+/// Ids of every committed tile of a dataset folder, from one listing of the records (no
+/// record is read).
+///
+/// # Errors
+/// [`StageError::Store`].
+pub fn committed_ids(ds: &Store) -> Result<std::collections::HashSet<String>, StageError> {
+    Ok(ds
+        .list(COMMITS)?
+        .into_iter()
+        .filter_map(|k| k.strip_prefix(&format!("{COMMITS}/")).and_then(|k| k.strip_suffix(".json")).map(String::from))
+        .collect())
+}
+
 /// `sha256:<hex>` of `bytes`.
 pub fn checksum(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};

@@ -269,7 +269,8 @@ fn killed_shard_rerun_or_other_n_ends_identical() {
     // Shards 0, 1, 3 of 4 run through; shard 2 is slowed down and killed mid-run.
     let mut slow = spawn(
         &["-q", "convert", "--config", &cfg, "--shards", "4", "-j", "1"],
-        &[("JOB_COMPLETION_INDEX", "2"), ("RASTERSTAGE_TEST_TILE_DELAY_MS", "150")],
+        // 11 tiles x 400 ms: still running when the other three shards are done.
+        &[("JOB_COMPLETION_INDEX", "2"), ("RASTERSTAGE_TEST_TILE_DELAY_MS", "400")],
     );
     for k in [0, 1, 3] {
         ok(&["-q", "convert", "--config", &cfg, "--shard", &format!("{k}/4")]);
