@@ -355,3 +355,69 @@ fn merge_shards_equal_one_process() {
     let err = fails(&["merge", "--from", &from, "--datasets", &inputs, "--shard", "0/2", "--to-postgres"]);
     assert!(err.contains("--to-postgres"), "{err}");
 }
+
+/// Every file under a local folder: relative path -> bytes (without temporary files).
+fn local_files(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                let rel = p.strip_prefix(base).unwrap().to_string_lossy().to_string();
+                if !rel.contains('#') {
+                    out.insert(rel, std::fs::read(&p).unwrap());
+                }
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+#[test]
+fn local_parquet_and_zarr_shards_equal_one_process() {
+    let dir = tmp();
+    sources(dir.path());
+    for format in ["parquet", "zarr"] {
+        let single = dir.path().join(format!("single-{format}"));
+        let sharded = dir.path().join(format!("sharded-{format}"));
+        let cfg = config(dir.path(), &format!("{format}.yml"), s(&single));
+        ok(&["-q", "convert", "--config", &cfg, "--format", format]);
+        all_shards(&["-q", "convert", "--config", &cfg, "--format", format, "--out", s(&sharded)], 3);
+        let (want, got) = (local_files(&single), local_files(&sharded));
+        assert!(want.len() > 40, "{format}: {} files", want.len());
+        assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "{format}");
+        for (k, v) in &want {
+            assert!(got[k] == *v, "{format}: {k} differs from the single-process run");
+        }
+    }
+}
+
+#[test]
+fn shard_flags_are_checked_and_plan_is_balanced() {
+    let dir = tmp();
+    sources(dir.path());
+    let out = dir.path().join("out");
+    let cfg = config(dir.path(), "c.yml", s(&out));
+    let e = fails(&["convert", "--config", &cfg, "--shard", "4/4"]);
+    assert!(e.contains("0 <= K < N"), "{e}");
+    let e = run_env(&["convert", "--config", &cfg, "--shards", "3"], &[("JOB_COMPLETION_INDEX", "")]);
+    let e = String::from_utf8_lossy(&e.stderr).to_string();
+    assert!(e.contains("JOB_COMPLETION_INDEX") && e.contains("AWS_BATCH_JOB_ARRAY_INDEX"), "{e}");
+    let e = fails(&["convert", "--config", &cfg, "--shard", "0/2", "--overwrite"]);
+    assert!(e.contains("--overwrite"), "{e}");
+    let e = fails(&["load", "--from", s(&out), "--shard", "0/2", "--replace"]);
+    assert!(e.contains("--replace"), "{e}");
+
+    let text = ok(&["plan", "--config", &cfg, "--shards", "4"]);
+    assert!(text.starts_with("44 tiles of 3 datasets over 4 shards"), "{text}");
+    let plan: serde_json::Value =
+        serde_json::from_str(&ok(&["plan", "--config", &cfg, "--shards", "4", "--json"])).unwrap();
+    let weights: Vec<u64> =
+        plan["per_shard"].as_array().unwrap().iter().map(|s| s["weight"].as_u64().unwrap()).collect();
+    let max_tile = plan["assignment"].as_array().unwrap().iter().map(|t| t["weight"].as_u64().unwrap()).max().unwrap();
+    assert!(weights.iter().max().unwrap() - weights.iter().min().unwrap() <= max_tile, "{weights:?}");
+    assert_eq!(plan["assignment"].as_array().unwrap().len(), 44);
+}
