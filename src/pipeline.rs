@@ -12,10 +12,10 @@ use crate::plan::{plan, GridRequest, Plan, PlanError};
 use crate::progress::Progress;
 use crate::resample::Method;
 use crate::source::{Source, SourceError};
+use crate::stage::commit::write_and_commit;
 use crate::stage::manifest::{self, Format, Manifest, Status, FORMAT_VERSION};
 use crate::stage::{writer, Layout, StageError, TileRecord};
 use crate::store::{Store, StoreError};
-use rayon::prelude::*;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -343,48 +343,27 @@ pub fn convert_tiles(
     }
 
     let progress = Progress::new(name, windows.len() as u64, done_ids.len() as u64, opts.quiet);
-    let delay = test_delay();
     let threads = opts.threads.max(1);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
     // One GDAL dataset per worker thread (Datasets are Send but not Sync); rayon's map_init
     // would open one per job split instead.
     let sources: Vec<Mutex<Option<Source>>> = (0..threads).map(|_| Mutex::new(None)).collect();
     drop(src);
-    let results: Vec<Result<TileRecord, String>> = pool.install(|| {
-        pending
-            .par_iter()
-            .map(|win| {
-                let slot = &sources[rayon::current_thread_index().unwrap_or(0) % threads];
-                let mut slot = slot.lock().expect("source slot");
-                if slot.is_none() {
-                    *slot = Some(Source::open(&job.source, job.band, job.nodata).map_err(|e| e.to_string())?);
-                }
-                let src = slot.as_ref().expect("opened above");
-                let tile = compute_tile(src, &plan, *win).map_err(|e| e.to_string())?;
-                drop(slot);
-                let rec = w.write(&tile).map_err(|e| e.to_string())?;
-                drop(tile);
-                if let Some(d) = delay {
-                    std::thread::sleep(d);
-                }
-                manifest::commit(&ds, &rec).map_err(|e| e.to_string())?;
-                progress.tile_done(win.cells() as u64);
-                Ok(rec)
-            })
-            .collect()
-    });
-    progress.finish();
-    let attempted = results.len();
-    let mut failures = Vec::new();
-    for r in results {
-        match r {
-            Ok(rec) => done.push(rec),
-            Err(e) => {
-                tracing::error!("{name}: {e}");
-                failures.push(e);
+    let attempted = pending.len();
+    let (new, failures) = pool.install(|| {
+        write_and_commit(name, &ds, &pending, &progress, |win| {
+            let slot = &sources[rayon::current_thread_index().unwrap_or(0) % threads];
+            let mut slot = slot.lock().expect("source slot");
+            if slot.is_none() {
+                *slot = Some(Source::open(&job.source, job.band, job.nodata).map_err(|e| e.to_string())?);
             }
-        }
-    }
+            let src = slot.as_ref().expect("opened above");
+            let tile = compute_tile(src, &plan, win).map_err(|e| e.to_string())?;
+            drop(slot);
+            w.write(&tile).map_err(|e| e.to_string())
+        })
+    });
+    done.extend(new);
     if let Some(first) = failures.first() {
         return Err(ConvertError::TilesFailed {
             dataset: name.to_string(),
@@ -431,13 +410,4 @@ pub fn convert_tiles(
         url: ds.url().to_string(),
         complete: true,
     })
-}
-
-/// `RASTERSTAGE_TEST_TILE_DELAY_MS`: a pause before each commit, so crash tests can kill
-/// the process while tiles are in flight. Not for production use.
-fn test_delay() -> Option<std::time::Duration> {
-    std::env::var("RASTERSTAGE_TEST_TILE_DELAY_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map(std::time::Duration::from_millis)
 }

@@ -19,13 +19,13 @@ use crate::load::LoadError;
 use crate::name::DatasetName;
 use crate::progress::Progress;
 use crate::source::{Fingerprint, SourceInfo};
+use crate::stage::commit::write_and_commit;
 use crate::stage::manifest::{self, checksum, Column, Format, Manifest, Status, TileRecord, FORMAT_VERSION};
 use crate::stage::merged::{MergedParquetWriter, MergedTile};
 use crate::stage::read::{visit_f64, DecodeError, TileShape};
 use crate::stage::StageError;
 use crate::store::{Store, StoreError};
 use lattice::LatticeError;
-use rayon::prelude::*;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -504,44 +504,21 @@ pub fn merge_tiles(
         tracing::info!("{name}: resuming, {} of {} tiles already committed", done_ids.len(), windows.len());
     }
     let progress = Progress::new(name, windows.len() as u64, done_ids.len() as u64, opts.quiet);
-    let delay = test_delay();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.threads.max(1)).build().expect("thread pool");
-    let results: Vec<Result<TileRecord, String>> = pool.install(|| {
-        pending
-            .par_iter()
-            .map(|win| {
-                let mut values: Vec<Vec<f64>> = Vec::with_capacity(inputs.len());
-                for i in &inputs {
-                    let mut buf = vec![f64::NAN; win.cells()];
-                    i.fill(*win, &mut buf).map_err(|e| e.to_string())?;
-                    values.push(buf);
-                }
-                let keep = keep_cells(&values, win.cells(), job.how);
-                let rec = writer
-                    .write(&MergedTile { window: *win, values: &values, keep: &keep })
-                    .map_err(|e| e.to_string())?;
-                drop(values);
-                if let Some(d) = delay {
-                    std::thread::sleep(d);
-                }
-                manifest::commit(&ds, &rec).map_err(|e| e.to_string())?;
-                progress.tile_done(win.cells() as u64);
-                Ok(rec)
-            })
-            .collect()
-    });
-    progress.finish();
-    let attempted = results.len();
-    let mut failures = Vec::new();
-    for r in results {
-        match r {
-            Ok(rec) => done.push(rec),
-            Err(e) => {
-                tracing::error!("{name}: {e}");
-                failures.push(e);
+    let attempted = pending.len();
+    let (new, failures) = pool.install(|| {
+        write_and_commit(name, &ds, &pending, &progress, |win| {
+            let mut values: Vec<Vec<f64>> = Vec::with_capacity(inputs.len());
+            for i in &inputs {
+                let mut buf = vec![f64::NAN; win.cells()];
+                i.fill(win, &mut buf).map_err(|e| e.to_string())?;
+                values.push(buf);
             }
-        }
-    }
+            let keep = keep_cells(&values, win.cells(), job.how);
+            writer.write(&MergedTile { window: win, values: &values, keep: &keep }).map_err(|e| e.to_string())
+        })
+    });
+    done.extend(new);
     if let Some(first) = failures.first() {
         return Err(MergeError::TilesFailed {
             dataset: name.to_string(),
@@ -590,15 +567,6 @@ pub fn merge_tiles(
         url: ds.url().to_string(),
         complete: true,
     })
-}
-
-/// `RASTERSTAGE_TEST_TILE_DELAY_MS` (as `convert`): a pause before each commit, so crash
-/// tests can kill the process while tiles are in flight. Not for production use.
-fn test_delay() -> Option<std::time::Duration> {
-    std::env::var("RASTERSTAGE_TEST_TILE_DELAY_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map(std::time::Duration::from_millis)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Tile writers: Parquet tiles or one Zarr array, behind one trait, plus the manifest that
 //! records which tiles are committed.
 
+pub mod commit;
 pub mod finalize;
 pub mod manifest;
 pub mod merged;
