@@ -53,11 +53,20 @@ step fmt cargo fmt --all -- --check
 step clippy cargo clippy --all-targets -- -D warnings
 # --release: the tests convert real rasters; debug builds of the GDAL/arrow
 # paths are many times slower than the release build, and the build is shared.
-step tests cargo test --release "$@"
+TEST_LOG="$(mktemp)"
+# tee keeps cargo's output live; the log gives the totals for the closing line.
+run_tests() { cargo test --release "$@" 2>&1 | tee "$TEST_LOG"; return "${PIPESTATUS[0]}"; }
+step tests run_tests "$@"
+passed=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($(i) ~ /^passed;?$/) s += $(i - 1) } END { print s + 0 }' "$TEST_LOG")
+nfailed=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($(i) ~ /^failed;?$/) s += $(i - 1) } END { print s + 0 }' "$TEST_LOG")
+rm -f "$TEST_LOG"
 
 echo
 if ((${#failed[@]})); then
     echo "rasterstage test.sh: FAILED (${failed[*]})"
+    echo "$passed passed, $nfailed failed"
     exit 1
 fi
 echo "rasterstage test.sh: OK (fmt, clippy and cargo test --release all passed)"
+# The plain totals line, last, so that CI reads the whole run and not the final test binary.
+echo "$passed passed, $nfailed failed"
