@@ -226,3 +226,13 @@ pub fn validate_with_schema(schema: &Path, doc: &Path) {
     let out = py(&code);
     assert_eq!(out, "valid", "{} does not match {}", doc.display(), schema.display());
 }
+
+/// The PostgreSQL the tests use (scripts/services.sh exports DATABASE_URL).
+pub fn db_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// A plain connection to [`db_url`], for setting up and checking tables.
+pub fn client() -> postgres::Client {
+    postgres::Client::connect(&db_url(), postgres::NoTls).expect("connect to DATABASE_URL")
+}

@@ -7,14 +7,6 @@ use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-fn db_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
-
-fn client() -> postgres::Client {
-    postgres::Client::connect(&db_url(), postgres::NoTls).expect("connect to DATABASE_URL")
-}
-
 /// A schema of this test's own, dropped on drop (also when the test panics).
 struct Schema {
     name: String,

@@ -249,14 +249,6 @@ fn grids_off_the_lattice_are_refused() {
 // PostgreSQL
 // ---------------------------------------------------------------------------
 
-fn db_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
-
-fn client() -> postgres::Client {
-    postgres::Client::connect(&db_url(), postgres::NoTls).expect("connect to DATABASE_URL")
-}
-
 /// A schema of this test's own, dropped on drop (also when the test panics).
 struct Schema(String);
 

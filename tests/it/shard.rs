@@ -54,14 +54,6 @@ impl Drop for Bucket {
     }
 }
 
-fn db_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
-
-fn client() -> postgres::Client {
-    postgres::Client::connect(&db_url(), postgres::NoTls).expect("connect to DATABASE_URL")
-}
-
 /// A PostgreSQL schema of this test's own, dropped on drop.
 struct Schema {
     name: String,
