@@ -24,9 +24,9 @@ pub struct DbArgs {
     pub table_prefix: Option<String>,
 }
 
-/// `load` and `verify` arguments.
+/// What is staged where, and which of it: shared by `load` and `verify`.
 #[derive(Args)]
-pub struct LoadArgs {
+pub struct StagingArgs {
     /// Config file: its output.uri is the staging root, its database section the target.
     #[arg(long, short = 'c')]
     pub config: Option<String>,
@@ -38,6 +38,13 @@ pub struct LoadArgs {
     pub dataset: Vec<String>,
     #[command(flatten)]
     pub db: DbArgs,
+}
+
+/// `load` arguments.
+#[derive(Args)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub staging: StagingArgs,
     /// Parallel connections [default: CPU cores].
     #[arg(long, short = 'j')]
     pub jobs: Option<usize>,
@@ -54,17 +61,8 @@ pub struct LoadArgs {
 /// `verify` arguments.
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// Config file (staging root and database section).
-    #[arg(long, short = 'c')]
-    pub config: Option<String>,
-    /// Staging root [default: the config's output.uri].
-    #[arg(long)]
-    pub from: Option<String>,
-    /// Only these datasets (repeatable or comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    pub dataset: Vec<String>,
     #[command(flatten)]
-    pub db: DbArgs,
+    pub staging: StagingArgs,
 }
 
 struct Target {
@@ -75,7 +73,8 @@ struct Target {
     prefix: String,
 }
 
-fn target(config: &Option<String>, from: &Option<String>, dataset: &[String], db: &DbArgs) -> Result<Target> {
+fn target(st: &StagingArgs) -> Result<Target> {
+    let StagingArgs { config, from, dataset, db } = st;
     let cfg = match config {
         Some(p) => {
             let c = Config::load(p)?;
@@ -113,7 +112,7 @@ fn target(config: &Option<String>, from: &Option<String>, dataset: &[String], db
 /// # Errors
 /// Any dataset failing (after the others ran).
 pub fn run_load(a: LoadArgs, quiet: bool) -> Result<()> {
-    let t = target(&a.config, &a.from, &a.dataset, &a.db)?;
+    let t = target(&a.staging)?;
     let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let opts = LoadOptions {
         root: t.root,
@@ -171,7 +170,7 @@ pub fn run_load(a: LoadArgs, quiet: bool) -> Result<()> {
 /// # Errors
 /// Any difference or failure.
 pub fn run_verify(a: VerifyArgs) -> Result<()> {
-    let t = target(&a.config, &a.from, &a.dataset, &a.db)?;
+    let t = target(&a.staging)?;
     let root = Store::open(&t.root)?;
     let results = load::verify::verify(&root, &t.datasets, &t.conn, &t.schema, &t.prefix)?;
     let total = results.len();
