@@ -40,17 +40,6 @@ if [[ $(id -u) -ne 0 ]]; then
     fi
 fi
 
-# Does something answer on 127.0.0.1:5432? pg_isready is the precise test, but it
-# comes with the client package that may itself be missing on a bare machine, so
-# fall back to a plain TCP connect through bash's /dev/tcp.
-pg_answers_on_5432() {
-    if command -v pg_isready >/dev/null 2>&1; then
-        pg_isready -q -h 127.0.0.1 -p 5432 -t 3
-    else
-        timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5432' 2>/dev/null
-    fi
-}
-
 # True when the package is fully installed ("install ok installed"), not merely
 # known to dpkg (a removed-but-not-purged package still answers dpkg -s).
 have_pkg() {
@@ -58,7 +47,8 @@ have_pkg() {
 }
 
 missing=()
-for pkg in libgdal-dev gdal-bin time pkg-config curl; do
+# openssl: the private-cluster tests (tests/it/load_server.rs) make a TLS certificate.
+for pkg in libgdal-dev gdal-bin time pkg-config curl openssl; do
     have_pkg "$pkg" || missing+=("$pkg")
 done
 
@@ -75,9 +65,9 @@ fi
 have_pg_server_bins() {
     compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
 }
-if [[ "${RASTERSTAGE_PRIVATE_PG:-0}" == 1 ]] || ! pg_answers_on_5432; then
-    have_pg_server_bins || missing+=(postgresql)
-fi
+# The restart/password/TLS tests (tests/it/load_server.rs) always start private clusters of
+# their own, so the server binaries are needed even when 5432 answers.
+have_pg_server_bins || missing+=(postgresql)
 
 if ((${#missing[@]})); then
     log "installing Debian packages: ${missing[*]}"
