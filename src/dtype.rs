@@ -116,8 +116,8 @@ pub trait Sample: Copy + PartialOrd + Send + Sync + Default + std::fmt::Debug + 
     fn extend_le(values: &[Self], out: &mut Vec<u8>);
 }
 
-macro_rules! int_sample {
-    ($t:ty, $d:ident) => {
+macro_rules! sample {
+    ($($t:ty => $d:ident),*) => {$(
         impl Sample for $t {
             const DTYPE: DataType = DataType::$d;
             #[inline]
@@ -130,7 +130,8 @@ macro_rules! int_sample {
             }
             #[inline]
             fn is_valid(self, nodata: Option<Self>) -> bool {
-                nodata != Some(self)
+                // A value compares with itself unless it is NaN: one rule for integers and floats.
+                self.partial_cmp(&self).is_some() && nodata != Some(self)
             }
             fn extend_le(values: &[Self], out: &mut Vec<u8>) {
                 out.reserve(values.len() * std::mem::size_of::<$t>());
@@ -139,42 +140,10 @@ macro_rules! int_sample {
                 }
             }
         }
-    };
+    )*};
 }
 
-macro_rules! float_sample {
-    ($t:ty, $d:ident) => {
-        impl Sample for $t {
-            const DTYPE: DataType = DataType::$d;
-            #[inline]
-            fn to_f64(self) -> f64 {
-                self as f64
-            }
-            #[inline]
-            fn from_f64(v: f64) -> Self {
-                v as $t
-            }
-            #[inline]
-            fn is_valid(self, nodata: Option<Self>) -> bool {
-                !self.is_nan() && nodata != Some(self)
-            }
-            fn extend_le(values: &[Self], out: &mut Vec<u8>) {
-                out.reserve(values.len() * std::mem::size_of::<$t>());
-                for v in values {
-                    out.extend_from_slice(&v.to_le_bytes());
-                }
-            }
-        }
-    };
-}
-
-int_sample!(u8, Byte);
-int_sample!(u16, UInt16);
-int_sample!(i16, Int16);
-int_sample!(u32, UInt32);
-int_sample!(i32, Int32);
-float_sample!(f32, Float32);
-float_sample!(f64, Float64);
+sample!(u8 => Byte, u16 => UInt16, i16 => Int16, u32 => UInt32, i32 => Int32, f32 => Float32, f64 => Float64);
 
 /// Converts a nodata value given as f64 to `T`, or `None` when `T` cannot represent it
 /// (a Byte raster whose nodata is -9999 has no cell equal to it).
