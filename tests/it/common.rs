@@ -5,8 +5,10 @@
 use gdal::raster::{Buffer, GdalType};
 use gdal::spatial_ref::SpatialRef;
 use gdal::DriverManager;
+use rasterstage::store::Store;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A north-up raster to generate.
 #[derive(Clone)]
@@ -235,4 +237,80 @@ pub fn db_url() -> String {
 /// A plain connection to [`db_url`], for setting up and checking tables.
 pub fn client() -> postgres::Client {
     postgres::Client::connect(&db_url(), postgres::NoTls).expect("connect to DATABASE_URL")
+}
+
+/// The S3 test server (moto) that scripts/services.sh started.
+pub fn endpoint() -> String {
+    std::env::var("RASTERSTAGE_TEST_S3_ENDPOINT").expect(
+        "RASTERSTAGE_TEST_S3_ENDPOINT is not set: run the tests through scripts/test.sh or source scripts/services.sh",
+    )
+}
+
+/// A bucket of this test's own, emptied and deleted on drop (also when the test panics).
+pub struct Bucket {
+    /// Bucket name.
+    pub name: String,
+    /// The server it lives on.
+    pub endpoint: String,
+}
+
+impl Bucket {
+    pub fn new(tag: &str) -> Bucket {
+        Bucket::on(tag, &endpoint())
+    }
+
+    pub fn on(tag: &str, endpoint: &str) -> Bucket {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("rs-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)).replace('_', "-");
+        // moto creates a bucket on a plain `PUT /bucket` (path style); no SDK needed.
+        let out = Command::new("curl").args(["-sf", "-X", "PUT", &format!("{endpoint}/{name}")]).output().unwrap();
+        assert!(out.status.success(), "create bucket {name}: {}", String::from_utf8_lossy(&out.stderr));
+        Bucket { name, endpoint: endpoint.to_string() }
+    }
+
+    pub fn url(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.name)
+    }
+
+    pub fn store(&self, key: &str) -> Store {
+        Store::open(&self.url(key)).unwrap()
+    }
+
+    /// Copies every object under `prefix` into a fresh local folder, so the local readers
+    /// (manifest, tile checksums, DuckDB on files) can look at what S3 holds.
+    pub fn download(&self, prefix: &str) -> tempfile::TempDir {
+        let dir = tmp();
+        let st = self.store(prefix);
+        for key in st.list("").unwrap() {
+            let p = dir.path().join(&key);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, st.get(&key).unwrap().unwrap()).unwrap();
+        }
+        dir
+    }
+
+    /// Every object under `prefix`: key relative to it -> bytes.
+    pub fn objects(&self, prefix: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
+        let st = self.store(prefix);
+        st.list("").unwrap().into_iter().map(|k| (k.clone(), st.get(&k).unwrap().unwrap().to_vec())).collect()
+    }
+
+    /// Runs Python with a boto3 client `s3` and the bucket name in `bucket`.
+    pub fn boto(&self, code: &str) -> String {
+        py(&format!(
+            "import boto3\ns3 = boto3.client('s3', endpoint_url={:?}, region_name='us-east-1')\nbucket = {:?}\n{code}",
+            self.endpoint, self.name
+        ))
+    }
+}
+
+impl Drop for Bucket {
+    fn drop(&mut self) {
+        let code = format!(
+            "import boto3\ns3 = boto3.resource('s3', endpoint_url={:?}, region_name='us-east-1')\nb = s3.Bucket({:?})\n\
+             b.objects.all().delete()\nfor u in b.multipart_uploads.all():\n    u.abort()\nb.delete()",
+            self.endpoint, self.name
+        );
+        let _ = Command::new(python()).arg("-c").arg(code).output();
+    }
 }

@@ -4,55 +4,11 @@
 //! mid-run and rerun, or a rerun with another N, ends the same.
 
 use crate::common::*;
-use rasterstage::store::Store;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-
-fn endpoint() -> String {
-    std::env::var("RASTERSTAGE_TEST_S3_ENDPOINT").expect(
-        "RASTERSTAGE_TEST_S3_ENDPOINT is not set: run the tests through scripts/test.sh or source scripts/services.sh",
-    )
-}
-
-/// A bucket of this test's own, emptied and deleted on drop (as in s3.rs).
-struct Bucket {
-    name: String,
-}
-
-impl Bucket {
-    fn new(tag: &str) -> Bucket {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let name = format!("rs-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
-        let out = Command::new("curl").args(["-sf", "-X", "PUT", &format!("{}/{name}", endpoint())]).output().unwrap();
-        assert!(out.status.success(), "create bucket {name}: {}", String::from_utf8_lossy(&out.stderr));
-        Bucket { name }
-    }
-
-    fn url(&self, key: &str) -> String {
-        format!("s3://{}/{key}", self.name)
-    }
-
-    /// Every object under `prefix`: key relative to it -> bytes.
-    fn objects(&self, prefix: &str) -> BTreeMap<String, Vec<u8>> {
-        let st = Store::open(&self.url(prefix)).unwrap();
-        st.list("").unwrap().into_iter().map(|k| (k.clone(), st.get(&k).unwrap().unwrap().to_vec())).collect()
-    }
-}
-
-impl Drop for Bucket {
-    fn drop(&mut self) {
-        let code = format!(
-            "import boto3\ns3 = boto3.resource('s3', endpoint_url={:?}, region_name='us-east-1')\nb = s3.Bucket({:?})\n\
-             b.objects.all().delete()\nfor u in b.multipart_uploads.all():\n    u.abort()\nb.delete()",
-            endpoint(),
-            self.name
-        );
-        let _ = Command::new(python()).arg("-c").arg(code).output();
-    }
-}
 
 /// A PostgreSQL schema of this test's own, dropped on drop.
 struct Schema {
