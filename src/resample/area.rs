@@ -45,6 +45,13 @@ fn areal<T: Sample, O: Copy>(
     finish: impl Fn(f64, f64) -> O,
     out_nodata: O,
 ) {
+    if let Some(bytes) = as_bytes(src) {
+        // T is u8 here, so the conversion is exact.
+        let nd = nodata.map(|v| v.to_f64() as u8);
+        if unit_weights(rmap, rows.clone()) && unit_weights(cmap, cols.clone()) {
+            return areal_unit_bytes(&bytes, nd, (rmap, rows), (cmap, cols), out, finish, out_nodata);
+        }
+    }
     let ncols = cols.len();
     debug_assert_eq!(out.len(), rows.len() * ncols);
     let mut acc_s = vec![0.0f64; ncols];
@@ -86,12 +93,136 @@ fn areal<T: Sample, O: Copy>(
     }
 }
 
+/// The block as Byte cells, when `T` is `u8`.
+fn as_bytes<'a, T: Sample>(src: &SourceBlock<'a, T>) -> Option<SourceBlock<'a, u8>> {
+    if std::any::TypeId::of::<T>() != std::any::TypeId::of::<u8>() {
+        return None;
+    }
+    // SAFETY: T is u8 (same TypeId), so the slice is a slice of u8.
+    let data = unsafe { std::slice::from_raw_parts(src.data.as_ptr().cast::<u8>(), src.data.len()) };
+    Some(SourceBlock { data, row0: src.row0, col0: src.col0, cols: src.cols })
+}
+
+/// Whether every source cell the output cells `range` touch counts whole (weight exactly 1):
+/// an integer, aligned factor such as 30" to 0.05°.
+fn unit_weights(map: &AxisMap, range: Range<usize>) -> bool {
+    range.into_iter().all(|i| map.get(i).1.iter().all(|&w| w == 1.0))
+}
+
+/// Most Byte rows summed into 16-bit column sums before they could overflow (255 * 257 = 65535).
+const BYTE_ROWS_PER_FLUSH: usize = 257;
+
+/// [`areal`] for Byte sources with unit weights: source rows are first summed column by column
+/// into 16-bit lanes (which vectorise), then each output cell adds its columns. The sums are
+/// exact integers, so the result is bit-identical to the weighted path, which also sums exact
+/// integers (weights of 1.0) in f64: whichever path a strip takes, no seams.
+fn areal_unit_bytes<O: Copy>(
+    src: &SourceBlock<u8>,
+    nodata: Option<u8>,
+    (rmap, rows): (&AxisMap, Range<usize>),
+    (cmap, cols): (&AxisMap, Range<usize>),
+    out: &mut [O],
+    finish: impl Fn(f64, f64) -> O,
+    out_nodata: O,
+) {
+    let ncols = cols.len();
+    let span = cmap.source_range(cols.clone());
+    let spans: Vec<(usize, usize)> = cols
+        .map(|c| {
+            let (s, w) = cmap.get(c);
+            (if w.is_empty() { 0 } else { s - span.start }, w.len())
+        })
+        .collect();
+    let (c0, width) = (span.start.wrapping_sub(src.col0), span.len());
+    let mut col_sum = vec![0u16; width];
+    let mut col_n = vec![0u16; width];
+    let mut acc_s = vec![0u64; ncols];
+    let mut acc_n = vec![0u64; ncols];
+    for (oi, r) in rows.enumerate() {
+        acc_s.fill(0);
+        acc_n.fill(0);
+        let (rs, rw) = rmap.get(r);
+        let mut k = 0;
+        while k < rw.len() {
+            let batch = (rw.len() - k).min(BYTE_ROWS_PER_FLUSH);
+            col_sum.fill(0);
+            col_n.fill(0);
+            for row in rs + k..rs + k + batch {
+                add_byte_row(&src.row(row)[c0..c0 + width], nodata, &mut col_sum, &mut col_n);
+            }
+            for (j, &(cs, len)) in spans.iter().enumerate() {
+                acc_s[j] += col_sum[cs..cs + len].iter().map(|&v| u64::from(v)).sum::<u64>();
+                acc_n[j] += col_n[cs..cs + len].iter().map(|&v| u64::from(v)).sum::<u64>();
+            }
+            k += batch;
+        }
+        let o = &mut out[oi * ncols..(oi + 1) * ncols];
+        for j in 0..ncols {
+            o[j] = if acc_n[j] > 0 { finish(acc_s[j] as f64, acc_n[j] as f64) } else { out_nodata };
+        }
+    }
+}
+
+/// Adds the valid cells of one row into 16-bit column sums and counts.
+#[inline]
+fn add_byte_row(line: &[u8], nodata: Option<u8>, sum: &mut [u16], n: &mut [u16]) {
+    match nodata {
+        // Branch-free so that the loop vectorises: invalid cells add 0 to both.
+        Some(nd) => {
+            for ((&v, s), c) in line.iter().zip(sum.iter_mut()).zip(n.iter_mut()) {
+                let ok = u16::from(v != nd);
+                *s += u16::from(v) * ok;
+                *c += ok;
+            }
+        }
+        None => {
+            for ((&v, s), c) in line.iter().zip(sum.iter_mut()).zip(n.iter_mut()) {
+                *s += u16::from(v);
+                *c += 1;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn block(data: &[f64], cols: usize) -> SourceBlock<'_, f64> {
         SourceBlock { data, row0: 0, col0: 0, cols }
+    }
+
+    #[test]
+    fn byte_unit_path_matches_weighted_path() {
+        // Byte sources on integer factors take the 16-bit column-sum path; the same values as
+        // f64 take the weighted path. Both must agree bit for bit, including factors of more
+        // than 257 rows (the 16-bit flush) and cells that are all nodata.
+        for (rows, cols, fy, fx) in [(12, 18, 3, 6), (600, 4, 300, 2), (7, 7, 1, 1)] {
+            let bytes: Vec<u8> = (0..rows * cols).map(|i| ((i * 7919) % 256) as u8).collect();
+            let floats: Vec<f64> = bytes.iter().map(|&v| f64::from(v)).collect();
+            let (ny, nx) = (rows / fy, cols / fx);
+            let rm = AxisMap::areal(0.0, -1.0, rows, 0.0, -(fy as f64), ny);
+            let cm = AxisMap::areal(0.0, 1.0, cols, 0.0, fx as f64, nx);
+            for nd in [None, Some(0u8), Some(255u8)] {
+                let ndf = nd.map(f64::from);
+                let b = SourceBlock { data: &bytes[..], row0: 0, col0: 0, cols };
+                let f = SourceBlock { data: &floats[..], row0: 0, col0: 0, cols };
+                let (mut s1, mut s2) = (vec![0.0; ny * nx], vec![0.0; ny * nx]);
+                sum(&b, nd, (&rm, 0..ny), (&cm, 0..nx), &mut s1, f64::NAN);
+                sum(&f, ndf, (&rm, 0..ny), (&cm, 0..nx), &mut s2, f64::NAN);
+                assert_eq!(format!("{s1:?}"), format!("{s2:?}"));
+                let (mut a1, mut a2) = (vec![0.0f32; ny * nx], vec![0.0f32; ny * nx]);
+                average(&b, nd, (&rm, 0..ny), (&cm, 0..nx), &mut a1, f32::NAN);
+                average(&f, ndf, (&rm, 0..ny), (&cm, 0..nx), &mut a2, f32::NAN);
+                assert_eq!(format!("{a1:?}"), format!("{a2:?}"));
+            }
+        }
+        // A Byte block of nodata only.
+        let b = SourceBlock { data: &[9u8; 4][..], row0: 0, col0: 0, cols: 2 };
+        let m = AxisMap::areal(0.0, 1.0, 2, 0.0, 2.0, 1);
+        let mut out = vec![0.0; 1];
+        sum(&b, Some(9), (&m, 0..1), (&m, 0..1), &mut out, -1.0);
+        assert_eq!(out, vec![-1.0]);
     }
 
     #[test]
