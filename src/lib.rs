@@ -20,5 +20,6 @@ pub mod shard;
 pub mod source;
 pub mod stage;
 pub mod store;
+pub mod tiff;
 pub mod tile;
 pub mod warp;

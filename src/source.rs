@@ -5,9 +5,11 @@
 
 use crate::dtype::DataType;
 use crate::grid::{Grid, GridError};
+use crate::tiff::DirectReader;
 use gdal::raster::GdalType;
 use gdal::Dataset;
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 use std::sync::Once;
 
 /// Errors opening or reading a source raster; each names the file.
@@ -161,6 +163,35 @@ pub struct Source {
     /// What was read from the file.
     pub info: SourceInfo,
     dataset: Dataset,
+    /// Block reads without GDAL for plain local GeoTIFFs (see [`crate::tiff`]).
+    direct: Option<RefCell<DirectReader>>,
+}
+
+/// Set to `0` to read every source through GDAL (for comparing or working around the
+/// direct GeoTIFF reader).
+pub const DIRECT_TIFF_ENV: &str = "RASTERSTAGE_DIRECT_TIFF";
+
+/// The direct reader for `path` when it is a local GeoTIFF in a layout it decodes.
+fn direct_reader(path: &str, dataset: &Dataset, band: usize, dtype: DataType) -> Option<RefCell<DirectReader>> {
+    if std::env::var(DIRECT_TIFF_ENV).is_ok_and(|v| v == "0")
+        || cfg!(target_endian = "big")
+        || path.starts_with("/vsi")
+        || dataset.driver().short_name() != "GTiff"
+    {
+        return None;
+    }
+    let (w, h) = dataset.raster_size();
+    match DirectReader::open(std::path::Path::new(path), band, w, h, dtype) {
+        Ok(Ok(r)) => Some(RefCell::new(r)),
+        Ok(Err(why)) => {
+            tracing::debug!("{path}: reading through GDAL ({why})");
+            None
+        }
+        Err(e) => {
+            tracing::debug!("{path}: reading through GDAL ({e})");
+            None
+        }
+    }
 }
 
 impl Source {
@@ -209,7 +240,12 @@ impl Source {
         let (w, h) = dataset.raster_size();
         let grid = Grid::from_geotransform(path, gt, w, h, crs_wkt, epsg)?;
         let fingerprint = vsi_stat(&gpath).unwrap_or(Fingerprint { size: 0, mtime: 0, mtime_ns: 0 });
-        Ok(Source { info: SourceInfo { path: path.to_string(), band, dtype, nodata, grid, fingerprint }, dataset })
+        let direct = direct_reader(&gpath, &dataset, band, dtype);
+        Ok(Source {
+            info: SourceInfo { path: path.to_string(), band, dtype, nodata, grid, fingerprint },
+            dataset,
+            direct,
+        })
     }
 
     /// The open GDAL dataset (for the warper).
@@ -255,6 +291,17 @@ impl Source {
             col1: cols.end,
             reason,
         };
+        if let Some(direct) = &self.direct {
+            let mut d = direct.borrow_mut();
+            if d.sample_size() == std::mem::size_of::<T>() {
+                // SAFETY: T is one of GDAL's plain numeric types (GdalType), for which every bit
+                // pattern is a value, and the reader writes exactly out.len() cells of its size.
+                let bytes = unsafe {
+                    std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(out))
+                };
+                return d.read(rows.clone(), cols.clone(), bytes).map_err(|e| err(e.to_string()));
+            }
+        }
         let band = self.dataset.rasterband(self.info.band).map_err(|e| err(e.to_string()))?;
         band.read_into_slice::<T>((cols.start as isize, rows.start as isize), (nc, nr), (nc, nr), out, None)
             .map_err(|e| err(e.to_string()))
