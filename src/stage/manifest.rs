@@ -395,3 +395,15 @@ pub mod json_opt_f64 {
         Ok(Option::<W>::deserialize(d)?.map(|w| w.0))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{checksum, checksum_parts};
+
+    #[test]
+    fn parts_hash_as_their_concatenation() {
+        assert_eq!(checksum_parts([&b"ab"[..], &b""[..], &b"cd"[..]]), checksum(b"abcd"));
+        // sha256 of the empty string.
+        assert_eq!(checksum(b""), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    }
+}

@@ -427,7 +427,28 @@ impl TileWriter for ZarrWriter {
 
 #[cfg(test)]
 mod tests {
-    use super::base64_f64;
+    use super::{base64_f64, chunk_key, ZarrArray};
+    use crate::dtype::DataType;
+
+    #[test]
+    fn fill_is_nodata_nan_or_none() {
+        let fill = |dtype, nodata| ZarrArray { name: "a".into(), dtype, nodata }.fill();
+        assert_eq!(fill(DataType::Int16, Some(-32768.0)), Some(-32768.0));
+        assert_eq!(fill(DataType::Float32, Some(-9999.0)), Some(-9999.0));
+        assert!(fill(DataType::Float64, None).is_some_and(f64::is_nan));
+        // Every integer may be data: no fill value is safe.
+        assert_eq!(fill(DataType::Int32, None), None);
+        // A nodata the type cannot hold marks no cell.
+        assert_eq!(fill(DataType::Byte, Some(-9999.0)), None);
+    }
+
+    #[test]
+    fn chunk_keys_per_version() {
+        assert_eq!(chunk_key("m", 3, "a", &[1, 2]), "m.zarr/a/c/1/2");
+        assert_eq!(chunk_key("m", 2, "a", &[1, 2]), "m.zarr/a/1.2");
+        assert_eq!(chunk_key("m", 3, "spatial_ref", &[]), "m.zarr/spatial_ref/c");
+        assert_eq!(chunk_key("m", 2, "spatial_ref", &[]), "m.zarr/spatial_ref/0");
+    }
 
     #[test]
     fn base64_like_python() {
