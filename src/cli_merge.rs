@@ -37,9 +37,13 @@ pub struct MergeArgs {
     /// outer: cells where any dataset is valid; inner: cells where every dataset is valid [default: outer].
     #[arg(long)]
     pub how: Option<String>,
-    /// Output format: parquet [default: parquet].
+    /// Output format: parquet (tiles: row_idx, col_idx, x, y, one nullable column per dataset)
+    /// or zarr (<name>.zarr: one array per dataset, fill value = its nodata, shared x/y) [default: parquet].
     #[arg(long, short = 'f')]
     pub format: Option<String>,
+    /// Zarr format version with --format zarr: 3, or 2 for GDAL before 3.8 [default: the config's output.zarr_version, else 3].
+    #[arg(long)]
+    pub zarr_version: Option<u8>,
     /// Window (tile) size of the merged grid [default: the first dataset's].
     #[arg(long)]
     pub window: Option<usize>,
@@ -124,7 +128,9 @@ pub fn run_merge(a: MergeArgs, quiet: bool) -> Result<()> {
     let how_s = a.how.clone().or(mc.how.clone()).unwrap_or_else(|| "outer".into());
     let how = How::parse(&how_s).with_context(|| format!("--how: unknown {how_s:?}; use outer or inner"))?;
     let fmt_s = a.format.clone().or(mc.format.clone()).unwrap_or_else(|| "parquet".into());
-    let format = Format::parse(&fmt_s).with_context(|| format!("--format: unknown {fmt_s:?}; use parquet"))?;
+    let format = Format::parse(&fmt_s).with_context(|| format!("--format: unknown {fmt_s:?}; use parquet or zarr"))?;
+    let zarr_version =
+        a.zarr_version.or(mc.zarr_version).or_else(|| cfg.as_ref().and_then(|c| c.output.zarr_version)).unwrap_or(3);
     let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let job = MergeJob {
         from: from.clone(),
@@ -133,7 +139,7 @@ pub fn run_merge(a: MergeArgs, quiet: bool) -> Result<()> {
         name,
         how,
         format,
-        zarr_version: cfg.as_ref().and_then(|c| c.output.zarr_version).unwrap_or(3),
+        zarr_version,
         window: a.window.or(mc.window),
     };
     tracing::debug!("merge job: {job:?}");

@@ -85,8 +85,10 @@ pub struct MergeConfig {
     pub datasets: Vec<String>,
     /// `outer` (a cell where any dataset is valid, the default) or `inner` (every dataset).
     pub how: Option<String>,
-    /// `parquet` (default).
+    /// `parquet` (default) or `zarr`.
     pub format: Option<String>,
+    /// Zarr version (2 or 3) with `format: zarr`; default `output.zarr_version`, else 3.
+    pub zarr_version: Option<u8>,
     /// Staging root of the merged dataset; default `output.uri`.
     pub uri: Option<String>,
     /// Window (tile) size of the merged grid; default the first dataset's.

@@ -1,15 +1,15 @@
 //! Binary COPY: rows encoded straight into one reusable buffer, fed by the shared tile
 //! reader ([`crate::stage::read`]) for Parquet tiles and Zarr chunks, and by the merged-tile
-//! decoder for datasets written by `merge`.
+//! decoders (Parquet tiles, or one Zarr chunk per column) for datasets written by `merge`.
 //!
 //! `BinaryCopyInWriter::write` boxes every value and goes through `ToSql` per field, which is
 //! minutes for a few million rows; writing the format by hand is a few memcpys per row.
 //! Format: header `PGCOPY\n\xff\r\n\0`, flags i32 0, extension length i32 0; per row a field
 //! count i16 then each field as i32 length + big-endian bytes; trailer i16 -1.
 
-use crate::dtype::DataType;
+use crate::dtype::{DataType, Sample};
 use crate::stage::manifest::Column;
-use crate::stage::read::visit_cells;
+use crate::stage::read::{dense_f64, visit_cells};
 pub use crate::stage::read::{CellValue, DecodeError, TileShape};
 use crate::stage::Format;
 use arrow_array::cast::AsArray;
@@ -258,6 +258,53 @@ pub fn merged_parquet_rows(
             }
             enc.end_row();
         }
+        if enc.full() {
+            flush(enc, sink)?;
+        }
+    }
+    enc.end();
+    flush(enc, sink)
+}
+
+/// Encodes the rows of a merged Zarr window (`chunks`: that window's chunk of each entry of
+/// `columns`, in order) into `enc`: a row per cell where any column has a value (the writer
+/// gave the cells not kept the fill value in every column), NULL where a column has none.
+/// Rows, columns and value sum come out in the merged Parquet tile's order, so both formats
+/// load to the same rows and match the same dataset.json sums.
+///
+/// # Errors
+/// [`DecodeError::Bad`] for a chunk that does not decompress to the chunk size, or a chunk
+/// count other than the column count; [`DecodeError::Sink`] from `sink`.
+pub fn merged_zarr_rows(
+    chunks: &[Bytes],
+    shape: &TileShape<'_>,
+    columns: &[Column],
+    enc: &mut CopyEncoder,
+    sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+) -> Result<(), DecodeError> {
+    if chunks.len() != columns.len() {
+        return Err(DecodeError::Bad(format!("{} chunks for {} columns", chunks.len(), columns.len())));
+    }
+    let values = chunks
+        .iter()
+        .zip(columns)
+        .map(|(b, c)| dense_f64(Format::Zarr, b, &TileShape { dtype: c.dtype, nodata: c.nodata, ..*shape }))
+        .collect::<Result<Vec<_>, _>>()?;
+    let g = shape.grid;
+    for p in crate::merge::keep_cells(&values, shape.rows * shape.cols, crate::merge::How::Outer) {
+        let p = p as usize;
+        let (r, c) = (shape.row0 + p / shape.cols, shape.col0 + p % shape.cols);
+        enc.key_fields(r as i32, c as i32, g.centre_x(c), g.centre_y(r), columns.len());
+        for (col, v) in columns.iter().zip(&values) {
+            let v = v[p];
+            if v.is_nan() {
+                enc.null();
+            } else {
+                // Exact: the value was decoded from this column's type.
+                crate::with_sample_type!(col.dtype, T => enc.value::<T>(T::from_f64(v)));
+            }
+        }
+        enc.end_row();
         if enc.full() {
             flush(enc, sink)?;
         }

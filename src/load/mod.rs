@@ -286,17 +286,21 @@ fn db(what: impl Into<String>) -> impl FnOnce(postgres::Error) -> LoadError {
 /// Objects in the dataset folder that look like tiles but are not listed: ignored, with a
 /// warning (a convert that crashed before committing them, or foreign files).
 fn warn_unlisted(ds: &Store, m: &Manifest) -> Result<(), LoadError> {
-    let listed: HashSet<&str> = m.tiles.iter().filter_map(|t| t.path.as_deref()).collect();
-    let prefix = match m.format {
-        Format::Parquet => "tiles".to_string(),
-        Format::Zarr => format!("{n}.zarr/{n}", n = m.name),
+    let listed: HashSet<String> = m.tiles.iter().flat_map(|t| m.tile_keys(t)).collect();
+    // Where tiles live: `tiles/`, or the folder of each value array of the Zarr group.
+    let prefixes: Vec<String> = match (m.format, &m.columns) {
+        (Format::Parquet, _) => vec!["tiles".to_string()],
+        (Format::Zarr, None) => vec![format!("{n}.zarr/{n}", n = m.name)],
+        (Format::Zarr, Some(cols)) => cols.iter().map(|c| format!("{}.zarr/{}", m.name, c.name)).collect(),
     };
     let is_tile = |k: &str| match m.format {
         Format::Parquet => k.ends_with(".parquet"),
         Format::Zarr => !matches!(k.rsplit('/').next().unwrap_or(""), "zarr.json" | ".zarray" | ".zattrs"),
     };
-    let unlisted: Vec<String> =
-        ds.list(&prefix)?.into_iter().filter(|k| is_tile(k) && !listed.contains(k.as_str())).collect();
+    let mut unlisted = Vec::new();
+    for prefix in &prefixes {
+        unlisted.extend(ds.list(prefix)?.into_iter().filter(|k| is_tile(k) && !listed.contains(k)));
+    }
     if !unlisted.is_empty() {
         tracing::warn!(
             "{}: ignoring {} file(s) not listed in dataset.json (e.g. {})",
@@ -438,20 +442,8 @@ enum Failure {
 }
 
 impl Job<'_> {
-    fn fetch(&self, t: &TileRecord) -> Result<Option<bytes::Bytes>, TileError> {
-        let Some(path) = &t.path else { return Ok(None) };
-        let bytes = self.ds.get(path).map_err(|e| TileError::Bad(e.to_string()))?.ok_or_else(|| {
-            TileError::Bad(format!("{} is listed in dataset.json but missing; run convert again", self.ds.url_of(path)))
-        })?;
-        let sum = crate::stage::manifest::checksum(&bytes);
-        if Some(&sum) != t.checksum.as_ref() {
-            return Err(TileError::Bad(format!(
-                "{} is corrupt or was rewritten: its checksum {sum} is not dataset.json's {}; run convert again",
-                self.ds.url_of(path),
-                t.checksum.as_deref().unwrap_or("(none)")
-            )));
-        }
-        Ok(Some(bytes))
+    fn fetch(&self, t: &TileRecord) -> Result<Option<Vec<bytes::Bytes>>, TileError> {
+        crate::stage::read::fetch_tile(self.ds, self.m, t).map_err(|e| TileError::Bad(e.to_string()))
     }
 
     /// One attempt: the tile's whole transaction.
@@ -459,7 +451,7 @@ impl Job<'_> {
         &self,
         client: &mut Client,
         t: &TileRecord,
-        bytes: Option<&bytes::Bytes>,
+        parts: Option<&[bytes::Bytes]>,
         enc: &mut CopyEncoder,
     ) -> Result<Outcome, TileError> {
         let schema = &self.opts.schema;
@@ -484,17 +476,8 @@ impl Job<'_> {
             ledger::delete_range(&mut tx, schema, self.table, range).map_err(TileError::Db)?;
         }
         enc.begin();
-        if let Some(bytes) = bytes {
-            let shape = TileShape {
-                grid: &self.m.grid,
-                row0: t.row0,
-                col0: t.col0,
-                rows: t.rows,
-                cols: t.cols,
-                window: self.m.window,
-                dtype: self.m.dtype,
-                nodata: self.m.nodata,
-            };
+        if let Some(parts) = parts {
+            let shape = TileShape::of(self.m, t);
             let mut writer = tx.copy_in(&self.copy_sql).map_err(TileError::Db)?;
             let mut first = true;
             let delay = self.delay;
@@ -509,13 +492,14 @@ impl Job<'_> {
                 }
                 Ok(())
             };
+            // fetch_tile returns one object per tile, or one chunk per column (merged Zarr).
             let r = match (self.m.format, &self.m.columns) {
-                (Format::Parquet, None) => copy::parquet_rows(bytes.clone(), &shape, enc, &mut sink),
-                (Format::Zarr, None) => copy::zarr_rows(bytes, &shape, enc, &mut sink),
-                (Format::Parquet, Some(cols)) => copy::merged_parquet_rows(bytes.clone(), &shape, cols, enc, &mut sink),
-                (Format::Zarr, Some(_)) => {
-                    Err(DecodeError::Bad("loading a merged Zarr dataset is not supported; merge to Parquet".into()))
+                (Format::Parquet, None) => copy::parquet_rows(parts[0].clone(), &shape, enc, &mut sink),
+                (Format::Zarr, None) => copy::zarr_rows(&parts[0], &shape, enc, &mut sink),
+                (Format::Parquet, Some(cols)) => {
+                    copy::merged_parquet_rows(parts[0].clone(), &shape, cols, enc, &mut sink)
                 }
+                (Format::Zarr, Some(cols)) => copy::merged_zarr_rows(parts, &shape, cols, enc, &mut sink),
             };
             match r {
                 Ok(()) => {}
@@ -554,11 +538,11 @@ impl Job<'_> {
                 std::thread::sleep(BACKOFF * 2u32.pow(attempt - 1));
             }
             let r = match client {
-                Some(c) => self.attempt(c, t, bytes.as_ref(), enc),
+                Some(c) => self.attempt(c, t, bytes.as_deref(), enc),
                 None => match self.opts.conn.connect() {
                     Ok(c) => {
                         let c = client.insert(c);
-                        self.attempt(c, t, bytes.as_ref(), enc)
+                        self.attempt(c, t, bytes.as_deref(), enc)
                     }
                     Err(e) => Err(TileError::Connect(e)),
                 },

@@ -9,7 +9,8 @@
 //! worker whatever the rasters' size. Zero is a value like any other.
 //!
 //! The output is a staged dataset like `convert`'s (dataset.json with `columns`, commit
-//! records, `complete` status), so `inspect`, `load`, `verify` and DuckDB work on it.
+//! records, `complete` status), so `inspect`, `load`, `verify` and DuckDB (Parquet) or
+//! xarray (Zarr: one array per input in one group) work on it.
 
 pub mod lattice;
 pub mod view;
@@ -21,8 +22,8 @@ use crate::progress::Progress;
 use crate::source::{Fingerprint, SourceInfo};
 use crate::stage::commit::write_and_commit;
 use crate::stage::manifest::{self, checksum, Column, Format, Manifest, Status, TileRecord, FORMAT_VERSION};
-use crate::stage::merged::{MergedParquetWriter, MergedTile};
-use crate::stage::read::{visit_f64, DecodeError, TileShape};
+use crate::stage::merged::{MergedParquetWriter, MergedTile, MergedWriter, MergedZarrWriter, ZarrInputError};
+use crate::stage::read::{fetch_tile, visit_f64, DecodeError, FetchError, TileShape};
 use crate::stage::StageError;
 use crate::store::{Store, StoreError};
 use lattice::LatticeError;
@@ -73,6 +74,9 @@ pub enum MergeError {
     /// PostgreSQL (`--view`).
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// An input that cannot be an array of the merged Zarr group.
+    #[error(transparent)]
+    ZarrInput(#[from] ZarrInputError),
     /// Fewer than two inputs.
     #[error("merge needs at least two datasets (--datasets a,b or merge.datasets in the config), got {0}")]
     TooFew(usize),
@@ -272,28 +276,14 @@ impl Input {
                 let err = |reason: String| MergeError::Tile { dataset: self.name.clone(), tile: id.clone(), reason };
                 let t =
                     self.tiles.get(&id).ok_or_else(|| err("not listed in dataset.json; convert it again".into()))?;
-                let Some(path) = &t.path else { continue };
-                let bytes = self.ds.get(path)?.ok_or_else(|| {
-                    err(format!("{} is listed in dataset.json but missing; convert it again", self.ds.url_of(path)))
-                })?;
-                let sum = checksum(&bytes);
-                if Some(&sum) != t.checksum.as_ref() {
-                    return Err(err(format!(
-                        "{} is corrupt or was rewritten (checksum {sum}, dataset.json says {}); convert it again",
-                        self.ds.url_of(path),
-                        t.checksum.as_deref().unwrap_or("(none)")
-                    )));
-                }
-                let shape = TileShape {
-                    grid: g,
-                    row0: t.row0,
-                    col0: t.col0,
-                    rows: t.rows,
-                    cols: t.cols,
-                    window: self.m.window,
-                    dtype: self.m.dtype,
-                    nodata: self.m.nodata,
+                // An input is a converted dataset (nested merges are refused): one object a tile.
+                let bytes = match fetch_tile(&self.ds, &self.m, t) {
+                    Ok(parts) => parts.and_then(|p| p.into_iter().next()),
+                    Err(FetchError::Store(e)) => return Err(e.into()),
+                    Err(FetchError::Bad(reason)) => return Err(err(reason)),
                 };
+                let Some(bytes) = bytes else { continue };
+                let shape = TileShape::of(&self.m, t);
                 visit_f64(self.m.format, &bytes, &shape, |r, c, v| {
                     let (r, c) = (r as usize, c as usize);
                     if r >= lr0 && r < lr1 && c >= lc0 && c < lc1 {
@@ -378,11 +368,6 @@ pub fn merge_tiles(
 ) -> Result<MergeSummary, MergeError> {
     let start = Instant::now();
     let name = job.name.as_str();
-    if job.format == Format::Zarr {
-        return Err(MergeError::Invalid(
-            "merge writes Parquet tiles only for now (--format parquet); the Zarr output is not implemented yet".into(),
-        ));
-    }
     let root = Store::open_existing(&job.from)?;
     let (grid, inputs) = open_inputs(&root, &job.datasets)?;
     let out_root = Store::open(&job.out)?;
@@ -437,6 +422,21 @@ pub fn merge_tiles(
         tiles: Vec::new(),
         columns: Some(columns.clone()),
     };
+    if !matches!(job.zarr_version, 2 | 3) {
+        return Err(MergeError::Invalid(format!("--zarr-version must be 2 or 3, got {}", job.zarr_version)));
+    }
+    // Built before anything is written, so an input a Zarr group cannot hold leaves nothing.
+    let writer: Box<dyn MergedWriter> = match job.format {
+        Format::Parquet => {
+            let grid_json = serde_json::to_string(&json!({
+                "dataset": name, "grid": grid, "method": "merge", "how": job.how.name(), "columns": columns,
+                "window": window,
+            }))
+            .expect("grid json");
+            Box::new(MergedParquetWriter::new(ds.clone(), name, grid.clone(), columns, grid_json))
+        }
+        Format::Zarr => Box::new(MergedZarrWriter::new(ds.clone(), &m)?),
+    };
     match Manifest::read(&ds)? {
         Some(old) if old.settings_hash != m.settings_hash && !opts.overwrite => {
             let what = if old.columns != m.columns {
@@ -446,7 +446,7 @@ pub fn merge_tiles(
                     names.join(", ")
                 )
             } else {
-                "from changed inputs or with other settings (--how, --window, --format)".to_string()
+                "from changed inputs or with other settings (--how, --window, --format, --zarr-version)".to_string()
             };
             return Err(MergeError::Changed { url: ds.url().to_string(), what });
         }
@@ -474,12 +474,11 @@ pub fn merge_tiles(
     } else {
         m.write(&ds)?;
     }
-    let grid_json = serde_json::to_string(&json!({
-        "dataset": name, "grid": grid, "method": "merge", "how": job.how.name(), "columns": columns,
-        "window": window,
-    }))
-    .expect("grid json");
-    let writer = MergedParquetWriter::new(ds.clone(), name, grid.clone(), columns, grid_json);
+    // Shards leave the Zarr metadata to whichever completes the dataset (complete_if_done
+    // writes it with the consolidated metadata), as convert does.
+    if only.is_none() {
+        writer.begin()?;
+    }
 
     let by_window: HashMap<String, Window> = windows.iter().map(|w| (w.tile_id(), *w)).collect();
     // A shard needs only which tiles are committed (one LIST, not a GET per record): with
@@ -553,6 +552,7 @@ pub fn merge_tiles(
         });
     }
     m.set_tiles(done);
+    writer.finish()?;
     m.status = Status::Complete;
     m.write(&ds)?;
     Ok(MergeSummary {

@@ -11,7 +11,8 @@
 //! too, for a shard that died between its last commit and that check.
 
 use super::manifest::{self, Format, Manifest, Status};
-use super::{writer, Layout, StageError};
+use super::zarr::ZarrGroup;
+use super::StageError;
 use crate::store::Store;
 
 /// Where a dataset stands after [`complete_if_done`].
@@ -77,27 +78,13 @@ pub fn complete_if_done(ds: &Store, m: &Manifest) -> Result<Completion, StageErr
             return Ok(complete(false));
         }
     }
-    if m.format == Format::Zarr && m.columns.is_none() {
-        let w = writer(Format::Zarr, ds.clone(), layout_of(m));
-        w.begin()?;
-        w.finish()?;
+    if m.format == Format::Zarr {
+        let g = ZarrGroup::of_manifest(ds.clone(), m);
+        g.begin()?;
+        g.finish()?;
     }
     done.write(ds)?;
     Ok(complete(true))
-}
-
-/// What a Zarr writer needs, from the manifest alone (the Parquet-only `grid_json` stays
-/// empty: only Zarr metadata is written from it).
-fn layout_of(m: &Manifest) -> Layout {
-    Layout {
-        name: m.name.clone(),
-        grid: m.grid.clone(),
-        dtype: m.dtype,
-        nodata: m.nodata,
-        window: m.window,
-        zarr_version: m.zarr_version.unwrap_or(3),
-        grid_json: String::new(),
-    }
 }
 
 /// `rasterstage finalize` for one dataset folder: completes it if every tile is committed.
@@ -110,8 +97,8 @@ fn layout_of(m: &Manifest) -> Layout {
 pub fn finalize(ds: &Store) -> Result<Option<Completion>, StageError> {
     let Some(m) = Manifest::read(ds)? else { return Ok(None) };
     if m.status == Status::Complete {
-        if m.format == Format::Zarr && m.columns.is_none() {
-            writer(Format::Zarr, ds.clone(), layout_of(&m)).finish()?;
+        if m.format == Format::Zarr {
+            ZarrGroup::of_manifest(ds.clone(), &m).finish()?;
         }
         return Ok(Some(Completion::Complete {
             tiles: m.tile_count,

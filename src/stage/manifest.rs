@@ -27,7 +27,8 @@ pub const FORMAT_VERSION: u32 = 1;
 pub enum Format {
     /// One Parquet file per window under `tiles/`.
     Parquet,
-    /// One Zarr array chunked by window under `<name>.zarr/`.
+    /// One Zarr group under `<name>.zarr/`: one array chunked by window (a merged dataset:
+    /// one per column).
     Zarr,
 }
 
@@ -67,17 +68,19 @@ pub struct TileRecord {
     /// Columns in the window.
     pub cols: usize,
     /// Object key relative to the dataset folder; `None` when the window has no valid cell
-    /// (nothing is written for it).
+    /// (nothing is written for it). In a merged Zarr dataset, the first column's chunk: the
+    /// tile is that window's chunk of every column ([`Manifest::tile_keys`]).
     pub path: Option<String>,
-    /// Valid cells (Parquet rows).
+    /// Valid cells (Parquet rows; merged datasets: cells kept).
     pub row_count: u64,
     /// Sum of the valid values, in row-major order (merged datasets: of every non-null
     /// value, row by row, columns in order).
     #[serde(with = "json_f64")]
     pub value_sum: f64,
-    /// `sha256:<hex>` of the object's bytes.
+    /// `sha256:<hex>` of the object's bytes (of a merged Zarr window: of its chunks,
+    /// concatenated in column order).
     pub checksum: Option<String>,
-    /// Size of the object in bytes.
+    /// Size of the object in bytes (of a merged Zarr window: of all its chunks).
     pub bytes: u64,
 }
 
@@ -124,10 +127,24 @@ impl TileRecord {
     /// # Errors
     /// [`StageError::Store`].
     pub fn store(&mut self, ds: &Store, key: String, bytes: Vec<u8>) -> Result<(), StageError> {
-        self.checksum = Some(checksum(&bytes));
-        self.bytes = bytes.len() as u64;
-        ds.put(&key, Bytes::from(bytes))?;
-        self.path = Some(key);
+        self.store_parts(ds, vec![(key, bytes)])
+    }
+
+    /// Stores a tile made of several objects (a merged Zarr window: one chunk per column), each
+    /// atomically, in order; records the first key as the path, and the size and checksum of
+    /// them all, concatenated in order ([`Manifest::tile_keys`] gives the keys back).
+    ///
+    /// # Errors
+    /// [`StageError::Store`].
+    pub fn store_parts(&mut self, ds: &Store, parts: Vec<(String, Vec<u8>)>) -> Result<(), StageError> {
+        self.checksum = Some(checksum_parts(parts.iter().map(|(_, b)| b.as_slice())));
+        self.bytes = parts.iter().map(|(_, b)| b.len() as u64).sum();
+        let mut first = None;
+        for (key, bytes) in parts {
+            ds.put(&key, Bytes::from(bytes))?;
+            first.get_or_insert(key);
+        }
+        self.path = first;
         Ok(())
     }
 }
@@ -220,6 +237,21 @@ impl Manifest {
         Ok(ds.put_if_absent(MANIFEST, Bytes::from(json))?)
     }
 
+    /// The object keys of committed tile `t`, relative to the dataset folder: none for a tile
+    /// without valid cells, its path, or, in a merged Zarr dataset, the window's chunk of
+    /// every column, in column order (what its checksum covers).
+    pub fn tile_keys(&self, t: &TileRecord) -> Vec<String> {
+        match (&t.path, self.format, &self.columns) {
+            (None, _, _) => Vec::new(),
+            (Some(_), Format::Zarr, Some(cols)) => {
+                let idx = [t.row0 / self.window.max(1), t.col0 / self.window.max(1)];
+                let version = self.zarr_version.unwrap_or(3);
+                cols.iter().map(|c| super::zarr::chunk_key(&self.name, version, &c.name, &idx)).collect()
+            }
+            (Some(p), _, _) => vec![p.clone()],
+        }
+    }
+
     /// Puts the committed records in, sorted, and totals them.
     pub fn set_tiles(&mut self, mut tiles: Vec<TileRecord>) {
         tiles.sort_by_key(|t| (t.row0, t.col0));
@@ -274,8 +306,17 @@ pub fn committed_ids(ds: &Store) -> Result<std::collections::HashSet<String>, St
 
 /// `sha256:<hex>` of `bytes`.
 pub fn checksum(bytes: &[u8]) -> String {
+    checksum_parts([bytes])
+}
+
+/// `sha256:<hex>` of `parts` concatenated, without copying them together.
+pub fn checksum_parts<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
     use sha2::{Digest, Sha256};
-    let d = Sha256::digest(bytes);
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    let d = h.finalize();
     let mut s = String::with_capacity(7 + 64);
     s.push_str("sha256:");
     for b in d {
@@ -352,5 +393,17 @@ pub mod json_opt_f64 {
     /// As there.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
         Ok(Option::<W>::deserialize(d)?.map(|w| w.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{checksum, checksum_parts};
+
+    #[test]
+    fn parts_hash_as_their_concatenation() {
+        assert_eq!(checksum_parts([&b"ab"[..], &b""[..], &b"cd"[..]]), checksum(b"abcd"));
+        // sha256 of the empty string.
+        assert_eq!(checksum(b""), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     }
 }

@@ -1,14 +1,20 @@
-//! Tiles of a merged dataset (written by `merge`): `row_idx, col_idx, x, y`, then one
-//! nullable column per input dataset, in the input's own type.
+//! Tiles of a merged dataset (written by `merge`), in one of two formats:
+//! - Parquet: `row_idx, col_idx, x, y`, then one nullable column per input dataset, in the
+//!   input's own type; only the cells kept are rows.
+//! - Zarr: one group with one 2-D array per input dataset (its own type, fill value = its
+//!   nodata, or NaN for a float without one) sharing the `x`/`y` coordinates; a window is one
+//!   chunk of every array, and the cells not kept hold the fill value in every array.
 //!
 //! A window's values arrive as one dense f64 buffer per column, NaN where the input has no
 //! valid cell: f64 holds every staged type exactly and NaN is never a valid staged value, so
 //! the buffer loses nothing and needs no separate mask.
 
-use super::manifest::Column;
+use super::manifest::{Column, Manifest};
 use super::parquet::writer_props;
 use super::read::{arrow_type, CellValue};
+use super::zarr::ZarrGroup;
 use super::{StageError, TileRecord};
+use crate::dtype::Sample;
 use crate::grid::{Grid, Window};
 use crate::store::Store;
 use arrow_array::{ArrayRef, Float64Array, Int32Array, PrimitiveArray, RecordBatch};
@@ -42,6 +48,49 @@ pub struct MergedTile<'a> {
     pub keep: &'a [u32],
 }
 
+impl MergedTile<'_> {
+    /// The window's record before anything is stored, the same in both formats: row count =
+    /// cells kept, value sum = every non-null value, row by row, columns in order.
+    pub fn record(&self) -> TileRecord {
+        let mut value_sum = 0.0;
+        for &p in self.keep {
+            for col in self.values {
+                let v = col[p as usize];
+                if !v.is_nan() {
+                    value_sum += v;
+                }
+            }
+        }
+        TileRecord::new(self.window, self.keep.len() as u64, value_sum)
+    }
+}
+
+/// A merged-dataset format: set up once, write windows from many threads, finish once.
+pub trait MergedWriter: Send + Sync {
+    /// Writes what does not depend on tiles (Zarr metadata, coordinates). Idempotent.
+    ///
+    /// # Errors
+    /// [`StageError`] naming the object.
+    fn begin(&self) -> Result<(), StageError> {
+        Ok(())
+    }
+
+    /// Writes one window completely and returns its (not yet committed) record
+    /// ([`MergedTile::record`] plus what was stored).
+    ///
+    /// # Errors
+    /// [`StageError::Encode`] naming the tile, or [`StageError::Store`].
+    fn write(&self, tile: &MergedTile<'_>) -> Result<TileRecord, StageError>;
+
+    /// Runs once every tile is committed (consolidated Zarr metadata).
+    ///
+    /// # Errors
+    /// [`StageError`] naming the object.
+    fn finish(&self) -> Result<(), StageError> {
+        Ok(())
+    }
+}
+
 /// Writes merged Parquet tiles into a dataset folder.
 pub struct MergedParquetWriter {
     ds: Store,
@@ -58,36 +107,6 @@ impl MergedParquetWriter {
     pub fn new(ds: Store, name: &str, grid: Grid, columns: Vec<Column>, grid_json: String) -> MergedParquetWriter {
         let schema = Arc::new(schema(&columns));
         MergedParquetWriter { ds, name: name.to_string(), grid, columns, schema, grid_json }
-    }
-
-    /// Writes one window completely and returns its (not yet committed) record: row count =
-    /// cells kept, value sum = every non-null value, row by row, columns in order.
-    ///
-    /// # Errors
-    /// [`StageError::Encode`] naming the tile, or [`StageError::Store`].
-    pub fn write(&self, tile: &MergedTile<'_>) -> Result<TileRecord, StageError> {
-        let w = tile.window;
-        let id = w.tile_id();
-        let mut value_sum = 0.0;
-        for &p in tile.keep {
-            for col in tile.values {
-                let v = col[p as usize];
-                if !v.is_nan() {
-                    value_sum += v;
-                }
-            }
-        }
-        let mut rec = TileRecord::new(w, tile.keep.len() as u64, value_sum);
-        if tile.keep.is_empty() {
-            return Ok(rec);
-        }
-        let bytes = self.encode(tile).map_err(|reason| StageError::Encode {
-            dataset: self.name.clone(),
-            tile: id.clone(),
-            reason,
-        })?;
-        rec.store(&self.ds, format!("tiles/{id}.parquet"), bytes)?;
-        Ok(rec)
     }
 
     fn encode(&self, tile: &MergedTile<'_>) -> Result<Vec<u8>, String> {
@@ -110,6 +129,105 @@ impl MergedParquetWriter {
             writer.write(&batch).map_err(|e| e.to_string())?;
         }
         writer.into_inner().map_err(|e| e.to_string())
+    }
+}
+
+impl MergedWriter for MergedParquetWriter {
+    fn write(&self, tile: &MergedTile<'_>) -> Result<TileRecord, StageError> {
+        let mut rec = tile.record();
+        if tile.keep.is_empty() {
+            return Ok(rec);
+        }
+        let bytes = self.encode(tile).map_err(|reason| StageError::Encode {
+            dataset: self.name.clone(),
+            tile: rec.id.clone(),
+            reason,
+        })?;
+        let key = format!("tiles/{}.parquet", rec.id);
+        rec.store(&self.ds, key, bytes)?;
+        Ok(rec)
+    }
+}
+
+/// An input that cannot be an array of a merged Zarr group.
+#[derive(Debug, thiserror::Error)]
+pub enum ZarrInputError {
+    /// An integer input without (representable) nodata: every value may be data, so no fill
+    /// value can mark the cells it does not cover.
+    #[error("dataset {name} is {dtype} without a nodata value, so its merged Zarr array has no fill value for the cells it does not cover: convert it again with --nodata <a value it never takes>, or merge with --format parquet (which has NULL)")]
+    NoFill {
+        /// Input dataset.
+        name: String,
+        /// Its type.
+        dtype: String,
+    },
+    /// An input named like the group's CRS variable.
+    #[error("dataset spatial_ref cannot be an array of a merged Zarr group (the CRS variable has that name): convert it under another --name, or merge with --format parquet")]
+    SpatialRef,
+}
+
+/// Writes a merged dataset as one Zarr group: a chunk of every input's array per window.
+pub struct MergedZarrWriter {
+    ds: Store,
+    group: ZarrGroup,
+    fills: Vec<f64>,
+}
+
+impl MergedZarrWriter {
+    /// The writer of merged dataset `m` (format Zarr, with `columns`) in folder `ds`.
+    ///
+    /// # Errors
+    /// [`ZarrInputError`] naming the input that cannot be an array.
+    pub fn new(ds: Store, m: &Manifest) -> Result<MergedZarrWriter, ZarrInputError> {
+        let group = ZarrGroup::of_manifest(ds.clone(), m);
+        let fills = group
+            .arrays()
+            .iter()
+            .map(|a| {
+                if a.name == "spatial_ref" {
+                    return Err(ZarrInputError::SpatialRef);
+                }
+                a.fill().ok_or_else(|| ZarrInputError::NoFill { name: a.name.clone(), dtype: a.dtype.name().into() })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(MergedZarrWriter { ds, group, fills })
+    }
+}
+
+impl MergedWriter for MergedZarrWriter {
+    fn begin(&self) -> Result<(), StageError> {
+        self.group.begin()
+    }
+
+    fn write(&self, tile: &MergedTile<'_>) -> Result<TileRecord, StageError> {
+        let mut rec = tile.record();
+        if tile.keep.is_empty() {
+            // Missing chunks read as the fill value: nothing kept, nothing to write.
+            return Ok(rec);
+        }
+        let w = tile.window;
+        // Under --how inner a cell not kept may still hold values of some inputs; it gets the
+        // fill value in every array, so readers keep a cell where any array has a value and
+        // see exactly the cells (rows) the Parquet merge has.
+        let mut kept = vec![false; w.cells()];
+        for &p in tile.keep {
+            kept[p as usize] = true;
+        }
+        let mut parts = Vec::with_capacity(self.fills.len());
+        for ((a, values), &fill) in self.group.arrays().iter().zip(tile.values).zip(&self.fills) {
+            let raw = crate::with_sample_type!(a.dtype, T => {
+                let cells: Vec<T> =
+                    values.iter().zip(&kept).map(|(&v, &k)| T::from_f64(if k && !v.is_nan() { v } else { fill })).collect();
+                self.group.chunk_bytes(w, &cells, T::from_f64(fill))
+            });
+            parts.push((self.group.tile_key(&a.name, w), self.group.compress(&raw, &rec.id)?));
+        }
+        rec.store_parts(&self.ds, parts)?;
+        Ok(rec)
+    }
+
+    fn finish(&self) -> Result<(), StageError> {
+        self.group.finish()
     }
 }
 

@@ -1,5 +1,5 @@
-//! Tile writers: Parquet tiles or one Zarr array, behind one trait, plus the manifest that
-//! records which tiles are committed.
+//! Tile writers: Parquet tiles or a Zarr group, behind one trait (merged.rs: the writers of
+//! merged datasets), plus the manifest that records which tiles are committed.
 
 pub mod commit;
 pub mod finalize;

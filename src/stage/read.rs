@@ -1,5 +1,5 @@
-//! Reading staged tiles back: the valid cells `(row_idx, col_idx, value)` of one tile, from a
-//! Parquet tile or a Zarr chunk.
+//! Reading staged tiles back: a committed tile's objects (checked against its record), and
+//! the valid cells `(row_idx, col_idx, value)` of one tile, from a Parquet tile or a Zarr chunk.
 //!
 //! One decoder serves `load` (which encodes the cells for COPY) and `merge` (which places
 //! them on the merged grid), so both see exactly the same cells and both refuse a tile that
@@ -7,7 +7,9 @@
 
 use crate::dtype::{nodata_as, DataType, Sample};
 use crate::grid::Grid;
+use crate::stage::manifest::{checksum_parts, Manifest, TileRecord};
 use crate::stage::Format;
+use crate::store::{Store, StoreError};
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int32Type;
 use arrow_array::{Array, ArrowPrimitiveType};
@@ -74,6 +76,83 @@ pub struct TileShape<'a> {
     pub dtype: DataType,
     /// Nodata.
     pub nodata: Option<f64>,
+}
+
+/// Why a committed tile's objects cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An object is missing, or the objects are not what the record's checksum says.
+    #[error("{0}")]
+    Bad(String),
+}
+
+/// Reads the objects of committed tile `t` of dataset `m` in folder `ds` (one, or one chunk
+/// per column of a merged Zarr dataset) and checks them against the record's checksum;
+/// `None` for a tile without valid cells (nothing is stored for it).
+///
+/// # Errors
+/// [`FetchError::Bad`] naming the missing or changed object and the command that rewrites
+/// it; [`FetchError::Store`].
+pub fn fetch_tile(ds: &Store, m: &Manifest, t: &TileRecord) -> Result<Option<Vec<Bytes>>, FetchError> {
+    let keys = m.tile_keys(t);
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let redo = if m.columns.is_some() { "run merge again" } else { "run convert again" };
+    let mut parts = Vec::with_capacity(keys.len());
+    for key in &keys {
+        let bytes = ds.get(key)?.ok_or_else(|| {
+            FetchError::Bad(format!("{} is listed in dataset.json but missing; {redo}", ds.url_of(key)))
+        })?;
+        parts.push(bytes);
+    }
+    let sum = checksum_parts(parts.iter().map(|b| b.as_ref()));
+    if Some(&sum) != t.checksum.as_ref() {
+        let what = match keys.len() {
+            1 => ds.url_of(&keys[0]),
+            n => format!("{} (with the same chunk of the other {} columns)", ds.url_of(&keys[0]), n - 1),
+        };
+        return Err(FetchError::Bad(format!(
+            "{what} is corrupt or was rewritten: its checksum {sum} is not dataset.json's {}; {redo}",
+            t.checksum.as_deref().unwrap_or("(none)")
+        )));
+    }
+    Ok(Some(parts))
+}
+
+/// The window of a tile as one dense row-major buffer of `shape.rows * shape.cols` values,
+/// NaN where the tile has no valid cell.
+///
+/// # Errors
+/// As [`visit_cells`].
+pub fn dense_f64(format: Format, bytes: &Bytes, shape: &TileShape<'_>) -> Result<Vec<f64>, DecodeError> {
+    let mut buf = vec![f64::NAN; shape.rows * shape.cols];
+    visit_f64(format, bytes, shape, |r, c, v| {
+        // visit_cells refuses cells outside the window, so the index is in range.
+        buf[(r as usize - shape.row0) * shape.cols + (c as usize - shape.col0)] = v;
+        Ok(())
+    })?;
+    Ok(buf)
+}
+
+impl<'a> TileShape<'a> {
+    /// What committed tile `t` of dataset `m` must contain (for a merged dataset, the type and
+    /// nodata are the manifest's placeholders: each column has its own).
+    pub fn of(m: &'a Manifest, t: &TileRecord) -> TileShape<'a> {
+        TileShape {
+            grid: &m.grid,
+            row0: t.row0,
+            col0: t.col0,
+            rows: t.rows,
+            cols: t.cols,
+            window: m.window,
+            dtype: m.dtype,
+            nodata: m.nodata,
+        }
+    }
 }
 
 fn bad(e: impl std::fmt::Display) -> DecodeError {

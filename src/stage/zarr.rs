@@ -1,14 +1,17 @@
-//! A Zarr group per dataset: `<name>.zarr/` with the 2-D array `<name>` (dims y, x; one
-//! chunk per window; zstd; fill value = nodata), 1-D `x`/`y` cell-centre coordinates and a
-//! CF `spatial_ref` variable.
+//! Zarr groups: `<group>.zarr/` with one 2-D array per value column (dims y, x; one chunk
+//! per window; zstd; fill value = nodata), 1-D `x`/`y` cell-centre coordinates and a CF
+//! `spatial_ref` variable. `convert` writes one array named after the dataset; `merge` writes
+//! one per input dataset, all sharing the coordinates (an xarray Dataset).
 //!
 //! Written by hand rather than through a Zarr library: the format is a few JSON documents
 //! plus compressed chunks, and writing them directly gives one code path for v2 and v3 on
 //! every store. CRS is written three ways so every reader finds it: CF `grid_mapping` +
-//! `spatial_ref` (xarray/rioxarray), and `_CRS` on the array, the only place GDAL 3.6 looks.
+//! `spatial_ref` (xarray/rioxarray), and `_CRS` on each array, the only place GDAL 3.6 looks.
 
+use super::manifest::Manifest;
 use super::{Layout, StageError, TileRecord, TileWriter};
 use crate::dtype::{nodata_as, DataType, Sample};
+use crate::grid::{Grid, Window};
 use crate::store::Store;
 use crate::tile::Tile;
 use bytes::Bytes;
@@ -39,13 +42,6 @@ fn base64_f64(v: f64) -> String {
 /// zstd level for chunks.
 const ZSTD_LEVEL: i32 = 3;
 
-/// Writes one Zarr array chunked by window into a dataset folder.
-pub struct ZarrWriter {
-    ds: Store,
-    layout: Layout,
-    root: String,
-}
-
 fn fill_json(v: Option<f64>, dtype: DataType) -> Value {
     match v {
         Some(x) if x.is_nan() => json!("NaN"),
@@ -56,46 +52,116 @@ fn fill_json(v: Option<f64>, dtype: DataType) -> Value {
     }
 }
 
-impl ZarrWriter {
-    /// A writer for dataset folder `ds`.
-    pub fn new(ds: Store, layout: Layout) -> ZarrWriter {
-        let root = format!("{}.zarr", layout.name);
-        ZarrWriter { ds, layout, root }
+/// The key, relative to the dataset folder, of chunk `idx` of `array` in group
+/// `<group>.zarr` (v3: `c/<i>/<j>`, v2: `<i>.<j>`).
+pub fn chunk_key(group: &str, zarr_version: u8, array: &str, idx: &[usize]) -> String {
+    let parts: Vec<String> = idx.iter().map(|i| i.to_string()).collect();
+    let root = format!("{group}.zarr");
+    if zarr_version != 2 {
+        if parts.is_empty() {
+            format!("{root}/{array}/c")
+        } else {
+            format!("{root}/{array}/c/{}", parts.join("/"))
+        }
+    } else if parts.is_empty() {
+        format!("{root}/{array}/0")
+    } else {
+        format!("{root}/{array}/{}", parts.join("."))
+    }
+}
+
+/// One 2-D value array of a group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZarrArray {
+    /// Array name: the dataset's, or an input dataset's in a merged group.
+    pub name: String,
+    /// Cell type.
+    pub dtype: DataType,
+    /// Nodata: the array's fill value (and CF `_FillValue`).
+    pub nodata: Option<f64>,
+}
+
+impl ZarrArray {
+    /// What a cell without data holds: nodata when the type can represent it, else NaN for a
+    /// float array; `None` for an integer array without a representable nodata, whose every
+    /// value may be data, so no fill value is safe.
+    pub fn fill(&self) -> Option<f64> {
+        crate::with_sample_type!(self.dtype, T => match nodata_as::<T>(self.nodata) {
+            Some(v) => Some(v.to_f64()),
+            None if self.dtype.is_float() => Some(f64::NAN),
+            None => None,
+        })
+    }
+}
+
+/// A Zarr group of 2-D arrays on one grid, chunked by window, with shared coordinates, in a
+/// dataset folder.
+pub struct ZarrGroup {
+    ds: Store,
+    name: String,
+    grid: Grid,
+    window: usize,
+    version: u8,
+    arrays: Vec<ZarrArray>,
+}
+
+impl ZarrGroup {
+    /// The group `<name>.zarr` in dataset folder `ds`, with `arrays` in order.
+    pub fn new(
+        ds: Store,
+        name: &str,
+        grid: Grid,
+        window: usize,
+        zarr_version: u8,
+        arrays: Vec<ZarrArray>,
+    ) -> ZarrGroup {
+        ZarrGroup { ds, name: name.to_string(), grid, window, version: zarr_version, arrays }
+    }
+
+    /// The group of a Zarr-staged dataset, from its manifest alone: its one array, or one per
+    /// column of a merged dataset. Every process derives the same metadata from it.
+    pub fn of_manifest(ds: Store, m: &Manifest) -> ZarrGroup {
+        let arrays = match &m.columns {
+            Some(cols) => {
+                cols.iter().map(|c| ZarrArray { name: c.name.clone(), dtype: c.dtype, nodata: c.nodata }).collect()
+            }
+            None => vec![ZarrArray { name: m.name.clone(), dtype: m.dtype, nodata: m.nodata }],
+        };
+        ZarrGroup::new(ds, &m.name, m.grid.clone(), m.window, m.zarr_version.unwrap_or(3), arrays)
+    }
+
+    /// The value arrays, in order.
+    pub fn arrays(&self) -> &[ZarrArray] {
+        &self.arrays
     }
 
     fn v3(&self) -> bool {
-        self.layout.zarr_version != 2
+        self.version != 2
+    }
+
+    fn root(&self) -> String {
+        format!("{}.zarr", self.name)
     }
 
     fn geographic(&self) -> bool {
-        let w = self.layout.grid.crs_wkt.trim_start();
-        self.layout.grid.epsg == Some(4326) || w.starts_with("GEOGCRS") || w.starts_with("GEOGCS")
+        let w = self.grid.crs_wkt.trim_start();
+        self.grid.epsg == Some(4326) || w.starts_with("GEOGCRS") || w.starts_with("GEOGCS")
     }
 
-    fn chunk_key(&self, array: &str, idx: &[usize]) -> String {
-        let parts: Vec<String> = idx.iter().map(|i| i.to_string()).collect();
-        if self.v3() {
-            if parts.is_empty() {
-                format!("{}/{array}/c", self.root)
-            } else {
-                format!("{}/{array}/c/{}", self.root, parts.join("/"))
-            }
-        } else if parts.is_empty() {
-            format!("{}/{array}/0", self.root)
-        } else {
-            format!("{}/{array}/{}", self.root, parts.join("."))
-        }
+    /// The key of the chunk of `array` that holds window `w` (windows are chunks).
+    pub fn tile_key(&self, array: &str, w: Window) -> String {
+        chunk_key(&self.name, self.version, array, &[w.row0 / self.window, w.col0 / self.window])
     }
 
     /// Every metadata document: (key, JSON). The same list serves the files and v2's
     /// consolidated `.zmetadata`.
     fn documents(&self) -> Vec<(String, Value)> {
-        let g = &self.layout.grid;
-        let name = &self.layout.name;
+        let g = &self.grid;
+        let root = self.root();
         let wkt = &g.crs_wkt;
         let geo = self.geographic();
         let gt = format!("{} {} 0 {} 0 {}", g.x0, g.dx, g.y0, g.dy);
-        let win = self.layout.window;
+        let win = self.window;
         let coord_attrs = |axis: &str| {
             let (std_name, long, units) = match (axis, geo) {
                 ("x", true) => ("longitude", "longitude", "degrees_east"),
@@ -105,56 +171,55 @@ impl ZarrWriter {
             };
             json!({"standard_name": std_name, "long_name": long, "units": units, "axis": axis.to_uppercase()})
         };
-        // `coordinates` makes xarray's CF decoding attach `spatial_ref` to the data variable
-        // as a coordinate; without it rioxarray finds the `grid_mapping` name but no variable
-        // behind it, and `rio.crs` is None.
-        let mut data_attrs = json!({
-            "grid_mapping": "spatial_ref",
-            "coordinates": "spatial_ref",
-            "long_name": name,
-        });
-        if !wkt.is_empty() {
-            data_attrs["_CRS"] = json!({"wkt": wkt});
-        }
-        if let (true, Some(nd)) = (self.v3(), self.layout.nodata) {
-            // xarray uses a v3 array's fill_value only for missing chunks; nodata must be the
-            // CF `_FillValue` attribute (floats as base64 of the little-endian f64, xarray's
-            // encoding), or rioxarray reports no nodata and -9999 cells read as data.
-            data_attrs["_FillValue"] =
-                if self.layout.dtype.is_float() { json!(base64_f64(nd)) } else { json!(nd as i64) };
-        }
-        let sref_attrs = json!({"crs_wkt": wkt, "spatial_ref": wkt, "GeoTransform": gt});
-        // An integer array without nodata has no fill value in v2 (null): xarray and GDAL take
-        // v2's fill_value for nodata, and a 0 there masked every valid 0 cell. v3 requires a
-        // fill value, but there readers use it only for missing chunks.
-        let data_fill = if !self.v3() && self.layout.nodata.is_none() && !self.layout.dtype.is_float() {
-            Value::Null
-        } else {
-            fill_json(self.layout.nodata, self.layout.dtype)
-        };
-        let arrays: Vec<ArraySpec> = vec![
-            (
-                name.as_str(),
+        let mut arrays: Vec<ArraySpec> = Vec::with_capacity(self.arrays.len() + 3);
+        for a in &self.arrays {
+            // `coordinates` makes xarray's CF decoding attach `spatial_ref` to the data variable
+            // as a coordinate; without it rioxarray finds the `grid_mapping` name but no variable
+            // behind it, and `rio.crs` is None.
+            let mut data_attrs = json!({
+                "grid_mapping": "spatial_ref",
+                "coordinates": "spatial_ref",
+                "long_name": a.name,
+            });
+            if !wkt.is_empty() {
+                data_attrs["_CRS"] = json!({"wkt": wkt});
+            }
+            if let (true, Some(nd)) = (self.v3(), a.nodata) {
+                // xarray uses a v3 array's fill_value only for missing chunks; nodata must be the
+                // CF `_FillValue` attribute (floats as base64 of the little-endian f64, xarray's
+                // encoding), or rioxarray reports no nodata and -9999 cells read as data.
+                data_attrs["_FillValue"] = if a.dtype.is_float() { json!(base64_f64(nd)) } else { json!(nd as i64) };
+            }
+            // An integer array without nodata has no fill value in v2 (null): xarray and GDAL
+            // take v2's fill_value for nodata, and a 0 there masked every valid 0 cell. v3
+            // requires a fill value, but there readers use it only for missing chunks.
+            let data_fill = if !self.v3() && a.nodata.is_none() && !a.dtype.is_float() {
+                Value::Null
+            } else {
+                fill_json(a.nodata, a.dtype)
+            };
+            arrays.push((
+                a.name.as_str(),
                 vec![g.height, g.width],
                 vec![win, win],
-                self.layout.dtype,
+                a.dtype,
                 data_fill,
                 vec!["y", "x"],
                 data_attrs,
-            ),
+            ));
+        }
+        let sref_attrs = json!({"crs_wkt": wkt, "spatial_ref": wkt, "GeoTransform": gt});
+        arrays.extend([
             ("x", vec![g.width], vec![win], DataType::Float64, json!("NaN"), vec!["x"], coord_attrs("x")),
             ("y", vec![g.height], vec![win], DataType::Float64, json!("NaN"), vec!["y"], coord_attrs("y")),
             ("spatial_ref", vec![], vec![], DataType::Int32, json!(0), vec![], sref_attrs),
-        ];
+        ]);
         let mut docs = Vec::new();
         if self.v3() {
-            docs.push((
-                format!("{}/zarr.json", self.root),
-                json!({"zarr_format": 3, "node_type": "group", "attributes": {}}),
-            ));
+            docs.push((format!("{root}/zarr.json"), json!({"zarr_format": 3, "node_type": "group", "attributes": {}})));
             for (a, shape, chunks, dt, fill, dims, attrs) in arrays {
                 docs.push((
-                    format!("{}/{a}/zarr.json", self.root),
+                    format!("{root}/{a}/zarr.json"),
                     json!({
                         "zarr_format": 3,
                         "node_type": "array",
@@ -173,12 +238,12 @@ impl ZarrWriter {
                 ));
             }
         } else {
-            docs.push((format!("{}/.zgroup", self.root), json!({"zarr_format": 2})));
-            docs.push((format!("{}/.zattrs", self.root), json!({})));
+            docs.push((format!("{root}/.zgroup"), json!({"zarr_format": 2})));
+            docs.push((format!("{root}/.zattrs"), json!({})));
             for (a, shape, chunks, dt, fill, dims, mut attrs) in arrays {
                 attrs["_ARRAY_DIMENSIONS"] = json!(dims);
                 docs.push((
-                    format!("{}/{a}/.zarray", self.root),
+                    format!("{root}/{a}/.zarray"),
                     json!({
                         "zarr_format": 2,
                         "shape": shape,
@@ -191,7 +256,7 @@ impl ZarrWriter {
                         "dimension_separator": ".",
                     }),
                 ));
-                docs.push((format!("{}/{a}/.zattrs", self.root), attrs));
+                docs.push((format!("{root}/{a}/.zattrs"), attrs));
             }
         }
         docs
@@ -204,23 +269,22 @@ impl ZarrWriter {
         Ok(())
     }
 
-    fn compress(&self, raw: &[u8], what: &str) -> Result<Vec<u8>, StageError> {
+    /// zstd-compresses one chunk; `what` names it in the error.
+    ///
+    /// # Errors
+    /// [`StageError::Encode`] naming the dataset and `what`.
+    pub fn compress(&self, raw: &[u8], what: &str) -> Result<Vec<u8>, StageError> {
         zstd::bulk::compress(raw, ZSTD_LEVEL).map_err(|e| StageError::Encode {
-            dataset: self.layout.name.clone(),
+            dataset: self.name.clone(),
             tile: what.to_string(),
             reason: e.to_string(),
         })
     }
 
-    /// Chunk bytes of a tile: padded to the full chunk shape with the fill value, as Zarr
-    /// requires of edge chunks.
-    fn chunk_bytes<T: Sample>(&self, tile: &Tile, values: &[T]) -> Vec<u8> {
-        let win = self.layout.window;
-        let w = tile.window;
-        let fill: T = match tile.nodata {
-            Some(v) => nodata_as(Some(v)).unwrap_or_else(|| T::from_f64(v)),
-            None => T::default(),
-        };
+    /// Chunk bytes of window `w` from its `values` (row-major, `w.rows * w.cols`): padded to
+    /// the full chunk shape with `fill`, as Zarr requires of edge chunks.
+    pub fn chunk_bytes<T: Sample>(&self, w: Window, values: &[T], fill: T) -> Vec<u8> {
+        let win = self.window;
         let mut raw = Vec::with_capacity(win * win * std::mem::size_of::<T>());
         if w.rows == win && w.cols == win {
             T::extend_le(values, &mut raw);
@@ -237,16 +301,19 @@ impl ZarrWriter {
         }
         raw
     }
-}
 
-impl TileWriter for ZarrWriter {
-    fn begin(&self) -> Result<(), StageError> {
+    /// Writes what does not depend on tiles: the metadata documents and the coordinates.
+    /// Idempotent (same bytes every time).
+    ///
+    /// # Errors
+    /// [`StageError`] naming the object.
+    pub fn begin(&self) -> Result<(), StageError> {
         for (key, doc) in self.documents() {
             self.put_json(&key, &doc)?;
         }
         // Cell-centre coordinates, one chunk per window, computed by the grid's one formula.
-        let g = &self.layout.grid;
-        let win = self.layout.window;
+        let g = &self.grid;
+        let win = self.window;
         for (axis, n) in [("x", g.width), ("y", g.height)] {
             for (ci, start) in (0..n).step_by(win).enumerate() {
                 let vals: Vec<f64> = (start..start + win)
@@ -262,7 +329,7 @@ impl TileWriter for ZarrWriter {
                     .collect();
                 let mut raw = Vec::with_capacity(win * 8);
                 f64::extend_le(&vals, &mut raw);
-                let key = self.chunk_key(axis, &[ci]);
+                let key = chunk_key(&self.name, self.version, axis, &[ci]);
                 let z = self.compress(&raw, &key)?;
                 self.ds.put(&key, Bytes::from(z))?;
             }
@@ -270,31 +337,19 @@ impl TileWriter for ZarrWriter {
         Ok(())
     }
 
-    fn write(&self, tile: &Tile) -> Result<TileRecord, StageError> {
-        let w = tile.window;
-        let win = self.layout.window;
-        let (row_count, value_sum) = tile.stats();
-        let mut rec = TileRecord::new(w, row_count, value_sum);
-        if row_count == 0 {
-            // A missing chunk reads as the fill value: nothing to write.
-            return Ok(rec);
-        }
-        let raw = crate::with_tile_values!(&tile.values, v => self.chunk_bytes(tile, v));
-        let key = self.chunk_key(&self.layout.name, &[w.row0 / win, w.col0 / win]);
-        let z = self.compress(&raw, &rec.id)?;
-        rec.store(&self.ds, key, z)?;
-        Ok(rec)
-    }
-
-    fn finish(&self) -> Result<(), StageError> {
+    /// Writes the consolidated metadata; runs once every tile is committed.
+    ///
+    /// # Errors
+    /// [`StageError`] naming the object.
+    pub fn finish(&self) -> Result<(), StageError> {
         // Readers take consolidated metadata in place of the per-array documents: write it
         // last, from the same documents, so it can never be stale.
-        let root_prefix = format!("{}/", self.root);
+        let root_prefix = format!("{}/", self.root());
         let docs = self.documents();
         if self.v3() {
             // zarr-python 3 reads inline consolidated metadata from the group's zarr.json;
             // without it xarray warns on every open_zarr.
-            let group_key = format!("{}/zarr.json", self.root);
+            let group_key = format!("{}/zarr.json", self.root());
             let mut meta = serde_json::Map::new();
             let mut group = json!({});
             for (key, doc) in docs {
@@ -312,7 +367,7 @@ impl TileWriter for ZarrWriter {
                 meta.insert(key.trim_start_matches(&root_prefix).to_string(), doc);
             }
             self.put_json(
-                &format!("{}/.zmetadata", self.root),
+                &format!("{}/.zmetadata", self.root()),
                 &json!({"metadata": meta, "zarr_consolidated_format": 1}),
             )?;
         }
@@ -320,9 +375,80 @@ impl TileWriter for ZarrWriter {
     }
 }
 
+/// Writes a converted dataset's one Zarr array, chunked by window.
+pub struct ZarrWriter {
+    group: ZarrGroup,
+}
+
+impl ZarrWriter {
+    /// A writer for dataset folder `ds`.
+    pub fn new(ds: Store, layout: Layout) -> ZarrWriter {
+        let array = ZarrArray { name: layout.name.clone(), dtype: layout.dtype, nodata: layout.nodata };
+        ZarrWriter {
+            group: ZarrGroup::new(ds, &layout.name, layout.grid, layout.window, layout.zarr_version, vec![array]),
+        }
+    }
+
+    fn chunk<T: Sample>(&self, tile: &Tile, values: &[T]) -> Vec<u8> {
+        // Every cell of the window is written as it is (nodata included): only the padding of
+        // edge chunks needs a fill, which readers never show.
+        let fill: T = match tile.nodata {
+            Some(v) => nodata_as(Some(v)).unwrap_or_else(|| T::from_f64(v)),
+            None => T::default(),
+        };
+        self.group.chunk_bytes(tile.window, values, fill)
+    }
+}
+
+impl TileWriter for ZarrWriter {
+    fn begin(&self) -> Result<(), StageError> {
+        self.group.begin()
+    }
+
+    fn write(&self, tile: &Tile) -> Result<TileRecord, StageError> {
+        let w = tile.window;
+        let (row_count, value_sum) = tile.stats();
+        let mut rec = TileRecord::new(w, row_count, value_sum);
+        if row_count == 0 {
+            // A missing chunk reads as the fill value: nothing to write.
+            return Ok(rec);
+        }
+        let raw = crate::with_tile_values!(&tile.values, v => self.chunk(tile, v));
+        let key = self.group.tile_key(&self.group.arrays[0].name, w);
+        let z = self.group.compress(&raw, &rec.id)?;
+        rec.store(&self.group.ds, key, z)?;
+        Ok(rec)
+    }
+
+    fn finish(&self) -> Result<(), StageError> {
+        self.group.finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::base64_f64;
+    use super::{base64_f64, chunk_key, ZarrArray};
+    use crate::dtype::DataType;
+
+    #[test]
+    fn fill_is_nodata_nan_or_none() {
+        let fill = |dtype, nodata| ZarrArray { name: "a".into(), dtype, nodata }.fill();
+        assert_eq!(fill(DataType::Int16, Some(-32768.0)), Some(-32768.0));
+        assert_eq!(fill(DataType::Float32, Some(-9999.0)), Some(-9999.0));
+        assert!(fill(DataType::Float64, None).is_some_and(f64::is_nan));
+        // Every integer may be data: no fill value is safe.
+        assert_eq!(fill(DataType::Int32, None), None);
+        // A nodata the type cannot hold marks no cell.
+        assert_eq!(fill(DataType::Byte, Some(-9999.0)), None);
+    }
+
+    #[test]
+    fn chunk_keys_per_version() {
+        assert_eq!(chunk_key("m", 3, "a", &[1, 2]), "m.zarr/a/c/1/2");
+        assert_eq!(chunk_key("m", 2, "a", &[1, 2]), "m.zarr/a/1.2");
+        assert_eq!(chunk_key("m", 3, "spatial_ref", &[]), "m.zarr/spatial_ref/c");
+        assert_eq!(chunk_key("m", 2, "spatial_ref", &[]), "m.zarr/spatial_ref/0");
+    }
 
     #[test]
     fn base64_like_python() {

@@ -74,23 +74,7 @@ fn source(path: &Path, w: usize, h: usize, seed: u64) {
 /// Every file under a local folder (relative path, bytes), sorted, without dataset.json
 /// (it names the source and its mtime) and without in-progress temporary files.
 fn staged_files(root: &Path) -> Vec<(String, Vec<u8>)> {
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(base, &p, out);
-            } else {
-                let rel = p.strip_prefix(base).unwrap().to_string_lossy().to_string();
-                if !rel.ends_with("dataset.json") && !rel.contains('#') {
-                    out.push((rel, std::fs::read(&p).unwrap()));
-                }
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(root, root, &mut out);
-    out.sort();
-    out
+    files_under(root).into_iter().filter(|(rel, _)| !rel.ends_with("dataset.json") && !rel.contains('#')).collect()
 }
 
 /// Asserts that two staged datasets are the same: manifest totals, per-tile checksums,

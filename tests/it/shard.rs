@@ -292,13 +292,21 @@ fn merge_shards_equal_one_process() {
     ok(&["-q", "convert", "--config", &cfg]);
     let from = bucket.url("single");
     let inputs = DATASETS.join(",");
-    ok(&["-q", "merge", "--from", &from, "--datasets", &inputs, "--out", &bucket.url("mref/merged")]);
-    all_shards(&["-q", "merge", "--from", &from, "--datasets", &inputs, "--out", &bucket.url("mshard/merged")], 3);
-    let (want, got) = (bucket.objects("mref"), bucket.objects("mshard"));
-    assert!(want.keys().filter(|k| k.ends_with(".parquet")).count() > 10);
-    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
-    for (k, v) in &want {
-        assert!(got[k] == *v, "{k} differs from the single-process merge");
+    for format in ["parquet", "zarr"] {
+        let (single, sharded) = (format!("mref-{format}"), format!("mshard-{format}"));
+        let merge = ["-q", "merge", "--from", &from, "--datasets", &inputs, "--format", format];
+        let out = bucket.url(&format!("{single}/merged"));
+        ok(&[&merge[..], &["--out", &out]].concat());
+        let out = bucket.url(&format!("{sharded}/merged"));
+        all_shards(&[&merge[..], &["--out", &out]].concat(), 3);
+        let (want, got) = (bucket.objects(&single), bucket.objects(&sharded));
+        // The last shard writes the Zarr metadata with the complete dataset.json.
+        let tile = if format == "zarr" { "merged.zarr/" } else { ".parquet" };
+        assert!(want.keys().filter(|k| k.contains(tile)).count() > 10, "{format}");
+        assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "{format}");
+        for (k, v) in &want {
+            assert!(got[k] == *v, "{format}: {k} differs from the single-process merge");
+        }
     }
     let err = fails(&["merge", "--from", &from, "--datasets", &inputs, "--shard", "0/2", "--to-postgres"]);
     assert!(err.contains("--to-postgres"), "{err}");
@@ -306,22 +314,7 @@ fn merge_shards_equal_one_process() {
 
 /// Every file under a local folder: relative path -> bytes (without temporary files).
 fn local_files(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(base, &p, out);
-            } else {
-                let rel = p.strip_prefix(base).unwrap().to_string_lossy().to_string();
-                if !rel.contains('#') {
-                    out.insert(rel, std::fs::read(&p).unwrap());
-                }
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
+    files_under(root).into_iter().filter(|(rel, _)| !rel.contains('#')).collect()
 }
 
 #[test]
