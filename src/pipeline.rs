@@ -47,6 +47,9 @@ pub enum ConvertError {
     /// A method is needed but none was chosen.
     #[error("{0}: resampling needs a method: pass --method (sum for counts, average for continuous values, mode for categories) or set method/data_type in the config")]
     NoMethod(String),
+    /// A Zarr dataset named like one of the group's own variables.
+    #[error("dataset {0}: a Zarr group already has a variable of that name (x, y, spatial_ref); convert it under another --name")]
+    ZarrName(String),
     /// Some tiles failed; the others are committed.
     #[error("{dataset}: {failed} of {total} tiles failed (first: {first}); the others are committed, rerun to retry")]
     TilesFailed {
@@ -214,6 +217,9 @@ pub fn convert_tiles(
 ) -> Result<ConvertSummary, ConvertError> {
     let start = Instant::now();
     let name = job.name.as_str();
+    if job.format == Format::Zarr && matches!(name, "x" | "y" | "spatial_ref") {
+        return Err(ConvertError::ZarrName(name.to_string()));
+    }
     let src = Source::open(&job.source, job.band, job.nodata)?;
     let plan = plan(&src.info, &job.grid, job.method.unwrap_or(Method::Nearest))?;
     if job.method.is_none() && !plan.is_passthrough() {

@@ -384,9 +384,11 @@ fn parse(file: &File, band: usize, dtype: DataType) -> std::io::Result<Result<La
         p => return Ok(Err(format!("predictor {p}"))),
     };
     let tiled = (one(322)?, one(323)?);
+    // Tiles are stored whole even where they overhang the image; a strip never is, and
+    // RowsPerStrip may exceed the height (one strip).
     let (block_w, block_h, offsets, counts) = match tiled {
         (Some(tw), Some(th)) => (tw as usize, th as usize, values(324)?, values(325)?),
-        _ => (width, one(278)?.map_or(height, |r| r as usize), values(273)?, values(279)?),
+        _ => (width, one(278)?.map_or(height, |r| (r as usize).min(height)), values(273)?, values(279)?),
     };
     let (Some(offsets), Some(counts)) = (offsets, counts) else {
         return Ok(Err("no block offsets".into()));
@@ -394,7 +396,6 @@ fn parse(file: &File, band: usize, dtype: DataType) -> std::io::Result<Result<La
     if block_w == 0 || block_h == 0 || width == 0 || height == 0 {
         return Ok(Err("empty image or blocks".into()));
     }
-    let block_h = block_h.min(height);
     let per_plane = width.div_ceil(block_w) * height.div_ceil(block_h);
     let first = (band - 1) * per_plane;
     if offsets.len() < first + per_plane || counts.len() < first + per_plane {
@@ -485,7 +486,10 @@ mod tests {
         let mut all = Vec::new();
         for compress in ["COMPRESS=NONE", "COMPRESS=DEFLATE", "COMPRESS=ZSTD"] {
             for &predictor in predictors {
-                for blocks in [&["TILED=YES", "BLOCKXSIZE=64", "BLOCKYSIZE=32"][..], &["BLOCKYSIZE=7"][..]] {
+                // Tiles inside the image, one tile larger than the image, strips.
+                let tiles = &["TILED=YES", "BLOCKXSIZE=64", "BLOCKYSIZE=32"][..];
+                let large = &["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256"][..];
+                for blocks in [tiles, large, &["BLOCKYSIZE=7"][..], &["BLOCKYSIZE=500"][..]] {
                     for big in ["BIGTIFF=NO", "BIGTIFF=YES"] {
                         let mut o = vec![compress, predictor, big, "INTERLEAVE=BAND"];
                         o.extend_from_slice(blocks);

@@ -131,6 +131,11 @@ fn unsafe_dataset_names() {
         bad(&["convert", s(&src), "--name", name, "--out", s(&out)], &out, &["dataset name", "safe SQL identifier"]);
     }
     assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none(), "nothing created for bad names");
+    // A Zarr group's own variables cannot also be the dataset's array.
+    for name in ["x", "y", "spatial_ref"] {
+        let args = ["convert", s(&src), "--name", name, "--out", s(&out), "--format", "zarr"];
+        bad(&args, &out, &[&format!("dataset {name}"), "x, y, spatial_ref", "another --name"]);
+    }
     // `-` is normalised to `_`.
     ok(&["convert", s(&src), "--name", "am-fungi", "--out", s(&out)]);
     assert_eq!(manifest(&out, "am_fungi")["name"], "am_fungi");
