@@ -4,6 +4,7 @@
 //! Data flows one way: [`source`] -> [`grid`] windows -> [`resample`] kernels ->
 //! [`stage`] writers -> [`store`]; `load` reads the store.
 
+pub mod aws_profile;
 pub mod compute;
 pub mod config;
 pub mod dtype;

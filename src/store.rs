@@ -8,8 +8,9 @@
 //! Remote stores get bounded concurrency ([`object_store::limit::LimitStore`]), retries with
 //! exponential backoff on 5xx, timeouts and dropped connections, and request timeouts, all
 //! from [`StorageOptions`] (config `storage:` section, `RASTERSTAGE_S3_*` variables).
-//! Credentials come only from the environment and the instance/container chain that
-//! `object_store` implements; they are never formatted into a message or a log line.
+//! Credentials come from the environment, the AWS profile files ([`crate::aws_profile`]) and
+//! the instance/container chain that `object_store` implements; they are never formatted
+//! into a message or a log line.
 
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -263,7 +264,25 @@ impl Store {
             // AWS_ALLOW_HTTP included. Timeouts go in through with_config, not
             // with_client_options, which would replace (and so drop) AWS_ALLOW_HTTP.
             let secs = |d: Duration| format!("{}ms", d.as_millis());
-            let s3 = AmazonS3Builder::from_env()
+            let mut builder = AmazonS3Builder::from_env();
+            // Then what AWS_PROFILE (or the default profile) of ~/.aws adds, as the AWS chain does.
+            let profile = crate::aws_profile::from_env().map_err(bad)?;
+            if profile != crate::aws_profile::ProfileSettings::default() {
+                tracing::debug!("S3 settings from the AWS profile: {profile}");
+            }
+            if let (Some(id), Some(secret)) = (profile.access_key_id, profile.secret_access_key) {
+                builder = builder.with_access_key_id(id).with_secret_access_key(secret);
+                if let Some(token) = profile.session_token {
+                    builder = builder.with_token(token);
+                }
+            }
+            if let Some(region) = profile.region {
+                builder = builder.with_region(region);
+            }
+            if let Some(endpoint) = profile.endpoint_url {
+                builder = builder.with_endpoint(endpoint);
+            }
+            let s3 = builder
                 .with_bucket_name(bucket)
                 .with_retry(options.retry())
                 .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), secs(options.request_timeout))

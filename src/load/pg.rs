@@ -23,6 +23,72 @@ pub const APPLICATION_NAME: &str = "rasterstage";
 #[derive(Clone)]
 pub struct ConnSpec {
     config: Config,
+    verify: Verify,
+    root_cert: Option<std::path::PathBuf>,
+}
+
+/// How much of the server's certificate to check, as libpq's `sslmode` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verify {
+    /// `disable`, `prefer`, `require`: encrypt, trust any certificate (unless `sslrootcert`
+    /// is given, which makes `require` check the chain, as libpq does).
+    None,
+    /// `verify-ca`: the chain must lead to a trusted root (`sslrootcert`, else the system's).
+    Ca,
+    /// `verify-full`: as `verify-ca`, and the certificate must name the host.
+    Full,
+}
+
+/// Takes `sslmode=verify-ca|verify-full` and `sslrootcert=...` out of a connection string
+/// (URL or `key=value` form), which the driver does not know, and returns the rest with
+/// `sslmode=require` in their place (TLS is then required, and checked as they ask).
+fn split_tls_params(conn: &str) -> (String, Option<Verify>, Option<String>) {
+    let (mut verify, mut root) = (None, None);
+    let mut take = |k: &str, v: &str| -> Option<String> {
+        match (k, v) {
+            ("sslmode", "verify-ca") => verify = Some(Verify::Ca),
+            ("sslmode", "verify-full") => verify = Some(Verify::Full),
+            ("sslrootcert", path) => root = Some(path.to_string()),
+            _ => return None,
+        }
+        (k == "sslmode").then(|| "sslmode=require".to_string())
+    };
+    let rest = if conn.starts_with("postgres://") || conn.starts_with("postgresql://") {
+        match conn.split_once('?') {
+            Some((base, query)) => {
+                let kept: Vec<String> = query
+                    .split('&')
+                    .filter_map(|kv| {
+                        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                        match take(k, v) {
+                            Some(r) => Some(r),
+                            None if k == "sslrootcert" => None,
+                            None => Some(kv.to_string()),
+                        }
+                    })
+                    .collect();
+                if kept.is_empty() {
+                    base.to_string()
+                } else {
+                    format!("{base}?{}", kept.join("&"))
+                }
+            }
+            None => conn.to_string(),
+        }
+    } else {
+        conn.split_whitespace()
+            .filter_map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                match take(k, v.trim_matches('\'')) {
+                    Some(r) => Some(r),
+                    None if k == "sslrootcert" => None,
+                    None => Some(kv.to_string()),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    (rest, verify, root)
 }
 
 impl std::fmt::Debug for ConnSpec {
@@ -46,8 +112,14 @@ impl ConnSpec {
     /// since it may hold a password).
     pub fn resolve(cli: Option<&str>, config_url: Option<&str>) -> Result<ConnSpec, LoadError> {
         let url = cli.map(str::to_string).or_else(|| env("DATABASE_URL")).or_else(|| config_url.map(str::to_string));
+        let mut verify = None;
+        let mut root_cert = None;
         let mut config = match url {
-            Some(u) => u.parse::<Config>().map_err(|e| LoadError::BadUrl(e.to_string()))?,
+            Some(u) => {
+                let (rest, v, root) = split_tls_params(&u);
+                (verify, root_cert) = (v, root);
+                rest.parse::<Config>().map_err(|e| LoadError::BadUrl(e.to_string()))?
+            }
             None => {
                 let mut c = Config::new();
                 let host = env("PGHOST").unwrap_or_else(|| "localhost".to_string());
@@ -67,6 +139,11 @@ impl ConnSpec {
                         "require" | "verify-ca" | "verify-full" => SslMode::Require,
                         _ => SslMode::Prefer,
                     });
+                    verify = match mode.as_str() {
+                        "verify-ca" => Some(Verify::Ca),
+                        "verify-full" => Some(Verify::Full),
+                        _ => None,
+                    };
                 }
                 c
             }
@@ -93,7 +170,33 @@ impl ConnSpec {
             config.connect_timeout(Duration::from_secs(10));
         }
         config.application_name(APPLICATION_NAME);
-        Ok(ConnSpec { config })
+        let root_cert = root_cert.or_else(|| env("PGSSLROOTCERT")).map(std::path::PathBuf::from);
+        // libpq: `require` with a root certificate checks the chain like `verify-ca`.
+        let verify = verify.unwrap_or(if root_cert.is_some() { Verify::Ca } else { Verify::None });
+        Ok(ConnSpec { config, verify, root_cert })
+    }
+
+    /// How the server's certificate is checked.
+    pub fn verify(&self) -> Verify {
+        self.verify
+    }
+
+    /// The TLS connector for [`Self::verify`], with the `sslrootcert` root if any.
+    fn tls(&self) -> Result<native_tls::TlsConnector, String> {
+        let mut b = native_tls::TlsConnector::builder();
+        match self.verify {
+            // libpq's sslmode=require encrypts without verifying the certificate; do the same.
+            Verify::None => b.danger_accept_invalid_certs(true).danger_accept_invalid_hostnames(true),
+            Verify::Ca => b.danger_accept_invalid_hostnames(true),
+            Verify::Full => &mut b,
+        };
+        if let Some(path) = &self.root_cert {
+            let pem = std::fs::read(path).map_err(|e| format!("sslrootcert {}: {e}", path.display()))?;
+            let cert = native_tls::Certificate::from_pem(&pem)
+                .map_err(|e| format!("sslrootcert {}: not a PEM certificate ({e})", path.display()))?;
+            b.add_root_certificate(cert);
+        }
+        b.build().map_err(|e| format!("TLS setup: {e}"))
     }
 
     /// `host H port P user U database D`, for messages: everything but the password.
@@ -114,12 +217,7 @@ impl ConnSpec {
     /// # Errors
     /// [`LoadError::Connect`]: one line naming host, port, user and database.
     pub fn connect(&self) -> Result<Client, LoadError> {
-        // libpq's sslmode=require encrypts without verifying the certificate; do the same.
-        let tls = native_tls::TlsConnector::builder()
-            .danger_accept_invalid_certs(true)
-            .danger_accept_invalid_hostnames(true)
-            .build()
-            .map_err(|e| LoadError::Connect { target: self.describe(), reason: format!("TLS setup: {e}") })?;
+        let tls = self.tls().map_err(|reason| LoadError::Connect { target: self.describe(), reason })?;
         self.config
             .connect(postgres_native_tls::MakeTlsConnector::new(tls))
             .map_err(|e| LoadError::Connect { target: self.describe(), reason: reason(&e) })
@@ -295,6 +393,29 @@ mod tests {
         assert!(check_ident("--schema", "", false).is_err());
         assert!(check_ident("--schema", "A", false).is_err());
         assert!(check_ident("--schema", "a\"b", false).is_err());
+    }
+
+    #[test]
+    fn verify_modes_and_root_cert_are_taken_out_of_the_url() {
+        let (rest, v, root) = split_tls_params("postgres://u@h/db?sslmode=verify-full&sslrootcert=/c/root.crt&x=1");
+        assert_eq!(
+            (rest.as_str(), v, root.as_deref()),
+            ("postgres://u@h/db?sslmode=require&x=1", Some(Verify::Full), Some("/c/root.crt"))
+        );
+        let (rest, v, root) = split_tls_params("postgresql://u@h/db?sslrootcert=/r.pem");
+        assert_eq!((rest.as_str(), v, root.as_deref()), ("postgresql://u@h/db", None, Some("/r.pem")));
+        let (rest, v, _) = split_tls_params("host=h user=u sslmode=verify-ca dbname=d");
+        assert_eq!((rest.as_str(), v), ("host=h user=u sslmode=require dbname=d", Some(Verify::Ca)));
+        let (rest, v, root) = split_tls_params("postgres://u@h/db?sslmode=require");
+        assert_eq!((rest.as_str(), v, root), ("postgres://u@h/db?sslmode=require", None, None));
+        // What it resolves to: verify-full parses (the driver alone refuses it), and
+        // require with a root certificate checks the chain as libpq does.
+        let spec = ConnSpec::resolve(Some("postgres://u@h/db?sslmode=verify-full"), None).unwrap();
+        assert_eq!(spec.verify(), Verify::Full);
+        let spec = ConnSpec::resolve(Some("postgres://u@h/db?sslmode=require&sslrootcert=/r.pem"), None).unwrap();
+        assert_eq!(spec.verify(), Verify::Ca);
+        let spec = ConnSpec::resolve(Some("postgres://u@h/db?sslmode=require"), None).unwrap();
+        assert_eq!(spec.verify(), Verify::None);
     }
 
     #[test]

@@ -464,7 +464,7 @@ fn wrong_password_is_one_line_naming_the_target_and_never_shows_the_password() {
 }
 
 #[test]
-fn sslmode_require_loads_over_tls_and_disable_is_refused() {
+fn sslmode_require_loads_over_tls_verify_modes_check_the_certificate() {
     let dir = tmp();
     let root = staged(dir.path());
     let cl = Cluster::new();
@@ -521,4 +521,40 @@ fn sslmode_require_loads_over_tls_and_disable_is_refused() {
         .output()
         .unwrap();
     assert_ok(&out, "verify with PGSSLMODE=require");
+
+    // verify-ca / verify-full check the certificate (self-signed, for DNS:localhost only).
+    let crt = cl.data().join("server.crt");
+    let verify = ["verify", "--from", s(&root), "--schema", "tls"];
+    let target = format!("host 127.0.0.1 port {} user rs_user database rs", cl.port);
+    // No trusted root for it: refused, naming the server, whatever the host name.
+    let out = rs_at(&cl.url(PASSWORD, "sslmode=verify-ca"), &verify, &[]);
+    assert!(!out.status.success(), "verify-ca must refuse an unknown certificate");
+    one_error_line(&stderr(&out), &[&target, "certificate"]);
+    // Its root given: verify-ca passes; verify-full still refuses 127.0.0.1, which the
+    // certificate does not name, and passes for host localhost (hostaddr keeps it on IPv4).
+    let with_root = |mode: &str| format!("sslmode={mode}&sslrootcert={}", crt.display());
+    assert_ok(&rs_at(&cl.url(PASSWORD, &with_root("verify-ca")), &verify, &[]), "verify-ca with sslrootcert");
+    let out = rs_at(&cl.url(PASSWORD, &with_root("verify-full")), &verify, &[]);
+    assert!(!out.status.success(), "verify-full must refuse a certificate for another host");
+    one_error_line(&stderr(&out), &[&target]);
+    let by_name = format!(
+        "postgres://rs_user:{PASSWORD}@localhost:{}/rs?hostaddr=127.0.0.1&{}",
+        cl.port,
+        with_root("verify-full")
+    );
+    assert_ok(&rs_at(&by_name, &verify, &[]), "verify-full for the certificate's host name");
+    // PGSSLMODE / PGSSLROOTCERT do the same without a URL.
+    let out = bin()
+        .env_remove("DATABASE_URL")
+        .env("PGHOST", "127.0.0.1")
+        .env("PGPORT", cl.port.to_string())
+        .env("PGUSER", "rs_user")
+        .env("PGPASSWORD", PASSWORD)
+        .env("PGDATABASE", "rs")
+        .env("PGSSLMODE", "verify-ca")
+        .env("PGSSLROOTCERT", &crt)
+        .args(verify)
+        .output()
+        .unwrap();
+    assert_ok(&out, "verify with PGSSLMODE=verify-ca and PGSSLROOTCERT");
 }

@@ -792,3 +792,58 @@ fn s3_refused_credentials_are_one_clear_line_and_secrets_never_printed() {
     assert!(all.len() > 1000, "expected trace output");
     assert!(!all.contains(&s3.secret), "the secret access key was printed");
 }
+
+/// `AWS_PROFILE` and the shared files (`~/.aws/credentials`, `~/.aws/config`) as the AWS CLI
+/// reads them: keys from the credentials file, endpoint and region from the config file; the
+/// environment's keys win over the profile's; an unknown profile is one clear line.
+#[test]
+fn s3_aws_profile_from_the_shared_files() {
+    let dir = tmp();
+    let src = dir.path().join("p.tif");
+    source(&src, 64, 64, 5);
+    let s3 = AuthS3::start();
+    let (creds, config) = (dir.path().join("credentials"), dir.path().join("config"));
+    std::fs::write(
+        &creds,
+        format!(
+            "[default]\naws_access_key_id = AKIADEFAULT000000000\naws_secret_access_key = nope\n\n\
+             [staging]\naws_access_key_id = {}\naws_secret_access_key = {}\n\n\
+             [broken]\naws_access_key_id = {}\naws_secret_access_key = wrong-secret-77\n",
+            s3.key, s3.secret, s3.key
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[profile staging]\nregion = us-east-1\nendpoint_url = {ep}\n\n[profile broken]\nendpoint_url = {ep}\n\n\
+             [profile sso]\nsso_session = corp\nendpoint_url = {ep}\n",
+            ep = s3.endpoint
+        ),
+    )
+    .unwrap();
+    let run = |profile: &str, env_keys: bool| -> Output {
+        let mut c = bin();
+        for k in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION"]
+        {
+            c.env_remove(k);
+        }
+        if env_keys {
+            c.env("AWS_ACCESS_KEY_ID", &s3.key).env("AWS_SECRET_ACCESS_KEY", &s3.secret);
+        }
+        c.env("AWS_PROFILE", profile).env("AWS_SHARED_CREDENTIALS_FILE", &creds).env("AWS_CONFIG_FILE", &config);
+        c.args(["convert", s(&src), "--name", "p", "--out", "s3://allowed-bucket/profiles", "--overwrite"]);
+        c.output().unwrap()
+    };
+    let out = run("staging", false);
+    assert!(out.status.success(), "AWS_PROFILE=staging: {}", String::from_utf8_lossy(&out.stderr));
+    // The profile's keys are the ones used: a wrong secret in it is refused by the server...
+    let err = String::from_utf8_lossy(&run("broken", false).stderr).into_owned();
+    let line = one_error_line(&err, &["SignatureDoesNotMatch"]);
+    assert!(!line.contains("wrong-secret-77"), "{line}");
+    // ...unless the environment has keys, which come first in the AWS chain.
+    let out = run("broken", true);
+    assert!(out.status.success(), "environment keys over the profile: {}", String::from_utf8_lossy(&out.stderr));
+    one_error_line(&String::from_utf8_lossy(&run("nope", false).stderr), &["AWS_PROFILE=nope", "no such profile"]);
+    one_error_line(&String::from_utf8_lossy(&run("sso", false).stderr), &["AWS_PROFILE=sso", "export-credentials"]);
+}
