@@ -52,26 +52,6 @@ fn same_zarr_values(a: &Path, b: &Path, name: &str) {
     assert_eq!(py(&code), "True", "Zarr values differ between the resumed and the uninterrupted run");
 }
 
-/// Files under the dataset folder, with their bytes (skipping `dataset.json`, whose source
-/// path differs between folders, and object_store's staging leftovers).
-fn files(root: &Path) -> Vec<(String, Vec<u8>)> {
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(base, &p, out);
-            } else {
-                let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
-                out.push((rel, std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(root, root, &mut out);
-    out.sort();
-    out
-}
-
 fn crash_and_resume(format: &str, extra: &[&str]) {
     let dir = tmp();
     let src = dir.path().join("cells.tif");
@@ -147,7 +127,7 @@ fn crash_and_resume(format: &str, extra: &[&str]) {
     }
     // Byte-identical staged objects (the commit records included).
     let data = |root: &Path| -> Vec<(String, Vec<u8>)> {
-        files(&root.join(name)).into_iter().filter(|(p, _)| p != "dataset.json" && !p.contains('#')).collect()
+        files_under(&root.join(name)).into_iter().filter(|(p, _)| p != "dataset.json" && !p.contains('#')).collect()
     };
     let (fc, fu) = (data(&crashed), data(&clean));
     assert_eq!(fc.iter().map(|f| &f.0).collect::<Vec<_>>(), fu.iter().map(|f| &f.0).collect::<Vec<_>>(), "same files");
@@ -202,28 +182,28 @@ fn rerun_of_finished_conversion_is_a_no_op() {
             "32",
         ];
         ok(&args);
-        let before = files(&out.join(&name));
+        let before = files_under(&out.join(&name));
         let o = run_env(&args, &[("RUST_LOG", "info")]);
         assert!(o.status.success());
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert!(stderr.contains("nothing to do"), "{stderr}");
         assert!(String::from_utf8_lossy(&o.stdout).contains("(0 written now)"));
-        assert!(files(&out.join(&name)) == before, "{format}: a no-op rerun changed files");
+        assert!(files_under(&out.join(&name)) == before, "{format}: a no-op rerun changed files");
         // Threads do not change the output, so they are not a changed setting.
         let mut other_threads = args.to_vec();
         other_threads.extend(["--threads", "1"]);
         assert!(ok(&other_threads).contains("(0 written now)"));
-        assert!(files(&out.join(&name)) == before);
+        assert!(files_under(&out.join(&name)) == before);
     }
 }
 
 /// Asserts that `args` is refused with one error line naming `--overwrite` and the `what`,
 /// and that nothing in the dataset folder changed.
 fn refused(args: &[&str], folder: &Path, what: &str) {
-    let before = files(folder);
+    let before = files_under(folder);
     let line = one_error_line(&fails(args), &["--overwrite", what]);
     assert!(line.contains("converted"), "{line}");
-    assert!(files(folder) == before, "a refused run changed the output");
+    assert!(files_under(folder) == before, "a refused run changed the output");
 }
 
 #[test]

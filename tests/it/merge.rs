@@ -475,6 +475,15 @@ fn with_db(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `merge --from <from> --datasets a,b,c --name <name> --to-postgres --schema <schema>` plus
+/// `extra`, which must succeed; returns stdout.
+fn merge_to_pg(from: &str, name: &str, schema: &str, extra: &[&str]) -> String {
+    let mut args =
+        vec!["merge", "--from", from, "--datasets", "a,b,c", "--name", name, "--to-postgres", "--schema", schema];
+    args.extend_from_slice(extra);
+    with_db(&args)
+}
+
 #[test]
 fn merge_to_postgres_table_load_and_view_agree() {
     let dir = tmp();
@@ -484,19 +493,7 @@ fn merge_to_postgres_table_load_and_view_agree() {
     let sc = Schema::new("pg");
 
     // --to-postgres: staged as <from>/<name>, then loaded exactly once per tile.
-    let out = with_db(&[
-        "merge",
-        "--from",
-        s(&root),
-        "--datasets",
-        "a,b,c",
-        "--name",
-        "abc",
-        "--to-postgres",
-        "--schema",
-        &sc.0,
-        "-q",
-    ]);
+    let out = merge_to_pg(s(&root), "abc", &sc.0, &["-q"]);
     assert!(out.contains("abc: 3 datasets merged"), "{out}");
     let parquet = merged_rows(&root.join("abc"), &["a", "b", "c"]);
     assert_eq!(parquet, want);
@@ -520,19 +517,7 @@ fn merge_to_postgres_table_load_and_view_agree() {
         ]
     );
     // A rerun loads nothing twice.
-    let again = with_db(&[
-        "merge",
-        "--from",
-        s(&root),
-        "--datasets",
-        "a,b,c",
-        "--name",
-        "abc",
-        "--to-postgres",
-        "--schema",
-        &sc.0,
-        "-q",
-    ]);
+    let again = merge_to_pg(s(&root), "abc", &sc.0, &["-q"]);
     assert!(again.contains("(0 loaded now"), "{again}");
     assert_eq!(sc.rows("abc").len(), want.len());
     // verify compares the merged value sums tile by tile.
@@ -547,19 +532,7 @@ fn merge_to_postgres_table_load_and_view_agree() {
 
     // --view over the loaded input tables gives the same rows.
     with_db(&["load", "--from", s(&root), "--dataset", "a,b,c", "--schema", &sc.0, "-q"]);
-    let out = with_db(&[
-        "merge",
-        "--from",
-        s(&root),
-        "--datasets",
-        "a,b,c",
-        "--name",
-        "abc_view",
-        "--to-postgres",
-        "--view",
-        "--schema",
-        &sc.0,
-    ]);
+    let out = merge_to_pg(s(&root), "abc_view", &sc.0, &["--view"]);
     assert!(out.contains("view"), "{out}");
     assert_eq!(sc.rows("abc_view"), parquet, "the view's rows equal the merged table's");
 }
@@ -571,23 +544,7 @@ fn merge_zarr_loads_the_same_rows_as_parquet() {
     let ins = inputs(dir.path(), &root);
     let want = expected(&ins, false);
     let sc = Schema::new("zarr");
-    let merge_load = |name: &str, format: &str| {
-        with_db(&[
-            "merge",
-            "--from",
-            s(&root),
-            "--datasets",
-            "a,b,c",
-            "--name",
-            name,
-            "--format",
-            format,
-            "--to-postgres",
-            "--schema",
-            &sc.0,
-            "-q",
-        ])
-    };
+    let merge_load = |name: &str, format: &str| merge_to_pg(s(&root), name, &sc.0, &["--format", format, "-q"]);
     merge_load("abc", "parquet");
     let out = merge_load("abcz", "zarr");
     assert!(out.contains("abcz: 3 datasets merged"), "{out}");
@@ -646,21 +603,7 @@ fn merge_from_s3_to_postgres_and_to_s3_equals_local() {
     let url = db_url();
 
     // The inputs on S3, the merged Parquet dataset staged next to them, then loaded.
-    let out = with_db(&[
-        "merge",
-        "--from",
-        &remote,
-        "--datasets",
-        "a,b,c",
-        "--name",
-        "abc",
-        "--to-postgres",
-        "--database-url",
-        &url,
-        "--schema",
-        &sc.0,
-        "-q",
-    ]);
+    let out = merge_to_pg(&remote, "abc", &sc.0, &["--database-url", &url, "-q"]);
     assert!(out.contains(&format!("-> {remote}/abc")), "{out}");
     assert_eq!(sc.rows("abc"), want, "PostgreSQL holds the local inputs' merge");
     with_db(&[
