@@ -287,19 +287,22 @@ for flavour in byte float32; do
     if [[ $flavour == byte ]]; then src="$BYTE"; else src="$F32"; fi
     log "===== $flavour input: $src ($W x $H = $CELLS cells)"
 
-    # -- rasterstage
-    rs_case "$flavour" "$src" "average 0.05°" parquet average "$R05"
-    rs_case "$flavour" "$src" "sum 0.05°" parquet sum "$R05"
-    [[ $flavour == byte ]] && rs_case "$flavour" "$src" "mode 0.05°" parquet mode "$R05"
-    rs_case "$flavour" "$src" "average 1'" parquet average "$R1M"
-    rs_case "$flavour" "$src" "passthrough" parquet "" ""
-    rs_case "$flavour" "$src" "average 0.05°" zarr average "$R05"
-    if [[ $flavour == byte ]]; then
-        rs_case "$flavour" "$src" "sum 0.05°" zarr sum "$R05"
-        rs_case "$flavour" "$src" "mode 0.05°" zarr mode "$R05"
-        rs_case "$flavour" "$src" "average 1'" zarr average "$R1M"
-    fi
-    rs_case "$flavour" "$src" "passthrough" zarr "" ""
+    # -- rasterstage: sum, average and (Byte only: the mode of a continuous Float32 field is
+    # meaningless) mode to 0.05° and to 1', and passthrough, to Parquet and to Zarr
+    methods=(average sum)
+    [[ $flavour == byte ]] && methods+=(mode)
+    for fmt in parquet zarr; do
+        for res in 0.05 1m; do
+            for method in "${methods[@]}"; do
+                if [[ $res == 0.05 ]]; then
+                    rs_case "$flavour" "$src" "$method 0.05°" "$fmt" "$method" "$R05"
+                else
+                    rs_case "$flavour" "$src" "$method 1'" "$fmt" "$method" "$R1M"
+                fi
+            done
+        done
+        rs_case "$flavour" "$src" "passthrough" "$fmt" "" ""
+    done
 
     # -- the floor: read every block, nothing else (1 thread, GDAL_CACHEMAX=64)
     run_case "$flavour" "read floor: rasterio block_windows" "read every block" - "rasterstage|average 0.05°|parquet" \
@@ -318,9 +321,11 @@ for flavour in byte float32; do
     if [[ $flavour == byte ]]; then
         gdalwarp_case "$flavour" "$src" "gdalwarp" "average 1'" "rasterstage|average 1'|parquet" "$REPS" 1800 "$R1M" average
         gdalwarp_case "$flavour" "$src" "gdalwarp" "mode 0.05°" "rasterstage|mode 0.05°|parquet" "$REPS" 1800 "$R05" mode
+        gdalwarp_case "$flavour" "$src" "gdalwarp" "mode 1'" "rasterstage|mode 1'|parquet" "$REPS" 1800 "$R1M" mode
         if ((QUICK == 0)); then
-            # GDAL 3.6's sum is extremely slow (about 800 s here): once, with a timeout.
+            # GDAL 3.6's sum is extremely slow (210-440 s here at 0.05°): once, with a timeout.
             gdalwarp_case "$flavour" "$src" "gdalwarp" "sum 0.05°" "rasterstage|sum 0.05°|parquet" 1 900 "$R05" sum
+            gdalwarp_case "$flavour" "$src" "gdalwarp" "sum 1'" "rasterstage|sum 1'|parquet" 1 900 "$R1M" sum
         fi
     fi
 

@@ -135,6 +135,14 @@ for flavour in ("byte", "float32"):
     fr = [r for r in rows if r["flavour"] == flavour]
     if not fr:
         continue
+    # rasterstage rows first, by format, resolution, method (a rerun appends rows at the end).
+    def rs_key(r):
+        method = r["case"].split()[0]
+        res = 2 if method == "passthrough" else (1 if "1'" in r["case"] else 0)
+        return ({"parquet": 0, "zarr": 1}.get(r["format"], 2), res,
+                {"average": 0, "sum": 1, "mode": 2}.get(method, 3))
+    fr = sorted((r for r in fr if r["tool"] == "rasterstage"), key=rs_key) + \
+        [r for r in fr if r["tool"] != "rasterstage"]
     out.append(f"### {flavour}\n")
     out.append("| tool | case | output | median s | CPU s | cells/s | peak RSS MB | ratio vs rasterstage |")
     out.append("|---|---|---|---:|---:|---:|---:|---|")
