@@ -223,6 +223,18 @@ fn rs_at(url: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     c.output().unwrap()
 }
 
+/// The binary with no `DATABASE_URL` and libpq's `PG*` variables pointing at `cl` as rs_user.
+fn pg_env(cl: &Cluster) -> Command {
+    let mut c = bin();
+    c.env_remove("DATABASE_URL")
+        .env("PGHOST", "127.0.0.1")
+        .env("PGPORT", cl.port.to_string())
+        .env("PGUSER", "rs_user")
+        .env("PGPASSWORD", PASSWORD)
+        .env("PGDATABASE", "rs");
+    c
+}
+
 fn assert_ok(out: &Output, what: &str) {
     assert!(out.status.success(), "{what} failed:\nstdout: {}\nstderr: {}", stdout(out), stderr(out));
 }
@@ -450,16 +462,7 @@ fn wrong_password_is_one_line_naming_the_target_and_never_shows_the_password() {
     assert_eq!(rows(su, "by_env"), rows(su, "by_url"));
     assert!(!rows(su, "by_env").is_empty());
     // And through PG* variables alone.
-    let out = bin()
-        .env_remove("DATABASE_URL")
-        .env("PGHOST", "127.0.0.1")
-        .env("PGPORT", cl.port.to_string())
-        .env("PGUSER", "rs_user")
-        .env("PGPASSWORD", PASSWORD)
-        .env("PGDATABASE", "rs")
-        .args(["verify", "--from", s(&root), "--schema", "by_env"])
-        .output()
-        .unwrap();
+    let out = pg_env(&cl).args(["verify", "--from", s(&root), "--schema", "by_env"]).output().unwrap();
     assert_ok(&out, "verify with PG* variables");
 }
 
@@ -509,13 +512,7 @@ fn sslmode_require_loads_over_tls_verify_modes_check_the_certificate() {
     let staged_rows = manifest(&root, "plants")["row_count"].as_i64().unwrap();
     assert_eq!(one_i64(su, "SELECT count(*) FROM tls.plants"), staged_rows);
     // PGSSLMODE=require with PG* variables takes the same TLS path.
-    let out = bin()
-        .env_remove("DATABASE_URL")
-        .env("PGHOST", "127.0.0.1")
-        .env("PGPORT", cl.port.to_string())
-        .env("PGUSER", "rs_user")
-        .env("PGPASSWORD", PASSWORD)
-        .env("PGDATABASE", "rs")
+    let out = pg_env(&cl)
         .env("PGSSLMODE", "require")
         .args(["verify", "--from", s(&root), "--schema", "tls"])
         .output()
@@ -544,17 +541,6 @@ fn sslmode_require_loads_over_tls_verify_modes_check_the_certificate() {
     );
     assert_ok(&rs_at(&by_name, &verify, &[]), "verify-full for the certificate's host name");
     // PGSSLMODE / PGSSLROOTCERT do the same without a URL.
-    let out = bin()
-        .env_remove("DATABASE_URL")
-        .env("PGHOST", "127.0.0.1")
-        .env("PGPORT", cl.port.to_string())
-        .env("PGUSER", "rs_user")
-        .env("PGPASSWORD", PASSWORD)
-        .env("PGDATABASE", "rs")
-        .env("PGSSLMODE", "verify-ca")
-        .env("PGSSLROOTCERT", &crt)
-        .args(verify)
-        .output()
-        .unwrap();
+    let out = pg_env(&cl).env("PGSSLMODE", "verify-ca").env("PGSSLROOTCERT", &crt).args(verify).output().unwrap();
     assert_ok(&out, "verify with PGSSLMODE=verify-ca and PGSSLROOTCERT");
 }
