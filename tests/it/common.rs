@@ -79,7 +79,12 @@ pub fn run(args: &[&str]) -> Output {
 
 /// Runs rasterstage and asserts success; returns stdout.
 pub fn ok(args: &[&str]) -> String {
-    let out = run(args);
+    succeeded(args, run(args))
+}
+
+/// Asserts that the run of rasterstage `args` succeeded (showing its output if not); returns
+/// its stdout.
+pub fn succeeded(args: &[&str], out: Output) -> String {
     assert!(
         out.status.success(),
         "rasterstage {args:?} failed:\nstdout: {}\nstderr: {}",

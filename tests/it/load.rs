@@ -87,14 +87,7 @@ fn rs(args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 fn rs_ok(args: &[&str]) -> String {
-    let out = rs(args, &[]);
-    assert!(
-        out.status.success(),
-        "rasterstage {args:?} failed:\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    succeeded(args, rs(args, &[]))
 }
 
 fn rs_fails(args: &[&str]) -> String {

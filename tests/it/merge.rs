@@ -465,14 +465,7 @@ impl Drop for Schema {
 }
 
 fn with_db(args: &[&str]) -> String {
-    let out = bin().env("DATABASE_URL", db_url()).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "rasterstage {args:?} failed:\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    succeeded(args, bin().env("DATABASE_URL", db_url()).args(args).output().unwrap())
 }
 
 /// `merge --from <from> --datasets a,b,c --name <name> --to-postgres --schema <schema>` plus
