@@ -23,6 +23,10 @@ use std::path::PathBuf;
 /// wide window, so that the strips of a window that share a block row decode it once.
 const BLOCK_CACHE_BYTES: usize = 24 << 20;
 
+/// Largest block read directly: a file stored as a few huge strips (or one) would need that
+/// much memory per block, which GDAL avoids by reading such strips in pieces.
+const MAX_BLOCK_BYTES: usize = 16 << 20;
+
 /// Errors reading a block; the caller adds the file and window.
 #[derive(Debug, thiserror::Error)]
 pub enum TiffError {
@@ -396,6 +400,9 @@ fn parse(file: &File, band: usize, dtype: DataType) -> std::io::Result<Result<La
     if block_w == 0 || block_h == 0 || width == 0 || height == 0 {
         return Ok(Err("empty image or blocks".into()));
     }
+    if block_w * block_h * dtype.size() > MAX_BLOCK_BYTES {
+        return Ok(Err(format!("blocks of {block_w}x{block_h} cells are too large to decode whole")));
+    }
     let per_plane = width.div_ceil(block_w) * height.div_ceil(block_h);
     let first = (band - 1) * per_plane;
     if offsets.len() < first + per_plane || counts.len() < first + per_plane {
@@ -531,6 +538,13 @@ mod tests {
         assert_eq!(why, "compression 5");
         let p = write(dir.path(), "pixel.tif", &["INTERLEAVE=PIXEL"], |i| i as u8);
         assert!(DirectReader::open(&p, 1, 150, 97, DataType::Byte).unwrap().is_err());
+        // One strip of the whole image: decoding it whole would hold the raster in memory.
+        let driver = DriverManager::get_driver_by_name("GTiff").unwrap();
+        let big = dir.path().join("one_strip.tif");
+        let opts = RasterCreationOptions::from_iter(["BLOCKYSIZE=5000", "SPARSE_OK=TRUE"]);
+        driver.create_with_band_type_with_options::<f64, _>(&big, 1000, 5000, 1, &opts).unwrap();
+        let why = DirectReader::open(&big, 1, 1000, 5000, DataType::Float64).unwrap().err().unwrap();
+        assert!(why.contains("too large"), "{why}");
         let p = write(dir.path(), "ok.tif", &["COMPRESS=DEFLATE", "TILED=YES", "INTERLEAVE=BAND"], |i| (i % 7) as u8);
         assert!(DirectReader::open(&p, 1, 150, 97, DataType::Int16).unwrap().is_err(), "wrong type");
         assert!(DirectReader::open(&p, 1, 10, 97, DataType::Byte).unwrap().is_err(), "wrong size");
