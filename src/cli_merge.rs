@@ -4,7 +4,7 @@
 use crate::cli_load::DbArgs;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use rasterstage::config::{Config, DEFAULT_OUT};
+use rasterstage::config::DEFAULT_OUT;
 use rasterstage::load::pg::ConnSpec;
 use rasterstage::load::{self, LoadOptions};
 use rasterstage::merge::{self, How, MergeJob, MergeOptions};
@@ -86,14 +86,7 @@ fn split_out(out: &str) -> (String, String) {
 /// # Errors
 /// Any failure, as one line.
 pub fn run_merge(a: MergeArgs, quiet: bool) -> Result<()> {
-    let cfg = match &a.config {
-        Some(p) => {
-            let c = Config::load(p)?;
-            rasterstage::store::set_default_options(c.storage.options(p)?);
-            Some(c)
-        }
-        None => None,
-    };
+    let cfg = crate::cli_load::load_config(a.config.as_deref())?;
     let mc = cfg.as_ref().and_then(|c| c.merge.clone());
     if cfg.is_some() && mc.is_none() && a.datasets.is_empty() {
         bail!(
@@ -177,11 +170,7 @@ pub fn run_merge(a: MergeArgs, quiet: bool) -> Result<()> {
         s.shape[1],
         s.tiles,
         s.written,
-        match (shard, s.complete) {
-            (Some(k), true) => format!(" by shard {k}, dataset complete"),
-            (Some(k), false) => format!(" by shard {k}, dataset not complete yet"),
-            _ => String::new(),
-        },
+        crate::cli_shard::shard_status(shard, s.complete),
         s.rows,
         s.value_sum,
         s.seconds,

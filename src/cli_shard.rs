@@ -3,7 +3,6 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use rasterstage::config::Config;
 use rasterstage::pipeline::{tile_units, ConvertJob};
 use rasterstage::shard::{self, Shard, Unit};
 use rasterstage::stage::finalize::{finalize, Completion};
@@ -136,14 +135,7 @@ pub struct FinalizeArgs {
 /// # Errors
 /// Datasets with uncommitted tiles, or store failures.
 pub fn run_finalize(a: FinalizeArgs) -> Result<()> {
-    let cfg = match &a.config {
-        Some(p) => {
-            let c = Config::load(p)?;
-            rasterstage::store::set_default_options(c.storage.options(p)?);
-            Some(c)
-        }
-        None => None,
-    };
+    let cfg = crate::cli_load::load_config(a.config.as_deref())?;
     let root_url = match (&a.from, cfg.as_ref().and_then(|c| c.output.uri.clone())) {
         (Some(f), _) => f.clone(),
         (None, Some(u)) => u,
@@ -181,4 +173,13 @@ pub fn run_finalize(a: FinalizeArgs) -> Result<()> {
         bail!("{} dataset(s) not complete: {}", missing.len(), missing.join(", "));
     }
     Ok(())
+}
+
+/// The summary line's note on a shard's part: empty without `--shard`.
+pub fn shard_status(shard: Option<Shard>, complete: bool) -> String {
+    match (shard, complete) {
+        (Some(k), true) => format!(" by shard {k}, dataset complete"),
+        (Some(k), false) => format!(" by shard {k}, dataset not complete yet"),
+        (None, _) => String::new(),
+    }
 }

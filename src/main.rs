@@ -268,11 +268,7 @@ fn run_convert(a: ConvertArgs, quiet: bool) -> Result<()> {
                 s.name,
                 s.tiles,
                 s.written,
-                match (shard, s.complete) {
-                    (Some(k), true) => format!(" by shard {k}, dataset complete"),
-                    (Some(k), false) => format!(" by shard {k}, dataset not complete yet"),
-                    _ => String::new(),
-                },
+                cli_shard::shard_status(shard, s.complete),
                 s.rows,
                 s.value_sum,
                 s.method,
