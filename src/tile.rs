@@ -82,18 +82,32 @@ pub struct Tile {
     pub nodata: Option<f64>,
 }
 
-/// Row count and value sum of the valid cells of a slice, in row-major order (the order
-/// fixes the float rounding, so the sum is reproducible).
+/// Row count and value sum of the valid cells of a slice. The sum runs in four lanes (cell
+/// `i` goes to lane `i % 4`, lanes combined as `(0 + 1) + (2 + 3)`): a fixed order, so the sum
+/// is reproducible, and no chain of dependent additions, which cost 8% of a Byte sum convert
+/// at 1' when it ran cell after cell.
 pub fn valid_stats<T: Sample>(values: &[T], nodata: Option<T>) -> (u64, f64) {
-    let mut n = 0u64;
-    let mut s = 0.0f64;
-    for &v in values {
-        if v.is_valid(nodata) {
-            n += 1;
-            s += v.to_f64();
+    const LANES: usize = 4;
+    let mut n = [0u64; LANES];
+    let mut s = [0.0f64; LANES];
+    let mut add = |lane: usize, v: T| {
+        let ok = v.is_valid(nodata);
+        n[lane] += u64::from(ok);
+        // Adding +0.0 leaves a lane exactly as it was (a lane that starts at +0.0 is never
+        // -0.0), and keeps the loop free of branches.
+        s[lane] += if ok { v.to_f64() } else { 0.0 };
+    };
+    let chunks = values.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (lane, &v) in c.iter().enumerate() {
+            add(lane, v);
         }
     }
-    (n, s)
+    for (lane, &v) in rest.iter().enumerate() {
+        add(lane, v);
+    }
+    (n.iter().sum(), (s[0] + s[1]) + (s[2] + s[3]))
 }
 
 impl Tile {

@@ -136,29 +136,66 @@ fn areal_unit_bytes<O: Copy>(
     let (c0, width) = (span.start.wrapping_sub(src.col0), span.len());
     let mut col_sum = vec![0u16; width];
     let mut col_n = vec![0u16; width];
-    let mut acc_s = vec![0u64; ncols];
-    let mut acc_n = vec![0u64; ncols];
+    // Per-cell totals across 16-bit flushes; only factors of more than 257 rows need them.
+    let mut acc: Vec<(u64, u64)> = Vec::new();
+    let span_total = |v: &[u16], cs: usize, len: usize| v[cs..cs + len].iter().map(|&v| u64::from(v)).sum::<u64>();
     for (oi, r) in rows.enumerate() {
-        acc_s.fill(0);
-        acc_n.fill(0);
+        let o = &mut out[oi * ncols..(oi + 1) * ncols];
         let (rs, rw) = rmap.get(r);
+        if rw.is_empty() {
+            o.fill(out_nodata);
+            continue;
+        }
         let mut k = 0;
         while k < rw.len() {
             let batch = (rw.len() - k).min(BYTE_ROWS_PER_FLUSH);
-            col_sum.fill(0);
-            col_n.fill(0);
-            for row in rs + k..rs + k + batch {
+            // The first row sets the lanes rather than adding to zeroed ones: at small factors
+            // (30" to 1': two rows per output row) clearing them cost as much as the sums.
+            set_byte_row(&src.row(rs + k)[c0..c0 + width], nodata, &mut col_sum, &mut col_n);
+            for row in rs + k + 1..rs + k + batch {
                 add_byte_row(&src.row(row)[c0..c0 + width], nodata, &mut col_sum, &mut col_n);
             }
-            for (j, &(cs, len)) in spans.iter().enumerate() {
-                acc_s[j] += col_sum[cs..cs + len].iter().map(|&v| u64::from(v)).sum::<u64>();
-                acc_n[j] += col_n[cs..cs + len].iter().map(|&v| u64::from(v)).sum::<u64>();
+            if batch == rw.len() {
+                for (o, &(cs, len)) in o.iter_mut().zip(&spans) {
+                    let n = span_total(&col_n, cs, len);
+                    *o = if n > 0 { finish(span_total(&col_sum, cs, len) as f64, n as f64) } else { out_nodata };
+                }
+            } else {
+                if k == 0 {
+                    acc.clear();
+                    acc.resize(ncols, (0, 0));
+                }
+                for (a, &(cs, len)) in acc.iter_mut().zip(&spans) {
+                    a.0 += span_total(&col_sum, cs, len);
+                    a.1 += span_total(&col_n, cs, len);
+                }
             }
             k += batch;
         }
-        let o = &mut out[oi * ncols..(oi + 1) * ncols];
-        for j in 0..ncols {
-            o[j] = if acc_n[j] > 0 { finish(acc_s[j] as f64, acc_n[j] as f64) } else { out_nodata };
+        if rw.len() > BYTE_ROWS_PER_FLUSH {
+            for (o, &(s, n)) in o.iter_mut().zip(&acc) {
+                *o = if n > 0 { finish(s as f64, n as f64) } else { out_nodata };
+            }
+        }
+    }
+}
+
+/// Sets 16-bit column sums and counts to the valid cells of one row.
+#[inline]
+fn set_byte_row(line: &[u8], nodata: Option<u8>, sum: &mut [u16], n: &mut [u16]) {
+    match nodata {
+        Some(nd) => {
+            for ((&v, s), c) in line.iter().zip(sum.iter_mut()).zip(n.iter_mut()) {
+                let ok = u16::from(v != nd);
+                *s = u16::from(v) * ok;
+                *c = ok;
+            }
+        }
+        None => {
+            for ((&v, s), c) in line.iter().zip(sum.iter_mut()).zip(n.iter_mut()) {
+                *s = u16::from(v);
+                *c = 1;
+            }
         }
     }
 }

@@ -111,7 +111,7 @@ impl MergedParquetWriter {
 
     fn encode(&self, tile: &MergedTile<'_>) -> Result<Vec<u8>, String> {
         let w = tile.window;
-        let props = writer_props(&self.grid_json);
+        let props = writer_props(&self.grid_json, &self.schema);
         let mut writer =
             ArrowWriter::try_new(Vec::new(), self.schema.clone(), Some(props)).map_err(|e| e.to_string())?;
         for part in tile.keep.chunks(BATCH_ROWS) {
