@@ -142,7 +142,23 @@ where
     K: FnMut(&SourceBlock<T>, Range<usize>, &mut [O]),
 {
     let mut out = vec![O::default(); w.cells()];
-    let mut buf: Vec<T> = Vec::new();
+    with_scratch(|buf: &mut Vec<T>| strips_into(src, w, need, &mut kernel, buf, &mut out))?;
+    Ok(O::wrap(out))
+}
+
+fn strips_into<T, O, N, K>(
+    src: &Source,
+    w: Window,
+    need: &N,
+    kernel: &mut K,
+    buf: &mut Vec<T>,
+    out: &mut [O],
+) -> Result<(), SourceError>
+where
+    T: Sample + GdalType,
+    N: Fn(Range<usize>) -> (Range<usize>, Range<usize>),
+    K: FnMut(&SourceBlock<T>, Range<usize>, &mut [O]),
+{
     let cell_bytes = std::mem::size_of::<T>();
     let mut r = w.row0;
     let end = w.row0 + w.rows;
@@ -156,10 +172,30 @@ where
             continue;
         }
         let o = &mut out[(r - w.row0) * w.cols..(r - w.row0 + h) * w.cols];
-        src.read(sr.clone(), sc.clone(), &mut buf)?;
-        let block = SourceBlock { data: &buf, row0: sr.start, col0: sc.start, cols: sc.len() };
+        src.read(sr.clone(), sc.clone(), buf)?;
+        let block = SourceBlock { data: buf, row0: sr.start, col0: sc.start, cols: sc.len() };
         kernel(&block, r..r + h, o);
         r += h;
     }
-    Ok(O::wrap(out))
+    Ok(())
+}
+
+/// Runs `f` with this thread's source buffer of `T`s, kept from tile to tile: a fresh one per
+/// tile was allocated and zeroed again each time (up to [`SOURCE_BUDGET`] bytes, so what a
+/// worker keeps stays bounded).
+fn with_scratch<T: 'static, R>(f: impl FnOnce(&mut Vec<T>) -> R) -> R {
+    use std::any::Any;
+    use std::cell::RefCell;
+    thread_local! {
+        static SCRATCH: RefCell<Vec<Box<dyn Any>>> = const { RefCell::new(Vec::new()) };
+    }
+    let taken = SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        let i = s.iter().position(|b| b.is::<Vec<T>>())?;
+        s.swap_remove(i).downcast::<Vec<T>>().ok()
+    });
+    let mut buf = taken.map_or_else(Vec::new, |b| *b);
+    let r = f(&mut buf);
+    SCRATCH.with(|s| s.borrow_mut().push(Box::new(buf)));
+    r
 }
