@@ -151,9 +151,9 @@ fn areal_unit_bytes<O: Copy>(
             let batch = (rw.len() - k).min(BYTE_ROWS_PER_FLUSH);
             // The first row sets the lanes rather than adding to zeroed ones: at small factors
             // (30" to 1': two rows per output row) clearing them cost as much as the sums.
-            set_byte_row(&src.row(rs + k)[c0..c0 + width], nodata, &mut col_sum, &mut col_n);
+            add_byte_row::<true>(&src.row(rs + k)[c0..c0 + width], nodata, &mut col_sum, &mut col_n);
             for row in rs + k + 1..rs + k + batch {
-                add_byte_row(&src.row(row)[c0..c0 + width], nodata, &mut col_sum, &mut col_n);
+                add_byte_row::<false>(&src.row(row)[c0..c0 + width], nodata, &mut col_sum, &mut col_n);
             }
             if batch == rw.len() {
                 for (o, &(cs, len)) in o.iter_mut().zip(&spans) {
@@ -180,43 +180,21 @@ fn areal_unit_bytes<O: Copy>(
     }
 }
 
-/// Sets 16-bit column sums and counts to the valid cells of one row.
+/// Adds the valid cells of one row into 16-bit column sums and counts; with `FIRST`, sets
+/// them to that row instead (no clearing pass before a strip's first row).
 #[inline]
-fn set_byte_row(line: &[u8], nodata: Option<u8>, sum: &mut [u16], n: &mut [u16]) {
-    match nodata {
-        Some(nd) => {
-            for ((&v, s), c) in line.iter().zip(sum.iter_mut()).zip(n.iter_mut()) {
-                let ok = u16::from(v != nd);
-                *s = u16::from(v) * ok;
-                *c = ok;
-            }
-        }
-        None => {
-            for ((&v, s), c) in line.iter().zip(sum.iter_mut()).zip(n.iter_mut()) {
-                *s = u16::from(v);
-                *c = 1;
-            }
-        }
-    }
-}
-
-/// Adds the valid cells of one row into 16-bit column sums and counts.
-#[inline]
-fn add_byte_row(line: &[u8], nodata: Option<u8>, sum: &mut [u16], n: &mut [u16]) {
-    match nodata {
-        // Branch-free so that the loop vectorises: invalid cells add 0 to both.
-        Some(nd) => {
-            for ((&v, s), c) in line.iter().zip(sum.iter_mut()).zip(n.iter_mut()) {
-                let ok = u16::from(v != nd);
-                *s += u16::from(v) * ok;
-                *c += ok;
-            }
-        }
-        None => {
-            for ((&v, s), c) in line.iter().zip(sum.iter_mut()).zip(n.iter_mut()) {
-                *s += u16::from(v);
-                *c += 1;
-            }
+fn add_byte_row<const FIRST: bool>(line: &[u8], nodata: Option<u8>, sum: &mut [u16], n: &mut [u16]) {
+    // 256 is no byte: without nodata every cell counts. Branch-free so that the loop
+    // vectorises: an invalid cell adds 0 to both.
+    let nd = nodata.map_or(256, u16::from);
+    for ((&v, s), c) in line.iter().zip(sum.iter_mut()).zip(n.iter_mut()) {
+        let ok = u16::from(u16::from(v) != nd);
+        let v = u16::from(v) * ok;
+        if FIRST {
+            (*s, *c) = (v, ok);
+        } else {
+            *s += v;
+            *c += ok;
         }
     }
 }
