@@ -169,12 +169,19 @@ pub fn tile_checksums(root: &Path, name: &str) -> Vec<(String, Option<String>)> 
 
 /// Every file under a local folder as (path relative to it, bytes), sorted by path.
 pub fn files_under(root: &Path) -> Vec<(String, Vec<u8>)> {
+    // object_store writes a local object to `<name>#<n>` and renames it when complete; a kill -9
+    // mid-write leaves that file behind, and the store never lists it (object_store's
+    // `is_valid_file_path`), so it is not one of the store's objects.
+    fn is_staging_file(p: &Path) -> bool {
+        let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        name.rsplit_once('#').is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    }
     fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
             if p.is_dir() {
                 walk(base, &p, out);
-            } else {
+            } else if !is_staging_file(&p) {
                 out.push((p.strip_prefix(base).unwrap().to_string_lossy().to_string(), std::fs::read(&p).unwrap()));
             }
         }
