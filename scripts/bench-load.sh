@@ -43,7 +43,9 @@
 # median of the repetitions is reported. Peak RSS is the largest "Maximum resident set size"
 # of /usr/bin/time -v over the repetitions: for a script or pipeline that is the largest
 # single process in it, not their sum; server backends are not counted for any case. Before
-# each repetition the target table is dropped/emptied, then CHECKPOINT and sync.
+# each repetition the target table is dropped/emptied, then CHECKPOINT and sync. Repetitions
+# are interleaved (every case's first, then every case's second, ...), so that a machine whose
+# speed drifts during the run moves all cases alike and the ratios stay fair.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -179,39 +181,53 @@ psqlc -c "SET client_min_messages = warning; DROP SCHEMA IF EXISTS $SCHEMA CASCA
 SHAPE="(row_idx int4, col_idx int4, x float8, y float8, value float4)"
 
 # ---------------------------------------------------------------------------
-# time_case NAME SETUP_SQL RMPATH CMD: REPS times: remove RMPATH (unless "-"), run SETUP_SQL,
-# CHECKPOINT, sync, then `bash -o pipefail -c CMD` under /usr/bin/time -v. CMD is also what
-# the report shows. Returns 1 when CMD fails (the caller decides whether that is fatal).
+# time_case NAME SETUP_SQL RMPATH CMD: repetition $REP of case NAME: remove RMPATH (unless
+# "-"), run SETUP_SQL, CHECKPOINT, sync, then `bash -o pipefail -c CMD` under /usr/bin/time
+# -v. CMD is also what the report shows. Returns 1 when CMD fails (the caller decides whether
+# that is fatal). `interleave` runs repetition 1 of every case, then repetition 2, and so on:
+# a machine that drifts slower or faster during the run (other tenants of a VM, the page
+# cache, autovacuum) then moves every case alike instead of biasing the ratios.
 # ---------------------------------------------------------------------------
 CSV="$BENCH/load.csv"
 echo "case,rep,seconds,peak_rss_kb,load1" >"$CSV"
+REP=1
 time_case() {
-    local name="$1" setup="$2" rmpath="$3" cmd="$4"
-    show "$cmd" >"$CMDS/$name.txt"
-    log "$name: \$ $(show "$cmd")"
-    local rep secs rss load1 out
-    for ((rep = 1; rep <= REPS; rep++)); do
-        [[ "$rmpath" == - ]] || rm -rf "$rmpath"
-        psqlc -c "SET client_min_messages = warning; $setup" >/dev/null || return 1
-        psqlc -c "CHECKPOINT" >/dev/null || return 1
-        sync
-        load1=$(cut -d' ' -f1 /proc/loadavg)
-        out="$BENCH/out-$name-$rep.txt"
-        if ! /usr/bin/time -v -o "$BENCH/time.txt" bash -o pipefail -c "$cmd" >"$out" 2>&1; then
-            log "$name rep $rep FAILED; last lines of $out:"
-            tail -n 20 "$out" >&2
-            return 1
-        fi
-        secs="$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$BENCH/time.txt")"
-        rss="$(awk -F': ' '/Maximum resident set size/ {print $2}' "$BENCH/time.txt")"
-        echo "$name,$rep,$secs,$rss,$load1" >>"$CSV"
-        log "$name rep $rep: $secs s, peak RSS $((rss / 1024)) MB (load average before: $load1)"
-        if [[ -f "$BENCH/stages.txt" ]]; then
-            # Scripts of the end-to-end cases write "STAGE EPOCH" lines: keep their durations.
-            awk -v c="$name" -v r="$rep" 'NR > 1 {printf "%s,%s,%s,%.3f\n", c, r, $1, $2 - prev} {prev = $2}' \
-                "$BENCH/stages.txt" >>"$STAGES_CSV"
-            rm -f "$BENCH/stages.txt"
-        fi
+    local name="$1" setup="$2" rmpath="$3" cmd="$4" rep="$REP"
+    local secs rss load1 out
+    if ((rep == 1)); then
+        show "$cmd" >"$CMDS/$name.txt"
+        log "$name: \$ $(show "$cmd")"
+    fi
+    [[ "$rmpath" == - ]] || rm -rf "$rmpath"
+    psqlc -c "SET client_min_messages = warning; $setup" >/dev/null || return 1
+    psqlc -c "CHECKPOINT" >/dev/null || return 1
+    sync
+    load1=$(cut -d' ' -f1 /proc/loadavg)
+    out="$BENCH/out-$name-$rep.txt"
+    if ! /usr/bin/time -v -o "$BENCH/time.txt" bash -o pipefail -c "$cmd" >"$out" 2>&1; then
+        log "$name rep $rep FAILED; last lines of $out:"
+        tail -n 20 "$out" >&2
+        return 1
+    fi
+    secs="$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$BENCH/time.txt")"
+    rss="$(awk -F': ' '/Maximum resident set size/ {print $2}' "$BENCH/time.txt")"
+    echo "$name,$rep,$secs,$rss,$load1" >>"$CSV"
+    log "$name rep $rep: $secs s, peak RSS $((rss / 1024)) MB (load average before: $load1)"
+    if [[ -f "$BENCH/stages.txt" ]]; then
+        # Scripts of the end-to-end cases write "STAGE EPOCH" lines: keep their durations.
+        awk -v c="$name" -v r="$rep" 'NR > 1 {printf "%s,%s,%s,%.3f\n", c, r, $1, $2 - prev} {prev = $2}' \
+            "$BENCH/stages.txt" >>"$STAGES_CSV"
+        rm -f "$BENCH/stages.txt"
+    fi
+}
+# interleave CASE...: repetitions 1..REPS of the functions case_<CASE>, interleaved (see
+# time_case); the first failure is fatal and names the case.
+interleave() {
+    local c
+    for ((REP = 1; REP <= REPS; REP++)); do
+        for c in "$@"; do
+            "case_$c" || die "$c failed (repetition $REP; see $BENCH/out-$c-$REP.txt)"
+        done
     done
 }
 STAGES_CSV="$BENCH/load-stages.csv"
@@ -227,13 +243,35 @@ expect_rows() { # TABLE WANT WHO
 # ---------------------------------------------------------------------------
 # 2. The same staged tiles
 # ---------------------------------------------------------------------------
-# rasterstage load (no primary key, to compare like with like). The table is dropped before
-# each run, like the other cases' tables, so --replace has nothing to drop inside the timing.
-time_case rasterstage "DROP TABLE IF EXISTS $SCHEMA.bench" - \
-    "$RS -q load --from $STAGING --dataset bench --schema $SCHEMA --jobs $JOBS --no-index --replace" ||
+# The rows the CSV and binary-file cases load: one untimed rasterstage load (it also warms
+# the server up, as a first repetition would), exported once by psql.
+log "untimed rasterstage load of the rows the CSV and COPY-file cases export"
+"$RS" -q load --from "$STAGING" --dataset bench --schema "$SCHEMA" --jobs "$JOBS" --no-index --replace >/dev/null ||
     die "rasterstage load failed"
 expect_rows bench "$ROWS" rasterstage
+# psql \copy of CSV: the same rows exported once (outside the timing) by psql \copy TO.
+ROWS_CSV="$BENCH/rows_${WIDTH}x${HEIGHT}.csv"
+EXPORT_CMD="$PSQL -c \"\\copy $SCHEMA.bench TO '$ROWS_CSV' (FORMAT csv)\""
+log "exporting the rows to $ROWS_CSV (not timed)"
+bash -c "$EXPORT_CMD"
+show "$EXPORT_CMD" >"$CMDS/csv_export.txt"
+meta csv_mb "$(du -m "$ROWS_CSV" | cut -f1)"
+# Ceiling: server-side COPY FROM a binary file made from the loaded table. The server
+# process reads the file: put it where its user can (not under $HOME).
+BIN_DIR="$(mktemp -d "${TMPDIR:-/tmp}/rasterstage-bench-copy.XXXXXX")"
+chmod 755 "$BIN_DIR"
+BIN="$BIN_DIR/bench.copy"
+BIN_EXPORT_CMD="$PSQL -c \"\\copy $SCHEMA.bench TO '$BIN' (FORMAT binary)\""
+bash -c "$BIN_EXPORT_CMD"
+show "$BIN_EXPORT_CMD" >"$CMDS/copy_export.txt"
+chmod 644 "$BIN"
 
+# rasterstage load (no primary key, to compare like with like). The table is dropped before
+# each run, like the other cases' tables, so --replace has nothing to drop inside the timing.
+case_rasterstage() {
+    time_case rasterstage "DROP TABLE IF EXISTS $SCHEMA.bench" - \
+        "$RS -q load --from $STAGING --dataset bench --schema $SCHEMA --jobs $JOBS --no-index --replace"
+}
 # DuckDB postgres extension, same tiles, same table shape.
 DUCK_PY="$BENCH/duckdb_insert.py"
 cat >"$DUCK_PY" <<EOF
@@ -245,38 +283,17 @@ con.execute("LOAD postgres")
 con.execute("ATTACH '" + os.environ["DATABASE_URL"] + "' AS pg (TYPE postgres)")
 con.execute("INSERT INTO pg.$SCHEMA.duck SELECT * FROM read_parquet('$TILES/*.parquet')")
 EOF
-time_case duckdb "DROP TABLE IF EXISTS $SCHEMA.duck; CREATE TABLE $SCHEMA.duck $SHAPE" - "$PY $DUCK_PY" ||
-    die "DuckDB failed"
 show "$(cat "$DUCK_PY")" >"$CMDS/duckdb.script"
-expect_rows duck "$ROWS" DuckDB
-
-# psql \copy of CSV: the same rows exported once (outside the timing) by psql \copy TO.
-ROWS_CSV="$BENCH/rows_${WIDTH}x${HEIGHT}.csv"
-EXPORT_CMD="$PSQL -c \"\\copy $SCHEMA.bench TO '$ROWS_CSV' (FORMAT csv)\""
-log "exporting the rows to $ROWS_CSV (not timed)"
-bash -c "$EXPORT_CMD"
-show "$EXPORT_CMD" >"$CMDS/csv_export.txt"
-meta csv_mb "$(du -m "$ROWS_CSV" | cut -f1)"
-time_case csv_copy "DROP TABLE IF EXISTS $SCHEMA.csvload; CREATE TABLE $SCHEMA.csvload $SHAPE" - \
-    "$PSQL -c \"\\copy $SCHEMA.csvload FROM '$ROWS_CSV' (FORMAT csv)\"" || die "psql \\copy failed"
-expect_rows csvload "$ROWS" "psql \\copy"
-rm -f "$ROWS_CSV"
-psqlc -c "DROP TABLE $SCHEMA.csvload, $SCHEMA.duck"
-
-# Ceiling: server-side COPY FROM a binary file made from the loaded table. The server
-# process reads the file: put it where its user can (not under $HOME).
-BIN_DIR="$(mktemp -d "${TMPDIR:-/tmp}/rasterstage-bench-copy.XXXXXX")"
-chmod 755 "$BIN_DIR"
-BIN="$BIN_DIR/bench.copy"
-BIN_EXPORT_CMD="$PSQL -c \"\\copy $SCHEMA.bench TO '$BIN' (FORMAT binary)\""
-bash -c "$BIN_EXPORT_CMD"
-show "$BIN_EXPORT_CMD" >"$CMDS/copy_export.txt"
-chmod 644 "$BIN"
-time_case copy_file "DROP TABLE IF EXISTS $SCHEMA.ceiling; CREATE TABLE $SCHEMA.ceiling $SHAPE" - \
-    "$PSQL -c \"COPY $SCHEMA.ceiling FROM '$BIN' (FORMAT binary)\"" || die "server-side COPY failed"
-expect_rows ceiling "$ROWS" "COPY"
-rm -rf "$BIN_DIR"
-psqlc -c "DROP TABLE $SCHEMA.ceiling, $SCHEMA.bench"
+case_duckdb() { time_case duckdb "DROP TABLE IF EXISTS $SCHEMA.duck; CREATE TABLE $SCHEMA.duck $SHAPE" - "$PY $DUCK_PY"; }
+case_csv_copy() {
+    time_case csv_copy "DROP TABLE IF EXISTS $SCHEMA.csvload; CREATE TABLE $SCHEMA.csvload $SHAPE" - \
+        "$PSQL -c \"\\copy $SCHEMA.csvload FROM '$ROWS_CSV' (FORMAT csv)\""
+}
+case_copy_file() {
+    time_case copy_file "DROP TABLE IF EXISTS $SCHEMA.ceiling; CREATE TABLE $SCHEMA.ceiling $SHAPE" - \
+        "$PSQL -c \"COPY $SCHEMA.ceiling FROM '$BIN' (FORMAT binary)\""
+}
+TILE_CASES=(rasterstage duckdb csv_copy copy_file)
 
 # raster2pgsql | psql: PostGIS raster tiles, for reference. Skipped (with the reason in the
 # report) when PostGIS cannot be had; never fatal.
@@ -330,16 +347,31 @@ else
         # -s SRID, -t tile size; no -I (GiST index), -C (constraints) or -M (VACUUM ANALYZE):
         # the other cases build no index either. -c (the default) creates the table, which
         # has a serial primary key rid: that index is part of raster2pgsql's output.
-        if time_case raster2pgsql "DROP TABLE IF EXISTS $SCHEMA.r2p" - \
-            "raster2pgsql -s 4326 -t 256x256 $SRC $SCHEMA.r2p | $PSQL"; then
-            meta r2p_tiles "$(count_rows r2p)"
+        R2P_CMD="raster2pgsql -s 4326 -t 256x256 $SRC $SCHEMA.r2p | $PSQL"
+        # One untimed run first: a PostGIS that cannot do it skips the case instead of
+        # stopping the interleaved repetitions below.
+        psqlc -c "DROP TABLE IF EXISTS $SCHEMA.r2p"
+        if bash -o pipefail -c "$R2P_CMD" >"$BENCH/out-raster2pgsql-probe.txt" 2>&1; then
+            case_raster2pgsql() { time_case raster2pgsql "DROP TABLE IF EXISTS $SCHEMA.r2p" - "$R2P_CMD"; }
+            TILE_CASES+=(raster2pgsql)
         else
-            r2p_skip "raster2pgsql | psql failed (see $BENCH/out-raster2pgsql-*.txt)"
-            sed -i '/^raster2pgsql,/d' "$CSV"
+            r2p_skip "raster2pgsql | psql failed (see $BENCH/out-raster2pgsql-probe.txt)"
         fi
         psqlc -c "DROP TABLE IF EXISTS $SCHEMA.r2p"
     fi
 fi
+
+interleave "${TILE_CASES[@]}"
+expect_rows bench "$ROWS" rasterstage
+expect_rows duck "$ROWS" DuckDB
+expect_rows csvload "$ROWS" "psql \\copy"
+expect_rows ceiling "$ROWS" "COPY"
+if [[ " ${TILE_CASES[*]} " == *" raster2pgsql "* ]]; then
+    meta r2p_tiles "$(count_rows r2p)"
+    psqlc -c "DROP TABLE $SCHEMA.r2p"
+fi
+rm -rf "$ROWS_CSV" "$BIN_DIR"
+psqlc -c "DROP TABLE $SCHEMA.csvload, $SCHEMA.duck, $SCHEMA.ceiling, $SCHEMA.bench"
 
 # ---------------------------------------------------------------------------
 # 3. End to end: GeoTIFF to an indexed table
@@ -380,18 +412,10 @@ else
     echo "load \$end" >>$BENCH/stages.txt
 fi
 EOF
-    time_case e2e_rasterstage "DROP TABLE IF EXISTS $SCHEMA.e2e" "$E2E_DIR/staging" "bash $E2E_DIR/rasterstage.sh" ||
-        die "rasterstage end to end failed"
+    case_e2e_rasterstage() {
+        time_case e2e_rasterstage "DROP TABLE IF EXISTS $SCHEMA.e2e" "$E2E_DIR/staging" "bash $E2E_DIR/rasterstage.sh"
+    }
     show "$(cat "$E2E_DIR/rasterstage.sh")" >"$CMDS/e2e_rasterstage.script"
-    E2E_ROWS="$(json_get "$E2E_DIR/staging/e2e/dataset.json" row_count)"
-    expect_rows e2e "$E2E_ROWS" "rasterstage end to end"
-    [[ "$(psqlc -Atc "SELECT count(*) FROM pg_constraint WHERE conrelid = '$SCHEMA.e2e'::regclass AND contype = 'p'")" == 1 ]] ||
-        die "rasterstage end to end: no primary key on $SCHEMA.e2e"
-    meta e2e_rows_rasterstage "$E2E_ROWS"
-    meta e2e_shape_rasterstage "$(json_get "$E2E_DIR/staging/e2e/dataset.json" grid.width)x$(json_get "$E2E_DIR/staging/e2e/dataset.json" grid.height)"
-    meta e2e_table_mb_rasterstage "$(psqlc -Atc "SELECT pg_total_relation_size('$SCHEMA.e2e') / 1048576")"
-    meta e2e_sum_rasterstage "$(psqlc -Atc "SELECT round(sum(value::float8)) FROM $SCHEMA.e2e")"
-    psqlc -c "DROP TABLE $SCHEMA.e2e"
 
     # GDAL + psql: gdalwarp to a Float32 GTiff (rasterstage's average is Float32 too), every
     # cell written as "x,y,value" by the XYZ driver, awk drops nodata and adds row/col indices
@@ -415,10 +439,22 @@ echo "XYZ+awk+copy \$(date +%s.%N)" >>$BENCH/stages.txt
 $PSQL -c "ALTER TABLE $SCHEMA.e2e_gdal ADD PRIMARY KEY (row_idx, col_idx)" -c "ANALYZE $SCHEMA.e2e_gdal"
 echo "primary_key+ANALYZE \$(date +%s.%N)" >>$BENCH/stages.txt
 EOF
-    time_case e2e_gdal \
-        "DROP TABLE IF EXISTS $SCHEMA.e2e_gdal; CREATE TABLE $SCHEMA.e2e_gdal (row_idx int4 NOT NULL, col_idx int4 NOT NULL, x float8 NOT NULL, y float8 NOT NULL, value float4 NOT NULL)" \
-        "$E2E_DIR/gw.tif" "bash $E2E_DIR/gdal.sh" || die "gdalwarp + psql end to end failed"
+    case_e2e_gdal() {
+        time_case e2e_gdal \
+            "DROP TABLE IF EXISTS $SCHEMA.e2e_gdal; CREATE TABLE $SCHEMA.e2e_gdal (row_idx int4 NOT NULL, col_idx int4 NOT NULL, x float8 NOT NULL, y float8 NOT NULL, value float4 NOT NULL)" \
+            "$E2E_DIR/gw.tif" "bash $E2E_DIR/gdal.sh"
+    }
     show "$(cat "$E2E_DIR/gdal.sh")" >"$CMDS/e2e_gdal.script"
+    interleave e2e_rasterstage e2e_gdal
+    E2E_ROWS="$(json_get "$E2E_DIR/staging/e2e/dataset.json" row_count)"
+    expect_rows e2e "$E2E_ROWS" "rasterstage end to end"
+    [[ "$(psqlc -Atc "SELECT count(*) FROM pg_constraint WHERE conrelid = '$SCHEMA.e2e'::regclass AND contype = 'p'")" == 1 ]] ||
+        die "rasterstage end to end: no primary key on $SCHEMA.e2e"
+    meta e2e_rows_rasterstage "$E2E_ROWS"
+    meta e2e_shape_rasterstage "$(json_get "$E2E_DIR/staging/e2e/dataset.json" grid.width)x$(json_get "$E2E_DIR/staging/e2e/dataset.json" grid.height)"
+    meta e2e_table_mb_rasterstage "$(psqlc -Atc "SELECT pg_total_relation_size('$SCHEMA.e2e') / 1048576")"
+    meta e2e_sum_rasterstage "$(psqlc -Atc "SELECT round(sum(value::float8)) FROM $SCHEMA.e2e")"
+    psqlc -c "DROP TABLE $SCHEMA.e2e"
     meta e2e_rows_gdal "$(count_rows e2e_gdal)"
     meta e2e_shape_gdal "$(gdalinfo "$E2E_DIR/gw.tif" | sed -n 's/^Size is \([0-9]*\), \([0-9]*\)/\1x\2/p')"
     meta e2e_table_mb_gdal "$(psqlc -Atc "SELECT pg_total_relation_size('$SCHEMA.e2e_gdal') / 1048576")"
@@ -480,7 +516,7 @@ L += ["### the same staged tiles", "",
       f"A {w} x {h} Float32 raster (all cells valid: {rows:,} rows), staged as Parquet "
       f"(window 1024, {meta['staged_tiles']} tiles), loaded into an empty unindexed table "
       f"`(row_idx int4, col_idx int4, x float8, y float8, value float4)`. Median of {reps} run(s) "
-      "(min-max in brackets); wall-clock time of the whole process; peak RSS from `/usr/bin/time -v` "
+      "(min-max in brackets), interleaved: repetition 1 of every case, then repetition 2, and so on; wall-clock time of the whole process; peak RSS from `/usr/bin/time -v` "
       "(largest run; for a pipeline the largest single process; the server's backends are not counted). "
       "vs rasterstage = rasterstage's seconds / the path's seconds (below 1: slower than rasterstage).", "",
       "| path | seconds | rows/s | peak RSS | vs rasterstage |", "|---|---|---|---|---|"]
@@ -518,7 +554,7 @@ if "e2e_rasterstage" in med:
           f"`(row_idx, col_idx, x, y, value float4)` with primary key `(row_idx, col_idx)` and ANALYZE: "
           f"average to {res}° ({'1 arc-minute' if res.startswith('0.01666') else 'quick mode'}), "
           "nodata cells dropped. Median of "
-          f"{reps} run(s), wall time of the whole script; source cells/s = source cells / seconds; "
+          f"{reps} run(s) (interleaved), wall time of the whole script; source cells/s = source cells / seconds; "
           "peak RSS = largest single process of the script. Breakdown: medians of each step's seconds.", "",
           "| path | seconds | breakdown (s) | rows | source cells/s | peak RSS | vs rasterstage |",
           "|---|---|---|---|---|---|---|"]

@@ -9,6 +9,7 @@ use crate::dtype::DataType;
 use postgres::config::{Host, SslMode};
 use postgres::error::SqlState;
 use postgres::{Client, Config};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// The schema DDL (`raster_datasets`, `raster_tile_loads`), applied idempotently.
@@ -25,6 +26,10 @@ pub struct ConnSpec {
     config: Config,
     verify: Verify,
     root_cert: Option<std::path::PathBuf>,
+    /// The TLS connector, built on first use and shared by every clone: building one reads
+    /// the system's CA bundle, which cost more CPU than encoding a million rows, and `load`
+    /// opens a connection per worker and again after every failure.
+    tls: Arc<OnceLock<Result<native_tls::TlsConnector, String>>>,
 }
 
 /// How much of the server's certificate to check, as libpq's `sslmode` says.
@@ -173,7 +178,7 @@ impl ConnSpec {
         let root_cert = root_cert.or_else(|| env("PGSSLROOTCERT")).map(std::path::PathBuf::from);
         // libpq: `require` with a root certificate checks the chain like `verify-ca`.
         let verify = verify.unwrap_or(if root_cert.is_some() { Verify::Ca } else { Verify::None });
-        Ok(ConnSpec { config, verify, root_cert })
+        Ok(ConnSpec { config, verify, root_cert, tls: Arc::default() })
     }
 
     /// How the server's certificate is checked.
@@ -181,12 +186,21 @@ impl ConnSpec {
         self.verify
     }
 
-    /// The TLS connector for [`Self::verify`], with the `sslrootcert` root if any.
+    /// The TLS connector for [`Self::verify`], built once (see [`ConnSpec`]'s `tls`).
     fn tls(&self) -> Result<native_tls::TlsConnector, String> {
+        self.tls.get_or_init(|| self.build_tls()).clone()
+    }
+
+    /// A TLS connector for [`Self::verify`], with the `sslrootcert` root if any.
+    fn build_tls(&self) -> Result<native_tls::TlsConnector, String> {
         let mut b = native_tls::TlsConnector::builder();
         match self.verify {
             // libpq's sslmode=require encrypts without verifying the certificate; do the same.
-            Verify::None => b.danger_accept_invalid_certs(true).danger_accept_invalid_hostnames(true),
+            // Nothing is verified (a root certificate would have made it Ca), so the system's
+            // roots need not be read either.
+            Verify::None => {
+                b.danger_accept_invalid_certs(true).danger_accept_invalid_hostnames(true).disable_built_in_roots(true)
+            }
             Verify::Ca => b.danger_accept_invalid_hostnames(true),
             Verify::Full => &mut b,
         };
