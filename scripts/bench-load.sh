@@ -25,7 +25,7 @@
 #   scripts/bench-load.sh --quick      2000 x 1000, 1 repetition, end to end on 10800 x 5400 ->
 #                                      0.1°; report and plot in the bench dir only
 #
-# Options: --width W --height H --reps N --jobs J --no-docs --no-e2e
+# Options: --width W --height H --reps N --e2e-reps N (default: --reps) --jobs J --no-docs --no-e2e
 # Environment: RASTERSTAGE_BENCH_DIR (default $HOME/.cache/rasterstage-bench),
 #              CARGO_TARGET_DIR (default $HOME/.cache/rasterstage-target), DATABASE_URL
 #              (default: what scripts/services.sh finds).
@@ -49,7 +49,7 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-WIDTH=8000 HEIGHT=4000 REPS=3 QUICK=0 DOCS=1 E2E=1
+WIDTH=8000 HEIGHT=4000 REPS=3 E2E_REPS="" QUICK=0 DOCS=1 E2E=1
 JOBS="$(nproc)"
 while (($#)); do
     case "$1" in
@@ -57,6 +57,7 @@ while (($#)); do
     --width) WIDTH="$2"; shift ;;
     --height) HEIGHT="$2"; shift ;;
     --reps) REPS="$2"; shift ;;
+    --e2e-reps) E2E_REPS="$2"; shift ;;
     --jobs) JOBS="$2"; shift ;;
     --no-docs) DOCS=0 ;;
     --no-e2e) E2E=0 ;;
@@ -126,7 +127,9 @@ meta commit "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown
 meta binary_sha256 "$(sha256sum "$RS" | cut -c1-12)"
 meta width "$WIDTH"
 meta height "$HEIGHT"
+E2E_REPS="${E2E_REPS:-$REPS}"
 meta reps "$REPS"
+meta e2e_reps "$E2E_REPS"
 meta jobs "$JOBS"
 meta quick "$QUICK"
 meta load_start "$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -220,11 +223,12 @@ time_case() {
         rm -f "$BENCH/stages.txt"
     fi
 }
-# interleave CASE...: repetitions 1..REPS of the functions case_<CASE>, interleaved (see
+# interleave N CASE...: repetitions 1..N of the functions case_<CASE>, interleaved (see
 # time_case); the first failure is fatal and names the case.
 interleave() {
-    local c
-    for ((REP = 1; REP <= REPS; REP++)); do
+    local c n="$1"
+    shift
+    for ((REP = 1; REP <= n; REP++)); do
         for c in "$@"; do
             "case_$c" || die "$c failed (repetition $REP; see $BENCH/out-$c-$REP.txt)"
         done
@@ -361,7 +365,7 @@ else
     fi
 fi
 
-interleave "${TILE_CASES[@]}"
+interleave "$REPS" "${TILE_CASES[@]}"
 expect_rows bench "$ROWS" rasterstage
 expect_rows duck "$ROWS" DuckDB
 expect_rows csvload "$ROWS" "psql \\copy"
@@ -445,7 +449,7 @@ EOF
             "$E2E_DIR/gw.tif" "bash $E2E_DIR/gdal.sh"
     }
     show "$(cat "$E2E_DIR/gdal.sh")" >"$CMDS/e2e_gdal.script"
-    interleave e2e_rasterstage e2e_gdal
+    interleave "$E2E_REPS" e2e_rasterstage e2e_gdal
     E2E_ROWS="$(json_get "$E2E_DIR/staging/e2e/dataset.json" row_count)"
     expect_rows e2e "$E2E_ROWS" "rasterstage end to end"
     [[ "$(psqlc -Atc "SELECT count(*) FROM pg_constraint WHERE conrelid = '$SCHEMA.e2e'::regclass AND contype = 'p'")" == 1 ]] ||
@@ -516,7 +520,8 @@ L += ["### the same staged tiles", "",
       f"A {w} x {h} Float32 raster (all cells valid: {rows:,} rows), staged as Parquet "
       f"(window 1024, {meta['staged_tiles']} tiles), loaded into an empty unindexed table "
       f"`(row_idx int4, col_idx int4, x float8, y float8, value float4)`. Median of {reps} run(s) "
-      "(min-max in brackets), interleaved: repetition 1 of every case, then repetition 2, and so on; wall-clock time of the whole process; peak RSS from `/usr/bin/time -v` "
+      "(min-max in brackets), interleaved: repetition 1 of every case, then repetition 2, and so on; "
+      "wall-clock time of the whole process; peak RSS from `/usr/bin/time -v` "
       "(largest run; for a pipeline the largest single process; the server's backends are not counted). "
       "vs rasterstage = rasterstage's seconds / the path's seconds (below 1: slower than rasterstage).", "",
       "| path | seconds | rows/s | peak RSS | vs rasterstage |", "|---|---|---|---|---|"]
@@ -554,7 +559,7 @@ if "e2e_rasterstage" in med:
           f"`(row_idx, col_idx, x, y, value float4)` with primary key `(row_idx, col_idx)` and ANALYZE: "
           f"average to {res}° ({'1 arc-minute' if res.startswith('0.01666') else 'quick mode'}), "
           "nodata cells dropped. Median of "
-          f"{reps} run(s) (interleaved), wall time of the whole script; source cells/s = source cells / seconds; "
+          f"{meta.get('e2e_reps', reps)} run(s) (interleaved), wall time of the whole script; source cells/s = source cells / seconds; "
           "peak RSS = largest single process of the script. Breakdown: medians of each step's seconds.", "",
           "| path | seconds | breakdown (s) | rows | source cells/s | peak RSS | vs rasterstage |",
           "|---|---|---|---|---|---|---|"]
