@@ -192,11 +192,14 @@ SHAPE="(row_idx int4, col_idx int4, x float8, y float8, value float4)"
 # cache, autovacuum) then moves every case alike instead of biasing the ratios.
 # ---------------------------------------------------------------------------
 CSV="$BENCH/load.csv"
-echo "case,rep,seconds,peak_rss_kb,load1" >"$CSV"
+echo "case,rep,seconds,peak_rss_kb,load1,steal_pct,cpu_s" >"$CSV"
 REP=1
+# "steal total" jiffies of all CPUs from /proc/stat (user..steal; guest time is already in
+# user): steal is time the hypervisor gave to other guests, which a VM's wall times include.
+cpu_jiffies() { awk '/^cpu / {t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t}' /proc/stat; }
 time_case() {
     local name="$1" setup="$2" rmpath="$3" cmd="$4" rep="$REP"
-    local secs rss load1 out
+    local secs rss cpu load1 out
     if ((rep == 1)); then
         show "$cmd" >"$CMDS/$name.txt"
         log "$name: \$ $(show "$cmd")"
@@ -207,15 +210,21 @@ time_case() {
     sync
     load1=$(cut -d' ' -f1 /proc/loadavg)
     out="$BENCH/out-$name-$rep.txt"
+    local j0 j1 steal
+    j0="$(cpu_jiffies)"
     if ! /usr/bin/time -v -o "$BENCH/time.txt" bash -o pipefail -c "$cmd" >"$out" 2>&1; then
         log "$name rep $rep FAILED; last lines of $out:"
         tail -n 20 "$out" >&2
         return 1
     fi
+    j1="$(cpu_jiffies)"
+    steal="$(awk -v a="$j0" -v b="$j1" 'BEGIN {split(a, x, " "); split(b, y, " "); d = y[2] - x[2]; printf "%.1f", d > 0 ? 100 * (y[1] - x[1]) / d : 0}')"
     secs="$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$BENCH/time.txt")"
     rss="$(awk -F': ' '/Maximum resident set size/ {print $2}' "$BENCH/time.txt")"
-    echo "$name,$rep,$secs,$rss,$load1" >>"$CSV"
-    log "$name rep $rep: $secs s, peak RSS $((rss / 1024)) MB (load average before: $load1)"
+    # User + system seconds of the client side (the command and its children), not the server's.
+    cpu="$(awk -F': ' '/User time|System time/ {s += $2} END {printf "%.2f", s}' "$BENCH/time.txt")"
+    echo "$name,$rep,$secs,$rss,$load1,$steal,$cpu" >>"$CSV"
+    log "$name rep $rep: $secs s, peak RSS $((rss / 1024)) MB (load average before: $load1; CPU stolen by the hypervisor: $steal%)"
     if [[ -f "$BENCH/stages.txt" ]]; then
         # Scripts of the end-to-end cases write "STAGE EPOCH" lines: keep their durations.
         awk -v c="$name" -v r="$rep" 'NR > 1 {printf "%s,%s,%s,%.3f\n", c, r, $1, $2 - prev} {prev = $2}' \
@@ -482,8 +491,14 @@ import csv, os, statistics, sys
 csvp, stagesp, metap, cmds, out, png = sys.argv[1:]
 meta = dict(l.rstrip("\n").split("=", 1) for l in open(metap) if "=" in l)
 data = {}
+steal, per_rep, cpu = {}, {}, {}
 for r in csv.DictReader(open(csvp)):
+    if r.get("cpu_s"):
+        cpu.setdefault(r["case"], []).append(float(r["cpu_s"]))
     data.setdefault(r["case"], []).append((float(r["seconds"]), int(r["peak_rss_kb"])))
+    if r.get("steal_pct"):
+        steal.setdefault(r["case"], []).append(float(r["steal_pct"]))
+    per_rep[(r["case"], r["rep"])] = float(r["seconds"])
 med = {k: statistics.median(s for s, _ in v) for k, v in data.items()}
 rng = {k: (min(s for s, _ in v), max(s for s, _ in v)) for k, v in data.items()}
 rss = {k: max(m for _, m in v) / 1024 for k, v in data.items()}
@@ -493,6 +508,11 @@ for r in csv.DictReader(open(stagesp)):
 rows, w, h, reps, jobs = int(meta["rows"]), int(meta["width"]), int(meta["height"]), int(meta["reps"]), meta["jobs"]
 cells = w * h
 cmd = lambda name: open(os.path.join(cmds, name)).read().rstrip("\n")
+
+def whole(key):
+    """A recorded whole number with thousands separators, or "not recorded"."""
+    v = meta.get(key, "")
+    return f"{int(float(v)):,}" if v.strip() else "not recorded"
 
 def secs(k):
     s = f"{med[k]:.2f}"
@@ -523,16 +543,30 @@ L += ["### the same staged tiles", "",
       "(min-max in brackets), interleaved: repetition 1 of every case, then repetition 2, and so on; "
       "wall-clock time of the whole process; peak RSS from `/usr/bin/time -v` "
       "(largest run; for a pipeline the largest single process; the server's backends are not counted). "
-      "vs rasterstage = rasterstage's seconds / the path's seconds (below 1: slower than rasterstage).", "",
-      "| path | seconds | rows/s | peak RSS | vs rasterstage |", "|---|---|---|---|---|"]
+      "vs rasterstage = rasterstage's seconds / the path's seconds (below 1: slower than rasterstage)."
+      + (" Client CPU s = user + system seconds of the command and its children (median; the server's "
+         "backends are not in it)." if cpu else ""), "",
+      "| path | seconds | rows/s | peak RSS |" + (" client CPU s |" if cpu else "") + " vs rasterstage |",
+      "|---|---|---|---|" + ("---|" if cpu else "") + "---|"]
+ccpu = lambda k: (f" {statistics.median(cpu[k]):.2f} |" if k in cpu else " - |") if cpu else ""
 for k in ["rasterstage", "duckdb", "csv_copy", "copy_file"]:
     if k in med:
-        L.append(f"| {label[k]} | {secs(k)} | {rows / med[k] / 1e6:.2f} M | {rss[k]:.0f} MB | {med['rasterstage'] / med[k]:.2f}x |")
+        L.append(f"| {label[k]} | {secs(k)} | {rows / med[k] / 1e6:.2f} M | {rss[k]:.0f} MB |{ccpu(k)} "
+                 f"{med['rasterstage'] / med[k]:.2f}x |")
 if "raster2pgsql" in med:
     k = "raster2pgsql"
     L.append(f"| {label[k]} | {secs(k)} | n/a: {int(meta['r2p_tiles']):,} tile rows; {cells / med[k] / 1e6:.2f} M source cells/s "
-             f"| {rss[k]:.0f} MB | - |")
-L += ["", f"rasterstage / DuckDB rows/s: **{med['duckdb'] / med['rasterstage']:.2f}x** (target: at least 1.3x).", "",
+             f"| {rss[k]:.0f} MB |{ccpu(k)} - |")
+pairs = [per_rep[("duckdb", r)] / per_rep[("rasterstage", r)] for c, r in sorted(per_rep, key=lambda k: int(k[1]))
+         if c == "rasterstage" and ("duckdb", r) in per_rep]
+L += ["", f"rasterstage / DuckDB rows/s: **{med['duckdb'] / med['rasterstage']:.2f}x** (target: at least 1.3x); "
+      f"repetition by repetition (each pair run one after the other): {', '.join(f'{p:.2f}x' for p in pairs)}.", ""]
+if steal:
+    L += ["CPU time the hypervisor gave to other guests during each case (steal, from `/proc/stat`; median "
+          "over the repetitions, max in brackets): "
+          + "; ".join(f"{k} {statistics.median(v):.1f}% ({max(v):.1f}%)" for k, v in steal.items() if k in med)
+          + ": on a shared VM, time no case could use.", ""]
+L += [
       f"rasterstage / server-side COPY ceiling: **{med['copy_file'] / med['rasterstage']:.2f}x** "
       f"(issue target: at least 0.8x, i.e. 80% of the ceiling). The ceiling is ONE backend reading a "
       f"binary COPY file from the server's disk (no client, no network, no Parquet decoding); rasterstage "
@@ -573,8 +607,7 @@ if "e2e_rasterstage" in med:
     L += ["", f"Output grids: rasterstage {meta.get('e2e_shape_rasterstage', '?')}, gdalwarp -tap "
           f"{meta.get('e2e_shape_gdal', '?')} (cells); table + primary key on disk: rasterstage "
           f"{meta.get('e2e_table_mb_rasterstage', '?')} MB, GDAL path {meta.get('e2e_table_mb_gdal', '?')} MB; "
-          f"sum of `value` (rounded): rasterstage {int(float(meta.get('e2e_sum_rasterstage', 'nan'))):,}, GDAL path "
-          f"{int(float(meta.get('e2e_sum_gdal', 'nan'))):,}. "
+          f"sum of `value` (rounded): rasterstage {whole('e2e_sum_rasterstage')}, GDAL path {whole('e2e_sum_gdal')}. "
           "The GDAL path is what one does without rasterstage to get one row per cell: gdalwarp's "
           "average (`-ot Float32`, as rasterstage's average is Float32), the XYZ driver writes every cell "
           "as text, awk drops the nodata cells and adds row/column indices from the line number, "
