@@ -3,9 +3,9 @@
 # without rasterstage's client in the way (the figures behind "Server-side levers measured
 # and not taken" in docs/BENCHMARKS.md, "## load: where the time goes").
 #
-#   scripts/bench/pg_ingest_variants.sh [REPS]     (default 3; needs a superuser DATABASE_URL
-#                                                    to a server on this machine: the server
-#                                                    reads the COPY files itself)
+#   scripts/bench/pg_ingest_variants.sh [REPS [VARIANT...]]
+#       REPS: default 3; VARIANTs: default all four below. Needs a superuser DATABASE_URL to a
+#       server on this machine: the server reads the COPY files itself.
 #
 # 16 M rows (a 4000 x 4000 grid, the table shape `load` makes for Float32) are written once
 # as 16 binary COPY files of one 1000 x 1000 tile each. Two psql sessions then take alternate
@@ -18,6 +18,9 @@
 # The variants run alternately, REPS times; each line is "variant seconds rows".
 set -euo pipefail
 REPS="${1:-3}"
+shift || true
+VARIANTS=("$@")
+((${#VARIANTS[@]})) || VARIANTS=(plain async leaf leafcheck)
 : "${DATABASE_URL:?set DATABASE_URL (scripts/services.sh does)}"
 DIR="$(mktemp -d "${TMPDIR:-/tmp}/rasterstage-ingest.XXXXXX")"
 chmod 777 "$DIR"
@@ -77,5 +80,5 @@ run() { # VARIANT
     printf '%s %.2f %s\n' "$v" "$(echo "$t1 - $t0" | bc)" "$("${P[@]}" -Atc "SELECT count(*) FROM $S.t")"
 }
 for ((r = 1; r <= REPS; r++)); do
-    for v in plain async leaf leafcheck; do run "$v"; done
+    for v in "${VARIANTS[@]}"; do run "$v"; done
 done
