@@ -218,7 +218,7 @@ time_case() {
         return 1
     fi
     j1="$(cpu_jiffies)"
-    steal="$(awk -v a="$j0" -v b="$j1" 'BEGIN {split(a, x, " "); split(b, y, " "); d = y[2] - x[2]; printf "%.1f", d > 0 ? 100 * (y[1] - x[1]) / d : 0}')"
+    steal="$(awk -v a="$j0" -v b="$j1" 'BEGIN {split(a, x, " "); split(b, y, " "); d = y[2] - x[2]; printf "%.1f", (d > 0 ? 100 * (y[1] - x[1]) / d : 0)}')"
     secs="$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$BENCH/time.txt")"
     rss="$(awk -F': ' '/Maximum resident set size/ {print $2}' "$BENCH/time.txt")"
     # User + system seconds of the client side (the command and its children), not the server's.
@@ -425,8 +425,23 @@ else
     echo "load \$end" >>$BENCH/stages.txt
 fi
 EOF
+    # What each path produced (rows, grid, size, sum) is checked and recorded right after its
+    # first repetition, so that a run stopped later still has it (the others make the same).
+    e2e_check_rasterstage() {
+        local rows
+        rows="$(json_get "$E2E_DIR/staging/e2e/dataset.json" row_count)"
+        expect_rows e2e "$rows" "rasterstage end to end"
+        [[ "$(psqlc -Atc "SELECT count(*) FROM pg_constraint WHERE conrelid = '$SCHEMA.e2e'::regclass AND contype = 'p'")" == 1 ]] ||
+            die "rasterstage end to end: no primary key on $SCHEMA.e2e"
+        meta e2e_rows_rasterstage "$rows"
+        meta e2e_shape_rasterstage "$(json_get "$E2E_DIR/staging/e2e/dataset.json" grid.width)x$(json_get "$E2E_DIR/staging/e2e/dataset.json" grid.height)"
+        meta e2e_table_mb_rasterstage "$(psqlc -Atc "SELECT pg_total_relation_size('$SCHEMA.e2e') / 1048576")"
+        meta e2e_sum_rasterstage "$(psqlc -Atc "SELECT round(sum(value::float8)) FROM $SCHEMA.e2e")"
+    }
     case_e2e_rasterstage() {
-        time_case e2e_rasterstage "DROP TABLE IF EXISTS $SCHEMA.e2e" "$E2E_DIR/staging" "bash $E2E_DIR/rasterstage.sh"
+        time_case e2e_rasterstage "DROP TABLE IF EXISTS $SCHEMA.e2e" "$E2E_DIR/staging" "bash $E2E_DIR/rasterstage.sh" ||
+            return 1
+        ((REP > 1)) || e2e_check_rasterstage
     }
     show "$(cat "$E2E_DIR/rasterstage.sh")" >"$CMDS/e2e_rasterstage.script"
 
@@ -452,27 +467,21 @@ echo "XYZ+awk+copy \$(date +%s.%N)" >>$BENCH/stages.txt
 $PSQL -c "ALTER TABLE $SCHEMA.e2e_gdal ADD PRIMARY KEY (row_idx, col_idx)" -c "ANALYZE $SCHEMA.e2e_gdal"
 echo "primary_key+ANALYZE \$(date +%s.%N)" >>$BENCH/stages.txt
 EOF
+    e2e_check_gdal() {
+        meta e2e_rows_gdal "$(count_rows e2e_gdal)"
+        meta e2e_shape_gdal "$(gdalinfo "$E2E_DIR/gw.tif" | sed -n 's/^Size is \([0-9]*\), \([0-9]*\)/\1x\2/p')"
+        meta e2e_table_mb_gdal "$(psqlc -Atc "SELECT pg_total_relation_size('$SCHEMA.e2e_gdal') / 1048576")"
+        meta e2e_sum_gdal "$(psqlc -Atc "SELECT round(sum(value::float8)) FROM $SCHEMA.e2e_gdal")"
+    }
     case_e2e_gdal() {
         time_case e2e_gdal \
             "DROP TABLE IF EXISTS $SCHEMA.e2e_gdal; CREATE TABLE $SCHEMA.e2e_gdal (row_idx int4 NOT NULL, col_idx int4 NOT NULL, x float8 NOT NULL, y float8 NOT NULL, value float4 NOT NULL)" \
-            "$E2E_DIR/gw.tif" "bash $E2E_DIR/gdal.sh"
+            "$E2E_DIR/gw.tif" "bash $E2E_DIR/gdal.sh" || return 1
+        ((REP > 1)) || e2e_check_gdal
     }
     show "$(cat "$E2E_DIR/gdal.sh")" >"$CMDS/e2e_gdal.script"
     interleave "$E2E_REPS" e2e_rasterstage e2e_gdal
-    E2E_ROWS="$(json_get "$E2E_DIR/staging/e2e/dataset.json" row_count)"
-    expect_rows e2e "$E2E_ROWS" "rasterstage end to end"
-    [[ "$(psqlc -Atc "SELECT count(*) FROM pg_constraint WHERE conrelid = '$SCHEMA.e2e'::regclass AND contype = 'p'")" == 1 ]] ||
-        die "rasterstage end to end: no primary key on $SCHEMA.e2e"
-    meta e2e_rows_rasterstage "$E2E_ROWS"
-    meta e2e_shape_rasterstage "$(json_get "$E2E_DIR/staging/e2e/dataset.json" grid.width)x$(json_get "$E2E_DIR/staging/e2e/dataset.json" grid.height)"
-    meta e2e_table_mb_rasterstage "$(psqlc -Atc "SELECT pg_total_relation_size('$SCHEMA.e2e') / 1048576")"
-    meta e2e_sum_rasterstage "$(psqlc -Atc "SELECT round(sum(value::float8)) FROM $SCHEMA.e2e")"
-    psqlc -c "DROP TABLE $SCHEMA.e2e"
-    meta e2e_rows_gdal "$(count_rows e2e_gdal)"
-    meta e2e_shape_gdal "$(gdalinfo "$E2E_DIR/gw.tif" | sed -n 's/^Size is \([0-9]*\), \([0-9]*\)/\1x\2/p')"
-    meta e2e_table_mb_gdal "$(psqlc -Atc "SELECT pg_total_relation_size('$SCHEMA.e2e_gdal') / 1048576")"
-    meta e2e_sum_gdal "$(psqlc -Atc "SELECT round(sum(value::float8)) FROM $SCHEMA.e2e_gdal")"
-    psqlc -c "DROP TABLE $SCHEMA.e2e_gdal"
+    psqlc -c "DROP TABLE $SCHEMA.e2e, $SCHEMA.e2e_gdal"
     rm -rf "$E2E_DIR/gw.tif" "$E2E_DIR/staging"
 fi
 meta load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
