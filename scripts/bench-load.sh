@@ -566,8 +566,8 @@ if "raster2pgsql" in med:
     k = "raster2pgsql"
     L.append(f"| {label[k]} | {secs(k)} | n/a: {int(meta['r2p_tiles']):,} tile rows; {cells / med[k] / 1e6:.2f} M source cells/s "
              f"| {rss[k]:.0f} MB |{ccpu(k)} - |")
-pairs = [per_rep[("duckdb", r)] / per_rep[("rasterstage", r)] for c, r in sorted(per_rep, key=lambda k: int(k[1]))
-         if c == "rasterstage" and ("duckdb", r) in per_rep]
+both = sorted((r for c, r in per_rep if c == "rasterstage" and ("duckdb", r) in per_rep), key=int)
+pairs = [per_rep[("duckdb", r)] / per_rep[("rasterstage", r)] for r in both]
 L += ["", f"rasterstage / DuckDB rows/s: **{med['duckdb'] / med['rasterstage']:.2f}x** (target: at least 1.3x); "
       f"repetition by repetition (each pair run one after the other): {', '.join(f'{p:.2f}x' for p in pairs)}.", ""]
 if steal:
