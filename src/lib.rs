@@ -10,6 +10,7 @@ pub mod config;
 pub mod dtype;
 pub mod grid;
 pub mod inspect;
+pub mod limits;
 pub mod load;
 pub mod merge;
 pub mod name;

@@ -1,0 +1,45 @@
+//! Hard limits on sizes that come from input (files, dataset.json, flags, config, the
+//! environment), checked before anything is allocated for them.
+//!
+//! Every limit is far above what a real global raster needs (a 1-arc-second global grid is
+//! 1,296,000 x 648,000 cells, 8.4e11 cells) and far below what would exhaust memory or wrap
+//! a PostgreSQL column; README's "Limits" section lists them. One place, so that convert,
+//! load, merge and the manifest reader agree.
+
+/// Most cells along one side of a grid: `row_idx`/`col_idx` are PostgreSQL `int4`.
+pub const MAX_GRID_SIDE: u64 = i32::MAX as u64;
+/// Most cells in one grid (2^42, about 4.4e12).
+pub const MAX_GRID_CELLS: u64 = 1 << 42;
+/// Largest window (tile) side in cells; a window's cells are held in memory at once.
+pub const MAX_WINDOW: usize = 65_536;
+/// Most cells in one window (a 8192 x 8192 window of Float64 is 512 MB of values).
+pub const MAX_WINDOW_CELLS: u64 = 1 << 26;
+/// Most tiles in one dataset: the manifest lists every tile (a few hundred bytes each).
+pub const MAX_TILES: u64 = 1 << 21;
+/// Largest `dataset.json` or commit record read (bytes).
+pub const MAX_MANIFEST_BYTES: u64 = 1 << 30;
+/// Most worker threads (`--threads`/`-j`, `threads:`), before capping at the tile count.
+pub const MAX_THREADS: usize = 256;
+/// Most parallel PostgreSQL connections of one `load` (`--jobs`).
+pub const MAX_JOBS: usize = 256;
+/// Longest accepted timeout or retry duration, in seconds (one day).
+pub const MAX_DURATION_SECS: f64 = 86_400.0;
+
+/// `secs` as a duration when it is finite and within `0..=MAX_DURATION_SECS`; `None`
+/// otherwise (the caller names the setting in its error).
+pub fn duration_secs(secs: f64) -> Option<std::time::Duration> {
+    (secs.is_finite() && (0.0..=MAX_DURATION_SECS).contains(&secs)).then(|| std::time::Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration_secs(1.5), Some(std::time::Duration::from_millis(1500)));
+        for bad in [f64::NAN, f64::INFINITY, -1.0, 1e300, MAX_DURATION_SECS * 2.0] {
+            assert_eq!(duration_secs(bad), None, "{bad}");
+        }
+    }
+}
