@@ -57,6 +57,30 @@ TEST_LOG="$(mktemp)"
 # tee keeps cargo's output live; the log gives the totals for the closing line.
 run_tests() { cargo test --release "$@" 2>&1 | tee "$TEST_LOG"; return "${PIPESTATUS[0]}"; }
 step tests run_tests "$@"
+# The README's first command, as a new user runs it: an empty home (no venv, no pip cache, no
+# PostgreSQL or S3 settings inherited from this script), only the compiler and its build cache
+# shared. It must install and start what it needs and end with the query's rows.
+demo_fresh_home() {
+    local home schema log rc=0
+    home="$(mktemp -d)"
+    schema="demo_ci_$$"
+    log="$home/demo.log"
+    env -i PATH="$PATH" HOME="$home" LANG=C.UTF-8 \
+        CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" \
+        ${PYENV_ROOT:+PYENV_ROOT="$PYENV_ROOT"} CARGO_TARGET_DIR="$CARGO_TARGET_DIR" \
+        RASTERSTAGE_DEMO_SCHEMA="$schema" bash scripts/demo.sh >"$log" 2>&1 || rc=$?
+    tail -n 25 "$log"
+    psql "$DATABASE_URL" -q -c "DROP SCHEMA IF EXISTS \"$schema\" CASCADE" >/dev/null 2>&1 || true
+    if ((rc == 0)) && ! grep -q '^(5 rows)$' "$log"; then
+        echo "demo.sh exited 0 without printing the query's 5 rows" >&2
+        rc=1
+    fi
+    rm -rf "$home"
+    return "$rc"
+}
+# Only with the whole suite: `test.sh some_filter` is for a quick look at some tests.
+if (($# == 0)); then step demo demo_fresh_home; fi
+
 passed=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($(i) ~ /^passed;?$/) s += $(i - 1) } END { print s + 0 }' "$TEST_LOG")
 nfailed=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) if ($(i) ~ /^failed;?$/) s += $(i - 1) } END { print s + 0 }' "$TEST_LOG")
 rm -f "$TEST_LOG"
