@@ -128,7 +128,7 @@ impl MergedParquetWriter {
             let batch = RecordBatch::try_new(self.schema.clone(), cols).map_err(|e| e.to_string())?;
             writer.write(&batch).map_err(|e| e.to_string())?;
         }
-        writer.into_inner().map_err(|e| e.to_string())
+        super::parquet::close(writer)
     }
 }
 

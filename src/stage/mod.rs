@@ -3,6 +3,7 @@
 
 pub mod commit;
 pub mod finalize;
+pub mod footer;
 pub mod manifest;
 pub mod merged;
 pub mod parquet;

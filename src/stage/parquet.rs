@@ -89,6 +89,17 @@ pub fn writer_props(grid_json: &str, schema: &Schema) -> WriterProperties {
     b.build()
 }
 
+/// Closes a tile's writer and returns the file, its float columns declared in the order every
+/// reader understands ([`super::footer`]).
+///
+/// # Errors
+/// The writer's, as text.
+pub fn close(writer: ArrowWriter<Vec<u8>>) -> Result<Vec<u8>, String> {
+    let mut bytes = writer.into_inner().map_err(|e| e.to_string())?;
+    super::footer::type_defined_float_orders(&mut bytes);
+    Ok(bytes)
+}
+
 /// Writes Parquet tiles into a dataset folder.
 pub struct ParquetWriter {
     ds: Store,
@@ -130,7 +141,7 @@ impl ParquetWriter {
             writer.write(&cols.take_batch(&schema)?).map_err(|e| e.to_string())?;
         }
         let (rows, sum) = valid_stats(values, nodata);
-        Ok((writer.into_inner().map_err(|e| e.to_string())?, rows, sum))
+        Ok((close(writer)?, rows, sum))
     }
 }
 

@@ -396,3 +396,52 @@ fn xarray_masks_integer_nodata_in_zarr_v3() {
     );
     assert_eq!(py(&code), "ok");
 }
+
+#[test]
+fn pyarrow_sees_min_max_of_float_columns() {
+    // pyarrow (Arrow C++, so pandas, Dask and GeoPandas) ignores statistics under the IEEE-754
+    // total column order that parquet-rs declares for floats; the tiles declare the
+    // type-defined order, so pyarrow can skip tiles by x, y and value.
+    let dir = tmp();
+    let src = dir.path().join("field.tif");
+    float_source(&src, 97, 61);
+    let out = dir.path().join("staging");
+    ok(&[
+        "convert",
+        s(&src),
+        "--name",
+        "field",
+        "--out",
+        s(&out),
+        "--resolution",
+        "0.5",
+        "--method",
+        "average",
+        "--window",
+        "16",
+    ]);
+    let glob = out.join("field").join("tiles");
+    let report = py(&format!(
+        "import glob, pyarrow.parquet as pq, pyarrow.compute as pc\n\
+         bad = []\n\
+         files = sorted(glob.glob('{}/*.parquet'))\n\
+         for f in files:\n\
+         \x20   md = pq.ParquetFile(f).metadata\n\
+         \x20   t = pq.read_table(f)\n\
+         \x20   for i in range(md.num_columns):\n\
+         \x20       c = md.row_group(0).column(i)\n\
+         \x20       name = c.path_in_schema\n\
+         \x20       st = c.statistics\n\
+         \x20       if st is None or not st.has_min_max:\n\
+         \x20           bad.append((f, name, 'no min/max'))\n\
+         \x20           continue\n\
+         \x20       mm = pc.min_max(t[name]).as_py()\n\
+         \x20       if (st.min, st.max) != (mm['min'], mm['max']):\n\
+         \x20           bad.append((f, name, st.min, st.max, mm))\n\
+         print(len(files), bad)",
+        s(&glob)
+    ));
+    let (n, bad) = report.split_once(' ').unwrap();
+    assert!(n.parse::<usize>().unwrap() > 1, "{report}");
+    assert_eq!(bad, "[]", "pyarrow statistics: {report}");
+}
