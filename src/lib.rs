@@ -5,6 +5,7 @@
 //! [`stage`] writers -> [`store`]; `load` reads the store.
 
 pub mod aws_profile;
+pub mod centres;
 pub mod compute;
 pub mod config;
 pub mod dtype;
