@@ -289,7 +289,7 @@ impl Manifest {
             ("maxy", self.bounds.maxy),
         ] {
             if !v.is_finite() {
-                return invalid(format!("bounds.{k}"), format!("is {v}, must be finite"));
+                return invalid(format!("bounds.{k}"), format!("is {v:?}, must be finite"));
             }
         }
         if !(1..=MAX_WINDOW).contains(&self.window) {
@@ -360,7 +360,7 @@ impl Manifest {
         }
         let sum = self.tiles_sum();
         if !same_sum(self.value_sum, sum) {
-            return invalid("value_sum", format!("is {}, but the tiles' values sum to {sum}", self.value_sum));
+            return invalid("value_sum", format!("is {:?}, but the tiles' values sum to {sum:?}", self.value_sum));
         }
         Ok(())
     }
@@ -424,7 +424,7 @@ impl Manifest {
         if let Some(p) = &t.path {
             let want = self.tile_key(t.row0, t.col0, &t.id);
             if *p != want {
-                return invalid("path", format!("is {p:?}, tile {} is stored at {want:?}", t.id));
+                return invalid("path", format!("is {:?}, tile {} is stored at {want:?}", short(p), t.id));
             }
         }
         Ok(())
@@ -526,49 +526,57 @@ impl TileRecord {
     /// # Errors
     /// The first [`Invalid`] field.
     pub fn check(&self) -> Result<(), Invalid> {
-        let id = format!("r{}_c{}", self.row0, self.col0);
-        if self.id != id {
-            return invalid("id", format!("is {:?}, but the tile's row0 and col0 make it {id:?}", self.id));
-        }
         for (k, v) in [("rows", self.rows), ("cols", self.cols)] {
             if !(1..=MAX_WINDOW).contains(&v) {
-                return invalid(k, format!("is {v} in tile {}, must be from 1 to {MAX_WINDOW}", self.id));
+                return invalid(k, format!("is {v} in tile {}, must be from 1 to {MAX_WINDOW}", short(&self.id)));
             }
         }
         for (k, start, len) in [("row0", self.row0, self.rows), ("col0", self.col0, self.cols)] {
             if start.checked_add(len).is_none_or(|end| end as u64 > MAX_GRID_SIDE) {
                 return invalid(
                     k,
-                    format!("is {start} in tile {}: its window ends beyond cell {MAX_GRID_SIDE}", self.id),
+                    format!("is {start} in tile {}: its window ends beyond cell {MAX_GRID_SIDE}", short(&self.id)),
                 );
             }
+        }
+        let id = format!("r{}_c{}", self.row0, self.col0);
+        if self.id != id {
+            return invalid("id", format!("is {:?}, but the tile's row0 and col0 make it {id:?}", short(&self.id)));
         }
         let cells = (self.rows as u64) * (self.cols as u64);
         if self.row_count > cells {
             return invalid(
                 "row_count",
-                format!("is {} in tile {}, more than its {cells} cells", self.row_count, self.id),
+                format!("is {} in tile {}, more than its {cells} cells", self.row_count, short(&self.id)),
             );
         }
         if self.value_sum.is_nan() {
-            return invalid("value_sum", format!("is NaN in tile {}", self.id));
+            return invalid("value_sum", format!("is NaN in tile {}", short(&self.id)));
         }
         match (&self.path, &self.checksum) {
             (None, None) if self.row_count == 0 && self.value_sum == 0.0 && self.bytes == 0 => {}
             (None, _) => {
                 return invalid(
                     "path",
-                    format!("is null in tile {} (nothing stored), but its row_count, value_sum, checksum or bytes are not empty", self.id),
+                    format!("is null in tile {} (nothing stored), but its row_count, value_sum, checksum or bytes are not empty", short(&self.id)),
                 )
             }
             (Some(_), Some(c)) if self.row_count > 0 && is_checksum(c) => {}
             (Some(_), Some(c)) if !is_checksum(c) => {
-                return invalid("checksum", format!("{c:?} of tile {} is not sha256:<64 hex digits>", self.id))
+                return invalid("checksum", format!("{:?} of tile {} is not sha256:<64 hex digits>", short(c), short(&self.id)))
             }
-            (Some(_), Some(_)) => return invalid("row_count", format!("is 0 in tile {}, which has a stored object", self.id)),
-            (Some(_), None) => return invalid("checksum", format!("is null in tile {}, which has a stored object", self.id)),
+            (Some(_), Some(_)) => return invalid("row_count", format!("is 0 in tile {}, which has a stored object", short(&self.id))),
+            (Some(_), None) => return invalid("checksum", format!("is null in tile {}, which has a stored object", short(&self.id))),
         }
         Ok(())
+    }
+}
+
+/// `s`, cut to a length that keeps an error message on one readable line.
+fn short(s: &str) -> String {
+    match s.char_indices().nth(80) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
     }
 }
 
@@ -613,7 +621,10 @@ fn invalid<T>(field: impl Into<String>, reason: impl Into<String>) -> Result<T, 
 fn check_name(field: &str, name: &str) -> Result<(), Invalid> {
     match DatasetName::new(name) {
         Ok(n) if n.as_str() == name => Ok(()),
-        _ => invalid(field, format!("{name:?} is not a safe dataset name ([a-z_][a-z0-9_]*, at most 63 characters)")),
+        _ => invalid(
+            field,
+            format!("{:?} is not a safe dataset name ([a-z_][a-z0-9_]*, at most 63 characters)", short(name)),
+        ),
     }
 }
 
@@ -621,14 +632,14 @@ fn check_name(field: &str, name: &str) -> Result<(), Invalid> {
 fn check_grid(field: &str, g: &Grid) -> Result<(), Invalid> {
     for (k, v) in [("x0", g.x0), ("y0", g.y0)] {
         if !v.is_finite() {
-            return invalid(format!("{field}.{k}"), format!("is {v}, must be finite"));
+            return invalid(format!("{field}.{k}"), format!("is {v:?}, must be finite"));
         }
     }
     if !(g.dx.is_finite() && g.dx > 0.0) {
-        return invalid(format!("{field}.dx"), format!("is {}, must be finite and positive", g.dx));
+        return invalid(format!("{field}.dx"), format!("is {:?}, must be finite and positive", g.dx));
     }
     if !(g.dy.is_finite() && g.dy < 0.0) {
-        return invalid(format!("{field}.dy"), format!("is {}, must be finite and negative (north-up)", g.dy));
+        return invalid(format!("{field}.dy"), format!("is {:?}, must be finite and negative (north-up)", g.dy));
     }
     for (k, v) in [("width", g.width), ("height", g.height)] {
         if !(1..=MAX_GRID_SIDE).contains(&(v as u64)) {
@@ -845,7 +856,177 @@ pub mod json_opt_f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{checksum, checksum_parts};
+    use super::*;
+    use serde_json::{json, Value};
+
+    /// A complete manifest of a 70 x 40 grid in 32-cell windows (3 x 2 = 6 tiles), as JSON.
+    fn complete() -> Value {
+        let grid = json!({"crs_wkt": "", "epsg": 4326, "x0": -180.0, "y0": 90.0, "dx": 0.5, "dy": -0.5,
+            "width": 70, "height": 40});
+        let mut tiles = Vec::new();
+        for row0 in [0, 32] {
+            for col0 in [0, 32, 64] {
+                let (rows, cols) = (32.min(40 - row0), 32.min(70 - col0));
+                let id = format!("r{row0}_c{col0}");
+                let (path, sum, check, n) = if row0 == 0 && col0 == 0 {
+                    (Value::Null, 0.0, Value::Null, 0)
+                } else {
+                    (
+                        json!(format!("tiles/{id}.parquet")),
+                        1.5 * (row0 + col0) as f64,
+                        json!(checksum(id.as_bytes())),
+                        3,
+                    )
+                };
+                tiles.push(json!({"id": id, "row0": row0, "col0": col0, "rows": rows, "cols": cols, "path": path,
+                    "row_count": n, "value_sum": sum, "checksum": check, "bytes": n * 10}));
+            }
+        }
+        let rows: u64 = tiles.iter().map(|t| t["row_count"].as_u64().unwrap()).sum();
+        let sum: f64 = tiles.iter().map(|t| t["value_sum"].as_f64().unwrap()).sum();
+        json!({"format_version": 1, "name": "plants", "status": "complete", "created_by": "test",
+            "source": {"path": "a.tif", "band": 1, "dtype": "Float32", "nodata": null, "grid": grid.clone(),
+                "fingerprint": {"size": 1, "mtime": 0, "mtime_ns": 0}},
+            "grid": grid, "lattice_offset": [0, 0], "bounds": {"minx": -180.0, "miny": 70.0, "maxx": -145.0, "maxy": 90.0},
+            "method": "passthrough", "dtype": "Float32", "nodata": null, "window": 32, "format": "parquet",
+            "zarr_version": null, "settings_hash": "sha256:00", "tile_count": 6, "row_count": rows, "value_sum": sum,
+            "tiles": tiles})
+    }
+
+    fn parse(v: &Value) -> Result<Manifest, StageError> {
+        Manifest::parse(&serde_json::to_vec_pretty(v).unwrap(), "st/plants/dataset.json", Some("plants"))
+    }
+
+    /// The field `edit` makes invalid, or the parse error's text.
+    fn refused(edit: impl FnOnce(&mut Value)) -> String {
+        let mut v = complete();
+        edit(&mut v);
+        match parse(&v) {
+            Err(StageError::Invalid { field, file, .. }) => {
+                assert_eq!(file, "st/plants/dataset.json");
+                field
+            }
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("accepted: {v}"),
+        }
+    }
+
+    #[test]
+    fn a_complete_manifest_passes_and_a_converting_one_may_list_any_tiles() {
+        parse(&complete()).unwrap();
+        let mut v = complete();
+        v["status"] = json!("converting");
+        v["tiles"] = json!([]);
+        v["row_count"] = json!(0);
+        v["value_sum"] = json!(0.0);
+        parse(&v).unwrap();
+        // Written and read back: the same value.
+        let m = parse(&complete()).unwrap();
+        let again = Manifest::parse(&serde_json::to_vec(&m).unwrap(), "f", Some("plants")).unwrap();
+        assert_eq!(again, m);
+    }
+
+    #[test]
+    fn every_tampered_field_is_named() {
+        let two_pow_40 = 1u64 << 40;
+        let cases: Vec<(&str, Box<dyn FnOnce(&mut Value)>)> = vec![
+            ("name", Box::new(|v| v["name"] = json!("other"))),
+            ("name", Box::new(|v| v["name"] = json!("Bad-Name"))),
+            ("format_version", Box::new(|v| v["format_version"] = json!(2))),
+            ("grid.dx", Box::new(|v| v["grid"]["dx"] = json!(0.0))),
+            ("grid.dy", Box::new(|v| v["grid"]["dy"] = json!(0.5))),
+            ("grid.dx", Box::new(|v| v["grid"]["dx"] = json!(1e308))),
+            ("grid.width", Box::new(|v| v["grid"]["width"] = json!(0))),
+            ("grid.width", Box::new(move |v| v["grid"]["width"] = json!(two_pow_40))),
+            (
+                "grid.width",
+                Box::new(|v| {
+                    v["grid"]["width"] = json!(MAX_GRID_SIDE);
+                    v["grid"]["height"] = json!(MAX_GRID_SIDE);
+                }),
+            ),
+            ("grid.epsg", Box::new(|v| v["grid"]["epsg"] = json!(u32::MAX))),
+            ("source.band", Box::new(|v| v["source"]["band"] = json!(0))),
+            ("window", Box::new(|v| v["window"] = json!(0))),
+            ("window", Box::new(|v| v["window"] = json!(1u64 << 31))),
+            (
+                "window",
+                Box::new(|v| {
+                    v["window"] = json!(1);
+                    v["grid"]["width"] = json!(1u64 << 20);
+                    v["grid"]["height"] = json!(1u64 << 20);
+                }),
+            ),
+            ("tile_count", Box::new(|v| v["tile_count"] = json!(5))),
+            ("zarr_version", Box::new(|v| v["zarr_version"] = json!(3))),
+            ("tiles", Box::new(|v| v["tiles"].as_array_mut().unwrap().truncate(3))),
+            (
+                "tiles",
+                Box::new(|v| {
+                    let t = v["tiles"][5].clone();
+                    v["tiles"].as_array_mut().unwrap().push(t)
+                }),
+            ),
+            ("tiles[2]", Box::new(|v| v["tiles"][2] = v["tiles"][1].clone())),
+            ("tiles[2]", Box::new(|v| v["tiles"].as_array_mut().unwrap().swap(1, 2))),
+            ("tiles[2].id", Box::new(|v| v["tiles"][2]["id"] = json!("r0_c32"))),
+            ("tiles[2].row0", Box::new(|v| v["tiles"][2]["row0"] = json!(1u64 << 32))),
+            (
+                "tiles[2].row0",
+                Box::new(|v| {
+                    v["tiles"][2]["row0"] = json!(16);
+                    v["tiles"][2]["id"] = json!("r16_c64");
+                }),
+            ),
+            ("tiles[2].rows", Box::new(|v| v["tiles"][2]["rows"] = json!(31))),
+            ("tiles[2].row_count", Box::new(|v| v["tiles"][2]["row_count"] = json!(32 * 6 + 1))),
+            ("tiles[2].value_sum", Box::new(|v| v["tiles"][2]["value_sum"] = json!("NaN"))),
+            ("tiles[2].path", Box::new(|v| v["tiles"][2]["path"] = json!("../keep/tiles/r0_c64.parquet"))),
+            ("tiles[2].checksum", Box::new(|v| v["tiles"][2]["checksum"] = json!("sha256:zz"))),
+            ("tiles[0].path", Box::new(|v| v["tiles"][0]["row_count"] = json!(1))),
+            ("row_count", Box::new(|v| v["row_count"] = json!(1))),
+            ("value_sum", Box::new(|v| v["value_sum"] = json!(1e308))),
+            ("value_sum", Box::new(|v| v["value_sum"] = json!("NaN"))),
+            ("columns", Box::new(|v| v["columns"] = json!([]))),
+            (
+                "columns[0].name",
+                Box::new(|v| {
+                    v["columns"] =
+                        json!([{"name": "x", "dtype": "Byte", "nodata": null, "source": "s", "offset": [0, 0]}])
+                }),
+            ),
+            (
+                "columns[0].offset",
+                Box::new(|v| {
+                    v["columns"] =
+                        json!([{"name": "a", "dtype": "Byte", "nodata": null, "source": "s", "offset": [40, 0]}])
+                }),
+            ),
+        ];
+        for (field, edit) in cases {
+            assert_eq!(refused(edit), field);
+        }
+    }
+
+    #[test]
+    fn a_parse_error_names_its_field() {
+        let e = refused(|v| v["row_count"] = json!(-1));
+        assert!(e.contains("st/plants/dataset.json") && e.contains("field row_count"), "{e}");
+        let e = refused(|v| v["tiles"][3]["row0"] = json!(-5));
+        assert!(e.contains("field row0"), "{e}");
+        let e = Manifest::parse(b"{\"format_version\": 1, \"name\": 3}", "f", None).unwrap_err().to_string();
+        assert!(e.contains("field name") && e.contains("not a valid rasterstage manifest"), "{e}");
+    }
+
+    #[test]
+    fn sums_agree_only_as_numbers() {
+        assert!(same_sum(1.0, 1.0 + 1e-12));
+        assert!(same_sum(f64::INFINITY, f64::INFINITY));
+        assert!(!same_sum(f64::NAN, f64::NAN));
+        assert!(!same_sum(f64::NAN, 0.0));
+        assert!(!same_sum(f64::INFINITY, 1e308));
+        assert!(!same_sum(1e308, 4.1e7));
+    }
 
     #[test]
     fn parts_hash_as_their_concatenation() {

@@ -323,3 +323,37 @@ where
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_must_be_inside_the_window_and_each_once_in_row_major_order() {
+        let grid =
+            Grid { crs_wkt: String::new(), epsg: None, x0: 0.0, y0: 0.0, dx: 1.0, dy: -1.0, width: 100, height: 100 };
+        let shape = TileShape {
+            grid: &grid,
+            row0: 32,
+            col0: 64,
+            rows: 32,
+            cols: 32,
+            window: 32,
+            dtype: DataType::Float32,
+            nodata: None,
+        };
+        let run = |cells: &[(i32, i32)]| -> Result<(), String> {
+            let mut o = CellOrder::new(&shape).map_err(|e| format!("{e:?}"))?;
+            cells.iter().try_for_each(|&(r, c)| o.next(r, c)).map_err(|e| format!("{e:?}"))
+        };
+        run(&[(32, 64), (32, 95), (33, 64), (63, 95)]).unwrap();
+        assert!(run(&[(32, 64), (32, 64)]).unwrap_err().contains("appears twice"));
+        assert!(run(&[(33, 64), (32, 70)]).unwrap_err().contains("out of row-major order"));
+        for outside in [(31, 64), (64, 64), (32, 63), (32, 96), (-1, 64)] {
+            assert!(run(&[outside]).unwrap_err().contains("outside the tile's window"), "{outside:?}");
+        }
+        // A window whose end does not fit int4 is refused before any cell.
+        let far = TileShape { row0: i32::MAX as usize, ..shape };
+        assert!(CellOrder::new(&far).is_err());
+    }
+}
