@@ -926,10 +926,12 @@ mod tests {
         assert_eq!(again, m);
     }
 
+    type Edit = Box<dyn FnOnce(&mut Value)>;
+
     #[test]
     fn every_tampered_field_is_named() {
         let two_pow_40 = 1u64 << 40;
-        let cases: Vec<(&str, Box<dyn FnOnce(&mut Value)>)> = vec![
+        let cases: Vec<(&str, Edit)> = vec![
             ("name", Box::new(|v| v["name"] = json!("other"))),
             ("name", Box::new(|v| v["name"] = json!("Bad-Name"))),
             ("format_version", Box::new(|v| v["format_version"] = json!(2))),
