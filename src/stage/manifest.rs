@@ -397,9 +397,11 @@ impl Manifest {
     pub fn check_tile(&self, t: &TileRecord) -> Result<(), Invalid> {
         t.check()?;
         let Some(w) = self.window_at(t.row0, t.col0) else {
+            let w = self.window.max(1);
+            let field = if t.row0 >= self.grid.height || t.row0 % w != 0 { "row0" } else { "col0" };
             return if t.row0 >= self.grid.height || t.col0 >= self.grid.width {
                 invalid(
-                    "row0",
+                    field,
                     format!(
                         "({}, {}) of tile {} lies outside the {}x{} grid",
                         t.row0, t.col0, t.id, self.grid.width, self.grid.height
@@ -407,7 +409,7 @@ impl Manifest {
                 )
             } else {
                 invalid(
-                    "row0",
+                    field,
                     format!(
                         "({}, {}) of tile {} is not on the lattice of {}-cell windows",
                         t.row0, t.col0, t.id, self.window
