@@ -200,11 +200,14 @@ fn grid_dx_of_zero() {
 }
 
 #[test]
-fn window_of_zero_in_load_and_verify() {
+fn window_of_zero_in_load_verify_and_inspect() {
     let st = Staged::new("tp_win0", 29);
     st.edit("plants", |m| m["window"] = json!(0));
     st.load_refused("plants", &["invalid window", "is 0"]);
     let err = rs_fails(&["verify", "--from", s(&st.root), "--dataset", "plants", "--schema", &st.sc.name]);
+    one_error_line(&err, &[s(&st.manifest_path("plants")), "invalid window", "is 0"]);
+    // inspect reads through the same validation.
+    let err = fails(&["inspect", s(&st.root)]);
     one_error_line(&err, &[s(&st.manifest_path("plants")), "invalid window", "is 0"]);
     st.untouched("plants");
 }
