@@ -48,7 +48,8 @@ pub fn inspect(root: &Store) -> Result<Vec<DatasetStatus>, StageError> {
         let (done, rows, sum) = if m.status == Status::Complete {
             (m.tiles.len(), m.row_count, m.value_sum)
         } else {
-            let recs = manifest::committed(&ds)?;
+            // Only records of this grid's windows count (a foreign one commits nothing).
+            let recs: Vec<_> = manifest::committed(&ds)?.into_iter().filter(|r| m.check_tile(r).is_ok()).collect();
             (recs.len(), recs.iter().map(|r| r.row_count).sum(), recs.iter().map(|r| r.value_sum).sum())
         };
         out.push(status_of(&m, done, rows, sum, ds.url()));

@@ -74,6 +74,17 @@ pub enum StoreError {
         /// The server's reason, e.g. `InvalidAccessKeyId: ...`.
         detail: String,
     },
+    /// An object larger than a reader takes (a manifest or commit record beyond
+    /// [`crate::limits::MAX_MANIFEST_BYTES`]), refused before its bytes are read.
+    #[error("{url} is {size} bytes, more than the {limit} bytes rasterstage reads of such a file: it is not one rasterstage wrote; convert (or merge) again with --overwrite")]
+    TooLarge {
+        /// The object.
+        url: String,
+        /// Its size.
+        size: u64,
+        /// The most that is read.
+        limit: u64,
+    },
     /// A storage setting (config `storage:` or a `RASTERSTAGE_S3_*` variable) is invalid.
     #[error("{name}: {reason}")]
     BadOption {
@@ -434,6 +445,29 @@ impl Store {
         match r {
             Ok(b) => Ok(Some(b)),
             // A missing bucket is also a 404, but it is no "not staged yet".
+            Err(e) if missing_object(&e) => Ok(None),
+            Err(e) => Err(self.op("get", key)(e)),
+        }
+    }
+
+    /// Reads `key` if it holds at most `limit` bytes; `None` when it does not exist. The size
+    /// comes with the response's metadata, so a larger object is refused before its body is
+    /// read, in the same single request as [`Store::get`].
+    ///
+    /// # Errors
+    /// [`StoreError::TooLarge`], or as [`Store::get`].
+    pub fn get_limited(&self, key: &str, limit: u64) -> Result<Option<Bytes>, StoreError> {
+        let path = self.path(key);
+        let r = runtime().block_on(async {
+            let got = self.inner.get(&path).await?;
+            if got.meta.size > limit {
+                return Ok(Err(got.meta.size));
+            }
+            got.bytes().await.map(Ok)
+        });
+        match r {
+            Ok(Ok(b)) => Ok(Some(b)),
+            Ok(Err(size)) => Err(StoreError::TooLarge { url: self.url_of(key), size, limit }),
             Err(e) if missing_object(&e) => Ok(None),
             Err(e) => Err(self.op("get", key)(e)),
         }

@@ -9,7 +9,7 @@
 
 use crate::dtype::{DataType, Sample};
 use crate::stage::manifest::Column;
-use crate::stage::read::{dense_f64, visit_cells};
+use crate::stage::read::{dense_f64, visit_cells, CellOrder};
 pub use crate::stage::read::{CellValue, DecodeError, TileShape};
 use crate::stage::Format;
 use arrow_array::cast::AsArray;
@@ -29,11 +29,11 @@ const KEY_LEN: usize = 2 + (4 + 4) * 2 + (4 + 8) * 2;
 /// Bytes of the longest single-value row (an 8-byte value).
 const ROW_MAX: usize = KEY_LEN + 4 + 8;
 
-/// A row's field count (`4 + values`) and its key fields, as binary COPY bytes.
+/// A row's field count and its key fields, as binary COPY bytes.
 #[inline]
-fn key_bytes(row: i32, col: i32, x: f64, y: f64, values: usize) -> [u8; KEY_LEN] {
+fn key_bytes(row: i32, col: i32, x: f64, y: f64, fields: i16) -> [u8; KEY_LEN] {
     let mut b = [0u8; KEY_LEN];
-    b[0..2].copy_from_slice(&((4 + values) as i16).to_be_bytes());
+    b[0..2].copy_from_slice(&fields.to_be_bytes());
     b[2..6].copy_from_slice(&4i32.to_be_bytes());
     b[6..10].copy_from_slice(&row.to_be_bytes());
     b[10..14].copy_from_slice(&4i32.to_be_bytes());
@@ -43,6 +43,17 @@ fn key_bytes(row: i32, col: i32, x: f64, y: f64, values: usize) -> [u8; KEY_LEN]
     b[30..34].copy_from_slice(&8i32.to_be_bytes());
     b[34..42].copy_from_slice(&y.to_be_bytes());
     b
+}
+
+/// The field count of a row with `values` value columns (binary COPY's is an int16).
+///
+/// # Errors
+/// [`DecodeError::Bad`] for more columns than a row can have.
+pub fn row_fields(values: usize) -> Result<i16, DecodeError> {
+    values
+        .checked_add(4)
+        .and_then(|n| i16::try_from(n).ok())
+        .ok_or_else(|| DecodeError::Bad(format!("{values} value columns are more than a COPY row holds")))
 }
 
 /// Rows per Parquet record batch read at a time (merged tiles).
@@ -111,7 +122,7 @@ impl CopyEncoder {
     #[inline]
     pub fn row<T: PgValue>(&mut self, row: i32, col: i32, x: f64, y: f64, v: T) {
         let mut r = [0u8; ROW_MAX];
-        r[..KEY_LEN].copy_from_slice(&key_bytes(row, col, x, y, 1));
+        r[..KEY_LEN].copy_from_slice(&key_bytes(row, col, x, y, 5));
         r[KEY_LEN..KEY_LEN + 4].copy_from_slice(&(T::LEN as i32).to_be_bytes());
         v.put_into(&mut r[KEY_LEN + 4..KEY_LEN + 4 + T::LEN]);
         self.buf.extend_from_slice(&r[..KEY_LEN + 4 + T::LEN]);
@@ -119,11 +130,12 @@ impl CopyEncoder {
         self.rows += 1;
     }
 
-    /// Starts a row of `4 + values` fields with `(row_idx, col_idx, x, y)`; the values follow
-    /// by [`CopyEncoder::value`] or [`CopyEncoder::null`], then [`CopyEncoder::end_row`].
+    /// Starts a row of `fields` fields (4 + values, see [`row_fields`]) with `(row_idx,
+    /// col_idx, x, y)`; the values follow by [`CopyEncoder::value`] or [`CopyEncoder::null`],
+    /// then [`CopyEncoder::end_row`].
     #[inline]
-    pub fn key_fields(&mut self, row: i32, col: i32, x: f64, y: f64, values: usize) {
-        self.buf.extend_from_slice(&key_bytes(row, col, x, y, values));
+    pub fn key_fields(&mut self, row: i32, col: i32, x: f64, y: f64, fields: i16) {
+        self.buf.extend_from_slice(&key_bytes(row, col, x, y, fields));
     }
 
     /// Appends one value field of the current row (added to the value sum).
@@ -198,6 +210,11 @@ pub fn zarr_rows(
     crate::with_sample_type!(shape.dtype, T => tile_rows::<T>(Format::Zarr, bytes, shape, enc, sink))
 }
 
+/// An offset within a window as an int4 (windows are at most `MAX_WINDOW` cells a side).
+fn int_offset(v: usize) -> Result<i32, DecodeError> {
+    i32::try_from(v).map_err(|_| DecodeError::Bad(format!("offset {v} within a window exceeds int4")))
+}
+
 fn flush(enc: &mut CopyEncoder, sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>) -> Result<(), DecodeError> {
     sink(enc.bytes()).map_err(DecodeError::Sink)?;
     enc.clear();
@@ -256,8 +273,8 @@ pub fn merged_parquet_rows(
     }
     let reader = builder.with_batch_size(BATCH_ROWS).build().map_err(|e| DecodeError::Bad(e.to_string()))?;
     let g = shape.grid;
-    let (r0, r1) = (shape.row0 as i32, (shape.row0 + shape.rows) as i32);
-    let (c0, c1) = (shape.col0 as i32, (shape.col0 + shape.cols) as i32);
+    let mut order = CellOrder::new(shape)?;
+    let fields = row_fields(columns.len())?;
     let dtypes: Vec<DataType> = columns.iter().map(|c| c.dtype).collect();
     for batch in reader {
         let batch = batch.map_err(|e| DecodeError::Bad(e.to_string()))?;
@@ -268,10 +285,9 @@ pub fn merged_parquet_rows(
         let col = batch.column(1).as_primitive::<Int32Type>();
         for i in 0..batch.num_rows() {
             let (r, c) = (row.value(i), col.value(i));
-            if r < r0 || r >= r1 || c < c0 || c >= c1 {
-                return Err(DecodeError::Bad(format!("cell ({r}, {c}) lies outside the tile's window")));
-            }
-            enc.key_fields(r, c, g.centre_x(c as usize), g.centre_y(r as usize), dtypes.len());
+            order.next(r, c)?;
+            // In the window, so non-negative.
+            enc.key_fields(r, c, g.centre_x(c as usize), g.centre_y(r as usize), fields);
             for (j, dt) in dtypes.iter().enumerate() {
                 let a = batch.column(4 + j);
                 crate::with_sample_type!(dt, T => {
@@ -318,10 +334,14 @@ pub fn merged_zarr_rows(
         .map(|(b, c)| dense_f64(Format::Zarr, b, &TileShape { dtype: c.dtype, nodata: c.nodata, ..*shape }))
         .collect::<Result<Vec<_>, _>>()?;
     let g = shape.grid;
+    let order = CellOrder::new(shape)?;
+    let fields = row_fields(columns.len())?;
     for p in crate::merge::keep_cells(&values, shape.rows * shape.cols, crate::merge::How::Outer) {
         let p = p as usize;
         let (r, c) = (shape.row0 + p / shape.cols, shape.col0 + p % shape.cols);
-        enc.key_fields(r as i32, c as i32, g.centre_x(c), g.centre_y(r), columns.len());
+        // Inside the window, whose bounds CellOrder::new checked against int4.
+        let (ri, ci) = (order.start().0 + int_offset(p / shape.cols)?, order.start().1 + int_offset(p % shape.cols)?);
+        enc.key_fields(ri, ci, g.centre_x(c), g.centre_y(r), fields);
         for (col, v) in columns.iter().zip(&values) {
             let v = v[p];
             if v.is_nan() {
@@ -373,7 +393,7 @@ mod tests {
             a.begin();
             b.begin();
             a.row::<T>(-3, 70_000, -179.5, 89.25, v);
-            b.key_fields(-3, 70_000, -179.5, 89.25, 1);
+            b.key_fields(-3, 70_000, -179.5, 89.25, row_fields(1).unwrap());
             b.value::<T>(v);
             b.end_row();
             assert_eq!(a.bytes(), b.bytes());

@@ -34,7 +34,10 @@ pub fn wanted_checksum(t: &TileRecord) -> &str {
 
 /// `[row0, col0, rows, cols]` of a tile record.
 pub fn range_of(t: &TileRecord) -> [i32; 4] {
-    [t.row0 as i32, t.col0 as i32, t.rows as i32, t.cols as i32]
+    // TileRecord::check bounds every window read from a manifest to int4; saturating, not
+    // wrapping, keeps any other record from naming another tile's window.
+    let int4 = |v: usize| i32::try_from(v).unwrap_or(i32::MAX);
+    [int4(t.row0), int4(t.col0), int4(t.rows), int4(t.cols)]
 }
 
 /// Every ledger row of table `table` in `schema`; empty when the ledger does not exist.
@@ -111,7 +114,7 @@ pub fn record(
              value_sum = EXCLUDED.value_sum, loaded_at = EXCLUDED.loaded_at",
             qualified(schema, "raster_tile_loads")
         ),
-        &[&table, &t.id, &r0, &c0, &nr, &nc, &wanted_checksum(t), &(rows as i64), &value_sum],
+        &[&table, &t.id, &r0, &c0, &nr, &nc, &wanted_checksum(t), &i64::try_from(rows).unwrap_or(i64::MAX), &value_sum],
     )?;
     Ok(())
 }

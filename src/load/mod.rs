@@ -218,11 +218,14 @@ pub fn dataset_names(root: &Store, only: &[String]) -> Result<Vec<DatasetName>, 
     Ok(out)
 }
 
-/// Reads a dataset's manifest and checks it may be loaded.
+/// Reads a dataset's manifest, validated ([`Manifest::read`]: named as its folder, every
+/// tile one window of its grid, totals equal to the tiles' sums), and checks it may be
+/// loaded. Every loader and `verify` start here, before anything is written to PostgreSQL,
+/// so a tampered folder is refused whole.
 ///
 /// # Errors
-/// [`LoadError::NoManifest`], [`LoadError::Stage`] (invalid), [`LoadError::NotComplete`],
-/// [`LoadError::BadName`].
+/// [`LoadError::NoManifest`], [`LoadError::Stage`] (unreadable or invalid, naming the file
+/// and field), [`LoadError::NotComplete`], [`LoadError::BadName`].
 pub fn complete_manifest(ds: &Store) -> Result<Manifest, LoadError> {
     let m = Manifest::read(ds)?.ok_or_else(|| LoadError::NoManifest(ds.url().to_string()))?;
     DatasetName::new(&m.name)?;
@@ -514,11 +517,12 @@ impl Job<'_> {
             }
             writer.finish().map_err(TileError::Db)?;
         }
+        // Nothing is committed until the tile is what dataset.json says: a NaN or infinite
+        // record matches no finite sum (same_sum), so it fails here instead of passing.
         if enc.rows != t.row_count {
             return Err(TileError::Bad(format!("tile holds {} rows, dataset.json says {}", enc.rows, t.row_count)));
         }
-        let tol = 1e-9 * enc.value_sum.abs().max(t.value_sum.abs()).max(1.0);
-        if (enc.value_sum - t.value_sum).abs() > tol {
+        if !crate::stage::manifest::same_sum(enc.value_sum, t.value_sum) {
             return Err(TileError::Bad(format!(
                 "tile values sum to {}, dataset.json says {}",
                 enc.value_sum, t.value_sum
@@ -581,10 +585,9 @@ fn load_dataset_only(
 ) -> Result<LoadSummary, LoadError> {
     let start = Instant::now();
     let ds = root.child(name.as_str());
+    // Validated, named as its folder (a folder holding another dataset's dataset.json is
+    // refused: it would overwrite that dataset's catalogue row), before any statement runs.
     let m = complete_manifest(&ds)?;
-    if m.name != name.as_str() {
-        tracing::warn!("{}: dataset.json names the dataset {:?}; loading it as {name}", ds.url(), m.name);
-    }
     let table = table_name(&opts.table_prefix, name)?;
     let qt = qualified(&opts.schema, &table);
     warn_unlisted(&ds, &m)?;
@@ -712,7 +715,27 @@ fn record_dataset(
     let transform: Vec<f64> = g.geotransform().to_vec();
     let resolution = vec![g.dx, -g.dy];
     let bounds = vec![b.minx, b.miny, b.maxx, b.maxy];
-    let epsg = g.epsg.map(|e| e as i32);
+    // Every number is converted with a check (Manifest::validate bounds them, so none fails
+    // for a manifest that was read), and the totals are the tiles' own, recomputed: nothing
+    // a hand-edited total says reaches the catalogue.
+    let file = ds.url_of(crate::stage::manifest::MANIFEST);
+    let out_of_range = |field: &str, v: String| {
+        LoadError::Stage(StageError::Invalid {
+            file: file.clone(),
+            field: field.to_string(),
+            reason: format!("is {v}, out of range of its PostgreSQL column"),
+            redo: m.redo(),
+        })
+    };
+    let int4 = |field: &str, v: u64| i32::try_from(v).map_err(|_| out_of_range(field, v.to_string()));
+    let epsg = g.epsg.map(|e| int4("grid.epsg", e.into())).transpose()?;
+    let band = int4("source.band", m.source.band as u64)?;
+    let (width, height) = (int4("grid.width", g.width as u64)?, int4("grid.height", g.height as u64)?);
+    let tile_size = int4("window", m.window as u64)?;
+    let tile_count = int4("tile_count", m.tiles.len() as u64)?;
+    let rows: u64 = m.tiles.iter().try_fold(0u64, |n, t| n.checked_add(t.row_count)).unwrap_or(u64::MAX);
+    let row_count = i64::try_from(rows).map_err(|_| out_of_range("row_count", rows.to_string()))?;
+    let value_sum = m.tiles_sum();
     let format = match m.format {
         Format::Parquet => "parquet",
         Format::Zarr => "zarr",
@@ -736,12 +759,12 @@ fn record_dataset(
                 &m.name,
                 &table,
                 &m.source.path,
-                &(m.source.band as i32),
+                &band,
                 &g.crs_wkt,
                 &epsg,
                 &transform,
-                &(g.width as i32),
-                &(g.height as i32),
+                &width,
+                &height,
                 &resolution,
                 &bounds,
                 &m.dtype.name(),
@@ -749,11 +772,11 @@ fn record_dataset(
                 &m.method,
                 &(m.method == "passthrough"),
                 &format,
-                &(m.window as i32),
+                &tile_size,
                 &ds.url(),
-                &(m.tile_count as i32),
-                &(m.row_count as i64),
-                &m.value_sum,
+                &tile_count,
+                &row_count,
+                &value_sum,
             ],
         )
         .map_err(db(format!("recording {} in raster_datasets", m.name)))?;

@@ -3,6 +3,7 @@
 use super::pg::{qualified, reason, ConnSpec};
 use super::{complete_manifest, dataset_names, ledger, table_name, LoadError};
 use crate::name::DatasetName;
+use crate::stage::manifest::same_sum;
 use crate::stage::Manifest;
 use crate::store::Store;
 use std::collections::{BTreeMap, HashMap};
@@ -46,11 +47,6 @@ impl VerifyReport {
     }
 }
 
-/// Whether two sums agree up to summation order.
-fn same_sum(a: f64, b: f64) -> bool {
-    a == b || (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
-}
-
 /// Compares one dataset: row count and value sum per tile window in PostgreSQL vs dataset.json.
 ///
 /// # Errors
@@ -71,7 +67,12 @@ pub fn verify_dataset(
     if !exists {
         return Err(LoadError::NoTable(qt));
     }
-    let win = m.window as i32;
+    // The manifest is validated: the window is 1..=MAX_WINDOW and every index fits int4.
+    let int4 = |v: usize| {
+        i32::try_from(v)
+            .map_err(|_| LoadError::Db { what: format!("verifying {qt}"), reason: format!("{v} exceeds int4") })
+    };
+    let win = int4(m.window)?;
     let sum = super::pg::row_sum_sql(&m);
     // Windows are aligned to multiples of the window size, so integer division finds a row's
     // tile; one pass over the table serves every tile.
@@ -87,11 +88,14 @@ pub fn verify_dataset(
         .map_err(|e| LoadError::Db { what: format!("counting rows of {qt}"), reason: reason(&e) })?;
     let mut loaded: HashMap<(i32, i32), (u64, f64)> = rows
         .into_iter()
-        .map(|r| ((r.get(0), r.get(1)), (r.get::<_, i64>(2) as u64, r.get::<_, Option<f64>>(3).unwrap_or(0.0))))
+        .map(|r| {
+            let n = u64::try_from(r.get::<_, i64>(2)).unwrap_or(0);
+            ((r.get(0), r.get(1)), (n, r.get::<_, Option<f64>>(3).unwrap_or(0.0)))
+        })
         .collect();
     let mut diffs = Vec::new();
     for t in &m.tiles {
-        let key = ((t.row0 / m.window) as i32, (t.col0 / m.window) as i32);
+        let key = (int4(t.row0 / m.window)?, int4(t.col0 / m.window)?);
         let (n, sum) = loaded.remove(&key).unwrap_or((0, 0.0));
         if n != t.row_count || !same_sum(sum, t.value_sum) {
             diffs.push(TileDiff {

@@ -437,7 +437,16 @@ pub fn merge_tiles(
         }
         Format::Zarr => Box::new(MergedZarrWriter::new(ds.clone(), &m)?),
     };
-    match Manifest::read(&ds)? {
+    // A damaged or edited dataset.json is what --overwrite replaces: its error says so.
+    let existing = match Manifest::read(&ds) {
+        Err(e) if opts.overwrite && e.is_bad_manifest() => {
+            tracing::warn!("--overwrite: replacing {}: {e}", ds.url());
+            ds.delete_prefix("")?;
+            None
+        }
+        r => r?,
+    };
+    match existing {
         Some(old) if old.settings_hash != m.settings_hash && !opts.overwrite => {
             let what = if old.columns != m.columns {
                 format!(

@@ -55,11 +55,20 @@ pub fn complete_if_done(ds: &Store, m: &Manifest) -> Result<Completion, StageErr
     if listed < windows.len() {
         return Ok(Completion::Missing { committed: listed, total: windows.len() });
     }
-    let by_id: std::collections::HashMap<String, crate::grid::Window> =
-        windows.iter().map(|w| (w.tile_id(), *w)).collect();
+    // Only a record that is exactly one window of this grid (position, size, object key)
+    // completes its tile; any other is foreign, and its tile stays missing.
     let records: Vec<manifest::TileRecord> = manifest::committed(ds)?
         .into_iter()
-        .filter(|r| by_id.get(&r.id).is_some_and(|w| w.rows == r.rows && w.cols == r.cols))
+        .filter(|r| match m.check_tile(r) {
+            Ok(()) => true,
+            Err(v) => {
+                tracing::warn!(
+                    "ignoring commit record {}: {v}",
+                    ds.url_of(&format!("{}/{}.json", manifest::COMMITS, r.id))
+                );
+                false
+            }
+        })
         .collect();
     if records.len() < windows.len() {
         return Ok(Completion::Missing { committed: records.len(), total: windows.len() });
@@ -67,6 +76,8 @@ pub fn complete_if_done(ds: &Store, m: &Manifest) -> Result<Completion, StageErr
     let mut done = m.clone();
     done.status = Status::Complete;
     done.set_tiles(records);
+    // What readers will refuse is never written.
+    done.validate(None).map_err(|v| v.at(&ds.url_of(manifest::MANIFEST), done.redo()))?;
     let complete = |written| Completion::Complete {
         tiles: done.tile_count,
         rows: done.row_count,

@@ -9,6 +9,8 @@
 use super::StageError;
 use crate::dtype::DataType;
 use crate::grid::{Bounds, Grid, Window};
+use crate::limits::{MAX_GRID_CELLS, MAX_GRID_SIDE, MAX_MANIFEST_BYTES, MAX_TILES, MAX_WINDOW};
+use crate::name::DatasetName;
 use crate::source::SourceInfo;
 use crate::store::Store;
 use bytes::Bytes;
@@ -20,6 +22,11 @@ pub const MANIFEST: &str = "dataset.json";
 pub const COMMITS: &str = "_tiles";
 /// Version of the staging layout; bumped on incompatible changes.
 pub const FORMAT_VERSION: u32 = 1;
+/// Most value columns of a merged dataset: a PostgreSQL table holds at most 1600 columns,
+/// four of which are `row_idx`, `col_idx`, `x` and `y`.
+pub const MAX_COLUMNS: usize = 1596;
+/// Column names a merged dataset's value column cannot take (the key columns).
+pub const RESERVED_COLUMNS: [&str; 4] = ["row_idx", "col_idx", "x", "y"];
 
 /// Staging format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -203,15 +210,266 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Reads `dataset.json` from a dataset folder; `None` when there is none.
+    /// Reads and validates `dataset.json` from a dataset folder ([`Manifest::validate`], with
+    /// the folder's name as the dataset's name); `None` when there is none. Every reader goes
+    /// through here, so no field of a hand-edited or damaged file reaches an allocation, an
+    /// index, a cast or PostgreSQL unchecked.
     ///
     /// # Errors
-    /// [`StageError::Store`] or [`StageError::BadManifest`] naming the file.
+    /// [`StageError::Store`] (also [`crate::store::StoreError::TooLarge`] for a file beyond
+    /// [`MAX_MANIFEST_BYTES`], refused before it is read), [`StageError::BadManifest`] when it
+    /// does not parse, [`StageError::Invalid`] naming the field; each names the file.
     pub fn read(ds: &Store) -> Result<Option<Manifest>, StageError> {
-        let Some(bytes) = ds.get(MANIFEST)? else { return Ok(None) };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| StageError::BadManifest(ds.url_of(MANIFEST), e.to_string()))
+        let Some(bytes) = ds.get_limited(MANIFEST, MAX_MANIFEST_BYTES)? else { return Ok(None) };
+        Manifest::parse(&bytes, &ds.url_of(MANIFEST), Some(folder_name(ds))).map(Some)
+    }
+
+    /// Parses and validates the bytes of a `dataset.json` (`file`: its URL, for messages;
+    /// `folder`: the name of the folder it was found in, which must be the dataset's name).
+    ///
+    /// # Errors
+    /// [`StageError::BadManifest`] or [`StageError::Invalid`] naming `file`.
+    pub fn parse(bytes: &[u8], file: &str, folder: Option<&str>) -> Result<Manifest, StageError> {
+        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| parse_error(file, bytes, &e))?;
+        m.validate(folder).map_err(|v| v.at(file, m.redo()))?;
+        Ok(m)
+    }
+
+    /// The command that rewrites this dataset (`convert` or `merge`).
+    pub fn redo(&self) -> &'static str {
+        if self.columns.is_some() {
+            "merge"
+        } else {
+            "convert"
+        }
+    }
+
+    /// Checks everything a reader relies on, so that a manifest that passes describes a
+    /// dataset rasterstage could have written: the name (equal to `folder` when given), a
+    /// grid within [`MAX_GRID_SIDE`] and [`MAX_GRID_CELLS`] with finite, non-zero, north-up
+    /// cell sizes, a window in `1..=MAX_WINDOW`, `tile_count` equal to the grid's window
+    /// count (at most [`MAX_TILES`]), every listed tile exactly one window of that lattice
+    /// (id, position, size, object key) listed once, in order, all of them when the status
+    /// is complete, every count within its PostgreSQL column, no NaN sum, and the dataset's
+    /// totals equal to the sums of its tiles. A converting manifest may list any subset of
+    /// the tiles (usually none).
+    ///
+    /// # Errors
+    /// The first [`Invalid`] field found.
+    pub fn validate(&self, folder: Option<&str>) -> Result<(), Invalid> {
+        if self.format_version != FORMAT_VERSION {
+            return invalid(
+                "format_version",
+                format!("is {}, this rasterstage reads {FORMAT_VERSION}", self.format_version),
+            );
+        }
+        check_name("name", &self.name)?;
+        if let Some(f) = folder {
+            if f != self.name {
+                return invalid(
+                    "name",
+                    format!(
+                        "is {:?} but the file is in folder {f:?}: a dataset.json must sit in its own dataset's folder",
+                        self.name
+                    ),
+                );
+            }
+        }
+        check_grid("grid", &self.grid)?;
+        if self.source.band == 0 || i32::try_from(self.source.band).is_err() {
+            return invalid(
+                "source.band",
+                format!("is {}, must be a band number from 1 to {}", self.source.band, i32::MAX),
+            );
+        }
+        for (k, v) in [
+            ("minx", self.bounds.minx),
+            ("miny", self.bounds.miny),
+            ("maxx", self.bounds.maxx),
+            ("maxy", self.bounds.maxy),
+        ] {
+            if !v.is_finite() {
+                return invalid(format!("bounds.{k}"), format!("is {v:?}, must be finite"));
+            }
+        }
+        if !(1..=MAX_WINDOW).contains(&self.window) {
+            return invalid("window", format!("is {}, must be from 1 to {MAX_WINDOW} cells", self.window));
+        }
+        match (self.format, self.zarr_version) {
+            (Format::Zarr, Some(2 | 3)) | (Format::Parquet, None) => {}
+            (Format::Zarr, v) => {
+                return invalid("zarr_version", format!("is {v:?}, must be 2 or 3 for the zarr format"))
+            }
+            (Format::Parquet, Some(v)) => {
+                return invalid("zarr_version", format!("is {v}, must be null for the parquet format"))
+            }
+        }
+        let windows = self.window_count();
+        if windows > MAX_TILES {
+            return invalid(
+                "window",
+                format!("is {}: the grid would have {windows} tiles, more than {MAX_TILES}", self.window),
+            );
+        }
+        if self.tile_count as u64 != windows {
+            return invalid(
+                "tile_count",
+                format!(
+                    "is {}, but the {}x{} grid has {windows} windows of {} cells",
+                    self.tile_count, self.grid.width, self.grid.height, self.window
+                ),
+            );
+        }
+        if let Some(cols) = &self.columns {
+            self.check_columns(cols)?;
+        }
+        if self.tiles.len() > self.tile_count {
+            return invalid(
+                "tiles",
+                format!("lists {} tiles, more than tile_count {}", self.tiles.len(), self.tile_count),
+            );
+        }
+        let mut rows: u64 = 0;
+        let mut prev: Option<(usize, usize)> = None;
+        for (i, t) in self.tiles.iter().enumerate() {
+            self.check_tile(t).map_err(|v| v.within(&format!("tiles[{i}]")))?;
+            let at = (t.row0, t.col0);
+            match prev {
+                Some(p) if p == at => return invalid(format!("tiles[{i}]"), format!("lists tile {} twice", t.id)),
+                Some(p) if p > at => {
+                    return invalid(
+                        format!("tiles[{i}]"),
+                        format!("tile {} is out of order (tiles are sorted by row, then column)", t.id),
+                    )
+                }
+                _ => prev = Some(at),
+            }
+            rows = rows.saturating_add(t.row_count);
+        }
+        if self.status == Status::Complete && self.tiles.len() != self.tile_count {
+            return invalid(
+                "tiles",
+                format!("lists {} of the {} tiles, but the status is complete", self.tiles.len(), self.tile_count),
+            );
+        }
+        if self.row_count != rows {
+            return invalid("row_count", format!("is {}, but the tiles hold {rows} rows", self.row_count));
+        }
+        if i64::try_from(self.row_count).is_err() {
+            return invalid("row_count", format!("is {}, more than a PostgreSQL int8 holds", self.row_count));
+        }
+        let sum = self.tiles_sum();
+        if !same_sum(self.value_sum, sum) {
+            return invalid("value_sum", format!("is {:?}, but the tiles' values sum to {sum:?}", self.value_sum));
+        }
+        Ok(())
+    }
+
+    /// Number of windows of the grid (without listing them).
+    pub fn window_count(&self) -> u64 {
+        let w = self.window.max(1) as u64;
+        let across = (self.grid.width as u64).div_ceil(w);
+        let down = (self.grid.height as u64).div_ceil(w);
+        across.saturating_mul(down)
+    }
+
+    /// Sum of the listed tiles' value sums, in list order (as [`Manifest::set_tiles`] adds).
+    pub fn tiles_sum(&self) -> f64 {
+        self.tiles.iter().map(|t| t.value_sum).sum()
+    }
+
+    /// The window of this dataset's lattice that starts at `(row0, col0)`, if one does.
+    pub fn window_at(&self, row0: usize, col0: usize) -> Option<Window> {
+        let (w, g) = (self.window.max(1), &self.grid);
+        (row0 % w == 0 && col0 % w == 0 && row0 < g.height && col0 < g.width).then(|| Window {
+            row0,
+            col0,
+            rows: w.min(g.height - row0),
+            cols: w.min(g.width - col0),
+        })
+    }
+
+    /// Checks that `t` is one window of this dataset's lattice, with the id and object key
+    /// rasterstage gives it and counts it can hold (field names relative to the tile).
+    ///
+    /// # Errors
+    /// The first [`Invalid`] field.
+    pub fn check_tile(&self, t: &TileRecord) -> Result<(), Invalid> {
+        t.check()?;
+        let Some(w) = self.window_at(t.row0, t.col0) else {
+            let w = self.window.max(1);
+            let field = if t.row0 >= self.grid.height || t.row0 % w != 0 { "row0" } else { "col0" };
+            return if t.row0 >= self.grid.height || t.col0 >= self.grid.width {
+                invalid(
+                    field,
+                    format!(
+                        "({}, {}) of tile {} lies outside the {}x{} grid",
+                        t.row0, t.col0, t.id, self.grid.width, self.grid.height
+                    ),
+                )
+            } else {
+                invalid(
+                    field,
+                    format!(
+                        "({}, {}) of tile {} is not on the lattice of {}-cell windows",
+                        t.row0, t.col0, t.id, self.window
+                    ),
+                )
+            };
+        };
+        if (t.rows, t.cols) != (w.rows, w.cols) {
+            return invalid(
+                "rows",
+                format!("tile {} is {}x{} cells, its window is {}x{}", t.id, t.rows, t.cols, w.rows, w.cols),
+            );
+        }
+        if let Some(p) = &t.path {
+            let want = self.tile_key(t.row0, t.col0, &t.id);
+            if *p != want {
+                return invalid("path", format!("is {:?}, tile {} is stored at {want:?}", short(p), t.id));
+            }
+        }
+        Ok(())
+    }
+
+    /// The key of the (first) object of the tile at `(row0, col0)`.
+    fn tile_key(&self, row0: usize, col0: usize, id: &str) -> String {
+        match self.format {
+            Format::Parquet => format!("tiles/{id}.parquet"),
+            Format::Zarr => {
+                let first =
+                    self.columns.as_ref().and_then(|c| c.first()).map_or(self.name.as_str(), |c| c.name.as_str());
+                let w = self.window.max(1);
+                super::zarr::chunk_key(&self.name, self.zarr_version.unwrap_or(3), first, &[row0 / w, col0 / w])
+            }
+        }
+    }
+
+    fn check_columns(&self, cols: &[Column]) -> Result<(), Invalid> {
+        if cols.is_empty() || cols.len() > MAX_COLUMNS {
+            return invalid("columns", format!("has {} entries, must have 1 to {MAX_COLUMNS}", cols.len()));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in cols.iter().enumerate() {
+            let field = format!("columns[{i}]");
+            check_name(&format!("{field}.name"), &c.name)?;
+            if RESERVED_COLUMNS.contains(&c.name.as_str()) || !seen.insert(c.name.as_str()) {
+                return invalid(
+                    format!("{field}.name"),
+                    format!("{:?} is a key column's name or listed twice", c.name),
+                );
+            }
+            let (h, w) = (self.grid.height as u64, self.grid.width as u64);
+            for (k, (v, side)) in ["row", "col"].iter().zip([(c.offset[0], h), (c.offset[1], w)]) {
+                if u64::try_from(v).map_or(true, |v| v >= side) {
+                    return invalid(
+                        format!("{field}.offset"),
+                        format!("{k} {v} lies outside the merged grid ({side} cells)"),
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Writes `dataset.json` atomically.
@@ -261,6 +519,197 @@ impl Manifest {
     }
 }
 
+impl TileRecord {
+    /// Checks what a record says about itself, before it is placed on a grid: its id is
+    /// `r<row0>_c<col0>`, its window fits PostgreSQL's `int4` indices and [`MAX_WINDOW`], it
+    /// holds at most one row per cell, its sum is a number, and it names an object with a
+    /// checksum exactly when it has rows (field names relative to the record).
+    ///
+    /// # Errors
+    /// The first [`Invalid`] field.
+    pub fn check(&self) -> Result<(), Invalid> {
+        for (k, v) in [("rows", self.rows), ("cols", self.cols)] {
+            if !(1..=MAX_WINDOW).contains(&v) {
+                return invalid(k, format!("is {v} in tile {}, must be from 1 to {MAX_WINDOW}", short(&self.id)));
+            }
+        }
+        for (k, start, len) in [("row0", self.row0, self.rows), ("col0", self.col0, self.cols)] {
+            if start.checked_add(len).is_none_or(|end| end as u64 > MAX_GRID_SIDE) {
+                return invalid(
+                    k,
+                    format!("is {start} in tile {}: its window ends beyond cell {MAX_GRID_SIDE}", short(&self.id)),
+                );
+            }
+        }
+        let id = format!("r{}_c{}", self.row0, self.col0);
+        if self.id != id {
+            return invalid("id", format!("is {:?}, but the tile's row0 and col0 make it {id:?}", short(&self.id)));
+        }
+        let cells = (self.rows as u64) * (self.cols as u64);
+        if self.row_count > cells {
+            return invalid(
+                "row_count",
+                format!("is {} in tile {}, more than its {cells} cells", self.row_count, short(&self.id)),
+            );
+        }
+        if self.value_sum.is_nan() {
+            return invalid("value_sum", format!("is NaN in tile {}", short(&self.id)));
+        }
+        match (&self.path, &self.checksum) {
+            (None, None) if self.row_count == 0 && self.value_sum == 0.0 && self.bytes == 0 => {}
+            (None, _) => {
+                return invalid(
+                    "path",
+                    format!("is null in tile {} (nothing stored), but its row_count, value_sum, checksum or bytes are not empty", short(&self.id)),
+                )
+            }
+            (Some(_), Some(c)) if self.row_count > 0 && is_checksum(c) => {}
+            (Some(_), Some(c)) if !is_checksum(c) => {
+                return invalid("checksum", format!("{:?} of tile {} is not sha256:<64 hex digits>", short(c), short(&self.id)))
+            }
+            (Some(_), Some(_)) => return invalid("row_count", format!("is 0 in tile {}, which has a stored object", short(&self.id))),
+            (Some(_), None) => return invalid("checksum", format!("is null in tile {}, which has a stored object", short(&self.id))),
+        }
+        Ok(())
+    }
+}
+
+/// `s`, cut to a length that keeps an error message on one readable line.
+fn short(s: &str) -> String {
+    match s.char_indices().nth(80) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// Whether `s` is `sha256:` and 64 lowercase hex digits.
+fn is_checksum(s: &str) -> bool {
+    s.strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+}
+
+/// A field of a manifest or commit record that is not what rasterstage writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invalid {
+    /// The field, as a path: `grid.dx`, `tiles[3].row0`.
+    pub field: String,
+    /// What is wrong with its value.
+    pub reason: String,
+}
+
+impl Invalid {
+    /// The same field inside `parent` (`row0` in `tiles[3]` is `tiles[3].row0`).
+    pub fn within(self, parent: &str) -> Invalid {
+        Invalid { field: format!("{parent}.{}", self.field), reason: self.reason }
+    }
+
+    /// The error for this field of `file`, which `redo` (convert or merge) rewrites.
+    pub fn at(self, file: &str, redo: &'static str) -> StageError {
+        StageError::Invalid { file: file.to_string(), field: self.field, reason: self.reason, redo }
+    }
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.field, self.reason)
+    }
+}
+
+fn invalid<T>(field: impl Into<String>, reason: impl Into<String>) -> Result<T, Invalid> {
+    Err(Invalid { field: field.into(), reason: reason.into() })
+}
+
+/// A dataset (or column) name: a safe identifier, already normalised.
+fn check_name(field: &str, name: &str) -> Result<(), Invalid> {
+    match DatasetName::new(name) {
+        Ok(n) if n.as_str() == name => Ok(()),
+        _ => invalid(
+            field,
+            format!("{:?} is not a safe dataset name ([a-z_][a-z0-9_]*, at most 63 characters)", short(name)),
+        ),
+    }
+}
+
+/// A north-up grid of bounded size with finite, non-zero cell sizes and a finite extent.
+fn check_grid(field: &str, g: &Grid) -> Result<(), Invalid> {
+    for (k, v) in [("x0", g.x0), ("y0", g.y0)] {
+        if !v.is_finite() {
+            return invalid(format!("{field}.{k}"), format!("is {v:?}, must be finite"));
+        }
+    }
+    if !(g.dx.is_finite() && g.dx > 0.0) {
+        return invalid(format!("{field}.dx"), format!("is {:?}, must be finite and positive", g.dx));
+    }
+    if !(g.dy.is_finite() && g.dy < 0.0) {
+        return invalid(format!("{field}.dy"), format!("is {:?}, must be finite and negative (north-up)", g.dy));
+    }
+    for (k, v) in [("width", g.width), ("height", g.height)] {
+        if !(1..=MAX_GRID_SIDE).contains(&(v as u64)) {
+            return invalid(format!("{field}.{k}"), format!("is {v}, must be from 1 to {MAX_GRID_SIDE} cells"));
+        }
+    }
+    if g.cells() > MAX_GRID_CELLS {
+        return invalid(
+            format!("{field}.width"),
+            format!("{} x height {} is {} cells, more than {MAX_GRID_CELLS}", g.width, g.height, g.cells()),
+        );
+    }
+    let b = g.bounds();
+    if ![b.minx, b.maxx, b.miny, b.maxy].iter().all(|v| v.is_finite()) {
+        return invalid(format!("{field}.dx"), "and dy make the grid's extent infinite".to_string());
+    }
+    if let Some(e) = g.epsg {
+        if e == 0 || i32::try_from(e).is_err() {
+            return invalid(format!("{field}.epsg"), format!("is {e}, must be from 1 to {}", i32::MAX));
+        }
+    }
+    Ok(())
+}
+
+/// Whether two value sums agree up to summation order: equal, or finite and within a
+/// relative 1e-9. NaN agrees with nothing (not even NaN), so a NaN sum is always a mismatch.
+pub fn same_sum(a: f64, b: f64) -> bool {
+    a == b || (a.is_finite() && b.is_finite() && (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0))
+}
+
+/// The name of the folder `ds` is (the last part of its URL): a dataset's name.
+fn folder_name(ds: &Store) -> &str {
+    ds.url().rsplit('/').next().unwrap_or("")
+}
+
+/// A parse error of `file`, naming the field it was in when that can be told from the text.
+fn parse_error(file: &str, bytes: &[u8], e: &serde_json::Error) -> StageError {
+    let reason = match field_near(bytes, e.line(), e.column()) {
+        Some(k) if !e.is_eof() && !e.is_syntax() => format!("field {k}: {e}"),
+        _ => e.to_string(),
+    };
+    StageError::BadManifest(file.to_string(), reason)
+}
+
+/// The key of the last `"key":` before line `line`, column `column` (both from 1) of a JSON
+/// text: the field whose value serde_json was reading when it stopped.
+fn field_near(bytes: &[u8], line: usize, column: usize) -> Option<String> {
+    let mut start = 0;
+    for _ in 1..line {
+        start += bytes.get(start..)?.iter().position(|&b| b == b'\n')? + 1;
+    }
+    let end = start.saturating_add(column).min(bytes.len());
+    let text = String::from_utf8_lossy(&bytes[..end]);
+    let mut rest: &str = &text;
+    while let Some(colon) = rest.rfind(':') {
+        if let Some(quoted) = rest[..colon].trim_end().strip_suffix('"') {
+            if let Some(open) = quoted.rfind('"') {
+                let key = &quoted[open + 1..];
+                if !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                    return Some(key.to_string());
+                }
+            }
+        }
+        rest = &rest[..colon];
+    }
+    None
+}
+
 /// Commits a tile: records it after its object is complete.
 ///
 /// # Errors
@@ -271,21 +720,32 @@ pub fn commit(ds: &Store, rec: &TileRecord) -> Result<(), StageError> {
     Ok(())
 }
 
-/// Every committed tile record of a dataset folder.
+/// Every committed tile record of a dataset folder that is consistent in itself
+/// ([`TileRecord::check`]) and stored under its own id; the others are ignored with a
+/// warning naming the file and field, so their tiles count as not committed.
 ///
 /// # Errors
-/// [`StageError::Store`], or [`StageError::BadManifest`] for an unreadable record.
+/// [`StageError::Store`] (a record beyond [`MAX_MANIFEST_BYTES`] is refused unread).
 pub fn committed(ds: &Store) -> Result<Vec<TileRecord>, StageError> {
     let mut out = Vec::new();
     for key in ds.list(COMMITS)? {
-        if !key.ends_with(".json") {
+        let Some(stem) = key.strip_prefix(&format!("{COMMITS}/")).and_then(|k| k.strip_suffix(".json")) else {
             continue;
-        }
-        let Some(bytes) = ds.get(&key)? else { continue };
-        match serde_json::from_slice::<TileRecord>(&bytes) {
+        };
+        let Some(bytes) = ds.get_limited(&key, MAX_MANIFEST_BYTES)? else { continue };
+        let checked = serde_json::from_slice::<TileRecord>(&bytes)
+            .map_err(|e| parse_error(&ds.url_of(&key), &bytes, &e).to_string())
+            .and_then(|r| {
+                r.check().map_err(|v| format!("{}: {v}", ds.url_of(&key)))?;
+                if r.id != stem {
+                    return Err(format!("{}: id {:?} is not the record's file name", ds.url_of(&key), r.id));
+                }
+                Ok(r)
+            });
+        match checked {
             Ok(r) => out.push(r),
             // A record is written atomically, so a bad one is foreign: redo that tile.
-            Err(e) => tracing::warn!("ignoring unreadable commit record {}: {e}", ds.url_of(&key)),
+            Err(e) => tracing::warn!("ignoring commit record: {e}"),
         }
     }
     Ok(out)
@@ -398,7 +858,179 @@ pub mod json_opt_f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{checksum, checksum_parts};
+    use super::*;
+    use serde_json::{json, Value};
+
+    /// A complete manifest of a 70 x 40 grid in 32-cell windows (3 x 2 = 6 tiles), as JSON.
+    fn complete() -> Value {
+        let grid = json!({"crs_wkt": "", "epsg": 4326, "x0": -180.0, "y0": 90.0, "dx": 0.5, "dy": -0.5,
+            "width": 70, "height": 40});
+        let mut tiles = Vec::new();
+        for row0 in [0, 32] {
+            for col0 in [0, 32, 64] {
+                let (rows, cols) = (32.min(40 - row0), 32.min(70 - col0));
+                let id = format!("r{row0}_c{col0}");
+                let (path, sum, check, n) = if row0 == 0 && col0 == 0 {
+                    (Value::Null, 0.0, Value::Null, 0)
+                } else {
+                    (
+                        json!(format!("tiles/{id}.parquet")),
+                        1.5 * (row0 + col0) as f64,
+                        json!(checksum(id.as_bytes())),
+                        3,
+                    )
+                };
+                tiles.push(json!({"id": id, "row0": row0, "col0": col0, "rows": rows, "cols": cols, "path": path,
+                    "row_count": n, "value_sum": sum, "checksum": check, "bytes": n * 10}));
+            }
+        }
+        let rows: u64 = tiles.iter().map(|t| t["row_count"].as_u64().unwrap()).sum();
+        let sum: f64 = tiles.iter().map(|t| t["value_sum"].as_f64().unwrap()).sum();
+        json!({"format_version": 1, "name": "plants", "status": "complete", "created_by": "test",
+            "source": {"path": "a.tif", "band": 1, "dtype": "Float32", "nodata": null, "grid": grid.clone(),
+                "fingerprint": {"size": 1, "mtime": 0, "mtime_ns": 0}},
+            "grid": grid, "lattice_offset": [0, 0], "bounds": {"minx": -180.0, "miny": 70.0, "maxx": -145.0, "maxy": 90.0},
+            "method": "passthrough", "dtype": "Float32", "nodata": null, "window": 32, "format": "parquet",
+            "zarr_version": null, "settings_hash": "sha256:00", "tile_count": 6, "row_count": rows, "value_sum": sum,
+            "tiles": tiles})
+    }
+
+    fn parse(v: &Value) -> Result<Manifest, StageError> {
+        Manifest::parse(&serde_json::to_vec_pretty(v).unwrap(), "st/plants/dataset.json", Some("plants"))
+    }
+
+    /// The field `edit` makes invalid, or the parse error's text.
+    fn refused(edit: impl FnOnce(&mut Value)) -> String {
+        let mut v = complete();
+        edit(&mut v);
+        match parse(&v) {
+            Err(StageError::Invalid { field, file, .. }) => {
+                assert_eq!(file, "st/plants/dataset.json");
+                field
+            }
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("accepted: {v}"),
+        }
+    }
+
+    #[test]
+    fn a_complete_manifest_passes_and_a_converting_one_may_list_any_tiles() {
+        parse(&complete()).unwrap();
+        let mut v = complete();
+        v["status"] = json!("converting");
+        v["tiles"] = json!([]);
+        v["row_count"] = json!(0);
+        v["value_sum"] = json!(0.0);
+        parse(&v).unwrap();
+        // Written and read back: the same value.
+        let m = parse(&complete()).unwrap();
+        let again = Manifest::parse(&serde_json::to_vec(&m).unwrap(), "f", Some("plants")).unwrap();
+        assert_eq!(again, m);
+    }
+
+    type Edit = Box<dyn FnOnce(&mut Value)>;
+
+    #[test]
+    fn every_tampered_field_is_named() {
+        let two_pow_40 = 1u64 << 40;
+        let cases: Vec<(&str, Edit)> = vec![
+            ("name", Box::new(|v| v["name"] = json!("other"))),
+            ("name", Box::new(|v| v["name"] = json!("Bad-Name"))),
+            ("format_version", Box::new(|v| v["format_version"] = json!(2))),
+            ("grid.dx", Box::new(|v| v["grid"]["dx"] = json!(0.0))),
+            ("grid.dy", Box::new(|v| v["grid"]["dy"] = json!(0.5))),
+            ("grid.dx", Box::new(|v| v["grid"]["dx"] = json!(1e308))),
+            ("grid.width", Box::new(|v| v["grid"]["width"] = json!(0))),
+            ("grid.width", Box::new(move |v| v["grid"]["width"] = json!(two_pow_40))),
+            (
+                "grid.width",
+                Box::new(|v| {
+                    v["grid"]["width"] = json!(MAX_GRID_SIDE);
+                    v["grid"]["height"] = json!(MAX_GRID_SIDE);
+                }),
+            ),
+            ("grid.epsg", Box::new(|v| v["grid"]["epsg"] = json!(u32::MAX))),
+            ("source.band", Box::new(|v| v["source"]["band"] = json!(0))),
+            ("window", Box::new(|v| v["window"] = json!(0))),
+            ("window", Box::new(|v| v["window"] = json!(1u64 << 31))),
+            (
+                "window",
+                Box::new(|v| {
+                    v["window"] = json!(1);
+                    v["grid"]["width"] = json!(1u64 << 20);
+                    v["grid"]["height"] = json!(1u64 << 20);
+                }),
+            ),
+            ("tile_count", Box::new(|v| v["tile_count"] = json!(5))),
+            ("zarr_version", Box::new(|v| v["zarr_version"] = json!(3))),
+            ("tiles", Box::new(|v| v["tiles"].as_array_mut().unwrap().truncate(3))),
+            (
+                "tiles",
+                Box::new(|v| {
+                    let t = v["tiles"][5].clone();
+                    v["tiles"].as_array_mut().unwrap().push(t)
+                }),
+            ),
+            ("tiles[2]", Box::new(|v| v["tiles"][2] = v["tiles"][1].clone())),
+            ("tiles[2]", Box::new(|v| v["tiles"].as_array_mut().unwrap().swap(1, 2))),
+            ("tiles[2].id", Box::new(|v| v["tiles"][2]["id"] = json!("r0_c32"))),
+            ("tiles[2].row0", Box::new(|v| v["tiles"][2]["row0"] = json!(1u64 << 32))),
+            (
+                "tiles[2].row0",
+                Box::new(|v| {
+                    v["tiles"][2]["row0"] = json!(16);
+                    v["tiles"][2]["id"] = json!("r16_c64");
+                }),
+            ),
+            ("tiles[2].rows", Box::new(|v| v["tiles"][2]["rows"] = json!(31))),
+            ("tiles[2].row_count", Box::new(|v| v["tiles"][2]["row_count"] = json!(32 * 6 + 1))),
+            ("tiles[2].value_sum", Box::new(|v| v["tiles"][2]["value_sum"] = json!("NaN"))),
+            ("tiles[2].path", Box::new(|v| v["tiles"][2]["path"] = json!("../keep/tiles/r0_c64.parquet"))),
+            ("tiles[2].checksum", Box::new(|v| v["tiles"][2]["checksum"] = json!("sha256:zz"))),
+            ("tiles[0].path", Box::new(|v| v["tiles"][0]["row_count"] = json!(1))),
+            ("row_count", Box::new(|v| v["row_count"] = json!(1))),
+            ("value_sum", Box::new(|v| v["value_sum"] = json!(1e308))),
+            ("value_sum", Box::new(|v| v["value_sum"] = json!("NaN"))),
+            ("columns", Box::new(|v| v["columns"] = json!([]))),
+            (
+                "columns[0].name",
+                Box::new(|v| {
+                    v["columns"] =
+                        json!([{"name": "x", "dtype": "Byte", "nodata": null, "source": "s", "offset": [0, 0]}])
+                }),
+            ),
+            (
+                "columns[0].offset",
+                Box::new(|v| {
+                    v["columns"] =
+                        json!([{"name": "a", "dtype": "Byte", "nodata": null, "source": "s", "offset": [40, 0]}])
+                }),
+            ),
+        ];
+        for (field, edit) in cases {
+            assert_eq!(refused(edit), field);
+        }
+    }
+
+    #[test]
+    fn a_parse_error_names_its_field() {
+        let e = refused(|v| v["row_count"] = json!(-1));
+        assert!(e.contains("st/plants/dataset.json") && e.contains("field row_count"), "{e}");
+        let e = refused(|v| v["tiles"][3]["row0"] = json!(-5));
+        assert!(e.contains("field row0"), "{e}");
+        let e = Manifest::parse(b"{\"format_version\": 1, \"name\": 3}", "f", None).unwrap_err().to_string();
+        assert!(e.contains("field name") && e.contains("not a valid rasterstage manifest"), "{e}");
+    }
+
+    #[test]
+    fn sums_agree_only_as_numbers() {
+        assert!(same_sum(1.0, 1.0 + 1e-12));
+        assert!(same_sum(f64::INFINITY, f64::INFINITY));
+        assert!(!same_sum(f64::NAN, f64::NAN));
+        assert!(!same_sum(f64::NAN, 0.0));
+        assert!(!same_sum(f64::INFINITY, 1e308));
+        assert!(!same_sum(1e308, 4.1e7));
+    }
 
     #[test]
     fn parts_hash_as_their_concatenation() {

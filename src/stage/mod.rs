@@ -35,6 +35,30 @@ pub enum StageError {
     /// `dataset.json` (or a commit record) cannot be parsed.
     #[error("{0}: not a valid rasterstage manifest ({1}); convert again with --overwrite")]
     BadManifest(String, String),
+    /// `dataset.json` parses but a field is not what rasterstage writes (edited or damaged):
+    /// nothing of the dataset is trusted.
+    #[error("{file}: invalid {field}: {reason}; the file was edited or damaged, {redo} again with --overwrite")]
+    Invalid {
+        /// The file.
+        file: String,
+        /// The field (`grid.dx`, `tiles[3].row0`).
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+        /// The command that rewrites the dataset (`convert` or `merge`).
+        redo: &'static str,
+    },
+}
+
+impl StageError {
+    /// Whether this is about the manifest's content (unparseable, invalid, too large) rather
+    /// than the store: what `--overwrite` replaces.
+    pub fn is_bad_manifest(&self) -> bool {
+        matches!(
+            self,
+            StageError::BadManifest(..) | StageError::Invalid { .. } | StageError::Store(StoreError::TooLarge { .. })
+        )
+    }
 }
 
 /// What a writer needs to know about the dataset it writes.

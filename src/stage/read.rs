@@ -159,6 +159,62 @@ fn bad(e: impl std::fmt::Display) -> DecodeError {
     DecodeError::Bad(e.to_string())
 }
 
+/// `v` as a PostgreSQL `int4` index (a validated manifest's windows always fit).
+fn int4(v: usize) -> Result<i32, DecodeError> {
+    i32::try_from(v).map_err(|_| DecodeError::Bad(format!("cell index {v} exceeds int4")))
+}
+
+/// Refuses cells that are not inside the window or not each once. Tiles are written
+/// row-major, one row per cell (stage/parquet.rs, stage/merged.rs), so every cell must come
+/// strictly after the one before: a single comparison finds a duplicate, with no bitmap.
+#[derive(Debug)]
+pub struct CellOrder {
+    rows: std::ops::Range<i32>,
+    cols: std::ops::Range<i32>,
+    last: Option<(i32, i32)>,
+}
+
+impl CellOrder {
+    /// The check for the window of `shape`.
+    ///
+    /// # Errors
+    /// [`DecodeError::Bad`] when the window does not fit `int4` indices.
+    pub fn new(shape: &TileShape<'_>) -> Result<CellOrder, DecodeError> {
+        let end = |a: usize, n: usize| a.checked_add(n).ok_or_else(|| bad("window overflows"));
+        Ok(CellOrder {
+            rows: int4(shape.row0)?..int4(end(shape.row0, shape.rows)?)?,
+            cols: int4(shape.col0)?..int4(end(shape.col0, shape.cols)?)?,
+            last: None,
+        })
+    }
+
+    /// The window's first `(row, col)`.
+    pub fn start(&self) -> (i32, i32) {
+        (self.rows.start, self.cols.start)
+    }
+
+    /// Accepts cell `(r, c)` if it lies in the window and after the previous one.
+    ///
+    /// # Errors
+    /// [`DecodeError::Bad`] naming the cell.
+    #[inline]
+    pub fn next(&mut self, r: i32, c: i32) -> Result<(), DecodeError> {
+        // Cells outside the window would escape the range a reload deletes by, or land in
+        // another window's place in a merge; a cell twice would load twice.
+        if !self.rows.contains(&r) || !self.cols.contains(&c) {
+            return Err(DecodeError::Bad(format!("cell ({r}, {c}) lies outside the tile's window")));
+        }
+        if let Some((lr, lc)) = self.last {
+            if (r, c) <= (lr, lc) {
+                let what = if (r, c) == (lr, lc) { "appears twice" } else { "is out of row-major order" };
+                return Err(DecodeError::Bad(format!("cell ({r}, {c}) {what} (after cell ({lr}, {lc}))")));
+            }
+        }
+        self.last = Some((r, c));
+        Ok(())
+    }
+}
+
 /// Calls `f(row_idx, col_idx, value)` for every valid cell of a tile, row-major.
 ///
 /// # Errors
@@ -209,8 +265,7 @@ where
     // grid's one formula instead of decoding two double columns per cell.
     let mask = ProjectionMask::roots(builder.parquet_schema(), [0, 1, 4]);
     let reader = builder.with_projection(mask).with_batch_size(BATCH_ROWS).build().map_err(bad)?;
-    let (r0, r1) = (shape.row0 as i32, (shape.row0 + shape.rows) as i32);
-    let (c0, c1) = (shape.col0 as i32, (shape.col0 + shape.cols) as i32);
+    let mut order = CellOrder::new(shape)?;
     for batch in reader {
         let batch = batch.map_err(bad)?;
         if batch.columns().iter().any(|c| c.null_count() > 0) {
@@ -221,11 +276,7 @@ where
         let v = batch.column(2).as_primitive::<T::Arrow>();
         for i in 0..batch.num_rows() {
             let (r, c) = (row.value(i), col.value(i));
-            // Cells outside the window would escape the range a reload deletes by, or land
-            // in another window's place in a merge.
-            if r < r0 || r >= r1 || c < c0 || c >= c1 {
-                return Err(DecodeError::Bad(format!("cell ({r}, {c}) lies outside the tile's window")));
-            }
+            order.next(r, c)?;
             f(r, c, v.value(i)).map_err(DecodeError::Sink)?;
         }
     }
@@ -239,24 +290,70 @@ where
 {
     let size = std::mem::size_of::<T>();
     let win = shape.window;
-    let expected = win * win * size;
+    let expected = win
+        .checked_mul(win)
+        .and_then(|n| n.checked_mul(size))
+        .ok_or_else(|| bad(format!("chunk size {win} overflows")))?;
+    if shape.rows > win || shape.cols > win {
+        return Err(DecodeError::Bad(format!("window {}x{} exceeds the chunk size {win}", shape.rows, shape.cols)));
+    }
+    // The frame header states the decoded size: a chunk that is not this window's size is
+    // refused before its (window-sized) buffer is allocated.
+    if let Ok(Some(n)) = zstd::zstd_safe::get_frame_content_size(bytes) {
+        if n != expected as u64 {
+            return Err(DecodeError::Bad(format!("chunk holds {n} bytes, expected {expected}")));
+        }
+    }
     let raw = zstd::bulk::decompress(bytes, expected).map_err(|e| bad(format!("zstd: {e}")))?;
     if raw.len() != expected {
         return Err(DecodeError::Bad(format!("chunk holds {} bytes, expected {expected}", raw.len())));
     }
-    if shape.rows > win || shape.cols > win {
-        return Err(DecodeError::Bad(format!("window {}x{} exceeds the chunk size {win}", shape.rows, shape.cols)));
-    }
+    // Every cell of a dense chunk is inside the window and there once by construction; the
+    // bounds only have to fit int4.
+    let order = CellOrder::new(shape)?;
     let nodata: Option<T> = nodata_as(shape.nodata);
-    for r in 0..shape.rows {
-        let row = (shape.row0 + r) as i32;
+    for (r, row) in (0..shape.rows).zip(order.rows.clone()) {
         let line = &raw[r * win * size..(r * win + shape.cols) * size];
-        for (c, cell) in line.chunks_exact(size).enumerate() {
+        for (cell, col) in line.chunks_exact(size).zip(order.cols.clone()) {
             let v = T::from_le(cell);
             if v.is_valid(nodata) {
-                f(row, (shape.col0 + c) as i32, v).map_err(DecodeError::Sink)?;
+                f(row, col, v).map_err(DecodeError::Sink)?;
             }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_must_be_inside_the_window_and_each_once_in_row_major_order() {
+        let grid =
+            Grid { crs_wkt: String::new(), epsg: None, x0: 0.0, y0: 0.0, dx: 1.0, dy: -1.0, width: 100, height: 100 };
+        let shape = TileShape {
+            grid: &grid,
+            row0: 32,
+            col0: 64,
+            rows: 32,
+            cols: 32,
+            window: 32,
+            dtype: DataType::Float32,
+            nodata: None,
+        };
+        let run = |cells: &[(i32, i32)]| -> Result<(), String> {
+            let mut o = CellOrder::new(&shape).map_err(|e| format!("{e:?}"))?;
+            cells.iter().try_for_each(|&(r, c)| o.next(r, c)).map_err(|e| format!("{e:?}"))
+        };
+        run(&[(32, 64), (32, 95), (33, 64), (63, 95)]).unwrap();
+        assert!(run(&[(32, 64), (32, 64)]).unwrap_err().contains("appears twice"));
+        assert!(run(&[(33, 64), (32, 70)]).unwrap_err().contains("out of row-major order"));
+        for outside in [(31, 64), (64, 64), (32, 63), (32, 96), (-1, 64)] {
+            assert!(run(&[outside]).unwrap_err().contains("outside the tile's window"), "{outside:?}");
+        }
+        // A window whose end does not fit int4 is refused before any cell.
+        let far = TileShape { row0: i32::MAX as usize, ..shape };
+        assert!(CellOrder::new(&far).is_err());
+    }
 }

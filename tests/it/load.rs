@@ -8,31 +8,31 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// A schema of this test's own, dropped on drop (also when the test panics).
-struct Schema {
-    name: String,
+pub(crate) struct Schema {
+    pub(crate) name: String,
 }
 
 impl Schema {
-    fn new(tag: &str) -> Schema {
+    pub(crate) fn new(tag: &str) -> Schema {
         static N: AtomicUsize = AtomicUsize::new(0);
         let name = format!("t_{tag}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
         client().batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE")).unwrap();
         Schema { name }
     }
 
-    fn q(&self, table: &str) -> String {
+    pub(crate) fn q(&self, table: &str) -> String {
         format!("\"{}\".\"{table}\"", self.name)
     }
 
-    fn one_i64(&self, sql: &str) -> i64 {
+    pub(crate) fn one_i64(&self, sql: &str) -> i64 {
         client().query_one(sql, &[]).unwrap().get(0)
     }
 
-    fn count(&self, table: &str) -> i64 {
+    pub(crate) fn count(&self, table: &str) -> i64 {
         self.one_i64(&format!("SELECT count(*) FROM {}", self.q(table)))
     }
 
-    fn ledger_count(&self) -> i64 {
+    pub(crate) fn ledger_count(&self) -> i64 {
         self.one_i64(&format!("SELECT count(*) FROM {}", self.q("raster_tile_loads")))
     }
 
@@ -77,7 +77,7 @@ impl Drop for Schema {
 }
 
 /// Runs rasterstage with `args` and the test database; returns the output.
-fn rs(args: &[&str], env: &[(&str, &str)]) -> Output {
+pub(crate) fn rs(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = bin();
     c.env("DATABASE_URL", db_url()).args(args);
     for (k, v) in env {
@@ -86,11 +86,11 @@ fn rs(args: &[&str], env: &[(&str, &str)]) -> Output {
     c.output().unwrap()
 }
 
-fn rs_ok(args: &[&str]) -> String {
+pub(crate) fn rs_ok(args: &[&str]) -> String {
     succeeded(args, rs(args, &[]))
 }
 
-fn rs_fails(args: &[&str]) -> String {
+pub(crate) fn rs_fails(args: &[&str]) -> String {
     let out = rs(args, &[]);
     assert!(!out.status.success(), "rasterstage {args:?} should have failed: {}", String::from_utf8_lossy(&out.stdout));
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -101,7 +101,7 @@ const H: usize = 100;
 const RES: f64 = 0.5;
 
 /// A Float32 raster with nodata holes (a whole empty window among them) and varied values.
-fn float_raster(dir: &Path, seed: u64) -> (std::path::PathBuf, Vec<f32>) {
+pub(crate) fn float_raster(dir: &Path, seed: u64) -> (std::path::PathBuf, Vec<f32>) {
     let mut rnd = lcg(seed);
     let mut v: Vec<f32> = (0..W * H).map(|_| (rnd() % 100_000) as f32 / 8.0 - 3000.0).collect();
     for r in 0..H {
@@ -131,7 +131,7 @@ fn int_raster(dir: &Path) -> std::path::PathBuf {
 }
 
 /// Converts `src` as dataset `name` into `root` (window 32: 5 x 4 = 20 tiles).
-fn stage(src: &Path, name: &str, root: &Path, extra: &[&str]) {
+pub(crate) fn stage(src: &Path, name: &str, root: &Path, extra: &[&str]) {
     let mut args = vec!["convert", s(src), "--name", name, "--out", s(root), "--window", "32", "-q"];
     args.extend_from_slice(extra);
     ok(&args);

@@ -13,3 +13,4 @@ mod load_server;
 mod merge;
 mod s3;
 mod shard;
+mod tamper;
