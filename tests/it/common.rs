@@ -116,11 +116,12 @@ pub fn py(code: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// The DuckDB prelude that loads the offline extensions.
+/// The DuckDB prelude that loads the offline extensions. No progress bar: DuckDB prints one to
+/// stdout once a query takes over 2 s (on a busy machine), which the tests would read as rows.
 pub fn duckdb_prelude() -> String {
     let dir = std::env::var("RASTERSTAGE_DUCKDB_EXT_DIR").unwrap_or_default();
     format!(
-        "import duckdb\ncon = duckdb.connect()\nif {dir:?}:\n    con.execute(\"SET extension_directory='{dir}'\")\n    con.execute('SET autoinstall_known_extensions=false')\n"
+        "import duckdb\ncon = duckdb.connect()\ncon.execute('SET enable_progress_bar=false')\nif {dir:?}:\n    con.execute(\"SET extension_directory='{dir}'\")\n    con.execute('SET autoinstall_known_extensions=false')\n"
     )
 }
 
