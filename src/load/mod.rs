@@ -387,9 +387,15 @@ fn prepare_table(client: &mut Client, opts: &LoadOptions, m: &Manifest, table: &
     } else {
         let recorded = ledger::read(&mut tx, &opts.schema, table).map_err(db(&what))?;
         if recorded.is_empty() {
-            let any: bool =
-                tx.query_one(&format!("SELECT EXISTS (SELECT 1 FROM {qt})"), &[]).map_err(db(&what))?.get(0);
-            if any {
+            // One statement, so one snapshot: a run loading this table right now commits a
+            // tile's rows with its ledger row, and two statements could see the rows without
+            // the ledger row.
+            let sql = format!(
+                "SELECT EXISTS (SELECT 1 FROM {qt}) AND NOT EXISTS (SELECT 1 FROM {} WHERE dataset = $1)",
+                qualified(&opts.schema, "raster_tile_loads")
+            );
+            let foreign: bool = tx.query_one(&sql, &[&table]).map_err(db(&what))?.get(0);
+            if foreign {
                 return Err(LoadError::ForeignRows(qt));
             }
         }
