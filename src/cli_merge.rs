@@ -193,7 +193,7 @@ pub fn run_merge(a: MergeArgs, quiet: bool) -> Result<()> {
         for (_, r) in load::load(&opts)? {
             let l = r?;
             println!(
-                "{}: {} tiles ({} loaded now, {} already loaded), {} rows copied of {}, {:.1} s, {} rows/s -> {}",
+                "{}: {} tiles ({} loaded now, {} already loaded), {} rows copied of {}, {:.1} s, {} rows/s{} -> {}",
                 l.name,
                 l.tiles,
                 l.loaded,
@@ -202,6 +202,7 @@ pub fn run_merge(a: MergeArgs, quiet: bool) -> Result<()> {
                 l.total_rows,
                 l.seconds,
                 human(l.rows as f64 / l.seconds.max(1e-3)),
+                crate::cli_load::key_note(&l),
                 l.table
             );
         }

@@ -20,7 +20,7 @@ use crate::load::LoadError;
 use crate::name::DatasetName;
 use crate::progress::Progress;
 use crate::source::{Fingerprint, SourceInfo};
-use crate::stage::commit::write_and_commit;
+use crate::stage::commit::{test_panic, write_and_commit, TileFailure};
 use crate::stage::manifest::{self, checksum, Column, Format, Manifest, Status, TileRecord, FORMAT_VERSION};
 use crate::stage::merged::{MergedParquetWriter, MergedTile, MergedWriter, MergedZarrWriter, ZarrInputError};
 use crate::stage::read::{fetch_tile, visit_f64, DecodeError, FetchError, TileShape};
@@ -139,7 +139,7 @@ pub enum MergeError {
         /// Tiles attempted.
         total: usize,
         /// The first failure.
-        first: String,
+        first: Box<TileFailure>,
     },
 }
 
@@ -437,16 +437,7 @@ pub fn merge_tiles(
         }
         Format::Zarr => Box::new(MergedZarrWriter::new(ds.clone(), &m)?),
     };
-    // A damaged or edited dataset.json is what --overwrite replaces: its error says so.
-    let existing = match Manifest::read(&ds) {
-        Err(e) if opts.overwrite && e.is_bad_manifest() => {
-            tracing::warn!("--overwrite: replacing {}: {e}", ds.url());
-            ds.delete_prefix("")?;
-            None
-        }
-        r => r?,
-    };
-    match existing {
+    match Manifest::read_for_rerun(&ds, opts.overwrite)? {
         Some(old) if old.settings_hash != m.settings_hash && !opts.overwrite => {
             let what = if old.columns != m.columns {
                 format!(
@@ -477,11 +468,13 @@ pub fn merge_tiles(
         Some(_) if opts.overwrite => ds.delete_prefix("")?,
         _ => {}
     }
-    // A shard only creates it: another shard may have completed it since it was read.
-    if only.is_some() {
-        m.create(&ds)?;
-    } else {
+    // Only created, unless replacing: a shard, or another run of the same command, may have
+    // completed the dataset since it was read above, and rewriting it as converting would
+    // undo that. A manifest that is there already has these settings (checked above).
+    if opts.overwrite {
         m.write(&ds)?;
+    } else {
+        m.create(&ds)?;
     }
     // Shards leave the Zarr metadata to whichever completes the dataset (complete_if_done
     // writes it with the consolidated metadata), as convert does.
@@ -519,20 +512,22 @@ pub fn merge_tiles(
             let mut values: Vec<Vec<f64>> = Vec::with_capacity(inputs.len());
             for i in &inputs {
                 let mut buf = vec![f64::NAN; win.cells()];
-                i.fill(win, &mut buf).map_err(|e| e.to_string())?;
+                i.fill(win, &mut buf)?;
                 values.push(buf);
             }
+            test_panic(&win.tile_id());
             let keep = keep_cells(&values, win.cells(), job.how);
-            writer.write(&MergedTile { window: win, values: &values, keep: &keep }).map_err(|e| e.to_string())
+            Ok(writer.write(&MergedTile { window: win, values: &values, keep: &keep })?)
         })
     });
     done.extend(new);
-    if let Some(first) = failures.first() {
+    let failed = failures.len();
+    if let Some(first) = failures.into_iter().next() {
         return Err(MergeError::TilesFailed {
             dataset: name.to_string(),
-            failed: failures.len(),
+            failed,
             total: attempted,
-            first: first.clone(),
+            first: Box::new(first),
         });
     }
     if let Some(only) = only {
