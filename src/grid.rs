@@ -29,7 +29,7 @@ pub enum GridError {
     #[error("target bounds ({0}, {1}, {2}, {3}) are empty: need minx < maxx and miny < maxy")]
     EmptyBounds(f64, f64, f64, f64),
     /// A grid larger than [`MAX_GRID_SIDE`] cells a side or [`MAX_GRID_CELLS`] cells.
-    #[error("the target grid would be {width:.0} x {height:.0} cells, more than the limit of {MAX_GRID_SIDE} cells a side and {MAX_GRID_CELLS} cells in all: choose a coarser --resolution (resampling.target_resolution) or smaller --bounds (resampling.target_bounds)")]
+    #[error("the target grid would be {} x {} cells, more than the limit of {MAX_GRID_SIDE} cells a side and {MAX_GRID_CELLS} cells in all: choose a coarser --resolution (resampling.target_resolution) or smaller --bounds (resampling.target_bounds)", count_text(*.width), count_text(*.height))]
     TooLarge {
         /// Columns (a float: it may not fit any integer).
         width: f64,
@@ -48,6 +48,16 @@ pub enum GridError {
         /// Windows it makes.
         tiles: u64,
     },
+}
+
+/// A cell count computed as a float, for messages: whole below 1e15, else in scientific
+/// notation (a 1e300-cell side would otherwise print 301 digits).
+pub fn count_text(v: f64) -> String {
+    if v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3e}")
+    }
 }
 
 /// Checks a grid size given as floats (before any cast: a computed size may be NaN, infinite

@@ -2,7 +2,7 @@
 //! (passthrough), resampled by our kernels (same CRS) or warped by GDAL (other CRS).
 
 use crate::dtype::DataType;
-use crate::grid::{aligned_grid, snap, Bounds, Grid, GridError};
+use crate::grid::{aligned_grid, count_text, snap, Bounds, Grid, GridError};
 use crate::limits::MAX_WINDOW_CELLS;
 use crate::resample::axis::{AxisMap, PointMap};
 use crate::resample::Method;
@@ -33,7 +33,7 @@ pub enum PlanError {
     #[error("cannot transform the bounds of {0} to {1}: {2}")]
     Transform(String, String, String),
     /// One target cell covers more source cells than may be read at once.
-    #[error("{path}: one target cell covers up to {cells} source cells ({fx:.0} x {fy:.0}), more than the limit of {MAX_WINDOW_CELLS} read at once: choose a finer --resolution (resampling.target_resolution), or downsample in steps (e.g. gdalwarp -tr to an intermediate raster first)")]
+    #[error("{path}: one target cell covers up to {} source cells ({} x {}), more than the limit of {MAX_WINDOW_CELLS} read at once: choose a finer --resolution (resampling.target_resolution), or downsample in steps (e.g. gdalwarp -tr to an intermediate raster first)", count_text(*.cells), count_text(.fx.ceil()), count_text(.fy.ceil()))]
     TooCoarse {
         /// The source.
         path: String,

@@ -4,7 +4,7 @@
 //! coordinates: the original pipeline joined on coordinates rounded to 6 decimals and put
 //! datasets whose origins differed by a fraction of a cell side by side.
 
-use crate::grid::{checked_size, snap, Grid};
+use crate::grid::{checked_size, count_text, snap, Grid};
 use crate::limits::{MAX_GRID_CELLS, MAX_GRID_SIDE};
 
 /// Relative tolerance for "same cell size".
@@ -64,7 +64,7 @@ pub enum LatticeError {
         res: f64,
     },
     /// The union of the grids exceeds the grid limits.
-    #[error("the merged grid of {first} and {other} would be {width:.0} x {height:.0} cells, more than the limit of {MAX_GRID_SIDE} cells a side and {MAX_GRID_CELLS} cells in all: merge datasets that lie closer together, or convert them with a coarser --resolution")]
+    #[error("the merged grid of {first} and {other} would be {} x {} cells, more than the limit of {MAX_GRID_SIDE} cells a side and {MAX_GRID_CELLS} cells in all: merge datasets that lie closer together, or convert them with a coarser --resolution", count_text(*.width), count_text(*.height))]
     TooLarge {
         /// The reference dataset.
         first: String,
