@@ -32,6 +32,9 @@ pub const MAX_CONCURRENT_REQUESTS: usize = 1024;
 /// `resampling.resolution_tolerance`): a larger one would take a requested resolution for
 /// the source's and copy the source grid instead.
 pub const MAX_RESOLUTION_TOLERANCE: f64 = 1e-3;
+/// Most shards of a sharded run (`--shard K/N`, `--shards N`): the assignment holds a
+/// counter per shard.
+pub const MAX_SHARDS: usize = 65_536;
 /// Longest accepted timeout or retry duration, in seconds (one day).
 pub const MAX_DURATION_SECS: f64 = 86_400.0;
 

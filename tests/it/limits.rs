@@ -353,3 +353,17 @@ fn merge_windows_and_unions_are_bounded() {
     }
     refused(&["merge", "--from", s(&root), "--datasets", "a,far", "-j", "0"], &merged, &["--threads", "at least 1"]);
 }
+
+#[test]
+fn shard_counts_are_bounded() {
+    let dir = tmp();
+    let src = small_tif(dir.path(), "a.tif");
+    let out = dir.path().join("st");
+    // A counter per shard: 10^12 of them would exhaust memory.
+    refused(&["plan", s(&src), "--name", "a", "--out", s(&out), "--shards", "1000000000000"], &out, &["--shards", "65536"]);
+    refused(&convert_args(&src, &out, &["--shard", "0/1000000000000"]), &out, &["--shard", "65536"]);
+    let o = run_env(&convert_args(&src, &out, &["--shards", "70000"]), &[("JOB_COMPLETION_INDEX", "1")]);
+    assert!(!o.status.success());
+    one_error_line(&String::from_utf8_lossy(&o.stderr), &["--shards", "65536"]);
+    assert!(!out.exists());
+}
