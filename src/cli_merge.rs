@@ -140,16 +140,7 @@ pub fn run_merge(a: MergeArgs, quiet: bool) -> Result<()> {
     // The threads are also the connections of --to-postgres.
     let max = rasterstage::limits::MAX_THREADS.min(rasterstage::limits::MAX_JOBS);
     let threads = rasterstage::config::worker_count(a.threads, "--threads", max)?;
-    let job = MergeJob {
-        from: from.clone(),
-        datasets,
-        out: out_root.clone(),
-        name,
-        how,
-        format,
-        zarr_version,
-        window,
-    };
+    let job = MergeJob { from: from.clone(), datasets, out: out_root.clone(), name, how, format, zarr_version, window };
     tracing::debug!("merge job: {job:?}");
 
     if a.view {

@@ -3,8 +3,8 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use rasterstage::pipeline::{tile_units, ConvertJob};
 use rasterstage::limits::MAX_SHARDS;
+use rasterstage::pipeline::{tile_units, ConvertJob};
 use rasterstage::shard::{self, Shard, Unit};
 use rasterstage::stage::finalize::{finalize, Completion};
 use rasterstage::store::Store;

@@ -241,7 +241,10 @@ impl StorageConfig {
         let bad = |key: &str, m: String| ConfigError::Invalid(format!("{path}: storage.{key}"), m);
         let secs = |key: &str, v: f64| {
             limits::duration_secs(v).filter(|d| !d.is_zero()).ok_or_else(|| {
-                bad(key, format!("must be a number of seconds above 0 and at most {}, got {v}", limits::MAX_DURATION_SECS))
+                bad(
+                    key,
+                    format!("must be a number of seconds above 0 and at most {}, got {v}", limits::MAX_DURATION_SECS),
+                )
             })
         };
         let count = |key: &str, v: usize, min: usize, max: usize| {
@@ -625,7 +628,8 @@ mod tests {
     #[test]
     fn absurd_flags_name_the_flag_and_the_limit() {
         let bounds = |b: [f64; 4]| Overrides { bounds: Some(b), ..Default::default() };
-        for b in [[f64::NAN, 0.0, 1.0, 1.0], [0.0, 0.0, f64::INFINITY, 1.0], [1.0, 0.0, 0.0, 1.0], [0.0, 1.0, 1.0, 1.0]] {
+        for b in [[f64::NAN, 0.0, 1.0, 1.0], [0.0, 0.0, f64::INFINITY, 1.0], [1.0, 0.0, 0.0, 1.0], [0.0, 1.0, 1.0, 1.0]]
+        {
             let e = refused(ONE, &bounds(b));
             assert!(e.contains("--bounds") && e.contains("finite"), "{e}");
         }
@@ -663,7 +667,9 @@ mod tests {
 
     #[test]
     fn storage_durations_and_counts_are_bounded() {
-        let opts = |yaml: &str| Config::parse("c.yml", &format!("datasets: []\nstorage:\n  {yaml}\n")).unwrap().storage.options("c.yml");
+        let opts = |yaml: &str| {
+            Config::parse("c.yml", &format!("datasets: []\nstorage:\n  {yaml}\n")).unwrap().storage.options("c.yml")
+        };
         for v in ["1e300", ".nan", ".inf", "-.inf", "-1", "0", "86401"] {
             for key in ["request_timeout_secs", "retry_timeout_secs"] {
                 let e = opts(&format!("{key}: {v}")).unwrap_err().to_string();
@@ -687,8 +693,10 @@ mod tests {
         // The store checks the same limits on options built in code.
         let big = crate::store::StorageOptions { max_concurrent_requests: 1 << 40, ..Default::default() };
         assert!(big.validate().unwrap_err().to_string().contains("1024"));
-        let long =
-            crate::store::StorageOptions { retry_timeout: std::time::Duration::from_secs(1 << 40), ..Default::default() };
+        let long = crate::store::StorageOptions {
+            retry_timeout: std::time::Duration::from_secs(1 << 40),
+            ..Default::default()
+        };
         assert!(long.validate().unwrap_err().to_string().contains("storage.retry_timeout_secs"));
     }
 

@@ -350,7 +350,8 @@ mod tests {
             assert!(matches!(e, GridError::EmptyBounds(..)), "{e}");
         }
         // The largest side that fits, on one row.
-        let g = aligned_grid("", None, 1.0, 1.0, Bounds { minx: 0.0, miny: 0.0, maxx: MAX_GRID_SIDE as f64, maxy: 1.0 });
+        let g =
+            aligned_grid("", None, 1.0, 1.0, Bounds { minx: 0.0, miny: 0.0, maxx: MAX_GRID_SIDE as f64, maxy: 1.0 });
         assert_eq!(g.unwrap().width as u64, MAX_GRID_SIDE);
         let e = checked_size(2.0f64.powi(21), 2.0f64.powi(21) + 1.0).unwrap_err().to_string();
         assert!(e.contains(&MAX_GRID_CELLS.to_string()), "{e}");

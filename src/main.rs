@@ -3,11 +3,11 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use rasterstage::config::{self, Base, Config, Overrides};
+use rasterstage::limits::MAX_THREADS;
 use rasterstage::name::DatasetName;
 use rasterstage::pipeline::{convert_tiles, ConvertJob, RunOptions};
 use rasterstage::progress::{human, peak_rss_bytes};
 use rasterstage::resample::Method;
-use rasterstage::limits::MAX_THREADS;
 use rasterstage::store::{StorageOptions, Store};
 
 mod cli_load;

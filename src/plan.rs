@@ -180,7 +180,7 @@ pub fn plan(src: &SourceInfo, req: &GridRequest, method: Method) -> Result<Plan,
         let fx = (p.target.dx / sg.dx).abs();
         let fy = (p.target.dy / sg.dy).abs();
         let cells = (fx.ceil() + 1.0).min(sg.width as f64) * (fy.ceil() + 1.0).min(sg.height as f64);
-        if !(cells <= MAX_WINDOW_CELLS as f64) {
+        if cells.is_nan() || cells > MAX_WINDOW_CELLS as f64 {
             return Err(PlanError::TooCoarse { path: src.path.clone(), cells, fx, fy });
         }
     }

@@ -165,7 +165,8 @@ impl StorageOptions {
                 }
             };
             let secs = || {
-                duration_secs(n).ok_or_else(|| bad(format!("{v:?} must be a number of seconds from 0 to {MAX_DURATION_SECS}")))
+                duration_secs(n)
+                    .ok_or_else(|| bad(format!("{v:?} must be a number of seconds from 0 to {MAX_DURATION_SECS}")))
             };
             match name {
                 "RASTERSTAGE_S3_MAX_RETRIES" => self.max_retries = count(MAX_RETRIES)?,

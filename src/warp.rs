@@ -55,7 +55,8 @@ pub fn warp_window<O: Sample + GdalType>(src: &Source, plan: &Plan, w: Window) -
     }
     // Source::open checked the band against the band count (a C int); checked again here
     // rather than cast, so that no other caller can warp a wrapped band number.
-    let src_band = i32::try_from(src.info.band).map_err(|_| err(format!("band {} is not a GDAL band number", src.info.band)))?;
+    let src_band =
+        i32::try_from(src.info.band).map_err(|_| err(format!("band {} is not a GDAL band number", src.info.band)))?;
     let src_wkt = CString::new(src.info.grid.crs_wkt.as_str()).map_err(|e| err(e.to_string()))?;
     let dst_wkt = CString::new(t.crs_wkt.as_str()).map_err(|e| err(e.to_string()))?;
     // SAFETY: the options struct and its arrays are allocated with GDAL's allocator because

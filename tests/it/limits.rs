@@ -44,8 +44,7 @@ fn absurd_bounds_are_refused() {
         );
         assert!(!line.contains("panic"), "{line}");
     }
-    for b in [["NaN", "0", "1", "1"], ["0", "0", "inf", "1"], ["1", "0", "0", "1"], ["0", "1", "1", "1"]]
-    {
+    for b in [["NaN", "0", "1", "1"], ["0", "0", "inf", "1"], ["1", "0", "0", "1"], ["0", "1", "1", "1"]] {
         let mut args = convert_args(&src, &out, &["--bounds"]);
         args.extend_from_slice(&b);
         refused(&args, &out, &["--bounds", "finite", "MINX < MAXX"]);
@@ -58,14 +57,18 @@ fn absurd_resolutions_are_refused() {
     let src = small_tif(dir.path(), "a.tif");
     let out = dir.path().join("st");
     // 6 x 4 degrees at 1e-7: 6e7 x 4e7 cells (was a 4 GB allocation).
-    refused(&convert_args(&src, &out, &["--resolution", "1e-7", "--method", "sum"]), &out, &[
-        "target grid",
-        "--resolution",
-        "4398046511104",
-    ]);
+    refused(
+        &convert_args(&src, &out, &["--resolution", "1e-7", "--method", "sum"]),
+        &out,
+        &["target grid", "--resolution", "4398046511104"],
+    );
     refused(&convert_args(&src, &out, &["-tr", "1e-7", "1e-7", "--method", "sum"]), &out, &["target grid"]);
     for r in ["0", "-0.1", "NaN", "inf"] {
-        refused(&convert_args(&src, &out, &["--resolution", r, "--method", "sum"]), &out, &["--resolution", "positive"]);
+        refused(
+            &convert_args(&src, &out, &["--resolution", r, "--method", "sum"]),
+            &out,
+            &["--resolution", "positive"],
+        );
     }
 }
 
@@ -80,7 +83,11 @@ fn absurd_windows_are_refused() {
     let cfg = dir.path().join("c.yml");
     std::fs::write(
         &cfg,
-        format!("datasets:\n  - name: a\n    path: {}\noutput:\n  uri: {}\nresampling:\n  window_size: 100000\n", s(&src), s(&out)),
+        format!(
+            "datasets:\n  - name: a\n    path: {}\noutput:\n  uri: {}\nresampling:\n  window_size: 100000\n",
+            s(&src),
+            s(&out)
+        ),
     )
     .unwrap();
     refused(&["convert", "--config", s(&cfg)], &out, &[s(&cfg), "resampling.window_size", "8192"]);
@@ -92,11 +99,11 @@ fn too_many_tiles_suggests_a_larger_window() {
     let src = small_tif(dir.path(), "a.tif");
     let out = dir.path().join("st");
     // 60000 x 40000 cells: within the grid limits, but 9,375,000 windows of 16.
-    refused(&convert_args(&src, &out, &["--resolution", "0.0001", "--method", "average", "--window", "16"]), &out, &[
-        "9375000 tiles",
-        "2097152",
-        "larger --window",
-    ]);
+    refused(
+        &convert_args(&src, &out, &["--resolution", "0.0001", "--method", "average", "--window", "16"]),
+        &out,
+        &["9375000 tiles", "2097152", "larger --window"],
+    );
 }
 
 #[test]
@@ -119,7 +126,11 @@ fn band_and_zarr_version_out_of_range_are_refused() {
     refused(&convert_args(&src, &out, &["--band", "0"]), &out, &["band", "from 1"]);
     // 2^32 + 1 would be band 1 if it were cast to a C int.
     refused(&convert_args(&src, &out, &["--band", "4294967297"]), &out, &["band 4294967297", "1 band"]);
-    refused(&convert_args(&src, &out, &["--zarr-version", "7", "--format", "zarr"]), &out, &["--zarr-version", "2 or 3"]);
+    refused(
+        &convert_args(&src, &out, &["--zarr-version", "7", "--format", "zarr"]),
+        &out,
+        &["--zarr-version", "2 or 3"],
+    );
     refused(&convert_args(&src, &out, &["--resolution-tolerance", "0.5"]), &out, &["--resolution-tolerance", "0.001"]);
 }
 
@@ -136,7 +147,22 @@ fn threads_are_capped_with_a_warning() {
     assert!(stderr.contains("--threads 20000 is more than the limit of 256: using 256"), "{stderr}");
     // The same cells as a one-thread run.
     let one = dir.path().join("one");
-    ok(&["convert", s(&src), "--name", "a", "--out", s(&one), "--resolution", "0.1", "--method", "sum", "--window", "16", "-j", "1"]);
+    ok(&[
+        "convert",
+        s(&src),
+        "--name",
+        "a",
+        "--out",
+        s(&one),
+        "--resolution",
+        "0.1",
+        "--method",
+        "sum",
+        "--window",
+        "16",
+        "-j",
+        "1",
+    ]);
     assert_eq!(parquet_cells(&out, "a"), parquet_cells(&one, "a"));
     assert_eq!(manifest(&out, "a")["status"], "complete");
 }
@@ -157,7 +183,11 @@ fn storage_settings_are_validated_when_read() {
         let cfg = dir.path().join("c.yml");
         std::fs::write(
             &cfg,
-            format!("datasets:\n  - name: a\n    path: {}\noutput:\n  uri: {}\nstorage:\n  {key}: {v}\n", s(&src), s(&out)),
+            format!(
+                "datasets:\n  - name: a\n    path: {}\noutput:\n  uri: {}\nstorage:\n  {key}: {v}\n",
+                s(&src),
+                s(&out)
+            ),
         )
         .unwrap();
         refused(&["convert", "--config", s(&cfg)], &out, &[s(&cfg), &format!("storage.{key}"), "86400"]);
@@ -199,11 +229,11 @@ fn one_target_cell_of_too_many_source_cells_is_refused() {
     .unwrap();
     let out = dir.path().join("st");
     // 10 degrees: 10000 x 10000 source cells in each target cell.
-    refused(&convert_args(&vrt, &out, &["--resolution", "10", "--method", "sum"]), &out, &[
-        "one target cell",
-        "67108864",
-        "finer --resolution",
-    ]);
+    refused(
+        &convert_args(&vrt, &out, &["--resolution", "10", "--method", "sum"]),
+        &out,
+        &["one target cell", "67108864", "finer --resolution"],
+    );
 }
 
 #[test]
@@ -216,8 +246,9 @@ fn a_large_downsampling_factor_reads_rows_in_pieces() {
     let mut next = lcg(3);
     let values: Vec<i32> = (0..4096 * 2048).map(|_| (next() % 10) as i32).collect();
     let half = |c0: usize| -> f64 {
-        (0..2048).map(|r| values[r * 4096 + c0..r * 4096 + c0 + 2048].iter().map(|&v| v as i64).sum::<i64>()).sum::<i64>()
-            as f64
+        (0..2048)
+            .map(|r| values[r * 4096 + c0..r * 4096 + c0 + 2048].iter().map(|&v| v as i64).sum::<i64>())
+            .sum::<i64>() as f64
     };
     let (left, right) = (half(0), half(2048));
     write_tif(&src, &spec, values);
@@ -232,21 +263,24 @@ fn catalogue_names_are_refused_at_convert_and_merge() {
     let src = small_tif(dir.path(), "a.tif");
     let out = dir.path().join("st");
     for name in ["raster_datasets", "raster_tile_loads", "raster-datasets"] {
-        refused(&["convert", s(&src), "--name", name, "--out", s(&out)], &out, &[
-            "dataset name",
-            &name.replace('-', "_"),
-            "catalogue",
-            "--name",
-        ]);
+        refused(
+            &["convert", s(&src), "--name", name, "--out", s(&out)],
+            &out,
+            &["dataset name", &name.replace('-', "_"), "catalogue", "--name"],
+        );
     }
     let cfg = dir.path().join("c.yml");
-    std::fs::write(&cfg, format!("datasets:\n  - name: raster_tile_loads\n    path: {}\noutput:\n  uri: {}\n", s(&src), s(&out)))
-        .unwrap();
+    std::fs::write(
+        &cfg,
+        format!("datasets:\n  - name: raster_tile_loads\n    path: {}\noutput:\n  uri: {}\n", s(&src), s(&out)),
+    )
+    .unwrap();
     refused(&["convert", "--config", s(&cfg)], &out, &[s(&cfg), "raster_tile_loads", "--name"]);
-    refused(&["merge", "--from", s(&out), "--datasets", "a,b", "--name", "raster_datasets"], &out, &[
-        "raster_datasets",
-        "--name",
-    ]);
+    refused(
+        &["merge", "--from", s(&out), "--datasets", "a,b", "--name", "raster_datasets"],
+        &out,
+        &["raster_datasets", "--name"],
+    );
 }
 
 /// A schema of this test's own, dropped on drop (also when the test panics).
@@ -291,8 +325,19 @@ fn catalogue_tables_are_never_a_dataset_table_at_load() {
     assert_eq!(before, (Some(1), Some(1)));
     // prefix + name = raster_datasets.
     ok(&["convert", s(&src), "--name", "datasets", "--out", s(&root), "-q"]);
-    let args =
-        ["load", "--from", s(&root), "--dataset", "datasets", "--schema", &sc.0, "--database-url", &db, "--table-prefix", "raster_"];
+    let args = [
+        "load",
+        "--from",
+        s(&root),
+        "--dataset",
+        "datasets",
+        "--schema",
+        &sc.0,
+        "--database-url",
+        &db,
+        "--table-prefix",
+        "raster_",
+    ];
     for replace in [false, true] {
         let mut a = args.to_vec();
         if replace {
@@ -307,7 +352,18 @@ fn catalogue_tables_are_never_a_dataset_table_at_load() {
     let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     m["name"] = "raster_datasets".into();
     std::fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
-    let a = ["load", "--from", s(&root), "--dataset", "raster_datasets", "--schema", &sc.0, "--database-url", &db, "--replace"];
+    let a = [
+        "load",
+        "--from",
+        s(&root),
+        "--dataset",
+        "raster_datasets",
+        "--schema",
+        &sc.0,
+        "--database-url",
+        &db,
+        "--replace",
+    ];
     one_error_line(&fails(&a), &["dataset name raster_datasets", "catalogue", "--name"]);
     assert_eq!(catalogue(), before);
 }
@@ -344,10 +400,11 @@ fn merge_windows_and_unions_are_bounded() {
     // On the same lattice, 2e10 cells east of `a`: the union would be wider than any grid.
     ok(&["convert", s(&src), "--name", "far", "--out", s(&root), "--bounds", "1e9", "0", "1000000001", "1", "-q"]);
     let merged = root.join("merged");
-    refused(&["merge", "--from", s(&root), "--datasets", "a,far"], &merged, &[
-        "merged grid of a and far",
-        "2147483647",
-    ]);
+    refused(
+        &["merge", "--from", s(&root), "--datasets", "a,far"],
+        &merged,
+        &["merged grid of a and far", "2147483647"],
+    );
     for w in ["0", "100000"] {
         refused(&["merge", "--from", s(&root), "--datasets", "a,far", "--window", w], &merged, &["--window", "8192"]);
     }
@@ -360,7 +417,11 @@ fn shard_counts_are_bounded() {
     let src = small_tif(dir.path(), "a.tif");
     let out = dir.path().join("st");
     // A counter per shard: 10^12 of them would exhaust memory.
-    refused(&["plan", s(&src), "--name", "a", "--out", s(&out), "--shards", "1000000000000"], &out, &["--shards", "65536"]);
+    refused(
+        &["plan", s(&src), "--name", "a", "--out", s(&out), "--shards", "1000000000000"],
+        &out,
+        &["--shards", "65536"],
+    );
     refused(&convert_args(&src, &out, &["--shard", "0/1000000000000"]), &out, &["--shard", "65536"]);
     let o = run_env(&convert_args(&src, &out, &["--shards", "70000"]), &[("JOB_COMPLETION_INDEX", "1")]);
     assert!(!o.status.success());
