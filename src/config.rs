@@ -251,7 +251,7 @@ impl StorageConfig {
             if (min..=max).contains(&v) {
                 Ok(v)
             } else {
-                Err(bad(key, format!("must be from {min} to {max}, got {v}")))
+                Err(bad(key, format!("must be at least {min} and at most {max}, got {v}")))
             }
         };
         Ok(crate::store::StorageOptions {

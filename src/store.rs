@@ -189,7 +189,10 @@ impl StorageOptions {
         if !(1..=MAX_CONCURRENT_REQUESTS).contains(&self.max_concurrent_requests) {
             return bad(
                 "storage.max_concurrent_requests",
-                format!("must be from 1 to {MAX_CONCURRENT_REQUESTS}, got {}", self.max_concurrent_requests),
+                format!(
+                    "must be at least 1 and at most {MAX_CONCURRENT_REQUESTS}, got {}",
+                    self.max_concurrent_requests
+                ),
             );
         }
         if self.max_retries > MAX_RETRIES {
