@@ -25,8 +25,8 @@ pub enum GridError {
     /// A resolution that cannot define a grid.
     #[error("resolution ({0}, {1}) must be positive on both axes")]
     BadResolution(f64, f64),
-    /// Target bounds that enclose nothing.
-    #[error("target bounds ({0}, {1}, {2}, {3}) are empty: need minx < maxx and miny < maxy")]
+    /// Target bounds that enclose nothing (or are not finite: a reprojected extent can be).
+    #[error("target bounds ({0}, {1}, {2}, {3}) are empty or not finite: need finite minx < maxx and miny < maxy (pass --bounds MINX MINY MAXX MAXY in the target CRS)")]
     EmptyBounds(f64, f64, f64, f64),
     /// A grid larger than [`MAX_GRID_SIDE`] cells a side or [`MAX_GRID_CELLS`] cells.
     #[error("the target grid would be {} x {} cells, more than the limit of {MAX_GRID_SIDE} cells a side and {MAX_GRID_CELLS} cells in all: choose a coarser --resolution (resampling.target_resolution) or smaller --bounds (resampling.target_bounds)", count_text(*.width), count_text(*.height))]

@@ -63,6 +63,12 @@ fn absurd_resolutions_are_refused() {
         &["target grid", "--resolution", "4398046511104"],
     );
     refused(&convert_args(&src, &out, &["-tr", "1e-7", "1e-7", "--method", "sum"]), &out, &["target grid"]);
+    // The extent of a reprojection is checked the same way.
+    refused(
+        &convert_args(&src, &out, &["--target-crs", "EPSG:3857", "--resolution", "0.001", "--method", "average"]),
+        &out,
+        &["target grid", "--resolution", "2147483647"],
+    );
     for r in ["0", "-0.1", "NaN", "inf"] {
         refused(
             &convert_args(&src, &out, &["--resolution", r, "--method", "sum"]),
