@@ -251,6 +251,8 @@ fn convert_jobs(a: &ConvertArgs) -> Result<(Vec<ConvertJob>, Option<usize>)> {
 
 fn run_convert(a: ConvertArgs, quiet: bool) -> Result<()> {
     let (jobs, threads) = convert_jobs(&a)?;
+    let what = if a.threads.is_some() { "--threads" } else { "resampling.threads" };
+    let threads = config::worker_count(a.threads.or(threads), what, MAX_THREADS)?;
     let shard = a.shard.shard()?;
     if shard.is_some() && a.overwrite {
         bail!("--overwrite with --shard/--shards would let every shard delete the others' tiles: run one convert --overwrite (or delete the output) first, then the shards");
@@ -260,8 +262,6 @@ fn run_convert(a: ConvertArgs, quiet: bool) -> Result<()> {
         Some(k) => Some(cli_shard::my_convert_tiles(&jobs, k)?),
         None => None,
     };
-    let what = if a.threads.is_some() { "--threads" } else { "resampling.threads" };
-    let threads = config::worker_count(a.threads.or(threads), what, MAX_THREADS)?;
     let opts = RunOptions { threads, overwrite: a.overwrite, quiet };
     let mut failed = 0;
     for job in &jobs {
