@@ -6,6 +6,7 @@
 //! centres, and joins on coordinates failed).
 
 use crate::limits::{MAX_GRID_CELLS, MAX_GRID_SIDE, MAX_TILES};
+use crate::centres::{multiple, Axis};
 use serde::{Deserialize, Serialize};
 
 /// How close (in cells) a value must be to a whole number to count as one. Floating-point
@@ -178,13 +179,24 @@ impl Grid {
     /// X of the centre of column `col`.
     #[inline]
     pub fn centre_x(&self, col: usize) -> f64 {
-        self.x0 + (col as f64 + 0.5) * self.dx
+        self.x_axis().centre(col)
     }
 
     /// Y of the centre of row `row`.
     #[inline]
     pub fn centre_y(&self, row: usize) -> f64 {
-        self.y0 + (row as f64 + 0.5) * self.dy
+        self.y_axis().centre(row)
+    }
+
+    /// The column centres ([`crate::centres`]): hot loops take the axis once and call
+    /// [`Axis::centre`] per cell, where [`Grid::centre_x`] works the decimals out each time.
+    pub fn x_axis(&self) -> Axis {
+        Axis::new(self.x0, self.dx)
+    }
+
+    /// The row centres; see [`Grid::x_axis`].
+    pub fn y_axis(&self) -> Axis {
+        Axis::new(self.y0, self.dy)
     }
 
     /// Outer bounds of the grid.
@@ -297,7 +309,7 @@ pub fn aligned_grid(crs_wkt: &str, epsg: Option<u32>, rx: f64, ry: f64, b: Bound
     let r1 = snap(b.maxy / ry).ceil();
     // Checked as floats: `as usize` would saturate a 1e300-cell side into a plausible number.
     let (width, height) = checked_size((c1 - c0).max(1.0), (r1 - r0).max(1.0))?;
-    Ok(Grid { crs_wkt: crs_wkt.to_string(), epsg, x0: c0 * rx, y0: r1 * ry, dx: rx, dy: -ry, width, height })
+    Ok(Grid { crs_wkt: crs_wkt.to_string(), epsg, x0: multiple(c0, rx), y0: multiple(r1, ry), dx: rx, dy: -ry, width, height })
 }
 
 #[cfg(test)]
