@@ -358,3 +358,87 @@ fn mutated_geotiffs_read_as_gdal_reads_them_or_fail_cleanly() {
     let declined = declined_valid.into_inner().unwrap();
     assert!(declined.is_empty(), "valid files not read directly: {declined:?}");
 }
+
+/// The value of `tag` in the first IFD of a classic TIFF: its entry position and its values
+/// (SHORT or LONG, inline or not).
+fn tag_values(b: &[u8], tag: u16) -> (usize, Vec<u64>) {
+    let (_, list) = entries(b);
+    let e = list.iter().find(|e| e.tag == tag).unwrap();
+    let size = type_size(e.typ);
+    let n = e.count as usize;
+    let at = if n * size <= 4 { e.pos + 8 } else { u32::from_le_bytes(b[e.pos + 8..e.pos + 12].try_into().unwrap()) as usize };
+    let v = (0..n)
+        .map(|k| {
+            let mut x = [0u8; 8];
+            x[..size].copy_from_slice(&b[at + k * size..at + (k + 1) * size]);
+            u64::from_le_bytes(x)
+        })
+        .collect();
+    (e.pos, v)
+}
+
+/// Converts `file` into `out` with 128-cell windows; returns stderr of the failed run.
+fn convert_fails(file: &Path, out: &Path, direct: bool) -> String {
+    let mut cmd = bin();
+    cmd.args(["convert", file.to_str().unwrap(), "--name", "g", "--out", out.to_str().unwrap()])
+        .args(["--format", "parquet", "--no-align", "--window", "128", "-q", "--threads", "2"])
+        .env("RASTERSTAGE_DIRECT_TIFF", if direct { "1" } else { "0" });
+    let o = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{}: {stderr}", file.display());
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("error: ") && last.contains(file.to_str().unwrap()), "{stderr}");
+    last.to_string()
+}
+
+/// The ids of the tiles with a commit record.
+fn committed(out: &Path) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(out.join("g").join("_tiles"))
+        .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().trim_end_matches(".json").to_string()).collect())
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn gdal_read_errors_fail_the_tile_and_leave_the_dataset_resumable() {
+    let dir = tmp();
+    let spec = crate::common::RasterSpec { block: 64, ..crate::common::RasterSpec::geographic(256, 192, 0.01) };
+    let good = dir.path().join("good.tif");
+    crate::common::write_tif(&good, &spec, (0..256 * 192).map(|i| (i % 251) as u8).collect());
+    let bytes = std::fs::read(&good).unwrap();
+
+    // TileOffsets as SLONG: GDAL's libtiff reports an error on every block and used to return
+    // nodata for them, exit 0. The direct reader leaves the file to GDAL, so both ways fail.
+    let (pos, _) = tag_values(&bytes, 324);
+    let mut slong = bytes.clone();
+    slong[pos + 2..pos + 4].copy_from_slice(&9u16.to_le_bytes());
+    let p = dir.path().join("slong.tif");
+    std::fs::write(&p, &slong).unwrap();
+    for direct in [true, false] {
+        let out = dir.path().join(format!("slong_{direct}"));
+        let e = convert_fails(&p, &out, direct);
+        assert!(e.contains("Invalid type for [Strip|Tile][Offset/ByteCount] tag"), "{e}");
+        assert_eq!(crate::common::manifest(&out, "g")["status"], "converting");
+        assert!(committed(&out).is_empty(), "{:?}", committed(&out));
+    }
+
+    // A corrupt deflate stream in the first tile: that window fails, the others commit, and
+    // the dataset stays incomplete (a rerun retries it), through GDAL and directly.
+    let (_, offsets) = tag_values(&bytes, 324);
+    let (_, counts) = tag_values(&bytes, 325);
+    let mut corrupt = bytes.clone();
+    for b in &mut corrupt[offsets[0] as usize + 2..(offsets[0] + counts[0]) as usize - 4] {
+        *b ^= 0x5a;
+    }
+    let p = dir.path().join("corrupt.tif");
+    std::fs::write(&p, &corrupt).unwrap();
+    for direct in [true, false] {
+        let out = dir.path().join(format!("corrupt_{direct}"));
+        let e = convert_fails(&p, &out, direct);
+        let why = if direct { "block 0 is corrupt" } else { "TIFFReadEncodedTile" };
+        assert!(e.contains(why), "{e}");
+        assert_eq!(crate::common::manifest(&out, "g")["status"], "converting");
+        assert_eq!(committed(&out), ["r0_c128", "r128_c0", "r128_c128"]);
+    }
+}
