@@ -961,6 +961,78 @@ mod tests {
         assert!(e.starts_with("block 0 is corrupt"), "{e}");
     }
 
+    /// Position of `tag`'s entry in the first IFD of the classic TIFF `b`.
+    fn entry_at(b: &[u8], tag: u16) -> usize {
+        let ifd = u32::from_le_bytes(b[4..8].try_into().unwrap()) as usize;
+        let n = usize::from(u16::from_le_bytes([b[ifd], b[ifd + 1]]));
+        (0..n).map(|k| ifd + 2 + 12 * k).find(|&e| u16::from_le_bytes([b[e], b[e + 1]]) == tag).unwrap()
+    }
+
+    /// `b` with `tag`'s entry set to `typ`, `count` and the 4-byte value field `value`.
+    fn patched(b: &[u8], tag: u16, typ: u16, count: u32, value: [u8; 4]) -> Vec<u8> {
+        let mut b = b.to_vec();
+        let e = entry_at(&b, tag);
+        b[e + 2..e + 4].copy_from_slice(&typ.to_le_bytes());
+        b[e + 4..e + 8].copy_from_slice(&count.to_le_bytes());
+        b[e + 8..e + 12].copy_from_slice(&value);
+        b
+    }
+
+    #[test]
+    fn tags_are_read_as_libtiff_reads_them_or_left_to_gdal() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = |i: usize| (i as f32).sin() * 1e3;
+        let opts = ["COMPRESS=DEFLATE", "PREDICTOR=3", "TILED=YES", "BIGTIFF=NO", "INTERLEAVE=BAND"];
+        let orig = std::fs::read(write(dir.path(), "f32.tif", &opts, f)).unwrap();
+        let p = dir.path().join("patched.tif");
+        // Predictor 3 in every integer type libtiff converts: read as 3, values as GDAL's
+        // (the reader used to take BYTE and SSHORT as "no predictor").
+        for typ in [1u16, 3, 4, 6, 8, 9] {
+            std::fs::write(&p, patched(&orig, 317, typ, 1, [3, 0, 0, 0])).unwrap();
+            same_as_gdal::<f32>(&p, DataType::Float32);
+        }
+        let open = |b: Vec<u8>| {
+            std::fs::write(&p, b).unwrap();
+            DirectReader::open(&p, 1, 150, 97, DataType::Float32).unwrap().err().expect("left to GDAL")
+        };
+        // What libtiff ignores, refuses or converts otherwise is left to GDAL.
+        assert_eq!(open(patched(&orig, 317, 9, 1, (-3i32).to_le_bytes())), "tag 317 has value < 0 out of range");
+        assert_eq!(open(patched(&orig, 317, 5, 1, [0; 4])), "tag 317 has type 5");
+        assert_eq!(open(patched(&orig, 317, 13, 1, [3, 0, 0, 0])), "tag 317 has type 13");
+        assert_eq!(open(patched(&orig, 317, 16, 1, [3, 0, 0, 0])), "tag 317 has type 16 in a classic TIFF");
+        assert_eq!(open(patched(&orig, 317, 3, 2, [3, 0, 3, 0])), "tag 317 has 2 values");
+        assert_eq!(open(patched(&orig, 317, 4, 1, 65_539u32.to_le_bytes())), "tag 317 has value 65539 out of range");
+        // Counts and offsets: never an allocation from them, never a read past the file.
+        let e = entry_at(&orig, 324);
+        let offsets_at = u32::from_le_bytes(orig[e + 8..e + 12].try_into().unwrap());
+        assert_eq!(open(patched(&orig, 324, 4, u32::MAX, offsets_at.to_le_bytes())), "tag 324 has 4294967295 values");
+        assert_eq!(open(patched(&orig, 324, 9, 6, offsets_at.to_le_bytes())), "tag 324 has type 9");
+        assert_eq!(
+            open(patched(&orig, 324, 4, 2, u32::MAX.to_le_bytes())),
+            "tag 324 has values beyond the end of the file"
+        );
+        assert_eq!(open(patched(&orig, 324, 4, 3, offsets_at.to_le_bytes())), "tag 324 has 3 values");
+        let e = entry_at(&orig, 325);
+        let counts_at = u32::from_le_bytes(orig[e + 8..e + 12].try_into().unwrap()) as usize;
+        let mut b = orig.clone();
+        b[counts_at..counts_at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(open(b), "block 0 runs past the end of the file");
+        // Geometry: tiles that are not multiples of 16, strips and tiles mixed, a huge IFD.
+        assert_eq!(open(patched(&orig, 322, 3, 1, [40, 0, 0, 0])), "tiles of 40x256");
+        assert!(open(patched(&orig, 322, 3, 1, [0, 0, 0, 0])).starts_with("tiles of 0x"));
+        assert_eq!(
+            open(patched(&orig, 323, 4, 1, [0, 0, 0, 128])),
+            "blocks of 256x2147483648 cells are too large to decode whole"
+        );
+        let mut b = orig.clone();
+        let ifd = u32::from_le_bytes(b[4..8].try_into().unwrap()) as usize;
+        b[ifd..ifd + 2].copy_from_slice(&u16::MAX.to_le_bytes());
+        assert_eq!(open(b), "implausible IFD of 65535 entries");
+        let mut b = orig.clone();
+        b[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(open(b), "first IFD at 4294967295 is outside the file");
+    }
+
     #[test]
     fn float_predictor_decodes_planes() {
         // Two f32 values 1.5 and -2.0: big-endian bytes 3f c0 00 00 and c0 00 00 00, stored as

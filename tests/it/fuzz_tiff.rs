@@ -366,7 +366,11 @@ fn tag_values(b: &[u8], tag: u16) -> (usize, Vec<u64>) {
     let e = list.iter().find(|e| e.tag == tag).unwrap();
     let size = type_size(e.typ);
     let n = e.count as usize;
-    let at = if n * size <= 4 { e.pos + 8 } else { u32::from_le_bytes(b[e.pos + 8..e.pos + 12].try_into().unwrap()) as usize };
+    let at = if n * size <= 4 {
+        e.pos + 8
+    } else {
+        u32::from_le_bytes(b[e.pos + 8..e.pos + 12].try_into().unwrap()) as usize
+    };
     let v = (0..n)
         .map(|k| {
             let mut x = [0u8; 8];
