@@ -4,8 +4,8 @@
 //! predictor one byte at a time, and copies every block through its block cache. For the
 //! common layout of big rasters (one band, little-endian, tiled or stripped, deflate, zstd or
 //! no compression, predictor 1, 2 or 3) this module reads the compressed blocks itself,
-//! decodes them with the very libdeflate and libzstd that GDAL's libtiff calls, undoes the
-//! predictor in tight loops and
+//! inflates them with libdeflate (zstd: with the very libzstd GDAL's libtiff calls), undoes
+//! the predictor in tight loops and
 //! copies the cells straight into the caller's buffer. The decoding is lossless, so the
 //! values are bit-identical to GDAL's (the tests compare every layout with GDAL's read).
 //!
@@ -255,18 +255,22 @@ impl DirectReader {
     }
 }
 
-/// The decoders libtiff itself uses in this process (the system's libdeflate and libzstd,
-/// loaded with GDAL), called as libtiff calls them.
+/// The block decoders, each giving libtiff's bytes for every block libtiff decodes.
 ///
-/// Not a bundled copy: two versions of a decoder may decode the same corrupt block to
-/// different bytes, both without an error (measured: a zstd tile with one flipped byte decodes
-/// to 2 different bytes under zstd 1.5.7 and Debian's 1.5.4). Only the same library keeps
-/// "the direct reader's values are GDAL's" true for damaged files too.
+/// Deflate: libdeflate (fast), asked for exactly the block's size. Inflating is fully
+/// specified, so for every stream that both it and libtiff's zlib accept the bytes are the
+/// same; where they disagree (a corrupt checksum or trailing data after the block, which zlib
+/// never looks at) this side fails, cleanly.
+///
+/// Zstd: not a bundled copy but the system's libzstd that GDAL's libtiff calls, called the way
+/// libtiff calls it. Two versions of zstd can decode the same corrupt frame to different bytes,
+/// both without an error (measured: a tile with one flipped byte decodes to 2 different bytes
+/// under zstd 1.5.7 and Debian's 1.5.4).
 struct Codecs {
     lib: &'static SysLibs,
-    /// A libdeflate decompressor or a zstd stream, whichever the file needs.
+    inflater: libdeflater::Decompressor,
+    /// The zstd stream (null unless the file is zstd-compressed).
     state: *mut std::ffi::c_void,
-    compression: Compression,
 }
 
 // SAFETY: the state pointer is owned by this value and used by one thread at a time (&mut).
@@ -290,23 +294,14 @@ struct ZstdOut {
 
 /// Entry points resolved from the libraries already loaded in the process.
 struct SysLibs {
-    deflate: Option<DeflateFns>,
     zstd: Option<ZstdFns>,
 }
 
 type NewFn = unsafe extern "C" fn() -> Ptr;
-type FreeFn = unsafe extern "C" fn(Ptr);
-type InflateFn = unsafe extern "C" fn(Ptr, *const std::ffi::c_void, usize, Ptr, usize, *mut usize) -> std::ffi::c_int;
 type SizeFn = unsafe extern "C" fn(Ptr) -> usize;
 type StreamFn = unsafe extern "C" fn(Ptr, *mut ZstdOut, *mut ZstdIn) -> usize;
 type IsErrorFn = unsafe extern "C" fn(usize) -> std::ffi::c_uint;
 type ErrorNameFn = unsafe extern "C" fn(usize) -> *const std::ffi::c_char;
-
-struct DeflateFns {
-    alloc: NewFn,
-    free: FreeFn,
-    zlib: InflateFn,
-}
 
 struct ZstdFns {
     create: NewFn,
@@ -336,17 +331,9 @@ fn sys_libs() -> &'static SysLibs {
     static LIBS: std::sync::OnceLock<SysLibs> = std::sync::OnceLock::new();
     LIBS.get_or_init(|| {
         // SAFETY: each symbol is transmuted to the signature of its C declaration in
-        // libdeflate.h / zstd.h.
+        // zstd.h.
         unsafe {
             let f = |lib, name| sym(lib, name);
-            let deflate = (|| {
-                let d = "libdeflate.so.0";
-                Some(DeflateFns {
-                    alloc: std::mem::transmute::<Ptr, NewFn>(f(d, "libdeflate_alloc_decompressor")?),
-                    free: std::mem::transmute::<Ptr, FreeFn>(f(d, "libdeflate_free_decompressor")?),
-                    zlib: std::mem::transmute::<Ptr, InflateFn>(f(d, "libdeflate_zlib_decompress")?),
-                })
-            })();
             let zstd = (|| {
                 let z = "libzstd.so.1";
                 Some(ZstdFns {
@@ -358,7 +345,7 @@ fn sys_libs() -> &'static SysLibs {
                     error_name: std::mem::transmute::<Ptr, ErrorNameFn>(f(z, "ZSTD_getErrorName")?),
                 })
             })();
-            SysLibs { deflate, zstd }
+            SysLibs { zstd }
         }
     })
 }
@@ -367,43 +354,20 @@ impl Codecs {
     /// The decoder for `compression`, or why there is none (the file then goes to GDAL).
     fn new(compression: Compression) -> Result<Codecs, String> {
         let lib = sys_libs();
-        // SAFETY: the constructors take no arguments and return an owned state or null.
-        let state = unsafe {
-            match compression {
-                Compression::None => std::ptr::null_mut(),
-                Compression::Deflate => (lib.deflate.as_ref().ok_or("libtiff's libdeflate is not loaded")?.alloc)(),
-                Compression::Zstd => (lib.zstd.as_ref().ok_or("libtiff's libzstd is not loaded")?.create)(),
+        let mut state = std::ptr::null_mut();
+        if compression == Compression::Zstd {
+            // SAFETY: the constructor takes no arguments and returns an owned stream or null.
+            state = unsafe { (lib.zstd.as_ref().ok_or("libtiff's libzstd is not loaded")?.create)() };
+            if state.is_null() {
+                return Err("cannot allocate a zstd stream".into());
             }
-        };
-        if state.is_null() && compression != Compression::None {
-            return Err("cannot allocate a decompressor".into());
         }
-        Ok(Codecs { lib, state, compression })
+        Ok(Codecs { lib, inflater: libdeflater::Decompressor::new(), state })
     }
 
-    /// libtiff's ZIPDecode of a whole block with libdeflate: the output must be exactly
-    /// `out.len()` bytes (more is "insufficient space", which libtiff lets pass with an
-    /// unspecified tail, so it fails here).
+    /// Inflates a zlib stream into exactly `out`: fewer or more bytes fail.
     fn inflate(&mut self, input: &[u8], out: &mut [u8]) -> Result<usize, String> {
-        let d = self.lib.deflate.as_ref().expect("checked in new");
-        // SAFETY: valid input and output slices; a NULL actual size as libtiff passes.
-        let r = unsafe {
-            (d.zlib)(
-                self.state,
-                input.as_ptr().cast(),
-                input.len(),
-                out.as_mut_ptr().cast(),
-                out.len(),
-                std::ptr::null_mut(),
-            )
-        };
-        match r {
-            0 => Ok(out.len()),
-            1 => Err("bad data".into()),
-            2 => Err("fewer bytes than the block holds".into()),
-            3 => Err("more bytes than the block holds".into()),
-            r => Err(format!("libdeflate error {r}")),
-        }
+        self.inflater.zlib_decompress(input, out).map_err(|e| e.to_string())
     }
 
     /// libtiff's ZSTDDecode loop, call for call; returns the bytes decoded.
@@ -433,15 +397,9 @@ impl Codecs {
 
 impl Drop for Codecs {
     fn drop(&mut self) {
-        // SAFETY: the state came from the matching constructor and is freed once.
-        unsafe {
-            match self.compression {
-                Compression::None => {}
-                Compression::Deflate => (self.lib.deflate.as_ref().expect("checked").free)(self.state),
-                Compression::Zstd => {
-                    (self.lib.zstd.as_ref().expect("checked").free)(self.state);
-                }
-            }
+        if let (false, Some(z)) = (self.state.is_null(), self.lib.zstd.as_ref()) {
+            // SAFETY: the stream came from ZSTD_createDStream and is freed once.
+            unsafe { (z.free)(self.state) };
         }
     }
 }
