@@ -4,6 +4,7 @@
 pub mod commit;
 pub mod finalize;
 pub mod footer;
+pub mod geoparquet;
 pub mod manifest;
 pub mod merged;
 pub mod parquet;
@@ -76,6 +77,8 @@ pub struct Layout {
     pub window: usize,
     /// Zarr version (2 or 3).
     pub zarr_version: u8,
+    /// How Parquet tiles are written (GeoParquet, compatible encodings).
+    pub parquet: parquet::ParquetOptions,
     /// JSON describing the grid, stored in every Parquet tile's key-value metadata.
     pub grid_json: String,
 }
