@@ -168,7 +168,8 @@ impl ParquetWriter {
                 }
             }
             let json = geoparquet::metadata(enc, projjson.as_deref(), &extent)?;
-            schema = schema.with_metadata(std::collections::HashMap::from([(geoparquet::GEO_KEY.to_string(), json.clone())]));
+            schema = schema
+                .with_metadata(std::collections::HashMap::from([(geoparquet::GEO_KEY.to_string(), json.clone())]));
             geo = Some(json);
         }
         let schema: SchemaRef = Arc::new(schema);

@@ -6,6 +6,7 @@
 mod common;
 mod convert_cli;
 mod convert_exact;
+mod convert_geoparquet;
 mod convert_readers;
 mod convert_resume;
 mod load;
