@@ -1,6 +1,7 @@
 //! Tile writers: Parquet tiles or a Zarr group, behind one trait (merged.rs: the writers of
 //! merged datasets), plus the manifest that records which tiles are committed.
 
+pub mod cf;
 pub mod commit;
 pub mod finalize;
 pub mod footer;

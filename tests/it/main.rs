@@ -15,3 +15,4 @@ mod merge;
 mod s3;
 mod shard;
 mod tamper;
+mod zarr_cf;
