@@ -562,6 +562,21 @@ mod tests {
     const CFG: &str = "datasets:\n  - name: plants\n    path: p.tif\n    data_type: richness_data\n  - name: lc\n    path: l.tif\n    data_type: categorical_data\n    enabled: false\nresampling:\n  target_resolution: 0.05\n";
 
     #[test]
+    fn output_geoparquet_and_parquet_compat() {
+        let yml = format!("{CFG}output:\n  geoparquet: true\n  parquet_compat: true\n");
+        let cfg = Config::parse("c.yml", &yml).unwrap();
+        let jobs = jobs_from_config("c.yml", &cfg, &Overrides::default()).unwrap();
+        assert_eq!(jobs[0].parquet, ParquetOptions { geoparquet: Some(GeoEncoding::Wkb), compat: true });
+        let o = Overrides { geoparquet_encoding: Some("point".into()), ..Overrides::default() };
+        assert_eq!(jobs_from_config("c.yml", &cfg, &o).unwrap()[0].parquet.geoparquet, Some(GeoEncoding::Point));
+        // Defaults unchanged: plain tiles.
+        let plain = jobs_from_config("c.yml", &Config::parse("c.yml", CFG).unwrap(), &Overrides::default()).unwrap();
+        assert_eq!(plain[0].parquet, ParquetOptions::default());
+        let zarr = Overrides { format: Some("zarr".into()), ..Overrides::default() };
+        assert!(jobs_from_config("c.yml", &cfg, &zarr).is_err());
+    }
+
+    #[test]
     fn strategies_and_overrides() {
         let cfg = Config::parse("c.yml", CFG).unwrap();
         let jobs = jobs_from_config("c.yml", &cfg, &Overrides::default()).unwrap();

@@ -51,6 +51,9 @@ fn geopandas_matches_duckdb(out: &Path, name: &str, bbox: [f64; 4], epsg: u32, e
     py(&code).parse().unwrap()
 }
 
+/// Dataset name, extra flags, EPSG, geometry encoding, bbox.
+type Case<'a> = (&'a str, &'a [&'a str], u32, &'a str, [f64; 4]);
+
 #[test]
 fn geopandas_reads_geoparquet_tiles_with_a_bbox_filter() {
     let dir = tmp();
@@ -59,7 +62,7 @@ fn geopandas_reads_geoparquet_tiles_with_a_bbox_filter() {
     let out = dir.path().join("staging");
     let base = ["--out", s(&out), "--window", "64"];
     // Both geometry encodings, on the source grid and reprojected to EPSG:3035 (LAEA Europe).
-    let cases: [(&str, &[&str], u32, &str, [f64; 4]); 3] = [
+    let cases: [Case; 3] = [
         ("geo_wkb", &["--geoparquet"], 4326, "WKB", [-15.33, 47.21, -8.07, 51.96]),
         (
             "geo_point",
