@@ -114,7 +114,7 @@ fn target(st: &StagingArgs) -> Result<Target> {
 /// Any dataset failing (after the others ran).
 pub fn run_load(a: LoadArgs, quiet: bool) -> Result<()> {
     let t = target(&a.staging)?;
-    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let jobs = rasterstage::config::worker_count(a.jobs, "--jobs", rasterstage::limits::MAX_JOBS)?;
     let opts = LoadOptions {
         root: t.root,
         datasets: t.datasets,
@@ -148,7 +148,7 @@ pub fn run_load(a: LoadArgs, quiet: bool) -> Result<()> {
                 s.total_rows,
                 s.seconds,
                 human(s.rows as f64 / s.seconds.max(1e-3)),
-                if s.indexed { ", primary key built" } else { "" },
+                key_note(&s),
                 peak_rss_bytes() / (1 << 20),
                 s.table
             ),
@@ -164,6 +164,15 @@ pub fn run_load(a: LoadArgs, quiet: bool) -> Result<()> {
         bail!("{failed} of {total} datasets failed");
     }
     Ok(())
+}
+
+/// What the summary line says about the primary key.
+pub fn key_note(s: &load::LoadSummary) -> &'static str {
+    match (s.indexed, s.key_by_other) {
+        (true, _) => ", primary key built",
+        (false, true) => ", primary key already built by another run",
+        _ => "",
+    }
 }
 
 /// Runs `verify`; lists every differing tile.

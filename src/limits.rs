@@ -22,6 +22,19 @@ pub const MAX_MANIFEST_BYTES: u64 = 1 << 30;
 pub const MAX_THREADS: usize = 256;
 /// Most parallel PostgreSQL connections of one `load` (`--jobs`).
 pub const MAX_JOBS: usize = 256;
+/// Most retries of one object-store request (`storage.max_retries`,
+/// `RASTERSTAGE_S3_MAX_RETRIES`); the retry timeout bounds the time anyway.
+pub const MAX_RETRIES: usize = 100;
+/// Most object-store requests in flight (`storage.max_concurrent_requests`,
+/// `RASTERSTAGE_S3_MAX_CONCURRENT_REQUESTS`): each is a socket.
+pub const MAX_CONCURRENT_REQUESTS: usize = 1024;
+/// Largest relative "same resolution" tolerance (`--resolution-tolerance`,
+/// `resampling.resolution_tolerance`): a larger one would take a requested resolution for
+/// the source's and copy the source grid instead.
+pub const MAX_RESOLUTION_TOLERANCE: f64 = 1e-3;
+/// Most shards of a sharded run (`--shard K/N`, `--shards N`): the assignment holds a
+/// counter per shard.
+pub const MAX_SHARDS: usize = 65_536;
 /// Longest accepted timeout or retry duration, in seconds (one day).
 pub const MAX_DURATION_SECS: f64 = 86_400.0;
 

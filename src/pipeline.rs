@@ -12,7 +12,7 @@ use crate::plan::{plan, GridRequest, Plan, PlanError};
 use crate::progress::Progress;
 use crate::resample::Method;
 use crate::source::{Source, SourceError};
-use crate::stage::commit::write_and_commit;
+use crate::stage::commit::{test_panic, write_and_commit, TileFailure};
 use crate::stage::manifest::{self, Format, Manifest, Status, FORMAT_VERSION};
 use crate::stage::parquet::ParquetOptions;
 use crate::stage::{writer, Layout, StageError, TileRecord};
@@ -61,7 +61,7 @@ pub enum ConvertError {
         /// Tiles attempted.
         total: usize,
         /// The first failure.
-        first: String,
+        first: Box<TileFailure>,
     },
 }
 
@@ -293,16 +293,7 @@ pub fn convert_tiles(
         tiles: Vec::new(),
         columns: None,
     };
-    // A damaged or edited dataset.json is what --overwrite replaces: its error says so.
-    let existing = match Manifest::read(&ds) {
-        Err(e) if opts.overwrite && e.is_bad_manifest() => {
-            tracing::warn!("--overwrite: replacing {}: {e}", ds.url());
-            ds.delete_prefix("")?;
-            None
-        }
-        r => r?,
-    };
-    match existing {
+    match Manifest::read_for_rerun(&ds, opts.overwrite)? {
         Some(old) if old.settings_hash != m.settings_hash && !opts.overwrite => {
             return Err(ConvertError::Changed { url: ds.url().to_string(), what: differences(&old, &m) });
         }
@@ -323,12 +314,13 @@ pub fn convert_tiles(
         Some(_) if opts.overwrite => ds.delete_prefix("")?,
         _ => {}
     }
-    // Writing the manifest first also proves the output is writable before any work. A
-    // shard only creates it: another shard may have completed it since it was read above.
-    if only.is_some() {
-        m.create(&ds)?;
-    } else {
+    // Only created, unless replacing: a shard, or another run of the same command, may have
+    // completed the dataset since it was read above, and rewriting it as converting would
+    // undo that. A manifest that is there already has these settings (checked above).
+    if opts.overwrite {
         m.write(&ds)?;
+    } else {
+        m.create(&ds)?;
     }
     let layout = Layout {
         name: name.to_string(),
@@ -375,7 +367,8 @@ pub fn convert_tiles(
     }
 
     let progress = Progress::new(name, windows.len() as u64, done_ids.len() as u64, opts.quiet);
-    let threads = opts.threads.max(1);
+    // No more workers than tiles: each opens its own GDAL dataset.
+    let threads = opts.threads.clamp(1, pending.len().max(1));
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
     // One GDAL dataset per worker thread (Datasets are Send but not Sync); rayon's map_init
     // would open one per job split instead.
@@ -385,23 +378,32 @@ pub fn convert_tiles(
     let (new, failures) = pool.install(|| {
         write_and_commit(name, &ds, &pending, &progress, |win| {
             let slot = &sources[rayon::current_thread_index().unwrap_or(0) % threads];
-            let mut slot = slot.lock().expect("source slot");
-            if slot.is_none() {
-                *slot = Some(Source::open(&job.source, job.band, job.nodata).map_err(|e| e.to_string())?);
-            }
-            let src = slot.as_ref().expect("opened above");
-            let tile = compute_tile(src, &plan, win).map_err(|e| e.to_string())?;
+            let mut slot = slot.lock().unwrap_or_else(|poisoned| {
+                // A tile panicked while reading: its GDAL dataset may be mid-read, so it is
+                // dropped and this tile opens a fresh one.
+                let mut guard = poisoned.into_inner();
+                *guard = None;
+                slot.clear_poison();
+                guard
+            });
+            let src = match slot.as_mut() {
+                Some(src) => src,
+                None => slot.insert(Source::open(&job.source, job.band, job.nodata)?),
+            };
+            test_panic(&win.tile_id());
+            let tile = compute_tile(src, &plan, win)?;
             drop(slot);
-            w.write(&tile).map_err(|e| e.to_string())
+            Ok(w.write(&tile)?)
         })
     });
     done.extend(new);
-    if let Some(first) = failures.first() {
+    let failed = failures.len();
+    if let Some(first) = failures.into_iter().next() {
         return Err(ConvertError::TilesFailed {
             dataset: name.to_string(),
-            failed: failures.len(),
+            failed,
             total: attempted,
-            first: first.clone(),
+            first: Box::new(first),
         });
     }
     if only.is_some() {

@@ -159,39 +159,68 @@ impl StorageOptions {
     /// wins over the config file, so one run can be tuned without editing it).
     ///
     /// # Errors
-    /// [`StoreError::BadOption`] naming a variable that is not a valid number.
+    /// [`StoreError::BadOption`] naming a variable that is not a number in its range.
     pub fn with_env(mut self) -> Result<StorageOptions, StoreError> {
+        use crate::limits::{duration_secs, MAX_CONCURRENT_REQUESTS, MAX_DURATION_SECS, MAX_RETRIES};
         for name in STORAGE_ENV {
             let Ok(v) = std::env::var(name) else { continue };
-            let n: f64 = v.trim().parse().map_err(|_| StoreError::BadOption {
-                name: name.to_string(),
-                reason: format!("{v:?} is not a number"),
-            })?;
-            if !(n.is_finite() && n >= 0.0) {
-                return Err(StoreError::BadOption { name: name.to_string(), reason: format!("{v:?} must be >= 0") });
-            }
+            let bad = |reason: String| StoreError::BadOption { name: name.to_string(), reason };
+            let n: f64 = v.trim().parse().map_err(|_| bad(format!("{v:?} is not a number")))?;
+            // A count is a whole number in its range: `as usize` would quietly turn 2.5 into 2
+            // and 1e300 into usize::MAX.
+            let count = |max: usize| {
+                if n.fract() == 0.0 && (0.0..=max as f64).contains(&n) {
+                    Ok(n as usize)
+                } else {
+                    Err(bad(format!("{v:?} must be a whole number from 0 to {max}")))
+                }
+            };
+            let secs = || {
+                duration_secs(n)
+                    .ok_or_else(|| bad(format!("{v:?} must be a number of seconds from 0 to {MAX_DURATION_SECS}")))
+            };
             match name {
-                "RASTERSTAGE_S3_MAX_RETRIES" => self.max_retries = n as usize,
-                "RASTERSTAGE_S3_RETRY_TIMEOUT_SECS" => self.retry_timeout = Duration::from_secs_f64(n),
-                "RASTERSTAGE_S3_REQUEST_TIMEOUT_SECS" => self.request_timeout = Duration::from_secs_f64(n),
-                _ => self.max_concurrent_requests = n as usize,
+                "RASTERSTAGE_S3_MAX_RETRIES" => self.max_retries = count(MAX_RETRIES)?,
+                "RASTERSTAGE_S3_RETRY_TIMEOUT_SECS" => self.retry_timeout = secs()?,
+                "RASTERSTAGE_S3_REQUEST_TIMEOUT_SECS" => self.request_timeout = secs()?,
+                _ => self.max_concurrent_requests = count(MAX_CONCURRENT_REQUESTS)?,
             }
         }
         self.validate()?;
         Ok(self)
     }
 
-    /// Checks the values that would make every request fail.
+    /// Checks the values that would make every request fail, or that exceed the limits.
     ///
     /// # Errors
     /// [`StoreError::BadOption`] naming the setting.
     pub fn validate(&self) -> Result<(), StoreError> {
-        let bad = |name: &str, reason: &str| Err(StoreError::BadOption { name: name.into(), reason: reason.into() });
-        if self.max_concurrent_requests == 0 {
-            return bad("storage.max_concurrent_requests", "must be at least 1");
+        use crate::limits::{MAX_CONCURRENT_REQUESTS, MAX_DURATION_SECS, MAX_RETRIES};
+        let bad = |name: &str, reason: String| Err(StoreError::BadOption { name: name.into(), reason });
+        if !(1..=MAX_CONCURRENT_REQUESTS).contains(&self.max_concurrent_requests) {
+            return bad(
+                "storage.max_concurrent_requests",
+                format!(
+                    "must be at least 1 and at most {MAX_CONCURRENT_REQUESTS}, got {}",
+                    self.max_concurrent_requests
+                ),
+            );
+        }
+        if self.max_retries > MAX_RETRIES {
+            return bad("storage.max_retries", format!("must be at most {MAX_RETRIES}, got {}", self.max_retries));
         }
         if self.request_timeout.is_zero() {
-            return bad("storage.request_timeout_secs", "must be more than 0");
+            return bad("storage.request_timeout_secs", "must be more than 0".into());
+        }
+        let max = std::time::Duration::from_secs_f64(MAX_DURATION_SECS);
+        for (name, d) in [
+            ("storage.request_timeout_secs", self.request_timeout),
+            ("storage.retry_timeout_secs", self.retry_timeout),
+            ("connect timeout", self.connect_timeout),
+        ] {
+            if d > max {
+                return bad(name, format!("must be at most {MAX_DURATION_SECS} seconds, got {}", d.as_secs_f64()));
+            }
         }
         Ok(())
     }
@@ -530,6 +559,92 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Deletes the temporary files that local puts of a killed process left under this
+    /// folder, and returns how many. object_store writes a local object to `<key>#<n>` and
+    /// renames it when complete; a `kill -9` in between leaves that file, which no listing
+    /// shows and nothing else removes. A file some process still holds open (a run writing
+    /// this dataset at the same time) is left alone; so is everything when the open files
+    /// cannot be known (no `/proc`). Remote stores have no such files: 0.
+    ///
+    /// # Errors
+    /// [`StoreError::Op`] naming the file that cannot be read or deleted.
+    pub fn remove_stale_uploads(&self) -> Result<usize, StoreError> {
+        if self.is_remote() {
+            return Ok(0);
+        }
+        let io = |op: &'static str, p: &std::path::Path| {
+            let url = p.to_string_lossy().to_string();
+            move |e: std::io::Error| StoreError::Op { op, url, detail: e.to_string() }
+        };
+        let mut found = Vec::new();
+        let mut dirs = vec![std::path::PathBuf::from(&self.url)];
+        while let Some(dir) = dirs.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(it) => it,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io("list", &dir)(e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(io("list", &dir))?;
+                let kind = entry.file_type().map_err(io("list", &entry.path()))?;
+                if kind.is_dir() {
+                    dirs.push(entry.path());
+                } else if is_staged_upload(&entry.file_name().to_string_lossy()) {
+                    found.push(entry.path());
+                }
+            }
+        }
+        if found.is_empty() {
+            return Ok(0);
+        }
+        let Some(open) = open_files() else {
+            tracing::debug!("{}: {} temporary file(s) left, not removed: open files unknown", self.url, found.len());
+            return Ok(0);
+        };
+        let mut removed = 0;
+        for p in found {
+            let canonical = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
+            if open.contains(&canonical) {
+                continue;
+            }
+            match std::fs::remove_file(&p) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io("delete", &p)(e)),
+            }
+        }
+        if removed > 0 {
+            tracing::info!("{}: removed {removed} temporary file(s) left by an interrupted run", self.url);
+        }
+        Ok(removed)
+    }
+}
+
+/// Whether a local file name is object_store's temporary name of an object being written:
+/// `<name>#<digits>`, split at the first `#` (its `is_valid_file_path`, negated).
+fn is_staged_upload(file_name: &str) -> bool {
+    file_name.split_once('#').is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Every file some process on this machine holds open (Linux `/proc/<pid>/fd`); `None` when
+/// that cannot be read.
+fn open_files() -> Option<std::collections::HashSet<std::path::PathBuf>> {
+    std::fs::read_dir("/proc/self/fd").ok()?;
+    let mut open = std::collections::HashSet::new();
+    for proc_entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = proc_entry.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        // Processes of other users are unreadable: they cannot write this user's files
+        // through object_store anyway, or the folder is shared and then beyond this check.
+        let Ok(fds) = std::fs::read_dir(proc_entry.path().join("fd")) else { continue };
+        open.extend(fds.flatten().filter_map(|fd| std::fs::read_link(fd.path()).ok()));
+    }
+    Some(open)
+}
+
 /// Objects above this size are uploaded in parts (S3's minimum part size is 5 MiB).
 pub const MULTIPART_THRESHOLD: usize = 8 * 1024 * 1024;
 
@@ -653,6 +768,30 @@ mod tests {
         assert!(zero.validate().unwrap_err().to_string().contains("max_concurrent_requests"));
         assert_eq!(o.retry().max_retries, 3);
         assert!(o.retry().backoff.max_backoff <= o.retry_timeout);
+    }
+
+    #[test]
+    fn stale_uploads_removed_open_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap()).unwrap();
+        store.put("ds/tiles/r0_c0.parquet", Bytes::from_static(b"abc")).unwrap();
+        let tiles = dir.path().join("ds/tiles");
+        std::fs::write(tiles.join("r0_c0.parquet#1"), b"partial").unwrap();
+        std::fs::write(tiles.join("r0_c32.parquet#12"), b"partial").unwrap();
+        std::fs::write(dir.path().join("ds/dataset.json#2"), b"{").unwrap();
+        // Not temporary names: a suffix that is not all digits, or empty.
+        std::fs::write(tiles.join("a#b"), b"x").unwrap();
+        std::fs::write(tiles.join("c#"), b"x").unwrap();
+        // Being written by someone: kept.
+        let busy = tiles.join("r32_c0.parquet#1");
+        let _held = std::fs::File::create(&busy).unwrap();
+        assert_eq!(store.child("ds").remove_stale_uploads().unwrap(), 3);
+        let mut left: Vec<String> =
+            std::fs::read_dir(&tiles).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+        left.sort();
+        assert_eq!(left, vec!["a#b", "c#", "r0_c0.parquet", "r32_c0.parquet#1"]);
+        assert!(!dir.path().join("ds/dataset.json#2").exists());
+        assert_eq!(store.child("nothing-here").remove_stale_uploads().unwrap(), 0);
     }
 
     #[test]

@@ -53,6 +53,10 @@ pub fn warp_window<O: Sample + GdalType>(src: &Source, plan: &Plan, w: Window) -
         band.set_no_data_value(Some(nodata)).map_err(|e| err(e.to_string()))?;
         band.fill(nodata, None).map_err(|e| err(e.to_string()))?;
     }
+    // Source::open checked the band against the band count (a C int); checked again here
+    // rather than cast, so that no other caller can warp a wrapped band number.
+    let src_band =
+        i32::try_from(src.info.band).map_err(|_| err(format!("band {} is not a GDAL band number", src.info.band)))?;
     let src_wkt = CString::new(src.info.grid.crs_wkt.as_str()).map_err(|e| err(e.to_string()))?;
     let dst_wkt = CString::new(t.crs_wkt.as_str()).map_err(|e| err(e.to_string()))?;
     // SAFETY: the options struct and its arrays are allocated with GDAL's allocator because
@@ -64,7 +68,7 @@ pub fn warp_window<O: Sample + GdalType>(src: &Source, plan: &Plan, w: Window) -
         (*opts).papszWarpOptions = gdal_sys::CSLSetNameValue((*opts).papszWarpOptions, key.as_ptr(), val.as_ptr());
         (*opts).nBandCount = 1;
         (*opts).panSrcBands = gdal_sys::CPLMalloc(std::mem::size_of::<i32>()) as *mut i32;
-        *(*opts).panSrcBands = src.info.band as i32;
+        *(*opts).panSrcBands = src_band;
         (*opts).panDstBands = gdal_sys::CPLMalloc(std::mem::size_of::<i32>()) as *mut i32;
         *(*opts).panDstBands = 1;
         if let Some(snd) = src.info.nodata {

@@ -5,7 +5,8 @@
 //! reload is taken inside that transaction under a per-tile advisory lock, so a retry after a
 //! commit whose acknowledgement was lost, or two loaders running at once, never load a tile
 //! twice. Tiles load in parallel over `--jobs` connections; the primary key is built once,
-//! after the bulk load, then the table is analysed.
+//! after the bulk load, by the run that finds every tile in the ledger (under the table's
+//! lock, so two runs at once never both build it), then the table is analysed.
 
 pub mod copy;
 pub mod ledger;
@@ -15,6 +16,7 @@ pub mod verify;
 
 use crate::name::{BadName, DatasetName};
 use crate::progress::Progress;
+use crate::stage::commit::{catch_panic, test_panic, TileErrorKind};
 use crate::stage::manifest::{Format, Manifest, Status, TileRecord};
 use crate::stage::StageError;
 use crate::store::{Store, StoreError};
@@ -24,7 +26,7 @@ use postgres::Client;
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Attempts per tile when PostgreSQL fails transiently.
@@ -130,6 +132,17 @@ pub enum LoadError {
         /// All tiles.
         total: usize,
     },
+    /// After every tile of this run, the ledger misses tiles of the dataset: another run
+    /// changed the table meanwhile.
+    #[error("{table}: only {recorded} of {total} tiles are recorded after this load (another run replaced or changed the table meanwhile); the primary key is not built: rerun load")]
+    Incomplete {
+        /// `"schema"."table"`.
+        table: String,
+        /// Tiles recorded with their staged checksum.
+        recorded: usize,
+        /// Tiles of the dataset.
+        total: usize,
+    },
     /// `verify` on a dataset that is not loaded.
     #[error("table {0} does not exist: run load first")]
     NoTable(String),
@@ -182,15 +195,21 @@ pub struct LoadSummary {
     pub seconds: f64,
     /// Whether the primary key was built by this run.
     pub indexed: bool,
+    /// Whether another run loading the same table at the same time built the primary key
+    /// (this run found it there when its own tiles were in).
+    pub key_by_other: bool,
 }
 
-/// A dataset's table name: prefix + dataset name, checked to fit PostgreSQL's 63 bytes.
+/// A dataset's table name: prefix + dataset name, checked to fit PostgreSQL's 63 bytes and
+/// never to be a catalogue table: every dataset table name (and so every `DROP TABLE` of
+/// `--replace`) comes from here, so no path can drop `raster_datasets` or `raster_tile_loads`.
 ///
 /// # Errors
-/// [`LoadError::BadIdent`].
+/// [`LoadError::BadIdent`]; [`LoadError::BadName`] for a catalogue table's name.
 pub fn table_name(prefix: &str, name: &DatasetName) -> Result<String, LoadError> {
     let t = format!("{prefix}{name}");
     pg::check_ident("table name (--table-prefix + dataset name)", &t, false)?;
+    name.check_not_reserved(prefix)?;
     Ok(t)
 }
 
@@ -281,6 +300,12 @@ fn revive(client: &mut Client, conn: &ConnSpec) -> Result<(), LoadError> {
     }
 }
 
+/// A lock that a panicking worker may have poisoned: what it guards (a list of failures, a
+/// flag) is whole after any panic, so it is used as is.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 fn db(what: impl Into<String>) -> impl FnOnce(postgres::Error) -> LoadError {
     let what = what.into();
     move |e| LoadError::Db { what, reason: reason(&e) }
@@ -368,9 +393,15 @@ fn prepare_table(client: &mut Client, opts: &LoadOptions, m: &Manifest, table: &
     } else {
         let recorded = ledger::read(&mut tx, &opts.schema, table).map_err(db(&what))?;
         if recorded.is_empty() {
-            let any: bool =
-                tx.query_one(&format!("SELECT EXISTS (SELECT 1 FROM {qt})"), &[]).map_err(db(&what))?.get(0);
-            if any {
+            // One statement, so one snapshot: a run loading this table right now commits a
+            // tile's rows with its ledger row, and two statements could see the rows without
+            // the ledger row.
+            let sql = format!(
+                "SELECT EXISTS (SELECT 1 FROM {qt}) AND NOT EXISTS (SELECT 1 FROM {} WHERE dataset = $1)",
+                qualified(&opts.schema, "raster_tile_loads")
+            );
+            let foreign: bool = tx.query_one(&sql, &[&table]).map_err(db(&what))?.get(0);
+            if foreign {
                 return Err(LoadError::ForeignRows(qt));
             }
         }
@@ -384,12 +415,15 @@ fn prepare_table(client: &mut Client, opts: &LoadOptions, m: &Manifest, table: &
             }
         }
     }
-    let has_pk: bool = tx
-        .query_one("SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = to_regclass($1) AND indisprimary)", &[&qt])
-        .map_err(db(&what))?
-        .get(0);
+    let has_pk = has_primary_key(&mut tx, &qt).map_err(db(&what))?;
     tx.commit().map_err(db(&what))?;
     Ok(has_pk)
+}
+
+/// Whether table `qt` (`"schema"."table"`) has a primary key.
+fn has_primary_key(c: &mut impl postgres::GenericClient, qt: &str) -> Result<bool, postgres::Error> {
+    let q = "SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = to_regclass($1) AND indisprimary)";
+    Ok(c.query_one(q, &[&qt])?.get(0))
 }
 
 /// Why one tile did not load.
@@ -574,8 +608,9 @@ fn load_dataset(
     load_dataset_only(opts, root, client, name, None)
 }
 
-/// Loads the tiles of `name` whose ids are in `only` (every tile when `None`); a shard's
-/// part ends in [`shard::finish`] instead of building the primary key itself.
+/// Loads the tiles of `name` whose ids are in `only` (every tile when `None`: a shard's part
+/// otherwise), then, if the ledger then holds every tile, builds the primary key
+/// ([`complete_table`]), analyses the table and records the dataset.
 fn load_dataset_only(
     opts: &LoadOptions,
     root: &Store,
@@ -630,12 +665,22 @@ fn load_dataset_only(
                 let mut client: Option<Client> = None;
                 let mut enc = CopyEncoder::new();
                 loop {
-                    if gave_up.lock().expect("gave_up lock").is_some() {
+                    if lock(gave_up).is_some() {
                         break;
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(t) = todo.get(i) else { break };
-                    match job.tile(&mut client, t, &mut enc) {
+                    let r = catch_panic(|| {
+                        test_panic(&t.id);
+                        job.tile(&mut client, t, &mut enc)
+                    })
+                    .unwrap_or_else(|msg| {
+                        // The encoder and the connection may be mid-tile: both are replaced
+                        // (closing the connection rolls its transaction back).
+                        (client, enc) = (None, CopyEncoder::new());
+                        Err(Failure::Tile(TileErrorKind::Panic(msg).to_string()))
+                    });
+                    match r {
                         Ok(Outcome::Loaded(n)) => {
                             loaded.fetch_add(1, Ordering::Relaxed);
                             rows.fetch_add(n, Ordering::Relaxed);
@@ -644,10 +689,10 @@ fn load_dataset_only(
                         Ok(Outcome::Skipped) => progress.tile_done(0),
                         Err(Failure::Tile(msg)) => {
                             tracing::error!("{}: tile {} failed: {msg}", job.m.name, t.id);
-                            failures.lock().expect("failures lock").push((t.id.clone(), msg));
+                            lock(failures).push((t.id.clone(), msg));
                         }
                         Err(Failure::GaveUp(msg)) => {
-                            gave_up.lock().expect("gave_up lock").get_or_insert(msg);
+                            lock(gave_up).get_or_insert(msg);
                         }
                     }
                 }
@@ -656,8 +701,8 @@ fn load_dataset_only(
         }
     });
     progress.finish();
-    let failures = failures.into_inner().expect("failures lock");
-    if let Some(reason) = gave_up.into_inner().expect("gave_up lock") {
+    let failures = failures.into_inner().unwrap_or_else(PoisonError::into_inner);
+    if let Some(reason) = gave_up.into_inner().unwrap_or_else(PoisonError::into_inner) {
         return Err(LoadError::GaveUp {
             dataset: m.name.clone(),
             committed: skipped_before + loaded.into_inner(),
@@ -668,38 +713,96 @@ fn load_dataset_only(
     if !failures.is_empty() {
         return Err(LoadError::TilesFailed { dataset: m.name.clone(), failed: failures.len(), total: m.tiles.len() });
     }
-    let loaded = loaded.into_inner();
-    if let Some(only) = only {
-        return shard::finish(opts, &ds, &m, &table, loaded, only.len(), rows.into_inner(), start);
-    }
+    let (loaded, rows) = (loaded.into_inner(), rows.into_inner());
     // The workers rode out any restart on their own connections; this one may have died.
     revive(client, &opts.conn)?;
-    let mut indexed = false;
-    if !opts.no_index && !has_pk {
-        tracing::info!("{}: building the primary key of {qt}", m.name);
-        client.batch_execute(&format!("ALTER TABLE {qt} ADD PRIMARY KEY (row_idx, col_idx)")).map_err(|e| {
-            // Only a unique violation means duplicate cells; a broken connection does not.
-            let hint =
-                if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) { " (duplicate cells?)" } else { "" };
-            LoadError::Db { what: format!("building the primary key of {qt}{hint}"), reason: reason(&e) }
-        })?;
-        indexed = true;
+    let done = complete_table(client, opts, &m, &table, has_pk)?;
+    let mine = only.map_or(m.tiles.len(), HashSet::len);
+    let summary = LoadSummary {
+        name: m.name.clone(),
+        table: qt.clone(),
+        tiles: m.tiles.len(),
+        loaded,
+        skipped: mine - loaded.min(mine),
+        rows,
+        total_rows: m.row_count,
+        seconds: 0.0,
+        indexed: done.indexed,
+        key_by_other: done.key_by_other,
+    };
+    if done.recorded < m.tiles.len() {
+        if only.is_some() {
+            tracing::info!(
+                "{}: this shard's tiles are loaded; {} of {} in {qt}, the last shard builds the primary key",
+                m.name,
+                done.recorded,
+                m.tiles.len()
+            );
+            return Ok(LoadSummary { seconds: start.elapsed().as_secs_f64(), ..summary });
+        }
+        // Every tile of this run is committed or was found committed, so another run changed
+        // the table meanwhile (--replace, or a load of a reconverted dataset).
+        return Err(LoadError::Incomplete { table: qt, recorded: done.recorded, total: m.tiles.len() });
     }
-    if loaded > 0 || indexed {
+    if loaded > 0 || done.indexed {
         client.batch_execute(&format!("ANALYZE {qt}")).map_err(db(format!("analysing {qt}")))?;
     }
     record_dataset(client, opts, &ds, &m, &table)?;
-    Ok(LoadSummary {
-        name: m.name.clone(),
-        table: qt,
-        tiles: m.tiles.len(),
-        loaded,
-        skipped: m.tiles.len() - loaded,
-        rows: rows.into_inner(),
-        total_rows: m.row_count,
-        seconds: start.elapsed().as_secs_f64(),
-        indexed,
-    })
+    Ok(LoadSummary { seconds: start.elapsed().as_secs_f64(), ..summary })
+}
+
+/// What [`complete_table`] found and did.
+struct Completion {
+    /// Tiles of the manifest recorded in the ledger with their staged checksum.
+    recorded: usize,
+    /// This run built the primary key.
+    indexed: bool,
+    /// The primary key was built by another run since this one prepared the table.
+    key_by_other: bool,
+}
+
+/// The last step of a load: under the table's advisory lock (the one [`prepare_table`]
+/// takes), reads the ledger, and only if it holds every tile of `m` with its checksum builds
+/// the primary key, unless it is there already or `--no-index`. Runs that load one dataset at
+/// once (two `load`s, shards, two `merge --to-postgres`) thus build the key once, after the
+/// last tile: the lock orders their checks, and a run that finds the ledger incomplete
+/// leaves the key to whichever run completes it. `had_key`: the table had its key when this
+/// run prepared it.
+fn complete_table(
+    client: &mut Client,
+    opts: &LoadOptions,
+    m: &Manifest,
+    table: &str,
+    had_key: bool,
+) -> Result<Completion, LoadError> {
+    let qt = qualified(&opts.schema, table);
+    let what = format!("completing {qt}");
+    let mut tx = client.transaction().map_err(db(&what))?;
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("rasterstage:{qt}")]).map_err(db(&what))?;
+    let ledger = ledger::read(&mut tx, &opts.schema, table).map_err(db(&what))?;
+    let recorded =
+        m.tiles.iter().filter(|t| ledger.get(&t.id).is_some_and(|r| r.checksum == ledger::wanted_checksum(t))).count();
+    let mut done = Completion { recorded, indexed: false, key_by_other: false };
+    if recorded < m.tiles.len() || opts.no_index {
+        return Ok(done);
+    }
+    if has_primary_key(&mut tx, &qt).map_err(db(&what))? {
+        if !had_key {
+            tracing::info!("{}: the primary key of {qt} was already built by another run", m.name);
+            done.key_by_other = true;
+        }
+        return Ok(done);
+    }
+    tracing::info!("{}: building the primary key of {qt}", m.name);
+    tx.batch_execute(&format!("ALTER TABLE {qt} ADD PRIMARY KEY (row_idx, col_idx)")).map_err(|e| {
+        // Only a unique violation means duplicate cells; a broken connection does not.
+        let hint =
+            if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) { " (duplicate cells?)" } else { "" };
+        LoadError::Db { what: format!("building the primary key of {qt}{hint}"), reason: reason(&e) }
+    })?;
+    tx.commit().map_err(db(&what))?;
+    done.indexed = true;
+    Ok(done)
 }
 
 /// Upserts the dataset's row in `raster_datasets`.

@@ -20,7 +20,7 @@ use crate::load::LoadError;
 use crate::name::DatasetName;
 use crate::progress::Progress;
 use crate::source::{Fingerprint, SourceInfo};
-use crate::stage::commit::write_and_commit;
+use crate::stage::commit::{test_panic, write_and_commit, TileFailure};
 use crate::stage::manifest::{self, checksum, Column, Format, Manifest, Status, TileRecord, FORMAT_VERSION};
 use crate::stage::merged::{MergedParquetWriter, MergedTile, MergedWriter, MergedZarrWriter, ZarrInputError};
 use crate::stage::read::{fetch_tile, visit_f64, DecodeError, FetchError, TileShape};
@@ -139,7 +139,7 @@ pub enum MergeError {
         /// Tiles attempted.
         total: usize,
         /// The first failure.
-        first: String,
+        first: Box<TileFailure>,
     },
 }
 
@@ -334,6 +334,19 @@ pub fn merge(job: &MergeJob, opts: &MergeOptions) -> Result<MergeSummary, MergeE
     merge_tiles(job, opts, None)
 }
 
+/// The windows of the merged grid, after checking the window (`--window`, or the first
+/// input's, which comes from a dataset.json) and the number of tiles against the limits.
+fn merged_windows(grid: &Grid, window: usize) -> Result<Vec<Window>, MergeError> {
+    use crate::config::{MAX_WINDOW, MIN_WINDOW};
+    if !(MIN_WINDOW..=MAX_WINDOW).contains(&window) {
+        return Err(MergeError::Invalid(format!(
+            "--window must be between {MIN_WINDOW} and {MAX_WINDOW} cells, got {window}"
+        )));
+    }
+    grid.check_windows(window).map_err(|e| MergeError::Invalid(e.to_string()))?;
+    Ok(grid.windows(window))
+}
+
 /// The merged dataset's tiles with their cost (cells), for sharding; computed from the
 /// inputs' manifests alone, so every shard gets the same units.
 ///
@@ -342,9 +355,7 @@ pub fn merge(job: &MergeJob, opts: &MergeOptions) -> Result<MergeSummary, MergeE
 pub fn tile_units(job: &MergeJob) -> Result<Vec<crate::shard::Unit>, MergeError> {
     let root = Store::open_existing(&job.from)?;
     let (grid, inputs) = open_inputs(&root, &job.datasets)?;
-    let window = job.window.unwrap_or(inputs[0].m.window);
-    Ok(grid
-        .windows(window.max(1))
+    Ok(merged_windows(&grid, job.window.unwrap_or(inputs[0].m.window))?
         .into_iter()
         .map(|w| crate::shard::Unit {
             dataset: job.name.to_string(),
@@ -376,9 +387,7 @@ pub fn merge_tiles(
         return Err(MergeError::OutIsInput(name.to_string()));
     }
     let window = job.window.unwrap_or(inputs[0].m.window);
-    if !(16..=16384).contains(&window) {
-        return Err(MergeError::Invalid(format!("--window must be between 16 and 16384 cells, got {window}")));
-    }
+    let windows = merged_windows(&grid, window)?;
     let columns: Vec<Column> = inputs
         .iter()
         .map(|i| Column {
@@ -390,7 +399,6 @@ pub fn merge_tiles(
         })
         .collect();
     let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
-    let windows = grid.windows(window);
     let mut m = Manifest {
         format_version: FORMAT_VERSION,
         name: name.to_string(),
@@ -439,16 +447,7 @@ pub fn merge_tiles(
         }
         Format::Zarr => Box::new(MergedZarrWriter::new(ds.clone(), &m)?),
     };
-    // A damaged or edited dataset.json is what --overwrite replaces: its error says so.
-    let existing = match Manifest::read(&ds) {
-        Err(e) if opts.overwrite && e.is_bad_manifest() => {
-            tracing::warn!("--overwrite: replacing {}: {e}", ds.url());
-            ds.delete_prefix("")?;
-            None
-        }
-        r => r?,
-    };
-    match existing {
+    match Manifest::read_for_rerun(&ds, opts.overwrite)? {
         Some(old) if old.settings_hash != m.settings_hash && !opts.overwrite => {
             let what = if old.columns != m.columns {
                 format!(
@@ -479,11 +478,13 @@ pub fn merge_tiles(
         Some(_) if opts.overwrite => ds.delete_prefix("")?,
         _ => {}
     }
-    // A shard only creates it: another shard may have completed it since it was read.
-    if only.is_some() {
-        m.create(&ds)?;
-    } else {
+    // Only created, unless replacing: a shard, or another run of the same command, may have
+    // completed the dataset since it was read above, and rewriting it as converting would
+    // undo that. A manifest that is there already has these settings (checked above).
+    if opts.overwrite {
         m.write(&ds)?;
+    } else {
+        m.create(&ds)?;
     }
     // Shards leave the Zarr metadata to whichever completes the dataset (complete_if_done
     // writes it with the consolidated metadata), as convert does.
@@ -514,27 +515,30 @@ pub fn merge_tiles(
         tracing::info!("{name}: resuming, {} of {} tiles already committed", done_ids.len(), windows.len());
     }
     let progress = Progress::new(name, windows.len() as u64, done_ids.len() as u64, opts.quiet);
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.threads.max(1)).build().expect("thread pool");
+    let threads = opts.threads.clamp(1, pending.len().max(1));
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
     let attempted = pending.len();
     let (new, failures) = pool.install(|| {
         write_and_commit(name, &ds, &pending, &progress, |win| {
             let mut values: Vec<Vec<f64>> = Vec::with_capacity(inputs.len());
             for i in &inputs {
                 let mut buf = vec![f64::NAN; win.cells()];
-                i.fill(win, &mut buf).map_err(|e| e.to_string())?;
+                i.fill(win, &mut buf)?;
                 values.push(buf);
             }
+            test_panic(&win.tile_id());
             let keep = keep_cells(&values, win.cells(), job.how);
-            writer.write(&MergedTile { window: win, values: &values, keep: &keep }).map_err(|e| e.to_string())
+            Ok(writer.write(&MergedTile { window: win, values: &values, keep: &keep })?)
         })
     });
     done.extend(new);
-    if let Some(first) = failures.first() {
+    let failed = failures.len();
+    if let Some(first) = failures.into_iter().next() {
         return Err(MergeError::TilesFailed {
             dataset: name.to_string(),
-            failed: failures.len(),
+            failed,
             total: attempted,
-            first: first.clone(),
+            first: Box::new(first),
         });
     }
     if let Some(only) = only {

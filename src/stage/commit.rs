@@ -1,39 +1,144 @@
 //! The one loop that writes tiles in parallel and commits each after its object is complete;
 //! `convert` and `merge` differ only in how a window becomes a stored tile.
+//!
+//! A worker that panics (a bug, or an input no check foresaw) fails its tile like any other
+//! error: the panic is caught around the tile, reported as one line naming the dataset and
+//! the tile, and the tile stays uncommitted, so a rerun redoes it.
 
 use super::manifest::{self, TileRecord};
+use super::StageError;
 use crate::grid::Window;
+use crate::merge::MergeError;
 use crate::progress::Progress;
+use crate::source::SourceError;
 use crate::store::Store;
 use rayon::prelude::*;
+use std::cell::{Cell, RefCell};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Once;
 
 /// `RASTERSTAGE_TEST_TILE_DELAY_MS`: a pause before each commit, so crash tests can kill the
 /// process while tiles are in flight. Not for production use.
 pub const TEST_DELAY_ENV: &str = "RASTERSTAGE_TEST_TILE_DELAY_MS";
 
+/// `RASTERSTAGE_TEST_PANIC_TILE=<tile id>`: the worker of that tile panics (convert and
+/// merge: while it holds its source; load: before its transaction), so tests can check that
+/// a panic fails the tile alone, cleanly. Not for production use.
+pub const TEST_PANIC_ENV: &str = "RASTERSTAGE_TEST_PANIC_TILE";
+
+/// Why one tile of a `convert` or `merge` failed; the tile stays uncommitted.
+#[derive(Debug, thiserror::Error)]
+#[error("tile {tile}: {kind}")]
+pub struct TileFailure {
+    /// Tile id.
+    pub tile: String,
+    /// What went wrong.
+    pub kind: TileErrorKind,
+}
+
+/// What went wrong with a tile.
+#[derive(Debug, thiserror::Error)]
+pub enum TileErrorKind {
+    /// Opening or reading the source raster failed (convert).
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// Reading a tile of an input dataset failed (merge).
+    #[error(transparent)]
+    Input(Box<MergeError>),
+    /// Encoding, storing or committing the tile failed.
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    /// The worker panicked: a bug, caught so that it costs only this tile.
+    #[error("the worker panicked ({0}); this is a bug in rasterstage, please report it")]
+    Panic(String),
+}
+
+impl From<MergeError> for TileErrorKind {
+    fn from(e: MergeError) -> Self {
+        TileErrorKind::Input(Box::new(e))
+    }
+}
+
+/// Panics if `tile` is the one [`TEST_PANIC_ENV`] names.
+pub fn test_panic(tile: &str) {
+    if std::env::var(TEST_PANIC_ENV).is_ok_and(|t| t == tile) {
+        panic!("{TEST_PANIC_ENV} asked tile {tile} to panic");
+    }
+}
+
+thread_local! {
+    /// How many [`catch_panic`] calls are active on this thread.
+    static CATCHING: Cell<u32> = const { Cell::new(0) };
+    /// Message and location of the last panic caught on this thread.
+    static CAUGHT: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Installs (once) a panic hook that keeps panics inside [`catch_panic`] off stderr: they
+/// become the tile's error line instead of "thread panicked at ..." plus a backtrace note.
+/// Any other panic goes to the hook that was there before.
+fn install_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if CATCHING.with(Cell::get) == 0 {
+                return previous(info);
+            }
+            let payload = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".to_string());
+            let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+            let msg = format!("{}{at}", payload.replace('\n', " "));
+            tracing::debug!("caught a worker panic: {msg}");
+            CAUGHT.with(|c| *c.borrow_mut() = Some(msg));
+        }));
+    });
+}
+
+/// Runs `f`, turning a panic into `Err(message with location)`, printed by nobody.
+///
+/// # Errors
+/// The panic's message, when `f` panics.
+pub fn catch_panic<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    install_hook();
+    CATCHING.with(|c| c.set(c.get() + 1));
+    let r = catch_unwind(AssertUnwindSafe(f));
+    CATCHING.with(|c| c.set(c.get() - 1));
+    r.map_err(|_| CAUGHT.with(|c| c.borrow_mut().take()).unwrap_or_else(|| "no message".to_string()))
+}
+
 /// Runs `write` (compute and store one window, return its record) over `pending` on the
 /// current rayon pool, commits every record into dataset folder `ds`, and returns the
-/// committed records and the message of each tile that failed (logged as it happens, naming
-/// the dataset). A failed tile leaves no commit, so a rerun redoes exactly it.
+/// committed records and each tile's failure (logged as it happens, naming the dataset). A
+/// failed tile, a panicking one included, leaves no commit, so a rerun redoes exactly it.
 pub fn write_and_commit<F>(
     name: &str,
     ds: &Store,
     pending: &[Window],
     progress: &Progress,
     write: F,
-) -> (Vec<TileRecord>, Vec<String>)
+) -> (Vec<TileRecord>, Vec<TileFailure>)
 where
-    F: Fn(Window) -> Result<TileRecord, String> + Sync,
+    F: Fn(Window) -> Result<TileRecord, TileErrorKind> + Sync,
 {
     let delay = std::env::var(TEST_DELAY_ENV).ok().and_then(|v| v.parse().ok()).map(std::time::Duration::from_millis);
-    let results: Vec<Result<TileRecord, String>> = pending
+    let results: Vec<Result<TileRecord, TileFailure>> = pending
         .par_iter()
         .map(|win| {
-            let rec = write(*win)?;
-            if let Some(d) = delay {
-                std::thread::sleep(d);
-            }
-            manifest::commit(ds, &rec).map_err(|e| e.to_string())?;
+            let tile = || -> Result<TileRecord, TileErrorKind> {
+                let rec = write(*win)?;
+                if let Some(d) = delay {
+                    std::thread::sleep(d);
+                }
+                manifest::commit(ds, &rec)?;
+                Ok(rec)
+            };
+            let rec = catch_panic(tile)
+                .unwrap_or_else(|msg| Err(TileErrorKind::Panic(msg)))
+                .map_err(|kind| TileFailure { tile: win.tile_id(), kind })?;
             progress.tile_done(win.cells() as u64);
             Ok(rec)
         })
@@ -51,4 +156,18 @@ where
         }
     }
     (done, failures)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_an_error_and_the_thread_goes_on() {
+        let r: Result<(), String> = catch_panic(|| panic!("boom {}", 7));
+        let msg = r.unwrap_err();
+        assert!(msg.starts_with("boom 7 at ") && msg.contains("commit.rs"), "{msg}");
+        assert_eq!(catch_panic(|| 5), Ok(5));
+        assert_eq!(CATCHING.with(Cell::get), 0);
+    }
 }

@@ -485,6 +485,25 @@ impl Manifest {
         Ok(())
     }
 
+    /// What a rerun of convert or merge finds in dataset folder `ds`: its manifest, after the
+    /// temporary files a killed run left are removed (`--overwrite`'s delete cannot see them:
+    /// no listing shows them). With `overwrite`, a damaged or edited dataset.json (what its
+    /// error tells the user to replace that way) is deleted with the folder: `None`.
+    ///
+    /// # Errors
+    /// As [`Manifest::read`].
+    pub fn read_for_rerun(ds: &Store, overwrite: bool) -> Result<Option<Manifest>, StageError> {
+        ds.remove_stale_uploads()?;
+        match Manifest::read(ds) {
+            Err(e) if overwrite && e.is_bad_manifest() => {
+                tracing::warn!("--overwrite: replacing {}: {e}", ds.url());
+                ds.delete_prefix("")?;
+                Ok(None)
+            }
+            r => r,
+        }
+    }
+
     /// Writes `dataset.json` atomically.
     ///
     /// # Errors

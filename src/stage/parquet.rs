@@ -147,10 +147,11 @@ impl ParquetWriter {
     fn encode<T: ArrowValue>(&self, tile: &Tile, values: &[T]) -> Result<(Vec<u8>, u64, f64), String> {
         let w = tile.window;
         let g = &self.layout.grid;
+        let (gx, gy) = (g.x_axis(), g.y_axis());
         let nodata: Option<T> = nodata_as(tile.nodata);
         let opts = self.layout.parquet;
         let projjson = self.projjson.as_ref().map_err(Clone::clone)?;
-        let xs: Vec<f64> = (w.col0..w.col0 + w.cols).map(|c| g.centre_x(c)).collect();
+        let xs: Vec<f64> = (w.col0..w.col0 + w.cols).map(|c| gx.centre(c)).collect();
         let mut schema = tile_schema_with(T::ARROW, opts.geoparquet);
         let mut geo = None;
         if let Some(enc) = opts.geoparquet {
@@ -164,7 +165,7 @@ impl ParquetWriter {
                 if let (Some(a), Some(b)) =
                     (line.iter().position(|v| v.is_valid(nodata)), line.iter().rposition(|v| v.is_valid(nodata)))
                 {
-                    extent.add_row(&[xs[a], xs[b]], g.centre_y(w.row0 + r));
+                    extent.add_row(&[xs[a], xs[b]], gy.centre(w.row0 + r));
                 }
             }
             let json = geoparquet::metadata(enc, projjson.as_deref(), &extent)?;
@@ -190,7 +191,7 @@ impl ParquetWriter {
                 keep[n] = c as u32;
                 n += usize::from(v.is_valid(nodata));
             }
-            cols.push_row((w.row0 + r) as i32, g.centre_y(w.row0 + r), w.col0 as i32, &xs, line, &keep[..n]);
+            cols.push_row((w.row0 + r) as i32, gy.centre(w.row0 + r), w.col0 as i32, &xs, line, &keep[..n]);
             if cols.len() >= BATCH_ROWS {
                 writer.write(&cols.take_batch(&schema)?).map_err(|e| e.to_string())?;
             }
