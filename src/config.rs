@@ -192,7 +192,7 @@ pub struct OutputConfig {
     pub format: Option<String>,
     /// Staging root (local folder or s3://bucket/prefix).
     pub uri: Option<String>,
-    /// Zarr version (3 default, 2 for GDAL < 3.8).
+    /// Zarr version (3 default, 2 for GDAL < 3.11: older GDAL lacks v3's codecs).
     pub zarr_version: Option<u8>,
     /// GeoParquet tiles (a point geometry column, bbox covering, `geo` metadata).
     pub geoparquet: Option<bool>,

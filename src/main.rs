@@ -92,7 +92,7 @@ pub(crate) struct ConvertArgs {
     /// Nodata value of the source (overrides the file's).
     #[arg(long, allow_negative_numbers = true)]
     nodata: Option<f64>,
-    /// Zarr format version: 3, or 2 for GDAL before 3.8 [default: 3].
+    /// Zarr format version: 3, or 2 for GDAL before 3.11 [default: 3].
     #[arg(long)]
     zarr_version: Option<u8>,
     /// Write GeoParquet 1.1 tiles: each cell centre also as a point geometry (column
