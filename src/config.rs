@@ -146,9 +146,11 @@ pub struct ResamplingConfig {
     /// Copy cells when the source is already on the target grid.
     #[serde(default = "yes")]
     pub allow_skip_resampling: bool,
-    /// Align to multiples of the resolution (gdalwarp -tap).
-    #[serde(default = "yes")]
-    pub align: bool,
+    /// Align to multiples of the resolution (gdalwarp -tap). Absent: aligned when a grid
+    /// is asked for (`target_resolution`, `target_crs` or `target_bounds`), else the
+    /// source grid is copied as it is.
+    #[serde(default)]
+    pub align: Option<bool>,
     /// Method per data kind.
     #[serde(default)]
     pub strategies: BTreeMap<String, String>,
@@ -174,7 +176,7 @@ impl Default for ResamplingConfig {
             target_bounds: None,
             resolution_tolerance: DEFAULT_TOLERANCE,
             allow_skip_resampling: true,
-            align: true,
+            align: None,
             strategies: BTreeMap::new(),
             window_size: DEFAULT_WINDOW,
             threads: None,
@@ -364,6 +366,8 @@ pub struct Overrides {
     pub tolerance: Option<f64>,
     /// `--no-align`.
     pub no_align: bool,
+    /// `--align`.
+    pub align: bool,
     /// `--dataset`: only these names.
     pub only: Vec<String>,
 }
@@ -455,8 +459,9 @@ pub struct Base {
     pub bounds: Option<[f64; 4]>,
     /// Tolerance.
     pub tolerance: f64,
-    /// `-tap` alignment.
-    pub align: bool,
+    /// `-tap` alignment: `Some` when set explicitly (config `align:`); `None` aligns only
+    /// when a resolution, CRS or bounds is asked for.
+    pub align: Option<bool>,
     /// Passthrough allowed.
     pub allow_passthrough: bool,
     /// Window size.
@@ -474,7 +479,7 @@ impl Base {
     pub fn defaults() -> Base {
         Base {
             tolerance: DEFAULT_TOLERANCE,
-            align: true,
+            align: None,
             allow_passthrough: true,
             window: DEFAULT_WINDOW,
             ..Base::default()
@@ -543,6 +548,18 @@ pub fn resolve(
             format!("must be from 0 to {} (relative), got {tolerance}", limits::MAX_RESOLUTION_TOLERANCE),
         ));
     }
+    let crs = o.target_crs.clone().or(base.crs);
+    // With no grid asked for, the source grid is the target as it is: real files rarely have
+    // an origin on a whole multiple of their cell size, and -tap would turn their copy into a
+    // resampling. Asking for a grid (or --align) brings -tap back, as gdalwarp users expect.
+    let grid_asked = resolution.is_some() || crs.is_some() || bounds.is_some();
+    let align = if o.no_align {
+        false
+    } else if o.align {
+        true
+    } else {
+        base.align.unwrap_or(grid_asked)
+    };
     Ok(ConvertJob {
         name,
         source,
@@ -551,10 +568,10 @@ pub fn resolve(
         method,
         grid: GridRequest {
             resolution,
-            crs: o.target_crs.clone().or(base.crs),
+            crs,
             bounds,
             tolerance,
-            align: base.align && !o.no_align,
+            align,
             allow_passthrough: base.allow_passthrough,
             window,
             // Whether the source's cell type holds it is checked once the source is open.
