@@ -63,10 +63,9 @@ impl Axis {
                 "(({o2}::numeric + (2 * {index}::numeric + 1) * {s}::numeric) * '5e-{}'::numeric)::float8",
                 (d / 2).ilog10() + 1
             ),
-            None => format!(
-                "'{:?}'::float8 + ({index}::float8 + '0.5'::float8) * '{:?}'::float8",
-                self.origin, self.step
-            ),
+            None => {
+                format!("'{:?}'::float8 + ({index}::float8 + '0.5'::float8) * '{:?}'::float8", self.origin, self.step)
+            }
         }
     }
 }

@@ -5,8 +5,8 @@
 //! one formula, in one place, always the cell centre (the original pipeline mixed corners and
 //! centres, and joins on coordinates failed).
 
-use crate::limits::{MAX_GRID_CELLS, MAX_GRID_SIDE, MAX_TILES};
 use crate::centres::{multiple, Axis};
+use crate::limits::{MAX_GRID_CELLS, MAX_GRID_SIDE, MAX_TILES};
 use serde::{Deserialize, Serialize};
 
 /// How close (in cells) a value must be to a whole number to count as one. Floating-point
@@ -309,7 +309,16 @@ pub fn aligned_grid(crs_wkt: &str, epsg: Option<u32>, rx: f64, ry: f64, b: Bound
     let r1 = snap(b.maxy / ry).ceil();
     // Checked as floats: `as usize` would saturate a 1e300-cell side into a plausible number.
     let (width, height) = checked_size((c1 - c0).max(1.0), (r1 - r0).max(1.0))?;
-    Ok(Grid { crs_wkt: crs_wkt.to_string(), epsg, x0: multiple(c0, rx), y0: multiple(r1, ry), dx: rx, dy: -ry, width, height })
+    Ok(Grid {
+        crs_wkt: crs_wkt.to_string(),
+        epsg,
+        x0: multiple(c0, rx),
+        y0: multiple(r1, ry),
+        dx: rx,
+        dy: -ry,
+        width,
+        height,
+    })
 }
 
 #[cfg(test)]

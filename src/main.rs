@@ -315,10 +315,11 @@ fn run_inspect(a: InspectArgs) -> Result<()> {
     let loaded = cli_load::loaded(&a.db, &root)?;
     if a.json {
         let mut v = serde_json::to_value(&list)?;
-        if let (Some(loaded), Some(items)) = (&loaded, v.as_array_mut()) {
+        if let (Some((schema, loaded)), Some(items)) = (&loaded, v.as_array_mut()) {
             for d in items {
                 let n = d["name"].as_str().and_then(|n| loaded.get(n)).map_or(0, |l| l.0);
                 d["loaded_tiles"] = n.into();
+                d["loaded_schema"] = schema.clone().into();
             }
         }
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -332,8 +333,13 @@ fn run_inspect(a: InspectArgs) -> Result<()> {
         "{:<20} {:<10} {:<8} {:<12} {:<8} {:>13} {:>12} {:>11} {:>14} {:>14}",
         "dataset", "status", "format", "method", "dtype", "shape", "resolution", "tiles", "rows", "value_sum"
     );
+    // The schema is printed because "loaded 0/6" in the default schema (public) is what a
+    // load into another schema looks like when --schema is left out.
     let loaded_col = |name: &str| match &loaded {
-        Some(l) => format!("  loaded {}", l.get(name).map_or_else(|| "0/?".to_string(), |(n, t)| format!("{n}/{t}"))),
+        Some((schema, l)) => format!(
+            "  loaded {} (schema {schema})",
+            l.get(name).map_or_else(|| "0/?".to_string(), |(n, t)| format!("{n}/{t}"))
+        ),
         None => String::new(),
     };
     for d in list {

@@ -227,12 +227,23 @@ pub fn convert_tiles(
     if job.method.is_none() && !plan.is_passthrough() {
         // When -tap alone moved the grid off the source's lattice, --no-align is the other fix.
         let unaligned = GridRequest { align: false, ..job.grid.clone() };
-        let hint = if job.grid.align && crate::plan::plan(&src.info, &unaligned, Method::Nearest).is_ok_and(|p| p.is_passthrough()) {
+        let hint = if job.grid.align
+            && crate::plan::plan(&src.info, &unaligned, Method::Nearest).is_ok_and(|p| p.is_passthrough())
+        {
             ", or pass --no-align to copy the grid as it is (the source's origin is not on a multiple of its cell size, so -tap alignment would resample it)"
         } else {
             ""
         };
         return Err(ConvertError::NoMethod(job.source.clone(), hint.to_string()));
+    }
+    if matches!(job.method, Some(Method::Sum | Method::Average)) && !plan.is_passthrough() {
+        if let Some(why) = src.categorical() {
+            tracing::warn!(
+                "{name}: {} looks categorical ({why}), but --method {} adds its codes up: for categories use --method mode (data_type: categorical_data in a config)",
+                job.source,
+                plan.method.name()
+            );
+        }
     }
     let source_grid = matches!(plan.kind, crate::plan::Kind::Passthrough { dr: 0, dc: 0 })
         && plan.target.width == src.info.grid.width
@@ -410,7 +421,11 @@ pub fn convert_tiles(
                     "{name}: this shard's tiles are done; {committed} of {total} committed, the last shard to finish (or `rasterstage finalize`) completes the dataset"
                 );
                 let mine: Vec<&TileRecord> = done.iter().filter(|r| only.is_some_and(|o| o.contains(&r.id))).collect();
-                (false, mine.iter().map(|r| r.row_count).sum(), mine.iter().fold(0.0, |s, r| s + r.value_sum))
+                (
+                    false,
+                    mine.iter().map(|r| r.row_count).sum(),
+                    crate::stage::manifest::exact_sum(mine.iter().map(|r| r.value_sum)),
+                )
             }
         };
         return Ok(ConvertSummary {
