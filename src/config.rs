@@ -604,6 +604,31 @@ mod tests {
     }
 
     #[test]
+    fn align_only_when_a_grid_is_asked_for() {
+        let one = |o: &Overrides, base: Base| {
+            resolve(DatasetName::new("a").unwrap(), "a.tif".into(), 1, None, None, o, base).unwrap().grid.align
+        };
+        let d = Base::defaults;
+        assert!(!one(&Overrides::default(), d()), "no grid asked: the source grid as it is");
+        assert!(one(&Overrides { resolution: Some((1.0, 1.0)), ..Default::default() }, d()));
+        assert!(one(&Overrides { target_crs: Some("EPSG:3035".into()), ..Default::default() }, d()));
+        assert!(one(&Overrides { bounds: Some([0.0, 0.0, 1.0, 1.0]), ..Default::default() }, d()));
+        assert!(one(&Overrides { align: true, ..Default::default() }, d()));
+        let res = Overrides { resolution: Some((1.0, 1.0)), no_align: true, ..Default::default() };
+        assert!(!one(&res, d()));
+        // A config's target_resolution keeps -tap; its explicit `align:` decides either way.
+        let cfg = Config::parse("c.yml", CFG).unwrap();
+        assert!(jobs_from_config("c.yml", &cfg, &Overrides::default()).unwrap()[0].grid.align);
+        let plain = Config::parse("c.yml", "datasets:\n  - name: a\n    path: a.tif\n").unwrap();
+        assert!(!jobs_from_config("c.yml", &plain, &Overrides::default()).unwrap()[0].grid.align);
+        let forced =
+            Config::parse("c.yml", "datasets:\n  - name: a\n    path: a.tif\nresampling:\n  align: true\n").unwrap();
+        assert!(jobs_from_config("c.yml", &forced, &Overrides::default()).unwrap()[0].grid.align);
+        let off = Config::parse("c.yml", &format!("{CFG}  align: false\n")).unwrap();
+        assert!(!jobs_from_config("c.yml", &off, &Overrides::default()).unwrap()[0].grid.align);
+    }
+
+    #[test]
     fn unknown_key_names_key_and_line() {
         let e =
             Config::parse("c.yml", "datasets:\n  - name: a\n    path: b\n    colour: red\n").unwrap_err().to_string();

@@ -62,6 +62,16 @@ fn utm_off_lattice_origin_is_copied_as_it_is() {
     write_tif(&src, &spec, values.clone());
     convert_plain(&src, &out, "lc08_b4", &spec);
     same_cells(&out, "lc08_b4", &spec, &values.iter().map(|v| *v as f64).collect::<Vec<_>>(), None);
+    // value_sum is the correctly rounded sum of the tile sums (as Python's math.fsum), not a
+    // left-to-right sum that drifts in the last bits.
+    let out3 = dir.path().join("st3");
+    ok(&["convert", s(&src), "--out", s(&out3), "--window", "32", "-q"]);
+    let m = manifest(&out3, "lc08_b4");
+    let sums: Vec<String> =
+        m["tiles"].as_array().unwrap().iter().map(|t| format!("{:?}", t["value_sum"].as_f64().unwrap())).collect();
+    assert!(sums.len() > 1);
+    let fsum = py(&format!("import math\nprint(repr(math.fsum([{}])))", sums.join(", ")));
+    assert_eq!(m["value_sum"].as_f64().unwrap(), fsum.trim().parse::<f64>().unwrap(), "{fsum}");
 
     // Asking for the grid's own resolution brings -tap back: the origin moves to the 30 m
     // lattice, which is a resampling, and the refusal names both ways out.
