@@ -10,8 +10,11 @@
 pub const MAX_GRID_SIDE: u64 = i32::MAX as u64;
 /// Most cells in one grid (2^42, about 4.4e12).
 pub const MAX_GRID_CELLS: u64 = 1 << 42;
-/// Largest window (tile) side in cells; a window's cells are held in memory at once.
-pub const MAX_WINDOW: usize = 65_536;
+/// Largest window (tile) side in cells accepted from a staged `dataset.json`: a window's
+/// cells are held in memory at once (16384^2 Float64 is 2 GiB). It is the largest window any
+/// rasterstage version wrote; `convert` and `merge` now write at most
+/// [`MAX_WINDOW_CELLS`]' square root (8192).
+pub const MAX_WINDOW: usize = 16_384;
 /// Most cells in one window (a 8192 x 8192 window of Float64 is 512 MB of values).
 pub const MAX_WINDOW_CELLS: u64 = 1 << 26;
 /// Most tiles in one dataset: the manifest lists every tile (a few hundred bytes each).
