@@ -216,16 +216,21 @@ pub fn run_verify(a: VerifyArgs) -> Result<()> {
     Ok(())
 }
 
-/// Loaded/total tiles per dataset for `inspect`, when a database is given.
+/// A schema and the loaded/total tiles per dataset in it.
+pub type Loaded = (String, BTreeMap<String, (usize, usize)>);
+
+/// The schema looked in and the loaded/total tiles per dataset for `inspect`, when a
+/// database is given.
 ///
 /// # Errors
 /// Connection or query failures.
-pub fn loaded(db: &DbArgs, root: &Store) -> Result<Option<BTreeMap<String, (usize, usize)>>> {
+pub fn loaded(db: &DbArgs, root: &Store) -> Result<Option<Loaded>> {
     if db.database_url.is_none() {
         return Ok(None);
     }
     let conn = ConnSpec::resolve(db.database_url.as_deref(), None)?;
     let schema = db.schema.clone().unwrap_or_else(|| "public".to_string());
     let prefix = db.table_prefix.clone().unwrap_or_default();
-    Ok(Some(load::verify::loaded_tiles(root, &conn, &schema, &prefix)?))
+    let tiles = load::verify::loaded_tiles(root, &conn, &schema, &prefix)?;
+    Ok(Some((schema, tiles)))
 }

@@ -148,9 +148,11 @@ pub struct ResamplingConfig {
     /// Copy cells when the source is already on the target grid.
     #[serde(default = "yes")]
     pub allow_skip_resampling: bool,
-    /// Align to multiples of the resolution (gdalwarp -tap).
-    #[serde(default = "yes")]
-    pub align: bool,
+    /// Align to multiples of the resolution (gdalwarp -tap). Absent: aligned when a grid
+    /// is asked for (`target_resolution`, `target_crs` or `target_bounds`), else the
+    /// source grid is copied as it is.
+    #[serde(default)]
+    pub align: Option<bool>,
     /// Method per data kind.
     #[serde(default)]
     pub strategies: BTreeMap<String, String>,
@@ -176,7 +178,7 @@ impl Default for ResamplingConfig {
             target_bounds: None,
             resolution_tolerance: DEFAULT_TOLERANCE,
             allow_skip_resampling: true,
-            align: true,
+            align: None,
             strategies: BTreeMap::new(),
             window_size: DEFAULT_WINDOW,
             threads: None,
@@ -378,6 +380,8 @@ pub struct Overrides {
     pub tolerance: Option<f64>,
     /// `--no-align`.
     pub no_align: bool,
+    /// `--align`.
+    pub align: bool,
     /// `--dataset`: only these names.
     pub only: Vec<String>,
 }
@@ -472,8 +476,9 @@ pub struct Base {
     pub bounds: Option<[f64; 4]>,
     /// Tolerance.
     pub tolerance: f64,
-    /// `-tap` alignment.
-    pub align: bool,
+    /// `-tap` alignment: `Some` when set explicitly (config `align:`); `None` aligns only
+    /// when a resolution, CRS or bounds is asked for.
+    pub align: Option<bool>,
     /// Passthrough allowed.
     pub allow_passthrough: bool,
     /// Window size.
@@ -497,7 +502,7 @@ impl Base {
     pub fn defaults() -> Base {
         Base {
             tolerance: DEFAULT_TOLERANCE,
-            align: true,
+            align: None,
             allow_passthrough: true,
             window: DEFAULT_WINDOW,
             ..Base::default()
@@ -567,6 +572,18 @@ pub fn resolve(
             format!("must be from 0 to {} (relative), got {tolerance}", limits::MAX_RESOLUTION_TOLERANCE),
         ));
     }
+    let crs = o.target_crs.clone().or(base.crs);
+    // With no grid asked for, the source grid is the target as it is: real files rarely have
+    // an origin on a whole multiple of their cell size, and -tap would turn their copy into a
+    // resampling. Asking for a grid (or --align) brings -tap back, as gdalwarp users expect.
+    let grid_asked = resolution.is_some() || crs.is_some() || bounds.is_some();
+    let align = if o.no_align {
+        false
+    } else if o.align {
+        true
+    } else {
+        base.align.unwrap_or(grid_asked)
+    };
     Ok(ConvertJob {
         name,
         source,
@@ -575,10 +592,10 @@ pub fn resolve(
         method,
         grid: GridRequest {
             resolution,
-            crs: o.target_crs.clone().or(base.crs),
+            crs,
             bounds,
             tolerance,
-            align: base.align && !o.no_align,
+            align,
             allow_passthrough: base.allow_passthrough,
             window,
             // Whether the source's cell type holds it is checked once the source is open.
@@ -655,6 +672,31 @@ mod tests {
         let jobs = jobs_from_config("c.yml", &cfg, &o).unwrap();
         assert_eq!(jobs[0].method, Some(Method::Average));
         assert_eq!(jobs[0].window, 256);
+    }
+
+    #[test]
+    fn align_only_when_a_grid_is_asked_for() {
+        let one = |o: &Overrides, base: Base| {
+            resolve(DatasetName::new("a").unwrap(), "a.tif".into(), 1, None, None, o, base).unwrap().grid.align
+        };
+        let d = Base::defaults;
+        assert!(!one(&Overrides::default(), d()), "no grid asked: the source grid as it is");
+        assert!(one(&Overrides { resolution: Some((1.0, 1.0)), ..Default::default() }, d()));
+        assert!(one(&Overrides { target_crs: Some("EPSG:3035".into()), ..Default::default() }, d()));
+        assert!(one(&Overrides { bounds: Some([0.0, 0.0, 1.0, 1.0]), ..Default::default() }, d()));
+        assert!(one(&Overrides { align: true, ..Default::default() }, d()));
+        let res = Overrides { resolution: Some((1.0, 1.0)), no_align: true, ..Default::default() };
+        assert!(!one(&res, d()));
+        // A config's target_resolution keeps -tap; its explicit `align:` decides either way.
+        let cfg = Config::parse("c.yml", CFG).unwrap();
+        assert!(jobs_from_config("c.yml", &cfg, &Overrides::default()).unwrap()[0].grid.align);
+        let plain = Config::parse("c.yml", "datasets:\n  - name: a\n    path: a.tif\n").unwrap();
+        assert!(!jobs_from_config("c.yml", &plain, &Overrides::default()).unwrap()[0].grid.align);
+        let forced =
+            Config::parse("c.yml", "datasets:\n  - name: a\n    path: a.tif\nresampling:\n  align: true\n").unwrap();
+        assert!(jobs_from_config("c.yml", &forced, &Overrides::default()).unwrap()[0].grid.align);
+        let off = Config::parse("c.yml", &format!("{CFG}  align: false\n")).unwrap();
+        assert!(!jobs_from_config("c.yml", &off, &Overrides::default()).unwrap()[0].grid.align);
     }
 
     #[test]

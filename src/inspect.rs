@@ -50,7 +50,11 @@ pub fn inspect(root: &Store) -> Result<Vec<DatasetStatus>, StageError> {
         } else {
             // Only records of this grid's windows count (a foreign one commits nothing).
             let recs: Vec<_> = manifest::committed(&ds)?.into_iter().filter(|r| m.check_tile(r).is_ok()).collect();
-            (recs.len(), recs.iter().map(|r| r.row_count).sum(), recs.iter().map(|r| r.value_sum).sum())
+            (
+                recs.len(),
+                recs.iter().map(|r| r.row_count).sum(),
+                crate::stage::manifest::exact_sum(recs.iter().map(|r| r.value_sum)),
+            )
         };
         out.push(status_of(&m, done, rows, sum, ds.url()));
     }

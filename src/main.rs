@@ -59,7 +59,8 @@ pub(crate) struct ConvertArgs {
     /// Only these datasets of the config (repeatable or comma-separated).
     #[arg(long, value_delimiter = ',')]
     dataset: Vec<String>,
-    /// Dataset name for an ad hoc source (default: the file stem).
+    /// Dataset name for an ad hoc source [default: the file stem, normalised to a safe
+    /// identifier: `RGB.byte.tif` -> rgb_byte, `2019-lc.tif` -> r_2019_lc].
     #[arg(long)]
     name: Option<String>,
     /// Staging root: a folder, file:// or s3://bucket/prefix [default: ./staging].
@@ -68,7 +69,8 @@ pub(crate) struct ConvertArgs {
     /// parquet or zarr [default: parquet].
     #[arg(long, short = 'f')]
     format: Option<String>,
-    /// Target resolution in target CRS units (both axes).
+    /// Target resolution in target CRS units (both axes) [default: the source's; with no
+    /// resolution, CRS or bounds the source grid is copied as it is].
     #[arg(long, conflicts_with = "tr", allow_negative_numbers = true)]
     resolution: Option<f64>,
     /// Target resolution as X Y (gdalwarp -tr).
@@ -112,9 +114,14 @@ pub(crate) struct ConvertArgs {
     #[arg(long)]
     resolution_tolerance: Option<f64>,
     /// Keep the source's own grid when the resolution matches, instead of aligning to
-    /// multiples of the resolution (gdalwarp -tap is the default).
-    #[arg(long)]
+    /// multiples of the resolution (gdalwarp -tap, the default when a resolution, CRS or
+    /// bounds is given).
+    #[arg(long, conflicts_with = "align")]
     no_align: bool,
+    /// Align the grid to multiples of the resolution (gdalwarp -tap) even when no resolution,
+    /// CRS or bounds is given (then the default is the source grid as it is).
+    #[arg(long)]
+    align: bool,
     /// Replace an existing output converted from another source or with other settings.
     #[arg(long)]
     overwrite: bool,
@@ -226,6 +233,7 @@ fn overrides(a: &ConvertArgs) -> Result<Overrides> {
         nodata: a.nodata,
         tolerance: a.resolution_tolerance,
         no_align: a.no_align,
+        align: a.align,
         only: a.dataset.clone(),
     })
 }
@@ -244,9 +252,10 @@ fn convert_jobs(a: &ConvertArgs) -> Result<(Vec<ConvertJob>, Option<usize>)> {
             (jobs, cfg.resampling.threads)
         }
         (None, Some(src)) => {
-            let stem =
-                std::path::Path::new(src).file_stem().map(|s| s.to_string_lossy().to_lowercase()).unwrap_or_default();
-            let name = DatasetName::new(a.name.as_deref().unwrap_or(&stem))?;
+            let name = match a.name.as_deref() {
+                Some(n) => DatasetName::new(n)?,
+                None => DatasetName::from_source(src)?,
+            };
             name.check_not_reserved("")?;
             let method = match &a.method {
                 Some(m) => Some(Method::parse(m).with_context(|| {
@@ -286,13 +295,17 @@ fn run_convert(a: ConvertArgs, quiet: bool) -> Result<()> {
         match convert_tiles(job, &opts, only.as_ref()) {
             Ok(s) => println!(
                 "{}: {} tiles ({} written now{}), {} rows, sum {}, {}, {:.1} s, peak RSS {} MB -> {}",
-                s.name,
+                if a.name.is_none() && a.config.is_none() {
+                    format!("{} (name from the file name; --name to choose another)", s.name)
+                } else {
+                    s.name.clone()
+                },
                 s.tiles,
                 s.written,
                 cli_shard::shard_status(shard, s.complete),
                 s.rows,
                 s.value_sum,
-                s.method,
+                if s.source_grid { "passthrough: the source grid as it is".to_string() } else { s.method.clone() },
                 s.seconds,
                 peak_rss_bytes() / (1 << 20),
                 s.url
@@ -318,10 +331,11 @@ fn run_inspect(a: InspectArgs) -> Result<()> {
     let loaded = cli_load::loaded(&a.db, &root)?;
     if a.json {
         let mut v = serde_json::to_value(&list)?;
-        if let (Some(loaded), Some(items)) = (&loaded, v.as_array_mut()) {
+        if let (Some((schema, loaded)), Some(items)) = (&loaded, v.as_array_mut()) {
             for d in items {
                 let n = d["name"].as_str().and_then(|n| loaded.get(n)).map_or(0, |l| l.0);
                 d["loaded_tiles"] = n.into();
+                d["loaded_schema"] = schema.clone().into();
             }
         }
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -335,8 +349,13 @@ fn run_inspect(a: InspectArgs) -> Result<()> {
         "{:<20} {:<10} {:<8} {:<12} {:<8} {:>13} {:>12} {:>11} {:>14} {:>14}",
         "dataset", "status", "format", "method", "dtype", "shape", "resolution", "tiles", "rows", "value_sum"
     );
+    // The schema is printed because "loaded 0/6" in the default schema (public) is what a
+    // load into another schema looks like when --schema is left out.
     let loaded_col = |name: &str| match &loaded {
-        Some(l) => format!("  loaded {}", l.get(name).map_or_else(|| "0/?".to_string(), |(n, t)| format!("{n}/{t}"))),
+        Some((schema, l)) => format!(
+            "  loaded {} (schema {schema})",
+            l.get(name).map_or_else(|| "0/?".to_string(), |(n, t)| format!("{n}/{t}"))
+        ),
         None => String::new(),
     };
     for d in list {

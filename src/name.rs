@@ -18,8 +18,11 @@ pub const CATALOGUE_TABLES: [&str; 2] = ["raster_datasets", "raster_tile_loads"]
 #[derive(Debug, thiserror::Error)]
 pub enum BadName {
     /// Not a safe identifier.
-    #[error("dataset name {0:?} is not a safe SQL identifier: use lowercase letters, digits and _ (starting with a letter or _), at most 63 characters")]
+    #[error("dataset name {0:?} is not a safe SQL identifier: use lowercase letters, digits and _ (starting with a letter or _), at most 63 characters; pass another --name (name: in a config)")]
     Unsafe(String),
+    /// A source path with nothing to make a name from.
+    #[error("cannot make a dataset name from {0:?} (no letters or digits in its file name): pass --name")]
+    NoStem(String),
     /// The dataset's table would be one of the [`CATALOGUE_TABLES`].
     #[error("{what} {table} is the name of rasterstage's catalogue table (reserved: {reserved}): {fix}", reserved = CATALOGUE_TABLES.join(", "))]
     Reserved {
@@ -79,10 +82,89 @@ impl DatasetName {
         Err(BadName::Reserved { what, table, fix: fix.into() })
     }
 
+    /// The default name of an ad hoc source: its file stem (the variable of a GDAL subdataset
+    /// such as `NETCDF:"f.nc":var`; the last part of `/vsis3/...` or `s3://...` paths)
+    /// normalised by [`normalise`].
+    ///
+    /// # Errors
+    /// [`BadName::NoStem`] when nothing is left, saying to pass `--name`.
+    pub fn from_source(src: &str) -> Result<DatasetName, BadName> {
+        let n = normalise(&source_stem(src));
+        if n.is_empty() {
+            return Err(BadName::NoStem(src.to_string()));
+        }
+        DatasetName::new(&n)
+    }
+
     /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Prefix of a normalised name that would start with a digit: identifiers cannot, and `r_`
+/// ("raster") keeps the digits readable (`2019-landcover` -> `r_2019_landcover`).
+pub const DIGIT_PREFIX: &str = "r_";
+
+/// `s` as a safe identifier: lowercase, every run of characters outside `[a-z0-9_]` becomes
+/// one `_`, no leading or trailing `_`, [`DIGIT_PREFIX`] before a leading digit, cut to 63
+/// bytes. Empty when `s` has no letter or digit.
+pub fn normalise(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut gap = false;
+    for c in s.chars().flat_map(char::to_lowercase) {
+        if matches!(c, 'a'..='z' | '0'..='9' | '_') {
+            if gap {
+                out.push('_');
+                gap = false;
+            }
+            out.push(c);
+        } else {
+            gap = true;
+        }
+    }
+    let mut out = out.trim_matches('_').to_string();
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert_str(0, DIGIT_PREFIX);
+    }
+    // Only ASCII is left, so any byte index is a char boundary.
+    out.truncate(63);
+    out.trim_end_matches('_').to_string()
+}
+
+/// The part of a GDAL source string that names the data: the subdataset variable of
+/// `DRIVER:"path":var` (or `DRIVER:path:var`), else the file stem of the path's last part
+/// (URLs without their `?query`).
+fn source_stem(src: &str) -> String {
+    let mut path = src;
+    // A driver prefix (NETCDF:, HDF5:, GTIFF_DIR:...): two or more characters, so a Windows
+    // drive letter is not one, and not a URL scheme (`s3://`).
+    if let Some((driver, rest)) = src.split_once(':') {
+        let is_driver = driver.len() >= 2
+            && driver.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !rest.starts_with("//");
+        if is_driver {
+            let (file, var) = match rest.strip_prefix('"').and_then(|r| r.split_once('"')) {
+                Some((file, tail)) => (file, tail.trim_start_matches(':')),
+                // `GTIFF_DIR:2:f.tif` ends with the file, `NETCDF:f.nc:var` with the variable.
+                None => match rest.rsplit_once(':') {
+                    Some((_, last)) if last.contains(['/', '\\', '.']) => (last, ""),
+                    Some((file, var)) => (file, var),
+                    None => (rest, ""),
+                },
+            };
+            let var = var.rsplit(['/', ':']).find(|p| !p.is_empty()).unwrap_or("");
+            if !normalise(var).is_empty() && var.parse::<f64>().is_err() {
+                return var.to_string();
+            }
+            path = file;
+        }
+    }
+    if path.contains("://") {
+        path = path.split(['?', '#']).next().unwrap_or(path);
+    }
+    let last = path.trim_end_matches('/').rsplit(['/', '\\']).next().unwrap_or(path);
+    std::path::Path::new(last).file_stem().map_or_else(|| last.to_string(), |s| s.to_string_lossy().into_owned())
 }
 
 impl TryFrom<String> for DatasetName {
@@ -115,6 +197,46 @@ mod tests {
         for bad in ["", "1abc", "Plants", "x\"; DROP TABLE raster_datasets; --", "a b", "a/b", &"a".repeat(64)] {
             assert!(DatasetName::new(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn names_from_sources() {
+        let name = |s: &str| DatasetName::from_source(s).map(|n| n.as_str().to_string());
+        for (src, want) in [
+            ("RGB.byte.tif", "rgb_byte"),
+            ("my raster (v2).tif", "my_raster_v2"),
+            ("2019-landcover.tif", "r_2019_landcover"),
+            ("/data/in/LC08_L2SP_196027.TIF", "lc08_l2sp_196027"),
+            ("a__b.tif", "a__b"),
+            ("__x--y__.tif", "x_y"),
+            ("Höhe.tif", "h_he"),
+            ("srtm", "srtm"),
+            ("NETCDF:\"f.nc\":tas", "tas"),
+            ("NETCDF:\"/d/Clim-2.nc\":Precip", "precip"),
+            ("NETCDF:f.nc:sst", "sst"),
+            ("HDF5:\"f.h5\"://grp/Band_1", "band_1"),
+            ("GTIFF_DIR:2:/d/multi.tif", "multi"),
+            ("/vsis3/bucket/dir/x.tif", "x"),
+            ("/vsizip/a.zip/inner.tif", "inner"),
+            ("s3://b/x.tif", "x"),
+            ("https://host/p/DEM.tif?token=abc", "dem"),
+            ("C:\\data\\win.tif", "win"),
+        ] {
+            assert_eq!(name(src).unwrap(), want, "{src}");
+        }
+        let long = format!("{}.tif", "Ab-".repeat(40));
+        let n = name(&long).unwrap();
+        assert!(n.len() <= 63 && !n.ends_with('_') && DatasetName::new(&n).is_ok(), "{n}");
+        let n = name(&format!("{}.tif", "9".repeat(80))).unwrap();
+        assert_eq!(n.len(), 63);
+        assert!(n.starts_with("r_9"));
+        for bad in ["(-).tif", "..tif", "/", "§§.tif"] {
+            let e = name(bad).unwrap_err().to_string();
+            assert!(e.contains("--name"), "{bad}: {e}");
+        }
+        assert!(DatasetName::new("a b").unwrap_err().to_string().contains("--name"));
+        let e = DatasetName::from_source("Raster-Datasets.tif").unwrap().check_not_reserved("").unwrap_err();
+        assert!(e.to_string().contains("--name"), "{e}");
     }
 
     #[test]

@@ -46,8 +46,8 @@ pub enum ConvertError {
         what: String,
     },
     /// A method is needed but none was chosen.
-    #[error("{0}: resampling needs a method: pass --method (sum for counts, average for continuous values, mode for categories) or set method/data_type in the config")]
-    NoMethod(String),
+    #[error("{0}: resampling needs a method: pass --method (sum for counts, average for continuous values, mode for categories) or set method/data_type in the config{1}")]
+    NoMethod(String, String),
     /// A Zarr dataset named like one of the group's own variables.
     #[error("dataset {0}: a Zarr group already has a variable of that name (x, y, spatial_ref); convert it under another --name")]
     ZarrName(String),
@@ -122,6 +122,8 @@ pub struct ConvertSummary {
     pub seconds: f64,
     /// URL of the dataset folder.
     pub url: String,
+    /// Whether the target grid is the source grid as it is (a passthrough of every cell).
+    pub source_grid: bool,
     /// Whether the dataset is complete (a shard's run leaves it converting while other
     /// shards still have tiles to do; `rows` and `value_sum` then count this run's tiles).
     pub complete: bool,
@@ -237,8 +239,29 @@ pub fn convert_tiles(
     let src = Source::open(&job.source, job.band, job.nodata)?;
     let plan = plan(&src.info, &job.grid, job.method.unwrap_or(Method::Nearest))?;
     if job.method.is_none() && !plan.is_passthrough() {
-        return Err(ConvertError::NoMethod(job.source.clone()));
+        // When -tap alone moved the grid off the source's lattice, --no-align is the other fix.
+        let unaligned = GridRequest { align: false, ..job.grid.clone() };
+        let hint = if job.grid.align
+            && crate::plan::plan(&src.info, &unaligned, Method::Nearest).is_ok_and(|p| p.is_passthrough())
+        {
+            ", or pass --no-align to copy the grid as it is (the source's origin is not on a multiple of its cell size, so -tap alignment would resample it)"
+        } else {
+            ""
+        };
+        return Err(ConvertError::NoMethod(job.source.clone(), hint.to_string()));
     }
+    if matches!(job.method, Some(Method::Sum | Method::Average)) && !plan.is_passthrough() {
+        if let Some(why) = src.categorical() {
+            tracing::warn!(
+                "{name}: {} looks categorical ({why}), but --method {} adds its codes up: for categories use --method mode (data_type: categorical_data in a config)",
+                job.source,
+                plan.method.name()
+            );
+        }
+    }
+    let source_grid = matches!(plan.kind, crate::plan::Kind::Passthrough { dr: 0, dc: 0 })
+        && plan.target.width == src.info.grid.width
+        && plan.target.height == src.info.grid.height;
     let (t, s) = (plan.target.bounds(), src.info.grid.bounds());
     if !matches!(plan.kind, crate::plan::Kind::Warp)
         && (t.minx >= s.maxx || t.maxx <= s.minx || t.miny >= s.maxy || t.maxy <= s.miny)
@@ -308,6 +331,7 @@ pub fn convert_tiles(
                 value_sum: old.value_sum,
                 seconds: start.elapsed().as_secs_f64(),
                 url: ds.url().to_string(),
+                source_grid,
                 complete: true,
             });
         }
@@ -414,7 +438,11 @@ pub fn convert_tiles(
                     "{name}: this shard's tiles are done; {committed} of {total} committed, the last shard to finish (or `rasterstage finalize`) completes the dataset"
                 );
                 let mine: Vec<&TileRecord> = done.iter().filter(|r| only.is_some_and(|o| o.contains(&r.id))).collect();
-                (false, mine.iter().map(|r| r.row_count).sum(), mine.iter().fold(0.0, |s, r| s + r.value_sum))
+                (
+                    false,
+                    mine.iter().map(|r| r.row_count).sum(),
+                    crate::stage::manifest::exact_sum(mine.iter().map(|r| r.value_sum)),
+                )
             }
         };
         return Ok(ConvertSummary {
@@ -426,6 +454,7 @@ pub fn convert_tiles(
             value_sum,
             seconds: start.elapsed().as_secs_f64(),
             url: ds.url().to_string(),
+            source_grid,
             complete,
         });
     }
@@ -442,6 +471,7 @@ pub fn convert_tiles(
         value_sum: m.value_sum,
         seconds: start.elapsed().as_secs_f64(),
         url: ds.url().to_string(),
+        source_grid,
         complete: true,
     })
 }

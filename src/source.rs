@@ -279,6 +279,27 @@ impl Source {
         })
     }
 
+    /// Why the band holds categories rather than quantities, if it says so: an integer band
+    /// with a colour table, a raster attribute table, or GDAL's `LAYER_TYPE=thematic`.
+    /// `sum` and `average` of such codes mean nothing; `mode` keeps them.
+    pub fn categorical(&self) -> Option<&'static str> {
+        use gdal::Metadata;
+        let rb = self.dataset.rasterband(self.info.band).ok()?;
+        if rb.metadata_item("LAYER_TYPE", "").is_some_and(|v| v.eq_ignore_ascii_case("thematic")) {
+            return Some("its band is marked thematic");
+        }
+        if self.info.dtype.is_float() {
+            return None;
+        }
+        if rb.color_table().is_some() {
+            return Some("its integer band has a colour table");
+        }
+        // SAFETY: the band handle is valid while `rb` (and so `self.dataset`) lives; GDAL
+        // keeps ownership of the returned table, which is only compared with null.
+        let rat = unsafe { gdal_sys::GDALGetDefaultRAT(rb.c_rasterband()) };
+        (!rat.is_null()).then_some("its integer band has a raster attribute table")
+    }
+
     /// The open GDAL dataset (for the warper).
     pub fn dataset(&self) -> &Dataset {
         &self.dataset

@@ -99,6 +99,17 @@ pub enum LoadError {
     /// The table holds rows the ledger knows nothing about.
     #[error("table {0} already holds rows that rasterstage did not load (no raster_tile_loads entries): rerun with --replace to drop and reload it")]
     ForeignRows(String),
+    /// Every tile is in the ledger, but the table holds fewer rows than the ledger says were
+    /// loaded: rows were deleted outside rasterstage.
+    #[error("{table} holds {rows} rows, but its ledger (raster_tile_loads) says {recorded} were loaded, so every tile looks already loaded: rows were deleted outside rasterstage; rerun with rasterstage load --replace to drop and reload it")]
+    LostRows {
+        /// `"schema"."table"`.
+        table: String,
+        /// Rows in the table.
+        rows: i64,
+        /// Rows the ledger records.
+        recorded: i64,
+    },
     /// Some tiles failed; the others are committed.
     #[error("{dataset}: {failed} of {total} tiles failed (the others are committed; fix them and rerun load)")]
     TilesFailed {
@@ -123,7 +134,7 @@ pub enum LoadError {
         reason: String,
     },
     /// `verify` found differences.
-    #[error("{dataset}: {differing} of {total} tiles differ between staging and PostgreSQL")]
+    #[error("{dataset}: {differing} of {total} tiles differ between staging and PostgreSQL: to make the table match the staged data again, rerun rasterstage load --replace --dataset {dataset} (with the same --from/--schema)")]
     Differs {
         /// Dataset name.
         dataset: String,
@@ -636,6 +647,19 @@ fn load_dataset_only(
         .filter(|t| recorded.get(&t.id).is_none_or(|r| r.checksum != ledger::wanted_checksum(t)))
         .collect();
     let skipped_before = m.tiles.len() - todo.len();
+    if todo.is_empty() && only.is_none() && !m.tiles.is_empty() {
+        // Only when every tile would be skipped: then a count(*) (a full scan of a large
+        // table, once per dataset) is the one thing that can tell "loaded" from "loaded, then
+        // rows deleted by hand". A run with tiles to load never pays it.
+        let recorded: i64 = m.tiles.iter().filter_map(|t| recorded.get(&t.id)).map(|r| r.rows).sum();
+        let rows: i64 = client
+            .query_one(&format!("SELECT count(*) FROM {qt}"), &[])
+            .map_err(db(format!("counting rows of {qt}")))?
+            .get(0);
+        if rows < recorded {
+            return Err(LoadError::LostRows { table: qt, rows, recorded });
+        }
+    }
     let job = Job {
         opts,
         ds: &ds,

@@ -550,7 +550,11 @@ pub fn merge_tiles(
                     "{name}: this shard's tiles are done; {committed} of {total} committed, the last shard to finish (or `rasterstage finalize`) completes the dataset"
                 );
                 let mine: Vec<&TileRecord> = done.iter().filter(|r| only.contains(&r.id)).collect();
-                (false, mine.iter().map(|r| r.row_count).sum(), mine.iter().fold(0.0, |s, r| s + r.value_sum))
+                (
+                    false,
+                    mine.iter().map(|r| r.row_count).sum(),
+                    crate::stage::manifest::exact_sum(mine.iter().map(|r| r.value_sum)),
+                )
             }
         };
         return Ok(MergeSummary {

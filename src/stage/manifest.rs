@@ -386,9 +386,10 @@ impl Manifest {
         across.saturating_mul(down)
     }
 
-    /// Sum of the listed tiles' value sums, in list order (as [`Manifest::set_tiles`] adds).
+    /// Sum of the listed tiles' value sums, correctly rounded ([`exact_sum`], as
+    /// [`Manifest::set_tiles`] adds), so it does not depend on the order of the tiles.
     pub fn tiles_sum(&self) -> f64 {
-        self.tiles.iter().map(|t| t.value_sum).sum()
+        exact_sum(self.tiles.iter().map(|t| t.value_sum))
     }
 
     /// The window of this dataset's lattice that starts at `(row0, col0)`, if one does.
@@ -546,7 +547,7 @@ impl Manifest {
     pub fn set_tiles(&mut self, mut tiles: Vec<TileRecord>) {
         tiles.sort_by_key(|t| (t.row0, t.col0));
         self.row_count = tiles.iter().map(|t| t.row_count).sum();
-        self.value_sum = tiles.iter().map(|t| t.value_sum).sum();
+        self.value_sum = exact_sum(tiles.iter().map(|t| t.value_sum));
         self.tiles = tiles;
     }
 }
@@ -696,6 +697,70 @@ fn check_grid(field: &str, g: &Grid) -> Result<(), Invalid> {
         }
     }
     Ok(())
+}
+
+/// The sum of `values` correctly rounded to the nearest double (ties to even), whatever their
+/// order: Shewchuk's exact partials, as Python's `math.fsum`. A plain left-to-right sum of
+/// tile sums drifts in the last bits with the tile order and the count; every total of tile
+/// sums (dataset.json's `value_sum`, its validation, inspect, shard summaries) uses this one.
+/// With an infinity or NaN among the values, or an overflowing total, the plain sum (inf or
+/// NaN) is returned.
+pub fn exact_sum(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut partials: Vec<f64> = Vec::new();
+    let mut plain = 0.0;
+    let mut special = false;
+    for mut x in values {
+        plain += x;
+        if !x.is_finite() {
+            special = true;
+            continue;
+        }
+        let mut i = 0;
+        for j in 0..partials.len() {
+            let mut y = partials[j];
+            if x.abs() < y.abs() {
+                std::mem::swap(&mut x, &mut y);
+            }
+            let hi = x + y;
+            let lo = y - (hi - x);
+            if !hi.is_finite() {
+                return plain;
+            }
+            if lo != 0.0 {
+                partials[i] = lo;
+                i += 1;
+            }
+            x = hi;
+        }
+        partials.truncate(i);
+        partials.push(x);
+    }
+    if special {
+        return plain;
+    }
+    // Sum the partials from the top; the first inexact step decides the rounding, with the
+    // half-way case corrected by the sign of the next partial (as math.fsum).
+    let Some(mut hi) = partials.pop() else { return 0.0 };
+    let mut lo = 0.0;
+    while let Some(x) = partials.pop() {
+        let y = hi;
+        hi = y + x;
+        let yr = hi - y;
+        lo = x - yr;
+        if lo != 0.0 {
+            break;
+        }
+    }
+    if let Some(&next) = partials.last() {
+        if (lo < 0.0 && next < 0.0) || (lo > 0.0 && next > 0.0) {
+            let y = lo * 2.0;
+            let x = hi + y;
+            if y == x - hi {
+                hi = x;
+            }
+        }
+    }
+    hi
 }
 
 /// Whether two value sums agree up to summation order: equal, or finite and within a
@@ -1062,6 +1127,28 @@ mod tests {
         assert!(!same_sum(f64::NAN, 0.0));
         assert!(!same_sum(f64::INFINITY, 1e308));
         assert!(!same_sum(1e308, 4.1e7));
+    }
+
+    #[test]
+    fn exact_sum_is_correctly_rounded_in_any_order() {
+        assert_eq!(exact_sum([1e16, 1.0, -1e16, 1.0]), 2.0);
+        assert_eq!(exact_sum([0.1; 10]), 1.0);
+        assert_eq!(exact_sum([]), 0.0);
+        assert!(exact_sum([1.0, f64::NAN]).is_nan());
+        assert_eq!(exact_sum([1.0, f64::INFINITY]), f64::INFINITY);
+        // Multiples of 2^-20 below 2^40 sum exactly in i128; i128 -> f64 rounds to nearest even.
+        let mut s = 12345u64;
+        let mut next = || {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s >> 11
+        };
+        for n in [3usize, 10, 1000, 20000] {
+            let ints: Vec<i128> = (0..n).map(|_| (next() as i128 >> (next() % 50)) - (1i128 << 40)).collect();
+            let values: Vec<f64> = ints.iter().map(|&i| i as f64 / (1u64 << 20) as f64).collect();
+            let want = ints.iter().sum::<i128>() as f64 / (1u64 << 20) as f64;
+            assert_eq!(exact_sum(values.iter().copied()), want, "{n}");
+            assert_eq!(exact_sum(values.iter().rev().copied()), want, "{n} reversed");
+        }
     }
 
     #[test]

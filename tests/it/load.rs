@@ -641,3 +641,41 @@ fn verify_catches_a_deleted_row_and_a_changed_value() {
     assert!(stdout.contains("r64_c0") && stdout.contains("r32_c96"), "{stdout}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("2 of 20 tiles differ"));
 }
+
+#[test]
+fn rows_deleted_by_hand_lead_to_load_replace() {
+    let dir = tmp();
+    let (src, _) = float_raster(dir.path(), 15);
+    let root = dir.path().join("st");
+    stage(&src, "plants", &root, &[]);
+    let sc = Schema::new("lost");
+    rs_ok(&["load", "--from", s(&root), "--schema", &sc.name]);
+    let full = sc.count("plants");
+    client().batch_execute(&format!("DELETE FROM {} WHERE row_idx < 3", sc.q("plants"))).unwrap();
+    let lost = full - sc.count("plants");
+    assert!(lost > 0);
+    // Every tile is in the ledger, so load would skip them all: it notices the lost rows.
+    let err = rs_fails(&["load", "--from", s(&root), "--schema", &sc.name]);
+    assert!(
+        err.contains("--replace")
+            && err.contains(&format!("holds {} rows", full - lost))
+            && err.contains(&full.to_string()),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let out = rs(&["verify", "--from", s(&root), "--schema", &sc.name], &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("load --replace --dataset plants"), "{err}");
+    rs_ok(&["load", "--from", s(&root), "--schema", &sc.name, "--replace"]);
+    assert_eq!(sc.count("plants"), full);
+    rs_ok(&["verify", "--from", s(&root), "--schema", &sc.name]);
+    // Loaded and whole again: a rerun skips every tile after its one count.
+    assert!(rs_ok(&["load", "--from", s(&root), "--schema", &sc.name]).contains("(0 loaded now, 20 already loaded)"));
+
+    // inspect says which schema it looked in, the default one too.
+    let i = rs_ok(&["inspect", s(&root), "--database-url", &db_url(), "--schema", &sc.name]);
+    assert!(i.contains(&format!("loaded 20/20 (schema {})", sc.name)), "{i}");
+    let i = rs_ok(&["inspect", s(&root), "--database-url", &db_url()]);
+    assert!(i.contains("(schema public)"), "{i}");
+}

@@ -14,6 +14,7 @@ mod limits;
 mod load;
 mod load_server;
 mod merge;
+mod real_files;
 mod robust;
 mod s3;
 mod shard;
