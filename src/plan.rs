@@ -29,9 +29,7 @@ pub enum PlanError {
     #[error("{0} has no CRS, so it cannot be reprojected; assign one with gdal_translate -a_srs")]
     NoSourceCrs(String),
     /// Finding the source's extent in the target CRS failed.
-    #[error(
-        "cannot find the extent of {0} in {1} ({2}); pass --bounds MINX MINY MAXX MAXY in the target CRS"
-    )]
+    #[error("cannot find the extent of {0} in {1} ({2}); pass --bounds MINX MINY MAXX MAXY in the target CRS")]
     Transform(String, String, String),
 }
 
@@ -194,7 +192,14 @@ pub fn plan(src: &SourceInfo, req: &GridRequest, method: Method) -> Result<Plan,
             || dr + target.height as i64 > sg.height as i64
             || dc + target.width as i64 > sg.width as i64;
         let nodata = output_nodata(src, Method::Nearest, src.dtype, !extends);
-        return Ok(Plan { target, method, kind: Kind::Passthrough { dr, dc }, dtype: src.dtype, nodata, warp_scale: None });
+        return Ok(Plan {
+            target,
+            method,
+            kind: Kind::Passthrough { dr, dc },
+            dtype: src.dtype,
+            nodata,
+            warp_scale: None,
+        });
     }
     if !method.has_own_kernel() {
         let ds = open(src, &crs_wkt, req)?;

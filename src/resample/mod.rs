@@ -124,7 +124,13 @@ impl Method {
     pub fn has_own_kernel(self) -> bool {
         matches!(
             self,
-            Method::Sum | Method::Average | Method::Mode | Method::Min | Method::Max | Method::Nearest | Method::Bilinear
+            Method::Sum
+                | Method::Average
+                | Method::Mode
+                | Method::Min
+                | Method::Max
+                | Method::Nearest
+                | Method::Bilinear
         )
     }
 

@@ -11,6 +11,7 @@ mod convert_resume;
 mod load;
 mod load_server;
 mod merge;
+mod reproject;
 mod robust;
 mod s3;
 mod shard;
