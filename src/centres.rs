@@ -53,6 +53,21 @@ impl Axis {
         }
         self.origin + (i as f64 + 0.5) * self.step
     }
+
+    /// The same centre as a PostgreSQL expression of the integer column `index`, for views
+    /// that compute coordinates: exact decimals in `numeric` (multiplication is exact there, and
+    /// the cast to float8 rounds once, to nearest), else the plain formula in float8.
+    pub fn sql(&self, index: &str) -> String {
+        match self.exact {
+            Some((o2, s, d)) => format!(
+                "(({o2}::numeric + (2 * {index}::numeric + 1) * {s}::numeric) * '5e-{}'::numeric)::float8",
+                (d / 2).ilog10() + 1
+            ),
+            None => {
+                format!("'{:?}'::float8 + ({index}::float8 + '0.5'::float8) * '{:?}'::float8", self.origin, self.step)
+            }
+        }
+    }
 }
 
 /// The edge `n * step` of a grid aligned to multiples of `step` (gdalwarp `-tap`), exact in

@@ -114,7 +114,7 @@ fn target(st: &StagingArgs) -> Result<Target> {
 /// Any dataset failing (after the others ran).
 pub fn run_load(a: LoadArgs, quiet: bool) -> Result<()> {
     let t = target(&a.staging)?;
-    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let jobs = rasterstage::config::worker_count(a.jobs, "--jobs", rasterstage::limits::MAX_JOBS)?;
     let opts = LoadOptions {
         root: t.root,
         datasets: t.datasets,

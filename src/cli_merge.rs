@@ -4,7 +4,7 @@
 use crate::cli_load::DbArgs;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use rasterstage::config::DEFAULT_OUT;
+use rasterstage::config::{DEFAULT_OUT, MAX_WINDOW, MIN_WINDOW};
 use rasterstage::load::pg::ConnSpec;
 use rasterstage::load::{self, LoadOptions};
 use rasterstage::merge::{self, How, MergeJob, MergeOptions};
@@ -118,27 +118,30 @@ pub fn run_merge(a: MergeArgs, quiet: bool) -> Result<()> {
         (None, None) => mc.name.clone().unwrap_or_else(|| DEFAULT_NAME.to_string()),
     };
     let name = DatasetName::new(&name_str).context("the merged dataset's name (--out's last segment or --name)")?;
+    let dbc = cfg.as_ref().map(|c| c.database.clone()).unwrap_or_default();
+    let schema = a.db.schema.clone().or(dbc.schema.clone()).unwrap_or_else(|| "public".to_string());
+    let prefix = a.db.table_prefix.clone().or(dbc.table_prefix.clone()).unwrap_or_default();
+    // Refused before anything is staged: `load` would refuse the table anyway.
+    name.check_not_reserved(if a.to_postgres { &prefix } else { "" })?;
+    let window = a.window.or(mc.window);
+    if let Some(w) = window.filter(|w| !(MIN_WINDOW..=MAX_WINDOW).contains(w)) {
+        let what = if a.window.is_some() { "--window" } else { "merge.window" };
+        bail!(
+            "{what}: must be between {MIN_WINDOW} and {MAX_WINDOW} cells (a window's {} cells at most are held in memory at once), got {w}",
+            rasterstage::limits::MAX_WINDOW_CELLS
+        );
+    }
     let how_s = a.how.clone().or(mc.how.clone()).unwrap_or_else(|| "outer".into());
     let how = How::parse(&how_s).with_context(|| format!("--how: unknown {how_s:?}; use outer or inner"))?;
     let fmt_s = a.format.clone().or(mc.format.clone()).unwrap_or_else(|| "parquet".into());
     let format = Format::parse(&fmt_s).with_context(|| format!("--format: unknown {fmt_s:?}; use parquet or zarr"))?;
     let zarr_version =
         a.zarr_version.or(mc.zarr_version).or_else(|| cfg.as_ref().and_then(|c| c.output.zarr_version)).unwrap_or(3);
-    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let job = MergeJob {
-        from: from.clone(),
-        datasets,
-        out: out_root.clone(),
-        name,
-        how,
-        format,
-        zarr_version,
-        window: a.window.or(mc.window),
-    };
+    // The threads are also the connections of --to-postgres.
+    let max = rasterstage::limits::MAX_THREADS.min(rasterstage::limits::MAX_JOBS);
+    let threads = rasterstage::config::worker_count(a.threads, "--threads", max)?;
+    let job = MergeJob { from: from.clone(), datasets, out: out_root.clone(), name, how, format, zarr_version, window };
     tracing::debug!("merge job: {job:?}");
-    let dbc = cfg.as_ref().map(|c| c.database.clone()).unwrap_or_default();
-    let schema = a.db.schema.clone().or(dbc.schema.clone()).unwrap_or_else(|| "public".to_string());
-    let prefix = a.db.table_prefix.clone().or(dbc.table_prefix.clone()).unwrap_or_default();
 
     if a.view {
         let conn = ConnSpec::resolve(a.db.database_url.as_deref(), dbc.url.as_deref())?;

@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use rasterstage::limits::MAX_SHARDS;
 use rasterstage::pipeline::{tile_units, ConvertJob};
 use rasterstage::shard::{self, Shard, Unit};
 use rasterstage::stage::finalize::{finalize, Completion};
@@ -28,8 +29,20 @@ impl ShardArgs {
     /// # Errors
     /// A bad `--shard`, or `--shards` without an index variable.
     pub fn shard(&self) -> Result<Option<Shard>> {
-        Ok(Shard::from_args(self.shard.as_deref(), self.shards)?)
+        let k = Shard::from_args(self.shard.as_deref(), self.shards)?;
+        if let Some(k) = k {
+            check_shard_count(k.count, if self.shards.is_some() { "--shards" } else { "--shard" })?;
+        }
+        Ok(k)
     }
+}
+
+/// Refuses more shards than [`MAX_SHARDS`]: the assignment keeps a counter per shard.
+fn check_shard_count(n: usize, what: &str) -> Result<()> {
+    if n > MAX_SHARDS {
+        bail!("{what}: at most {MAX_SHARDS} shards, got {n}");
+    }
+    Ok(())
 }
 
 /// Every tile of every job with its cost, in job order.
@@ -77,6 +90,7 @@ pub fn run_plan(a: PlanArgs) -> Result<()> {
     if n == 0 {
         bail!("--shards must be at least 1");
     }
+    check_shard_count(n, if a.convert.shard.shards.is_some() { "--shards" } else { "--shard" })?;
     let (jobs, _) = crate::convert_jobs(&a.convert)?;
     let units = convert_units(&jobs)?;
     let loads = shard::loads(&units, n);

@@ -6,6 +6,7 @@
 
 use crate::dtype::{nodata_as, DataType, Sample};
 use crate::grid::Window;
+use crate::limits::MAX_WINDOW_CELLS;
 use crate::plan::{Kind, Plan};
 use crate::resample::extreme::Extreme;
 use crate::resample::{area, extreme, mode, point, Method, SourceBlock};
@@ -48,47 +49,43 @@ fn compute_typed<T: Sample + GdalType + IntoTileValues>(
             Ok(T::wrap(out))
         }
         Kind::Areal { rows, cols } => {
-            let cr = w.col0..w.col0 + w.cols;
-            let need = |r: Range<usize>| (rows.source_range(r), cols.source_range(cr.clone()));
-            let (rows, cols) = (|r| (rows, r), || (cols, cr.clone()));
+            let need = |r: Range<usize>, c: Range<usize>| (rows.source_range(r), cols.source_range(c));
             let f64_out = plan.dtype == DataType::Float64;
             match plan.method {
-                Method::Sum => strips(src, w, &need, |b: &SourceBlock<T>, r, o: &mut [f64]| {
-                    area::sum(b, nd, rows(r), cols(), o, f64::NAN)
+                Method::Sum => strips(src, w, &need, |b: &SourceBlock<T>, r, c, o: &mut [f64]| {
+                    area::sum(b, nd, (rows, r), (cols, c), o, f64::NAN)
                 }),
-                Method::Average if f64_out => strips(src, w, &need, |b: &SourceBlock<T>, r, o: &mut [f64]| {
-                    area::average(b, nd, rows(r), cols(), o, out_nodata(plan))
+                Method::Average if f64_out => strips(src, w, &need, |b: &SourceBlock<T>, r, c, o: &mut [f64]| {
+                    area::average(b, nd, (rows, r), (cols, c), o, out_nodata(plan))
                 }),
-                Method::Average => strips(src, w, &need, |b: &SourceBlock<T>, r, o: &mut [f32]| {
-                    area::average(b, nd, rows(r), cols(), o, out_nodata(plan))
+                Method::Average => strips(src, w, &need, |b: &SourceBlock<T>, r, c, o: &mut [f32]| {
+                    area::average(b, nd, (rows, r), (cols, c), o, out_nodata(plan))
                 }),
-                Method::Mode => strips(src, w, &need, |b: &SourceBlock<T>, r, o: &mut [T]| {
-                    mode::mode(b, nd, rows(r), cols(), o, out_nodata(plan))
+                Method::Mode => strips(src, w, &need, |b: &SourceBlock<T>, r, c, o: &mut [T]| {
+                    mode::mode(b, nd, (rows, r), (cols, c), o, out_nodata(plan))
                 }),
                 m => {
                     let which = if m == Method::Min { Extreme::Min } else { Extreme::Max };
-                    strips(src, w, &need, |b: &SourceBlock<T>, r, o: &mut [T]| {
-                        extreme::extreme(b, nd, rows(r), cols(), which, o, out_nodata(plan))
+                    strips(src, w, &need, |b: &SourceBlock<T>, r, c, o: &mut [T]| {
+                        extreme::extreme(b, nd, (rows, r), (cols, c), which, o, out_nodata(plan))
                     })
                 }
             }
         }
         Kind::Point { rows, cols } => {
-            let cr = w.col0..w.col0 + w.cols;
             let bil = plan.method == Method::Bilinear;
-            let need = |r: Range<usize>| (rows.source_range(r, bil), cols.source_range(cr.clone(), bil));
-            let (rows, cols) = (|r| (rows, r), || (cols, cr.clone()));
+            let need = |r: Range<usize>, c: Range<usize>| (rows.source_range(r, bil), cols.source_range(c, bil));
             if !bil {
-                strips(src, w, &need, |b: &SourceBlock<T>, r, o: &mut [T]| {
-                    point::nearest(b, nd, rows(r), cols(), o, out_nodata(plan))
+                strips(src, w, &need, |b: &SourceBlock<T>, r, c, o: &mut [T]| {
+                    point::nearest(b, nd, (rows, r), (cols, c), o, out_nodata(plan))
                 })
             } else if plan.dtype == DataType::Float64 {
-                strips(src, w, &need, |b: &SourceBlock<T>, r, o: &mut [f64]| {
-                    point::bilinear(b, nd, rows(r), cols(), o, out_nodata(plan))
+                strips(src, w, &need, |b: &SourceBlock<T>, r, c, o: &mut [f64]| {
+                    point::bilinear(b, nd, (rows, r), (cols, c), o, out_nodata(plan))
                 })
             } else {
-                strips(src, w, &need, |b: &SourceBlock<T>, r, o: &mut [f32]| {
-                    point::bilinear(b, nd, rows(r), cols(), o, out_nodata(plan))
+                strips(src, w, &need, |b: &SourceBlock<T>, r, c, o: &mut [f32]| {
+                    point::bilinear(b, nd, (rows, r), (cols, c), o, out_nodata(plan))
                 })
             }
         }
@@ -133,17 +130,22 @@ fn passthrough<T: Sample + GdalType>(
 
 /// Runs `kernel` over strips of output rows of `w`, reading for each strip exactly the source
 /// block `need` says it needs, at most about [`SOURCE_BUDGET`] bytes at a time, and returns the
-/// window's values.
+/// window's values. `need` and `kernel` take the output rows and columns of a piece.
 fn strips<T, O, N, K>(src: &Source, w: Window, need: &N, mut kernel: K) -> Result<TileValues, SourceError>
 where
     T: Sample + GdalType,
     O: IntoTileValues,
-    N: Fn(Range<usize>) -> (Range<usize>, Range<usize>),
-    K: FnMut(&SourceBlock<T>, Range<usize>, &mut [O]),
+    N: Fn(Range<usize>, Range<usize>) -> (Range<usize>, Range<usize>),
+    K: FnMut(&SourceBlock<T>, Range<usize>, Range<usize>, &mut [O]),
 {
     let mut out = vec![O::default(); w.cells()];
     with_scratch(|buf: &mut Vec<T>| strips_into(src, w, need, &mut kernel, buf, &mut out))?;
     Ok(O::wrap(out))
+}
+
+/// Whether a source block of `rows` x `cols` cells of `cell_bytes` fits [`SOURCE_BUDGET`].
+fn fits(rows: &Range<usize>, cols: &Range<usize>, cell_bytes: usize) -> bool {
+    rows.len() as u128 * cols.len() as u128 * cell_bytes as u128 <= SOURCE_BUDGET as u128
 }
 
 fn strips_into<T, O, N, K>(
@@ -156,26 +158,89 @@ fn strips_into<T, O, N, K>(
 ) -> Result<(), SourceError>
 where
     T: Sample + GdalType,
-    N: Fn(Range<usize>) -> (Range<usize>, Range<usize>),
-    K: FnMut(&SourceBlock<T>, Range<usize>, &mut [O]),
+    O: Default + Clone,
+    N: Fn(Range<usize>, Range<usize>) -> (Range<usize>, Range<usize>),
+    K: FnMut(&SourceBlock<T>, Range<usize>, Range<usize>, &mut [O]),
 {
     let cell_bytes = std::mem::size_of::<T>();
+    let all_cols = w.col0..w.col0 + w.cols;
     let mut r = w.row0;
     let end = w.row0 + w.rows;
     // Start with the whole window and halve until the source block fits the budget.
     let mut h = w.rows;
     while r < end {
         h = h.min(end - r);
-        let (sr, sc) = need(r..r + h);
-        if sr.len() * sc.len() * cell_bytes > SOURCE_BUDGET && h > 1 {
+        let (sr, sc) = need(r..r + h, all_cols.clone());
+        let fit = fits(&sr, &sc, cell_bytes);
+        if !fit && h > 1 {
             h = (h / 2).max(1);
             continue;
         }
         let o = &mut out[(r - w.row0) * w.cols..(r - w.row0 + h) * w.cols];
+        if fit {
+            src.read(sr.clone(), sc.clone(), buf)?;
+            let block = SourceBlock { data: buf, row0: sr.start, col0: sc.start, cols: sc.len() };
+            kernel(&block, r..r + h, all_cols.clone(), o);
+        } else {
+            row_in_pieces(src, w, r, need, kernel, buf, o)?;
+        }
+        r += h;
+    }
+    Ok(())
+}
+
+/// Output row `r` of `w` in pieces of columns, for a row whose source block alone exceeds
+/// [`SOURCE_BUDGET`] (a large downsampling factor): halves the piece until its block fits.
+/// Each output cell still gets every source cell it needs, so the values are the same.
+fn row_in_pieces<T, O, N, K>(
+    src: &Source,
+    w: Window,
+    r: usize,
+    need: &N,
+    kernel: &mut K,
+    buf: &mut Vec<T>,
+    o: &mut [O],
+) -> Result<(), SourceError>
+where
+    T: Sample + GdalType,
+    O: Default + Clone,
+    N: Fn(Range<usize>, Range<usize>) -> (Range<usize>, Range<usize>),
+    K: FnMut(&SourceBlock<T>, Range<usize>, Range<usize>, &mut [O]),
+{
+    let cell_bytes = std::mem::size_of::<T>();
+    let end = w.col0 + w.cols;
+    let mut piece: Vec<O> = Vec::new();
+    let mut c = w.col0;
+    let mut n = w.cols;
+    while c < end {
+        n = n.min(end - c);
+        let (sr, sc) = need(r..r + 1, c..c + n);
+        if !fits(&sr, &sc, cell_bytes) && n > 1 {
+            n = (n / 2).max(1);
+            continue;
+        }
+        // plan() refuses a target cell of more source cells than this; a check here too, so
+        // that no arithmetic slip can turn into an unbounded read.
+        let cells = sr.len() as u64 * sc.len() as u64;
+        if cells > MAX_WINDOW_CELLS {
+            return Err(SourceError::Read {
+                path: src.info.path.clone(),
+                row0: sr.start,
+                row1: sr.end,
+                col0: sc.start,
+                col1: sc.end,
+                reason: format!(
+                    "one target cell needs {cells} source cells, more than the limit of {MAX_WINDOW_CELLS}: choose a finer --resolution"
+                ),
+            });
+        }
         src.read(sr.clone(), sc.clone(), buf)?;
         let block = SourceBlock { data: buf, row0: sr.start, col0: sc.start, cols: sc.len() };
-        kernel(&block, r..r + h, o);
-        r += h;
+        piece.clear();
+        piece.resize(n, O::default());
+        kernel(&block, r..r + 1, c..c + n, &mut piece);
+        o[c - w.col0..c - w.col0 + n].clone_from_slice(&piece);
+        c += n;
     }
     Ok(())
 }

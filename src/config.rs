@@ -3,6 +3,7 @@
 //! enforces it here (unknown keys and wrong types are errors naming the key and line).
 
 use crate::grid::Bounds;
+use crate::limits;
 use crate::name::DatasetName;
 use crate::pipeline::ConvertJob;
 use crate::plan::GridRequest;
@@ -17,6 +18,11 @@ pub const DEFAULT_WINDOW: usize = 1024;
 pub const DEFAULT_OUT: &str = "./staging";
 /// Default relative tolerance for "same resolution".
 pub const DEFAULT_TOLERANCE: f64 = 1e-9;
+/// Smallest window (tile) side: smaller ones only multiply tiles and requests.
+pub const MIN_WINDOW: usize = 16;
+/// Largest window (tile) side of `convert` and `merge`: a window's cells are held in memory
+/// at once, so its square is at most [`limits::MAX_WINDOW_CELLS`] (8192).
+pub const MAX_WINDOW: usize = limits::MAX_WINDOW_CELLS.isqrt() as usize;
 
 /// Config and override errors, each naming the file, dataset or key.
 #[derive(Debug, thiserror::Error)]
@@ -230,31 +236,54 @@ impl StorageConfig {
     /// The store options these settings give.
     ///
     /// # Errors
-    /// [`ConfigError::Invalid`] naming the key of a value out of range.
+    /// [`ConfigError::Invalid`] naming the key of a value out of range, and the range.
     pub fn options(&self, path: &str) -> Result<crate::store::StorageOptions, ConfigError> {
+        let bad = |key: &str, m: String| ConfigError::Invalid(format!("{path}: storage.{key}"), m);
         let secs = |key: &str, v: f64| {
-            if v.is_finite() && v > 0.0 {
-                Ok(std::time::Duration::from_secs_f64(v))
+            limits::duration_secs(v).filter(|d| !d.is_zero()).ok_or_else(|| {
+                bad(
+                    key,
+                    format!("must be a number of seconds above 0 and at most {}, got {v}", limits::MAX_DURATION_SECS),
+                )
+            })
+        };
+        let count = |key: &str, v: usize, min: usize, max: usize| {
+            if (min..=max).contains(&v) {
+                Ok(v)
             } else {
-                Err(ConfigError::Invalid(
-                    format!("{path}: storage.{key}"),
-                    format!("must be a positive number, got {v}"),
-                ))
+                Err(bad(key, format!("must be at least {min} and at most {max}, got {v}")))
             }
         };
-        if self.max_concurrent_requests == 0 {
-            return Err(ConfigError::Invalid(
-                format!("{path}: storage.max_concurrent_requests"),
-                "must be at least 1".into(),
-            ));
-        }
         Ok(crate::store::StorageOptions {
-            max_retries: self.max_retries,
+            max_retries: count("max_retries", self.max_retries, 0, limits::MAX_RETRIES)?,
             retry_timeout: secs("retry_timeout_secs", self.retry_timeout_secs)?,
             request_timeout: secs("request_timeout_secs", self.request_timeout_secs)?,
-            max_concurrent_requests: self.max_concurrent_requests,
+            max_concurrent_requests: count(
+                "max_concurrent_requests",
+                self.max_concurrent_requests,
+                1,
+                limits::MAX_CONCURRENT_REQUESTS,
+            )?,
             ..Default::default()
         })
+    }
+}
+
+/// A number of workers (threads or connections): `requested` (from the setting `what`), else
+/// one per CPU core; more than `max` is capped at `max` with a warning (a larger number only
+/// adds idle threads or connections, never speed).
+///
+/// # Errors
+/// [`ConfigError::Invalid`] for 0.
+pub fn worker_count(requested: Option<usize>, what: &str, max: usize) -> Result<usize, ConfigError> {
+    match requested {
+        Some(0) => Err(ConfigError::Invalid(what.to_string(), "must be at least 1".into())),
+        Some(n) if n > max => {
+            tracing::warn!("{what} {n} is more than the limit of {max}: using {max}");
+            Ok(max)
+        }
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get()).min(max)),
     }
 }
 
@@ -360,6 +389,9 @@ pub fn jobs_from_config(path: &str, cfg: &Config, o: &Overrides) -> Result<Vec<C
             continue;
         }
         let name = DatasetName::new(&d.name).map_err(|e| ConfigError::Invalid(what.clone(), e.to_string()))?;
+        // Refused before anything is staged: `load` would refuse the table anyway.
+        let prefix = cfg.database.table_prefix.as_deref().unwrap_or("");
+        name.check_not_reserved(prefix).map_err(|e| ConfigError::Invalid(what.clone(), e.to_string()))?;
         let method = match (&o.method, &d.method, &d.data_type) {
             (Some(m), _, _) => Some(parse_method("--method", m)?),
             (None, Some(m), _) => Some(parse_method(&format!("{what}.method"), m)?),
@@ -461,28 +493,53 @@ pub fn resolve(
     base: Base,
 ) -> Result<ConvertJob, ConfigError> {
     let bad = |k: &str, m: String| ConfigError::Invalid(k.to_string(), m);
+    // Each error names the flag when the value came from one, else the config key.
+    let key = |flag: bool, f: &'static str, k: &'static str| if flag { f } else { k };
     let resolution = o.resolution.or(base.resolution);
     if let Some((x, y)) = resolution {
         if !(x > 0.0 && y > 0.0 && x.is_finite() && y.is_finite()) {
-            return Err(bad("resolution", format!("must be a positive number, got {x} x {y}")));
+            let k = key(o.resolution.is_some(), "--resolution", "resampling.target_resolution");
+            return Err(bad(k, format!("must be a positive number, got {x} x {y}")));
         }
     }
     let window = o.window.unwrap_or(base.window);
-    if !(16..=16384).contains(&window) {
-        return Err(bad("window", format!("must be between 16 and 16384 cells, got {window}")));
+    if !(MIN_WINDOW..=MAX_WINDOW).contains(&window) {
+        return Err(bad(
+            key(o.window.is_some(), "--window", "resampling.window_size"),
+            format!(
+                "must be between {MIN_WINDOW} and {MAX_WINDOW} cells (a window's {} cells at most are held in memory at once), got {window}",
+                limits::MAX_WINDOW_CELLS
+            ),
+        ));
     }
     let fmt_name = o.format.clone().or(base.format).unwrap_or_else(|| "parquet".into());
     let format = Format::parse(&fmt_name)
         .ok_or_else(|| bad("format", format!("unknown format {fmt_name:?}; use parquet or zarr")))?;
     let zarr_version = o.zarr_version.or(base.zarr_version).unwrap_or(3);
     if zarr_version != 2 && zarr_version != 3 {
-        return Err(bad("zarr_version", format!("must be 2 or 3, got {zarr_version}")));
+        let k = key(o.zarr_version.is_some(), "--zarr-version", "output.zarr_version");
+        return Err(bad(k, format!("must be 2 or 3, got {zarr_version}")));
     }
     if band == 0 {
         return Err(bad("band", "bands are numbered from 1".into()));
     }
-    let bounds = o.bounds.or(base.bounds).map(|b| Bounds { minx: b[0], miny: b[1], maxx: b[2], maxy: b[3] });
+    let bounds = o.bounds.or(base.bounds);
+    if let Some(b @ [minx, miny, maxx, maxy]) = bounds {
+        if !(b.iter().all(|v| v.is_finite()) && minx < maxx && miny < maxy) {
+            return Err(bad(
+                key(o.bounds.is_some(), "--bounds", "resampling.target_bounds"),
+                format!("must be 4 finite numbers MINX MINY MAXX MAXY with MINX < MAXX and MINY < MAXY, got {minx} {miny} {maxx} {maxy}"),
+            ));
+        }
+    }
+    let bounds = bounds.map(|b| Bounds { minx: b[0], miny: b[1], maxx: b[2], maxy: b[3] });
     let tolerance = o.tolerance.unwrap_or(base.tolerance);
+    if !(0.0..=limits::MAX_RESOLUTION_TOLERANCE).contains(&tolerance) {
+        return Err(bad(
+            key(o.tolerance.is_some(), "--resolution-tolerance", "resampling.resolution_tolerance"),
+            format!("must be from 0 to {} (relative), got {tolerance}", limits::MAX_RESOLUTION_TOLERANCE),
+        ));
+    }
     Ok(ConvertJob {
         name,
         source,
@@ -496,6 +553,9 @@ pub fn resolve(
             tolerance,
             align: base.align && !o.no_align,
             allow_passthrough: base.allow_passthrough,
+            window,
+            // Whether the source's cell type holds it is checked once the source is open.
+            nodata_override: nodata,
         },
         window,
         format,
@@ -552,5 +612,109 @@ mod tests {
         let o = Overrides { resolution: Some((0.0, 0.0)), ..Default::default() };
         let cfg = Config::parse("c.yml", "datasets:\n  - name: a\n    path: b\n").unwrap();
         assert!(jobs_from_config("c.yml", &cfg, &o).unwrap_err().to_string().contains("positive"));
+    }
+
+    /// The error of the one config dataset `a` with these overrides.
+    fn refused(cfg_text: &str, o: &Overrides) -> String {
+        let cfg = Config::parse("c.yml", cfg_text).unwrap();
+        jobs_from_config("c.yml", &cfg, o).unwrap_err().to_string()
+    }
+
+    const ONE: &str = "datasets:\n  - name: a\n    path: b\n";
+
+    #[test]
+    fn absurd_flags_name_the_flag_and_the_limit() {
+        let bounds = |b: [f64; 4]| Overrides { bounds: Some(b), ..Default::default() };
+        for b in [[f64::NAN, 0.0, 1.0, 1.0], [0.0, 0.0, f64::INFINITY, 1.0], [1.0, 0.0, 0.0, 1.0], [0.0, 1.0, 1.0, 1.0]]
+        {
+            let e = refused(ONE, &bounds(b));
+            assert!(e.contains("--bounds") && e.contains("finite"), "{e}");
+        }
+        for w in [0, 15, 8193, 16384, 1 << 31, usize::MAX] {
+            let e = refused(ONE, &Overrides { window: Some(w), ..Default::default() });
+            assert!(e.contains("--window") && e.contains("8192") && e.contains(&w.to_string()), "{e}");
+        }
+        let o = Overrides { window: Some(MAX_WINDOW), ..Default::default() };
+        assert_eq!(jobs_from_config("c.yml", &Config::parse("c.yml", ONE).unwrap(), &o).unwrap()[0].window, 8192);
+        for r in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let e = refused(ONE, &Overrides { resolution: Some((r, r)), ..Default::default() });
+            assert!(e.contains("--resolution") && e.contains("positive"), "{e}");
+        }
+        let e = refused(ONE, &Overrides { zarr_version: Some(7), ..Default::default() });
+        assert!(e.contains("--zarr-version") && e.contains("2 or 3"), "{e}");
+        let e = refused(ONE, &Overrides { band: Some(0), ..Default::default() });
+        assert!(e.contains("band") && e.contains("from 1"), "{e}");
+        for t in [-1.0, 0.5, f64::NAN] {
+            let e = refused(ONE, &Overrides { tolerance: Some(t), ..Default::default() });
+            assert!(e.contains("--resolution-tolerance") && e.contains("0.001"), "{e}");
+        }
+    }
+
+    #[test]
+    fn absurd_config_values_name_the_key() {
+        let e = refused(&format!("{ONE}resampling:\n  window_size: 100000\n"), &Overrides::default());
+        assert!(e.contains("resampling.window_size") && e.contains("8192"), "{e}");
+        let e = refused(&format!("{ONE}resampling:\n  target_bounds: [0, 0, .inf, 1]\n"), &Overrides::default());
+        assert!(e.contains("resampling.target_bounds"), "{e}");
+        let e = refused(&format!("{ONE}resampling:\n  target_resolution: .nan\n"), &Overrides::default());
+        assert!(e.contains("resampling.target_resolution"), "{e}");
+        let e = refused(&format!("{ONE}output:\n  zarr_version: 7\n"), &Overrides::default());
+        assert!(e.contains("output.zarr_version"), "{e}");
+    }
+
+    #[test]
+    fn storage_durations_and_counts_are_bounded() {
+        let opts = |yaml: &str| {
+            Config::parse("c.yml", &format!("datasets: []\nstorage:\n  {yaml}\n")).unwrap().storage.options("c.yml")
+        };
+        for v in ["1e300", ".nan", ".inf", "-.inf", "-1", "0", "86401"] {
+            for key in ["request_timeout_secs", "retry_timeout_secs"] {
+                let e = opts(&format!("{key}: {v}")).unwrap_err().to_string();
+                assert!(e.contains(&format!("c.yml: storage.{key}")) && e.contains("86400"), "{key}: {v}: {e}");
+            }
+        }
+        let o = opts("request_timeout_secs: 86400").unwrap();
+        assert_eq!(o.request_timeout, std::time::Duration::from_secs(86_400));
+        assert_eq!(opts("retry_timeout_secs: 0.5").unwrap().retry_timeout, std::time::Duration::from_millis(500));
+        for (yaml, key, limit) in [
+            ("max_concurrent_requests: 0", "max_concurrent_requests", "1024"),
+            ("max_concurrent_requests: 100000000000", "max_concurrent_requests", "1024"),
+            ("max_retries: 101", "max_retries", "100"),
+        ] {
+            let e = opts(yaml).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(limit), "{e}");
+        }
+        // Out of range for the integer type: serde names the key.
+        let e = Config::parse("c.yml", "datasets: []\nstorage:\n  max_retries: 1e300\n").unwrap_err().to_string();
+        assert!(e.contains("max_retries"), "{e}");
+        // The store checks the same limits on options built in code.
+        let big = crate::store::StorageOptions { max_concurrent_requests: 1 << 40, ..Default::default() };
+        assert!(big.validate().unwrap_err().to_string().contains("1024"));
+        let long = crate::store::StorageOptions {
+            retry_timeout: std::time::Duration::from_secs(1 << 40),
+            ..Default::default()
+        };
+        assert!(long.validate().unwrap_err().to_string().contains("storage.retry_timeout_secs"));
+    }
+
+    #[test]
+    fn catalogue_names_are_refused_at_convert() {
+        let e = refused("datasets:\n  - name: raster_datasets\n    path: b\n", &Overrides::default());
+        assert!(e.contains("c.yml: datasets[0] (raster_datasets)") && e.contains("--name"), "{e}");
+        let e = refused("datasets:\n  - name: raster-tile-loads\n    path: b\n", &Overrides::default());
+        assert!(e.contains("raster_tile_loads") && e.contains("catalogue"), "{e}");
+        // With the config's table prefix, prefix + name is what must not collide.
+        let text = "datasets:\n  - name: datasets\n    path: b\ndatabase:\n  table_prefix: raster_\n";
+        let e = refused(text, &Overrides::default());
+        assert!(e.contains("raster_datasets") && e.contains("prefix"), "{e}");
+    }
+
+    #[test]
+    fn worker_counts_are_capped() {
+        assert_eq!(worker_count(Some(20_000), "--threads", limits::MAX_THREADS).unwrap(), limits::MAX_THREADS);
+        assert_eq!(worker_count(Some(3), "--threads", limits::MAX_THREADS).unwrap(), 3);
+        let e = worker_count(Some(0), "--jobs", limits::MAX_JOBS).unwrap_err().to_string();
+        assert!(e.contains("--jobs") && e.contains("at least 1"), "{e}");
+        assert!((1..=limits::MAX_THREADS).contains(&worker_count(None, "--threads", limits::MAX_THREADS).unwrap()));
     }
 }

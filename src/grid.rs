@@ -5,6 +5,8 @@
 //! one formula, in one place, always the cell centre (the original pipeline mixed corners and
 //! centres, and joins on coordinates failed).
 
+use crate::centres::{multiple, Axis};
+use crate::limits::{MAX_GRID_CELLS, MAX_GRID_SIDE, MAX_TILES};
 use serde::{Deserialize, Serialize};
 
 /// How close (in cells) a value must be to a whole number to count as one. Floating-point
@@ -24,9 +26,58 @@ pub enum GridError {
     /// A resolution that cannot define a grid.
     #[error("resolution ({0}, {1}) must be positive on both axes")]
     BadResolution(f64, f64),
-    /// Target bounds that enclose nothing.
-    #[error("target bounds ({0}, {1}, {2}, {3}) are empty: need minx < maxx and miny < maxy")]
+    /// Target bounds that enclose nothing (or are not finite: a reprojected extent can be).
+    #[error("target bounds ({0}, {1}, {2}, {3}) are empty or not finite: need finite minx < maxx and miny < maxy (pass --bounds MINX MINY MAXX MAXY in the target CRS)")]
     EmptyBounds(f64, f64, f64, f64),
+    /// A grid larger than [`MAX_GRID_SIDE`] cells a side or [`MAX_GRID_CELLS`] cells.
+    #[error("the target grid would be {} x {} cells, more than the limit of {MAX_GRID_SIDE} cells a side and {MAX_GRID_CELLS} cells in all: choose a coarser --resolution (resampling.target_resolution) or smaller --bounds (resampling.target_bounds)", count_text(*.width), count_text(*.height))]
+    TooLarge {
+        /// Columns (a float: it may not fit any integer).
+        width: f64,
+        /// Rows.
+        height: f64,
+    },
+    /// More windows than [`MAX_TILES`].
+    #[error("the target grid of {width} x {height} cells in windows of {window} cells makes {tiles} tiles, more than the limit of {MAX_TILES}: choose a larger --window (resampling.window_size) or a coarser --resolution")]
+    TooManyTiles {
+        /// Columns.
+        width: usize,
+        /// Rows.
+        height: usize,
+        /// Window size.
+        window: usize,
+        /// Windows it makes.
+        tiles: u64,
+    },
+}
+
+/// A cell count computed as a float, for messages: whole below 1e15, else in scientific
+/// notation (a 1e300-cell side would otherwise print 301 digits).
+pub fn count_text(v: f64) -> String {
+    if v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3e}")
+    }
+}
+
+/// Checks a grid size given as floats (before any cast: a computed size may be NaN, infinite
+/// or beyond every integer type) against [`MAX_GRID_SIDE`] and [`MAX_GRID_CELLS`], and returns
+/// it as integers.
+///
+/// # Errors
+/// [`GridError::TooLarge`].
+pub fn checked_size(width: f64, height: f64) -> Result<(usize, usize), GridError> {
+    let side = MAX_GRID_SIDE as f64;
+    // `!(a <= b)` and not `a > b`, so that NaN is refused too.
+    if !(width >= 0.0 && height >= 0.0 && width <= side && height <= side) {
+        return Err(GridError::TooLarge { width, height });
+    }
+    let (w, h) = (width as u64, height as u64);
+    if w * h > MAX_GRID_CELLS {
+        return Err(GridError::TooLarge { width, height });
+    }
+    Ok((w as usize, h as usize))
 }
 
 /// A north-up raster grid. `(x0, y0)` is the outer top-left corner; `dy` is negative.
@@ -128,13 +179,24 @@ impl Grid {
     /// X of the centre of column `col`.
     #[inline]
     pub fn centre_x(&self, col: usize) -> f64 {
-        self.x0 + (col as f64 + 0.5) * self.dx
+        self.x_axis().centre(col)
     }
 
     /// Y of the centre of row `row`.
     #[inline]
     pub fn centre_y(&self, row: usize) -> f64 {
-        self.y0 + (row as f64 + 0.5) * self.dy
+        self.y_axis().centre(row)
+    }
+
+    /// The column centres ([`crate::centres`]): hot loops take the axis once and call
+    /// [`Axis::centre`] per cell, where [`Grid::centre_x`] works the decimals out each time.
+    pub fn x_axis(&self) -> Axis {
+        Axis::new(self.x0, self.dx)
+    }
+
+    /// The row centres; see [`Grid::x_axis`].
+    pub fn y_axis(&self) -> Axis {
+        Axis::new(self.y0, self.dy)
     }
 
     /// Outer bounds of the grid.
@@ -147,9 +209,36 @@ impl Grid {
         }
     }
 
-    /// Number of cells.
+    /// Number of cells (saturating: a grid read from a file may claim any size).
     pub fn cells(&self) -> u64 {
-        self.width as u64 * self.height as u64
+        (self.width as u64).saturating_mul(self.height as u64)
+    }
+
+    /// Checks the grid against [`MAX_GRID_SIDE`] and [`MAX_GRID_CELLS`].
+    ///
+    /// # Errors
+    /// [`GridError::TooLarge`].
+    pub fn check_size(&self) -> Result<(), GridError> {
+        checked_size(self.width as f64, self.height as f64).map(|_| ())
+    }
+
+    /// Number of windows of `size` cells (at least 1, as in [`Grid::windows`]) covering the grid.
+    pub fn window_count(&self, size: usize) -> u64 {
+        let size = size.max(1) as u64;
+        (self.width as u64).div_ceil(size).saturating_mul((self.height as u64).div_ceil(size))
+    }
+
+    /// Checks that [`Grid::windows`] of `size` makes at most [`MAX_TILES`] windows, before
+    /// they are listed.
+    ///
+    /// # Errors
+    /// [`GridError::TooManyTiles`], suggesting a larger window.
+    pub fn check_windows(&self, size: usize) -> Result<(), GridError> {
+        let tiles = self.window_count(size);
+        if tiles > MAX_TILES {
+            return Err(GridError::TooManyTiles { width: self.width, height: self.height, window: size, tiles });
+        }
+        Ok(())
     }
 
     /// Index of this grid's cell (0, 0) on the lattice of multiples of the resolution from
@@ -159,7 +248,10 @@ impl Grid {
     pub fn lattice_offset(&self) -> Option<(i64, i64)> {
         let c = snap(self.x0 / self.dx);
         let r = snap(self.y0 / self.dy);
-        (c.fract() == 0.0 && r.fract() == 0.0).then_some((r as i64, c as i64))
+        // Beyond 2^53 cells from the origin, indices are no longer exact in f64 (and `as i64`
+        // would saturate): such a grid has no usable offset.
+        let exact = |v: f64| v.fract() == 0.0 && v.abs() <= (1u64 << 53) as f64;
+        (exact(c) && exact(r)).then_some((r as i64, c as i64))
     }
 
     /// A grid with resolution `(rx, ry)` aligned to multiples of the resolution (gdalwarp
@@ -184,7 +276,8 @@ impl Grid {
         snap(cx).fract() == 0.0 && snap(cy).fract() == 0.0
     }
 
-    /// The output windows of `size` x `size` cells covering the grid, row-major.
+    /// The output windows of `size` x `size` cells covering the grid, row-major. Callers
+    /// with a grid or window from input check [`Grid::check_windows`] first.
     pub fn windows(&self, size: usize) -> Vec<Window> {
         let size = size.max(1);
         let mut out = Vec::new();
@@ -200,27 +293,31 @@ impl Grid {
 /// A `-tap` aligned grid of resolution `(rx, ry)` covering `b`.
 ///
 /// # Errors
-/// [`GridError::BadResolution`] or [`GridError::EmptyBounds`].
+/// [`GridError::BadResolution`], [`GridError::EmptyBounds`] (also for bounds that are not
+/// finite), or [`GridError::TooLarge`] before anything of that size exists.
 pub fn aligned_grid(crs_wkt: &str, epsg: Option<u32>, rx: f64, ry: f64, b: Bounds) -> Result<Grid, GridError> {
     if !(rx > 0.0 && ry > 0.0 && rx.is_finite() && ry.is_finite()) {
         return Err(GridError::BadResolution(rx, ry));
     }
-    if !(b.minx < b.maxx && b.miny < b.maxy) {
+    let finite = b.minx.is_finite() && b.miny.is_finite() && b.maxx.is_finite() && b.maxy.is_finite();
+    if !(finite && b.minx < b.maxx && b.miny < b.maxy) {
         return Err(GridError::EmptyBounds(b.minx, b.miny, b.maxx, b.maxy));
     }
     let c0 = snap(b.minx / rx).floor();
     let c1 = snap(b.maxx / rx).ceil();
     let r0 = snap(b.miny / ry).floor();
     let r1 = snap(b.maxy / ry).ceil();
+    // Checked as floats: `as usize` would saturate a 1e300-cell side into a plausible number.
+    let (width, height) = checked_size((c1 - c0).max(1.0), (r1 - r0).max(1.0))?;
     Ok(Grid {
         crs_wkt: crs_wkt.to_string(),
         epsg,
-        x0: c0 * rx,
-        y0: r1 * ry,
+        x0: multiple(c0, rx),
+        y0: multiple(r1, ry),
         dx: rx,
         dy: -ry,
-        width: (c1 - c0).max(1.0) as usize,
-        height: (r1 - r0).max(1.0) as usize,
+        width,
+        height,
     })
 }
 
@@ -260,6 +357,35 @@ mod tests {
         let total: usize = ws.iter().map(|w| w.cells()).sum();
         assert_eq!(total, 1001 * 257);
         assert_eq!(ws.last().unwrap().tile_id(), "r256_c768");
+    }
+
+    #[test]
+    fn absurd_grids_are_refused_before_allocation() {
+        let b = |v: f64| Bounds { minx: -v, miny: -v, maxx: v, maxy: v };
+        for (res, bounds) in [(1.0, b(1e300)), (1e-7, b(180.0)), (1e-300, b(1e300)), (f64::MIN_POSITIVE, b(1.0))] {
+            let e = aligned_grid("", None, res, res, bounds).unwrap_err().to_string();
+            assert!(e.contains("--resolution") && e.contains(&MAX_GRID_SIDE.to_string()), "{e}");
+        }
+        for bad in [f64::NAN, f64::INFINITY] {
+            let e = aligned_grid("", None, 1.0, 1.0, b(bad)).unwrap_err();
+            assert!(matches!(e, GridError::EmptyBounds(..)), "{e}");
+        }
+        // The largest side that fits, on one row.
+        let g =
+            aligned_grid("", None, 1.0, 1.0, Bounds { minx: 0.0, miny: 0.0, maxx: MAX_GRID_SIDE as f64, maxy: 1.0 });
+        assert_eq!(g.unwrap().width as u64, MAX_GRID_SIDE);
+        let e = checked_size(2.0f64.powi(21), 2.0f64.powi(21) + 1.0).unwrap_err().to_string();
+        assert!(e.contains(&MAX_GRID_CELLS.to_string()), "{e}");
+    }
+
+    #[test]
+    fn tile_count_is_checked_before_listing() {
+        let grid = g(0.0, 0.0, 1.0, 1 << 20, 1 << 20);
+        assert_eq!(grid.window_count(1024), 1 << 20);
+        assert!(grid.check_windows(1024).is_ok());
+        let e = grid.check_windows(16).unwrap_err().to_string();
+        assert!(e.contains("--window") && e.contains(&MAX_TILES.to_string()), "{e}");
+        assert_eq!(g(0.0, 0.0, 1.0, usize::MAX, usize::MAX).cells(), u64::MAX);
     }
 
     #[test]

@@ -10,8 +10,11 @@
 pub const MAX_GRID_SIDE: u64 = i32::MAX as u64;
 /// Most cells in one grid (2^42, about 4.4e12).
 pub const MAX_GRID_CELLS: u64 = 1 << 42;
-/// Largest window (tile) side in cells; a window's cells are held in memory at once.
-pub const MAX_WINDOW: usize = 65_536;
+/// Largest window (tile) side in cells accepted from a staged `dataset.json`: a window's
+/// cells are held in memory at once (16384^2 Float64 is 2 GiB). It is the largest window any
+/// rasterstage version wrote; `convert` and `merge` now write at most
+/// [`MAX_WINDOW_CELLS`]' square root (8192).
+pub const MAX_WINDOW: usize = 16_384;
 /// Most cells in one window (a 8192 x 8192 window of Float64 is 512 MB of values).
 pub const MAX_WINDOW_CELLS: u64 = 1 << 26;
 /// Most tiles in one dataset: the manifest lists every tile (a few hundred bytes each).
@@ -22,6 +25,19 @@ pub const MAX_MANIFEST_BYTES: u64 = 1 << 30;
 pub const MAX_THREADS: usize = 256;
 /// Most parallel PostgreSQL connections of one `load` (`--jobs`).
 pub const MAX_JOBS: usize = 256;
+/// Most retries of one object-store request (`storage.max_retries`,
+/// `RASTERSTAGE_S3_MAX_RETRIES`); the retry timeout bounds the time anyway.
+pub const MAX_RETRIES: usize = 100;
+/// Most object-store requests in flight (`storage.max_concurrent_requests`,
+/// `RASTERSTAGE_S3_MAX_CONCURRENT_REQUESTS`): each is a socket.
+pub const MAX_CONCURRENT_REQUESTS: usize = 1024;
+/// Largest relative "same resolution" tolerance (`--resolution-tolerance`,
+/// `resampling.resolution_tolerance`): a larger one would take a requested resolution for
+/// the source's and copy the source grid instead.
+pub const MAX_RESOLUTION_TOLERANCE: f64 = 1e-3;
+/// Most shards of a sharded run (`--shard K/N`, `--shards N`): the assignment holds a
+/// counter per shard.
+pub const MAX_SHARDS: usize = 65_536;
 /// Longest accepted timeout or retry duration, in seconds (one day).
 pub const MAX_DURATION_SECS: f64 = 86_400.0;
 

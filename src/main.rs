@@ -3,11 +3,12 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use rasterstage::config::{self, Base, Config, Overrides};
+use rasterstage::limits::MAX_THREADS;
 use rasterstage::name::DatasetName;
 use rasterstage::pipeline::{convert_tiles, ConvertJob, RunOptions};
 use rasterstage::progress::{human, peak_rss_bytes};
 use rasterstage::resample::Method;
-use rasterstage::store::Store;
+use rasterstage::store::{StorageOptions, Store};
 
 mod cli_load;
 mod cli_merge;
@@ -176,6 +177,9 @@ fn init_logging(verbose: u8, quiet: bool) {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // A bad RASTERSTAGE_S3_* variable fails the run before it reads or writes anything,
+    // whether or not the run ends up talking to an object store.
+    StorageOptions::default().with_env()?;
     match cli.cmd {
         Cmd::Convert(a) => run_convert(a, cli.quiet),
         Cmd::Inspect(a) => run_inspect(a),
@@ -227,6 +231,7 @@ fn convert_jobs(a: &ConvertArgs) -> Result<(Vec<ConvertJob>, Option<usize>)> {
             let stem =
                 std::path::Path::new(src).file_stem().map(|s| s.to_string_lossy().to_lowercase()).unwrap_or_default();
             let name = DatasetName::new(a.name.as_deref().unwrap_or(&stem))?;
+            name.check_not_reserved("")?;
             let method = match &a.method {
                 Some(m) => Some(
                     Method::parse(m)
@@ -245,6 +250,8 @@ fn convert_jobs(a: &ConvertArgs) -> Result<(Vec<ConvertJob>, Option<usize>)> {
 
 fn run_convert(a: ConvertArgs, quiet: bool) -> Result<()> {
     let (jobs, threads) = convert_jobs(&a)?;
+    let what = if a.threads.is_some() { "--threads" } else { "resampling.threads" };
+    let threads = config::worker_count(a.threads.or(threads), what, MAX_THREADS)?;
     let shard = a.shard.shard()?;
     if shard.is_some() && a.overwrite {
         bail!("--overwrite with --shard/--shards would let every shard delete the others' tiles: run one convert --overwrite (or delete the output) first, then the shards");
@@ -254,8 +261,6 @@ fn run_convert(a: ConvertArgs, quiet: bool) -> Result<()> {
         Some(k) => Some(cli_shard::my_convert_tiles(&jobs, k)?),
         None => None,
     };
-    let threads =
-        a.threads.or(threads).unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let opts = RunOptions { threads, overwrite: a.overwrite, quiet };
     let mut failed = 0;
     for job in &jobs {

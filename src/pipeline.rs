@@ -350,7 +350,8 @@ pub fn convert_tiles(
     }
 
     let progress = Progress::new(name, windows.len() as u64, done_ids.len() as u64, opts.quiet);
-    let threads = opts.threads.max(1);
+    // No more workers than tiles: each opens its own GDAL dataset.
+    let threads = opts.threads.clamp(1, pending.len().max(1));
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
     // One GDAL dataset per worker thread (Datasets are Send but not Sync); rayon's map_init
     // would open one per job split instead.

@@ -2,7 +2,8 @@
 //! (passthrough), resampled by our kernels (same CRS) or warped by GDAL (other CRS).
 
 use crate::dtype::DataType;
-use crate::grid::{aligned_grid, snap, Bounds, Grid, GridError};
+use crate::grid::{aligned_grid, count_text, snap, Bounds, Grid, GridError};
+use crate::limits::MAX_WINDOW_CELLS;
 use crate::resample::axis::{AxisMap, PointMap};
 use crate::resample::Method;
 use crate::source::SourceInfo;
@@ -31,6 +32,32 @@ pub enum PlanError {
     /// Finding the source's extent in the target CRS failed.
     #[error("cannot find the extent of {0} in {1} ({2}); pass --bounds MINX MINY MAXX MAXY in the target CRS")]
     Transform(String, String, String),
+    /// One target cell covers more source cells than may be read at once.
+    #[error("{path}: one target cell covers up to {} source cells ({} x {}), more than the limit of {MAX_WINDOW_CELLS} read at once: choose a finer --resolution (resampling.target_resolution), or downsample in steps (e.g. gdalwarp -tr to an intermediate raster first)", count_text(*.cells), count_text(.fx.ceil()), count_text(.fy.ceil()))]
+    TooCoarse {
+        /// The source.
+        path: String,
+        /// Source cells of one target cell, at most.
+        cells: f64,
+        /// Source columns per target cell.
+        fx: f64,
+        /// Source rows per target cell.
+        fy: f64,
+    },
+    /// A `--nodata` the source's cell type cannot hold: no cell could ever equal it.
+    #[error("{path}: --nodata {value} cannot be a value of its {dtype} cells, so no cell would be nodata: give a whole number from {min} to {max} (nodata: in a config)")]
+    NodataType {
+        /// The source.
+        path: String,
+        /// The value asked for.
+        value: f64,
+        /// The source's cell type.
+        dtype: &'static str,
+        /// The type's smallest value.
+        min: f64,
+        /// The type's largest value.
+        max: f64,
+    },
 }
 
 /// How the target cells are computed.
@@ -79,6 +106,12 @@ pub struct GridRequest {
     pub align: bool,
     /// Whether passthrough is allowed at all (`allow_skip_resampling`).
     pub allow_passthrough: bool,
+    /// Window size the target grid is cut into: [`plan`] refuses a grid of more than
+    /// [`crate::limits::MAX_TILES`] windows before they are listed (0: not checked).
+    pub window: usize,
+    /// The `--nodata` override (not the file's own nodata, which GDAL may hold in any type):
+    /// [`plan`] refuses one the source's cell type cannot hold.
+    pub nodata_override: Option<f64>,
 }
 
 /// The decided conversion.
@@ -141,6 +174,44 @@ fn same_crs(a: &str, b: &str) -> bool {
 /// # Errors
 /// A [`PlanError`] for an unusable request.
 pub fn plan(src: &SourceInfo, req: &GridRequest, method: Method) -> Result<Plan, PlanError> {
+    if let Some(v) = req.nodata_override {
+        check_nodata(src, v)?;
+    }
+    let p = plan_target(src, req, method)?;
+    if matches!(p.kind, Kind::Areal { .. }) {
+        let sg = &src.grid;
+        // Source cells one target cell overlaps, at most: a partial cell at each edge.
+        let fx = (p.target.dx / sg.dx).abs();
+        let fy = (p.target.dy / sg.dy).abs();
+        let cells = (fx.ceil() + 1.0).min(sg.width as f64) * (fy.ceil() + 1.0).min(sg.height as f64);
+        if cells.is_nan() || cells > MAX_WINDOW_CELLS as f64 {
+            return Err(PlanError::TooCoarse { path: src.path.clone(), cells, fx, fy });
+        }
+    }
+    Ok(p)
+}
+
+/// Refuses a `--nodata` that no cell of the source's type can equal (NaN, a fraction, out of
+/// range): the run would otherwise treat every cell as valid without a word.
+fn check_nodata(src: &SourceInfo, v: f64) -> Result<(), PlanError> {
+    let t = src.dtype;
+    if t.is_float() || (v.fract() == 0.0 && v >= min_of(t) && v <= type_max(t)) {
+        return Ok(());
+    }
+    Err(PlanError::NodataType { path: src.path.clone(), value: v, dtype: t.name(), min: min_of(t), max: type_max(t) })
+}
+
+/// `target` when it is within the grid and tile limits: checked before anything is
+/// allocated per cell, row, column or window of it.
+fn checked(target: Grid, req: &GridRequest) -> Result<Grid, GridError> {
+    target.check_size()?;
+    if req.window > 0 {
+        target.check_windows(req.window)?;
+    }
+    Ok(target)
+}
+
+fn plan_target(src: &SourceInfo, req: &GridRequest, method: Method) -> Result<Plan, PlanError> {
     let sg = &src.grid;
     // Resolve the target CRS to WKT so that equal CRSs compare equal.
     let (crs_wkt, epsg) = match &req.crs {
@@ -165,7 +236,7 @@ pub fn plan(src: &SourceInfo, req: &GridRequest, method: Method) -> Result<Plan,
             Some(b) => b,
             None => transformed_bounds(src, &ds, &crs_wkt, req)?,
         };
-        let target = aligned_grid(&crs_wkt, epsg, rx, ry, bounds)?;
+        let target = checked(aligned_grid(&crs_wkt, epsg, rx, ry, bounds)?, req)?;
         return warp_plan(src, &ds, target, method, req);
     }
 
@@ -183,9 +254,13 @@ pub fn plan(src: &SourceInfo, req: &GridRequest, method: Method) -> Result<Plan,
     } else {
         aligned_grid(&sg.crs_wkt, sg.epsg, rx, ry, req.bounds.unwrap_or_else(|| sg.bounds()))?
     };
+    let target = checked(target, req)?;
     if same_res && req.allow_passthrough && target.same_lattice(sg, 1e-9) {
-        let dc = snap((target.x0 - sg.x0) / sg.dx) as i64;
-        let dr = snap((target.y0 - sg.y0) / sg.dy) as i64;
+        // Offsets are clamped far outside both grids (a target far from the source overlaps
+        // none of it either way), so that no index arithmetic on them can overflow.
+        let far = (1i64 << 40) as f64;
+        let dc = snap((target.x0 - sg.x0) / sg.dx).clamp(-far, far) as i64;
+        let dr = snap((target.y0 - sg.y0) / sg.dy).clamp(-far, far) as i64;
         let target = Grid { dx: sg.dx, dy: sg.dy, ..target };
         let extends = dr < 0
             || dc < 0

@@ -103,12 +103,18 @@ pub fn init_gdal() {
     INIT.call_once(|| {
         // GDAL prints its errors to stderr itself, which would add lines to rasterstage's own
         // one-line error (e.g. "ERROR 1: PROJ: ... crs not found" before "error: target CRS
-        // ..."). Every failure GDAL reports reaches the caller as an error anyway, so log
-        // failures at debug level; warnings stay visible.
+        // ..."). Failures are logged at debug level and remembered for the thread, so that a
+        // read during which GDAL reported one fails even where GDAL still returned data
+        // (libtiff's errors on a block leave GDAL's read "successful"); warnings stay visible.
         gdal::config::set_error_handler(|kind, num, msg| match kind {
             gdal::errors::CplErrType::Warning => tracing::warn!("GDAL: {msg}"),
             gdal::errors::CplErrType::None | gdal::errors::CplErrType::Debug => tracing::trace!("GDAL: {msg}"),
-            _ => tracing::debug!("GDAL error {num}: {msg}"),
+            _ => {
+                tracing::debug!("GDAL error {num}: {msg}");
+                GDAL_FAILURE.with(|f| {
+                    f.borrow_mut().get_or_insert_with(|| msg.trim().to_string());
+                });
+            }
         });
         if std::env::var_os("GDAL_CACHEMAX").is_none() {
             let _ = gdal::config::set_config_option("GDAL_CACHEMAX", DEFAULT_CACHE_MB);
@@ -135,6 +141,29 @@ pub fn init_gdal() {
             }
         }
     });
+}
+
+thread_local! {
+    /// The first failure GDAL reported on this thread since [`gdal_checked`] started watching.
+    static GDAL_FAILURE: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Runs the GDAL call `f` and fails with GDAL's message if GDAL reported a failure (CE_Failure
+/// or CE_Fatal) on this thread while it ran, even if `f` itself succeeded. Warnings pass.
+/// Needs [`init_gdal`]'s error handler (every [`Source`] installs it).
+///
+/// # Errors
+/// `f`'s error, or the first failure GDAL reported during it.
+pub fn gdal_checked<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    GDAL_FAILURE.with(|g| g.borrow_mut().take());
+    let r = f();
+    let failure = GDAL_FAILURE.with(|g| g.borrow_mut().take());
+    match (r, failure) {
+        (Ok(_), Some(msg)) => Err(msg),
+        // GDAL's own message says more than the wrapper's "CPLErr" summary.
+        (Err(e), Some(msg)) if !e.contains(&msg) => Err(format!("{e}: {msg}")),
+        (r, _) => r,
+    }
 }
 
 /// The path GDAL opens: `s3://bucket/key` becomes `/vsis3/bucket/key`.
@@ -181,17 +210,19 @@ fn direct_reader(path: &str, dataset: &Dataset, band: usize, dtype: DataType) ->
         return None;
     }
     let (w, h) = dataset.raster_size();
-    match DirectReader::open(std::path::Path::new(path), band, w, h, dtype) {
-        Ok(Ok(r)) => Some(RefCell::new(r)),
-        Ok(Err(why)) => {
-            tracing::debug!("{path}: reading through GDAL ({why})");
-            None
-        }
-        Err(e) => {
-            tracing::debug!("{path}: reading through GDAL ({e})");
-            None
-        }
+    let why = match DirectReader::open(std::path::Path::new(path), band, w, h, dtype) {
+        Ok(Ok(r)) => return Some(RefCell::new(r)),
+        Ok(Err(why)) => why,
+        Err(e) => e.to_string(),
+    };
+    // Every worker thread opens the source: say it once per file and band.
+    static TOLD: std::sync::Mutex<Vec<(String, usize)>> = std::sync::Mutex::new(Vec::new());
+    let mut told = TOLD.lock().unwrap_or_else(|e| e.into_inner());
+    if !told.iter().any(|(p, b)| p == path && *b == band) {
+        told.push((path.to_string(), band));
+        tracing::debug!("{path}: reading band {band} through GDAL, not directly ({why})");
     }
+    None
 }
 
 impl Source {
@@ -303,7 +334,10 @@ impl Source {
             }
         }
         let band = self.dataset.rasterband(self.info.band).map_err(|e| err(e.to_string()))?;
-        band.read_into_slice::<T>((cols.start as isize, rows.start as isize), (nc, nr), (nc, nr), out, None)
-            .map_err(|e| err(e.to_string()))
+        gdal_checked(|| {
+            band.read_into_slice::<T>((cols.start as isize, rows.start as isize), (nc, nr), (nc, nr), out, None)
+                .map_err(|e| e.to_string())
+        })
+        .map_err(err)
     }
 }

@@ -159,39 +159,68 @@ impl StorageOptions {
     /// wins over the config file, so one run can be tuned without editing it).
     ///
     /// # Errors
-    /// [`StoreError::BadOption`] naming a variable that is not a valid number.
+    /// [`StoreError::BadOption`] naming a variable that is not a number in its range.
     pub fn with_env(mut self) -> Result<StorageOptions, StoreError> {
+        use crate::limits::{duration_secs, MAX_CONCURRENT_REQUESTS, MAX_DURATION_SECS, MAX_RETRIES};
         for name in STORAGE_ENV {
             let Ok(v) = std::env::var(name) else { continue };
-            let n: f64 = v.trim().parse().map_err(|_| StoreError::BadOption {
-                name: name.to_string(),
-                reason: format!("{v:?} is not a number"),
-            })?;
-            if !(n.is_finite() && n >= 0.0) {
-                return Err(StoreError::BadOption { name: name.to_string(), reason: format!("{v:?} must be >= 0") });
-            }
+            let bad = |reason: String| StoreError::BadOption { name: name.to_string(), reason };
+            let n: f64 = v.trim().parse().map_err(|_| bad(format!("{v:?} is not a number")))?;
+            // A count is a whole number in its range: `as usize` would quietly turn 2.5 into 2
+            // and 1e300 into usize::MAX.
+            let count = |max: usize| {
+                if n.fract() == 0.0 && (0.0..=max as f64).contains(&n) {
+                    Ok(n as usize)
+                } else {
+                    Err(bad(format!("{v:?} must be a whole number from 0 to {max}")))
+                }
+            };
+            let secs = || {
+                duration_secs(n)
+                    .ok_or_else(|| bad(format!("{v:?} must be a number of seconds from 0 to {MAX_DURATION_SECS}")))
+            };
             match name {
-                "RASTERSTAGE_S3_MAX_RETRIES" => self.max_retries = n as usize,
-                "RASTERSTAGE_S3_RETRY_TIMEOUT_SECS" => self.retry_timeout = Duration::from_secs_f64(n),
-                "RASTERSTAGE_S3_REQUEST_TIMEOUT_SECS" => self.request_timeout = Duration::from_secs_f64(n),
-                _ => self.max_concurrent_requests = n as usize,
+                "RASTERSTAGE_S3_MAX_RETRIES" => self.max_retries = count(MAX_RETRIES)?,
+                "RASTERSTAGE_S3_RETRY_TIMEOUT_SECS" => self.retry_timeout = secs()?,
+                "RASTERSTAGE_S3_REQUEST_TIMEOUT_SECS" => self.request_timeout = secs()?,
+                _ => self.max_concurrent_requests = count(MAX_CONCURRENT_REQUESTS)?,
             }
         }
         self.validate()?;
         Ok(self)
     }
 
-    /// Checks the values that would make every request fail.
+    /// Checks the values that would make every request fail, or that exceed the limits.
     ///
     /// # Errors
     /// [`StoreError::BadOption`] naming the setting.
     pub fn validate(&self) -> Result<(), StoreError> {
-        let bad = |name: &str, reason: &str| Err(StoreError::BadOption { name: name.into(), reason: reason.into() });
-        if self.max_concurrent_requests == 0 {
-            return bad("storage.max_concurrent_requests", "must be at least 1");
+        use crate::limits::{MAX_CONCURRENT_REQUESTS, MAX_DURATION_SECS, MAX_RETRIES};
+        let bad = |name: &str, reason: String| Err(StoreError::BadOption { name: name.into(), reason });
+        if !(1..=MAX_CONCURRENT_REQUESTS).contains(&self.max_concurrent_requests) {
+            return bad(
+                "storage.max_concurrent_requests",
+                format!(
+                    "must be at least 1 and at most {MAX_CONCURRENT_REQUESTS}, got {}",
+                    self.max_concurrent_requests
+                ),
+            );
+        }
+        if self.max_retries > MAX_RETRIES {
+            return bad("storage.max_retries", format!("must be at most {MAX_RETRIES}, got {}", self.max_retries));
         }
         if self.request_timeout.is_zero() {
-            return bad("storage.request_timeout_secs", "must be more than 0");
+            return bad("storage.request_timeout_secs", "must be more than 0".into());
+        }
+        let max = std::time::Duration::from_secs_f64(MAX_DURATION_SECS);
+        for (name, d) in [
+            ("storage.request_timeout_secs", self.request_timeout),
+            ("storage.retry_timeout_secs", self.retry_timeout),
+            ("connect timeout", self.connect_timeout),
+        ] {
+            if d > max {
+                return bad(name, format!("must be at most {MAX_DURATION_SECS} seconds, got {}", d.as_secs_f64()));
+            }
         }
         Ok(())
     }

@@ -4,7 +4,8 @@
 //! predictor one byte at a time, and copies every block through its block cache. For the
 //! common layout of big rasters (one band, little-endian, tiled or stripped, deflate, zstd or
 //! no compression, predictor 1, 2 or 3) this module reads the compressed blocks itself,
-//! inflates them with libdeflate (as GDAL does), undoes the predictor in tight loops and
+//! inflates them with libdeflate (zstd: with the very libzstd GDAL's libtiff calls), undoes
+//! the predictor in tight loops and
 //! copies the cells straight into the caller's buffer. The decoding is lossless, so the
 //! values are bit-identical to GDAL's (the tests compare every layout with GDAL's read).
 //!
@@ -69,6 +70,8 @@ struct Layout {
     height: usize,
     block_w: usize,
     block_h: usize,
+    /// Tiles are stored whole even where they overhang the image; a strip is not.
+    tiled: bool,
     sample: usize,
     compression: Compression,
     predictor: Predictor,
@@ -83,7 +86,17 @@ impl Layout {
 
     /// Rows of data in block row `br` (the last strip of a stripped file is shorter).
     fn rows_in(&self, br: usize) -> usize {
-        self.block_h.min(self.height - br * self.block_h)
+        if self.tiled {
+            self.block_h
+        } else {
+            self.block_h.min(self.height.saturating_sub(br * self.block_h))
+        }
+    }
+
+    /// Decoded bytes a block of block row `br` must have: what libtiff asks its codec for
+    /// (a whole tile, or the rows of the strip).
+    fn need(&self, br: usize) -> usize {
+        self.block_w * self.rows_in(br) * self.sample
     }
 }
 
@@ -91,7 +104,7 @@ impl Layout {
 pub struct DirectReader {
     file: File,
     layout: Layout,
-    inflater: libdeflater::Decompressor,
+    codecs: Codecs,
     compressed: Vec<u8>,
     cache: Vec<CachedBlock>,
     clock: u64,
@@ -128,14 +141,11 @@ impl DirectReader {
                 layout.width, layout.height
             )));
         }
-        Ok(Ok(DirectReader {
-            file,
-            layout,
-            inflater: libdeflater::Decompressor::new(),
-            compressed: Vec::new(),
-            cache: Vec::new(),
-            clock: 0,
-        }))
+        let codecs = match Codecs::new(layout.compression) {
+            Ok(c) => c,
+            Err(why) => return Ok(Err(why)),
+        };
+        Ok(Ok(DirectReader { file, layout, codecs, compressed: Vec::new(), cache: Vec::new(), clock: 0 }))
     }
 
     /// Bytes per cell.
@@ -159,6 +169,12 @@ impl DirectReader {
         debug_assert_eq!(out.len(), rows.len() * out_row);
         if rows.is_empty() || cols.is_empty() {
             return Ok(());
+        }
+        if rows.end > self.layout.height || cols.end > self.layout.width || out.len() != rows.len() * out_row {
+            return Err(TiffError::Corrupt {
+                block: 0,
+                reason: format!("window {rows:?} x {cols:?} is outside the image or the buffer"),
+            });
         }
         for br in rows.start / bh..=(rows.end - 1) / bh {
             for bc in cols.start / bw..=(cols.end - 1) / bw {
@@ -187,7 +203,7 @@ impl DirectReader {
         }
         let l = &self.layout;
         let full = l.block_w * l.block_h * l.sample;
-        let need = l.block_w * l.rows_in(br) * l.sample;
+        let need = l.need(br);
         // Reuse the least recently used block's buffer once the cache is full.
         let slot = if (self.cache.len() + 1) * full > BLOCK_CACHE_BYTES && !self.cache.is_empty() {
             (0..self.cache.len()).min_by_key(|&i| self.cache[i].last_use).expect("non-empty")
@@ -204,17 +220,22 @@ impl DirectReader {
             .map_err(|source| TiffError::Io { block: index, source })?;
         let data = &mut self.cache[slot].data;
         data.resize(full, 0);
+        // Decode exactly as libtiff does for GDAL: into a buffer of the block's size (`need`),
+        // so that a stream that decodes to more or less than that fails here as it fails (or
+        // is cut short unpredictably) there.
+        let out = &mut data[..need];
         let got = match l.compression {
             Compression::None => {
-                let n = count.min(full);
-                data[..n].copy_from_slice(&self.compressed[..n]);
+                let n = count.min(need);
+                out[..n].copy_from_slice(&self.compressed[..n]);
                 n
             }
             Compression::Deflate => {
-                self.inflater.zlib_decompress(&self.compressed, data).map_err(|e| corrupt(format!("deflate: {e}")))?
+                self.codecs.inflate(&self.compressed, out).map_err(|e| corrupt(format!("deflate: {e}")))?
             }
-            Compression::Zstd => zstd::bulk::decompress_to_buffer(&self.compressed, &mut data[..])
-                .map_err(|e| corrupt(format!("zstd: {e}")))?,
+            Compression::Zstd => {
+                self.codecs.unzstd(&self.compressed, out).map_err(|e| corrupt(format!("zstd: {e}")))?
+            }
         };
         if got < need {
             return Err(corrupt(format!("{got} bytes decoded, {need} expected")));
@@ -231,6 +252,155 @@ impl DirectReader {
         self.cache[slot].index = index;
         self.cache[slot].last_use = self.clock;
         Ok(slot)
+    }
+}
+
+/// The block decoders, each giving libtiff's bytes for every block libtiff decodes.
+///
+/// Deflate: libdeflate (fast), asked for exactly the block's size. Inflating is fully
+/// specified, so for every stream that both it and libtiff's zlib accept the bytes are the
+/// same; where they disagree (a corrupt checksum or trailing data after the block, which zlib
+/// never looks at) this side fails, cleanly.
+///
+/// Zstd: not a bundled copy but the system's libzstd that GDAL's libtiff calls, called the way
+/// libtiff calls it. Two versions of zstd can decode the same corrupt frame to different bytes,
+/// both without an error (measured: a tile with one flipped byte decodes to 2 different bytes
+/// under zstd 1.5.7 and Debian's 1.5.4).
+struct Codecs {
+    lib: &'static SysLibs,
+    inflater: libdeflater::Decompressor,
+    /// The zstd stream (null unless the file is zstd-compressed).
+    state: *mut std::ffi::c_void,
+}
+
+// SAFETY: the state pointer is owned by this value and used by one thread at a time (&mut).
+unsafe impl Send for Codecs {}
+
+type Ptr = *mut std::ffi::c_void;
+
+#[repr(C)]
+struct ZstdIn {
+    src: *const std::ffi::c_void,
+    size: usize,
+    pos: usize,
+}
+
+#[repr(C)]
+struct ZstdOut {
+    dst: Ptr,
+    size: usize,
+    pos: usize,
+}
+
+/// Entry points resolved from the libraries already loaded in the process.
+struct SysLibs {
+    zstd: Option<ZstdFns>,
+}
+
+type NewFn = unsafe extern "C" fn() -> Ptr;
+type SizeFn = unsafe extern "C" fn(Ptr) -> usize;
+type StreamFn = unsafe extern "C" fn(Ptr, *mut ZstdOut, *mut ZstdIn) -> usize;
+type IsErrorFn = unsafe extern "C" fn(usize) -> std::ffi::c_uint;
+type ErrorNameFn = unsafe extern "C" fn(usize) -> *const std::ffi::c_char;
+
+struct ZstdFns {
+    create: NewFn,
+    free: SizeFn,
+    init: SizeFn,
+    stream: StreamFn,
+    is_error: IsErrorFn,
+    error_name: ErrorNameFn,
+}
+
+/// `name` from the already loaded library `lib` (RTLD_NOLOAD: never a different copy).
+fn sym(lib: &str, name: &str) -> Option<*mut std::ffi::c_void> {
+    let (l, n) = (std::ffi::CString::new(lib).ok()?, std::ffi::CString::new(name).ok()?);
+    // SAFETY: dlopen/dlsym with valid C strings; the handle is never closed, so the symbols
+    // stay valid for the life of the process.
+    unsafe {
+        let h = libc::dlopen(l.as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD);
+        if h.is_null() {
+            return None;
+        }
+        let f = libc::dlsym(h, n.as_ptr());
+        (!f.is_null()).then_some(f)
+    }
+}
+
+fn sys_libs() -> &'static SysLibs {
+    static LIBS: std::sync::OnceLock<SysLibs> = std::sync::OnceLock::new();
+    LIBS.get_or_init(|| {
+        // SAFETY: each symbol is transmuted to the signature of its C declaration in
+        // zstd.h.
+        unsafe {
+            let f = |lib, name| sym(lib, name);
+            let zstd = (|| {
+                let z = "libzstd.so.1";
+                Some(ZstdFns {
+                    create: std::mem::transmute::<Ptr, NewFn>(f(z, "ZSTD_createDStream")?),
+                    free: std::mem::transmute::<Ptr, SizeFn>(f(z, "ZSTD_freeDStream")?),
+                    init: std::mem::transmute::<Ptr, SizeFn>(f(z, "ZSTD_initDStream")?),
+                    stream: std::mem::transmute::<Ptr, StreamFn>(f(z, "ZSTD_decompressStream")?),
+                    is_error: std::mem::transmute::<Ptr, IsErrorFn>(f(z, "ZSTD_isError")?),
+                    error_name: std::mem::transmute::<Ptr, ErrorNameFn>(f(z, "ZSTD_getErrorName")?),
+                })
+            })();
+            SysLibs { zstd }
+        }
+    })
+}
+
+impl Codecs {
+    /// The decoder for `compression`, or why there is none (the file then goes to GDAL).
+    fn new(compression: Compression) -> Result<Codecs, String> {
+        let lib = sys_libs();
+        let mut state = std::ptr::null_mut();
+        if compression == Compression::Zstd {
+            // SAFETY: the constructor takes no arguments and returns an owned stream or null.
+            state = unsafe { (lib.zstd.as_ref().ok_or("libtiff's libzstd is not loaded")?.create)() };
+            if state.is_null() {
+                return Err("cannot allocate a zstd stream".into());
+            }
+        }
+        Ok(Codecs { lib, inflater: libdeflater::Decompressor::new(), state })
+    }
+
+    /// Inflates a zlib stream into exactly `out`: fewer or more bytes fail.
+    fn inflate(&mut self, input: &[u8], out: &mut [u8]) -> Result<usize, String> {
+        self.inflater.zlib_decompress(input, out).map_err(|e| e.to_string())
+    }
+
+    /// libtiff's ZSTDDecode loop, call for call; returns the bytes decoded.
+    fn unzstd(&mut self, input: &[u8], out: &mut [u8]) -> Result<usize, String> {
+        let z = self.lib.zstd.as_ref().expect("checked in new");
+        // SAFETY: the stream is ours; the buffers describe valid slices that outlive the calls.
+        unsafe {
+            let err = |r: usize| std::ffi::CStr::from_ptr((z.error_name)(r)).to_string_lossy().into_owned();
+            let r = (z.init)(self.state);
+            if (z.is_error)(r) != 0 {
+                return Err(err(r));
+            }
+            let mut i = ZstdIn { src: input.as_ptr().cast(), size: input.len(), pos: 0 };
+            let mut o = ZstdOut { dst: out.as_mut_ptr().cast(), size: out.len(), pos: 0 };
+            loop {
+                let r = (z.stream)(self.state, &mut o, &mut i);
+                if (z.is_error)(r) != 0 {
+                    return Err(err(r));
+                }
+                if r == 0 || i.pos >= i.size || o.pos >= o.size {
+                    return Ok(o.pos);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Codecs {
+    fn drop(&mut self) {
+        if let (false, Some(z)) = (self.state.is_null(), self.lib.zstd.as_ref()) {
+            // SAFETY: the stream came from ZSTD_createDStream and is freed once.
+            unsafe { (z.free)(self.state) };
+        }
     }
 }
 
@@ -291,10 +461,134 @@ fn undo_float(row: &mut [u8], sample: usize, tmp: &mut Vec<u8>) {
     }
 }
 
+/// Where a tag's values are: type, count and the entry's value-or-offset field.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    typ: u16,
+    count: u64,
+    field: [u8; 8],
+}
+
+/// The first IFD of a little-endian TIFF, with every read bounded by the file's size.
+struct Ifd<'a> {
+    file: &'a File,
+    file_len: u64,
+    big: bool,
+    entries: Vec<(u16, Entry)>,
+}
+
+/// Why a file is not for the direct reader (it goes to GDAL).
+type Reject = String;
+
+impl Ifd<'_> {
+    fn entry(&self, tag: u16) -> Option<Entry> {
+        // Tags are strictly ascending (checked when read): a binary search finds the only one.
+        self.entries.binary_search_by_key(&tag, |(t, _)| *t).ok().map(|i| self.entries[i].1)
+    }
+
+    /// The values of `tag` as unsigned integers, `None` when absent. `types` are the TIFF
+    /// types accepted; a count outside `counts`, another type, a negative value or a value
+    /// above `max` rejects the file: libtiff would read it differently, ignore it or fail.
+    fn ints(
+        &self,
+        tag: u16,
+        types: &[u16],
+        counts: std::ops::RangeInclusive<u64>,
+        max: u64,
+    ) -> Result<Option<Vec<u64>>, Reject> {
+        let Some(e) = self.entry(tag) else { return Ok(None) };
+        let bad = |what: &str| format!("tag {tag} has {what}");
+        if !types.contains(&e.typ) {
+            return Err(bad(&format!("type {}", e.typ)));
+        }
+        let (size, signed) = match e.typ {
+            1 => (1, false),
+            6 => (1, true),
+            3 => (2, false),
+            8 => (2, true),
+            4 => (4, false),
+            9 => (4, true),
+            16 if self.big => (8, false),
+            17 if self.big => (8, true),
+            t => return Err(bad(&format!("type {t} in a classic TIFF"))),
+        };
+        if !counts.contains(&e.count) {
+            return Err(bad(&format!("{} values", e.count)));
+        }
+        // Bounded by the file's size before anything is allocated.
+        let bytes = e.count.checked_mul(size).filter(|&b| b <= self.file_len).ok_or_else(|| bad("too many values"))?;
+        let inline = if self.big { 8 } else { 4 };
+        let raw = if bytes <= inline {
+            e.field[..bytes as usize].to_vec()
+        } else {
+            let off = if self.big {
+                u64::from_le_bytes(e.field)
+            } else {
+                u64::from(u32::from_le_bytes(e.field[..4].try_into().expect("4")))
+            };
+            if off.checked_add(bytes).is_none_or(|end| end > self.file_len) {
+                return Err(bad("values beyond the end of the file"));
+            }
+            let mut v = vec![0u8; bytes as usize];
+            self.file.read_exact_at(&mut v, off).map_err(|e| bad(&format!("unreadable values ({e})")))?;
+            v
+        };
+        let mut out = Vec::with_capacity(e.count as usize);
+        for c in raw.chunks_exact(size as usize) {
+            let mut b = [0u8; 8];
+            b[..c.len()].copy_from_slice(c);
+            let v = u64::from_le_bytes(b);
+            let negative = signed && c[c.len() - 1] & 0x80 != 0;
+            if negative || v > max {
+                return Err(bad(&format!(
+                    "value {} out of range",
+                    if negative { "< 0".into() } else { v.to_string() }
+                )));
+            }
+            out.push(v);
+        }
+        Ok(Some(out))
+    }
+
+    /// One integer value of a SHORT-or-LONG tag (any integer type libtiff converts, count 1).
+    fn one(&self, tag: u16, max: u64) -> Result<Option<u64>, Reject> {
+        Ok(self.ints(tag, &INT_TYPES, 1..=1, max)?.map(|v| v[0]))
+    }
+
+    /// A per-sample SHORT tag (BitsPerSample, SampleFormat): one value, or one per sample,
+    /// all equal (libtiff refuses differing values).
+    fn per_sample(&self, tag: u16, spp: u64) -> Result<Option<u64>, Reject> {
+        let Some(v) = self.ints(tag, &INT_TYPES, 1..=spp.max(1), u64::from(u16::MAX))? else { return Ok(None) };
+        if v.len() != 1 && v.len() as u64 != spp || v.iter().any(|&x| x != v[0]) {
+            return Err(format!("tag {tag} has differing or partial per-sample values"));
+        }
+        Ok(Some(v[0]))
+    }
+}
+
+/// Integer TIFF types that libtiff converts to a SHORT or LONG tag's value (BYTE, SHORT, LONG,
+/// SBYTE, SSHORT, SLONG, LONG8, SLONG8; the 8-byte ones only in BigTIFF). IFD and IFD8 are
+/// left to GDAL.
+const INT_TYPES: [u16; 8] = [1, 3, 4, 6, 8, 9, 16, 17];
+/// Types of StripOffsets/TileOffsets and the byte counts that GDAL's libtiff reads block by
+/// block (its on-demand loading handles only these; others fail every block read).
+const STRILE_TYPES: [u16; 3] = [3, 4, 16];
+const U16: u64 = u16::MAX as u64;
+const U32: u64 = u32::MAX as u64;
+
 /// Reads the first IFD of `file` and returns the layout of band `band`, or why it is not
-/// one this module reads.
-fn parse(file: &File, band: usize, dtype: DataType) -> std::io::Result<Result<Layout, String>> {
+/// one this module reads (the caller then reads the whole file through GDAL).
+///
+/// Every check happens here, at open: what passes is a file whose blocks libtiff decodes the
+/// same way (same tag values, same block sizes, no byte count it would clamp), so a block read
+/// later either gives GDAL's values or fails. Sizes come from the geometry; every count,
+/// offset and byte count is checked against the file's size before anything is allocated.
+fn parse(file: &File, band: usize, dtype: DataType) -> std::io::Result<Result<Layout, Reject>> {
+    let file_len = file.metadata()?.len();
     let mut head = [0u8; 16];
+    if file_len < 16 {
+        return Ok(Err("shorter than a TIFF header".into()));
+    }
     file.read_exact_at(&mut head, 0)?;
     if &head[..2] != b"II" {
         return Ok(Err("not a little-endian TIFF".into()));
@@ -302,119 +596,182 @@ fn parse(file: &File, band: usize, dtype: DataType) -> std::io::Result<Result<La
     let u16_at = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
     let u32_at = |b: &[u8], i: usize| u32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"));
     let u64_at = |b: &[u8], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
-    let big = match u16_at(&head, 2) {
-        42 => false,
-        43 => true,
-        _ => return Ok(Err("not a TIFF".into())),
+    let big = match (u16_at(&head, 2), u16_at(&head, 4), u16_at(&head, 6)) {
+        (42, _, _) => false,
+        (43, 8, 0) => true,
+        _ => return Ok(Err("not a TIFF or BigTIFF header".into())),
     };
     let ifd = if big { u64_at(&head, 8) } else { u64::from(u32_at(&head, 4)) };
-    let (count_size, entry_size) = if big { (8, 20) } else { (2, 12) };
-    let mut buf = vec![0u8; count_size];
-    file.read_exact_at(&mut buf, ifd)?;
-    let n = if big { u64_at(&buf, 0) as usize } else { usize::from(u16_at(&buf, 0)) };
-    if n > 4096 {
+    let (count_size, entry_size) = if big { (8u64, 20u64) } else { (2, 12) };
+    if ifd < if big { 16 } else { 8 } || ifd.checked_add(count_size).is_none_or(|e| e > file_len) {
+        return Ok(Err(format!("first IFD at {ifd} is outside the file")));
+    }
+    let mut buf = [0u8; 8];
+    file.read_exact_at(&mut buf[..count_size as usize], ifd)?;
+    let n = if big { u64_at(&buf, 0) } else { u64::from(u16_at(&buf, 0)) };
+    if n == 0 || n > 4096 {
         return Ok(Err(format!("implausible IFD of {n} entries")));
     }
-    let mut entries = vec![0u8; n * entry_size];
-    file.read_exact_at(&mut entries, ifd + count_size as u64)?;
+    let start = ifd + count_size;
+    if start.checked_add(n * entry_size).is_none_or(|e| e > file_len) {
+        return Ok(Err("IFD runs past the end of the file".into()));
+    }
+    let mut raw = vec![0u8; (n * entry_size) as usize];
+    file.read_exact_at(&mut raw, start)?;
+    let mut entries = Vec::with_capacity(n as usize);
+    for e in raw.chunks_exact(entry_size as usize) {
+        let tag = u16_at(e, 0);
+        let (count, at) = if big { (u64_at(e, 4), 12) } else { (u64::from(u32_at(e, 4)), 8) };
+        let mut field = [0u8; 8];
+        field[..(entry_size as usize - at)].copy_from_slice(&e[at..]);
+        if entries.last().is_some_and(|&(t, _)| t >= tag) {
+            // libtiff keeps the first of duplicated tags and warns about the order; leave
+            // such files to it rather than guess.
+            return Ok(Err("IFD tags out of order or duplicated".into()));
+        }
+        entries.push((tag, Entry { typ: u16_at(e, 2), count, field }));
+    }
+    let d = Ifd { file, file_len, big, entries };
+    Ok(layout(&d, band, dtype))
+}
 
-    // The values of one tag as u64s (SHORT, LONG or LONG8), read from the entry or its offset.
-    let values = |tag: u16| -> std::io::Result<Option<Vec<u64>>> {
-        let Some(e) = entries.chunks_exact(entry_size).find(|e| u16_at(e, 0) == tag) else {
-            return Ok(None);
-        };
-        let (typ, count) = (u16_at(e, 2), if big { u64_at(e, 4) } else { u64::from(u32_at(e, 4)) });
-        let size = match typ {
-            3 => 2,
-            4 => 4,
-            16 => 8,
-            _ => return Ok(None),
-        };
-        let bytes = count as usize * size;
-        let inline = if big { 8 } else { 4 };
-        let at = if big { 12 } else { 8 };
-        let raw = if bytes <= inline {
-            e[at..at + bytes].to_vec()
-        } else {
-            let off = if big { u64_at(e, at) } else { u64::from(u32_at(e, at)) };
-            let mut v = vec![0u8; bytes];
-            file.read_exact_at(&mut v, off)?;
-            v
-        };
-        Ok(Some(
-            raw.chunks_exact(size)
-                .map(|c| match size {
-                    2 => u64::from(u16_at(c, 0)),
-                    4 => u64::from(u32_at(c, 0)),
-                    _ => u64_at(c, 0),
-                })
-                .collect(),
-        ))
+/// The layout of band `band` from the parsed IFD, or why it is not for the direct reader.
+fn layout(d: &Ifd<'_>, band: usize, dtype: DataType) -> Result<Layout, Reject> {
+    let (Some(width), Some(height)) = (d.one(256, U32)?, d.one(257, U32)?) else {
+        return Err("no image size".into());
     };
-    let one = |tag: u16| -> std::io::Result<Option<u64>> { Ok(values(tag)?.and_then(|v| v.first().copied())) };
-
-    let (Some(width), Some(height)) = (one(256)?, one(257)?) else {
-        return Ok(Err("no image size".into()));
-    };
-    let (width, height) = (width as usize, height as usize);
-    let spp = one(277)?.unwrap_or(1) as usize;
-    let planar = one(284)?.unwrap_or(1);
+    if width == 0 || height == 0 {
+        return Err("empty image".into());
+    }
+    // Tags that change which image GDAL reads or how libtiff decodes it.
+    if d.one(254, U32)?.is_some_and(|t| t != 0) {
+        return Err("first image is not a full-resolution image (NewSubfileType)".into());
+    }
+    if d.one(266, U16)?.is_some_and(|f| f != 1) {
+        return Err("bits stored in reverse order (FillOrder)".into());
+    }
+    if d.entry(32997).is_some() || d.entry(32998).is_some() {
+        return Err("volumetric image (ImageDepth/TileDepth)".into());
+    }
+    let spp = d.one(277, U16)?.unwrap_or(1);
+    let photometric = d.one(262, U16)?;
+    match photometric {
+        None | Some(1) => {}
+        Some(2) if spp >= 3 => {}
+        Some(3) if spp == 1 => {}
+        Some(p) => return Err(format!("photometric interpretation {p} with {spp} samples")),
+    }
+    if spp == 0 {
+        return Err("no samples per pixel".into());
+    }
+    let planar = d.one(284, U16)?.unwrap_or(1);
+    if !(1..=2).contains(&planar) {
+        return Err(format!("planar configuration {planar}"));
+    }
     if spp > 1 && planar != 2 {
-        return Ok(Err("pixel-interleaved bands".into()));
+        return Err("pixel-interleaved bands".into());
     }
-    if band > spp {
-        return Ok(Err(format!("band {band} is not in the first image")));
+    if band as u64 > spp {
+        return Err(format!("band {band} is not in the first image"));
     }
-    let bits = values(258)?.unwrap_or_else(|| vec![1]);
-    let format = one(339)?.unwrap_or(1);
+    let bits = d.per_sample(258, spp)?.unwrap_or(1);
+    let format = d.per_sample(339, spp)?.unwrap_or(1);
     let want_format = match dtype {
         DataType::Byte | DataType::UInt16 | DataType::UInt32 => 1,
         DataType::Int16 | DataType::Int32 => 2,
         DataType::Float32 | DataType::Float64 => 3,
     };
-    if bits.iter().any(|&b| b as usize != dtype.size() * 8) || format != want_format {
-        return Ok(Err(format!("samples of {} bits, format {format}, not {}", bits[0], dtype.name())));
+    if bits != dtype.size() as u64 * 8 || format != want_format {
+        return Err(format!("samples of {bits} bits, format {format}, not {}", dtype.name()));
     }
-    let compression = match one(259)?.unwrap_or(1) {
+    let compression = match d.one(259, U16)?.unwrap_or(1) {
         1 => Compression::None,
         8 | 32946 => Compression::Deflate,
         50000 => Compression::Zstd,
-        c => return Ok(Err(format!("compression {c}"))),
+        c => return Err(format!("compression {c}")),
     };
-    let predictor = match one(317)?.unwrap_or(1) {
+    let predictor = d.one(317, U16)?;
+    if compression == Compression::None && predictor.is_some_and(|p| p != 1) {
+        // libtiff ignores the tag without a codec that uses it: rare enough to leave to it.
+        return Err("predictor on uncompressed data".into());
+    }
+    let predictor = match predictor.unwrap_or(1) {
         1 => Predictor::None,
         2 => Predictor::Horizontal,
         3 if dtype.is_float() => Predictor::Float,
-        p => return Ok(Err(format!("predictor {p}"))),
+        p => return Err(format!("predictor {p}")),
     };
-    let tiled = (one(322)?, one(323)?);
-    // Tiles are stored whole even where they overhang the image; a strip never is, and
-    // RowsPerStrip may exceed the height (one strip).
-    let (block_w, block_h, offsets, counts) = match tiled {
-        (Some(tw), Some(th)) => (tw as usize, th as usize, values(324)?, values(325)?),
-        _ => (width, one(278)?.map_or(height, |r| (r as usize).min(height)), values(273)?, values(279)?),
+
+    let has = |tag: u16| d.entry(tag).is_some();
+    let tiled = match (has(322), has(323), has(324), has(325), has(273), has(279), has(278)) {
+        (true, true, true, true, false, false, false) => true,
+        (false, false, false, false, true, true, _) => false,
+        _ => return Err("neither a plain tiled nor a plain stripped layout".into()),
     };
-    let (Some(offsets), Some(counts)) = (offsets, counts) else {
-        return Ok(Err("no block offsets".into()));
+    let (block_w, block_h, offsets_tag, counts_tag) = if tiled {
+        let (tw, th) = (d.one(322, U32)?.unwrap_or(0), d.one(323, U32)?.unwrap_or(0));
+        // libtiff only warns about tile sizes that are not multiples of 16; GDAL's writers
+        // never make them, so leave them to GDAL.
+        if tw == 0 || th == 0 || tw % 16 != 0 || th % 16 != 0 {
+            return Err(format!("tiles of {tw}x{th}"));
+        }
+        (tw, th, 324, 325)
+    } else {
+        let rps = d.one(278, U32)?.unwrap_or(U32);
+        if rps == 0 {
+            return Err("zero rows per strip".into());
+        }
+        (width, rps.min(height), 273, 279)
     };
-    if block_w == 0 || block_h == 0 || width == 0 || height == 0 {
-        return Ok(Err("empty image or blocks".into()));
+    let sample = dtype.size() as u64;
+    let full = block_w
+        .checked_mul(block_h)
+        .and_then(|c| c.checked_mul(sample))
+        .filter(|&b| b <= MAX_BLOCK_BYTES as u64)
+        .ok_or_else(|| format!("blocks of {block_w}x{block_h} cells are too large to decode whole"))?;
+    let per_plane =
+        width.div_ceil(block_w).checked_mul(height.div_ceil(block_h)).ok_or_else(|| "too many blocks".to_string())?;
+    let planes = if planar == 2 { spp } else { 1 };
+    let blocks = per_plane.checked_mul(planes).ok_or_else(|| "too many blocks".to_string())?;
+    // Exactly one offset and byte count per block: libtiff pads or ignores others.
+    let offsets = d.ints(offsets_tag, &STRILE_TYPES, blocks..=blocks, u64::MAX)?.expect("present");
+    let counts = d.ints(counts_tag, &STRILE_TYPES, blocks..=blocks, u64::MAX)?.expect("present");
+    let first = (band as u64 - 1) * per_plane;
+    let range = first as usize..(first + per_plane) as usize;
+    let (offsets, counts) = (offsets[range.clone()].to_vec(), counts[range].to_vec());
+    let (width, height, block_w, block_h) = (width as usize, height as usize, block_w as usize, block_h as usize);
+    let l = Layout {
+        width,
+        height,
+        block_w,
+        block_h,
+        tiled,
+        sample: sample as usize,
+        compression,
+        predictor,
+        offsets,
+        counts,
+    };
+    let across = l.blocks_across();
+    for (i, (&o, &c)) in l.offsets.iter().zip(&l.counts).enumerate() {
+        if o == 0 || c == 0 {
+            // GDAL fills missing blocks with the nodata value; leave that to it.
+            return Err("sparse file (blocks without data)".into());
+        }
+        if o.checked_add(c).is_none_or(|end| end > d.file_len) {
+            return Err(format!("block {i} runs past the end of the file"));
+        }
+        // A compressed block never needs much more than its decoded size; libtiff clamps
+        // (with an error) byte counts above ten times it. Bounds the read buffer too.
+        if c > full + full / 4 + 65_536 {
+            return Err(format!("block {i} has an implausible byte count of {c}"));
+        }
+        if compression == Compression::None && (c as usize) < l.need(i / across) {
+            // libtiff re-estimates short byte counts of uncompressed strips.
+            return Err(format!("uncompressed block {i} is shorter than its cells"));
+        }
     }
-    if block_w * block_h * dtype.size() > MAX_BLOCK_BYTES {
-        return Ok(Err(format!("blocks of {block_w}x{block_h} cells are too large to decode whole")));
-    }
-    let per_plane = width.div_ceil(block_w) * height.div_ceil(block_h);
-    let first = (band - 1) * per_plane;
-    if offsets.len() < first + per_plane || counts.len() < first + per_plane {
-        return Ok(Err("fewer block offsets than blocks".into()));
-    }
-    let offsets = offsets[first..first + per_plane].to_vec();
-    let counts = counts[first..first + per_plane].to_vec();
-    if offsets.iter().zip(&counts).any(|(&o, &c)| o == 0 || c == 0) {
-        // GDAL fills missing blocks with the nodata value; leave that to it.
-        return Ok(Err("sparse file (blocks without data)".into()));
-    }
-    Ok(Ok(Layout { width, height, block_w, block_h, sample: dtype.size(), compression, predictor, offsets, counts }))
+    Ok(l)
 }
 
 #[cfg(test)]
@@ -560,6 +917,78 @@ mod tests {
         let mut out = vec![0u8; 150 * 97];
         let e = r.read(0..97, 0..150, &mut out).unwrap_err().to_string();
         assert!(e.starts_with("block 0 is corrupt"), "{e}");
+    }
+
+    /// Position of `tag`'s entry in the first IFD of the classic TIFF `b`.
+    fn entry_at(b: &[u8], tag: u16) -> usize {
+        let ifd = u32::from_le_bytes(b[4..8].try_into().unwrap()) as usize;
+        let n = usize::from(u16::from_le_bytes([b[ifd], b[ifd + 1]]));
+        (0..n).map(|k| ifd + 2 + 12 * k).find(|&e| u16::from_le_bytes([b[e], b[e + 1]]) == tag).unwrap()
+    }
+
+    /// `b` with `tag`'s entry set to `typ`, `count` and the 4-byte value field `value`.
+    fn patched(b: &[u8], tag: u16, typ: u16, count: u32, value: [u8; 4]) -> Vec<u8> {
+        let mut b = b.to_vec();
+        let e = entry_at(&b, tag);
+        b[e + 2..e + 4].copy_from_slice(&typ.to_le_bytes());
+        b[e + 4..e + 8].copy_from_slice(&count.to_le_bytes());
+        b[e + 8..e + 12].copy_from_slice(&value);
+        b
+    }
+
+    #[test]
+    fn tags_are_read_as_libtiff_reads_them_or_left_to_gdal() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = |i: usize| (i as f32).sin() * 1e3;
+        let opts = ["COMPRESS=DEFLATE", "PREDICTOR=3", "TILED=YES", "BIGTIFF=NO", "INTERLEAVE=BAND"];
+        let orig = std::fs::read(write(dir.path(), "f32.tif", &opts, f)).unwrap();
+        let p = dir.path().join("patched.tif");
+        // Predictor 3 in every integer type libtiff converts: read as 3, values as GDAL's
+        // (the reader used to take BYTE and SSHORT as "no predictor").
+        for typ in [1u16, 3, 4, 6, 8, 9] {
+            std::fs::write(&p, patched(&orig, 317, typ, 1, [3, 0, 0, 0])).unwrap();
+            same_as_gdal::<f32>(&p, DataType::Float32);
+        }
+        let open = |b: Vec<u8>| {
+            std::fs::write(&p, b).unwrap();
+            DirectReader::open(&p, 1, 150, 97, DataType::Float32).unwrap().err().expect("left to GDAL")
+        };
+        // What libtiff ignores, refuses or converts otherwise is left to GDAL.
+        assert_eq!(open(patched(&orig, 317, 9, 1, (-3i32).to_le_bytes())), "tag 317 has value < 0 out of range");
+        assert_eq!(open(patched(&orig, 317, 5, 1, [0; 4])), "tag 317 has type 5");
+        assert_eq!(open(patched(&orig, 317, 13, 1, [3, 0, 0, 0])), "tag 317 has type 13");
+        assert_eq!(open(patched(&orig, 317, 16, 1, [3, 0, 0, 0])), "tag 317 has type 16 in a classic TIFF");
+        assert_eq!(open(patched(&orig, 317, 3, 2, [3, 0, 3, 0])), "tag 317 has 2 values");
+        assert_eq!(open(patched(&orig, 317, 4, 1, 65_539u32.to_le_bytes())), "tag 317 has value 65539 out of range");
+        // Counts and offsets: never an allocation from them, never a read past the file.
+        let e = entry_at(&orig, 324);
+        let offsets_at = u32::from_le_bytes(orig[e + 8..e + 12].try_into().unwrap());
+        assert_eq!(open(patched(&orig, 324, 4, u32::MAX, offsets_at.to_le_bytes())), "tag 324 has 4294967295 values");
+        assert_eq!(open(patched(&orig, 324, 9, 6, offsets_at.to_le_bytes())), "tag 324 has type 9");
+        assert_eq!(
+            open(patched(&orig, 324, 4, 2, u32::MAX.to_le_bytes())),
+            "tag 324 has values beyond the end of the file"
+        );
+        assert_eq!(open(patched(&orig, 324, 4, 3, offsets_at.to_le_bytes())), "tag 324 has 3 values");
+        let e = entry_at(&orig, 325);
+        let counts_at = u32::from_le_bytes(orig[e + 8..e + 12].try_into().unwrap()) as usize;
+        let mut b = orig.clone();
+        b[counts_at..counts_at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(open(b), "block 0 runs past the end of the file");
+        // Geometry: tiles that are not multiples of 16, strips and tiles mixed, a huge IFD.
+        assert_eq!(open(patched(&orig, 322, 3, 1, [40, 0, 0, 0])), "tiles of 40x256");
+        assert!(open(patched(&orig, 322, 3, 1, [0, 0, 0, 0])).starts_with("tiles of 0x"));
+        assert_eq!(
+            open(patched(&orig, 323, 4, 1, [0, 0, 0, 128])),
+            "blocks of 256x2147483648 cells are too large to decode whole"
+        );
+        let mut b = orig.clone();
+        let ifd = u32::from_le_bytes(b[4..8].try_into().unwrap()) as usize;
+        b[ifd..ifd + 2].copy_from_slice(&u16::MAX.to_le_bytes());
+        assert_eq!(open(b), "implausible IFD of 65535 entries");
+        let mut b = orig.clone();
+        b[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(open(b), "first IFD at 4294967295 is outside the file");
     }
 
     #[test]

@@ -299,6 +299,10 @@ pub fn warp_window<O: Sample + GdalType>(src: &Source, plan: &Plan, w: Window) -
     ] {
         wo.set(k, &v).map_err(err)?;
     }
+    // Source::open checked the band against the band count (a C int); checked again here
+    // rather than cast, so that no other caller can warp a wrapped band number.
+    let src_band =
+        i32::try_from(src.info.band).map_err(|_| err(format!("band {} is not a GDAL band number", src.info.band)))?;
     // SAFETY: the options struct and its arrays are allocated with GDAL's allocator because
     // GDALDestroyWarpOptions frees them (the string list is duplicated for it); the datasets,
     // the transformer and `arg` outlive the operation.
@@ -311,7 +315,7 @@ pub fn warp_window<O: Sample + GdalType>(src: &Source, plan: &Plan, w: Window) -
         (*opts).dfWarpMemoryLimit = WARP_MEMORY;
         (*opts).nBandCount = 1;
         (*opts).panSrcBands = gdal_sys::CPLMalloc(std::mem::size_of::<c_int>()) as *mut c_int;
-        *(*opts).panSrcBands = src.info.band as c_int;
+        *(*opts).panSrcBands = src_band;
         (*opts).panDstBands = gdal_sys::CPLMalloc(std::mem::size_of::<c_int>()) as *mut c_int;
         *(*opts).panDstBands = 1;
         if let Some(snd) = src.info.nodata {

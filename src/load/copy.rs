@@ -229,13 +229,14 @@ fn tile_rows<T: PgValue>(
     sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<(), DecodeError> {
     let g = shape.grid;
+    let (gx, gy) = (g.x_axis(), g.y_axis());
     let (mut last_row, mut y) = (-1i32, 0.0);
     visit_cells::<T, _>(format, bytes, shape, |r, c, v| {
         if r != last_row {
             last_row = r;
-            y = g.centre_y(r as usize);
+            y = gy.centre(r as usize);
         }
-        enc.row::<T>(r, c, g.centre_x(c as usize), y, v);
+        enc.row::<T>(r, c, gx.centre(c as usize), y, v);
         if enc.full() {
             sink(enc.bytes())?;
             enc.clear();
@@ -273,6 +274,7 @@ pub fn merged_parquet_rows(
     }
     let reader = builder.with_batch_size(BATCH_ROWS).build().map_err(|e| DecodeError::Bad(e.to_string()))?;
     let g = shape.grid;
+    let (gx, gy) = (g.x_axis(), g.y_axis());
     let mut order = CellOrder::new(shape)?;
     let fields = row_fields(columns.len())?;
     let dtypes: Vec<DataType> = columns.iter().map(|c| c.dtype).collect();
@@ -287,7 +289,7 @@ pub fn merged_parquet_rows(
             let (r, c) = (row.value(i), col.value(i));
             order.next(r, c)?;
             // In the window, so non-negative.
-            enc.key_fields(r, c, g.centre_x(c as usize), g.centre_y(r as usize), fields);
+            enc.key_fields(r, c, gx.centre(c as usize), gy.centre(r as usize), fields);
             for (j, dt) in dtypes.iter().enumerate() {
                 let a = batch.column(4 + j);
                 crate::with_sample_type!(dt, T => {
@@ -334,6 +336,7 @@ pub fn merged_zarr_rows(
         .map(|(b, c)| dense_f64(Format::Zarr, b, &TileShape { dtype: c.dtype, nodata: c.nodata, ..*shape }))
         .collect::<Result<Vec<_>, _>>()?;
     let g = shape.grid;
+    let (gx, gy) = (g.x_axis(), g.y_axis());
     let order = CellOrder::new(shape)?;
     let fields = row_fields(columns.len())?;
     for p in crate::merge::keep_cells(&values, shape.rows * shape.cols, crate::merge::How::Outer) {
@@ -341,7 +344,7 @@ pub fn merged_zarr_rows(
         let (r, c) = (shape.row0 + p / shape.cols, shape.col0 + p % shape.cols);
         // Inside the window, whose bounds CellOrder::new checked against int4.
         let (ri, ci) = (order.start().0 + int_offset(p / shape.cols)?, order.start().1 + int_offset(p % shape.cols)?);
-        enc.key_fields(ri, ci, g.centre_x(c), g.centre_y(r), fields);
+        enc.key_fields(ri, ci, gx.centre(c), gy.centre(r), fields);
         for (col, v) in columns.iter().zip(&values) {
             let v = v[p];
             if v.is_nan() {

@@ -200,13 +200,16 @@ pub struct LoadSummary {
     pub key_by_other: bool,
 }
 
-/// A dataset's table name: prefix + dataset name, checked to fit PostgreSQL's 63 bytes.
+/// A dataset's table name: prefix + dataset name, checked to fit PostgreSQL's 63 bytes and
+/// never to be a catalogue table: every dataset table name (and so every `DROP TABLE` of
+/// `--replace`) comes from here, so no path can drop `raster_datasets` or `raster_tile_loads`.
 ///
 /// # Errors
-/// [`LoadError::BadIdent`].
+/// [`LoadError::BadIdent`]; [`LoadError::BadName`] for a catalogue table's name.
 pub fn table_name(prefix: &str, name: &DatasetName) -> Result<String, LoadError> {
     let t = format!("{prefix}{name}");
     pg::check_ident("table name (--table-prefix + dataset name)", &t, false)?;
+    name.check_not_reserved(prefix)?;
     Ok(t)
 }
 

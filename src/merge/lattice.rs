@@ -4,7 +4,8 @@
 //! coordinates: the original pipeline joined on coordinates rounded to 6 decimals and put
 //! datasets whose origins differed by a fraction of a cell side by side.
 
-use crate::grid::{snap, Grid};
+use crate::grid::{checked_size, count_text, snap, Grid};
+use crate::limits::{MAX_GRID_CELLS, MAX_GRID_SIDE};
 
 /// Relative tolerance for "same cell size".
 pub const CELL_TOLERANCE: f64 = 1e-9;
@@ -61,6 +62,18 @@ pub enum LatticeError {
         fy: f64,
         /// The reference cell width.
         res: f64,
+    },
+    /// The union of the grids exceeds the grid limits.
+    #[error("the merged grid of {first} and {other} would be {} x {} cells, more than the limit of {MAX_GRID_SIDE} cells a side and {MAX_GRID_CELLS} cells in all: merge datasets that lie closer together, or convert them with a coarser --resolution", count_text(*.width), count_text(*.height))]
+    TooLarge {
+        /// The reference dataset.
+        first: String,
+        /// The dataset that made the union too large.
+        other: String,
+        /// Columns of the union (a float: it may not fit any integer).
+        width: f64,
+        /// Rows of the union.
+        height: f64,
     },
 }
 
@@ -119,6 +132,17 @@ pub fn offset(first: &str, a: &Grid, other: &str, b: &Grid) -> Result<[i64; 2], 
     }
     let cx = snap((b.x0 - a.x0) / a.dx);
     let cy = snap((b.y0 - a.y0) / a.dy);
+    // Grids further apart than a grid side cannot share a grid within the limits; refused
+    // here, before the offsets are cast or added to.
+    let side = MAX_GRID_SIDE as f64;
+    if !(cx.abs() <= side && cy.abs() <= side) {
+        return Err(LatticeError::TooLarge {
+            first: first.into(),
+            other: other.into(),
+            width: cx.abs() + b.width as f64,
+            height: cy.abs() + b.height as f64,
+        });
+    }
     if cx.fract() != 0.0 || cy.fract() != 0.0 {
         return Err(LatticeError::Shifted {
             first: first.into(),
@@ -144,10 +168,20 @@ pub fn union(names: &[&str], grids: &[&Grid]) -> Result<(Grid, Vec<[i64; 2]>), L
     let first = grids[0];
     let offsets: Vec<[i64; 2]> =
         grids.iter().zip(names).map(|(g, n)| offset(names[0], first, n, g)).collect::<Result<_, _>>()?;
-    let r0 = offsets.iter().map(|o| o[0]).min().unwrap_or(0);
-    let c0 = offsets.iter().map(|o| o[1]).min().unwrap_or(0);
-    let r1 = offsets.iter().zip(grids).map(|(o, g)| o[0] + g.height as i64).max().unwrap_or(0);
-    let c1 = offsets.iter().zip(grids).map(|(o, g)| o[1] + g.width as i64).max().unwrap_or(0);
+    // In i128: offsets are within ±MAX_GRID_SIDE, but a grid read from a manifest may claim
+    // any size, and nothing here may wrap.
+    let r0 = offsets.iter().map(|o| o[0] as i128).min().unwrap_or(0);
+    let c0 = offsets.iter().map(|o| o[1] as i128).min().unwrap_or(0);
+    let end = |o: i64, n: usize| o as i128 + n as i128;
+    let r1 = offsets.iter().zip(grids).map(|(o, g)| end(o[0], g.height)).max().unwrap_or(0);
+    let c1 = offsets.iter().zip(grids).map(|(o, g)| end(o[1], g.width)).max().unwrap_or(0);
+    let (width, height) = checked_size((c1 - c0) as f64, (r1 - r0) as f64).map_err(|_| LatticeError::TooLarge {
+        first: names[0].into(),
+        other: names.last().copied().unwrap_or_default().into(),
+        width: (c1 - c0) as f64,
+        height: (r1 - r0) as f64,
+    })?;
+    let (r0, c0) = (r0 as i64, c0 as i64);
     // The union's origin is taken from the grid that defines it, not recomputed as
     // x0 + k * dx: its coordinates stay bit-identical to that input's.
     let left = grids[offsets.iter().position(|o| o[1] == c0).unwrap_or(0)];
@@ -159,8 +193,8 @@ pub fn union(names: &[&str], grids: &[&Grid]) -> Result<(Grid, Vec<[i64; 2]>), L
         y0: top.y0,
         dx: first.dx,
         dy: first.dy,
-        width: (c1 - c0) as usize,
-        height: (r1 - r0) as usize,
+        width,
+        height,
     };
     Ok((grid, offsets.iter().map(|o| [o[0] - r0, o[1] - c0]).collect()))
 }
@@ -195,6 +229,22 @@ mod tests {
         other.epsg = Some(3857);
         let e = offset("plants", &a, "v", &other).unwrap_err().to_string();
         assert!(e.contains("another CRS (EPSG:3857) than plants (EPSG:4326)"), "{e}");
+    }
+
+    #[test]
+    fn unions_beyond_the_limits_are_refused() {
+        let a = g(0.0, 0.0, 1.0, 10, 10);
+        // 2^40 cells apart on both axes: a 2^40 x 2^40 union.
+        let far = g((1u64 << 40) as f64, -((1u64 << 40) as f64), 1.0, 10, 10);
+        let e = union(&["a", "far"], &[&a, &far]).unwrap_err().to_string();
+        assert!(e.contains("merged grid of a and far") && e.contains(&MAX_GRID_SIDE.to_string()), "{e}");
+        // Each side fits, the cells do not: 2^30 apart on both axes.
+        let b = g((1u64 << 30) as f64, -((1u64 << 30) as f64), 1.0, 10, 10);
+        let e = union(&["a", "b"], &[&a, &b]).unwrap_err().to_string();
+        assert!(e.contains(&MAX_GRID_CELLS.to_string()), "{e}");
+        // A grid claiming a size beyond every integer does not wrap the union.
+        let huge = g(0.0, 0.0, 1.0, usize::MAX, usize::MAX);
+        assert!(matches!(union(&["a", "huge"], &[&a, &huge]), Err(LatticeError::TooLarge { .. })));
     }
 
     #[test]

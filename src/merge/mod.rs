@@ -334,6 +334,19 @@ pub fn merge(job: &MergeJob, opts: &MergeOptions) -> Result<MergeSummary, MergeE
     merge_tiles(job, opts, None)
 }
 
+/// The windows of the merged grid, after checking the window (`--window`, or the first
+/// input's, which comes from a dataset.json) and the number of tiles against the limits.
+fn merged_windows(grid: &Grid, window: usize) -> Result<Vec<Window>, MergeError> {
+    use crate::config::{MAX_WINDOW, MIN_WINDOW};
+    if !(MIN_WINDOW..=MAX_WINDOW).contains(&window) {
+        return Err(MergeError::Invalid(format!(
+            "--window must be between {MIN_WINDOW} and {MAX_WINDOW} cells, got {window}"
+        )));
+    }
+    grid.check_windows(window).map_err(|e| MergeError::Invalid(e.to_string()))?;
+    Ok(grid.windows(window))
+}
+
 /// The merged dataset's tiles with their cost (cells), for sharding; computed from the
 /// inputs' manifests alone, so every shard gets the same units.
 ///
@@ -342,9 +355,7 @@ pub fn merge(job: &MergeJob, opts: &MergeOptions) -> Result<MergeSummary, MergeE
 pub fn tile_units(job: &MergeJob) -> Result<Vec<crate::shard::Unit>, MergeError> {
     let root = Store::open_existing(&job.from)?;
     let (grid, inputs) = open_inputs(&root, &job.datasets)?;
-    let window = job.window.unwrap_or(inputs[0].m.window);
-    Ok(grid
-        .windows(window.max(1))
+    Ok(merged_windows(&grid, job.window.unwrap_or(inputs[0].m.window))?
         .into_iter()
         .map(|w| crate::shard::Unit {
             dataset: job.name.to_string(),
@@ -376,9 +387,7 @@ pub fn merge_tiles(
         return Err(MergeError::OutIsInput(name.to_string()));
     }
     let window = job.window.unwrap_or(inputs[0].m.window);
-    if !(16..=16384).contains(&window) {
-        return Err(MergeError::Invalid(format!("--window must be between 16 and 16384 cells, got {window}")));
-    }
+    let windows = merged_windows(&grid, window)?;
     let columns: Vec<Column> = inputs
         .iter()
         .map(|i| Column {
@@ -390,7 +399,6 @@ pub fn merge_tiles(
         })
         .collect();
     let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
-    let windows = grid.windows(window);
     let mut m = Manifest {
         format_version: FORMAT_VERSION,
         name: name.to_string(),
@@ -505,7 +513,8 @@ pub fn merge_tiles(
         tracing::info!("{name}: resuming, {} of {} tiles already committed", done_ids.len(), windows.len());
     }
     let progress = Progress::new(name, windows.len() as u64, done_ids.len() as u64, opts.quiet);
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.threads.max(1)).build().expect("thread pool");
+    let threads = opts.threads.clamp(1, pending.len().max(1));
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
     let attempted = pending.len();
     let (new, failures) = pool.install(|| {
         write_and_commit(name, &ds, &pending, &progress, |win| {

@@ -11,16 +11,11 @@ use crate::load::{table_name, LoadError};
 use crate::name::DatasetName;
 use crate::store::Store;
 
-/// A float8 literal that PostgreSQL parses back to exactly `v` (Rust's shortest round-trip).
-fn lit(v: f64) -> String {
-    format!("'{v:?}'::float8")
-}
-
 /// The `SELECT` of the view: `inputs` are `(qualified table, column name, [row, col] offset)`.
 pub fn view_select(inputs: &[(String, String, [i64; 2])], grid: &Grid, how: How) -> String {
-    // One expression per coordinate, evaluated in float8 step by step like Grid::centre_x.
-    let x = format!("{} + (col_idx::float8 + '0.5'::float8) * {}", lit(grid.x0), lit(grid.dx));
-    let y = format!("{} + (row_idx::float8 + '0.5'::float8) * {}", lit(grid.y0), lit(grid.dy));
+    // The centres tiles and tables hold, from the one formula (crate::centres).
+    let x = grid.x_axis().sql("col_idx");
+    let y = grid.y_axis().sql("row_idx");
     let mut sql = format!("SELECT row_idx, col_idx, {x} AS x, {y} AS y");
     for (i, (_, col, _)) in inputs.iter().enumerate() {
         sql.push_str(&format!(", t{i}.value AS {}", quote(col)));
@@ -98,7 +93,9 @@ mod tests {
         let sql = view_select(&ins, &g, How::Outer);
         assert!(sql.contains("row_idx + 0 AS row_idx, col_idx + 2 AS col_idx, value FROM \"s\".\"a\") t0"), "{sql}");
         assert!(sql.contains("FULL OUTER JOIN (SELECT row_idx + 1 AS row_idx"), "{sql}");
-        assert!(sql.contains("'-10.0'::float8 + (col_idx::float8 + '0.5'::float8) * '0.05'::float8 AS x"), "{sql}");
+        // -10 and 0.05 in hundredths: x = (-2000 + (2 col + 1) * 5) * 0.005.
+        let x = "((-2000::numeric + (2 * col_idx::numeric + 1) * 5::numeric) * '5e-3'::numeric)::float8 AS x";
+        assert!(sql.contains(x), "{sql}");
         assert!(view_select(&ins, &g, How::Inner).contains(" JOIN (SELECT row_idx + 1"));
     }
 }

@@ -114,13 +114,14 @@ impl MergedParquetWriter {
         let props = writer_props(&self.grid_json, &self.schema);
         let mut writer =
             ArrowWriter::try_new(Vec::new(), self.schema.clone(), Some(props)).map_err(|e| e.to_string())?;
+        let (gx, gy) = (self.grid.x_axis(), self.grid.y_axis());
         for part in tile.keep.chunks(BATCH_ROWS) {
             let cell = |p: u32| (w.row0 + p as usize / w.cols, w.col0 + p as usize % w.cols);
             let mut cols: Vec<ArrayRef> = vec![
                 Arc::new(Int32Array::from_iter_values(part.iter().map(|&p| cell(p).0 as i32))),
                 Arc::new(Int32Array::from_iter_values(part.iter().map(|&p| cell(p).1 as i32))),
-                Arc::new(Float64Array::from_iter_values(part.iter().map(|&p| self.grid.centre_x(cell(p).1)))),
-                Arc::new(Float64Array::from_iter_values(part.iter().map(|&p| self.grid.centre_y(cell(p).0)))),
+                Arc::new(Float64Array::from_iter_values(part.iter().map(|&p| gx.centre(cell(p).1)))),
+                Arc::new(Float64Array::from_iter_values(part.iter().map(|&p| gy.centre(cell(p).0)))),
             ];
             for (c, values) in self.columns.iter().zip(tile.values) {
                 cols.push(crate::with_sample_type!(c.dtype, T => nullable::<T>(values, part)));

@@ -116,11 +116,12 @@ impl ParquetWriter {
     fn encode<T: ArrowValue>(&self, tile: &Tile, values: &[T]) -> Result<(Vec<u8>, u64, f64), String> {
         let w = tile.window;
         let g = &self.layout.grid;
+        let (gx, gy) = (g.x_axis(), g.y_axis());
         let nodata: Option<T> = nodata_as(tile.nodata);
         let schema: SchemaRef = Arc::new(tile_schema(T::ARROW));
         let props = writer_props(&self.layout.grid_json, &schema);
         let mut writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props)).map_err(|e| e.to_string())?;
-        let xs: Vec<f64> = (w.col0..w.col0 + w.cols).map(|c| g.centre_x(c)).collect();
+        let xs: Vec<f64> = (w.col0..w.col0 + w.cols).map(|c| gx.centre(c)).collect();
         let mut cols = Columns::<T>::new(BATCH_ROWS + w.cols);
         // Column offsets of one row's valid cells.
         let mut keep = vec![0u32; w.cols];
@@ -132,7 +133,7 @@ impl ParquetWriter {
                 keep[n] = c as u32;
                 n += usize::from(v.is_valid(nodata));
             }
-            cols.push_row((w.row0 + r) as i32, g.centre_y(w.row0 + r), w.col0 as i32, &xs, line, &keep[..n]);
+            cols.push_row((w.row0 + r) as i32, gy.centre(w.row0 + r), w.col0 as i32, &xs, line, &keep[..n]);
             if cols.len() >= BATCH_ROWS {
                 writer.write(&cols.take_batch(&schema)?).map_err(|e| e.to_string())?;
             }

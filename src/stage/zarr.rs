@@ -313,6 +313,7 @@ impl ZarrGroup {
         }
         // Cell-centre coordinates, one chunk per window, computed by the grid's one formula.
         let g = &self.grid;
+        let (gx, gy) = (g.x_axis(), g.y_axis());
         let win = self.window;
         for (axis, n) in [("x", g.width), ("y", g.height)] {
             for (ci, start) in (0..n).step_by(win).enumerate() {
@@ -321,9 +322,9 @@ impl ZarrGroup {
                         if i >= n {
                             f64::NAN
                         } else if axis == "x" {
-                            g.centre_x(i)
+                            gx.centre(i)
                         } else {
-                            g.centre_y(i)
+                            gy.centre(i)
                         }
                     })
                     .collect();

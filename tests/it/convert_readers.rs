@@ -445,3 +445,48 @@ fn pyarrow_sees_min_max_of_float_columns() {
     assert!(n.parse::<usize>().unwrap() > 1, "{report}");
     assert_eq!(bad, "[]", "pyarrow statistics: {report}");
 }
+
+/// The double of the decimal `(2 * origin + (2i + 1) * step) / 2` with origin and step in
+/// thousandths: what a person writes for the centre of cell `i`.
+fn decimal_centre(origin_milli: i64, step_milli: i64, i: usize) -> f64 {
+    let twice = 2 * origin_milli + (2 * i as i64 + 1) * step_milli;
+    format!("{}e-4", twice * 5).parse().unwrap()
+}
+
+#[test]
+fn cell_centres_are_the_decimals_people_write() {
+    // A 0.05 and a 0.01 degree grid, aligned (-tap) from a source whose extent is not on
+    // either lattice; every x and y in the tiles must be the double nearest its decimal value
+    // (44.275, not 44.275000000000006).
+    let dir = tmp();
+    let src = dir.path().join("field.tif");
+    let spec = RasterSpec { x0: -10.013, y0: 60.037, ..RasterSpec::geographic(311, 257, 0.0075) };
+    let mut next = lcg(5);
+    write_tif(&src, &spec, (0..311 * 257).map(|_| (next() % 1000) as f32).collect());
+    let out = dir.path().join("staging");
+    for (name, res, step_milli) in [("c05", "0.05", 50i64), ("c01", "0.01", 10)] {
+        ok(&["convert", s(&src), "--name", name, "--out", s(&out), "--resolution", res, "--method", "average", "-q"]);
+        let m = manifest(&out, name);
+        let g = &m["grid"];
+        let (x0, y0) = (g["x0"].as_f64().unwrap(), g["y0"].as_f64().unwrap());
+        // The aligned edges themselves are decimals.
+        let (x0m, y0m) = ((x0 * 1000.0).round() as i64, (y0 * 1000.0).round() as i64);
+        assert_eq!((x0, y0), (x0m as f64 / 1000.0, y0m as f64 / 1000.0), "{name}: origin {x0}, {y0}");
+        let glob = out.join(name).join("tiles/*.parquet");
+        for (axis, idx, origin, step) in [("x", "col_idx", x0m, step_milli), ("y", "row_idx", y0m, -step_milli)] {
+            let rows = py(&format!(
+                "{}for i, v in con.execute(\"SELECT DISTINCT {idx}, {axis} FROM read_parquet('{}') ORDER BY 1\").fetchall():\n    print(i, repr(v))",
+                duckdb_prelude(),
+                s(&glob)
+            ));
+            let mut n = 0;
+            for line in rows.lines() {
+                let (i, v) = line.split_once(' ').unwrap();
+                let (i, v): (usize, f64) = (i.parse().unwrap(), v.parse().unwrap());
+                assert_eq!(v, decimal_centre(origin, step, i), "{name}: {axis} of {idx} {i}");
+                n += 1;
+            }
+            assert!(n > 10, "{name}: {axis}: {rows}");
+        }
+    }
+}

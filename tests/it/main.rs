@@ -8,6 +8,8 @@ mod convert_cli;
 mod convert_exact;
 mod convert_readers;
 mod convert_resume;
+mod fuzz_tiff;
+mod limits;
 mod load;
 mod load_server;
 mod merge;
