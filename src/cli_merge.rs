@@ -41,7 +41,7 @@ pub struct MergeArgs {
     /// or zarr (<name>.zarr: one array per dataset, fill value = its nodata, shared x/y) [default: parquet].
     #[arg(long, short = 'f')]
     pub format: Option<String>,
-    /// Zarr format version with --format zarr: 3, or 2 for GDAL before 3.8 [default: the config's output.zarr_version, else 3].
+    /// Zarr format version with --format zarr: 3, or 2 for GDAL before 3.11 [default: the config's output.zarr_version, else 3].
     #[arg(long)]
     pub zarr_version: Option<u8>,
     /// Window (tile) size of the merged grid [default: the first dataset's].

@@ -8,6 +8,8 @@ use crate::name::DatasetName;
 use crate::pipeline::ConvertJob;
 use crate::plan::GridRequest;
 use crate::resample::Method;
+use crate::stage::geoparquet::GeoEncoding;
+use crate::stage::parquet::ParquetOptions;
 use crate::stage::Format;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -190,8 +192,14 @@ pub struct OutputConfig {
     pub format: Option<String>,
     /// Staging root (local folder or s3://bucket/prefix).
     pub uri: Option<String>,
-    /// Zarr version (3 default, 2 for GDAL < 3.8).
+    /// Zarr version (3 default, 2 for GDAL < 3.11: older GDAL lacks v3's codecs).
     pub zarr_version: Option<u8>,
+    /// GeoParquet tiles (a point geometry column, bbox covering, `geo` metadata).
+    pub geoparquet: Option<bool>,
+    /// Encoding of the GeoParquet geometry: `wkb` (default) or `point`.
+    pub geoparquet_encoding: Option<String>,
+    /// Only encodings every Parquet reader decodes (no BYTE_STREAM_SPLIT).
+    pub parquet_compat: Option<bool>,
 }
 
 /// The `database:` section.
@@ -356,6 +364,12 @@ pub struct Overrides {
     pub window: Option<usize>,
     /// `--zarr-version`.
     pub zarr_version: Option<u8>,
+    /// `--geoparquet`.
+    pub geoparquet: bool,
+    /// `--geoparquet-encoding`.
+    pub geoparquet_encoding: Option<String>,
+    /// `--parquet-compat`.
+    pub parquet_compat: bool,
     /// `--band`.
     pub band: Option<usize>,
     /// `--nodata`.
@@ -424,6 +438,9 @@ pub fn jobs_from_config(path: &str, cfg: &Config, o: &Overrides) -> Result<Vec<C
                 window: r.window_size,
                 format: cfg.output.format.clone(),
                 zarr_version: cfg.output.zarr_version,
+                geoparquet: cfg.output.geoparquet.unwrap_or(false),
+                geoparquet_encoding: cfg.output.geoparquet_encoding.clone(),
+                parquet_compat: cfg.output.parquet_compat.unwrap_or(false),
                 out: cfg.output.uri.clone(),
             },
         )
@@ -462,6 +479,12 @@ pub struct Base {
     pub format: Option<String>,
     /// Zarr version.
     pub zarr_version: Option<u8>,
+    /// GeoParquet tiles.
+    pub geoparquet: bool,
+    /// GeoParquet geometry encoding name.
+    pub geoparquet_encoding: Option<String>,
+    /// Compatible Parquet encodings.
+    pub parquet_compat: bool,
     /// Staging root.
     pub out: Option<String>,
 }
@@ -512,7 +535,7 @@ pub fn resolve(
             ),
         ));
     }
-    let fmt_name = o.format.clone().or(base.format).unwrap_or_else(|| "parquet".into());
+    let fmt_name = o.format.clone().or(base.format.clone()).unwrap_or_else(|| "parquet".into());
     let format = Format::parse(&fmt_name)
         .ok_or_else(|| bad("format", format!("unknown format {fmt_name:?}; use parquet or zarr")))?;
     let zarr_version = o.zarr_version.or(base.zarr_version).unwrap_or(3);
@@ -523,6 +546,7 @@ pub fn resolve(
     if band == 0 {
         return Err(bad("band", "bands are numbered from 1".into()));
     }
+    let parquet = parquet_options(o, &base, format)?;
     let bounds = o.bounds.or(base.bounds);
     if let Some(b @ [minx, miny, maxx, maxy]) = bounds {
         if !(b.iter().all(|v| v.is_finite()) && minx < maxx && miny < maxy) {
@@ -560,15 +584,62 @@ pub fn resolve(
         window,
         format,
         zarr_version,
+        parquet,
         out: o.out.clone().or(base.out).unwrap_or_else(|| DEFAULT_OUT.into()),
     })
 }
+
+/// The Parquet options of flags over `base`, refused for a format that is not Parquet.
+fn parquet_options(o: &Overrides, base: &Base, format: Format) -> Result<ParquetOptions, ConfigError> {
+    let bad = |k: &str, m: String| ConfigError::Invalid(k.to_string(), m);
+    let enc_name = o.geoparquet_encoding.clone().or_else(|| base.geoparquet_encoding.clone());
+    let encoding = match &enc_name {
+        None => DEFAULT_GEO_ENCODING,
+        Some(n) => GeoEncoding::parse(n).ok_or_else(|| {
+            let k =
+                if o.geoparquet_encoding.is_some() { "--geoparquet-encoding" } else { "output.geoparquet_encoding" };
+            bad(k, format!("unknown encoding {n:?}; use wkb or point"))
+        })?,
+    };
+    let geo = o.geoparquet || base.geoparquet;
+    let compat = o.parquet_compat || base.parquet_compat;
+    if format != Format::Parquet && (geo || compat) {
+        let what = match (geo, o.geoparquet, o.parquet_compat) {
+            (true, true, _) => "--geoparquet",
+            (true, false, _) => "output.geoparquet",
+            (false, _, true) => "--parquet-compat",
+            _ => "output.parquet_compat",
+        };
+        return Err(bad(what, "applies to Parquet tiles only; drop it or use --format parquet".into()));
+    }
+    Ok(ParquetOptions { geoparquet: geo.then_some(encoding), compat })
+}
+
+/// GeoParquet's geometry encoding when none is named: WKB, which every GeoParquet reader
+/// decodes (the native point encoding needs GDAL 3.8 or later, for one); the two cost the
+/// same (docs/BENCHMARKS.md).
+pub const DEFAULT_GEO_ENCODING: GeoEncoding = GeoEncoding::Wkb;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const CFG: &str = "datasets:\n  - name: plants\n    path: p.tif\n    data_type: richness_data\n  - name: lc\n    path: l.tif\n    data_type: categorical_data\n    enabled: false\nresampling:\n  target_resolution: 0.05\n";
+
+    #[test]
+    fn output_geoparquet_and_parquet_compat() {
+        let yml = format!("{CFG}output:\n  geoparquet: true\n  parquet_compat: true\n");
+        let cfg = Config::parse("c.yml", &yml).unwrap();
+        let jobs = jobs_from_config("c.yml", &cfg, &Overrides::default()).unwrap();
+        assert_eq!(jobs[0].parquet, ParquetOptions { geoparquet: Some(GeoEncoding::Wkb), compat: true });
+        let o = Overrides { geoparquet_encoding: Some("point".into()), ..Overrides::default() };
+        assert_eq!(jobs_from_config("c.yml", &cfg, &o).unwrap()[0].parquet.geoparquet, Some(GeoEncoding::Point));
+        // Defaults unchanged: plain tiles.
+        let plain = jobs_from_config("c.yml", &Config::parse("c.yml", CFG).unwrap(), &Overrides::default()).unwrap();
+        assert_eq!(plain[0].parquet, ParquetOptions::default());
+        let zarr = Overrides { format: Some("zarr".into()), ..Overrides::default() };
+        assert!(jobs_from_config("c.yml", &cfg, &zarr).is_err());
+    }
 
     #[test]
     fn strategies_and_overrides() {

@@ -92,9 +92,22 @@ pub(crate) struct ConvertArgs {
     /// Nodata value of the source (overrides the file's).
     #[arg(long, allow_negative_numbers = true)]
     nodata: Option<f64>,
-    /// Zarr format version: 3, or 2 for GDAL before 3.8 [default: 3].
+    /// Zarr format version: 3, or 2 for GDAL before 3.11 [default: 3].
     #[arg(long)]
     zarr_version: Option<u8>,
+    /// Write GeoParquet 1.1 tiles: each cell centre also as a point geometry (column
+    /// `geometry`), a bbox covering column and the CRS as PROJJSON, so GeoPandas, DuckDB
+    /// spatial and QGIS open the tiles as points (output.geoparquet).
+    #[arg(long)]
+    geoparquet: bool,
+    /// Geometry encoding of --geoparquet: wkb (every reader) or point (GeoArrow native)
+    /// [default: wkb].
+    #[arg(long, requires = "geoparquet")]
+    geoparquet_encoding: Option<String>,
+    /// Write only the Parquet encodings every reader decodes (no BYTE_STREAM_SPLIT, which
+    /// fastparquet cannot read); float tiles grow (output.parquet_compat).
+    #[arg(long)]
+    parquet_compat: bool,
     /// Relative tolerance for "same resolution" (passthrough) [default: 1e-9].
     #[arg(long)]
     resolution_tolerance: Option<f64>,
@@ -206,6 +219,9 @@ fn overrides(a: &ConvertArgs) -> Result<Overrides> {
         method: a.method.clone(),
         window: a.window,
         zarr_version: a.zarr_version,
+        geoparquet: a.geoparquet,
+        geoparquet_encoding: a.geoparquet_encoding.clone(),
+        parquet_compat: a.parquet_compat,
         band: a.band,
         nodata: a.nodata,
         tolerance: a.resolution_tolerance,

@@ -14,6 +14,7 @@ use crate::resample::Method;
 use crate::source::{Source, SourceError};
 use crate::stage::commit::{test_panic, write_and_commit, TileFailure};
 use crate::stage::manifest::{self, Format, Manifest, Status, FORMAT_VERSION};
+use crate::stage::parquet::ParquetOptions;
 use crate::stage::{writer, Layout, StageError, TileRecord};
 use crate::store::{Store, StoreError};
 use serde_json::json;
@@ -85,6 +86,8 @@ pub struct ConvertJob {
     pub format: Format,
     /// Zarr version (2 or 3).
     pub zarr_version: u8,
+    /// How Parquet tiles are written (GeoParquet, compatible encodings).
+    pub parquet: ParquetOptions,
     /// Staging root URL.
     pub out: String,
 }
@@ -134,6 +137,14 @@ fn settings_hash(job: &ConvertJob, src: &crate::source::SourceInfo, p: &Plan) ->
         "nodata": p.nodata.map(|v| v.to_string()), "window": job.window, "format": job.format,
         "zarr_version": job.zarr_version,
     });
+    // Added only when set: datasets staged before these options keep their digest.
+    let mut doc = doc;
+    if let Some(enc) = job.parquet.geoparquet {
+        doc["geoparquet"] = json!(enc);
+    }
+    if job.parquet.compat {
+        doc["parquet_compat"] = json!(true);
+    }
     manifest::checksum(doc.to_string().as_bytes())
 }
 
@@ -157,6 +168,9 @@ fn differences(old: &Manifest, new: &Manifest) -> String {
     }
     if old.format != new.format || old.zarr_version != new.zarr_version {
         d.push(format!("as {:?} (now {:?})", old.format, new.format).to_lowercase());
+    }
+    if old.geoparquet != new.geoparquet || old.parquet_compat != new.parquet_compat {
+        d.push("with other Parquet options (--geoparquet, --parquet-compat)".to_string());
     }
     if old.window != new.window {
         d.push(format!("with window {} (now {})", old.window, new.window));
@@ -270,6 +284,8 @@ pub fn convert_tiles(
         window: job.window,
         format: job.format,
         zarr_version: (job.format == Format::Zarr).then_some(job.zarr_version),
+        geoparquet: job.parquet.geoparquet,
+        parquet_compat: job.parquet.compat,
         settings_hash: settings_hash(job, &src.info, &plan),
         tile_count: windows.len(),
         row_count: 0,
@@ -313,6 +329,7 @@ pub fn convert_tiles(
         nodata: plan.nodata,
         window: job.window,
         zarr_version: job.zarr_version,
+        parquet: job.parquet,
         grid_json: serde_json::to_string(&json!({
             "dataset": name, "grid": plan.target, "method": plan.method_label(),
             "dtype": plan.dtype, "nodata": plan.nodata.map(|v| v.to_string()), "window": job.window,

@@ -423,6 +423,8 @@ pub fn merge_tiles(
         window,
         format: job.format,
         zarr_version: (job.format == Format::Zarr).then_some(job.zarr_version),
+        geoparquet: None,
+        parquet_compat: false,
         settings_hash: settings_hash(job, &grid, &inputs, window),
         tile_count: windows.len(),
         row_count: 0,

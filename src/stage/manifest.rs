@@ -191,6 +191,13 @@ pub struct Manifest {
     pub format: Format,
     /// Zarr format version (2 or 3) when the format is Zarr.
     pub zarr_version: Option<u8>,
+    /// GeoParquet tiles: the encoding of their point geometry column (absent for plain tiles,
+    /// and in datasets staged before the option existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geoparquet: Option<super::geoparquet::GeoEncoding>,
+    /// Tiles written with only the encodings every reader decodes (`--parquet-compat`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub parquet_compat: bool,
     /// Digest of everything that determines the output; a rerun with another one is refused.
     pub settings_hash: String,
     /// Number of windows.
@@ -303,6 +310,12 @@ impl Manifest {
             (Format::Parquet, Some(v)) => {
                 return invalid("zarr_version", format!("is {v}, must be null for the parquet format"))
             }
+        }
+        if self.format != Format::Parquet && (self.geoparquet.is_some() || self.parquet_compat) {
+            return invalid("geoparquet", "Parquet options are set on a dataset that is not Parquet".to_string());
+        }
+        if self.columns.is_some() && self.geoparquet.is_some() {
+            return invalid("geoparquet", "merged datasets are not written as GeoParquet".to_string());
         }
         let windows = self.window_count();
         if windows > MAX_TILES {

@@ -1,9 +1,11 @@
 //! Tile writers: Parquet tiles or a Zarr group, behind one trait (merged.rs: the writers of
 //! merged datasets), plus the manifest that records which tiles are committed.
 
+pub mod cf;
 pub mod commit;
 pub mod finalize;
 pub mod footer;
+pub mod geoparquet;
 pub mod manifest;
 pub mod merged;
 pub mod parquet;
@@ -76,6 +78,8 @@ pub struct Layout {
     pub window: usize,
     /// Zarr version (2 or 3).
     pub zarr_version: u8,
+    /// How Parquet tiles are written (GeoParquet, compatible encodings).
+    pub parquet: parquet::ParquetOptions,
     /// JSON describing the grid, stored in every Parquet tile's key-value metadata.
     pub grid_json: String,
 }

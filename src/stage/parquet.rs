@@ -3,6 +3,7 @@
 //! Columns `row_idx INT32, col_idx INT32, x DOUBLE, y DOUBLE, value <type>`, zstd. The grid
 //! is in the file's key-value metadata under `rasterstage:grid`, so a tile describes itself.
 
+use super::geoparquet::{self, Extent, GeoEncoding};
 use super::{Layout, StageError, TileRecord, TileWriter};
 use crate::dtype::{nodata_as, Sample};
 use crate::store::Store;
@@ -45,20 +46,44 @@ arrow_value!(u8 => UInt8, UInt8Type; u16 => UInt16, UInt16Type; i16 => Int16, In
     u32 => UInt32, UInt32Type; i32 => Int32, Int32Type; f32 => Float32, Float32Type;
     f64 => Float64, Float64Type);
 
+/// How a dataset's Parquet tiles are written, beyond what every tile holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ParquetOptions {
+    /// GeoParquet: a point geometry column in this encoding, a bbox covering column and the
+    /// `geo` metadata.
+    pub geoparquet: Option<GeoEncoding>,
+    /// Only the encodings every reader decodes (no BYTE_STREAM_SPLIT, which fastparquet
+    /// cannot read), at the cost of larger float tiles.
+    pub compat: bool,
+}
+
 /// The Arrow schema of a tile with `value` of type `value`.
 pub fn tile_schema(value: Arrow) -> Schema {
-    Schema::new(vec![
+    tile_schema_with(value, None)
+}
+
+/// The Arrow schema of a tile with `value` of type `value`, GeoParquet's columns appended when
+/// `geo` is set.
+pub fn tile_schema_with(value: Arrow, geo: Option<GeoEncoding>) -> Schema {
+    let mut fields = vec![
         Field::new("row_idx", Arrow::Int32, false),
         Field::new("col_idx", Arrow::Int32, false),
         Field::new("x", Arrow::Float64, false),
         Field::new("y", Arrow::Float64, false),
         Field::new("value", value, false),
-    ])
+    ];
+    fields.extend(geo.into_iter().flat_map(geoparquet::fields));
+    Schema::new(fields)
 }
 
 /// Writer settings of every tile with `schema`: zstd, the grid JSON in the key-value metadata,
 /// delta-encoded `col_idx`, byte-stream-split float values.
 pub fn writer_props(grid_json: &str, schema: &Schema) -> WriterProperties {
+    writer_props_with(grid_json, schema, false)
+}
+
+/// [`writer_props`], without BYTE_STREAM_SPLIT when `compat` is set.
+pub fn writer_props_with(grid_json: &str, schema: &Schema, compat: bool) -> WriterProperties {
     let mut b = WriterProperties::builder()
         // Level 1, not 3: tiles are staging data read once or twice, and on the 43200 x 21600
         // Byte benchmark level 1 took 3-5% less CPU for 15% larger tiles. Negative (fast)
@@ -81,7 +106,7 @@ pub fn writer_props(grid_json: &str, schema: &Schema) -> WriterProperties {
     // average: a third smaller). Integer columns stay plain or delta: DuckDB reads
     // BYTE_STREAM_SPLIT for FLOAT and DOUBLE only. Coordinates gained nothing from it
     // (measured), so they stay plain.
-    for f in schema.fields() {
+    for f in schema.fields().iter().filter(|_| !compat) {
         if matches!(f.data_type(), Arrow::Float32 | Arrow::Float64) && !matches!(f.name().as_str(), "x" | "y") {
             b = b.set_column_encoding(ColumnPath::from(f.name().as_str()), Encoding::BYTE_STREAM_SPLIT);
         }
@@ -104,12 +129,18 @@ pub fn close(writer: ArrowWriter<Vec<u8>>) -> Result<Vec<u8>, String> {
 pub struct ParquetWriter {
     ds: Store,
     layout: Layout,
+    /// The CRS as PROJJSON for GeoParquet tiles, found once for all tiles.
+    projjson: Result<Option<String>, String>,
 }
 
 impl ParquetWriter {
     /// A writer for dataset folder `ds`.
     pub fn new(ds: Store, layout: Layout) -> ParquetWriter {
-        ParquetWriter { ds, layout }
+        let projjson = match layout.parquet.geoparquet {
+            Some(_) => geoparquet::projjson(&layout.grid.crs_wkt),
+            None => Ok(None),
+        };
+        ParquetWriter { ds, layout, projjson }
     }
 
     /// The tile's Parquet bytes, with the row count and value sum of what they hold.
@@ -118,11 +149,38 @@ impl ParquetWriter {
         let g = &self.layout.grid;
         let (gx, gy) = (g.x_axis(), g.y_axis());
         let nodata: Option<T> = nodata_as(tile.nodata);
-        let schema: SchemaRef = Arc::new(tile_schema(T::ARROW));
-        let props = writer_props(&self.layout.grid_json, &schema);
-        let mut writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props)).map_err(|e| e.to_string())?;
+        let opts = self.layout.parquet;
+        let projjson = self.projjson.as_ref().map_err(Clone::clone)?;
         let xs: Vec<f64> = (w.col0..w.col0 + w.cols).map(|c| gx.centre(c)).collect();
-        let mut cols = Columns::<T>::new(BATCH_ROWS + w.cols);
+        let mut schema = tile_schema_with(T::ARROW, opts.geoparquet);
+        let mut geo = None;
+        if let Some(enc) = opts.geoparquet {
+            // In the Arrow schema, not only the file's key-value metadata: Arrow C++ (pyarrow,
+            // GeoPandas reading a folder of tiles) takes a file's metadata from the embedded
+            // Arrow schema alone (ARROW-16688). That schema is written first, so the tile's
+            // extent is found before its cells are.
+            let mut extent = Extent::default();
+            for r in 0..w.rows {
+                let line = &values[r * w.cols..(r + 1) * w.cols];
+                if let (Some(a), Some(b)) =
+                    (line.iter().position(|v| v.is_valid(nodata)), line.iter().rposition(|v| v.is_valid(nodata)))
+                {
+                    extent.add_row(&[xs[a], xs[b]], gy.centre(w.row0 + r));
+                }
+            }
+            let json = geoparquet::metadata(enc, projjson.as_deref(), &extent)?;
+            schema = schema
+                .with_metadata(std::collections::HashMap::from([(geoparquet::GEO_KEY.to_string(), json.clone())]));
+            geo = Some(json);
+        }
+        let schema: SchemaRef = Arc::new(schema);
+        let props = writer_props_with(&self.layout.grid_json, &schema, opts.compat);
+        let mut writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props)).map_err(|e| e.to_string())?;
+        // GeoParquet's own place for it, where GDAL and DuckDB look.
+        if let Some(json) = geo {
+            writer.append_key_value_metadata(KeyValue::new(geoparquet::GEO_KEY.to_string(), json));
+        }
+        let mut cols = Columns::<T>::new(BATCH_ROWS + w.cols, opts.geoparquet);
         // Column offsets of one row's valid cells.
         let mut keep = vec![0u32; w.cols];
         for r in 0..w.rows {
@@ -153,14 +211,16 @@ struct Columns<T> {
     x: Vec<f64>,
     y: Vec<f64>,
     v: Vec<T>,
+    /// GeoParquet's columns, built from x and y.
+    geo: Option<GeoEncoding>,
     /// Capacity of each column: a batch's rows plus one more output row, so that filling a
     /// batch never reallocates.
     capacity: usize,
 }
 
 impl<T: ArrowValue> Columns<T> {
-    fn new(capacity: usize) -> Columns<T> {
-        let mut c = Columns { row: vec![], col: vec![], x: vec![], y: vec![], v: vec![], capacity };
+    fn new(capacity: usize, geo: Option<GeoEncoding>) -> Columns<T> {
+        let mut c = Columns { row: vec![], col: vec![], x: vec![], y: vec![], v: vec![], geo, capacity };
         c.reserve();
         c
     }
@@ -207,13 +267,12 @@ impl<T: ArrowValue> Columns<T> {
             std::mem::take(&mut self.v),
         );
         self.reserve();
-        let cols: Vec<ArrayRef> = vec![
-            Arc::new(Int32Array::from(row)),
-            Arc::new(Int32Array::from(col)),
-            Arc::new(Float64Array::from(x)),
-            Arc::new(Float64Array::from(y)),
-            T::array(v),
-        ];
+        let (x, y) = (Arc::new(Float64Array::from(x)), Arc::new(Float64Array::from(y)));
+        let mut cols: Vec<ArrayRef> =
+            vec![Arc::new(Int32Array::from(row)), Arc::new(Int32Array::from(col)), x.clone(), y.clone(), T::array(v)];
+        if let Some(enc) = self.geo {
+            cols.extend(geoparquet::columns(enc, &x, &y));
+        }
         RecordBatch::try_new(schema.clone(), cols).map_err(|e| e.to_string())
     }
 }

@@ -76,6 +76,8 @@ pub struct TileShape<'a> {
     pub dtype: DataType,
     /// Nodata.
     pub nodata: Option<f64>,
+    /// GeoParquet tiles: their geometry and bbox columns follow the cells' columns.
+    pub geoparquet: Option<crate::stage::geoparquet::GeoEncoding>,
 }
 
 /// Why a committed tile's objects cannot be used.
@@ -151,6 +153,7 @@ impl<'a> TileShape<'a> {
             window: m.window,
             dtype: m.dtype,
             nodata: m.nodata,
+            geoparquet: m.geoparquet,
         }
     }
 }
@@ -249,7 +252,7 @@ where
     F: FnMut(i32, i32, T) -> std::io::Result<()>,
 {
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(bad)?;
-    let expected = crate::stage::parquet::tile_schema(T::Arrow::DATA_TYPE);
+    let expected = crate::stage::parquet::tile_schema_with(T::Arrow::DATA_TYPE, shape.geoparquet);
     let got = builder.schema();
     let names_types = |s: &arrow_schema::Schema| -> Vec<(String, arrow_schema::DataType)> {
         s.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect()
@@ -341,6 +344,7 @@ mod tests {
             window: 32,
             dtype: DataType::Float32,
             nodata: None,
+            geoparquet: None,
         };
         let run = |cells: &[(i32, i32)]| -> Result<(), String> {
             let mut o = CellOrder::new(&shape).map_err(|e| format!("{e:?}"))?;

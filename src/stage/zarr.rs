@@ -103,6 +103,8 @@ pub struct ZarrGroup {
     window: usize,
     version: u8,
     arrays: Vec<ZarrArray>,
+    /// CF grid-mapping attributes of the grid's CRS (for `spatial_ref`).
+    cf: serde_json::Map<String, Value>,
 }
 
 impl ZarrGroup {
@@ -115,7 +117,8 @@ impl ZarrGroup {
         zarr_version: u8,
         arrays: Vec<ZarrArray>,
     ) -> ZarrGroup {
-        ZarrGroup { ds, name: name.to_string(), grid, window, version: zarr_version, arrays }
+        let cf = super::cf::grid_mapping(&grid.crs_wkt);
+        ZarrGroup { ds, name: name.to_string(), grid, window, version: zarr_version, arrays, cf }
     }
 
     /// The group of a Zarr-staged dataset, from its manifest alone: its one array, or one per
@@ -208,7 +211,11 @@ impl ZarrGroup {
                 data_attrs,
             ));
         }
-        let sref_attrs = json!({"crs_wkt": wkt, "spatial_ref": wkt, "GeoTransform": gt});
+        let mut sref_attrs = json!({"crs_wkt": wkt, "spatial_ref": wkt, "GeoTransform": gt});
+        // rioxarray's attributes: the CF grid mapping next to the WKT, for CF readers.
+        if let Value::Object(o) = &mut sref_attrs {
+            o.extend(self.cf.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
         arrays.extend([
             ("x", vec![g.width], vec![win], DataType::Float64, json!("NaN"), vec!["x"], coord_attrs("x")),
             ("y", vec![g.height], vec![win], DataType::Float64, json!("NaN"), vec!["y"], coord_attrs("y")),

@@ -6,6 +6,7 @@
 mod common;
 mod convert_cli;
 mod convert_exact;
+mod convert_geoparquet;
 mod convert_readers;
 mod convert_resume;
 mod fuzz_tiff;
@@ -18,3 +19,4 @@ mod robust;
 mod s3;
 mod shard;
 mod tamper;
+mod zarr_cf;

@@ -769,3 +769,36 @@ fn merge_from_config_section() {
     std::fs::write(&bad, "datasets: []\nmerge:\n  datasets: [a, b]\n  colour: red\n").unwrap();
     one_error_line(&fails(&["merge", "--config", s(&bad)]), &["colour"]);
 }
+
+#[test]
+fn gdal_reads_every_array_of_a_merged_zarr_v2() {
+    // An independent Zarr reader besides zarr-python: Debian's GDAL 3.6 (through the gdal
+    // crate) opens each array of the merged v2 group and reads every cell the inputs hold.
+    let dir = tmp();
+    let root = dir.path().join("staging");
+    let ins = inputs(dir.path(), &root);
+    let want = expected(&ins, false);
+    ok(&merge_args(&root, &root.join("z2"), &["--window", "24", "--format", "zarr", "--zarr-version", "2"]));
+    let group = root.join("z2").join("z2.zarr");
+    for (k, col) in ["a", "b", "c"].iter().enumerate() {
+        let path = format!("ZARR:\"{}\":/{col}", s(&group));
+        let ds = gdal::Dataset::open(&path).unwrap_or_else(|e| panic!("GDAL cannot open {path}: {e}"));
+        assert_eq!(ds.raster_size(), (80, 60), "{col}");
+        let gt = ds.geo_transform().unwrap();
+        let exp = [-10.0, RES, 0.0, 60.0, 0.0, -RES];
+        assert!(gt.iter().zip(exp).all(|(a, b)| (a - b).abs() < 1e-9), "{col}: {gt:?}");
+        let band = ds.rasterband(1).unwrap();
+        let fill = band.no_data_value();
+        let buf = band.read_as::<f64>((0, 0), (80, 60), (80, 60), None).unwrap();
+        let got: Vec<(i64, i64, f64)> = buf
+            .data()
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| !v.is_nan() && Some(**v) != fill)
+            .map(|(i, v)| ((i / 80) as i64, (i % 80) as i64, *v))
+            .collect();
+        let cells: Vec<(i64, i64, f64)> = want.iter().filter_map(|r| r.4[k].map(|v| (r.0, r.1, v))).collect();
+        assert!(!cells.is_empty());
+        assert_eq!(got, cells, "GDAL's {col} differs from the input's cells");
+    }
+}
