@@ -388,10 +388,7 @@ pub struct Overrides {
 
 fn parse_method(what: &str, s: &str) -> Result<Method, ConfigError> {
     Method::parse(s).ok_or_else(|| {
-        ConfigError::Invalid(
-            what.to_string(),
-            format!("unknown method {s:?}; use one of sum, average, mode, min, max, nearest, bilinear"),
-        )
+        ConfigError::Invalid(what.to_string(), format!("unknown method {s:?}; use one of {}", Method::names()))
     })
 }
 
@@ -722,9 +719,9 @@ mod tests {
 
     #[test]
     fn bad_values() {
-        let cfg = Config::parse("c.yml", "datasets:\n  - name: a\n    path: b\n    method: cubic\n").unwrap();
+        let cfg = Config::parse("c.yml", "datasets:\n  - name: a\n    path: b\n    method: bicubic\n").unwrap();
         let e = jobs_from_config("c.yml", &cfg, &Overrides::default()).unwrap_err().to_string();
-        assert!(e.contains("unknown method \"cubic\""), "{e}");
+        assert!(e.contains("unknown method \"bicubic\""), "{e}");
         let o = Overrides { resolution: Some((0.0, 0.0)), ..Default::default() };
         let cfg = Config::parse("c.yml", "datasets:\n  - name: a\n    path: b\n").unwrap();
         assert!(jobs_from_config("c.yml", &cfg, &o).unwrap_err().to_string().contains("positive"));

@@ -258,11 +258,10 @@ fn convert_jobs(a: &ConvertArgs) -> Result<(Vec<ConvertJob>, Option<usize>)> {
             };
             name.check_not_reserved("")?;
             let method = match &a.method {
-                Some(m) => Some(Method::parse(m).with_context(|| {
-                    format!(
-                        "--method: unknown method {m:?}; use one of sum, average, mode, min, max, nearest, bilinear"
-                    )
-                })?),
+                Some(m) => Some(
+                    Method::parse(m)
+                        .with_context(|| format!("--method: unknown method {m:?}; use one of {}", Method::names()))?,
+                ),
                 None => None,
             };
             let job = config::resolve(name, src.clone(), a.band.unwrap_or(1), a.nodata, method, &o, Base::defaults())?;

@@ -29,8 +29,8 @@ pub enum PlanError {
     /// The source has no CRS, but a target CRS was asked for.
     #[error("{0} has no CRS, so it cannot be reprojected; assign one with gdal_translate -a_srs")]
     NoSourceCrs(String),
-    /// Transforming the source bounds failed.
-    #[error("cannot transform the bounds of {0} to {1}: {2}")]
+    /// Finding the source's extent in the target CRS failed.
+    #[error("cannot find the extent of {0} in {1} ({2}); pass --bounds MINX MINY MAXX MAXY in the target CRS")]
     Transform(String, String, String),
     /// One target cell covers more source cells than may be read at once.
     #[error("{path}: one target cell covers up to {} source cells ({} x {}), more than the limit of {MAX_WINDOW_CELLS} read at once: choose a finer --resolution (resampling.target_resolution), or downsample in steps (e.g. gdalwarp -tr to an intermediate raster first)", count_text(*.cells), count_text(.fx.ceil()), count_text(.fy.ceil()))]
@@ -85,7 +85,8 @@ pub enum Kind {
         /// Target columns onto source columns.
         cols: PointMap,
     },
-    /// Another CRS: GDAL's warper, window by window.
+    /// Another CRS, or a method without a kernel of our own: GDAL's warper, window by
+    /// window, with the whole grid's kernel scale ([`Plan::warp_scale`]).
     Warp,
 }
 
@@ -126,6 +127,9 @@ pub struct Plan {
     pub dtype: DataType,
     /// Output nodata.
     pub nodata: Option<f64>,
+    /// For [`Kind::Warp`]: the warper's kernel scale (x, y) for the whole grid, given to
+    /// every window's warp so that the cells do not depend on the windows.
+    pub warp_scale: Option<(f64, f64)>,
 }
 
 impl Plan {
@@ -227,14 +231,13 @@ fn plan_target(src: &SourceInfo, req: &GridRequest, method: Method) -> Result<Pl
             path: src.path.clone(),
             crs: req.crs.clone().unwrap_or_default(),
         })?;
+        let ds = open(src, &crs_wkt, req)?;
         let bounds = match req.bounds {
             Some(b) => b,
-            None => transformed_bounds(src, &crs_wkt, req)?,
+            None => transformed_bounds(src, &ds, &crs_wkt, req)?,
         };
         let target = checked(aligned_grid(&crs_wkt, epsg, rx, ry, bounds)?, req)?;
-        let dtype = method.output_type(src.dtype);
-        let nodata = output_nodata(src, method, dtype, false);
-        return Ok(Plan { target, method, kind: Kind::Warp, dtype, nodata });
+        return warp_plan(src, &ds, target, method, req);
     }
 
     let (rx, ry) = req.resolution.unwrap_or((sg.dx, -sg.dy));
@@ -264,7 +267,18 @@ fn plan_target(src: &SourceInfo, req: &GridRequest, method: Method) -> Result<Pl
             || dr + target.height as i64 > sg.height as i64
             || dc + target.width as i64 > sg.width as i64;
         let nodata = output_nodata(src, Method::Nearest, src.dtype, !extends);
-        return Ok(Plan { target, method, kind: Kind::Passthrough { dr, dc }, dtype: src.dtype, nodata });
+        return Ok(Plan {
+            target,
+            method,
+            kind: Kind::Passthrough { dr, dc },
+            dtype: src.dtype,
+            nodata,
+            warp_scale: None,
+        });
+    }
+    if !method.has_own_kernel() {
+        let ds = open(src, &crs_wkt, req)?;
+        return warp_plan(src, &ds, target, method, req);
     }
     let kind = if method.is_areal() {
         Kind::Areal {
@@ -279,7 +293,31 @@ fn plan_target(src: &SourceInfo, req: &GridRequest, method: Method) -> Result<Pl
     };
     let dtype = method.output_type(src.dtype);
     let nodata = output_nodata(src, method, dtype, false);
-    Ok(Plan { target, method, kind, dtype, nodata })
+    Ok(Plan { target, method, kind, dtype, nodata, warp_scale: None })
+}
+
+/// The source dataset, for GDAL's extent and scale computations.
+fn open(src: &SourceInfo, crs_wkt: &str, req: &GridRequest) -> Result<gdal::Dataset, PlanError> {
+    crate::source::init_gdal();
+    gdal::Dataset::open(crate::source::gdal_path(&src.path)).map_err(|e| {
+        PlanError::Transform(src.path.clone(), req.crs.clone().unwrap_or_else(|| crs_wkt.to_string()), e.to_string())
+    })
+}
+
+/// A [`Kind::Warp`] plan onto `target`, with the whole grid's kernel scale.
+fn warp_plan(
+    src: &SourceInfo,
+    ds: &gdal::Dataset,
+    target: Grid,
+    method: Method,
+    req: &GridRequest,
+) -> Result<Plan, PlanError> {
+    let scale = crate::warp::grid_scale(ds, &target)
+        .map_err(|e| PlanError::Transform(src.path.clone(), req.crs.clone().unwrap_or_default(), e))?;
+    tracing::debug!("{}: warper kernel scale {scale:?} for the whole grid", src.path);
+    let dtype = method.output_type(src.dtype);
+    let nodata = output_nodata(src, method, dtype, false);
+    Ok(Plan { target, method, kind: Kind::Warp, dtype, nodata, warp_scale: Some(scale) })
 }
 
 /// The output nodata: NaN for float outputs computed from another type and for `sum` (a sum
@@ -306,14 +344,13 @@ fn min_of(t: DataType) -> f64 {
     }
 }
 
-fn transformed_bounds(src: &SourceInfo, crs_wkt: &str, req: &GridRequest) -> Result<Bounds, PlanError> {
-    let err = |e: String| PlanError::Transform(src.path.clone(), req.crs.clone().unwrap_or_default(), e);
-    let mut from = SpatialRef::from_wkt(&src.grid.crs_wkt).map_err(|e| err(e.to_string()))?;
-    let mut to = SpatialRef::from_wkt(crs_wkt).map_err(|e| err(e.to_string()))?;
-    from.set_axis_mapping_strategy(gdal::spatial_ref::AxisMappingStrategy::TraditionalGisOrder);
-    to.set_axis_mapping_strategy(gdal::spatial_ref::AxisMappingStrategy::TraditionalGisOrder);
-    let ct = gdal::spatial_ref::CoordTransform::new(&from, &to).map_err(|e| err(e.to_string()))?;
-    let b = src.grid.bounds();
-    let out = ct.transform_bounds(&[b.minx, b.miny, b.maxx, b.maxy], 21).map_err(|e| err(e.to_string()))?;
-    Ok(Bounds { minx: out[0], miny: out[1], maxx: out[2], maxy: out[3] })
+/// The source's extent in the target CRS as gdalwarp finds it without `-te`.
+fn transformed_bounds(
+    src: &SourceInfo,
+    ds: &gdal::Dataset,
+    crs_wkt: &str,
+    req: &GridRequest,
+) -> Result<Bounds, PlanError> {
+    crate::warp::suggested_bounds(ds, crs_wkt)
+        .map_err(|e| PlanError::Transform(src.path.clone(), req.crs.clone().unwrap_or_default(), e))
 }

@@ -1,19 +1,36 @@
-//! Reprojection to another CRS through GDAL's warper, one output window at a time.
+//! Reprojection (and the methods rasterstage has no kernel of its own for) through GDAL's
+//! warper, one output window at a time, with the same result as one gdalwarp run over the
+//! whole grid.
 //!
-//! Each window is warped into an in-memory dataset of exactly the window's size and
-//! extent; GDAL reads only the source region it needs, within a bounded warp memory.
+//! Two things make a window's cells independent of how the grid was cut:
+//! - every window's transformer maps the *whole* target grid's pixel coordinates (the window
+//!   offset is added to GDAL's window-relative coordinates, exactly, before the whole grid's
+//!   geotransform is applied), so each cell centre is computed as gdalwarp computes it;
+//! - GDAL's warper would choose the kernel's scale (`XSCALE`/`YSCALE`: destination over
+//!   source pixel size) per chunk from that chunk's source window, so bilinear, cubic and
+//!   lanczos output would change with the window size. [`grid_scale`] computes the scale once
+//!   for the whole grid, as the warper does for a single chunk, and every window gets it.
+//!
+//! The output extent without `--bounds` comes from `GDALSuggestedWarpOutput2`
+//! ([`suggested_bounds`]), as gdalwarp finds it: it samples the edges and the interior, so
+//! sources whose corners do not transform (full-disk geostationary, polar) work.
 
 use crate::dtype::Sample;
-use crate::grid::Window;
+use crate::grid::{Bounds, Grid, Window};
 use crate::plan::Plan;
 use crate::resample::Method;
 use crate::source::{Source, SourceError};
 use gdal::raster::GdalType;
-use gdal::DriverManager;
-use std::ffi::CString;
+use gdal::{Dataset, DriverManager};
+use std::ffi::{c_char, c_int, c_void, CString};
 
-/// Warp memory per worker, bytes.
+/// Warp memory per worker, bytes: a window whose source region needs more is warped in
+/// several chunks, which the fixed scale keeps identical.
 const WARP_MEMORY: f64 = 64.0 * 1024.0 * 1024.0;
+
+/// Steps per edge of the destination window sampled by GDAL's `ComputeSourceWindow`
+/// (its `SAMPLE_STEPS` default).
+const SAMPLE_STEPS: usize = 21;
 
 fn gdal_alg(m: Method) -> gdal_sys::GDALResampleAlg::Type {
     use gdal_sys::GDALResampleAlg as A;
@@ -25,6 +42,224 @@ fn gdal_alg(m: Method) -> gdal_sys::GDALResampleAlg::Type {
         Method::Max => A::GRA_Max,
         Method::Nearest => A::GRA_NearestNeighbour,
         Method::Bilinear => A::GRA_Bilinear,
+        Method::Cubic => A::GRA_Cubic,
+        Method::CubicSpline => A::GRA_CubicSpline,
+        Method::Lanczos => A::GRA_Lanczos,
+        Method::Med => A::GRA_Med,
+        Method::Q1 => A::GRA_Q1,
+        Method::Q3 => A::GRA_Q3,
+    }
+}
+
+/// The kernel radius in source pixels at scale 1 (GDAL's `GWKGetFilterRadius`), used to
+/// give every window's source region a margin large enough for the fixed scale.
+fn kernel_radius(m: Method) -> f64 {
+    match m {
+        Method::Bilinear => 1.0,
+        Method::Cubic | Method::CubicSpline => 2.0,
+        Method::Lanczos => 3.0,
+        _ => 1.0,
+    }
+}
+
+fn last_gdal_error() -> String {
+    // SAFETY: CPLGetLastErrorMsg returns a pointer to a thread-local, NUL-terminated string.
+    unsafe { std::ffi::CStr::from_ptr(gdal_sys::CPLGetLastErrorMsg()).to_string_lossy().into_owned() }
+}
+
+/// A GDAL string list, freed on drop.
+struct CslList(*mut *mut c_char);
+
+impl CslList {
+    fn new() -> CslList {
+        CslList(std::ptr::null_mut())
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let k = CString::new(key).map_err(|e| e.to_string())?;
+        let v = CString::new(value).map_err(|e| e.to_string())?;
+        // SAFETY: CSLSetNameValue copies both strings and returns the (re)allocated list.
+        self.0 = unsafe { gdal_sys::CSLSetNameValue(self.0, k.as_ptr(), v.as_ptr()) };
+        Ok(())
+    }
+}
+
+impl Drop for CslList {
+    fn drop(&mut self) {
+        // SAFETY: the list was built by CSLSetNameValue (or is null).
+        unsafe { gdal_sys::CSLDestroy(self.0) }
+    }
+}
+
+/// GDAL's generic source-pixel <-> target transformer, destroyed on drop.
+struct Transformer(*mut c_void);
+
+impl Transformer {
+    /// From `ds`'s pixels to `dst_wkt` coordinates, or to the pixels of `dst_gt` when given
+    /// (exactly, no approximation: gdalwarp `-et 0`).
+    fn new(ds: &Dataset, dst_wkt: &str, dst_gt: Option<&[f64; 6]>) -> Result<Transformer, String> {
+        let mut opts = CslList::new();
+        opts.set("DST_SRS", dst_wkt)?;
+        // SAFETY: the dataset outlives the transformer (both live within one call of ours).
+        let t = unsafe { gdal_sys::GDALCreateGenImgProjTransformer2(ds.c_dataset(), std::ptr::null_mut(), opts.0) };
+        if t.is_null() {
+            return Err(last_gdal_error());
+        }
+        let t = Transformer(t);
+        if let Some(gt) = dst_gt {
+            // SAFETY: a GenImgProj transformer and a 6-element geotransform.
+            unsafe { gdal_sys::GDALSetGenImgProjTransformerDstGeoTransform(t.0, gt.as_ptr()) };
+        }
+        Ok(t)
+    }
+
+    /// Target pixel (x, y) to source pixel, in place; `ok[i]` tells which points transformed.
+    fn to_source(&self, x: &mut [f64], y: &mut [f64]) -> Vec<c_int> {
+        let mut z = vec![0.0; x.len()];
+        let mut ok = vec![0; x.len()];
+        // SAFETY: four arrays of x.len() elements.
+        unsafe {
+            gdal_sys::GDALGenImgProjTransform(
+                self.0,
+                1,
+                x.len() as c_int,
+                x.as_mut_ptr(),
+                y.as_mut_ptr(),
+                z.as_mut_ptr(),
+                ok.as_mut_ptr(),
+            )
+        };
+        ok
+    }
+}
+
+impl Drop for Transformer {
+    fn drop(&mut self) {
+        // SAFETY: created by GDALCreateGenImgProjTransformer2, destroyed once.
+        unsafe { gdal_sys::GDALDestroyGenImgProjTransformer(self.0) }
+    }
+}
+
+/// The geotransform of a grid.
+fn geo_transform(g: &Grid) -> [f64; 6] {
+    [g.x0, g.dx, 0.0, g.y0, 0.0, g.dy]
+}
+
+/// The extent gdalwarp gives `ds` in `dst_wkt` when no `-te` is given
+/// (`GDALSuggestedWarpOutput2`: edges and interior sampled, poles and the antimeridian handled).
+///
+/// # Errors
+/// GDAL's message when no part of the source transforms.
+pub fn suggested_bounds(ds: &Dataset, dst_wkt: &str) -> Result<Bounds, String> {
+    let t = Transformer::new(ds, dst_wkt, None)?;
+    let mut gt = [0.0; 6];
+    let (mut px, mut lines) = (0, 0);
+    let mut ext = [0.0; 4];
+    // SAFETY: the transformer matches GDALGenImgProjTransform; the out arrays have 6 and 4
+    // elements as GDAL writes.
+    let rc = unsafe {
+        gdal_sys::GDALSuggestedWarpOutput2(
+            ds.c_dataset(),
+            Some(gdal_sys::GDALGenImgProjTransform),
+            t.0,
+            gt.as_mut_ptr(),
+            &mut px,
+            &mut lines,
+            ext.as_mut_ptr(),
+            0,
+        )
+    };
+    if rc != gdal_sys::CPLErr::CE_None {
+        return Err(last_gdal_error());
+    }
+    let b = Bounds { minx: ext[0], miny: ext[1], maxx: ext[2], maxy: ext[3] };
+    if !(b.minx.is_finite() && b.miny.is_finite() && b.maxx.is_finite() && b.maxy.is_finite()) {
+        return Err("no finite extent".into());
+    }
+    Ok(b)
+}
+
+/// The warper's kernel scale (`XSCALE`, `YSCALE`: destination over source pixel size) for
+/// the whole `target` grid in one chunk, as GDAL's `ComputeSourceWindow` derives it: the
+/// destination's edges (and, when some edge point does not transform, a grid over the
+/// whole destination) mapped to source pixels, the grid's size over their extent clamped
+/// to the source raster.
+///
+/// # Errors
+/// GDAL's message when the transformer cannot be built.
+pub fn grid_scale(ds: &Dataset, target: &Grid) -> Result<(f64, f64), String> {
+    let t = Transformer::new(ds, &target.crs_wkt, Some(&geo_transform(target)))?;
+    let (w, h) = (target.width as f64, target.height as f64);
+    let extent = |grid: bool| {
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        let step = 1.0 / (SAMPLE_STEPS - 1) as f64;
+        if grid {
+            for i in 0..SAMPLE_STEPS {
+                for j in 0..SAMPLE_STEPS {
+                    x.push(i as f64 * step * w);
+                    y.push(j as f64 * step * h);
+                }
+            }
+        } else {
+            for i in 0..SAMPLE_STEPS {
+                let r = i as f64 * step;
+                x.extend([r * w, r * w, 0.0, w]);
+                y.extend([0.0, h, r * h, r * h]);
+            }
+        }
+        let ok = t.to_source(&mut x, &mut y);
+        let mut e = (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY, 0usize);
+        for i in 0..x.len() {
+            if ok[i] == 0 || !x[i].is_finite() || !y[i].is_finite() {
+                e.4 += 1;
+                continue;
+            }
+            e = (e.0.min(x[i]), e.1.min(y[i]), e.2.max(x[i]), e.3.max(y[i]), e.4);
+        }
+        e
+    };
+    let mut e = extent(false);
+    if e.4 > 0 {
+        e = extent(true);
+    }
+    // The source window is clamped to the raster before the scale is taken from it.
+    let (sw, sh) = (ds.raster_size().0 as f64, ds.raster_size().1 as f64);
+    let span = |lo: f64, hi: f64, n: f64| hi.min(n) - lo.max(0.0);
+    let scale = |n: f64, span: f64| if span > 0.0 && span.is_finite() { n / span } else { 1.0 };
+    Ok((scale(w, span(e.0, e.2, sw)), scale(h, span(e.1, e.3, sh))))
+}
+
+/// The transformer every window's warp uses: GDAL hands it the window dataset's pixel
+/// coordinates; it adds the window's offset (exact: small integers plus halves) and applies
+/// the whole grid's transformer.
+struct WindowTransform {
+    inner: *mut c_void,
+    col0: f64,
+    row0: f64,
+}
+
+unsafe extern "C" fn window_transform(
+    arg: *mut c_void,
+    dst_to_src: c_int,
+    n: c_int,
+    x: *mut f64,
+    y: *mut f64,
+    z: *mut f64,
+    ok: *mut c_int,
+) -> c_int {
+    // SAFETY: `arg` is the WindowTransform of the running warp; x and y have n elements.
+    let a = &*(arg as *const WindowTransform);
+    let (xs, ys) = (std::slice::from_raw_parts_mut(x, n as usize), std::slice::from_raw_parts_mut(y, n as usize));
+    if dst_to_src != 0 {
+        xs.iter_mut().for_each(|v| *v += a.col0);
+        ys.iter_mut().for_each(|v| *v += a.row0);
+        gdal_sys::GDALGenImgProjTransform(a.inner, dst_to_src, n, x, y, z, ok)
+    } else {
+        let rc = gdal_sys::GDALGenImgProjTransform(a.inner, dst_to_src, n, x, y, z, ok);
+        xs.iter_mut().for_each(|v| *v -= a.col0);
+        ys.iter_mut().for_each(|v| *v -= a.row0);
+        rc
     }
 }
 
@@ -48,28 +283,40 @@ pub fn warp_window<O: Sample + GdalType>(src: &Source, plan: &Plan, w: Window) -
     dst.set_geo_transform(&[t.x0 + w.col0 as f64 * t.dx, t.dx, 0.0, t.y0 + w.row0 as f64 * t.dy, 0.0, t.dy])
         .map_err(|e| err(e.to_string()))?;
     dst.set_projection(&t.crs_wkt).map_err(|e| err(e.to_string()))?;
-    {
-        let mut band = dst.rasterband(1).map_err(|e| err(e.to_string()))?;
-        band.set_no_data_value(Some(nodata)).map_err(|e| err(e.to_string()))?;
-        band.fill(nodata, None).map_err(|e| err(e.to_string()))?;
+    dst.rasterband(1).and_then(|mut b| b.set_no_data_value(Some(nodata))).map_err(|e| err(e.to_string()))?;
+    let grid = Transformer::new(src.dataset(), &t.crs_wkt, Some(&geo_transform(t))).map_err(err)?;
+    let mut arg = WindowTransform { inner: grid.0, col0: w.col0 as f64, row0: w.row0 as f64 };
+    let (xscale, yscale) = plan.warp_scale.unwrap_or((1.0, 1.0));
+    // The margin the kernel needs at the fixed scale, whatever scale GDAL would guess for
+    // this window's own source region; more source cells read never change a result.
+    let extra = (kernel_radius(plan.method) / xscale.min(yscale).min(1.0)).ceil() as i64 + 2;
+    let mut wo = CslList::new();
+    for (k, v) in [
+        ("INIT_DEST", "NO_DATA".to_string()),
+        ("XSCALE", format!("{xscale:?}")),
+        ("YSCALE", format!("{yscale:?}")),
+        ("SOURCE_EXTRA", extra.to_string()),
+    ] {
+        wo.set(k, &v).map_err(err)?;
     }
     // Source::open checked the band against the band count (a C int); checked again here
     // rather than cast, so that no other caller can warp a wrapped band number.
     let src_band =
         i32::try_from(src.info.band).map_err(|_| err(format!("band {} is not a GDAL band number", src.info.band)))?;
-    let src_wkt = CString::new(src.info.grid.crs_wkt.as_str()).map_err(|e| err(e.to_string()))?;
-    let dst_wkt = CString::new(t.crs_wkt.as_str()).map_err(|e| err(e.to_string()))?;
     // SAFETY: the options struct and its arrays are allocated with GDAL's allocator because
-    // GDALDestroyWarpOptions frees them; both datasets outlive the call.
+    // GDALDestroyWarpOptions frees them (the string list is duplicated for it); the datasets,
+    // the transformer and `arg` outlive the operation.
     let rc = unsafe {
         let opts = gdal_sys::GDALCreateWarpOptions();
-        let key = CString::new("INIT_DEST").unwrap();
-        let val = CString::new("NO_DATA").unwrap();
-        (*opts).papszWarpOptions = gdal_sys::CSLSetNameValue((*opts).papszWarpOptions, key.as_ptr(), val.as_ptr());
+        (*opts).papszWarpOptions = gdal_sys::CSLDuplicate(wo.0);
+        (*opts).hSrcDS = src.dataset().c_dataset();
+        (*opts).hDstDS = dst.c_dataset();
+        (*opts).eResampleAlg = gdal_alg(plan.method);
+        (*opts).dfWarpMemoryLimit = WARP_MEMORY;
         (*opts).nBandCount = 1;
-        (*opts).panSrcBands = gdal_sys::CPLMalloc(std::mem::size_of::<i32>()) as *mut i32;
+        (*opts).panSrcBands = gdal_sys::CPLMalloc(std::mem::size_of::<c_int>()) as *mut c_int;
         *(*opts).panSrcBands = src_band;
-        (*opts).panDstBands = gdal_sys::CPLMalloc(std::mem::size_of::<i32>()) as *mut i32;
+        (*opts).panDstBands = gdal_sys::CPLMalloc(std::mem::size_of::<c_int>()) as *mut c_int;
         *(*opts).panDstBands = 1;
         if let Some(snd) = src.info.nodata {
             (*opts).padfSrcNoDataReal = gdal_sys::CPLMalloc(std::mem::size_of::<f64>()) as *mut f64;
@@ -77,21 +324,22 @@ pub fn warp_window<O: Sample + GdalType>(src: &Source, plan: &Plan, w: Window) -
         }
         (*opts).padfDstNoDataReal = gdal_sys::CPLMalloc(std::mem::size_of::<f64>()) as *mut f64;
         *(*opts).padfDstNoDataReal = nodata;
-        let rc = gdal_sys::GDALReprojectImage(
-            src.dataset().c_dataset(),
-            src_wkt.as_ptr(),
-            dst.c_dataset(),
-            dst_wkt.as_ptr(),
-            gdal_alg(plan.method),
-            WARP_MEMORY,
-            0.0,
-            None,
-            std::ptr::null_mut(),
-            opts,
-        );
+        (*opts).pfnTransformer = Some(window_transform);
+        (*opts).pTransformerArg = &mut arg as *mut WindowTransform as *mut c_void;
+        let op = gdal_sys::GDALCreateWarpOperation(opts);
+        let rc = if op.is_null() {
+            gdal_sys::CPLErr::CE_Failure
+        } else {
+            let rc = gdal_sys::GDALChunkAndWarpImage(op, 0, 0, w.cols as c_int, w.rows as c_int);
+            gdal_sys::GDALDestroyWarpOperation(op);
+            rc
+        };
+        // The transformer is ours: keep GDALDestroyWarpOptions from touching it.
+        (*opts).pTransformerArg = std::ptr::null_mut();
         gdal_sys::GDALDestroyWarpOptions(opts);
         rc
     };
+    drop(grid);
     if rc != gdal_sys::CPLErr::CE_None {
         return Err(
             err(gdal::errors::GdalError::CplError { class: rc, number: 0, msg: last_gdal_error() }.to_string()),
@@ -102,9 +350,4 @@ pub fn warp_window<O: Sample + GdalType>(src: &Source, plan: &Plan, w: Window) -
     band.read_into_slice::<O>((0, 0), (w.cols, w.rows), (w.cols, w.rows), &mut out, None)
         .map_err(|e| err(e.to_string()))?;
     Ok(out)
-}
-
-fn last_gdal_error() -> String {
-    // SAFETY: CPLGetLastErrorMsg returns a pointer to a thread-local, NUL-terminated string.
-    unsafe { std::ffi::CStr::from_ptr(gdal_sys::CPLGetLastErrorMsg()).to_string_lossy().into_owned() }
 }

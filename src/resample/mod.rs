@@ -33,12 +33,37 @@ pub enum Method {
     Nearest,
     /// Bilinear interpolation between source cell centres.
     Bilinear,
+    /// Cubic convolution (4x4 kernel); GDAL's warper, also within one CRS.
+    Cubic,
+    /// Cubic B-spline (4x4 kernel, smoothing); GDAL's warper, also within one CRS.
+    CubicSpline,
+    /// Lanczos windowed sinc (6x6 kernel); GDAL's warper, also within one CRS.
+    Lanczos,
+    /// Median of the valid intersecting source cells; GDAL's warper, also within one CRS.
+    Med,
+    /// First quartile of the valid intersecting source cells; GDAL's warper.
+    Q1,
+    /// Third quartile of the valid intersecting source cells; GDAL's warper.
+    Q3,
 }
 
 impl Method {
     /// Every method, in documentation order.
-    pub const ALL: [Method; 7] =
-        [Method::Sum, Method::Average, Method::Mode, Method::Min, Method::Max, Method::Nearest, Method::Bilinear];
+    pub const ALL: [Method; 13] = [
+        Method::Sum,
+        Method::Average,
+        Method::Mode,
+        Method::Min,
+        Method::Max,
+        Method::Nearest,
+        Method::Bilinear,
+        Method::Cubic,
+        Method::CubicSpline,
+        Method::Lanczos,
+        Method::Med,
+        Method::Q1,
+        Method::Q3,
+    ];
 
     /// The gdalwarp name.
     pub fn name(self) -> &'static str {
@@ -50,6 +75,12 @@ impl Method {
             Method::Max => "max",
             Method::Nearest => "nearest",
             Method::Bilinear => "bilinear",
+            Method::Cubic => "cubic",
+            Method::CubicSpline => "cubicspline",
+            Method::Lanczos => "lanczos",
+            Method::Med => "med",
+            Method::Q1 => "q1",
+            Method::Q3 => "q3",
         }
     }
 
@@ -65,12 +96,13 @@ impl Method {
     }
 
     /// The output cell type for a source type: `sum` is Float64 (fractional weights; exact
-    /// for integer totals up to 2^53), `average`/`bilinear` are Float32 (Float64 stays
-    /// Float64), the others keep the source type.
+    /// for integer totals up to 2^53), `average` and the interpolating methods (`bilinear`,
+    /// `cubic`, `cubicspline`, `lanczos`) are Float32 (Float64 stays Float64), the others keep
+    /// the source type (they pick one of the source's values).
     pub fn output_type(self, src: DataType) -> DataType {
         match self {
             Method::Sum => DataType::Float64,
-            Method::Average | Method::Bilinear => {
+            Method::Average | Method::Bilinear | Method::Cubic | Method::CubicSpline | Method::Lanczos => {
                 if src == DataType::Float64 {
                     DataType::Float64
                 } else {
@@ -84,7 +116,27 @@ impl Method {
     /// Whether the kernel weighs source cells by their overlap with the output cell (as
     /// opposed to sampling at cell centres).
     pub fn is_areal(self) -> bool {
-        !matches!(self, Method::Nearest | Method::Bilinear)
+        !matches!(self, Method::Nearest | Method::Bilinear | Method::Cubic | Method::CubicSpline | Method::Lanczos)
+    }
+
+    /// Whether rasterstage has its own seamless kernel for this method within one CRS; the
+    /// others go through GDAL's warper there too.
+    pub fn has_own_kernel(self) -> bool {
+        matches!(
+            self,
+            Method::Sum
+                | Method::Average
+                | Method::Mode
+                | Method::Min
+                | Method::Max
+                | Method::Nearest
+                | Method::Bilinear
+        )
+    }
+
+    /// Every method name, comma-separated, for messages.
+    pub fn names() -> String {
+        Method::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -127,6 +179,9 @@ mod tests {
         }
         assert_eq!(Method::parse("majority"), Some(Method::Mode));
         assert_eq!(Method::parse("near"), Some(Method::Nearest));
-        assert_eq!(Method::parse("cubic"), None);
+        assert_eq!(Method::parse("cubic"), Some(Method::Cubic));
+        assert_eq!(Method::parse("CubicSpline"), Some(Method::CubicSpline));
+        assert_eq!(Method::parse("bicubic"), None);
+        assert!(!Method::Cubic.has_own_kernel() && Method::Bilinear.has_own_kernel());
     }
 }

@@ -71,9 +71,9 @@ fn unknown_method() {
     let src = good_tif(dir.path(), "a.tif");
     let out = dir.path().join("st");
     bad(
-        &["convert", s(&src), "--name", "a", "--out", s(&out), "--resolution", "0.1", "--method", "cubic"],
+        &["convert", s(&src), "--name", "a", "--out", s(&out), "--resolution", "0.1", "--method", "bicubic"],
         &out,
-        &["--method", "\"cubic\"", "sum, average, mode"],
+        &["--method", "\"bicubic\"", "sum, average, mode"],
     );
 }
 
@@ -386,15 +386,15 @@ fn config_schema_agrees_with_the_parser() {
         (format!("{e}  zarr_version: 4\n"), "zarr_version"),
         (format!("{e}resampling:\n  window_size: 8\n"), "window"),
         (format!("{e}resampling:\n  target_resolution: 0\n"), "resolution"),
-        (format!("{e}resampling:\n  target_resolution: 0.1\n  strategies:\n    richness_data: cubic\n"), "cubic"),
-        (e.replace("    path:", "    method: cubic\n    path:"), "cubic"),
+        (format!("{e}resampling:\n  target_resolution: 0.1\n  strategies:\n    richness_data: bicubic\n"), "bicubic"),
+        (e.replace("    path:", "    method: bicubic\n    path:"), "bicubic"),
         (e.replace("name: a", "name: Bad Name"), "Bad Name"),
         (e.replace("    path:", "    band: 0\n    path:"), "band"),
     ]
     .iter()
     .enumerate()
     {
-        let text = if text.contains("richness_data: cubic") {
+        let text = if text.contains("richness_data: bicubic") {
             text.replace("    path:", "    data_type: richness_data\n    path:")
         } else {
             text.clone()

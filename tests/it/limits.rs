@@ -63,9 +63,13 @@ fn absurd_resolutions_are_refused() {
         &["target grid", "--resolution", "4398046511104"],
     );
     refused(&convert_args(&src, &out, &["-tr", "1e-7", "1e-7", "--method", "sum"]), &out, &["target grid"]);
-    // The extent of a reprojection is checked the same way.
+    // The extent of a reprojection is checked the same way. (A source reaching the pole, as
+    // `a.tif` does, has no finite Web Mercator extent: refused for its bounds, as gdalwarp does.)
+    let mid = dir.path().join("mid.tif");
+    let spec = RasterSpec { nodata: Some(-1.0), y0: 60.0, ..RasterSpec::geographic(120, 80, 0.05) };
+    write_tif(&mid, &spec, vec![1i16; 120 * 80]);
     refused(
-        &convert_args(&src, &out, &["--target-crs", "EPSG:3857", "--resolution", "0.001", "--method", "average"]),
+        &convert_args(&mid, &out, &["--target-crs", "EPSG:3857", "--resolution", "0.001", "--method", "average"]),
         &out,
         &["target grid", "--resolution", "2147483647"],
     );

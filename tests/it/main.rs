@@ -15,6 +15,7 @@ mod load;
 mod load_server;
 mod merge;
 mod real_files;
+mod reproject;
 mod robust;
 mod s3;
 mod shard;
