@@ -303,43 +303,49 @@ pub fn warp_window<O: Sample + GdalType>(src: &Source, plan: &Plan, w: Window) -
     // rather than cast, so that no other caller can warp a wrapped band number.
     let src_band =
         i32::try_from(src.info.band).map_err(|_| err(format!("band {} is not a GDAL band number", src.info.band)))?;
-    // SAFETY: the options struct and its arrays are allocated with GDAL's allocator because
-    // GDALDestroyWarpOptions frees them (the string list is duplicated for it); the datasets,
-    // the transformer and `arg` outlive the operation.
-    let rc = unsafe {
-        let opts = gdal_sys::GDALCreateWarpOptions();
-        (*opts).papszWarpOptions = gdal_sys::CSLDuplicate(wo.0);
-        (*opts).hSrcDS = src.dataset().c_dataset();
-        (*opts).hDstDS = dst.c_dataset();
-        (*opts).eResampleAlg = gdal_alg(plan.method);
-        (*opts).dfWarpMemoryLimit = WARP_MEMORY;
-        (*opts).nBandCount = 1;
-        (*opts).panSrcBands = gdal_sys::CPLMalloc(std::mem::size_of::<c_int>()) as *mut c_int;
-        *(*opts).panSrcBands = src_band;
-        (*opts).panDstBands = gdal_sys::CPLMalloc(std::mem::size_of::<c_int>()) as *mut c_int;
-        *(*opts).panDstBands = 1;
-        if let Some(snd) = src.info.nodata {
-            (*opts).padfSrcNoDataReal = gdal_sys::CPLMalloc(std::mem::size_of::<f64>()) as *mut f64;
-            *(*opts).padfSrcNoDataReal = snd;
-        }
-        (*opts).padfDstNoDataReal = gdal_sys::CPLMalloc(std::mem::size_of::<f64>()) as *mut f64;
-        *(*opts).padfDstNoDataReal = nodata;
-        (*opts).pfnTransformer = Some(window_transform);
-        (*opts).pTransformerArg = &mut arg as *mut WindowTransform as *mut c_void;
-        let op = gdal_sys::GDALCreateWarpOperation(opts);
-        let rc = if op.is_null() {
-            gdal_sys::CPLErr::CE_Failure
-        } else {
-            let rc = gdal_sys::GDALChunkAndWarpImage(op, 0, 0, w.cols as c_int, w.rows as c_int);
-            gdal_sys::GDALDestroyWarpOperation(op);
+    // A source block GDAL fails to read while warping is reported through the error handler
+    // and may still leave the warp "successful": gdal_checked fails the window instead of
+    // letting the cells of that block silently become nodata.
+    let checked = crate::source::gdal_checked(|| {
+        // SAFETY: the options struct and its arrays are allocated with GDAL's allocator
+        // because GDALDestroyWarpOptions frees them (the string list is duplicated for it);
+        // the datasets, the transformer and `arg` outlive the operation.
+        Ok(unsafe {
+            let opts = gdal_sys::GDALCreateWarpOptions();
+            (*opts).papszWarpOptions = gdal_sys::CSLDuplicate(wo.0);
+            (*opts).hSrcDS = src.dataset().c_dataset();
+            (*opts).hDstDS = dst.c_dataset();
+            (*opts).eResampleAlg = gdal_alg(plan.method);
+            (*opts).dfWarpMemoryLimit = WARP_MEMORY;
+            (*opts).nBandCount = 1;
+            (*opts).panSrcBands = gdal_sys::CPLMalloc(std::mem::size_of::<c_int>()) as *mut c_int;
+            *(*opts).panSrcBands = src_band;
+            (*opts).panDstBands = gdal_sys::CPLMalloc(std::mem::size_of::<c_int>()) as *mut c_int;
+            *(*opts).panDstBands = 1;
+            if let Some(snd) = src.info.nodata {
+                (*opts).padfSrcNoDataReal = gdal_sys::CPLMalloc(std::mem::size_of::<f64>()) as *mut f64;
+                *(*opts).padfSrcNoDataReal = snd;
+            }
+            (*opts).padfDstNoDataReal = gdal_sys::CPLMalloc(std::mem::size_of::<f64>()) as *mut f64;
+            *(*opts).padfDstNoDataReal = nodata;
+            (*opts).pfnTransformer = Some(window_transform);
+            (*opts).pTransformerArg = &mut arg as *mut WindowTransform as *mut c_void;
+            let op = gdal_sys::GDALCreateWarpOperation(opts);
+            let rc = if op.is_null() {
+                gdal_sys::CPLErr::CE_Failure
+            } else {
+                let rc = gdal_sys::GDALChunkAndWarpImage(op, 0, 0, w.cols as c_int, w.rows as c_int);
+                gdal_sys::GDALDestroyWarpOperation(op);
+                rc
+            };
+            // The transformer is ours: keep GDALDestroyWarpOptions from touching it.
+            (*opts).pTransformerArg = std::ptr::null_mut();
+            gdal_sys::GDALDestroyWarpOptions(opts);
             rc
-        };
-        // The transformer is ours: keep GDALDestroyWarpOptions from touching it.
-        (*opts).pTransformerArg = std::ptr::null_mut();
-        gdal_sys::GDALDestroyWarpOptions(opts);
-        rc
-    };
+        })
+    });
     drop(grid);
+    let rc = checked.map_err(err)?;
     if rc != gdal_sys::CPLErr::CE_None {
         return Err(
             err(gdal::errors::GdalError::CplError { class: rc, number: 0, msg: last_gdal_error() }.to_string()),
