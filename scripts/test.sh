@@ -61,13 +61,17 @@ step tests run_tests "$@"
 # PostgreSQL or S3 settings inherited from this script), only the compiler and its build cache
 # shared. It must install and start what it needs and end with the query's rows.
 demo_fresh_home() {
-    local home schema log rc=0
+    local home schema log pyenv_root rc=0
+    # pyenv's shims (python3 on PATH) find their versions under $PYENV_ROOT, else ~/.pyenv:
+    # name the real one, or python3 is not found from the empty home.
+    pyenv_root="${PYENV_ROOT:-$HOME/.pyenv}"
+    [[ -d $pyenv_root ]] || pyenv_root=""
     home="$(mktemp -d)"
     schema="demo_ci_$$"
     log="$home/demo.log"
     env -i PATH="$PATH" HOME="$home" LANG=C.UTF-8 \
         CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" \
-        ${PYENV_ROOT:+PYENV_ROOT="$PYENV_ROOT"} CARGO_TARGET_DIR="$CARGO_TARGET_DIR" \
+        ${pyenv_root:+PYENV_ROOT="$pyenv_root"} CARGO_TARGET_DIR="$CARGO_TARGET_DIR" \
         RASTERSTAGE_DEMO_SCHEMA="$schema" bash scripts/demo.sh >"$log" 2>&1 || rc=$?
     tail -n 25 "$log"
     psql "$DATABASE_URL" -q -c "DROP SCHEMA IF EXISTS \"$schema\" CASCADE" >/dev/null 2>&1 || true
