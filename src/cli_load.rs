@@ -73,17 +73,9 @@ struct Target {
     prefix: String,
 }
 
-/// Reads `--config` (if given) and makes its `storage:` section the default for every store.
-pub fn load_config(path: Option<&str>) -> Result<Option<Config>> {
-    let Some(p) = path else { return Ok(None) };
-    let c = Config::load(p)?;
-    rasterstage::store::set_default_options(c.storage.options(p)?);
-    Ok(Some(c))
-}
-
 fn target(st: &StagingArgs) -> Result<Target> {
     let StagingArgs { config, from, dataset, db } = st;
-    let cfg = load_config(config.as_deref())?;
+    let cfg = Config::load_applying_storage(config.as_deref())?;
     let root = match (from, cfg.as_ref().and_then(|c| c.output.uri.clone())) {
         (Some(f), _) => f.clone(),
         (None, Some(u)) => u,

@@ -86,7 +86,7 @@ fn split_out(out: &str) -> (String, String) {
 /// # Errors
 /// Any failure, as one line.
 pub fn run_merge(a: MergeArgs, quiet: bool) -> Result<()> {
-    let cfg = crate::cli_load::load_config(a.config.as_deref())?;
+    let cfg = rasterstage::config::Config::load_applying_storage(a.config.as_deref())?;
     let mc = cfg.as_ref().and_then(|c| c.merge.clone());
     if cfg.is_some() && mc.is_none() && a.datasets.is_empty() {
         bail!(

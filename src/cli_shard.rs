@@ -149,7 +149,7 @@ pub struct FinalizeArgs {
 /// # Errors
 /// Datasets with uncommitted tiles, or store failures.
 pub fn run_finalize(a: FinalizeArgs) -> Result<()> {
-    let cfg = crate::cli_load::load_config(a.config.as_deref())?;
+    let cfg = rasterstage::config::Config::load_applying_storage(a.config.as_deref())?;
     let root_url = match (&a.from, cfg.as_ref().and_then(|c| c.output.uri.clone())) {
         (Some(f), _) => f.clone(),
         (None, Some(u)) => u,

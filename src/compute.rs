@@ -90,7 +90,7 @@ fn compute_typed<T: Sample + GdalType + IntoTileValues>(
             }
         }
         Kind::Warp => {
-            crate::with_sample_type!(plan.dtype, O => Ok(O::wrap(crate::warp::warp_window::<O>(src, plan, w)?)))
+            crate::with_sample_type!(plan.dtype, O => Ok(O::wrap(crate::warp::warp_window::<O>(src, &plan.target, plan.method, plan.nodata, plan.warp_scale, w)?)))
         }
     }
 }

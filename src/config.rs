@@ -21,10 +21,9 @@ pub const DEFAULT_OUT: &str = "./staging";
 /// Default relative tolerance for "same resolution".
 pub const DEFAULT_TOLERANCE: f64 = 1e-9;
 /// Smallest window (tile) side: smaller ones only multiply tiles and requests.
-pub const MIN_WINDOW: usize = 16;
-/// Largest window (tile) side of `convert` and `merge`: a window's cells are held in memory
-/// at once, so its square is at most [`limits::MAX_WINDOW_CELLS`] (8192).
-pub const MAX_WINDOW: usize = limits::MAX_WINDOW_CELLS.isqrt() as usize;
+pub const MIN_WINDOW: usize = limits::MIN_WRITE_WINDOW;
+/// Largest window (tile) side of `convert` and `merge` ([`limits::MAX_WRITE_WINDOW`]).
+pub const MAX_WINDOW: usize = limits::MAX_WRITE_WINDOW;
 
 /// Config and override errors, each naming the file, dataset or key.
 #[derive(Debug, thiserror::Error)]
@@ -325,6 +324,18 @@ impl Config {
             cfg.merge.as_mut().expect("merge section").uri = Some(rebase(base, &uri));
         }
         Ok(cfg)
+    }
+
+    /// Reads `--config` (if given) and makes its `storage:` section the default for every
+    /// store, as every command that takes `--config` does.
+    ///
+    /// # Errors
+    /// As [`Config::load`], or an invalid `storage:` section.
+    pub fn load_applying_storage(path: Option<&str>) -> Result<Option<Config>, ConfigError> {
+        let Some(p) = path else { return Ok(None) };
+        let c = Config::load(p)?;
+        crate::store::set_default_options(c.storage.options(p)?);
+        Ok(Some(c))
     }
 
     /// Parses config text; `path` is only for messages.

@@ -11,6 +11,7 @@ pub mod config;
 pub mod dtype;
 pub mod grid;
 pub mod inspect;
+pub mod json;
 pub mod limits;
 pub mod load;
 pub mod merge;

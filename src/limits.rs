@@ -15,6 +15,11 @@ pub const MAX_GRID_CELLS: u64 = 1 << 42;
 /// rasterstage version wrote; `convert` and `merge` now write at most
 /// [`MAX_WINDOW_CELLS`]' square root (8192).
 pub const MAX_WINDOW: usize = 16_384;
+/// Smallest window side `convert` and `merge` write (`--window`).
+pub const MIN_WRITE_WINDOW: usize = 16;
+/// Largest window side `convert` and `merge` write: a window's cells are held in memory at
+/// once, so its square is at most [`MAX_WINDOW_CELLS`] (8192).
+pub const MAX_WRITE_WINDOW: usize = MAX_WINDOW_CELLS.isqrt() as usize;
 /// Most cells in one window (a 8192 x 8192 window of Float64 is 512 MB of values).
 pub const MAX_WINDOW_CELLS: u64 = 1 << 26;
 /// Most tiles in one dataset: the manifest lists every tile (a few hundred bytes each).

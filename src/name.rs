@@ -59,7 +59,7 @@ impl DatasetName {
 
     /// Refuses a name whose table, `prefix` + name, would be a catalogue table. `convert`
     /// checks the name alone (and with the config's `database.table_prefix`) before anything
-    /// is staged; `load` checks prefix + name in [`crate::load::table_name`], the one place
+    /// is staged; `load` checks prefix + name in `load::table_name`, the one place
     /// every table name (and so every `DROP TABLE`) comes from.
     ///
     /// # Errors

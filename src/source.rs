@@ -82,7 +82,7 @@ pub struct SourceInfo {
     /// Cell type.
     pub dtype: DataType,
     /// Nodata value (`--nodata` or the file's).
-    #[serde(with = "crate::stage::manifest::json_opt_f64")]
+    #[serde(with = "crate::json::json_opt_f64")]
     pub nodata: Option<f64>,
     /// The source grid.
     pub grid: Grid,

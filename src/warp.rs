@@ -17,7 +17,6 @@
 
 use crate::dtype::Sample;
 use crate::grid::{Bounds, Grid, Window};
-use crate::plan::Plan;
 use crate::resample::Method;
 use crate::source::{Source, SourceError};
 use gdal::raster::GdalType;
@@ -263,11 +262,20 @@ unsafe extern "C" fn window_transform(
     }
 }
 
-/// Warps the source into output window `w` of `plan.target`, returning its cells row-major.
+/// Warps the source into output window `w` of grid `t` with `method`, returning its cells
+/// row-major; `nodata` is the output's, `scale` the whole grid's kernel scale ([`grid_scale`],
+/// computed once when the conversion is planned, so every window warps alike).
 ///
 /// # Errors
 /// [`SourceError::Read`] with GDAL's message when the warp fails.
-pub fn warp_window<O: Sample + GdalType>(src: &Source, plan: &Plan, w: Window) -> Result<Vec<O>, SourceError> {
+pub fn warp_window<O: Sample + GdalType>(
+    src: &Source,
+    t: &Grid,
+    method: Method,
+    nodata: Option<f64>,
+    scale: Option<(f64, f64)>,
+    w: Window,
+) -> Result<Vec<O>, SourceError> {
     let err = |reason: String| SourceError::Read {
         path: src.info.path.clone(),
         row0: w.row0,
@@ -276,8 +284,7 @@ pub fn warp_window<O: Sample + GdalType>(src: &Source, plan: &Plan, w: Window) -
         col1: w.col0 + w.cols,
         reason: format!("warping to the target grid: {reason}"),
     };
-    let t = &plan.target;
-    let nodata = plan.nodata.unwrap_or(f64::NAN);
+    let nodata = nodata.unwrap_or(f64::NAN);
     let driver = DriverManager::get_driver_by_name("MEM").map_err(|e| err(e.to_string()))?;
     let mut dst = driver.create_with_band_type::<O, _>("", w.cols, w.rows, 1).map_err(|e| err(e.to_string()))?;
     dst.set_geo_transform(&[t.x0 + w.col0 as f64 * t.dx, t.dx, 0.0, t.y0 + w.row0 as f64 * t.dy, 0.0, t.dy])
@@ -286,10 +293,10 @@ pub fn warp_window<O: Sample + GdalType>(src: &Source, plan: &Plan, w: Window) -
     dst.rasterband(1).and_then(|mut b| b.set_no_data_value(Some(nodata))).map_err(|e| err(e.to_string()))?;
     let grid = Transformer::new(src.dataset(), &t.crs_wkt, Some(&geo_transform(t))).map_err(err)?;
     let mut arg = WindowTransform { inner: grid.0, col0: w.col0 as f64, row0: w.row0 as f64 };
-    let (xscale, yscale) = plan.warp_scale.unwrap_or((1.0, 1.0));
+    let (xscale, yscale) = scale.unwrap_or((1.0, 1.0));
     // The margin the kernel needs at the fixed scale, whatever scale GDAL would guess for
     // this window's own source region; more source cells read never change a result.
-    let extra = (kernel_radius(plan.method) / xscale.min(yscale).min(1.0)).ceil() as i64 + 2;
+    let extra = (kernel_radius(method) / xscale.min(yscale).min(1.0)).ceil() as i64 + 2;
     let mut wo = CslList::new();
     for (k, v) in [
         ("INIT_DEST", "NO_DATA".to_string()),
@@ -315,7 +322,7 @@ pub fn warp_window<O: Sample + GdalType>(src: &Source, plan: &Plan, w: Window) -
             (*opts).papszWarpOptions = gdal_sys::CSLDuplicate(wo.0);
             (*opts).hSrcDS = src.dataset().c_dataset();
             (*opts).hDstDS = dst.c_dataset();
-            (*opts).eResampleAlg = gdal_alg(plan.method);
+            (*opts).eResampleAlg = gdal_alg(method);
             (*opts).dfWarpMemoryLimit = WARP_MEMORY;
             (*opts).nBandCount = 1;
             (*opts).panSrcBands = gdal_sys::CPLMalloc(std::mem::size_of::<c_int>()) as *mut c_int;

@@ -339,8 +339,9 @@ pub fn merged_zarr_rows(
     let (gx, gy) = (g.x_axis(), g.y_axis());
     let order = CellOrder::new(shape)?;
     let fields = row_fields(columns.len())?;
-    for p in crate::merge::keep_cells(&values, shape.rows * shape.cols, crate::merge::How::Outer) {
-        let p = p as usize;
+    // The writer kept the cells where any column has a value (merge's outer rule; an inner
+    // merge only wrote fewer of them), so those are the rows.
+    for p in (0..shape.rows * shape.cols).filter(|&p| values.iter().any(|b| !b[p].is_nan())) {
         let (r, c) = (shape.row0 + p / shape.cols, shape.col0 + p % shape.cols);
         // Inside the window, whose bounds CellOrder::new checked against int4.
         let (ri, ci) = (order.start().0 + int_offset(p / shape.cols)?, order.start().1 + int_offset(p % shape.cols)?);

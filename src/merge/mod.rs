@@ -20,7 +20,7 @@ use crate::load::LoadError;
 use crate::name::DatasetName;
 use crate::progress::Progress;
 use crate::source::{Fingerprint, SourceInfo};
-use crate::stage::commit::{test_panic, write_and_commit, TileFailure};
+use crate::stage::commit::{test_panic, write_and_commit, TileErrorKind, TileFailure};
 use crate::stage::manifest::{self, checksum, Column, Format, Manifest, Status, TileRecord, FORMAT_VERSION};
 use crate::stage::merged::{MergedParquetWriter, MergedTile, MergedWriter, MergedZarrWriter, ZarrInputError};
 use crate::stage::read::{fetch_tile, visit_f64, DecodeError, FetchError, TileShape};
@@ -334,10 +334,16 @@ pub fn merge(job: &MergeJob, opts: &MergeOptions) -> Result<MergeSummary, MergeE
     merge_tiles(job, opts, None)
 }
 
+impl From<MergeError> for TileErrorKind {
+    fn from(e: MergeError) -> Self {
+        TileErrorKind::Input(Box::new(e))
+    }
+}
+
 /// The windows of the merged grid, after checking the window (`--window`, or the first
 /// input's, which comes from a dataset.json) and the number of tiles against the limits.
 fn merged_windows(grid: &Grid, window: usize) -> Result<Vec<Window>, MergeError> {
-    use crate::config::{MAX_WINDOW, MIN_WINDOW};
+    use crate::limits::{MAX_WRITE_WINDOW as MAX_WINDOW, MIN_WRITE_WINDOW as MIN_WINDOW};
     if !(MIN_WINDOW..=MAX_WINDOW).contains(&window) {
         return Err(MergeError::Invalid(format!(
             "--window must be between {MIN_WINDOW} and {MAX_WINDOW} cells, got {window}"

@@ -8,7 +8,6 @@
 use super::manifest::{self, TileRecord};
 use super::StageError;
 use crate::grid::Window;
-use crate::merge::MergeError;
 use crate::progress::Progress;
 use crate::source::SourceError;
 use crate::store::Store;
@@ -42,21 +41,16 @@ pub enum TileErrorKind {
     /// Opening or reading the source raster failed (convert).
     #[error(transparent)]
     Source(#[from] SourceError),
-    /// Reading a tile of an input dataset failed (merge).
+    /// Reading a tile of an input dataset failed (merge). Boxed as any error, so that the
+    /// write loop knows nothing of the commands that use it (data flows one way).
     #[error(transparent)]
-    Input(Box<MergeError>),
+    Input(Box<dyn std::error::Error + Send + Sync>),
     /// Encoding, storing or committing the tile failed.
     #[error(transparent)]
     Stage(#[from] StageError),
     /// The worker panicked: a bug, caught so that it costs only this tile.
     #[error("the worker panicked ({0}); this is a bug in rasterstage, please report it")]
     Panic(String),
-}
-
-impl From<MergeError> for TileErrorKind {
-    fn from(e: MergeError) -> Self {
-        TileErrorKind::Input(Box::new(e))
-    }
 }
 
 /// Panics if `tile` is the one [`TEST_PANIC_ENV`] names.

@@ -882,76 +882,7 @@ pub fn checksum_parts<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
     s
 }
 
-/// Serde for f64 where NaN and infinities are strings (JSON has no NaN).
-pub mod json_f64 {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// Serialises finite values as numbers, others as `"NaN"`, `"Infinity"`, `"-Infinity"`.
-    ///
-    /// # Errors
-    /// The serializer's.
-    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-        if v.is_finite() {
-            s.serialize_f64(*v)
-        } else if v.is_nan() {
-            s.serialize_str("NaN")
-        } else if *v > 0.0 {
-            s.serialize_str("Infinity")
-        } else {
-            s.serialize_str("-Infinity")
-        }
-    }
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Repr {
-        N(f64),
-        S(String),
-    }
-
-    /// Reads what [`serialize`] writes.
-    ///
-    /// # Errors
-    /// A string other than NaN/Infinity/-Infinity.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        match Repr::deserialize(d)? {
-            Repr::N(v) => Ok(v),
-            Repr::S(s) => match s.as_str() {
-                "NaN" => Ok(f64::NAN),
-                "Infinity" => Ok(f64::INFINITY),
-                "-Infinity" => Ok(f64::NEG_INFINITY),
-                _ => Err(serde::de::Error::custom(format!("expected a number or \"NaN\", got {s:?}"))),
-            },
-        }
-    }
-}
-
-/// [`json_f64`] for optional values (`null` = none).
-pub mod json_opt_f64 {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// See [`super::json_f64::serialize`].
-    ///
-    /// # Errors
-    /// The serializer's.
-    pub fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(x) => super::json_f64::serialize(x, s),
-            None => s.serialize_none(),
-        }
-    }
-
-    #[derive(Deserialize)]
-    struct W(#[serde(with = "super::json_f64")] f64);
-
-    /// See [`super::json_f64::deserialize`].
-    ///
-    /// # Errors
-    /// As there.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-        Ok(Option::<W>::deserialize(d)?.map(|w| w.0))
-    }
-}
+pub use crate::json::{json_f64, json_opt_f64};
 
 #[cfg(test)]
 mod tests {
