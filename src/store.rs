@@ -293,6 +293,17 @@ impl Store {
     /// [`StoreError::BadUrl`] for an unsupported scheme or S3 settings that do not build a
     /// client, [`StoreError::CreateDir`] when a local folder cannot be created.
     pub fn open_with(url: &str, options: &StorageOptions) -> Result<Store, StoreError> {
+        let env: Vec<(String, String)> =
+            std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
+        Store::open_with_env(url, options, &env)
+    }
+
+    /// [`Store::open_with`] with the environment given as `(name, value)` pairs instead of
+    /// read from the process: the S3 settings and the AWS profile come from `env` alone.
+    ///
+    /// # Errors
+    /// As [`Store::open_with`].
+    pub fn open_with_env(url: &str, options: &StorageOptions, env: &[(String, String)]) -> Result<Store, StoreError> {
         let bad = |reason: String| StoreError::BadUrl { url: url.to_string(), reason };
         options.validate()?;
         if let Some(rest) = url.strip_prefix("s3://") {
@@ -300,13 +311,20 @@ impl Store {
             if bucket.is_empty() {
                 return Err(bad("no bucket name; use s3://bucket/prefix".into()));
             }
-            // from_env reads every AWS_* variable object_store knows, AWS_ENDPOINT_URL and
-            // AWS_ALLOW_HTTP included. Timeouts go in through with_config, not
-            // with_client_options, which would replace (and so drop) AWS_ALLOW_HTTP.
+            // Every AWS_* variable object_store knows, AWS_ENDPOINT_URL and AWS_ALLOW_HTTP
+            // included, as AmazonS3Builder::from_env reads them from the process. Timeouts go in
+            // through with_config, not with_client_options, which would replace (and so drop)
+            // AWS_ALLOW_HTTP.
             let secs = |d: Duration| format!("{}ms", d.as_millis());
-            let mut builder = AmazonS3Builder::from_env();
+            let mut builder = AmazonS3Builder::new();
+            for (k, v) in env.iter().filter(|(k, _)| k.starts_with("AWS_")) {
+                if let Ok(key) = k.to_ascii_lowercase().parse::<AmazonS3ConfigKey>() {
+                    builder = builder.with_config(key, v);
+                }
+            }
             // Then what AWS_PROFILE (or the default profile) of ~/.aws adds, as the AWS chain does.
-            let profile = crate::aws_profile::from_env().map_err(bad)?;
+            let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+            let profile = crate::aws_profile::from_vars(lookup).map_err(bad)?;
             if profile != crate::aws_profile::ProfileSettings::default() {
                 tracing::debug!("S3 settings from the AWS profile: {profile}");
             }
@@ -739,10 +757,11 @@ mod tests {
 
     #[test]
     fn debug_shows_no_secret() {
-        // Set for this process only; the secret must not reach Debug, whatever the builder holds.
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "do-not-print-3f9a");
-        std::env::set_var("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE");
-        let store = Store::open_with("s3://bucket/prefix", &StorageOptions::default()).unwrap();
+        // The secret must not reach Debug, whatever the builder holds. Given to this store
+        // alone: setting it in the environment would race the other tests' threads.
+        let env = [("AWS_SECRET_ACCESS_KEY", "do-not-print-3f9a"), ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")]
+            .map(|(k, v)| (k.to_string(), v.to_string()));
+        let store = Store::open_with_env("s3://bucket/prefix", &StorageOptions::default(), &env).unwrap();
         let shown = format!("{store:?} {:?}", store.child("ds"));
         assert!(!shown.contains("do-not-print-3f9a"), "{shown}");
         assert!(shown.contains("s3://bucket/prefix/ds"), "{shown}");

@@ -7,8 +7,9 @@ use gdal::spatial_ref::SpatialRef;
 use gdal::DriverManager;
 use rasterstage::store::Store;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// A north-up raster to generate.
 #[derive(Clone)]
@@ -101,12 +102,107 @@ pub fn fails(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+// ---------------------------------------------------------------------------
+// Tiers: what a test needs beyond Rust and GDAL, and skipping when it is not there.
+// ---------------------------------------------------------------------------
+
+/// Something a test needs beyond Rust and GDAL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// The PostgreSQL server at `DATABASE_URL`.
+    Pg,
+    /// The S3 test server (moto) at `RASTERSTAGE_TEST_S3_ENDPOINT`, with the AWS variables
+    /// scripts/services.sh exports.
+    S3,
+    /// The venv Python at `RASTERSTAGE_PYTHON`, with the readers (DuckDB, zarr, xarray, ...).
+    Python,
+    /// PostgreSQL's server programs (initdb, pg_ctl) and openssl, for private clusters.
+    PgServer,
+}
+
+pub use Need::{Pg, PgServer, Python, S3};
+
+/// Set (to anything but empty or 0) by scripts/test.sh and CI: a test whose service is missing
+/// fails instead of skipping, so a broken setup cannot pass as a run of skips.
+pub const REQUIRE_SERVICES_ENV: &str = "RASTERSTAGE_REQUIRE_SERVICES";
+
+impl Need {
+    /// Why this is missing here, or None when it is available.
+    fn missing(self) -> Option<String> {
+        let unset = |var: &str| std::env::var(var).map_or(true, |v| v.is_empty());
+        let (what, why) = match self {
+            Pg => ("PostgreSQL", unset("DATABASE_URL").then(|| "DATABASE_URL unset".to_string())),
+            S3 => ("S3", unset("RASTERSTAGE_TEST_S3_ENDPOINT").then(|| "RASTERSTAGE_TEST_S3_ENDPOINT unset".into())),
+            Python => (
+                "Python",
+                match std::env::var("RASTERSTAGE_PYTHON") {
+                    Ok(p) if Path::new(&p).is_file() => None,
+                    Ok(p) if !p.is_empty() => Some(format!("RASTERSTAGE_PYTHON={p} is not a file")),
+                    _ => Some("RASTERSTAGE_PYTHON unset".into()),
+                },
+            ),
+            PgServer => (
+                "PostgreSQL server programs",
+                if pg_server_bindir().is_none() {
+                    Some("no initdb under /usr/lib/postgresql/*/bin".into())
+                } else if !on_path("openssl") {
+                    Some("no openssl on PATH".into())
+                } else {
+                    None
+                },
+            ),
+        };
+        why.map(|w| format!("{what} ({w})"))
+    }
+}
+
+/// Newest installed PostgreSQL server's bin dir: Debian keeps initdb/pg_ctl under
+/// /usr/lib/postgresql/NN/bin, outside PATH.
+pub fn pg_server_bindir() -> Option<PathBuf> {
+    let mut dirs: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .filter(|(_, p)| p.join("initdb").exists())
+        .collect();
+    dirs.sort();
+    dirs.pop().map(|(_, p)| p)
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(program).is_file()))
+}
+
+/// Whether the test may go on: true when everything in `needs` is here. Otherwise it prints
+/// `skipped <test>: needs <what> (<why>)` on stderr and returns false, and the test returns
+/// at once; with [`REQUIRE_SERVICES_ENV`] set it panics instead. Every test that needs a
+/// service starts with `if !require(&[...]) { return; }`.
+pub fn require(needs: &[Need]) -> bool {
+    let missing: Vec<String> = needs.iter().filter_map(|n| n.missing()).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    // libtest and nextest run each test on a thread named after it.
+    let test = std::thread::current().name().unwrap_or("<unnamed test>").to_string();
+    let why = format!("needs {}", missing.join(", "));
+    if std::env::var(REQUIRE_SERVICES_ENV).is_ok_and(|v| !v.is_empty() && v != "0") {
+        panic!("{test} {why}, and {REQUIRE_SERVICES_ENV} is set: start them (source scripts/services.sh)");
+    }
+    eprintln!("skipped {test}: {why}");
+    false
+}
+
+/// The value of `var`, which a test reaches only after [`require`] said its service is there.
+fn service_var(var: &str, need: Need) -> String {
+    std::env::var(var).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| {
+        panic!("{var} is not set: a test using it must start with `if !require(&[{need:?}]) {{ return; }}`")
+    })
+}
+
 /// The venv Python with the reader packages (scripts/services.sh sets it).
 pub fn python() -> String {
-    std::env::var("RASTERSTAGE_PYTHON").unwrap_or_else(|_| {
-        let home = std::env::var("HOME").unwrap();
-        format!("{home}/.cache/rasterstage-venv/bin/python")
-    })
+    service_var("RASTERSTAGE_PYTHON", Python)
 }
 
 /// Runs a Python snippet; asserts success and returns its trimmed stdout.
@@ -262,7 +358,7 @@ pub fn validate_with_schema(schema: &Path, doc: &Path) {
 
 /// The PostgreSQL the tests use (scripts/services.sh exports DATABASE_URL).
 pub fn db_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+    service_var("DATABASE_URL", Pg)
 }
 
 /// A plain connection to [`db_url`], for setting up and checking tables.
@@ -270,11 +366,66 @@ pub fn client() -> postgres::Client {
     postgres::Client::connect(&db_url(), postgres::NoTls).expect("connect to DATABASE_URL")
 }
 
+/// How long a crash test waits for the state it kills in before it fails: far beyond what the
+/// slowest machine needs, so that reaching it is a failure of the code, not of the machine.
+pub const CRASH_WAIT: Duration = Duration::from_secs(120);
+
+/// Polls `reached` every 20 ms until it is true, for crash tests that kill `child` in a state
+/// they can observe (ledger rows, commit records) instead of after a fixed sleep. Panics naming
+/// `what` if `child` exits first or [`CRASH_WAIT`] passes.
+pub fn wait_until(what: &str, child: &mut Child, mut reached: impl FnMut() -> bool) {
+    let start = Instant::now();
+    loop {
+        if reached() {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("rasterstage exited ({status}) before {what}");
+        }
+        assert!(start.elapsed() < CRASH_WAIT, "no {what} within {CRASH_WAIT:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A PostgreSQL schema of this test's own: dropped when made (a leftover of an earlier run
+/// with the same process id) and on drop, also when the test panics. Each test module adds the
+/// queries it needs in a trait of its own.
+pub struct Schema {
+    /// The schema's name (unquoted).
+    pub name: String,
+}
+
+impl Schema {
+    /// `t_<tag>_<pid>_<n>`: unique among the tests running at once, in one process or many.
+    pub fn new(tag: &str) -> Schema {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("t_{tag}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        client().batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE")).unwrap();
+        Schema { name }
+    }
+
+    /// `table` qualified with the schema, quoted.
+    pub fn q(&self, table: &str) -> String {
+        format!("\"{}\".\"{table}\"", self.name)
+    }
+
+    /// The first column of the one row of `sql`.
+    pub fn one_i64(&self, sql: &str) -> i64 {
+        client().query_one(sql, &[]).unwrap().get(0)
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&db_url(), postgres::NoTls) {
+            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name));
+        }
+    }
+}
+
 /// The S3 test server (moto) that scripts/services.sh started.
 pub fn endpoint() -> String {
-    std::env::var("RASTERSTAGE_TEST_S3_ENDPOINT").expect(
-        "RASTERSTAGE_TEST_S3_ENDPOINT is not set: run the tests through scripts/test.sh or source scripts/services.sh",
-    )
+    service_var("RASTERSTAGE_TEST_S3_ENDPOINT", S3)
 }
 
 /// A bucket of this test's own, emptied and deleted on drop (also when the test panics).

@@ -50,9 +50,9 @@ struct RawRef {
 }
 
 fn has_cfg_test(attrs: &[syn::Attribute]) -> bool {
-    attrs.iter().any(|a| {
-        a.path().is_ident("cfg") && a.meta.require_list().is_ok_and(|l| l.tokens.to_string().contains("test"))
-    })
+    attrs
+        .iter()
+        .any(|a| a.path().is_ident("cfg") && a.meta.require_list().is_ok_and(|l| l.tokens.to_string().contains("test")))
 }
 
 fn path_attr(attrs: &[syn::Attribute]) -> Option<String> {
@@ -494,7 +494,8 @@ const KNOWN_CYCLES: [&str; 2] = [
 fn src_modules_have_no_cycle() {
     let found = module_cycles(&repo_file("src")).unwrap();
     let heads: Vec<&str> = found.iter().map(|c| c.lines().next().unwrap().trim_start_matches("cycle in ")).collect();
-    let new: Vec<&String> = found.iter().zip(&heads).filter(|(_, h)| !KNOWN_CYCLES.contains(h)).map(|(c, _)| c).collect();
+    let new: Vec<&String> =
+        found.iter().zip(&heads).filter(|(_, h)| !KNOWN_CYCLES.contains(h)).map(|(c, _)| c).collect();
     let new: Vec<&str> = new.iter().map(|c| c.as_str()).collect();
     assert!(new.is_empty(), "module cycles (data must flow one way):\n{}", new.join("\n"));
     let gone: Vec<&&str> = KNOWN_CYCLES.iter().filter(|k| !heads.contains(k)).collect();
@@ -546,7 +547,8 @@ fn fixture_tree_without_cycle_passes() {
 #[test]
 fn deliberate_cycles_are_found_and_named() {
     // Top-level modules: source uses stage's JSON helper, stage::manifest uses source.
-    let dir = with(&[("src/source.rs", "pub struct SourceInfo;\nfn f() { crate::stage::manifest::json_opt_f64(); }\n")]);
+    let dir =
+        with(&[("src/source.rs", "pub struct SourceInfo;\nfn f() { crate::stage::manifest::json_opt_f64(); }\n")]);
     let found = module_cycles(&dir.path().join("src")).unwrap();
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].contains("source -> stage::manifest -> source"), "{}", found[0]);
@@ -584,7 +586,10 @@ fn moved_cli_files_are_still_checked() {
     let dir = with(&[
         ("src/main.rs", "fn main() {}\n"),
         ("src/bin/rasterstage/main.rs", "mod cli;\nfn main() { cli::load::run(); }\n"),
-        ("src/bin/rasterstage/cli/mod.rs", "pub mod load;\npub mod shard;\n#[path = \"args_impl.rs\"]\npub mod args;\n"),
+        (
+            "src/bin/rasterstage/cli/mod.rs",
+            "pub mod load;\npub mod shard;\n#[path = \"args_impl.rs\"]\npub mod args;\n",
+        ),
         ("src/bin/rasterstage/cli/args_impl.rs", "pub struct Db;\n"),
         ("src/bin/rasterstage/cli/load.rs", "use super::args::Db;\npub fn run() { super::shard::plan(); }\n"),
         ("src/bin/rasterstage/cli/shard.rs", "use crate::cli::args::Db;\npub fn plan() {}\n"),

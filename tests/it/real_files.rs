@@ -54,6 +54,9 @@ fn same_cells(out: &Path, name: &str, spec: &RasterSpec, values: &[f64], nodata:
 
 #[test]
 fn utm_off_lattice_origin_is_copied_as_it_is() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     let (src, out) = (dir.path().join("LC08_B4.TIF"), dir.path().join("st"));
     let spec = utm_spec();
@@ -94,6 +97,9 @@ fn utm_off_lattice_origin_is_copied_as_it_is() {
 
 #[test]
 fn dem_with_nodata_is_copied_as_it_is() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     let (src, out) = (dir.path().join("srtm_38_03.tif"), dir.path().join("st"));
     // SRTM-like: 3 arc-second cells, origin half a cell off the whole degree.
@@ -121,6 +127,9 @@ fn dem_with_nodata_is_copied_as_it_is() {
 
 #[test]
 fn dotted_and_odd_file_names_become_names() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     let out = dir.path().join("st");
     let spec = RasterSpec { width: 50, height: 40, ..utm_spec() };

@@ -16,20 +16,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A PostgreSQL schema of this test's own, dropped on drop.
-struct Schema {
-    name: String,
+/// The S3 tests' queries on their schema.
+trait S3Schema {
+    /// Every row of the dataset table, sorted, values as f64 bits (exact comparison).
+    fn rows(&self, table: &str) -> Vec<(i32, i32, u64, u64, u64)>;
+    /// The ledger: (tile, checksum, rows), sorted.
+    fn ledger(&self) -> Vec<(String, String, i64)>;
 }
 
-impl Schema {
-    fn new(tag: &str) -> Schema {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let name = format!("s3_{tag}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
-        client().batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE")).unwrap();
-        Schema { name }
-    }
-
-    /// Every row of the dataset table, sorted, values as f64 bits (exact comparison).
+impl S3Schema for Schema {
     fn rows(&self, table: &str) -> Vec<(i32, i32, u64, u64, u64)> {
         let sql =
             format!("SELECT row_idx, col_idx, x, y, value::float8 FROM \"{}\".\"{table}\" ORDER BY 1, 2", self.name);
@@ -44,21 +39,12 @@ impl Schema {
             .collect()
     }
 
-    /// The ledger: (tile, checksum, rows), sorted.
     fn ledger(&self) -> Vec<(String, String, i64)> {
         let sql = format!(
             "SELECT dataset || '/' || tile_id, checksum, rows::int8 FROM \"{}\".raster_tile_loads ORDER BY 1",
             self.name
         );
         client().query(&sql, &[]).unwrap().into_iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect()
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        if let Ok(mut c) = postgres::Client::connect(&db_url(), postgres::NoTls) {
-            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name));
-        }
     }
 }
 
@@ -135,17 +121,26 @@ fn stage_and_load(format: &str) {
 
 #[test]
 fn s3_parquet_convert_and_load_match_local() {
+    if !require(&[Pg, S3, Python]) {
+        return;
+    }
     stage_and_load("parquet");
 }
 
 #[test]
 fn s3_zarr_convert_and_load_match_local() {
+    if !require(&[Pg, S3, Python]) {
+        return;
+    }
     stage_and_load("zarr");
 }
 
 /// A GeoTIFF in the bucket is read through /vsis3/ and gives the same tiles as the file.
 #[test]
 fn s3_source_raster_through_vsis3() {
+    if !require(&[S3, Python]) {
+        return;
+    }
     let dir = tmp();
     let src = dir.path().join("src.tif");
     source(&src, 300, 200, 11);
@@ -176,6 +171,9 @@ fn s3_source_raster_through_vsis3() {
 /// DuckDB (httpfs, CREATE SECRET) and zarr-python read the staged data in the bucket.
 #[test]
 fn s3_duckdb_and_zarr_python_read_the_bucket() {
+    if !require(&[Pg, S3, Python]) {
+        return;
+    }
     let dir = tmp();
     let src = dir.path().join("v.tif");
     source(&src, 256, 192, 23);
@@ -235,6 +233,9 @@ fn count_keys(st: &Store, prefix: &str) -> usize {
 /// bucket ends up exactly as after an uninterrupted run.
 #[test]
 fn s3_kill_mid_upload_then_resume() {
+    if !require(&[S3, Python]) {
+        return;
+    }
     let dir = tmp();
     let src = dir.path().join("k.tif");
     source(&src, 640, 640, 5);
@@ -291,6 +292,9 @@ fn s3_kill_mid_upload_then_resume() {
 /// unfinished upload behind.
 #[test]
 fn s3_multipart_tile_round_trip() {
+    if !require(&[S3, Python]) {
+        return;
+    }
     let dir = tmp();
     let src = dir.path().join("big.tif");
     let (w, h) = (1100usize, 1100usize);
@@ -515,6 +519,9 @@ fn run_via(args: &[&str], env: &[(String, String)]) -> Output {
 /// and the result is the clean run's.
 #[test]
 fn s3_faults_are_retried() {
+    if !require(&[Pg, S3, Python]) {
+        return;
+    }
     let dir = tmp();
     let src = dir.path().join("f.tif");
     source(&src, 320, 240, 41);
@@ -552,6 +559,9 @@ fn s3_faults_are_retried() {
 /// object and the retries; with the network healthy again the rerun resumes and finishes.
 #[test]
 fn s3_exhausted_retries_then_resume() {
+    if !require(&[Pg, S3, Python]) {
+        return;
+    }
     let dir = tmp();
     let src = dir.path().join("e.tif");
     source(&src, 400, 400, 3);
@@ -626,6 +636,9 @@ fn s3_exhausted_retries_then_resume() {
 /// refused with the key named.
 #[test]
 fn s3_storage_config_section() {
+    if !require(&[S3, Python]) {
+        return;
+    }
     let dir = tmp();
     let src = dir.path().join("c.tif");
     source(&src, 64, 64, 1);
@@ -659,6 +672,9 @@ fn s3_storage_config_section() {
 
 #[test]
 fn s3_missing_bucket_is_one_clear_line() {
+    if !require(&[Pg]) {
+        return;
+    }
     let dir = tmp();
     let src = dir.path().join("m.tif");
     source(&src, 64, 64, 2);
