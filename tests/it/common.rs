@@ -6,6 +6,7 @@ use gdal::raster::{Buffer, GdalType};
 use gdal::spatial_ref::SpatialRef;
 use gdal::DriverManager;
 use rasterstage::store::Store;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -189,7 +190,9 @@ pub fn require(needs: &[Need]) -> bool {
     if std::env::var(REQUIRE_SERVICES_ENV).is_ok_and(|v| !v.is_empty() && v != "0") {
         panic!("{test} {why}, and {REQUIRE_SERVICES_ENV} is set: start them (source scripts/services.sh)");
     }
-    eprintln!("skipped {test}: {why}");
+    // Straight to stderr, past the test harness's capture (which only takes `eprintln!`), so
+    // that a plain `cargo test` shows the skip.
+    let _ = writeln!(std::io::stderr(), "skipped {test}: {why}");
     false
 }
 

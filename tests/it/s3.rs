@@ -756,6 +756,9 @@ impl Drop for AuthS3 {
 /// the secret itself appears nowhere, not even in trace logs.
 #[test]
 fn s3_refused_credentials_are_one_clear_line_and_secrets_never_printed() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     let src = dir.path().join("c.tif");
     source(&src, 64, 64, 4);
@@ -814,6 +817,9 @@ fn s3_refused_credentials_are_one_clear_line_and_secrets_never_printed() {
 /// environment's keys win over the profile's; an unknown profile is one clear line.
 #[test]
 fn s3_aws_profile_from_the_shared_files() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     let src = dir.path().join("p.tif");
     source(&src, 64, 64, 5);
