@@ -10,7 +10,8 @@
 #      and a PostgreSQL server only when none answers on 127.0.0.1:5432).
 #   2. A Python venv with pinned packages (scripts/requirements.txt), kept OUTSIDE
 #      the repo so a fresh clone (CI) reuses it instead of reinstalling.
-#   3. Nothing for Rust: cargo/rustc come with the machine.
+#   3. Nothing for Rust itself: cargo/rustc come with the machine; cargo-nextest (the test
+#      runner test.sh uses) is built from crates.io where it is missing.
 #
 # Environment knobs:
 #   RASTERSTAGE_VENV        venv location (default $HOME/.cache/rasterstage-venv)
@@ -154,8 +155,25 @@ PY
 log "DuckDB httpfs + postgres extensions load offline"
 
 # ---------------------------------------------------------------------------
-# 3. Rust: cargo and rustc come with the machine (rustup); nothing to install.
+# 3. Rust: cargo and rustc come with the machine (rustup); cargo-nextest does not.
 # ---------------------------------------------------------------------------
 command -v cargo >/dev/null 2>&1 || die "cargo not found on PATH (the machine should provide it)"
+
+# test.sh runs the tests with cargo-nextest: one process and one timed line per test.
+# .config/nextest.toml needs 0.9.91 or later (test priorities). Pinned, so that every machine
+# runs the same runner; --locked builds it with the dependencies it was released with.
+NEXTEST_VERSION=0.9.143
+NEXTEST_MIN=0.9.91
+nextest_version() { cargo nextest --version 2>/dev/null | awk 'NR == 1 { print $2 }'; }
+have="$(nextest_version)"
+if [[ -n $have && "$(printf '%s\n' "$NEXTEST_MIN" "$have" | sort -V | head -n 1)" == "$NEXTEST_MIN" ]]; then
+    log "cargo-nextest $have: present"
+else
+    log "building cargo-nextest $NEXTEST_VERSION from crates.io (${have:+replacing $have; }5-10 minutes, once)"
+    cargo install --locked --version "$NEXTEST_VERSION" cargo-nextest
+    have="$(nextest_version)"
+    [[ $have == "$NEXTEST_VERSION" ]] ||
+        die "cargo nextest --version says '${have:-nothing}' after installing $NEXTEST_VERSION: is ${CARGO_HOME:-$HOME/.cargo}/bin on PATH?"
+fi
 
 log "done"

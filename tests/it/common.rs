@@ -192,7 +192,8 @@ pub fn require(needs: &[Need]) -> bool {
     }
     // Straight to stderr, past the test harness's capture (which only takes `eprintln!`), so
     // that a plain `cargo test` shows the skip.
-    let _ = writeln!(std::io::stderr(), "skipped {test}: {why}");
+    // One write, so that the line stays whole among other tests' output.
+    let _ = std::io::stderr().write_all(format!("skipped {test}: {why}\n").as_bytes());
     false
 }
 

@@ -275,7 +275,7 @@ fn reference(root: &Path, tag: &str) -> (Schema, Rows) {
 /// Tiles in the ledger, 0 before the load made it.
 fn ledger_if_made(sc: &Schema) -> i64 {
     let made = sc.one_i64(&format!(
-        "SELECT (to_regclass('{}') IS NOT NULL)::int8",
+        "SELECT (to_regclass('{}') IS NOT NULL)::int::int8",
         sc.q("raster_tile_loads").replace('\'', "''")
     ));
     if made == 1 {
