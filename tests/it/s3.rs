@@ -672,7 +672,7 @@ fn s3_storage_config_section() {
 
 #[test]
 fn s3_missing_bucket_is_one_clear_line() {
-    if !require(&[Pg]) {
+    if !require(&[Pg, S3]) {
         return;
     }
     let dir = tmp();
