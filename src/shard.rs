@@ -143,10 +143,12 @@ impl Shard {
 fn check_slurm_array(index: usize, count: usize, get: &impl Fn(&str) -> Option<String>) -> Result<(), ShardError> {
     let var = |name: &str| -> Result<Option<usize>, ShardError> {
         let Some(v) = get(name).filter(|v| !v.trim().is_empty()) else { return Ok(None) };
-        let n = v.trim().parse().map_err(|_| ShardError::BadIndex { var: name.to_string(), value: v.clone(), count })?;
+        let n =
+            v.trim().parse().map_err(|_| ShardError::BadIndex { var: name.to_string(), value: v.clone(), count })?;
         Ok(Some(n))
     };
-    let (min, max, tasks) = (var("SLURM_ARRAY_TASK_MIN")?, var("SLURM_ARRAY_TASK_MAX")?, var("SLURM_ARRAY_TASK_COUNT")?);
+    let (min, max, tasks) =
+        (var("SLURM_ARRAY_TASK_MIN")?, var("SLURM_ARRAY_TASK_MAX")?, var("SLURM_ARRAY_TASK_COUNT")?);
     let array = {
         let mut parts = vec![format!("{SLURM_TASK_ID}={index}")];
         for (name, v) in [("MIN", min), ("MAX", max), ("COUNT", tasks)] {
@@ -288,9 +290,7 @@ mod tests {
     #[test]
     fn slurm_array() {
         let slurm = |vars: &'static [(&'static str, &'static str)]| {
-            move |n: &str| {
-                vars.iter().find(|(k, _)| n == format!("SLURM_ARRAY_TASK_{k}")).map(|(_, v)| v.to_string())
-            }
+            move |n: &str| vars.iter().find(|(k, _)| n == format!("SLURM_ARRAY_TASK_{k}")).map(|(_, v)| v.to_string())
         };
         // --array=0-3 for --shards 4, and a task resubmitted alone with --array=2.
         let full = slurm(&[("ID", "2"), ("MIN", "0"), ("MAX", "3"), ("COUNT", "4")]);

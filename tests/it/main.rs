@@ -19,5 +19,6 @@ mod reproject;
 mod robust;
 mod s3;
 mod shard;
+mod slurm;
 mod tamper;
 mod zarr_cf;

@@ -11,12 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// A PostgreSQL schema of this test's own, dropped on drop.
-struct Schema {
-    name: String,
+pub(crate) struct Schema {
+    pub(crate) name: String,
 }
 
 impl Schema {
-    fn new(tag: &str) -> Schema {
+    pub(crate) fn new(tag: &str) -> Schema {
         static N: AtomicUsize = AtomicUsize::new(0);
         let name = format!("sh_{tag}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
         client().batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE")).unwrap();
@@ -25,7 +25,7 @@ impl Schema {
 
     /// Everything loaded, as text: each table's rows (values as f64 bits), whether it has a
     /// primary key, the ledger and raster_datasets (without times and staging URIs).
-    fn snapshot(&self, tables: &[&str]) -> Vec<String> {
+    pub(crate) fn snapshot(&self, tables: &[&str]) -> Vec<String> {
         let mut c = client();
         let mut out = Vec::new();
         for t in tables {
@@ -91,11 +91,11 @@ impl Drop for Schema {
     }
 }
 
-const DATASETS: [&str; 3] = ["richness", "cover", "temp"];
+pub(crate) const DATASETS: [&str; 3] = ["richness", "cover", "temp"];
 
 /// Three sources of different sizes: two resampled (sum, mode) and one copied (passthrough),
 /// with nodata holes, all onto one 0.02-degree lattice in 32-cell windows.
-fn sources(dir: &Path) {
+pub(crate) fn sources(dir: &Path) {
     for (name, w, h, seed) in [("richness", 300, 200, 1), ("cover", 160, 240, 2), ("temp", 120, 90, 3)] {
         let mut next = lcg(seed);
         let res = if name == "temp" { 0.02 } else { 0.01 };
@@ -107,7 +107,7 @@ fn sources(dir: &Path) {
 }
 
 /// A config converting the three sources into `out`.
-fn config(dir: &Path, file: &str, out: &str) -> String {
+pub(crate) fn config(dir: &Path, file: &str, out: &str) -> String {
     let d = |n: &str| dir.join(format!("{n}.tif")).to_string_lossy().to_string();
     let text = format!(
         "datasets:\n\
