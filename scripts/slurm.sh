@@ -29,7 +29,7 @@ fi
 
 _RS_SLURM_DIR_SCRIPT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 if [[ -z "${_RS_SERVICES_UP:-}" ]]; then
-    # shellcheck source=services.sh
+    # shellcheck source=services.sh disable=SC2317
     source "$_RS_SLURM_DIR_SCRIPT/services.sh" || { return 1 2>/dev/null || exit 1; }
 fi
 
@@ -69,11 +69,11 @@ _rs_slurm_fail() {
 
 _rs_slurm_start() {
     local munged mungekey slurmctld slurmd b
-    munged="$(_rs_slurm_bin munged)" && mungekey="$(_rs_slurm_bin mungekey)" &&
-        slurmctld="$(_rs_slurm_bin slurmctld)" && slurmd="$(_rs_slurm_bin slurmd)" || {
+    if ! { munged="$(_rs_slurm_bin munged)" && mungekey="$(_rs_slurm_bin mungekey)" &&
+        slurmctld="$(_rs_slurm_bin slurmctld)" && slurmd="$(_rs_slurm_bin slurmd)"; }; then
         _rs_slurm_log "ERROR: Slurm or MUNGE is not installed: run scripts/setup.sh (Debian packages slurmctld slurmd slurm-client munge)"
         return 1
-    }
+    fi
     for b in sbatch scontrol squeue scancel sinfo; do
         command -v "$b" >/dev/null 2>&1 || {
             _rs_slurm_log "ERROR: $b not found: run scripts/setup.sh (Debian package slurm-client)"
@@ -151,8 +151,8 @@ CONF
     # Run first at exit: cancel what is left of the tests' jobs while the daemons still run.
     _RS_CLEANUP+=("SLURM_CONF='$dir/slurm.conf' scancel --user='$user' --quiet; sleep 1")
 
-    local state="" i
-    for i in $(seq 1 120); do
+    local state=""
+    for _ in $(seq 1 120); do
         state="$(SLURM_CONF="$dir/slurm.conf" sinfo -h -N -o %T 2>/dev/null | head -n1)"
         [[ "$state" == idle ]] && break
         sleep 0.5

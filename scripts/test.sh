@@ -5,7 +5,7 @@
 #   scripts/test.sh some_test_name  # extra args go to `cargo test --release`
 #   scripts/test.sh -- --nocapture
 #
-# Steps: setup.sh (installs what is missing), services.sh (PostgreSQL, S3, env),
+# Steps: setup.sh (installs what is missing), services.sh (PostgreSQL, S3, env), slurm.sh,
 # then cargo fmt --check, cargo clippy -D warnings, cargo test --release.
 # All three cargo steps run even if an earlier one fails, so one CI run reports
 # every problem at once (CI runs are few and slow); the exit status is non-zero
@@ -31,6 +31,10 @@ say "services (scripts/services.sh)"
 # EXIT trap stops the services when this script ends, however it ends.
 # shellcheck source=services.sh
 source "$REPO_ROOT/scripts/services.sh"
+# A one-node Slurm cluster for tests/it/slurm.rs, stopped by the same EXIT trap; if it does
+# not come up, the Slurm tests say they skipped.
+# shellcheck source=slurm.sh
+source "$REPO_ROOT/scripts/slurm.sh" || say "Slurm did not start (see above): the Slurm tests will skip"
 
 failed=()
 # Run one step, time it, remember failure instead of exiting (see header).
