@@ -187,51 +187,77 @@ fn files_split(root: &Path, prefix: &str, inside: bool) -> Files {
     files_under(root).into_iter().filter(|(n, _)| n.starts_with(prefix) == inside).collect()
 }
 
+/// A test's sources, its single-process reference, and the sharded run's staging folder,
+/// config, schema and job output folder.
+struct Fixture {
+    dir: tempfile::TempDir,
+    want_files: Files,
+    want_rows: Vec<String>,
+    _ref_schema: Schema,
+    sc: Schema,
+    out: std::path::PathBuf,
+    cfg: String,
+    logs: std::path::PathBuf,
+}
+
+impl Fixture {
+    fn new(tag: &str) -> Fixture {
+        let dir = tmp();
+        sources(dir.path());
+        let (want_files, want_rows, _ref_schema) = reference(dir.path());
+        assert!(want_files.iter().filter(|(n, _)| n.ends_with(".parquet")).count() > 40, "enough tiles to share");
+        let sc = Schema::new(tag);
+        let out = dir.path().join("sharded");
+        let cfg = slurm_config(dir.path(), "slurm.yml", &out, &sc.name);
+        let logs = dir.path().join("logs");
+        Fixture { dir, want_files, want_rows, _ref_schema, sc, out, cfg, logs }
+    }
+
+    /// deploy/slurm/submit.sh `steps` with SHARDS=4, one CPU per task, and `env`.
+    fn submit(&self, slurm: &Slurm, env: &[(&str, &str)], steps: &[&str]) -> Vec<(String, String, String)> {
+        let mut all = vec![("CONFIG", self.cfg.as_str()), ("SHARDS", "4"), ("CPUS", "1"), ("LOGS", s(&self.logs))];
+        all.extend_from_slice(env);
+        slurm.submit(self.dir.path(), &all, steps)
+    }
+
+    /// Submits `steps`, waits for every job and asserts they all completed; returns them.
+    fn run_all(&self, slurm: &Slurm, env: &[(&str, &str)], steps: &[&str]) -> BTreeMap<String, JobState> {
+        let jobs = self.submit(slurm, env, steps);
+        let ids: Vec<&str> = jobs.iter().flat_map(|(_, a, f)| [a.as_str(), f.as_str()]).collect();
+        let states = slurm.wait_ended(&ids, &self.logs);
+        assert_completed(&states, &self.logs);
+        states
+    }
+}
+
 #[test]
 fn slurm_array_of_four_equals_one_process() {
     let Some(slurm) = slurm("slurm_array_of_four_equals_one_process") else { return };
-    let dir = tmp();
-    sources(dir.path());
-    let (want_files, want_rows, _ref_schema) = reference(dir.path());
-    assert!(want_files.iter().filter(|(n, _)| n.ends_with(".parquet")).count() > 40, "enough tiles to share");
-
-    let sc = Schema::new("slurm4");
-    let out = dir.path().join("sharded");
-    let cfg = slurm_config(dir.path(), "slurm.yml", &out, &sc.name);
-    let logs = dir.path().join("logs");
-    let env = [("CONFIG", cfg.as_str()), ("SHARDS", "4"), ("CPUS", "1"), ("LOGS", s(&logs))];
-    let jobs = slurm.submit(dir.path(), &env, &["convert", "load", "merge"]);
-    let ids: Vec<&str> = jobs.iter().flat_map(|(_, a, f)| [a.as_str(), f.as_str()]).collect();
-    let states = slurm.wait_ended(&ids, &logs);
-    assert_completed(&states, &logs);
+    let f = Fixture::new("slurm4");
+    let Fixture { out, cfg, sc, want_files, want_rows, .. } = &f;
+    let states = f.run_all(&slurm, &[], &["convert", "load", "merge"]);
     // 4 tasks and a finalize job per step.
     assert_eq!(states.len(), 15, "{states:#?}");
 
-    assert_same_files(&files_split(&out, "merged/", false), &want_files);
-    assert_eq!(sc.snapshot(&DATASETS), want_rows, "tables, primary keys, ledger and raster_datasets");
+    assert_same_files(&files_split(out, "merged/", false), want_files);
+    assert_eq!(&sc.snapshot(&DATASETS), want_rows, "tables, primary keys, ledger and raster_datasets");
     // The merged Parquet records where its inputs are, so its reference is one merge process
     // reading the same inputs.
-    let single_merge = dir.path().join("merge-single");
-    ok(&["-q", "merge", "--config", &cfg, "--out", s(&single_merge.join("merged"))]);
+    let single_merge = f.dir.path().join("merge-single");
+    ok(&["-q", "merge", "--config", cfg, "--out", s(&single_merge.join("merged"))]);
     let want_merged = files_under(&single_merge);
     assert!(want_merged.iter().filter(|(n, _)| n.ends_with(".parquet")).count() > 10, "enough merged tiles");
-    assert_same_files(&files_split(&out, "merged/", true), &want_merged);
+    assert_same_files(&files_split(out, "merged/", true), &want_merged);
 }
 
 #[test]
 fn slurm_task_cancelled_and_resubmitted_ends_identical() {
     let Some(slurm) = slurm("slurm_task_cancelled_and_resubmitted_ends_identical") else { return };
-    let dir = tmp();
-    sources(dir.path());
-    let (want_files, want_rows, _ref_schema) = reference(dir.path());
-
-    let sc = Schema::new("slurm_kill");
-    let out = dir.path().join("sharded");
-    let cfg = slurm_config(dir.path(), "slurm.yml", &out, &sc.name);
-    let logs = dir.path().join("logs");
+    let f = Fixture::new("slurm_kill");
+    let Fixture { out, cfg, sc, want_files, want_rows, logs, .. } = &f;
     // The tiles of shard 2, from the same plan every task computes.
     let plan: serde_json::Value =
-        serde_json::from_str(&ok(&["plan", "--config", &cfg, "--shards", "4", "--json"])).unwrap();
+        serde_json::from_str(&ok(&["plan", "--config", cfg, "--shards", "4", "--json"])).unwrap();
     let mine: BTreeSet<(String, String)> = plan["assignment"]
         .as_array()
         .unwrap()
@@ -245,57 +271,46 @@ fn slurm_task_cancelled_and_resubmitted_ends_identical() {
     };
 
     // Tiles slowed down, so that task 2 is still running once it has committed its first one.
-    let env = [
-        ("CONFIG", cfg.as_str()),
-        ("SHARDS", "4"),
-        ("CPUS", "1"),
-        ("LOGS", s(&logs)),
-        ("RASTERSTAGE_TEST_TILE_DELAY_MS", "800"),
-    ];
-    let jobs = slurm.submit(dir.path(), &env, &["convert"]);
+    let jobs = f.submit(&slurm, &[("RASTERSTAGE_TEST_TILE_DELAY_MS", "800")], &["convert"]);
     let (array, finalize) = (jobs[0].1.clone(), jobs[0].2.clone());
     let task2 = format!("{array}_2");
     let start = Instant::now();
-    while committed(&out) == 0 {
+    while committed(out) == 0 {
         let now = slurm.states(&array);
         assert!(
             start.elapsed() < DEADLINE
                 && now.iter().all(|t| t.id != task2 || t.state == "PENDING" || t.state == "RUNNING"),
             "task {task2} never committed a tile while running: {now:#?}\n{}",
-            job_logs(&logs)
+            job_logs(logs)
         );
         std::thread::sleep(Duration::from_millis(100));
     }
     slurm.run("scancel", &[task2.as_str()]);
-    let states = slurm.wait_ended(&[&array, &finalize], &logs);
+    let states = slurm.wait_ended(&[&array, &finalize], logs);
     let killed = &states[&task2];
     assert_eq!(
         killed.state,
         "CANCELLED",
         "task 2 should have been cancelled mid-run ({} of its {} tiles committed): {states:#?}",
-        committed(&out),
+        committed(out),
         mine.len()
     );
-    assert!(committed(&out) < mine.len(), "the cancelled task left tiles uncommitted");
+    assert!(committed(out) < mine.len(), "the cancelled task left tiles uncommitted");
     for k in [0, 1, 3] {
-        assert_eq!(states[&format!("{array}_{k}")].state, "COMPLETED", "{states:#?}\n{}", job_logs(&logs));
+        assert_eq!(states[&format!("{array}_{k}")].state, "COMPLETED", "{states:#?}\n{}", job_logs(logs));
     }
     // --kill-on-invalid-dep: the finalize job is cancelled, not left pending forever.
     assert_eq!(states[&finalize].state, "CANCELLED", "{states:#?}");
     assert!(states[&finalize].reason.starts_with("Dependency"), "{states:#?}");
-    let err = fails(&["finalize", "--config", &cfg]);
+    let err = fails(&["finalize", "--config", cfg]);
     assert!(err.contains("not complete"), "{err}");
 
     // Task 2 alone (--array=2: a partial array, the index used as it is), then load.
-    let env = [("CONFIG", cfg.as_str()), ("SHARDS", "4"), ("CPUS", "1"), ("LOGS", s(&logs)), ("TASKS", "2")];
-    let jobs = slurm.submit(dir.path(), &env, &["convert", "load"]);
-    let ids: Vec<&str> = jobs.iter().flat_map(|(_, a, f)| [a.as_str(), f.as_str()]).collect();
-    let states = slurm.wait_ended(&ids, &logs);
-    assert_completed(&states, &logs);
+    let states = f.run_all(&slurm, &[("TASKS", "2")], &["convert", "load"]);
     assert_eq!(states.len(), 1 + 1 + 4 + 1, "{states:#?}");
 
-    assert_same_files(&files_under(&out), &want_files);
-    assert_eq!(sc.snapshot(&DATASETS), want_rows, "tables, primary keys, ledger and raster_datasets");
+    assert_same_files(&files_under(out), want_files);
+    assert_eq!(&sc.snapshot(&DATASETS), want_rows, "tables, primary keys, ledger and raster_datasets");
 }
 
 #[test]
