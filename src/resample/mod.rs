@@ -8,6 +8,7 @@
 pub mod area;
 pub mod axis;
 pub mod extreme;
+pub mod footprint;
 pub mod mode;
 pub mod point;
 
