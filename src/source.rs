@@ -348,9 +348,8 @@ impl Source {
             return Some("its integer band has a raster attribute table".into());
         }
         let (distinct, cells) = sample_distinct(&rb, self.info.nodata)?;
-        (distinct <= FEW_VALUES && cells >= MIN_SAMPLE).then(|| {
-            format!("its integer band holds only {distinct} distinct values in a sample of {cells} cells")
-        })
+        (distinct <= FEW_VALUES && cells >= MIN_SAMPLE)
+            .then(|| format!("its integer band holds only {distinct} distinct values in a sample of {cells} cells"))
     }
 
     /// The open GDAL dataset (for the warper).

@@ -441,7 +441,13 @@ pub fn sum_window<T: Sample + GdalType>(
 /// The target-pixel coordinates of the corners of source rows `r` and columns `c` into
 /// `x`, `y` (`(r.len() + 1) x (c.len() + 1)`, row-major; NaN where a corner does not
 /// transform).
-fn corners(tr: &Transformer, r: &std::ops::Range<usize>, c: &std::ops::Range<usize>, x: &mut Vec<f64>, y: &mut Vec<f64>) {
+fn corners(
+    tr: &Transformer,
+    r: &std::ops::Range<usize>,
+    c: &std::ops::Range<usize>,
+    x: &mut Vec<f64>,
+    y: &mut Vec<f64>,
+) {
     x.clear();
     y.clear();
     for row in r.start..=r.end {
@@ -458,7 +464,11 @@ fn corners(tr: &Transformer, r: &std::ops::Range<usize>, c: &std::ops::Range<usi
 /// when some do not transform, its interior) mapped to source pixels, then grown while a
 /// cell on the region's border still reaches the window: the cells that reach a window form
 /// one connected patch of the source, so a border that none of them crosses encloses them all.
-fn source_region(tr: &Transformer, (sw, sh): (usize, usize), w: Window) -> Option<(std::ops::Range<usize>, std::ops::Range<usize>)> {
+fn source_region(
+    tr: &Transformer,
+    (sw, sh): (usize, usize),
+    w: Window,
+) -> Option<(std::ops::Range<usize>, std::ops::Range<usize>)> {
     if sw == 0 || sh == 0 || w.cells() == 0 {
         return None;
     }

@@ -264,9 +264,7 @@ fn convex_intersection(a: &[Pt], b: &[Pt], s: &mut Scratch) {
         };
         (u8::from(tan < 0.0), tan, x, y)
     }));
-    s.keyed.sort_by(|p, q| {
-        p.0.cmp(&q.0).then(p.1.total_cmp(&q.1)).then(p.2.total_cmp(&q.2)).then(p.3.total_cmp(&q.3))
-    });
+    s.keyed.sort_by(|p, q| p.0.cmp(&q.0).then(p.1.total_cmp(&q.1)).then(p.2.total_cmp(&q.2)).then(p.3.total_cmp(&q.3)));
     out.clear();
     for &(_, _, x, y) in &s.keyed {
         if out.last() != Some(&(x, y)) {
@@ -347,7 +345,10 @@ mod tests {
         let mut data: Vec<f64> = (0..16).map(|i| i as f64).collect();
         data[0] = -1.0;
         let out = run(&data, 4, &xy, (2, 2), whole(2, 2));
-        assert_eq!(out, vec![1.0 + 4.0 + 5.0, 2.0 + 3.0 + 6.0 + 7.0, 8.0 + 9.0 + 12.0 + 13.0, 10.0 + 11.0 + 14.0 + 15.0]);
+        assert_eq!(
+            out,
+            vec![1.0 + 4.0 + 5.0, 2.0 + 3.0 + 6.0 + 7.0, 8.0 + 9.0 + 12.0 + 13.0, 10.0 + 11.0 + 14.0 + 15.0]
+        );
         // Only nodata over a cell: it stays NaN.
         let out = run(&[-1.0; 4], 2, &affine(2, 2, |c, r| (c, r)), (2, 2), whole(2, 2));
         assert!(out.iter().all(|v| v.is_nan()));

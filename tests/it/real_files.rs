@@ -204,8 +204,9 @@ fn few_valued_integer_source_warns_a_dem_does_not() {
     // Soil classes 1..=12 in Int16 blocks, with nodata: no colour table, no RAT.
     let soil = dir.path().join("soil.tif");
     let mut r = lcg(12);
-    let classes: Vec<i16> =
-        (0..w * h).map(|i| if i % 97 == 0 { -32768 } else { 1 + ((i / w / 40 + i % w / 40 + (r() % 2) as usize) % 12) as i16 }).collect();
+    let classes: Vec<i16> = (0..w * h)
+        .map(|i| if i % 97 == 0 { -32768 } else { 1 + ((i / w / 40 + i % w / 40 + (r() % 2) as usize) % 12) as i16 })
+        .collect();
     write_tif(&soil, &spec, classes);
     let msg = warned(&soil, "sum").expect("12 classes with --method sum should warn");
     assert!(msg.contains("soil") && msg.contains("only 12 distinct values") && msg.contains("--method mode"), "{msg}");

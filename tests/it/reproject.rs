@@ -12,8 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 /// Every method the comparison covers, as gdalwarp names them.
-const METHODS: [&str; 11] =
-    ["nearest", "bilinear", "cubic", "average", "mode", "min", "max", "sum", "med", "q1", "q3"];
+const METHODS: [&str; 11] = ["nearest", "bilinear", "cubic", "average", "mode", "min", "max", "sum", "med", "q1", "q3"];
 
 /// Writes a north-up GeoTIFF in any CRS GDAL understands (`RasterSpec` takes EPSG codes only).
 fn write_in<T: GdalType + Copy>(path: &Path, srs: &str, gt: [f64; 6], size: (usize, usize), nodata: f64, v: Vec<T>) {
