@@ -11,6 +11,9 @@
 //!   lanczos output would change with the window size. [`grid_scale`] computes the scale once
 //!   for the whole grid, as the warper does for a single chunk, and every window gets it.
 //!
+//! `sum` is not GDAL's warper but [`sum_window`]: GDAL 3.6's sum kernel leaves seams between
+//! chunks, so rasterstage computes its weights itself from the whole grid's transformer.
+//!
 //! The output extent without `--bounds` comes from `GDALSuggestedWarpOutput2`
 //! ([`suggested_bounds`]), as gdalwarp finds it: it samples the edges and the interior, so
 //! sources whose corners do not transform (full-disk geostationary, polar) work.
