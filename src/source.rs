@@ -328,7 +328,7 @@ impl Source {
     /// Why the band seems to hold categories rather than quantities: an integer band with a
     /// colour table, a raster attribute table, GDAL's `LAYER_TYPE=thematic`, or (with none of
     /// those) at most [`FEW_VALUES`] distinct values in a bounded sample of its cells
-    /// ([`sample_distinct`]). `sum` and `average` of such codes mean nothing; `mode` keeps them.
+    /// (`sample_distinct`). `sum` and `average` of such codes mean nothing; `mode` keeps them.
     pub fn categorical(&self) -> Option<String> {
         use gdal::Metadata;
         let rb = self.dataset.rasterband(self.info.band).ok()?;
