@@ -7,7 +7,8 @@
 #
 # What it does:
 #   1. Debian packages (GDAL dev + CLI, time, pkg-config, curl, a PostgreSQL client,
-#      and a PostgreSQL server only when none answers on 127.0.0.1:5432).
+#      and a PostgreSQL server only when none answers on 127.0.0.1:5432); Slurm and
+#      MUNGE for the Slurm tests (scripts/setup-slurm.sh, not fatal).
 #   2. A Python venv with pinned packages (scripts/requirements.txt), kept OUTSIDE
 #      the repo so a fresh clone (CI) reuses it instead of reinstalling.
 #   3. Nothing for Rust itself: cargo/rustc come with the machine; cargo-nextest (the test
@@ -85,6 +86,11 @@ if ((${#missing[@]})); then
 else
     log "Debian packages: all present"
 fi
+
+# Slurm and MUNGE for the Slurm tests (tests/it/slurm.rs run a one-node cluster of their own,
+# scripts/slurm.sh). Not fatal: without them those tests skip, or fail where services are
+# required.
+bash "$SCRIPT_DIR/setup-slurm.sh" || log "Slurm not installed: the Slurm tests will skip"
 
 # ---------------------------------------------------------------------------
 # 2. Python venv with pinned packages

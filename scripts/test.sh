@@ -5,7 +5,7 @@
 #   scripts/test.sh some_test_name  # extra args go to `cargo nextest run --release`
 #   scripts/test.sh -- --nocapture
 #
-# Steps: setup.sh (installs what is missing), services.sh (PostgreSQL, S3, env),
+# Steps: setup.sh (installs what is missing), services.sh (PostgreSQL, S3, env), slurm.sh,
 # then cargo fmt --check, cargo clippy -D warnings, the tests (cargo nextest: one process
 # and one timed line per test, the slowest listed at the end; then the doc-tests, which
 # nextest does not run), and with no arguments the tiers check and the demo.
@@ -33,6 +33,10 @@ say "services (scripts/services.sh)"
 # EXIT trap stops the services when this script ends, however it ends.
 # shellcheck source=services.sh
 source "$REPO_ROOT/scripts/services.sh"
+# A one-node Slurm cluster for tests/it/slurm.rs, stopped by the same EXIT trap; if it does
+# not come up, the Slurm tests fail (RASTERSTAGE_REQUIRE_SERVICES below), naming it.
+# shellcheck source=slurm.sh
+source "$REPO_ROOT/scripts/slurm.sh" || say "Slurm did not start (see above): the Slurm tests will fail"
 
 failed=()
 # Run one step, time it, remember failure instead of exiting (see header).

@@ -17,8 +17,9 @@ pub struct ShardArgs {
     /// cell-balanced share of all tiles of all datasets.
     #[arg(long, value_name = "K/N", conflicts_with = "shards")]
     pub shard: Option<String>,
-    /// Split into N shards and take K from JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or
-    /// AWS_BATCH_JOB_ARRAY_INDEX (AWS Batch array job).
+    /// Split into N shards and take K from JOB_COMPLETION_INDEX (Kubernetes Indexed Job),
+    /// AWS_BATCH_JOB_ARRAY_INDEX (AWS Batch array job) or SLURM_ARRAY_TASK_ID (Slurm job
+    /// array, sbatch --array=0-<N-1>; checked against the array's MIN/MAX/COUNT).
     #[arg(long, value_name = "N")]
     pub shards: Option<usize>,
 }

@@ -90,6 +90,52 @@ pub struct SourceInfo {
     pub fingerprint: Fingerprint,
 }
 
+/// At most this many distinct values in the sample of an integer band without colour table
+/// or attribute table: categories (land cover, soil classes, masks) rather than quantities.
+/// A DEM, imagery or counts over a real area have hundreds to thousands.
+pub const FEW_VALUES: usize = 32;
+
+/// Fewer valid cells than this in the sample say too little to call a band categorical.
+const MIN_SAMPLE: usize = 256;
+
+/// Sample windows per side of the raster, and their size: at most 16 x 16 windows of
+/// 64 x 64 cells (1,048,576 cells), spread evenly, each one contiguous read.
+const SAMPLE_WINDOWS: usize = 16;
+const SAMPLE_SIDE: usize = 64;
+
+/// The number of distinct valid values (stopping once it exceeds [`FEW_VALUES`]) and of
+/// valid cells in a bounded sample of `band`: the whole band when it is at most
+/// `SAMPLE_WINDOWS * SAMPLE_SIDE` cells a side, else evenly spread windows. Never the whole
+/// raster; `None` when a read fails (no warning rather than a failed conversion).
+fn sample_distinct(band: &gdal::raster::RasterBand, nodata: Option<f64>) -> Option<(usize, usize)> {
+    let (w, h) = band.size();
+    let starts = |n: usize| -> Vec<(usize, usize)> {
+        let span = SAMPLE_WINDOWS * SAMPLE_SIDE;
+        if n <= span {
+            return vec![(0, n)];
+        }
+        (0..SAMPLE_WINDOWS).map(|i| (i * (n - SAMPLE_SIDE) / (SAMPLE_WINDOWS - 1), SAMPLE_SIDE)).collect()
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut cells = 0usize;
+    for &(r0, rn) in &starts(h) {
+        for &(c0, cn) in &starts(w) {
+            let buf = band.read_as::<f64>((c0 as isize, r0 as isize), (cn, rn), (cn, rn), None).ok()?;
+            for &v in buf.data() {
+                if v.is_nan() || Some(v) == nodata {
+                    continue;
+                }
+                cells += 1;
+                seen.insert(v.to_bits());
+                if seen.len() > FEW_VALUES {
+                    return Some((seen.len(), cells));
+                }
+            }
+        }
+    }
+    Some((seen.len(), cells))
+}
+
 /// GDAL block cache in MB unless `GDAL_CACHEMAX` is set. Every source block is decoded
 /// once per strip, so the cache only has to hold the block row two strips share; GDAL's
 /// default (5% of RAM) just grows the process. Measured on a 43200 x 21600 Byte GeoTIFF:
@@ -279,25 +325,31 @@ impl Source {
         })
     }
 
-    /// Why the band holds categories rather than quantities, if it says so: an integer band
-    /// with a colour table, a raster attribute table, or GDAL's `LAYER_TYPE=thematic`.
-    /// `sum` and `average` of such codes mean nothing; `mode` keeps them.
-    pub fn categorical(&self) -> Option<&'static str> {
+    /// Why the band seems to hold categories rather than quantities: an integer band with a
+    /// colour table, a raster attribute table, GDAL's `LAYER_TYPE=thematic`, or (with none of
+    /// those) at most [`FEW_VALUES`] distinct values in a bounded sample of its cells
+    /// (`sample_distinct`). `sum` and `average` of such codes mean nothing; `mode` keeps them.
+    pub fn categorical(&self) -> Option<String> {
         use gdal::Metadata;
         let rb = self.dataset.rasterband(self.info.band).ok()?;
         if rb.metadata_item("LAYER_TYPE", "").is_some_and(|v| v.eq_ignore_ascii_case("thematic")) {
-            return Some("its band is marked thematic");
+            return Some("its band is marked thematic".into());
         }
         if self.info.dtype.is_float() {
             return None;
         }
         if rb.color_table().is_some() {
-            return Some("its integer band has a colour table");
+            return Some("its integer band has a colour table".into());
         }
         // SAFETY: the band handle is valid while `rb` (and so `self.dataset`) lives; GDAL
         // keeps ownership of the returned table, which is only compared with null.
         let rat = unsafe { gdal_sys::GDALGetDefaultRAT(rb.c_rasterband()) };
-        (!rat.is_null()).then_some("its integer band has a raster attribute table")
+        if !rat.is_null() {
+            return Some("its integer band has a raster attribute table".into());
+        }
+        let (distinct, cells) = sample_distinct(&rb, self.info.nodata)?;
+        (distinct <= FEW_VALUES && cells >= MIN_SAMPLE)
+            .then(|| format!("its integer band holds only {distinct} distinct values in a sample of {cells} cells"))
     }
 
     /// The open GDAL dataset (for the warper).

@@ -119,6 +119,8 @@ pub enum Need {
     Python,
     /// PostgreSQL's server programs (initdb, pg_ctl) and openssl, for private clusters.
     PgServer,
+    /// The one-node Slurm cluster scripts/slurm.sh started (`RASTERSTAGE_TEST_SLURM_CONF`).
+    Slurm,
 }
 
 pub use Need::{Pg, PgServer, Python, S3};
@@ -140,6 +142,14 @@ impl Need {
                     Ok(p) if Path::new(&p).is_file() => None,
                     Ok(p) if !p.is_empty() => Some(format!("RASTERSTAGE_PYTHON={p} is not a file")),
                     _ => Some("RASTERSTAGE_PYTHON unset".into()),
+                },
+            ),
+            Need::Slurm => (
+                "Slurm",
+                match std::env::var("RASTERSTAGE_TEST_SLURM_CONF") {
+                    Ok(p) if Path::new(&p).is_file() => None,
+                    Ok(p) if !p.is_empty() => Some(format!("RASTERSTAGE_TEST_SLURM_CONF={p} is not a file")),
+                    _ => Some("RASTERSTAGE_TEST_SLURM_CONF unset: source scripts/slurm.sh".into()),
                 },
             ),
             PgServer => (
@@ -188,7 +198,7 @@ pub fn require(needs: &[Need]) -> bool {
     let test = std::thread::current().name().unwrap_or("<unnamed test>").to_string();
     let why = format!("needs {}", missing.join(", "));
     if std::env::var(REQUIRE_SERVICES_ENV).is_ok_and(|v| !v.is_empty() && v != "0") {
-        panic!("{test} {why}, and {REQUIRE_SERVICES_ENV} is set: start them (source scripts/services.sh)");
+        panic!("{test} {why}, and {REQUIRE_SERVICES_ENV} is set: start them (scripts/services.sh, scripts/slurm.sh)");
     }
     // Straight to stderr, past the test harness's capture (which only takes `eprintln!`), so
     // that a plain `cargo test` shows the skip.

@@ -20,5 +20,6 @@ mod reproject;
 mod robust;
 mod s3;
 mod shard;
+mod slurm;
 mod tamper;
 mod zarr_cf;

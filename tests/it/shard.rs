@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 
 /// The shard tests' query on their schema.
-trait ShardSchema {
+pub(crate) trait ShardSchema {
     /// Everything loaded, as text: each table's rows (values as f64 bits), whether it has a
     /// primary key, the ledger and raster_datasets (without times and staging URIs).
     fn snapshot(&self, tables: &[&str]) -> Vec<String>;
@@ -74,11 +74,11 @@ impl ShardSchema for Schema {
     }
 }
 
-const DATASETS: [&str; 3] = ["richness", "cover", "temp"];
+pub(crate) const DATASETS: [&str; 3] = ["richness", "cover", "temp"];
 
 /// Three sources of different sizes: two resampled (sum, mode) and one copied (passthrough),
 /// with nodata holes, all onto one 0.02-degree lattice in 32-cell windows.
-fn sources(dir: &Path) {
+pub(crate) fn sources(dir: &Path) {
     for (name, w, h, seed) in [("richness", 300, 200, 1), ("cover", 160, 240, 2), ("temp", 120, 90, 3)] {
         let mut next = lcg(seed);
         let res = if name == "temp" { 0.02 } else { 0.01 };
@@ -90,7 +90,7 @@ fn sources(dir: &Path) {
 }
 
 /// A config converting the three sources into `out`.
-fn config(dir: &Path, file: &str, out: &str) -> String {
+pub(crate) fn config(dir: &Path, file: &str, out: &str) -> String {
     let d = |n: &str| dir.join(format!("{n}.tif")).to_string_lossy().to_string();
     let text = format!(
         "datasets:\n\
