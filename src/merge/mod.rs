@@ -269,7 +269,8 @@ impl Input {
         }
         // The same rectangle in the input's own indices.
         let (lr0, lr1, lc0, lc1) = (r_lo - or, r_hi - or, c_lo - oc, c_hi - oc);
-        let dw = self.m.window.max(1);
+        // Input tiles: windows, or shards of a sharded Zarr input.
+        let dw = self.m.tile_side();
         for tr in lr0 / dw..=(lr1 - 1) / dw {
             for tc in lc0 / dw..=(lc1 - 1) / dw {
                 let id = format!("r{}_c{}", tr * dw, tc * dw);
@@ -429,6 +430,7 @@ pub fn merge_tiles(
         window,
         format: job.format,
         zarr_version: (job.format == Format::Zarr).then_some(job.zarr_version),
+        zarr_shard: None,
         geoparquet: None,
         parquet_compat: false,
         settings_hash: settings_hash(job, &grid, &inputs, window),

@@ -72,6 +72,8 @@ pub struct TileShape<'a> {
     pub cols: usize,
     /// Zarr chunk size (the dataset's window).
     pub window: usize,
+    /// Sharded Zarr: inner chunks per shard side; the tile is then one shard object.
+    pub shard: Option<usize>,
     /// Value type.
     pub dtype: DataType,
     /// Nodata.
@@ -151,6 +153,7 @@ impl<'a> TileShape<'a> {
             rows: t.rows,
             cols: t.cols,
             window: m.window,
+            shard: m.zarr_shard,
             dtype: m.dtype,
             nodata: m.nodata,
             geoparquet: m.geoparquet,
@@ -230,7 +233,10 @@ where
 {
     match format {
         Format::Parquet => parquet_cells(bytes, shape, f),
-        Format::Zarr => zarr_cells(bytes, shape, f),
+        Format::Zarr => match shape.shard {
+            Some(k) => shard_cells(bytes, shape, k, f),
+            None => zarr_cells(bytes, shape, f),
+        },
     }
 }
 
@@ -282,6 +288,35 @@ where
             order.next(r, c)?;
             f(r, c, v.value(i)).map_err(DecodeError::Sink)?;
         }
+    }
+    Ok(())
+}
+
+/// The cells of a shard object: each stored inner chunk decoded as an unsharded chunk of its
+/// window, one at a time (the shard's compressed bytes and one window are in memory).
+fn shard_cells<T, F>(bytes: &[u8], shape: &TileShape<'_>, k: usize, mut f: F) -> Result<(), DecodeError>
+where
+    T: CellValue,
+    F: FnMut(i32, i32, T) -> std::io::Result<()>,
+{
+    let win = shape.window;
+    if win.checked_mul(k).is_none_or(|side| shape.rows > side || shape.cols > side) {
+        return Err(bad(format!("tile {}x{} exceeds the shard of {k}x{k} chunks of {win}", shape.rows, shape.cols)));
+    }
+    for (i, chunk) in crate::stage::zarr::shard_chunks(bytes, k).map_err(bad)? {
+        let (dr, dc) = ((i / k) * win, (i % k) * win);
+        if dr >= shape.rows || dc >= shape.cols {
+            return Err(bad(format!("the shard stores inner chunk {i}, which lies beyond the grid")));
+        }
+        let inner = TileShape {
+            row0: shape.row0 + dr,
+            col0: shape.col0 + dc,
+            rows: win.min(shape.rows - dr),
+            cols: win.min(shape.cols - dc),
+            shard: None,
+            ..*shape
+        };
+        zarr_cells(chunk, &inner, &mut f)?;
     }
     Ok(())
 }
@@ -342,6 +377,7 @@ mod tests {
             rows: 32,
             cols: 32,
             window: 32,
+            shard: None,
             dtype: DataType::Float32,
             nodata: None,
             geoparquet: None,
