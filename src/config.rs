@@ -641,7 +641,9 @@ fn zarr_shard(
     let bad = |m: String| Err(ConfigError::Invalid(what.to_string(), m));
     if format != Format::Zarr || zarr_version != 3 {
         let now = if format == Format::Zarr { "Zarr v2".to_string() } else { format!("{format:?}").to_lowercase() };
-        return bad(format!("sharding is a Zarr v3 feature, not for {now}; use --format zarr (--zarr-version 3) or drop it"));
+        return bad(format!(
+            "sharding is a Zarr v3 feature, not for {now}; use --format zarr (--zarr-version 3) or drop it"
+        ));
     }
     if !(1..=limits::MAX_ZARR_SHARD).contains(&k) {
         return bad(format!("must be from 1 to {} windows per shard side, got {k}", limits::MAX_ZARR_SHARD));

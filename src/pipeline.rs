@@ -255,7 +255,7 @@ pub fn convert_tiles(
         return Err(ConvertError::ZarrName(name.to_string()));
     }
     if let Some(k) = job.zarr_shard {
-        let side = k.checked_mul(job.window).unwrap_or(usize::MAX);
+        let side = k.saturating_mul(job.window);
         if job.format != Format::Zarr || job.zarr_version != 3 || k == 0 || side > crate::limits::MAX_WRITE_WINDOW {
             return Err(ConvertError::ZarrShard(name.to_string(), k));
         }

@@ -351,7 +351,10 @@ impl Manifest {
                 "tile_count",
                 format!(
                     "is {}, but the {}x{} grid has {windows} tiles of {} cells",
-                    self.tile_count, self.grid.width, self.grid.height, self.tile_side()
+                    self.tile_count,
+                    self.grid.width,
+                    self.grid.height,
+                    self.tile_side()
                 ),
             );
         }
@@ -453,10 +456,7 @@ impl Manifest {
             } else {
                 invalid(
                     field,
-                    format!(
-                        "({}, {}) of tile {} is not on the lattice of {}-cell tiles",
-                        t.row0, t.col0, t.id, w
-                    ),
+                    format!("({}, {}) of tile {} is not on the lattice of {}-cell tiles", t.row0, t.col0, t.id, w),
                 )
             };
         };

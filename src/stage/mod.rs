@@ -14,9 +14,9 @@ pub mod zarr;
 
 use crate::dtype::DataType;
 use crate::grid::{Grid, Window};
-use commit::TileErrorKind;
 use crate::store::{Store, StoreError};
 use crate::tile::Tile;
+use commit::TileErrorKind;
 pub use manifest::{Format, Manifest, TileRecord};
 
 /// Errors writing or reading staged data; each names the object.

@@ -11,8 +11,8 @@
 //! order; 2^64 - 1 twice for a chunk not stored) and the index's CRC-32C. CRS is written three ways so every reader finds it: CF `grid_mapping` +
 //! `spatial_ref` (xarray/rioxarray), and `_CRS` on each array, the only place GDAL 3.6 looks.
 
-use super::manifest::Manifest;
 use super::commit::TileErrorKind;
+use super::manifest::Manifest;
 use super::{Layout, StageError, TileRecord, TileWriter};
 use crate::dtype::{nodata_as, DataType, Sample};
 use crate::grid::{Grid, Window};
@@ -140,7 +140,9 @@ pub fn shard_chunks(bytes: &[u8], k: usize) -> Result<Vec<(usize, &[u8])>, Strin
         }
         match off.checked_add(len) {
             Some(end) if end <= data.len() as u64 => out.push((i, &data[off as usize..end as usize])),
-            _ => return Err(format!("inner chunk {i} ({off}+{len}) lies beyond the shard's {} data bytes", data.len())),
+            _ => {
+                return Err(format!("inner chunk {i} ({off}+{len}) lies beyond the shard's {} data bytes", data.len()))
+            }
         }
     }
     Ok(out)

@@ -21,3 +21,4 @@ mod s3;
 mod shard;
 mod tamper;
 mod zarr_cf;
+mod zarr_shard;
