@@ -6,7 +6,7 @@
 //! is not what dataset.json describes.
 
 use crate::dtype::{nodata_as, DataType, Sample};
-use crate::grid::Grid;
+use crate::grid::{Grid, Window};
 use crate::stage::manifest::{checksum_parts, Manifest, TileRecord};
 use crate::stage::Format;
 use crate::store::{Store, StoreError};
@@ -234,7 +234,7 @@ where
     match format {
         Format::Parquet => parquet_cells(bytes, shape, f),
         Format::Zarr => match shape.shard {
-            Some(k) => shard_cells(bytes, shape, k, f),
+            Some(k) => shard_cells(bytes, shape, k, None, f),
             None => zarr_cells(bytes, shape, f),
         },
     }
@@ -292,9 +292,40 @@ where
     Ok(())
 }
 
-/// The cells of a shard object: each stored inner chunk decoded as an unsharded chunk of its
-/// window, one at a time (the shard's compressed bytes and one window are in memory).
-fn shard_cells<T, F>(bytes: &[u8], shape: &TileShape<'_>, k: usize, mut f: F) -> Result<(), DecodeError>
+/// [`visit_f64`] of the cells of a tile, where only those inside `within` are needed: a
+/// shard then decodes only the inner chunks that overlap it (the cells of those chunks
+/// outside `within` are still visited).
+///
+/// # Errors
+/// As [`visit_cells`].
+pub fn visit_f64_within<F>(
+    format: Format,
+    bytes: &Bytes,
+    shape: &TileShape<'_>,
+    within: Window,
+    mut f: F,
+) -> Result<(), DecodeError>
+where
+    F: FnMut(i32, i32, f64) -> std::io::Result<()>,
+{
+    match (format, shape.shard) {
+        (Format::Zarr, Some(k)) => crate::with_sample_type!(shape.dtype, T => shard_cells::<T, _>(
+            bytes, shape, k, Some(within), |r, c, v| f(r, c, v.to_f64())
+        )),
+        _ => visit_f64(format, bytes, shape, f),
+    }
+}
+
+/// The cells of a shard object: each stored inner chunk (overlapping `within`, when given)
+/// decoded as an unsharded chunk of its window, one at a time (the shard's compressed bytes
+/// and one window are in memory).
+fn shard_cells<T, F>(
+    bytes: &[u8],
+    shape: &TileShape<'_>,
+    k: usize,
+    within: Option<Window>,
+    mut f: F,
+) -> Result<(), DecodeError>
 where
     T: CellValue,
     F: FnMut(i32, i32, T) -> std::io::Result<()>,
@@ -316,7 +347,15 @@ where
             shard: None,
             ..*shape
         };
-        zarr_cells(chunk, &inner, &mut f)?;
+        let overlaps = |w: &Window| {
+            inner.row0 < w.row0 + w.rows
+                && w.row0 < inner.row0 + inner.rows
+                && inner.col0 < w.col0 + w.cols
+                && w.col0 < inner.col0 + inner.cols
+        };
+        if within.as_ref().is_none_or(overlaps) {
+            zarr_cells(chunk, &inner, &mut f)?;
+        }
     }
     Ok(())
 }
