@@ -1111,6 +1111,47 @@ mod tests {
         }
     }
 
+    /// [`complete`] as a sharded Zarr v3 dataset: 16-cell windows, 2 x 2 per shard, so the
+    /// tiles (shards) stay on the 32-cell lattice.
+    fn sharded() -> Value {
+        let mut v = complete();
+        v["format"] = json!("zarr");
+        v["zarr_version"] = json!(3);
+        v["zarr_shard"] = json!(2);
+        v["window"] = json!(16);
+        for t in v["tiles"].as_array_mut().unwrap() {
+            if !t["path"].is_null() {
+                let (r, c) = (t["row0"].as_u64().unwrap() / 32, t["col0"].as_u64().unwrap() / 32);
+                t["path"] = json!(format!("plants.zarr/plants/c/{r}/{c}"));
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn a_sharded_manifest_has_tiles_of_k_windows() {
+        let m = parse(&sharded()).unwrap();
+        assert_eq!((m.tile_side(), m.window_count()), (32, 6));
+        assert_eq!(m.tile_keys(&m.tiles[5]), vec!["plants.zarr/plants/c/1/2".to_string()]);
+        let field = |edit: fn(&mut Value)| {
+            let mut v = sharded();
+            edit(&mut v);
+            match parse(&v) {
+                Err(StageError::Invalid { field, .. }) => field,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(field(|v| v["zarr_shard"] = json!(0)), "zarr_shard");
+        assert_eq!(field(|v| v["zarr_shard"] = json!(1024)), "zarr_shard");
+        // 2 x 16384 cells: a shard larger than any window.
+        assert_eq!(field(|v| v["window"] = json!(16384)), "zarr_shard");
+        assert_eq!(field(|v| v["zarr_version"] = json!(2)), "zarr_shard");
+        // Without the shard, the 16-cell windows are 15 tiles, not 6.
+        assert_eq!(field(|v| v.as_object_mut().unwrap().remove("zarr_shard").map(drop).unwrap()), "tile_count");
+        // A window's chunk key is not the shard's.
+        assert_eq!(field(|v| v["tiles"][5]["path"] = json!("plants.zarr/plants/c/2/4")), "tiles[5].path");
+    }
+
     #[test]
     fn parts_hash_as_their_concatenation() {
         assert_eq!(checksum_parts([&b"ab"[..], &b""[..], &b"cd"[..]]), checksum(b"abcd"));
