@@ -29,24 +29,24 @@ if [[ ! -f "$INPUT" ]]; then
 fi
 cat "$INPUT" >/dev/null
 
-# One run: prints "seconds objects peak_rss_mb".
+# One run: prints "seconds objects peak_rss_mb cpu_seconds" (cpu: user + system).
 run() {
     local dir="$1"
     shift
     rm -rf "$dir"
     local t0 t1 rss
     t0=$(date +%s.%N)
-    /usr/bin/time -f '%M' -o "$dir.rss" "$RS" -q convert "$INPUT" --name g --out "$dir" --format zarr "$@" >/dev/null
+    /usr/bin/time -f '%M %U %S' -o "$dir.rss" "$RS" -q convert "$INPUT" --name g --out "$dir" --format zarr "$@" >/dev/null
     t1=$(date +%s.%N)
-    rss=$(($(cat "$dir.rss") / 1024))
-    echo "$(echo "$t1 - $t0" | bc) $(find "$dir" -type f | wc -l) $rss"
+    read -r kb user sys <"$dir.rss"
+    echo "$(echo "$t1 - $t0" | bc) $(find "$dir" -type f | wc -l) $((kb / 1024)) $(echo "$user + $sys" | bc)"
 }
 
 # Median and min-max of a column of numbers.
 stats() { sort -g | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.2f (%.2f-%.2f)", m, a[1], a[NR]}'; }
 
-echo "| case | layout | objects | median s (min-max) | peak RSS MB |"
-echo "|---|---|---:|---:|---:|"
+echo "| case | layout | objects | median s (min-max) | CPU s (min-max) | peak RSS MB |"
+echo "|---|---|---:|---:|---:|---:|"
 # case label | convert flags | shard K
 CASES=(
     "passthrough, window 256|--window 256|16"
@@ -67,7 +67,8 @@ for c in "${CASES[@]}"; do
         objects=$(cut -d' ' -f2 "$OUT/$layout.txt" | sort -u | tr '\n' ' ')
         secs=$(cut -d' ' -f1 "$OUT/$layout.txt" | stats)
         rss=$(cut -d' ' -f3 "$OUT/$layout.txt" | sort -g | tail -1)
-        echo "| $label | $name | $objects| $secs | $rss |"
+        cpu=$(cut -d' ' -f4 "$OUT/$layout.txt" | stats)
+        echo "| $label | $name | $objects| $secs | $cpu | $rss |"
     done
 done
 rm -rf "$OUT/un" "$OUT/sh"
