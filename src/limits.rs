@@ -22,6 +22,12 @@ pub const MIN_WRITE_WINDOW: usize = 16;
 pub const MAX_WRITE_WINDOW: usize = MAX_WINDOW_CELLS.isqrt() as usize;
 /// Most cells in one window (a 8192 x 8192 window of Float64 is 512 MB of values).
 pub const MAX_WINDOW_CELLS: u64 = 1 << 26;
+/// Most windows along one side of a Zarr shard (`--zarr-shard K`, `output.zarr_shard`). A
+/// shard's K x K windows are one unit of work whose compressed chunks are held until the
+/// shard object is written, so its side (K x window) is also bounded like a window's: at most
+/// [`MAX_WRITE_WINDOW`] cells when written, [`MAX_WINDOW`] when read from a `dataset.json`.
+/// A shard then never holds more cells than the largest window.
+pub const MAX_ZARR_SHARD: usize = MAX_WRITE_WINDOW / MIN_WRITE_WINDOW;
 /// Most tiles in one dataset: the manifest lists every tile (a few hundred bytes each).
 pub const MAX_TILES: u64 = 1 << 21;
 /// Largest `dataset.json` or commit record read (bytes).

@@ -97,6 +97,11 @@ pub(crate) struct ConvertArgs {
     /// Zarr format version: 3, or 2 for GDAL before 3.11 [default: 3].
     #[arg(long)]
     zarr_version: Option<u8>,
+    /// Sharded Zarr v3: K x K windows (inner chunks) per shard object, one unit of work, so a
+    /// small window does not mean tens of thousands of objects (output.zarr_shard; GDAL reads
+    /// sharding from 3.13).
+    #[arg(long, value_name = "K")]
+    zarr_shard: Option<usize>,
     /// Write GeoParquet 1.1 tiles: each cell centre also as a point geometry (column
     /// `geometry`), a bbox covering column and the CRS as PROJJSON, so GeoPandas, DuckDB
     /// spatial and QGIS open the tiles as points (output.geoparquet).
@@ -226,6 +231,7 @@ fn overrides(a: &ConvertArgs) -> Result<Overrides> {
         method: a.method.clone(),
         window: a.window,
         zarr_version: a.zarr_version,
+        zarr_shard: a.zarr_shard,
         geoparquet: a.geoparquet,
         geoparquet_encoding: a.geoparquet_encoding.clone(),
         parquet_compat: a.parquet_compat,

@@ -22,3 +22,4 @@ mod shard;
 mod slurm;
 mod tamper;
 mod zarr_cf;
+mod zarr_shard;
