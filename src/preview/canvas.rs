@@ -198,7 +198,7 @@ mod tests {
         let m = AxisMap::new(10, 4);
         let got: Vec<u64> = (0..10).map(|c| m.pixels_of(c).0).collect();
         // Centres 0.5..9.5 over 2.5 cells per pixel.
-        assert_eq!(got, [0, 0, 0, 1, 1, 2, 2, 2, 3, 3]);
+        assert_eq!(got, [0, 0, 1, 1, 1, 2, 2, 3, 3, 3]);
         assert!((0..10).all(|c| m.pixels_of(c).1 == m.pixels_of(c).0 + 1));
         assert_eq!(AxisMap::new(5, 5).pixels_of(3), (3, 4));
         assert_eq!(m.pixels_of(10), (0, 0));
