@@ -208,7 +208,9 @@ impl Preview {
     /// One line saying what the preview shows.
     pub fn summary(&self) -> String {
         let what = self.column.as_ref().map_or(self.name.clone(), |c| format!("{} column {c}", self.name));
-        let range = self.range.map_or("no valid cells".to_string(), |(l, h)| format!("values {l} to {h}"));
+        // The range is of f32 pixel values: printed as f32, 13.2 is not 13.199999809265137.
+        let range =
+            self.range.map_or("no valid cells".to_string(), |(l, h)| format!("values {} to {}", l as f32, h as f32));
         let mut line = format!(
             "{what}: {}x{} preview of {}x{} cells, {} of {} tiles committed, {} read, {range} ({}, {} {})",
             self.width,

@@ -441,7 +441,9 @@ fn inspect_preview_writes_a_png_beside_each_summary() {
         let png = Png::read(&p);
         assert_eq!((png.w, png.h), (1024, 512 + LEGEND_HEIGHT));
     }
-    // The staged data is untouched: load and verify still see the same datasets.
+    // The staged data is untouched: convert, load and verify still see the same datasets.
+    let again = ok(&["convert", s(&src), "--name", "a", "--out", s(&root), "--window", "64"]);
+    assert!(again.contains("0 written now"), "{again}");
     let sc = Schema::new("inspect_preview");
     rs_ok(&["load", "--from", s(&root), "--schema", &sc.name]);
     rs_ok(&["verify", "--from", s(&root), "--schema", &sc.name]);
