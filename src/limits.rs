@@ -45,9 +45,9 @@ pub const MAX_RESOLUTION_TOLERANCE: f64 = 1e-3;
 pub const MAX_SHARDS: usize = 65_536;
 /// Widest `preview` image (`--width`), in pixels.
 pub const MAX_PREVIEW_WIDTH: usize = 8192;
-/// Most pixels of one `preview` image, legend included (4096 x 2048): its per-pixel sums
-/// and counts (16 bytes a pixel; 48 for `--method mode`) and its RGBA image are held in
-/// memory, never the grid's cells.
+/// Most pixels of one `preview` map (4096 x 2048; the legend strip adds 24 rows): its
+/// per-pixel sums and counts (16 bytes a pixel; 48 for `--method mode`) and its RGBA image
+/// are held in memory, never the grid's cells.
 pub const MAX_PREVIEW_PIXELS: u64 = 1 << 23;
 /// Most preview values sorted for `--stretch percentile`.
 pub const MAX_STRETCH_SAMPLE: usize = 1 << 16;

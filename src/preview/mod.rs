@@ -287,7 +287,7 @@ pub fn preview_size(m: &Manifest, width: usize) -> Result<(usize, usize), Previe
     let g = &m.grid;
     let aspect = (g.height as f64 * g.dy.abs()) / (g.width as f64 * g.dx);
     let height = (width as f64 * aspect).round().max(1.0);
-    let pixels = width as f64 * (height + LEGEND_HEIGHT as f64);
+    let pixels = width as f64 * height;
     if !height.is_finite() || pixels > MAX_PREVIEW_PIXELS as f64 {
         let fit = ((MAX_PREVIEW_PIXELS as f64 / aspect).sqrt().floor() as usize).clamp(1, MAX_PREVIEW_WIDTH);
         return Err(option(
@@ -504,7 +504,7 @@ fn encode_png(image: &Image, text: &[(&str, String)]) -> Result<Vec<u8>, png::En
     let mut enc = png::Encoder::new(&mut out, image.width as u32, image.height as u32);
     enc.set_color(png::ColorType::Rgba);
     enc.set_depth(png::BitDepth::Eight);
-    enc.set_compression(png::Compression::High);
+    enc.set_compression(png::Compression::Balanced);
     for (k, v) in text {
         enc.add_text_chunk((*k).to_string(), v.clone())?;
     }
