@@ -402,11 +402,20 @@ fn run_inspect(a: InspectArgs) -> Result<()> {
     let loaded = cli_load::loaded(&a.db, &root)?;
     if a.preview {
         let opts = rasterstage::preview::PreviewOptions::default();
-        for (name, r) in rasterstage::preview::write_beside(&root, &opts)? {
+        let written = rasterstage::preview::write_beside(&root, &opts)?;
+        let total = written.len();
+        let mut failed = 0;
+        for (name, r) in written {
             match r {
                 Ok(url) => eprintln!("{name}: preview -> {url}"),
-                Err(e) => bail!("{name}: preview: {}", one_line(&e.into())),
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("error: {name}: preview: {}", one_line(&e.into()));
+                }
             }
+        }
+        if failed > 0 {
+            bail!("{failed} of {total} previews failed");
         }
     }
     if a.json {

@@ -228,7 +228,14 @@ impl Preview {
             Some(false) => line.push_str(", no table loaded yet"),
             Some(true) if self.failed.is_empty() => line.push_str(", every committed tile loaded"),
             Some(true) => {
-                line.push_str(&format!(", {} tiles not loaded (red): {}", self.failed.len(), self.failed.join(" ")))
+                // The first few ids: a whole failed run of a large grid would not fit a line.
+                const SHOWN: usize = 20;
+                let n = self.failed.len();
+                let mut ids = self.failed.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(" ");
+                if n > SHOWN {
+                    ids.push_str(&format!(" and {} more", n - SHOWN));
+                }
+                line.push_str(&format!(", {n} {} not loaded (red): {ids}", if n == 1 { "tile" } else { "tiles" }));
             }
             None => {}
         }

@@ -397,7 +397,7 @@ fn tile_overlay_shows_committed_uncommitted_and_failed_tiles() {
         &sc.name,
     ];
     let line = rs_ok(&args);
-    assert!(line.contains("1 tiles not loaded (red): r64_c128"), "{line}");
+    assert!(line.contains("1 tile not loaded (red): r64_c128"), "{line}");
     let png = Png::read(&out);
     for (r, c) in all_windows() {
         let (x1, y1) = ((c + 64).min(W), (r + 64).min(H));
