@@ -251,7 +251,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Merge(a) => cli_merge::run_merge(a, cli.quiet),
         Cmd::Plan(a) => cli_shard::run_plan(a),
         Cmd::Finalize(a) => cli_shard::run_finalize(a),
-        Cmd::Preview(a) => run_preview(a),
+        Cmd::Preview(a) => run_preview(a, cli.quiet),
     }
 }
 
@@ -368,7 +368,7 @@ fn run_convert(a: ConvertArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-fn run_preview(a: PreviewArgs) -> Result<()> {
+fn run_preview(a: PreviewArgs, quiet: bool) -> Result<()> {
     use rasterstage::preview::{self, LoadTarget, OutFile, PreviewOptions};
     let (root, name) = match (&a.dataset_url, &a.from, &a.dataset) {
         (Some(u), _, _) => preview::split_dataset_url(u),
@@ -377,7 +377,7 @@ fn run_preview(a: PreviewArgs) -> Result<()> {
     };
     let mut opts =
         PreviewOptions::from_flags(a.width.as_deref(), a.method.as_deref(), a.ramp.as_deref(), a.stretch.as_deref())?;
-    (opts.column, opts.tiles) = (a.column.clone(), a.tiles);
+    (opts.column, opts.tiles, opts.quiet) = (a.column.clone(), a.tiles, quiet);
     if a.db.database_url.is_some() {
         if !a.tiles {
             bail!("--database-url marks failed loads on the tile overlay: add --tiles");

@@ -120,6 +120,8 @@ pub struct PreviewOptions {
     pub tiles: bool,
     /// With `tiles`: mark committed tiles the load ledger does not hold as failed.
     pub loads: Option<LoadTarget>,
+    /// No progress bar or progress log lines.
+    pub quiet: bool,
 }
 
 impl PreviewOptions {
@@ -165,6 +167,7 @@ impl Default for PreviewOptions {
             stretch: Stretch::Linear,
             tiles: false,
             loads: None,
+            quiet: false,
         }
     }
 }
@@ -321,6 +324,7 @@ fn committed_tiles(ds: &Store, m: &Manifest) -> Result<Vec<TileRecord>, StageErr
 }
 
 /// Which cells of a tile's objects the preview reads.
+#[derive(Clone, Copy)]
 enum Values<'a> {
     /// The `value` of a converted dataset.
     Single,
@@ -395,11 +399,68 @@ pub fn render(ds: &Store, m: &Manifest, opts: &PreviewOptions) -> Result<Preview
         _ => None,
     };
 
-    let cols_map = AxisMap::new(m.grid.width as u64, width as u64);
-    let rows_map = AxisMap::new(m.grid.height as u64, height as u64);
+    let maps = (AxisMap::new(m.grid.width as u64, width as u64), AxisMap::new(m.grid.height as u64, height as u64));
     let mut canvas = Canvas::new(aggregate, width, height);
-    let mut read = 0;
-    for t in tiles.iter().filter(|t| t.path.is_some()) {
+    let read = read_tiles(ds, m, &tiles, values, maps, &mut canvas, opts.quiet)?;
+    let pixels = canvas.values();
+    drop(canvas);
+    let range = ramp::range(&pixels, opts.stretch);
+    let mut image = Image::new(width, height + LEGEND_HEIGHT);
+    if let Some(r) = range {
+        image.paint(&pixels, &opts.ramp, r);
+    }
+    drop(pixels);
+
+    let failed = if opts.tiles { draw_tiles(&mut image, m, &tiles, ledger.as_ref(), maps) } else { Vec::new() };
+    let (low, high) = range.map_or((String::new(), String::new()), |(l, h)| (draw::label(l), draw::label(h)));
+    image.legend(height, &opts.ramp, &low, &high);
+
+    let column = index.and_then(|i| m.columns.as_ref().map(|c| c[i].name.clone()));
+    let mut text = vec![
+        ("Software", format!("rasterstage {}", env!("CARGO_PKG_VERSION"))),
+        ("Title", column.as_ref().map_or(m.name.clone(), |c| format!("{} / {c}", m.name))),
+        ("rasterstage:ramp", opts.ramp.name().to_string()),
+        ("rasterstage:stretch", opts.stretch.name().to_string()),
+        ("rasterstage:aggregate", aggregate.name().to_string()),
+    ];
+    if let Some((l, h)) = range {
+        text.push(("rasterstage:range", format!("{l:?} {h:?}")));
+    }
+    let png =
+        encode_png(&image, &text).map_err(|e| PreviewError::Encode { name: m.name.clone(), reason: e.to_string() })?;
+    Ok(Preview {
+        png,
+        name: m.name.clone(),
+        column,
+        width,
+        height,
+        grid: [m.grid.width, m.grid.height],
+        range,
+        aggregate,
+        tiles_read: read,
+        committed: tiles.len(),
+        tiles_total: m.tile_count,
+        failed,
+        table_exists: ledger.map(|l| l.is_some()),
+        ramp: opts.ramp,
+        stretch: opts.stretch,
+    })
+}
+
+/// Adds the valid cells of every committed tile to `canvas`, one tile at a time; returns how
+/// many tiles had cells.
+fn read_tiles(
+    ds: &Store,
+    m: &Manifest,
+    tiles: &[TileRecord],
+    values: Values<'_>,
+    (cols_map, rows_map): (AxisMap, AxisMap),
+    canvas: &mut Canvas,
+    quiet: bool,
+) -> Result<usize, PreviewError> {
+    let stored: Vec<&TileRecord> = tiles.iter().filter(|t| t.path.is_some()).collect();
+    let progress = crate::progress::Progress::new(&m.name, stored.len() as u64, 0, quiet);
+    for t in &stored {
         let tile_err = |reason: String| PreviewError::Tile { dataset: m.name.clone(), tile: t.id.clone(), reason };
         let parts = match fetch_tile(ds, m, t) {
             Ok(Some(p)) => p,
@@ -434,74 +495,42 @@ pub fn render(ds: &Store, m: &Manifest, opts: &PreviewOptions) -> Result<Preview
             }
             Err(DecodeError::Sink(e)) => return Err(tile_err(e.to_string())),
         }
-        read += 1;
+        progress.tile_done((t.rows * t.cols) as u64);
     }
+    progress.finish();
+    Ok(stored.len())
+}
 
-    let pixels = canvas.values();
-    drop(canvas);
-    let range = ramp::range(&pixels, opts.stretch);
-    let mut image = Image::new(width, height + LEGEND_HEIGHT);
-    if let Some(r) = range {
-        image.paint(&pixels, &opts.ramp, r);
-    }
-    drop(pixels);
-
+/// Draws every window of `m`'s grid in its state; returns the ids of the failed ones.
+fn draw_tiles(
+    image: &mut Image,
+    m: &Manifest,
+    tiles: &[TileRecord],
+    ledger: Option<&Option<HashMap<String, String>>>,
+    (cols_map, rows_map): (AxisMap, AxisMap),
+) -> Vec<String> {
     let committed: HashMap<(usize, usize), &TileRecord> = tiles.iter().map(|t| ((t.row0, t.col0), t)).collect();
     let mut failed = Vec::new();
-    if opts.tiles {
-        let win = m.window.max(1);
-        for row0 in (0..m.grid.height).step_by(win) {
-            for col0 in (0..m.grid.width).step_by(win) {
-                let (rows, cols) = (win.min(m.grid.height - row0), win.min(m.grid.width - col0));
-                let state = match (committed.get(&(row0, col0)), &ledger) {
-                    (None, _) => TileState::Uncommitted,
-                    (Some(t), Some(Some(loaded)))
-                        if loaded.get(&t.id).map(String::as_str) != Some(crate::load::ledger::wanted_checksum(t)) =>
-                    {
-                        failed.push(t.id.clone());
-                        TileState::Failed
-                    }
-                    (Some(_), _) => TileState::Committed,
-                };
-                let xs = (cols_map.edge(col0 as u64) as usize, cols_map.edge((col0 + cols) as u64) as usize);
-                let ys = (rows_map.edge(row0 as u64) as usize, rows_map.edge((row0 + rows) as u64) as usize);
-                image.tile(xs, ys, state);
-            }
+    let win = m.window.max(1);
+    for row0 in (0..m.grid.height).step_by(win) {
+        for col0 in (0..m.grid.width).step_by(win) {
+            let (rows, cols) = (win.min(m.grid.height - row0), win.min(m.grid.width - col0));
+            let state = match (committed.get(&(row0, col0)), ledger) {
+                (None, _) => TileState::Uncommitted,
+                (Some(t), Some(Some(loaded)))
+                    if loaded.get(&t.id).map(String::as_str) != Some(crate::load::ledger::wanted_checksum(t)) =>
+                {
+                    failed.push(t.id.clone());
+                    TileState::Failed
+                }
+                (Some(_), _) => TileState::Committed,
+            };
+            let xs = (cols_map.edge(col0 as u64) as usize, cols_map.edge((col0 + cols) as u64) as usize);
+            let ys = (rows_map.edge(row0 as u64) as usize, rows_map.edge((row0 + rows) as u64) as usize);
+            image.tile(xs, ys, state);
         }
     }
-    let (low, high) = range.map_or((String::new(), String::new()), |(l, h)| (draw::label(l), draw::label(h)));
-    image.legend(height, &opts.ramp, &low, &high);
-
-    let column = index.and_then(|i| m.columns.as_ref().map(|c| c[i].name.clone()));
-    let mut text = vec![
-        ("Software", format!("rasterstage {}", env!("CARGO_PKG_VERSION"))),
-        ("Title", column.as_ref().map_or(m.name.clone(), |c| format!("{} / {c}", m.name))),
-        ("rasterstage:ramp", opts.ramp.name().to_string()),
-        ("rasterstage:stretch", opts.stretch.name().to_string()),
-        ("rasterstage:aggregate", aggregate.name().to_string()),
-    ];
-    if let Some((l, h)) = range {
-        text.push(("rasterstage:range", format!("{l:?} {h:?}")));
-    }
-    let png =
-        encode_png(&image, &text).map_err(|e| PreviewError::Encode { name: m.name.clone(), reason: e.to_string() })?;
-    Ok(Preview {
-        png,
-        name: m.name.clone(),
-        column,
-        width,
-        height,
-        grid: [m.grid.width, m.grid.height],
-        range,
-        aggregate,
-        tiles_read: read,
-        committed: tiles.len(),
-        tiles_total: m.tile_count,
-        failed,
-        table_exists: ledger.map(|l| l.is_some()),
-        ramp: opts.ramp,
-        stretch: opts.stretch,
-    })
+    failed
 }
 
 /// The image as an RGBA PNG with `text` as tEXt chunks.
