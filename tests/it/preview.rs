@@ -483,6 +483,13 @@ fn bad_input_gets_one_clear_line() {
     // Nothing half-written: no temporary file is left beside the output either.
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(left.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")), "{left:?}");
+    // A damaged tile stops the preview, naming it and what rewrites it.
+    let tile = root.join("field/tiles/r64_c128.parquet");
+    let good = std::fs::read(&tile).unwrap();
+    std::fs::write(&tile, &good[..good.len() / 2]).unwrap();
+    one_error_line(&fails(&["preview", &ds, "--out", o]), &["r64_c128", "run convert again"]);
+    assert!(!out.exists());
+    std::fs::write(&tile, &good).unwrap();
     // A database that cannot be reached fails before anything is written.
     let err = String::from_utf8_lossy(
         &rs(&["preview", &ds, "--out", o, "--tiles", "--database-url", "postgres://x@127.0.0.1:1/db"], &[]).stderr,
