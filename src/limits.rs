@@ -49,6 +49,14 @@ pub const MAX_RESOLUTION_TOLERANCE: f64 = 1e-3;
 /// Most shards of a sharded run (`--shard K/N`, `--shards N`): the assignment holds a
 /// counter per shard.
 pub const MAX_SHARDS: usize = 65_536;
+/// Widest `preview` image (`--width`), in pixels.
+pub const MAX_PREVIEW_WIDTH: usize = 8192;
+/// Most pixels of one `preview` map (4096 x 2048; the legend strip adds 24 rows): its
+/// per-pixel sums and counts (16 bytes a pixel; 48 for `--method mode`) and its RGBA image
+/// are held in memory, never the grid's cells.
+pub const MAX_PREVIEW_PIXELS: u64 = 1 << 23;
+/// Most preview values sorted for `--stretch percentile`.
+pub const MAX_STRETCH_SAMPLE: usize = 1 << 16;
 /// Longest accepted timeout or retry duration, in seconds (one day).
 pub const MAX_DURATION_SECS: f64 = 86_400.0;
 
