@@ -73,6 +73,16 @@ pub enum GeometryError {
         /// The code.
         epsg: u32,
     },
+    /// The table exists, and differs from what this load needs only by its `geom` column.
+    #[error("table {table} {found}: {todo}")]
+    GeomColumn {
+        /// `"schema"."table"`.
+        table: String,
+        /// What the table has.
+        found: String,
+        /// What to do.
+        todo: String,
+    },
     /// `verify`: rows whose `geom` is not the point `(x, y)`.
     #[error("{table}: {null} rows have no geom and {moved} have a geom other than their (x, y): rerun rasterstage load --replace --geometry --dataset {dataset} (with the same --from/--schema)")]
     Mismatch {
@@ -262,6 +272,7 @@ impl GeomColumn {
 pub fn index_and_commit(
     mut tx: postgres::Transaction<'_>,
     geom: Option<&GeomColumn>,
+    dataset: &str,
     qt: &str,
 ) -> Result<bool, super::LoadError> {
     let db = |what: &str| {
@@ -270,13 +281,46 @@ pub fn index_and_commit(
     };
     let built = match geom {
         Some(g) => {
-            tracing::info!("building the GiST index on geom of {qt}");
+            tracing::info!("{dataset}: building the GiST index on geom of {qt}");
             g.index(&mut tx, qt).map_err(db("building the GiST index on geom of"))?
         }
         None => false,
     };
     tx.commit().map_err(db("completing"))?;
     Ok(built)
+}
+
+/// Before `prepare_table` refuses a table of another shape: when the only difference is the
+/// `geom` column (loaded with or without `--geometry`, or another SRID), a message saying
+/// which flag to use.
+///
+/// # Errors
+/// [`GeometryError::GeomColumn`].
+pub fn check_shape(qt: &str, found: &[(String, String)], expected: &[(String, String)]) -> Result<(), GeometryError> {
+    let split = |cols: &[(String, String)]| {
+        let (geom, rest): (Vec<_>, Vec<_>) = cols.iter().cloned().partition(|(n, _)| n == "geom");
+        (geom.into_iter().next().map(|(_, t)| t), rest)
+    };
+    let ((has, rest_found), (wants, rest_expected)) = (split(found), split(expected));
+    if rest_found != rest_expected || has == wants {
+        return Ok(());
+    }
+    let (found, todo) = match (has, wants) {
+        (Some(t), None) => (
+            format!("has a geom column ({t}, loaded with --geometry)"),
+            "load it with --geometry too, or rerun with --replace to reload it without geom".to_string(),
+        ),
+        (None, Some(_)) => (
+            "has no geom column (loaded without --geometry)".to_string(),
+            "rerun with --replace --geometry to reload it with geom, or load it without --geometry".to_string(),
+        ),
+        (Some(t), Some(w)) => (
+            format!("has geom {t}, and the dataset's CRS now gives {w}"),
+            "rerun with --replace --geometry to reload it".to_string(),
+        ),
+        (None, None) => return Ok(()),
+    };
+    Err(GeometryError::GeomColumn { table: qt.to_string(), found, todo })
 }
 
 /// The expected `(column, format_type)` list of a table: `shape` plus `geom` when loading
@@ -343,6 +387,25 @@ mod tests {
         assert_eq!(&b[..4], &25i32.to_be_bytes());
         let hex: String = b[4..].iter().map(|v| format!("{v:02x}")).collect();
         assert_eq!(hex, want);
+    }
+
+    #[test]
+    fn shape_messages_name_the_flag() {
+        let cols = |geom: Option<&str>| {
+            let mut v = vec![("row_idx".to_string(), "integer".to_string()), ("value".into(), "real".into())];
+            v.extend(geom.map(|t| ("geom".to_string(), t.to_string())));
+            v
+        };
+        let g = Some("geometry(Point,4326)");
+        let msg = |f, e| check_shape("t", &cols(f), &cols(e)).unwrap_err().to_string();
+        assert!(msg(g, None).contains("load it with --geometry too"));
+        assert!(msg(None, g).contains("rerun with --replace --geometry"));
+        assert!(msg(Some("geometry(Point,3857)"), g).contains("now gives geometry(Point,4326)"));
+        assert!(check_shape("t", &cols(g), &cols(g)).is_ok());
+        // Other differences are left to the general shape error.
+        let mut other = cols(None);
+        other[1].1 = "smallint".into();
+        assert!(check_shape("t", &other, &cols(g)).is_ok());
     }
 
     #[test]

@@ -409,6 +409,7 @@ fn prepare_table(
             tx.batch_execute(&format!("DROP TABLE {qt}")).map_err(db(&what))?;
             create = true;
         } else if cols != expected {
+            geometry::check_shape(&qt, &cols, &expected)?;
             return Err(LoadError::WrongShape { table: qt, found: shape_text(&cols), expected: shape_text(&expected) });
         }
     }
@@ -843,7 +844,7 @@ fn complete_table(
             tracing::info!("{}: the primary key of {qt} was already built by another run", m.name);
             done.key_by_other = true;
         }
-        done.geom_indexed = geometry::index_and_commit(tx, geom, &qt)?;
+        done.geom_indexed = geometry::index_and_commit(tx, geom, &m.name, &qt)?;
         return Ok(done);
     }
     tracing::info!("{}: building the primary key of {qt}", m.name);
@@ -853,7 +854,7 @@ fn complete_table(
             if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) { " (duplicate cells?)" } else { "" };
         LoadError::Db { what: format!("building the primary key of {qt}{hint}"), reason: reason(&e) }
     })?;
-    done.geom_indexed = geometry::index_and_commit(tx, geom, &qt)?;
+    done.geom_indexed = geometry::index_and_commit(tx, geom, &m.name, &qt)?;
     done.indexed = true;
     Ok(done)
 }
