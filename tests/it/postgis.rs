@@ -213,7 +213,7 @@ impl Drop for ScratchDb {
 }
 
 #[test]
-fn geometry_without_postgis_is_one_clear_error_before_anything_is_written() {
+fn geometry_without_postgis_is_one_clear_error_and_postgis_may_live_off_the_search_path() {
     let dir = tmp();
     let (src, _) = float_raster(dir.path(), 4);
     let root = dir.path().join("staging");
@@ -234,6 +234,31 @@ fn geometry_without_postgis_is_one_clear_error_before_anything_is_written() {
     // The same load without --geometry works there: the error was PostGIS's absence alone.
     let out = rs(&["load", "--from", s(&root), "--schema", "gis"], &[("DATABASE_URL", &url)]);
     succeeded(&args, out);
+
+    // PostGIS in a schema of its own, off the search_path: the type is named with it, the
+    // shape check of a rerun agrees with it, and verify finds its functions.
+    db.client().batch_execute("CREATE SCHEMA gis_ext; CREATE EXTENSION postgis SCHEMA gis_ext").unwrap();
+    let geo = ["load", "--from", s(&root), "--schema", "gis2", "--geometry"];
+    let out = succeeded(&geo, rs(&geo, &[("DATABASE_URL", &url)]));
+    assert!(out.contains("GiST index on geom built"), "{out}");
+    let rerun = succeeded(&geo, rs(&geo, &[("DATABASE_URL", &url)]));
+    assert!(rerun.contains("(0 loaded now, 20 already loaded)"), "{rerun}");
+    let verify = ["verify", "--from", s(&root), "--schema", "gis2"];
+    succeeded(&verify, rs(&verify, &[("DATABASE_URL", &url)]));
+    let mut c = db.client();
+    let ty: String = c
+        .query_one(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'gis2.plants'::regclass AND attname = 'geom'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(ty, "gis_ext.geometry(Point,4326)");
+    let bad: i64 = c
+        .query_one("SELECT count(*) FROM gis2.plants WHERE gis_ext.ST_X(geom) <> x OR gis_ext.ST_Y(geom) <> y", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(bad, 0);
 }
 
 #[test]
