@@ -4,8 +4,8 @@
 use anyhow::{bail, Result};
 use clap::Args;
 use rasterstage::config::Config;
-use rasterstage::load::pg::ConnSpec;
 use rasterstage::load::geometry::Geometry;
+use rasterstage::load::pg::ConnSpec;
 use rasterstage::load::{self, LoadOptions};
 use rasterstage::progress::{human, peak_rss_bytes};
 use rasterstage::store::Store;

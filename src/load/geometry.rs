@@ -147,12 +147,11 @@ pub fn check_available(
 /// [`GeometryError::NoPostgis`] with a hint: `CREATE EXTENSION` where the server has PostGIS
 /// to install, else the Debian package of the server's major version first.
 fn no_postgis(client: &mut postgres::Client, conn: &ConnSpec) -> super::LoadError {
-    let row = match client
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'), \
+    let row = match client.query_one(
+        "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'), \
              current_setting('server_version_num')::int / 10000",
-            &[],
-        ) {
+        &[],
+    ) {
         Ok(r) => r,
         Err(e) => return db(e),
     };
@@ -195,7 +194,7 @@ impl GeomColumn {
             Some(e) if e > MAX_SRID => return Err(GeometryError::BadSrid { dataset: m.name.clone(), epsg: e }.into()),
             Some(e) => e,
         };
-            let Some(postgis) = postgis_schema(client).map_err(db)? else { return Err(no_postgis(client, conn)) };
+        let Some(postgis) = postgis_schema(client).map_err(db)? else { return Err(no_postgis(client, conn)) };
         let known: bool = client
             .query_one(
                 &format!("SELECT EXISTS (SELECT 1 FROM {} WHERE srid = $1)", qualified(&postgis, "spatial_ref_sys")),

@@ -18,13 +18,21 @@ fn postgis() {
              SELECT pg_advisory_unlock(hashtext('rasterstage-test:postgis'));",
         )
         .unwrap_or_else(|e| {
-            panic!("these tests need PostGIS in {}: run scripts/setup.sh (it installs postgresql-NN-postgis-3): {e}", db_url())
+            panic!(
+                "these tests need PostGIS in {}: run scripts/setup.sh (it installs postgresql-NN-postgis-3): {e}",
+                db_url()
+            )
         });
 }
 
 /// `(row_idx, col_idx)` of every row `sql` returns.
 fn cells(sql: &str) -> BTreeSet<(i32, i32)> {
-    client().query(sql, &[]).unwrap_or_else(|e| panic!("{sql}: {e}")).into_iter().map(|r| (r.get(0), r.get(1))).collect()
+    client()
+        .query(sql, &[])
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
 }
 
 fn one_string(sql: &str) -> String {
@@ -86,15 +94,8 @@ fn inside(ring: &[(f64, f64)], x: f64, y: f64) -> (bool, f64) {
 }
 
 /// An irregular, concave polygon over part of the test raster (x -180..-105, y 40..90).
-const RING: [(f64, f64); 7] = [
-    (-176.1, 44.3),
-    (-121.2, 47.7),
-    (-110.9, 86.1),
-    (-139.3, 61.2),
-    (-151.1, 83.3),
-    (-168.7, 63.9),
-    (-176.1, 44.3),
-];
+const RING: [(f64, f64); 7] =
+    [(-176.1, 44.3), (-121.2, 47.7), (-110.9, 86.1), (-139.3, 61.2), (-151.1, 83.3), (-168.7, 63.9), (-176.1, 44.3)];
 
 fn ring_wkt() -> String {
     let pts: Vec<String> = RING.iter().map(|(x, y)| format!("{x} {y}")).collect();
@@ -110,7 +111,10 @@ fn polygon_queries_on_geom_return_the_cells_inside_as_on_x_y() {
     stage(&src, "plants", &root, &[]);
     let sc = Schema::new("gis");
     let out = rs_ok(&["load", "--from", s(&root), "--schema", &sc.name, "--jobs", "2", "--geometry"]);
-    assert!(out.contains("20 tiles (20 loaded now") && out.contains("primary key and GiST index on geom built"), "{out}");
+    assert!(
+        out.contains("20 tiles (20 loaded now") && out.contains("primary key and GiST index on geom built"),
+        "{out}"
+    );
     let qt = sc.q("plants");
 
     assert_eq!(geom_type(&qt).as_deref(), Some("geometry(Point,4326)"));
@@ -126,7 +130,8 @@ fn polygon_queries_on_geom_return_the_cells_inside_as_on_x_y() {
     let by_geom = cells(&format!(
         "SELECT row_idx, col_idx FROM {qt} WHERE ST_Within(geom, ST_MakeEnvelope({x0}, {y0}, {x1}, {y1}, 4326))"
     ));
-    let by_xy = cells(&format!("SELECT row_idx, col_idx FROM {qt} WHERE x > {x0} AND x < {x1} AND y > {y0} AND y < {y1}"));
+    let by_xy =
+        cells(&format!("SELECT row_idx, col_idx FROM {qt} WHERE x > {x0} AND x < {x1} AND y > {y0} AND y < {y1}"));
     assert!(!by_geom.is_empty() && by_geom.len() < rows as usize);
     assert_eq!(by_geom, by_xy);
 
