@@ -217,12 +217,12 @@ impl GeomColumn {
     /// # Errors
     /// The database's.
     pub fn shape(&self, c: &mut impl GenericClient) -> Result<(String, String), postgres::Error> {
+        let n = quote(&self.postgis);
         let sql = format!(
-            "SELECT format_type('{n}.geometry'::regtype, {n}.geometry_typmod_in(ARRAY['Point', '{srid}']::cstring[]))",
-            n = quote(&self.postgis),
+            "SELECT format_type(to_regtype($1), {n}.geometry_typmod_in(ARRAY['Point', '{srid}']::cstring[]))",
             srid = self.srid
         );
-        Ok(("geom".to_string(), c.query_one(&sql, &[])?.get(0)))
+        Ok(("geom".to_string(), c.query_one(&sql, &[&format!("{n}.geometry")])?.get(0)))
     }
 
     /// Adds the column to the table `qt`, just created in the same transaction.
