@@ -127,6 +127,21 @@ for ((rep = 1; rep <= REPS; rep++)); do
         log "$c rep $rep: $secs s (load average before: $load1)"
     done
 done
+# verify reads every row once more with geom: its extra pass (no geom NULL or away from
+# (x, y)) against the plain table's verify, interleaved as above.
+for ((rep = 1; rep <= REPS; rep++)); do
+    for c in plain geometry; do
+        cmd="$RS -q verify --from $STAGING --dataset bench --schema $SCHEMA --table-prefix ${c}_"
+        ((rep == 1)) && printf '%s\n' "${cmd//"$RS"/rasterstage}" | sed "s#$BENCH_ROOT#\$BENCH#g" >>"$CMDS"
+        load1=$(cut -d' ' -f1 /proc/loadavg)
+        t0=$(date +%s.%N)
+        $cmd >/dev/null || die "verify of $c failed: $cmd"
+        t1=$(date +%s.%N)
+        secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')
+        echo "verify_$c,$rep,$secs,$load1" >>"$CSV"
+        log "verify $c rep $rep: $secs s"
+    done
+done
 meta load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 for c in "${CASES[@]}"; do
     [[ "$(psqlc -Atc "SELECT count(*) FROM $SCHEMA.${c}_bench")" == "$ROWS" ]] || die "$c: row count differs from $ROWS"
@@ -182,6 +197,11 @@ for a, b, what in [("geometry", "plain", "with indexes"), ("geometry_noindex", "
         f"- `--geometry` / plain, {what}: **{statistics.median(ratios):.2f}x** the time "
         f"(pair by pair: {', '.join(f'{r:.2f}x' for r in ratios)})."
     )
+ratios = [g / p for g, p in zip(runs["verify_geometry"], runs["verify_plain"])]
+lines.append(
+    f"- `verify` of the same tables (after the loads): plain {fmt('verify_plain')} s, with geom {fmt('verify_geometry')} s "
+    f"(its extra pass checks that no geom is NULL or away from (x, y)); pair by pair {', '.join(f'{r:.2f}x' for r in ratios)}."
+)
 lines.append(
     "- The geometry tables answer `ST_Within(geom, ST_MakeEnvelope(-20.3, -10.1, 30.7, 40.9, 4326))` with the same count as the "
     "plain table's `x`/`y` bounds (checked by the script after the runs)."
