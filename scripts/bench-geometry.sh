@@ -108,7 +108,7 @@ meta load_start "$(cut -d' ' -f1-3 /proc/loadavg)"
 declare -A FLAGS=([plain]="" [geometry]="--geometry" [plain_noindex]="--no-index" [geometry_noindex]="--geometry --no-index")
 CASES=(plain geometry plain_noindex geometry_noindex)
 CSV="$BENCH/geometry.csv"
-echo "case,rep,seconds,load1" >"$CSV"
+echo "case,rep,seconds,load1,t0" >"$CSV"
 CMDS="$BENCH/commands.txt"
 : >"$CMDS"
 for ((rep = 1; rep <= REPS; rep++)); do
@@ -120,10 +120,12 @@ for ((rep = 1; rep <= REPS; rep++)); do
         sync
         load1=$(cut -d' ' -f1 /proc/loadavg)
         t0=$(date +%s.%N)
-        $cmd >/dev/null || die "$c failed: $cmd"
+        # The log's UTC timestamps of "building the primary key" and "building the GiST
+        # index" split the run into COPY, primary key, and GiST index + ANALYZE.
+        RUST_LOG=info $cmd >/dev/null 2>"$BENCH/log-$c-$rep.txt" || die "$c failed: $cmd (log: $BENCH/log-$c-$rep.txt)"
         t1=$(date +%s.%N)
         secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')
-        echo "$c,$rep,$secs,$load1" >>"$CSV"
+        echo "$c,$rep,$secs,$load1,$t0" >>"$CSV"
         log "$c rep $rep: $secs s (load average before: $load1)"
     done
 done
@@ -138,7 +140,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
         $cmd >/dev/null || die "verify of $c failed: $cmd"
         t1=$(date +%s.%N)
         secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')
-        echo "verify_$c,$rep,$secs,$load1" >>"$CSV"
+        echo "verify_$c,$rep,$secs,$load1,$t0" >>"$CSV"
         log "verify $c rep $rep: $secs s"
     done
 done
@@ -153,13 +155,29 @@ QXY="SELECT count(*) FROM $SCHEMA.plain_bench WHERE x > -20.3 AND x < 30.7 AND y
 [[ "$(psqlc -Atc "$Q")" == "$(psqlc -Atc "$QXY")" ]] || die "the polygon query on geom and on x/y differ"
 
 REPORT="$BENCH/report.md"
-"$PY" - "$CSV" "$META" "$CMDS" "$REPORT" <<'EOF'
-import csv, statistics, sys
-csv_path, meta_path, cmds_path, out = sys.argv[1:5]
+"$PY" - "$CSV" "$META" "$CMDS" "$REPORT" "$BENCH" <<'EOF'
+import csv, datetime, re, statistics, sys
+csv_path, meta_path, cmds_path, out, bench = sys.argv[1:6]
 meta = dict(l.rstrip("\n").split("=", 1) for l in open(meta_path) if "=" in l)
-runs = {}
+runs, stages = {}, {}
 for r in csv.DictReader(open(csv_path)):
     runs.setdefault(r["case"], []).append(float(r["seconds"]))
+    if r["case"] in ("plain", "geometry"):
+        t0, t1 = float(r["t0"]), float(r["t0"]) + float(r["seconds"])
+        marks = {}
+        for line in open(f"{bench}/log-{r['case']}-{r['rep']}.txt"):
+            m = re.match(r"(\S+Z) +INFO .*building the (primary key|GiST index)", line)
+            if m:
+                ts = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+                marks[m.group(2)] = ts.timestamp()
+        pk = marks["primary key"]
+        s = stages.setdefault(r["case"], {})
+        s.setdefault("COPY", []).append(pk - t0)
+        if "GiST index" in marks:
+            s.setdefault("primary key", []).append(marks["GiST index"] - pk)
+            s.setdefault("GiST index + ANALYZE", []).append(t1 - marks["GiST index"])
+        else:
+            s.setdefault("primary key + ANALYZE", []).append(t1 - pk)
 rows = int(meta["rows"])
 def fmt(c):
     v = runs[c]
@@ -197,6 +215,9 @@ for a, b, what in [("geometry", "plain", "with indexes"), ("geometry_noindex", "
         f"- `--geometry` / plain, {what}: **{statistics.median(ratios):.2f}x** the time "
         f"(pair by pair: {', '.join(f'{r:.2f}x' for r in ratios)})."
     )
+for c in ("plain", "geometry"):
+    parts = ", ".join(f"{k} {statistics.median(v):.1f}" for k, v in stages[c].items())
+    lines.append(f"- Where the time of `{dict(plain='load', geometry='load --geometry')[c]}` goes (medians, s; split at its log lines \"building the primary key\" and \"building the GiST index\"; ANALYZE includes the catalogue row): {parts}.")
 ratios = [g / p for g, p in zip(runs["verify_geometry"], runs["verify_plain"])]
 lines.append(
     f"- `verify` of the same tables (after the loads): plain {fmt('verify_plain')} s, with geom {fmt('verify_geometry')} s "
