@@ -73,6 +73,9 @@ pub struct Config {
     /// PostgreSQL connection for `load`.
     #[serde(default)]
     pub database: DatabaseConfig,
+    /// How `load` loads (`load.geometry`).
+    #[serde(default)]
+    pub load: LoadConfig,
     /// Retries, timeouts and concurrency of object store requests (s3://).
     #[serde(default)]
     pub storage: StorageConfig,
@@ -215,6 +218,14 @@ pub struct DatabaseConfig {
     pub schema: Option<String>,
     /// Prefix for dataset table names.
     pub table_prefix: Option<String>,
+}
+
+/// The `load:` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadConfig {
+    /// `point`: a PostGIS `geom` column holding each cell's centre (`load --geometry`).
+    pub geometry: Option<crate::load::geometry::Geometry>,
 }
 
 /// The `storage:` section: how requests to an object store are retried and bounded.

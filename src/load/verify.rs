@@ -118,6 +118,9 @@ pub fn verify_dataset(
             loaded_sum: extra_sum,
         });
     }
+    if diffs.is_empty() {
+        super::geometry::verify(client, &qt, &m.name)?;
+    }
     Ok(VerifyReport { name: m.name.clone(), table: qt, tiles: m.tiles.len(), diffs })
 }
 

@@ -14,6 +14,7 @@ mod limits;
 mod load;
 mod load_server;
 mod merge;
+mod postgis;
 mod preview;
 mod real_files;
 mod reproject;
