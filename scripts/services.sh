@@ -263,6 +263,21 @@ _rs_pg() {
     _rs_pg_private
 }
 
+# PostGIS in the test database, for `load --geometry` (tests/it/postgis.rs; setup.sh installs
+# the package). Extensions are per database: created once in `test`, in schema public; the
+# advisory lock (the tests take the same one) keeps concurrent runs from racing on CREATE.
+# Not fatal: only the PostGIS tests need it, and they fail saying what is missing.
+_rs_postgis() {
+    local err
+    err="$(psql -w -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" -c 'SET client_min_messages = warning' \
+        -c "SELECT pg_advisory_lock(hashtext('rasterstage-test:postgis'))" \
+        -c 'CREATE EXTENSION IF NOT EXISTS postgis' 2>&1 >/dev/null)" || {
+        _rs_log "PostGIS: cannot create the extension in $DATABASE_URL (run scripts/setup.sh): ${err%%$'\n'*}"
+        return 0
+    }
+    _rs_log "PostGIS: extension postgis $(psql -w -X -Atq "$DATABASE_URL" -c "SELECT extversion FROM pg_extension WHERE extname = 'postgis'") in $DATABASE_URL"
+}
+
 # ---------------------------------------------------------------------------
 # S3 (moto_server)
 # ---------------------------------------------------------------------------
@@ -323,6 +338,7 @@ _rs_services_main() {
     _rs_install_trap
     _rs_python || return 1
     _rs_pg || return 1
+    _rs_postgis
     _rs_s3 || return 1
     # GDAL's block cache defaults to 5% of RAM (~1.2 GB here): bound it so memory
     # measurements and parallel tests are not dominated by the cache.

@@ -7,8 +7,8 @@
 #
 # What it does:
 #   1. Debian packages (GDAL dev + CLI, time, pkg-config, curl, a PostgreSQL client,
-#      and a PostgreSQL server only when none answers on 127.0.0.1:5432); Slurm and
-#      MUNGE for the Slurm tests (scripts/setup-slurm.sh, not fatal).
+#      a PostgreSQL server for the private clusters, and PostGIS for its major version);
+#      Slurm and MUNGE for the Slurm tests (scripts/setup-slurm.sh, not fatal).
 #   2. A Python venv with pinned packages (scripts/requirements.txt), kept OUTSIDE
 #      the repo so a fresh clone (CI) reuses it instead of reinstalling.
 #   3. Nothing for Rust itself: cargo/rustc come with the machine; cargo-nextest (the test
@@ -70,6 +70,20 @@ have_pg_server_bins() {
 # The restart/password/TLS tests (tests/it/load_server.rs) always start private clusters of
 # their own, so the server binaries are needed even when 5432 answers.
 have_pg_server_bins || missing+=(postgresql)
+
+# PostGIS, for `load --geometry` and its tests (tests/it/postgis.rs): the extension package
+# of every installed server's major version (services.sh's shared server on 5432 and the
+# private clusters run these same binaries), or Debian's default one along with a server
+# installed now. Debian names it postgresql-NN-postgis-3.
+if have_pg_server_bins; then
+    for bindir in /usr/lib/postgresql/*/bin; do
+        major="$(basename "$(dirname "$bindir")")"
+        [[ -f "/usr/share/postgresql/$major/extension/postgis.control" ]] ||
+            missing+=("postgresql-$major-postgis-3")
+    done
+else
+    missing+=(postgresql-postgis)
+fi
 
 if ((${#missing[@]})); then
     log "installing Debian packages: ${missing[*]}"

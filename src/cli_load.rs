@@ -4,6 +4,7 @@
 use anyhow::{bail, Result};
 use clap::Args;
 use rasterstage::config::Config;
+use rasterstage::load::geometry::Geometry;
 use rasterstage::load::pg::ConnSpec;
 use rasterstage::load::{self, LoadOptions};
 use rasterstage::progress::{human, peak_rss_bytes};
@@ -48,9 +49,14 @@ pub struct LoadArgs {
     /// Parallel connections [default: CPU cores].
     #[arg(long, short = 'j')]
     pub jobs: Option<usize>,
-    /// Do not build the primary key (row_idx, col_idx) after loading.
+    /// Do not build the primary key (row_idx, col_idx), nor the GiST index on geom, after loading.
     #[arg(long)]
     pub no_index: bool,
+    /// Add a PostGIS column geom geometry(Point, <EPSG code of the dataset's CRS>) holding each
+    /// cell's centre, with a GiST index (the database needs the postgis extension) [default:
+    /// the config's load.geometry].
+    #[arg(long, value_name = "KIND", num_args = 0..=1, default_missing_value = "point", value_parser = parse_geometry)]
+    pub geometry: Option<Geometry>,
     /// Drop and reload a dataset table that already exists.
     #[arg(long)]
     pub replace: bool,
@@ -65,12 +71,18 @@ pub struct VerifyArgs {
     pub staging: StagingArgs,
 }
 
+fn parse_geometry(s: &str) -> Result<Geometry, String> {
+    Geometry::parse(s).ok_or_else(|| format!("unknown geometry {s:?}; use {}", Geometry::NAMES))
+}
+
 struct Target {
     root: String,
     datasets: Vec<String>,
     conn: ConnSpec,
     schema: String,
     prefix: String,
+    /// The config's `load.geometry`.
+    geometry: Option<Geometry>,
 }
 
 fn target(st: &StagingArgs) -> Result<Target> {
@@ -97,6 +109,7 @@ fn target(st: &StagingArgs) -> Result<Target> {
         conn,
         schema: db.schema.clone().or(dbc.schema).unwrap_or_else(|| "public".to_string()),
         prefix: db.table_prefix.clone().or(dbc.table_prefix).unwrap_or_default(),
+        geometry: cfg.as_ref().and_then(|c| c.load.geometry),
     })
 }
 
@@ -115,6 +128,7 @@ pub fn run_load(a: LoadArgs, quiet: bool) -> Result<()> {
         schema: t.schema,
         table_prefix: t.prefix,
         no_index: a.no_index,
+        geometry: a.geometry.or(t.geometry),
         replace: a.replace,
         quiet,
     };
@@ -160,9 +174,11 @@ pub fn run_load(a: LoadArgs, quiet: bool) -> Result<()> {
 
 /// What the summary line says about the primary key.
 pub fn key_note(s: &load::LoadSummary) -> &'static str {
-    match (s.indexed, s.key_by_other) {
-        (true, _) => ", primary key built",
-        (false, true) => ", primary key already built by another run",
+    match (s.indexed, s.key_by_other, s.geom_indexed) {
+        (true, _, true) => ", primary key and GiST index on geom built",
+        (true, _, false) => ", primary key built",
+        (false, true, _) => ", primary key already built by another run",
+        (false, false, true) => ", GiST index on geom built",
         _ => "",
     }
 }

@@ -190,6 +190,7 @@ pub fn run_merge(a: MergeArgs, quiet: bool) -> Result<()> {
             schema,
             table_prefix: prefix,
             no_index: false,
+            geometry: cfg.as_ref().and_then(|c| c.load.geometry),
             replace: a.replace,
             quiet,
         };

@@ -73,6 +73,9 @@ pub struct Config {
     /// PostgreSQL connection for `load`.
     #[serde(default)]
     pub database: DatabaseConfig,
+    /// How `load` loads (`load.geometry`).
+    #[serde(default)]
+    pub load: LoadConfig,
     /// Retries, timeouts and concurrency of object store requests (s3://).
     #[serde(default)]
     pub storage: StorageConfig,
@@ -195,6 +198,8 @@ pub struct OutputConfig {
     pub uri: Option<String>,
     /// Zarr version (3 default, 2 for GDAL < 3.11: older GDAL lacks v3's codecs).
     pub zarr_version: Option<u8>,
+    /// Sharded Zarr v3: K x K windows per shard object (`--zarr-shard K`).
+    pub zarr_shard: Option<usize>,
     /// GeoParquet tiles (a point geometry column, bbox covering, `geo` metadata).
     pub geoparquet: Option<bool>,
     /// Encoding of the GeoParquet geometry: `wkb` (default) or `point`.
@@ -213,6 +218,14 @@ pub struct DatabaseConfig {
     pub schema: Option<String>,
     /// Prefix for dataset table names.
     pub table_prefix: Option<String>,
+}
+
+/// The `load:` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadConfig {
+    /// `point`: a PostGIS `geom` column holding each cell's centre (`load --geometry`).
+    pub geometry: Option<crate::load::geometry::Geometry>,
 }
 
 /// The `storage:` section: how requests to an object store are retried and bounded.
@@ -377,6 +390,8 @@ pub struct Overrides {
     pub window: Option<usize>,
     /// `--zarr-version`.
     pub zarr_version: Option<u8>,
+    /// `--zarr-shard`.
+    pub zarr_shard: Option<usize>,
     /// `--geoparquet`.
     pub geoparquet: bool,
     /// `--geoparquet-encoding`.
@@ -453,6 +468,7 @@ pub fn jobs_from_config(path: &str, cfg: &Config, o: &Overrides) -> Result<Vec<C
                 window: r.window_size,
                 format: cfg.output.format.clone(),
                 zarr_version: cfg.output.zarr_version,
+                zarr_shard: cfg.output.zarr_shard,
                 geoparquet: cfg.output.geoparquet.unwrap_or(false),
                 geoparquet_encoding: cfg.output.geoparquet_encoding.clone(),
                 parquet_compat: cfg.output.parquet_compat.unwrap_or(false),
@@ -495,6 +511,8 @@ pub struct Base {
     pub format: Option<String>,
     /// Zarr version.
     pub zarr_version: Option<u8>,
+    /// Windows per Zarr shard side.
+    pub zarr_shard: Option<usize>,
     /// GeoParquet tiles.
     pub geoparquet: bool,
     /// GeoParquet geometry encoding name.
@@ -559,6 +577,7 @@ pub fn resolve(
         let k = key(o.zarr_version.is_some(), "--zarr-version", "output.zarr_version");
         return Err(bad(k, format!("must be 2 or 3, got {zarr_version}")));
     }
+    let zarr_shard = zarr_shard(o, &base, format, zarr_version, window)?;
     if band == 0 {
         return Err(bad("band", "bands are numbered from 1".into()));
     }
@@ -612,9 +631,41 @@ pub fn resolve(
         window,
         format,
         zarr_version,
+        zarr_shard,
         parquet,
         out: o.out.clone().or(base.out).unwrap_or_else(|| DEFAULT_OUT.into()),
     })
+}
+
+/// `--zarr-shard` over `output.zarr_shard`: windows per shard side, refused for anything but
+/// Zarr v3 and beyond [`limits::MAX_ZARR_SHARD`] or a shard side over [`MAX_WINDOW`] cells (a
+/// shard is one unit of work, bounded like a window).
+fn zarr_shard(
+    o: &Overrides,
+    base: &Base,
+    format: Format,
+    zarr_version: u8,
+    window: usize,
+) -> Result<Option<usize>, ConfigError> {
+    let Some(k) = o.zarr_shard.or(base.zarr_shard) else { return Ok(None) };
+    let what = if o.zarr_shard.is_some() { "--zarr-shard" } else { "output.zarr_shard" };
+    let bad = |m: String| Err(ConfigError::Invalid(what.to_string(), m));
+    if format != Format::Zarr || zarr_version != 3 {
+        let now = if format == Format::Zarr { "Zarr v2".to_string() } else { format!("{format:?}").to_lowercase() };
+        return bad(format!(
+            "sharding is a Zarr v3 feature, not for {now}; use --format zarr (--zarr-version 3) or drop it"
+        ));
+    }
+    if !(1..=limits::MAX_ZARR_SHARD).contains(&k) {
+        return bad(format!("must be from 1 to {} windows per shard side, got {k}", limits::MAX_ZARR_SHARD));
+    }
+    if k * window > MAX_WINDOW {
+        return bad(format!(
+            "{k} windows of {window} cells make a {}-cell shard side, more than {MAX_WINDOW} (a shard is written as one unit, bounded like a window); use a smaller K or --window",
+            k * window
+        ));
+    }
+    Ok(Some(k))
 }
 
 /// The Parquet options of flags over `base`, refused for a format that is not Parquet.

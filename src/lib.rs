@@ -18,6 +18,7 @@ pub mod merge;
 pub mod name;
 pub mod pipeline;
 pub mod plan;
+pub mod preview;
 pub mod progress;
 pub mod resample;
 pub mod shard;

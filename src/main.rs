@@ -47,6 +47,8 @@ enum Cmd {
     Plan(cli_shard::PlanArgs),
     /// Complete datasets whose tiles were all committed by shards (writes the final dataset.json).
     Finalize(cli_shard::FinalizeArgs),
+    /// Draw a staged dataset as a PNG (gdal_translate -of PNG -outsize), optionally with its tiles.
+    Preview(PreviewArgs),
 }
 
 #[derive(Args)]
@@ -97,6 +99,11 @@ pub(crate) struct ConvertArgs {
     /// Zarr format version: 3, or 2 for GDAL before 3.11 [default: 3].
     #[arg(long)]
     zarr_version: Option<u8>,
+    /// Sharded Zarr v3: K x K windows (inner chunks) per shard object, one unit of work, so a
+    /// small window does not mean tens of thousands of objects (output.zarr_shard; GDAL reads
+    /// sharding from 3.13).
+    #[arg(long, value_name = "K")]
+    zarr_shard: Option<usize>,
     /// Write GeoParquet 1.1 tiles: each cell centre also as a point geometry (column
     /// `geometry`), a bbox covering column and the CRS as PROJJSON, so GeoPandas, DuckDB
     /// spatial and QGIS open the tiles as points (output.geoparquet).
@@ -140,6 +147,47 @@ struct InspectArgs {
     #[arg(long)]
     json: bool,
     /// Also show loaded tiles/total per dataset in this database.
+    #[command(flatten)]
+    db: cli_load::DbArgs,
+    /// Also write a preview of each dataset to <root>/<dataset>/preview.png (1024 pixels wide).
+    #[arg(long)]
+    preview: bool,
+}
+
+#[derive(Args)]
+struct PreviewArgs {
+    /// The dataset folder: <root>/<dataset> (a folder, file:// or s3://bucket/prefix/dataset).
+    #[arg(required_unless_present = "dataset", conflicts_with_all = ["from", "dataset"])]
+    dataset_url: Option<String>,
+    /// Staging root (folder or s3://bucket/prefix), with --dataset.
+    #[arg(long, requires = "dataset")]
+    from: Option<String>,
+    /// Dataset name under --from.
+    #[arg(long, requires = "from")]
+    dataset: Option<String>,
+    /// PNG file to write.
+    #[arg(long, short = 'o')]
+    out: String,
+    /// Width in pixels; the height follows the grid's extent [default: 1024].
+    #[arg(long)]
+    width: Option<String>,
+    /// Column of a merged dataset [default: its first].
+    #[arg(long)]
+    column: Option<String>,
+    /// average or mode of the cells under a pixel [default: mode for integer data converted
+    /// with mode, else average].
+    #[arg(long, short = 'r')]
+    method: Option<String>,
+    /// Colour ramp: viridis, cividis, magma, inferno, plasma, turbo [default: viridis].
+    #[arg(long)]
+    ramp: Option<String>,
+    /// linear (min to max) or percentile (2 % to 98 %) [default: linear].
+    #[arg(long)]
+    stretch: Option<String>,
+    /// Overlay the tile grid: committed tiles outlined, uncommitted ones hatched, failed
+    /// loads (with --database-url) red.
+    #[arg(long)]
+    tiles: bool,
     #[command(flatten)]
     db: cli_load::DbArgs,
 }
@@ -208,6 +256,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Merge(a) => cli_merge::run_merge(a, cli.quiet),
         Cmd::Plan(a) => cli_shard::run_plan(a),
         Cmd::Finalize(a) => cli_shard::run_finalize(a),
+        Cmd::Preview(a) => run_preview(a, cli.quiet),
     }
 }
 
@@ -226,6 +275,7 @@ fn overrides(a: &ConvertArgs) -> Result<Overrides> {
         method: a.method.clone(),
         window: a.window,
         zarr_version: a.zarr_version,
+        zarr_shard: a.zarr_shard,
         geoparquet: a.geoparquet,
         geoparquet_encoding: a.geoparquet_encoding.clone(),
         parquet_compat: a.parquet_compat,
@@ -324,10 +374,56 @@ fn run_convert(a: ConvertArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
+fn run_preview(a: PreviewArgs, quiet: bool) -> Result<()> {
+    use rasterstage::preview::{self, LoadTarget, OutFile, PreviewOptions};
+    let (root, name) = match (&a.dataset_url, &a.from, &a.dataset) {
+        (Some(u), _, _) => preview::split_dataset_url(u),
+        (None, Some(f), Some(d)) => (f.clone(), d.clone()),
+        _ => bail!("give the dataset as <root>/<dataset>, or --from ROOT --dataset NAME"),
+    };
+    let mut opts =
+        PreviewOptions::from_flags(a.width.as_deref(), a.method.as_deref(), a.ramp.as_deref(), a.stretch.as_deref())?;
+    (opts.column, opts.tiles, opts.quiet) = (a.column.clone(), a.tiles, quiet);
+    if a.db.database_url.is_some() {
+        if !a.tiles {
+            bail!("--database-url marks failed loads on the tile overlay: add --tiles");
+        }
+        opts.loads = Some(LoadTarget {
+            conn: rasterstage::load::pg::ConnSpec::resolve(a.db.database_url.as_deref(), None)?,
+            schema: a.db.schema.clone().unwrap_or_else(|| "public".to_string()),
+            table_prefix: a.db.table_prefix.clone().unwrap_or_default(),
+        });
+    }
+    let out = OutFile::create(std::path::Path::new(&a.out))?;
+    let (ds, m) = preview::open_dataset(&Store::open_existing(&root)?, &name)?;
+    let p = preview::render(&ds, &m, &opts)?;
+    out.commit(&p.png)?;
+    println!("{} -> {}", p.summary(), a.out);
+    Ok(())
+}
+
 fn run_inspect(a: InspectArgs) -> Result<()> {
     let root = Store::open_existing(&a.root)?;
     let list = rasterstage::inspect::inspect(&root)?;
     let loaded = cli_load::loaded(&a.db, &root)?;
+    if a.preview {
+        let opts = rasterstage::preview::PreviewOptions::default();
+        let written = rasterstage::preview::write_beside(&root, &opts)?;
+        let total = written.len();
+        let mut failed = 0;
+        for (name, r) in written {
+            match r {
+                Ok(url) => eprintln!("{name}: preview -> {url}"),
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("error: {name}: preview: {}", one_line(&e.into()));
+                }
+            }
+        }
+        if failed > 0 {
+            bail!("{failed} of {total} previews failed");
+        }
+    }
     if a.json {
         let mut v = serde_json::to_value(&list)?;
         if let (Some((schema, loaded)), Some(items)) = (&loaded, v.as_array_mut()) {

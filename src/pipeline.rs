@@ -51,6 +51,9 @@ pub enum ConvertError {
     /// A Zarr dataset named like one of the group's own variables.
     #[error("dataset {0}: a Zarr group already has a variable of that name (x, y, spatial_ref); convert it under another --name")]
     ZarrName(String),
+    /// A shard size that is not for this format or too large (the CLI checks it first).
+    #[error("dataset {0}: --zarr-shard {1} needs --format zarr with --zarr-version 3 and a shard side (K x window) of at most {max} cells", max = crate::limits::MAX_WRITE_WINDOW)]
+    ZarrShard(String, usize),
     /// Some tiles failed; the others are committed.
     #[error("{dataset}: {failed} of {total} tiles failed (first: {first}); the others are committed, rerun to retry")]
     TilesFailed {
@@ -86,6 +89,8 @@ pub struct ConvertJob {
     pub format: Format,
     /// Zarr version (2 or 3).
     pub zarr_version: u8,
+    /// Sharded Zarr v3: `K` x `K` windows per shard object, one unit of work (`--zarr-shard`).
+    pub zarr_shard: Option<usize>,
     /// How Parquet tiles are written (GeoParquet, compatible encodings).
     pub parquet: ParquetOptions,
     /// Staging root URL.
@@ -147,6 +152,9 @@ fn settings_hash(job: &ConvertJob, src: &crate::source::SourceInfo, p: &Plan) ->
     if job.parquet.compat {
         doc["parquet_compat"] = json!(true);
     }
+    if let Some(k) = job.zarr_shard {
+        doc["zarr_shard"] = json!(k);
+    }
     manifest::checksum(doc.to_string().as_bytes())
 }
 
@@ -168,8 +176,12 @@ fn differences(old: &Manifest, new: &Manifest) -> String {
     if old.grid != new.grid {
         d.push("on another target grid".to_string());
     }
-    if old.format != new.format || old.zarr_version != new.zarr_version {
-        d.push(format!("as {:?} (now {:?})", old.format, new.format).to_lowercase());
+    if old.format != new.format || old.zarr_version != new.zarr_version || old.zarr_shard != new.zarr_shard {
+        let shard = |k: Option<usize>| k.map(|k| format!(" sharded {k}x{k}")).unwrap_or_default();
+        d.push(
+            format!("as {:?}{} (now {:?}{})", old.format, shard(old.zarr_shard), new.format, shard(new.zarr_shard))
+                .to_lowercase(),
+        );
     }
     if old.geoparquet != new.geoparquet || old.parquet_compat != new.parquet_compat {
         d.push("with other Parquet options (--geoparquet, --parquet-compat)".to_string());
@@ -181,6 +193,12 @@ fn differences(old: &Manifest, new: &Manifest) -> String {
         d.push("with other settings".to_string());
     }
     d.join(", ")
+}
+
+/// Cells along a tile's side: the window, or a shard's K windows (a sharded Zarr's unit of
+/// work, and of a scale-out split, is the shard object).
+fn tile_side(job: &ConvertJob) -> usize {
+    job.window * job.zarr_shard.unwrap_or(1)
 }
 
 /// Converts one dataset.
@@ -208,7 +226,7 @@ pub fn tile_units(job: &ConvertJob) -> Result<Vec<crate::shard::Unit>, ConvertEr
     } else {
         (t.dx * t.dy).abs() / (s.dx * s.dy).abs()
     };
-    Ok(t.windows(job.window)
+    Ok(t.windows(tile_side(job))
         .into_iter()
         .map(|w| crate::shard::Unit {
             dataset: job.name.to_string(),
@@ -235,6 +253,12 @@ pub fn convert_tiles(
     let name = job.name.as_str();
     if job.format == Format::Zarr && matches!(name, "x" | "y" | "spatial_ref") {
         return Err(ConvertError::ZarrName(name.to_string()));
+    }
+    if let Some(k) = job.zarr_shard {
+        let side = k.saturating_mul(job.window);
+        if job.format != Format::Zarr || job.zarr_version != 3 || k == 0 || side > crate::limits::MAX_WRITE_WINDOW {
+            return Err(ConvertError::ZarrShard(name.to_string(), k));
+        }
     }
     let src = Source::open(&job.source, job.band, job.nodata)?;
     let plan = plan(&src.info, &job.grid, job.method.unwrap_or(Method::Nearest))?;
@@ -291,7 +315,7 @@ pub fn convert_tiles(
     );
     let root = Store::open(&job.out)?;
     let ds = root.child(name);
-    let windows = plan.target.windows(job.window);
+    let windows = plan.target.windows(tile_side(job));
     let mut m = Manifest {
         format_version: FORMAT_VERSION,
         name: name.to_string(),
@@ -307,6 +331,7 @@ pub fn convert_tiles(
         window: job.window,
         format: job.format,
         zarr_version: (job.format == Format::Zarr).then_some(job.zarr_version),
+        zarr_shard: job.zarr_shard,
         geoparquet: job.parquet.geoparquet,
         parquet_compat: job.parquet.compat,
         settings_hash: settings_hash(job, &src.info, &plan),
@@ -353,6 +378,7 @@ pub fn convert_tiles(
         nodata: plan.nodata,
         window: job.window,
         zarr_version: job.zarr_version,
+        zarr_shard: job.zarr_shard,
         parquet: job.parquet,
         grid_json: serde_json::to_string(&json!({
             "dataset": name, "grid": plan.target, "method": plan.method_label(),
@@ -400,24 +426,25 @@ pub fn convert_tiles(
     drop(src);
     let attempted = pending.len();
     let (new, failures) = pool.install(|| {
-        write_and_commit(name, &ds, &pending, &progress, |win| {
-            let slot = &sources[rayon::current_thread_index().unwrap_or(0) % threads];
-            let mut slot = slot.lock().unwrap_or_else(|poisoned| {
-                // A tile panicked while reading: its GDAL dataset may be mid-read, so it is
-                // dropped and this tile opens a fresh one.
-                let mut guard = poisoned.into_inner();
-                *guard = None;
-                slot.clear_poison();
-                guard
-            });
-            let src = match slot.as_mut() {
-                Some(src) => src,
-                None => slot.insert(Source::open(&job.source, job.band, job.nodata)?),
-            };
-            test_panic(&win.tile_id());
-            let tile = compute_tile(src, &plan, win)?;
-            drop(slot);
-            Ok(w.write(&tile)?)
+        write_and_commit(name, &ds, &pending, &progress, |tile| {
+            // A tile is one window, or a shard's windows computed one after the other.
+            w.write_tile(tile, &mut |win| {
+                let slot = &sources[rayon::current_thread_index().unwrap_or(0) % threads];
+                let mut slot = slot.lock().unwrap_or_else(|poisoned| {
+                    // A tile panicked while reading: its GDAL dataset may be mid-read, so it is
+                    // dropped and this tile opens a fresh one.
+                    let mut guard = poisoned.into_inner();
+                    *guard = None;
+                    slot.clear_poison();
+                    guard
+                });
+                let src = match slot.as_mut() {
+                    Some(src) => src,
+                    None => slot.insert(Source::open(&job.source, job.band, job.nodata)?),
+                };
+                test_panic(&win.tile_id());
+                Ok(compute_tile(src, &plan, win)?)
+            })
         })
     });
     done.extend(new);

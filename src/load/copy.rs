@@ -7,6 +7,7 @@
 //! Format: header `PGCOPY\n\xff\r\n\0`, flags i32 0, extension length i32 0; per row a field
 //! count i16 then each field as i32 length + big-endian bytes; trailer i16 -1.
 
+use super::geometry;
 use crate::dtype::{DataType, Sample};
 use crate::stage::manifest::Column;
 use crate::stage::read::{dense_f64, visit_cells, CellOrder};
@@ -26,8 +27,8 @@ pub const TRAILER: &[u8] = &(-1i16).to_be_bytes();
 pub const FLUSH_BYTES: usize = 1 << 20;
 /// Bytes of a row's field count and key fields `(row_idx, col_idx, x, y)`.
 const KEY_LEN: usize = 2 + (4 + 4) * 2 + (4 + 8) * 2;
-/// Bytes of the longest single-value row (an 8-byte value).
-const ROW_MAX: usize = KEY_LEN + 4 + 8;
+/// Bytes of the longest single-value row (an 8-byte value, then `geom`).
+const ROW_MAX: usize = KEY_LEN + 4 + 8 + geometry::FIELD_LEN;
 
 /// A row's field count and its key fields, as binary COPY bytes.
 #[inline]
@@ -45,14 +46,16 @@ fn key_bytes(row: i32, col: i32, x: f64, y: f64, fields: i16) -> [u8; KEY_LEN] {
     b
 }
 
-/// The field count of a row with `values` value columns (binary COPY's is an int16).
+/// The field count of a row with `values` value columns (binary COPY's is an int16), not
+/// counting `geom`, which [`CopyEncoder::key_fields`] adds (one field is kept free for it).
 ///
 /// # Errors
 /// [`DecodeError::Bad`] for more columns than a row can have.
 pub fn row_fields(values: usize) -> Result<i16, DecodeError> {
     values
-        .checked_add(4)
+        .checked_add(5)
         .and_then(|n| i16::try_from(n).ok())
+        .map(|n| n - 1)
         .ok_or_else(|| DecodeError::Bad(format!("{values} value columns are more than a COPY row holds")))
 }
 
@@ -98,16 +101,23 @@ pub struct CopyEncoder {
     pub rows: u64,
     /// Sum of the values encoded, in encoding order.
     pub value_sum: f64,
+    /// SRID of the `geom` point ending each row (`load --geometry`), if any.
+    geom_srid: Option<u32>,
+    /// `(x, y)` of the row started by [`CopyEncoder::key_fields`], for its `geom`.
+    xy: (f64, f64),
 }
 
 impl CopyEncoder {
     /// An encoder with an empty buffer.
     pub fn new() -> CopyEncoder {
-        CopyEncoder { buf: Vec::with_capacity(FLUSH_BYTES + 4096), rows: 0, value_sum: 0.0 }
+        CopyEncoder { buf: Vec::with_capacity(FLUSH_BYTES + 4096), ..CopyEncoder::default() }
     }
 
-    /// Starts a new stream: clears the buffer and counters and writes the header.
-    pub fn begin(&mut self) {
+    /// Starts a new stream: clears the buffer and counters and writes the header. With
+    /// `geom_srid`, every row ends with its `(x, y)` as a PostGIS point of that SRID
+    /// ([`geometry::point_field`]), for a COPY whose column list ends with `geom`.
+    pub fn begin(&mut self, geom_srid: Option<u32>) {
+        self.geom_srid = geom_srid;
         self.buf.clear();
         self.rows = 0;
         self.value_sum = 0.0;
@@ -122,10 +132,15 @@ impl CopyEncoder {
     #[inline]
     pub fn row<T: PgValue>(&mut self, row: i32, col: i32, x: f64, y: f64, v: T) {
         let mut r = [0u8; ROW_MAX];
-        r[..KEY_LEN].copy_from_slice(&key_bytes(row, col, x, y, 5));
+        r[..KEY_LEN].copy_from_slice(&key_bytes(row, col, x, y, 5 + i16::from(self.geom_srid.is_some())));
         r[KEY_LEN..KEY_LEN + 4].copy_from_slice(&(T::LEN as i32).to_be_bytes());
         v.put_into(&mut r[KEY_LEN + 4..KEY_LEN + 4 + T::LEN]);
-        self.buf.extend_from_slice(&r[..KEY_LEN + 4 + T::LEN]);
+        let mut n = KEY_LEN + 4 + T::LEN;
+        if let Some(srid) = self.geom_srid {
+            r[n..n + geometry::FIELD_LEN].copy_from_slice(&geometry::point_field(srid, x, y));
+            n += geometry::FIELD_LEN;
+        }
+        self.buf.extend_from_slice(&r[..n]);
         self.value_sum += v.to_f64();
         self.rows += 1;
     }
@@ -135,7 +150,10 @@ impl CopyEncoder {
     /// then [`CopyEncoder::end_row`].
     #[inline]
     pub fn key_fields(&mut self, row: i32, col: i32, x: f64, y: f64, fields: i16) {
+        // row_fields keeps a field free for geom.
+        let fields = fields + i16::from(self.geom_srid.is_some());
         self.buf.extend_from_slice(&key_bytes(row, col, x, y, fields));
+        self.xy = (x, y);
     }
 
     /// Appends one value field of the current row (added to the value sum).
@@ -152,9 +170,12 @@ impl CopyEncoder {
         self.buf.extend_from_slice(&(-1i32).to_be_bytes());
     }
 
-    /// Ends a row started by [`CopyEncoder::key_fields`].
+    /// Ends a row started by [`CopyEncoder::key_fields`] (with its `geom`, if any).
     #[inline]
     pub fn end_row(&mut self) {
+        if let Some(srid) = self.geom_srid {
+            self.buf.extend_from_slice(&geometry::point_field(srid, self.xy.0, self.xy.1));
+        }
         self.rows += 1;
     }
 
@@ -371,7 +392,7 @@ mod tests {
     #[test]
     fn row_layout() {
         let mut e = CopyEncoder::new();
-        e.begin();
+        e.begin(None);
         e.row::<u8>(1, 2, 0.5, -0.5, 7);
         e.end();
         let b = e.bytes();
@@ -389,19 +410,27 @@ mod tests {
         assert_eq!((e.rows, e.value_sum), (1, 7.0));
     }
 
-    /// `row` (one copy per row) writes exactly what the field-by-field path writes.
+    /// `row` (one copy per row) writes exactly what the field-by-field path writes, with and
+    /// without `geom`.
     #[test]
     fn row_equals_fields() {
         fn both<T: PgValue + Copy>(v: T) {
-            let (mut a, mut b) = (CopyEncoder::new(), CopyEncoder::new());
-            a.begin();
-            b.begin();
-            a.row::<T>(-3, 70_000, -179.5, 89.25, v);
-            b.key_fields(-3, 70_000, -179.5, 89.25, row_fields(1).unwrap());
-            b.value::<T>(v);
-            b.end_row();
-            assert_eq!(a.bytes(), b.bytes());
-            assert_eq!((a.rows, a.value_sum), (b.rows, b.value_sum));
+            for srid in [None, Some(4326)] {
+                let (mut a, mut b) = (CopyEncoder::new(), CopyEncoder::new());
+                a.begin(srid);
+                b.begin(srid);
+                a.row::<T>(-3, 70_000, -179.5, 89.25, v);
+                b.key_fields(-3, 70_000, -179.5, 89.25, row_fields(1).unwrap());
+                b.value::<T>(v);
+                b.end_row();
+                assert_eq!(a.bytes(), b.bytes());
+                assert_eq!((a.rows, a.value_sum), (b.rows, b.value_sum));
+                let row = &a.bytes()[HEADER.len()..];
+                assert_eq!(row[..2], (5 + i16::from(srid.is_some())).to_be_bytes());
+                if let Some(srid) = srid {
+                    assert!(row.ends_with(&geometry::point_field(srid, -179.5, 89.25)));
+                }
+            }
         }
         both(u8::MAX);
         both(i16::MIN);

@@ -9,6 +9,7 @@
 //! lock, so two runs at once never both build it), then the table is analysed.
 
 pub mod copy;
+pub mod geometry;
 pub mod ledger;
 pub mod pg;
 pub mod shard;
@@ -157,6 +158,9 @@ pub enum LoadError {
     /// `verify` on a dataset that is not loaded.
     #[error("table {0} does not exist: run load first")]
     NoTable(String),
+    /// `--geometry` cannot be honoured, or `verify` found `geom` wrong.
+    #[error(transparent)]
+    Geometry(#[from] geometry::GeometryError),
 }
 
 /// One result per dataset, by name, in the order they were processed.
@@ -177,8 +181,10 @@ pub struct LoadOptions {
     pub schema: String,
     /// Prefix of every dataset table's name.
     pub table_prefix: String,
-    /// Skip building the primary key.
+    /// Skip building the primary key (and the GiST index on `geom`).
     pub no_index: bool,
+    /// Add a PostGIS `geom` column (`--geometry`).
+    pub geometry: Option<geometry::Geometry>,
     /// Drop and reload tables that exist.
     pub replace: bool,
     /// No progress display.
@@ -206,6 +212,8 @@ pub struct LoadSummary {
     pub seconds: f64,
     /// Whether the primary key was built by this run.
     pub indexed: bool,
+    /// Whether the GiST index on `geom` was built by this run.
+    pub geom_indexed: bool,
     /// Whether another run loading the same table at the same time built the primary key
     /// (this run found it there when its own tiles were in).
     pub key_by_other: bool,
@@ -276,6 +284,7 @@ pub fn load(opts: &LoadOptions) -> Result<PerDataset<LoadSummary>, LoadError> {
     let root = Store::open(&opts.root)?;
     let names = dataset_names(&root, &opts.datasets)?;
     let mut client = opts.conn.connect()?;
+    geometry::check_available(&mut client, opts.geometry, &opts.conn)?;
     pg::apply_schema(&mut client, &opts.schema)?;
     let mut out = Vec::new();
     for name in names {
@@ -380,12 +389,18 @@ fn shape_text(cols: &[(String, String)]) -> String {
 /// Makes the dataset's table ready: created, or checked (shape, no foreign rows), or dropped
 /// and recreated with `--replace`; ledger rows of tiles that are no longer staged (or whose
 /// window changed) are removed with their rows. Returns whether the table has a primary key.
-fn prepare_table(client: &mut Client, opts: &LoadOptions, m: &Manifest, table: &str) -> Result<bool, LoadError> {
+fn prepare_table(
+    client: &mut Client,
+    opts: &LoadOptions,
+    m: &Manifest,
+    table: &str,
+    geom: Option<&geometry::GeomColumn>,
+) -> Result<bool, LoadError> {
     let qt = qualified(&opts.schema, table);
     let what = format!("preparing table {qt}");
     let mut tx = client.transaction().map_err(db(&what))?;
     tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("rasterstage:{qt}")]).map_err(db(&what))?;
-    let expected = pg::table_shape_of(m);
+    let expected = geometry::with_geom(&mut tx, pg::table_shape_of(m), geom).map_err(db(&what))?;
     let existing = table_columns(&mut tx, &qt).map_err(db(&what))?;
     let mut create = existing.is_none();
     if let Some(cols) = existing {
@@ -394,11 +409,15 @@ fn prepare_table(client: &mut Client, opts: &LoadOptions, m: &Manifest, table: &
             tx.batch_execute(&format!("DROP TABLE {qt}")).map_err(db(&what))?;
             create = true;
         } else if cols != expected {
+            geometry::check_shape(&qt, &cols, &expected)?;
             return Err(LoadError::WrongShape { table: qt, found: shape_text(&cols), expected: shape_text(&expected) });
         }
     }
     if create {
         tx.batch_execute(&pg::create_table_sql(&qt, m)).map_err(db(&what))?;
+        if let Some(g) = geom {
+            g.add_to(&mut tx, &qt).map_err(db(&what))?;
+        }
         // The ledger describes rows of the table; a new table has none.
         ledger::clear(&mut tx, &opts.schema, table).map_err(db(&what))?;
     } else {
@@ -473,6 +492,8 @@ struct Job<'a> {
     m: &'a Manifest,
     table: &'a str,
     copy_sql: String,
+    /// SRID of the `geom` written into each row (`--geometry`).
+    geom_srid: Option<u32>,
     delay: Option<Duration>,
 }
 
@@ -523,7 +544,7 @@ impl Job<'_> {
             let range = [row.get(1), row.get(2), row.get(3), row.get(4)];
             ledger::delete_range(&mut tx, schema, self.table, range).map_err(TileError::Db)?;
         }
-        enc.begin();
+        enc.begin(self.geom_srid);
         if let Some(parts) = parts {
             let shape = TileShape::of(self.m, t);
             let mut writer = tx.copy_in(&self.copy_sql).map_err(TileError::Db)?;
@@ -637,7 +658,8 @@ fn load_dataset_only(
     let table = table_name(&opts.table_prefix, name)?;
     let qt = qualified(&opts.schema, &table);
     warn_unlisted(&ds, &m)?;
-    let has_pk = prepare_table(client, opts, &m, &table)?;
+    let geom = geometry::GeomColumn::of(client, opts.geometry, &opts.conn, &m)?;
+    let has_pk = prepare_table(client, opts, &m, &table, geom.as_ref())?;
 
     let recorded = ledger::read(client, &opts.schema, &table).map_err(db(format!("reading the ledger of {qt}")))?;
     let todo: Vec<&TileRecord> = m
@@ -666,9 +688,11 @@ fn load_dataset_only(
         m: &m,
         table: &table,
         copy_sql: format!(
-            "COPY {qt} (row_idx, col_idx, x, y, {}) FROM STDIN (FORMAT binary)",
-            pg::value_columns(&m).iter().map(|(n, _)| pg::quote(n)).collect::<Vec<_>>().join(", ")
+            "COPY {qt} (row_idx, col_idx, x, y, {}{}) FROM STDIN (FORMAT binary)",
+            pg::value_columns(&m).iter().map(|(n, _)| pg::quote(n)).collect::<Vec<_>>().join(", "),
+            if geom.is_some() { ", geom" } else { "" }
         ),
+        geom_srid: geom.as_ref().map(|g| g.srid),
         delay: std::env::var(TEST_DELAY_ENV).ok().and_then(|v| v.parse().ok()).map(Duration::from_millis),
     };
     let progress = Progress::new(name.as_str(), m.tiles.len() as u64, skipped_before as u64, opts.quiet);
@@ -740,7 +764,7 @@ fn load_dataset_only(
     let (loaded, rows) = (loaded.into_inner(), rows.into_inner());
     // The workers rode out any restart on their own connections; this one may have died.
     revive(client, &opts.conn)?;
-    let done = complete_table(client, opts, &m, &table, has_pk)?;
+    let done = complete_table(client, opts, &m, &table, has_pk, geom.as_ref())?;
     let mine = only.map_or(m.tiles.len(), HashSet::len);
     let summary = LoadSummary {
         name: m.name.clone(),
@@ -752,6 +776,7 @@ fn load_dataset_only(
         total_rows: m.row_count,
         seconds: 0.0,
         indexed: done.indexed,
+        geom_indexed: done.geom_indexed,
         key_by_other: done.key_by_other,
     };
     if done.recorded < m.tiles.len() {
@@ -781,6 +806,8 @@ struct Completion {
     recorded: usize,
     /// This run built the primary key.
     indexed: bool,
+    /// This run built the GiST index on `geom`.
+    geom_indexed: bool,
     /// The primary key was built by another run since this one prepared the table.
     key_by_other: bool,
 }
@@ -791,13 +818,15 @@ struct Completion {
 /// once (two `load`s, shards, two `merge --to-postgres`) thus build the key once, after the
 /// last tile: the lock orders their checks, and a run that finds the ledger incomplete
 /// leaves the key to whichever run completes it. `had_key`: the table had its key when this
-/// run prepared it.
+/// run prepared it. With `geom`, its GiST index is built the same way, in the same
+/// transaction.
 fn complete_table(
     client: &mut Client,
     opts: &LoadOptions,
     m: &Manifest,
     table: &str,
     had_key: bool,
+    geom: Option<&geometry::GeomColumn>,
 ) -> Result<Completion, LoadError> {
     let qt = qualified(&opts.schema, table);
     let what = format!("completing {qt}");
@@ -806,7 +835,7 @@ fn complete_table(
     let ledger = ledger::read(&mut tx, &opts.schema, table).map_err(db(&what))?;
     let recorded =
         m.tiles.iter().filter(|t| ledger.get(&t.id).is_some_and(|r| r.checksum == ledger::wanted_checksum(t))).count();
-    let mut done = Completion { recorded, indexed: false, key_by_other: false };
+    let mut done = Completion { recorded, indexed: false, geom_indexed: false, key_by_other: false };
     if recorded < m.tiles.len() || opts.no_index {
         return Ok(done);
     }
@@ -815,6 +844,7 @@ fn complete_table(
             tracing::info!("{}: the primary key of {qt} was already built by another run", m.name);
             done.key_by_other = true;
         }
+        done.geom_indexed = geometry::index_and_commit(tx, geom, &m.name, &qt)?;
         return Ok(done);
     }
     tracing::info!("{}: building the primary key of {qt}", m.name);
@@ -824,7 +854,7 @@ fn complete_table(
             if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) { " (duplicate cells?)" } else { "" };
         LoadError::Db { what: format!("building the primary key of {qt}{hint}"), reason: reason(&e) }
     })?;
-    tx.commit().map_err(db(&what))?;
+    done.geom_indexed = geometry::index_and_commit(tx, geom, &m.name, &qt)?;
     done.indexed = true;
     Ok(done)
 }
@@ -858,7 +888,8 @@ fn record_dataset(
     let epsg = g.epsg.map(|e| int4("grid.epsg", e.into())).transpose()?;
     let band = int4("source.band", m.source.band as u64)?;
     let (width, height) = (int4("grid.width", g.width as u64)?, int4("grid.height", g.height as u64)?);
-    let tile_size = int4("window", m.window as u64)?;
+    // A tile's side: the window, or a sharded Zarr's shard (what tile_count counts).
+    let tile_size = int4("window", m.tile_side() as u64)?;
     let tile_count = int4("tile_count", m.tiles.len() as u64)?;
     let rows: u64 = m.tiles.iter().try_fold(0u64, |n, t| n.checked_add(t.row_count)).unwrap_or(u64::MAX);
     let row_count = i64::try_from(rows).map_err(|_| out_of_range("row_count", rows.to_string()))?;

@@ -13,9 +13,10 @@ pub mod read;
 pub mod zarr;
 
 use crate::dtype::DataType;
-use crate::grid::Grid;
+use crate::grid::{Grid, Window};
 use crate::store::{Store, StoreError};
 use crate::tile::Tile;
+use commit::TileErrorKind;
 pub use manifest::{Format, Manifest, TileRecord};
 
 /// Errors writing or reading staged data; each names the object.
@@ -78,6 +79,8 @@ pub struct Layout {
     pub window: usize,
     /// Zarr version (2 or 3).
     pub zarr_version: u8,
+    /// Sharded Zarr v3: windows per shard side (`--zarr-shard`).
+    pub zarr_shard: Option<usize>,
     /// How Parquet tiles are written (GeoParquet, compatible encodings).
     pub parquet: parquet::ParquetOptions,
     /// JSON describing the grid, stored in every Parquet tile's key-value metadata.
@@ -97,6 +100,20 @@ pub trait TileWriter: Send + Sync {
     /// # Errors
     /// [`StageError`] naming the tile.
     fn write(&self, tile: &Tile) -> Result<TileRecord, StageError>;
+
+    /// Writes one tile (one unit of work: a window, or a sharded Zarr's shard of windows),
+    /// getting each window's values from `compute`, and returns its (not yet committed)
+    /// record. By default the tile is one window.
+    ///
+    /// # Errors
+    /// What `compute` returns; [`StageError`] naming the tile.
+    fn write_tile(
+        &self,
+        tile: Window,
+        compute: &mut dyn FnMut(Window) -> Result<Tile, TileErrorKind>,
+    ) -> Result<TileRecord, TileErrorKind> {
+        Ok(self.write(&compute(tile)?)?)
+    }
 
     /// Runs once every tile is committed (consolidated Zarr metadata).
     ///
