@@ -335,7 +335,7 @@ fn gcs_store(remote: &RemoteUrl, options: &StorageOptions) -> Result<impl Object
         // An empty bearer token sends no Authorization header, as Google's own libraries do
         // for an emulator; and no credential lookup can reach for the metadata server.
         let anonymous = object_store::StaticCredentialProvider::new(GcpCredential { bearer: String::new() });
-        builder = builder.with_base_url(base).with_credentials(Arc::new(anonymous));
+        builder = builder.with_base_url(&base).with_credentials(Arc::new(anonymous));
     }
     builder
         .with_bucket_name(&remote.bucket)
