@@ -76,7 +76,9 @@ class Gateway(http.server.BaseHTTPRequestHandler):
         parts = url.path.lstrip("/").split("/", 1)
         if len(parts) != 2 or not parts[1]:
             return None
-        return parts[0], urllib.parse.unquote(parts[1]), urllib.parse.parse_qs(url.query, keep_blank_values=True)
+        query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+        # object_store percent-encodes every character but letters and digits, "/" too.
+        return urllib.parse.unquote(parts[0]), urllib.parse.unquote(parts[1]), query
 
     def _forward(self, head=False):
         body = self._body()
