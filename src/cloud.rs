@@ -194,6 +194,16 @@ impl ConnectionString {
                 _ => {}
             }
         }
+        if cs.account_name.is_none() {
+            // A SAS connection string names only the endpoint: the account is its host's first
+            // label (https://ACCOUNT.blob.core.windows.net) or, path-style (Azurite), the
+            // endpoint's path.
+            cs.account_name = cs.blob_endpoint.as_deref().and_then(|e| {
+                let rest = e.split_once("://").map_or(e, |(_, r)| r);
+                let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+                azure_account(host).or_else(|| path.split('/').find(|p| !p.is_empty()).map(str::to_string))
+            });
+        }
         if cs.blob_endpoint.is_none() {
             if let (Some(account), Some(suffix)) = (&cs.account_name, suffix) {
                 let protocol = protocol.unwrap_or_else(|| "https".into());
@@ -292,6 +302,10 @@ mod tests {
         assert_eq!(cs.sas.as_deref(), Some("sv=2022&sig=x%3D"));
         assert_eq!(cs.suffix_endpoint.as_deref(), Some("https://a.blob.core.chinacloudapi.cn"));
         assert!(ConnectionString::parse("UseDevelopmentStorage=true").unwrap().development_storage);
+        let cs = ConnectionString::parse("BlobEndpoint=https://acct.blob.core.windows.net/;SharedAccessSignature=sv=1").unwrap();
+        assert_eq!(cs.account_name.as_deref(), Some("acct"));
+        let cs = ConnectionString::parse("BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;SharedAccessSignature=sv=1").unwrap();
+        assert_eq!(cs.account_name.as_deref(), Some("devstoreaccount1"));
         let Err(e) = ConnectionString::parse("AccountName=a;AccountKeysecret-value") else { panic!("accepted") };
         assert!(e.contains("part 2") && !e.contains("secret-value"), "{e}");
     }

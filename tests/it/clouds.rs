@@ -444,3 +444,80 @@ fn gcs_shards_and_merge_match_local() {
 fn gcs_multipart_tile_round_trip_not_served_by_the_emulator() {
     eprintln!("gcs multipart (objects > 8 MiB) and missing-bucket errors not tested: {NOT_ON_GCS}");
 }
+
+/// Azure credentials: a wrong account key is refused in one line naming the container and
+/// the operation; a SAS token alone (the connection string's `SharedAccessSignature`) works;
+/// neither the key nor the token appears anywhere, not even in trace logs.
+#[test]
+fn azure_refused_key_and_sas_token_never_printed() {
+    let dir = tmp();
+    let src = dir.path().join("c.tif");
+    source(&src, 64, 64, 4);
+    let bucket = Bucket::new_on(Backend::Azure, "auth");
+    let endpoint = Backend::Azure.endpoint();
+    let root = bucket.url("staging");
+    let conv = ["convert", s(&src), "--name", "c", "--out", root.as_str(), "--overwrite"];
+    let run_with = |cs: &str, args: &[&str]| -> (bool, String) {
+        let out = bin().args(args).env("AZURE_STORAGE_CONNECTION_STRING", cs).env("RUST_LOG", "trace").output().unwrap();
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), all)
+    };
+
+    // "wrong-key-never-printed", base64: a well-formed key Azurite does not accept.
+    let wrong_key = "d3Jvbmcta2V5LW5ldmVyLXByaW50ZWQ=";
+    let wrong = format!("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={wrong_key};BlobEndpoint={endpoint};");
+    let err = String::from_utf8_lossy(&bin().args(conv).env("AZURE_STORAGE_CONNECTION_STRING", &wrong).output().unwrap().stderr)
+        .into_owned();
+    let quoted = format!("container \"{}\" refused", bucket.name);
+    let line = one_error_line(&err, &[&quoted, &format!("get {root}/c/dataset.json"), "AZURE_STORAGE_CONNECTION_STRING"]);
+    assert!(!line.contains(wrong_key), "{line}");
+    let (ok_, all) = run_with(&wrong, &["inspect", &root]);
+    assert!(!ok_ && all.contains(&quoted) && !all.contains(wrong_key), "{all}");
+
+    // A container SAS token only, no key: works, and is never printed.
+    let sas = bucket.azure(
+        "from datetime import datetime, timedelta, timezone\n\
+         from azure.storage.blob import generate_container_sas, ContainerSasPermissions\n\
+         key = svc.credential.account_key\n\
+         print(generate_container_sas('devstoreaccount1', container.container_name, account_key=key, \
+         permission=ContainerSasPermissions(read=True, write=True, delete=True, list=True, add=True, create=True), \
+         expiry=datetime.now(timezone.utc) + timedelta(hours=1)))",
+    );
+    let signature = sas.split('&').find_map(|p| p.strip_prefix("sig=")).expect("sig in the SAS token").to_string();
+    let with_sas = format!("BlobEndpoint={endpoint};SharedAccessSignature={sas}");
+    let (ok_, all) = run_with(&with_sas, &["-vv", conv[0], conv[1], conv[2], conv[3], conv[4], conv[5], conv[6]]);
+    assert!(ok_, "SAS token: {all}");
+    assert!(all.len() > 1000, "expected trace output");
+    let key = bucket.azure("print(svc.credential.account_key)");
+    for secret in [signature.as_str(), key.as_str()] {
+        assert!(!all.contains(secret), "a secret was printed");
+    }
+    assert_eq!(manifest(bucket.download("staging").path(), "c")["status"], "complete");
+}
+
+/// GCS credentials from a service-account JSON file (`GOOGLE_SERVICE_ACCOUNT`), the form
+/// object_store's own emulator tests use: `gcs_base_url` names the server and
+/// `disable_oauth` sends no token; without STORAGE_EMULATOR_HOST.
+#[test]
+fn gcs_service_account_file() {
+    let dir = tmp();
+    let src = dir.path().join("g.tif");
+    source(&src, 64, 64, 6);
+    let bucket = Bucket::new_on(Backend::Gcs, "sa");
+    let key = dir.path().join("service-account.json");
+    let json = format!(
+        "{{\"type\": \"service_account\", \"private_key\": \"\", \"private_key_id\": \"\", \"client_email\": \"\", \
+         \"gcs_base_url\": \"{}\", \"disable_oauth\": true}}",
+        Backend::Gcs.endpoint()
+    );
+    std::fs::write(&key, json).unwrap();
+    let root = bucket.url("staging");
+    let out = bin()
+        .args(["convert", s(&src), "--name", "g", "--out", &root])
+        .env_remove("STORAGE_EMULATOR_HOST")
+        .env("GOOGLE_SERVICE_ACCOUNT", &key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(manifest(bucket.download("staging").path(), "g")["status"], "complete");
+}
