@@ -264,7 +264,10 @@ mod tests {
         let r = remote("abfss://c@acct.dfs.core.windows.net/x/y");
         assert_eq!((r.bucket.as_str(), r.prefix.as_str(), r.account.as_deref()), ("c", "x/y", Some("acct")));
         let r = remote("https://acct.blob.core.windows.net/c/x");
-        assert_eq!((r.cloud, r.bucket.as_str(), r.prefix.as_str(), r.account.as_deref()), (Cloud::Azure, "c", "x", Some("acct")));
+        assert_eq!(
+            (r.cloud, r.bucket.as_str(), r.prefix.as_str(), r.account.as_deref()),
+            (Cloud::Azure, "c", "x", Some("acct"))
+        );
         assert!(parse("/local/path").is_none());
         assert!(parse("file:///local").is_none());
         assert!(parse("ftp://x/y").unwrap().unwrap_err().contains("unsupported scheme"));
@@ -297,14 +300,19 @@ mod tests {
         assert_eq!(cs.account_name.as_deref(), Some("devstoreaccount1"));
         assert_eq!(cs.account_key.as_deref(), Some("a2V5=="));
         assert_eq!(cs.blob_endpoint.as_deref(), Some("http://127.0.0.1:10000/devstoreaccount1"));
-        let cs = ConnectionString::parse("AccountName=a;SharedAccessSignature=sv=2022&sig=x%3D;EndpointSuffix=core.chinacloudapi.cn")
-            .unwrap();
+        let cs = ConnectionString::parse(
+            "AccountName=a;SharedAccessSignature=sv=2022&sig=x%3D;EndpointSuffix=core.chinacloudapi.cn",
+        )
+        .unwrap();
         assert_eq!(cs.sas.as_deref(), Some("sv=2022&sig=x%3D"));
         assert_eq!(cs.suffix_endpoint.as_deref(), Some("https://a.blob.core.chinacloudapi.cn"));
         assert!(ConnectionString::parse("UseDevelopmentStorage=true").unwrap().development_storage);
-        let cs = ConnectionString::parse("BlobEndpoint=https://acct.blob.core.windows.net/;SharedAccessSignature=sv=1").unwrap();
+        let cs = ConnectionString::parse("BlobEndpoint=https://acct.blob.core.windows.net/;SharedAccessSignature=sv=1")
+            .unwrap();
         assert_eq!(cs.account_name.as_deref(), Some("acct"));
-        let cs = ConnectionString::parse("BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;SharedAccessSignature=sv=1").unwrap();
+        let cs =
+            ConnectionString::parse("BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;SharedAccessSignature=sv=1")
+                .unwrap();
         assert_eq!(cs.account_name.as_deref(), Some("devstoreaccount1"));
         let Err(e) = ConnectionString::parse("AccountName=a;AccountKeysecret-value") else { panic!("accepted") };
         assert!(e.contains("part 2") && !e.contains("secret-value"), "{e}");

@@ -16,7 +16,9 @@ use std::sync::Once;
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// A local file that does not exist.
-    #[error("{0}: no such file; check the path (use s3://, gs://, az:// or GDAL's /vsis3/, /vsigs/, /vsiaz/ for objects)")]
+    #[error(
+        "{0}: no such file; check the path (use s3://, gs://, az:// or GDAL's /vsis3/, /vsigs/, /vsiaz/ for objects)"
+    )]
     Missing(String),
     /// GDAL cannot open the file as a raster.
     #[error("{0}: not a raster GDAL can open ({1})")]

@@ -16,9 +16,9 @@
 //! `AZURE_STORAGE_CONNECTION_STRING`, account name and key, SAS token, service principal,
 //! workload and managed identity); they are never formatted into a message or a log line.
 
+use crate::cloud::{Cloud, RemoteUrl};
 use bytes::Bytes;
 use futures::TryStreamExt;
-use crate::cloud::{Cloud, RemoteUrl};
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder, GoogleConfigKey};
@@ -57,26 +57,28 @@ pub enum StoreError {
         detail: String,
     },
     /// The bucket (Azure: container) does not exist.
-    #[error("{op} {url}: {word} {bucket:?} does not exist; create it or correct the URL")]
+    #[error("{op} {url}: {} {bucket:?} does not exist; create it or correct the URL", .cloud.bucket_word())]
     NoBucket {
         /// What was attempted.
         op: &'static str,
-        /// "bucket" or "container".
-        word: &'static str,
+        /// Which object store.
+        cloud: Cloud,
         /// The bucket or container.
         bucket: String,
         /// The object or prefix.
         url: String,
     },
     /// The server refused the request: wrong or missing credentials, or no permission.
-    #[error("{op} {url}: access to {word} {bucket:?} refused ({detail}); check the credentials ({hint}")]
+    #[error(
+        "{op} {url}: access to {} {bucket:?} refused ({detail}); check the credentials ({}",
+        .cloud.bucket_word(),
+        .cloud.credentials_hint()
+    )]
     Denied {
         /// What was refused.
         op: &'static str,
-        /// "bucket" or "container".
-        word: &'static str,
-        /// Where the credentials come from, and what else grants access.
-        hint: &'static str,
+        /// Which object store (for the names of its credentials).
+        cloud: Cloud,
         /// The bucket or container.
         bucket: String,
         /// The object or prefix.
@@ -433,11 +435,7 @@ impl Store {
                 bucket: Some((remote.cloud, remote.bucket)),
             });
         }
-        let local = if let Some(p) = url.strip_prefix("file://") {
-            p.to_string()
-        } else {
-            url.to_string()
-        };
+        let local = if let Some(p) = url.strip_prefix("file://") { p.to_string() } else { url.to_string() };
         std::fs::create_dir_all(&local).map_err(|source| StoreError::CreateDir { path: local.clone(), source })?;
         let abs =
             std::fs::canonicalize(&local).map_err(|source| StoreError::CreateDir { path: local.clone(), source })?;
@@ -802,9 +800,9 @@ fn classify(op: &'static str, url: String, bucket: Option<&(Cloud, String)>, e: 
     let text = e.to_string();
     let code = s3_code(&text);
     if let Some((cloud, bucket)) = bucket {
-        let word = cloud.bucket_word();
+        let cloud = *cloud;
         if code.as_deref().is_some_and(|c| NO_BUCKET_CODES.contains(&c)) {
-            return StoreError::NoBucket { op, word, bucket: bucket.to_string(), url };
+            return StoreError::NoBucket { op, cloud, bucket: bucket.to_string(), url };
         }
         let denied_code = code.as_deref().is_some_and(|c| DENIED_CODES.contains(&c));
         if denied_code
@@ -815,7 +813,7 @@ fn classify(op: &'static str, url: String, bucket: Option<&(Cloud, String)>, e: 
                 (Some(c), None) => c,
                 _ => describe(&text),
             };
-            return StoreError::Denied { op, word, hint: cloud.credentials_hint(), bucket: bucket.to_string(), url, detail };
+            return StoreError::Denied { op, cloud, bucket: bucket.to_string(), url, detail };
         }
     }
     StoreError::Op { op, url, detail: describe(&text) }

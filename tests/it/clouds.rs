@@ -98,7 +98,6 @@ pub(crate) fn same_staging(a: &Path, b: &Path, name: &str) {
     assert!(fa == fb, "staged bytes differ");
 }
 
-
 /// Convert to the bucket and to a local folder: same keys and bytes; `inspect` reads the
 /// bucket; `load` from both gives the same table and ledger; a second load loads nothing;
 /// `verify` passes.
@@ -319,7 +318,8 @@ pub(crate) fn shards_and_merge_match_local(backend: Backend) {
     };
     let (cl, cr) = (cfg(s(&local), "local.yml"), cfg(&remote, "remote.yml"));
     ok(&["-q", "convert", "--config", &cl]);
-    let kids: Vec<Child> = (0..2).map(|k| spawn(&["-q", "convert", "--config", &cr, "--shard", &format!("{k}/2")])).collect();
+    let kids: Vec<Child> =
+        (0..2).map(|k| spawn(&["-q", "convert", "--config", &cr, "--shard", &format!("{k}/2")])).collect();
     for (k, c) in kids.into_iter().enumerate() {
         let out = c.wait_with_output().unwrap();
         assert!(out.status.success(), "shard {k}/2: {}", String::from_utf8_lossy(&out.stderr));
@@ -335,7 +335,18 @@ pub(crate) fn shards_and_merge_match_local(backend: Backend) {
     let kids: Vec<Child> = (0..2)
         .map(|k| {
             let shard = format!("{k}/2");
-            spawn(&["-q", "load", "--config", &cr, "--schema", &sr.name, "--database-url", &db_url(), "--shard", &shard])
+            spawn(&[
+                "-q",
+                "load",
+                "--config",
+                &cr,
+                "--schema",
+                &sr.name,
+                "--database-url",
+                &db_url(),
+                "--shard",
+                &shard,
+            ])
         })
         .collect();
     for (k, c) in kids.into_iter().enumerate() {
@@ -458,18 +469,24 @@ fn azure_refused_key_and_sas_token_never_printed() {
     let root = bucket.url("staging");
     let conv = ["convert", s(&src), "--name", "c", "--out", root.as_str(), "--overwrite"];
     let run_with = |cs: &str, args: &[&str]| -> (bool, String) {
-        let out = bin().args(args).env("AZURE_STORAGE_CONNECTION_STRING", cs).env("RUST_LOG", "trace").output().unwrap();
+        let out =
+            bin().args(args).env("AZURE_STORAGE_CONNECTION_STRING", cs).env("RUST_LOG", "trace").output().unwrap();
         let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         (out.status.success(), all)
     };
 
     // "wrong-key-never-printed", base64: a well-formed key Azurite does not accept.
     let wrong_key = "d3Jvbmcta2V5LW5ldmVyLXByaW50ZWQ=";
-    let wrong = format!("DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={wrong_key};BlobEndpoint={endpoint};");
-    let err = String::from_utf8_lossy(&bin().args(conv).env("AZURE_STORAGE_CONNECTION_STRING", &wrong).output().unwrap().stderr)
-        .into_owned();
+    let wrong = format!(
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={wrong_key};BlobEndpoint={endpoint};"
+    );
+    let err = String::from_utf8_lossy(
+        &bin().args(conv).env("AZURE_STORAGE_CONNECTION_STRING", &wrong).output().unwrap().stderr,
+    )
+    .into_owned();
     let quoted = format!("container \"{}\" refused", bucket.name);
-    let line = one_error_line(&err, &[&quoted, &format!("get {root}/c/dataset.json"), "AZURE_STORAGE_CONNECTION_STRING"]);
+    let line =
+        one_error_line(&err, &[&quoted, &format!("get {root}/c/dataset.json"), "AZURE_STORAGE_CONNECTION_STRING"]);
     assert!(!line.contains(wrong_key), "{line}");
     let (ok_, all) = run_with(&wrong, &["inspect", &root]);
     assert!(!ok_ && all.contains(&quoted) && !all.contains(wrong_key), "{all}");

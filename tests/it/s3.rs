@@ -121,7 +121,6 @@ fn s3_multipart_tile_round_trip() {
     assert_eq!(bucket.boto("print(len(s3.list_multipart_uploads(Bucket=bucket).get('Uploads', [])))"), "0");
 }
 
-
 // ---------------------------------------------------------------------------
 // A faulty network: a loopback proxy that fails chosen requests.
 // ---------------------------------------------------------------------------
