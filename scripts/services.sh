@@ -28,6 +28,7 @@
 #   RASTERSTAGE_PRIVATE_PG  =1: ignore any running PostgreSQL and any DATABASE_URL,
 #                           start a private throw-away cluster (tests that path)
 #   DATABASE_URL            if already set (and not forced private), used as is
+#   RASTERSTAGE_CLOUD_EMULATORS  =0: start neither Azurite nor fake-gcs-server (the demo)
 #
 # Deliberately no `set -euo pipefail` at top level: this file runs inside the
 # caller's shell, and changing its options behind its back would be rude. Every
@@ -428,8 +429,10 @@ _rs_services_main() {
     _rs_python || return 1
     _rs_pg || return 1
     _rs_s3 || return 1
-    _rs_azure || return 1
-    _rs_gcs || return 1
+    if [[ "${RASTERSTAGE_CLOUD_EMULATORS:-1}" != 0 ]]; then
+        _rs_azure || return 1
+        _rs_gcs || return 1
+    fi
     # GDAL's block cache defaults to 5% of RAM (~1.2 GB here): bound it so memory
     # measurements and parallel tests are not dominated by the cache.
     export GDAL_CACHEMAX="${GDAL_CACHEMAX:-64}"

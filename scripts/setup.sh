@@ -20,6 +20,8 @@
 #                           PostgreSQL server binaries (initdb, pg_ctl) are required.
 #   RASTERSTAGE_BASE_PYTHON python used to create the venv (default python3)
 #   RASTERSTAGE_NODE_DIR    where Azurite is installed (default $HOME/.cache/rasterstage-node)
+#   RASTERSTAGE_CLOUD_EMULATORS =0: no Azurite (and services.sh starts neither Azurite nor
+#                           fake-gcs-server): for the demo, which stages to a folder only
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -56,8 +58,10 @@ for pkg in libgdal-dev gdal-bin time pkg-config curl openssl; do
 done
 # Node.js + npm run Azurite (the Azure Blob emulator). Look for the commands: the machine's
 # Node may come from elsewhere than Debian's packages.
-command -v node >/dev/null 2>&1 || missing+=(nodejs)
-command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [[ "${RASTERSTAGE_CLOUD_EMULATORS:-1}" != 0 ]]; then
+    command -v node >/dev/null 2>&1 || missing+=(nodejs)
+    command -v npm >/dev/null 2>&1 || missing+=(npm)
+fi
 
 # psql / pg_isready: services.sh uses them to probe and prepare databases. Check
 # for the commands, not the package name: Debian ships them in the versioned
@@ -165,18 +169,22 @@ log "DuckDB httpfs + postgres extensions load offline"
 # ---------------------------------------------------------------------------
 AZURITE_VERSION=3.37.0
 NODE_DIR="${RASTERSTAGE_NODE_DIR:-$HOME/.cache/rasterstage-node}"
-mkdir -p "$NODE_DIR"
-exec 8>"$NODE_DIR.lock"
-flock 8
-installed_azurite="$(cd "$NODE_DIR" && node -p 'require("azurite/package.json").version' 2>/dev/null || true)"
-if [[ "$installed_azurite" == "$AZURITE_VERSION" && -x "$NODE_DIR/node_modules/.bin/azurite-blob" ]]; then
-    log "Azurite $AZURITE_VERSION: present in $NODE_DIR"
+if [[ "${RASTERSTAGE_CLOUD_EMULATORS:-1}" == 0 ]]; then
+    log "Azurite: skipped (RASTERSTAGE_CLOUD_EMULATORS=0)"
 else
-    log "installing Azurite $AZURITE_VERSION from npm into $NODE_DIR"
-    npm install --prefix "$NODE_DIR" --no-audit --no-fund --silent "azurite@$AZURITE_VERSION" ||
-        die "npm install azurite@$AZURITE_VERSION failed"
+    mkdir -p "$NODE_DIR"
+    exec 8>"$NODE_DIR.lock"
+    flock 8
+    installed_azurite="$(cd "$NODE_DIR" && node -p 'require("azurite/package.json").version' 2>/dev/null || true)"
+    if [[ "$installed_azurite" == "$AZURITE_VERSION" && -x "$NODE_DIR/node_modules/.bin/azurite-blob" ]]; then
+        log "Azurite $AZURITE_VERSION: present in $NODE_DIR"
+    else
+        log "installing Azurite $AZURITE_VERSION from npm into $NODE_DIR"
+        npm install --prefix "$NODE_DIR" --no-audit --no-fund --silent "azurite@$AZURITE_VERSION" ||
+            die "npm install azurite@$AZURITE_VERSION failed"
+    fi
+    flock -u 8
 fi
-flock -u 8
 
 # ---------------------------------------------------------------------------
 # 4. Rust: cargo and rustc come with the machine (rustup); nothing to install.
