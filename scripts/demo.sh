@@ -28,6 +28,8 @@ command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (https://
 
 # Idempotent and quick when everything is there; on a fresh machine it installs GDAL, the
 # PostgreSQL client (and server binaries), and the Python venv that DuckDB comes from.
+# The demo stages to a folder: no Azure or GCS emulator to install or start.
+export RASTERSTAGE_CLOUD_EMULATORS=0
 say "installing what is missing (scripts/setup.sh)"
 bash scripts/setup.sh
 

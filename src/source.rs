@@ -16,7 +16,9 @@ use std::sync::Once;
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// A local file that does not exist.
-    #[error("{0}: no such file; check the path (use /vsis3/... or s3://... for objects)")]
+    #[error(
+        "{0}: no such file; check the path (use s3://, gs://, az:// or GDAL's /vsis3/, /vsigs/, /vsiaz/ for objects)"
+    )]
     Missing(String),
     /// GDAL cannot open the file as a raster.
     #[error("{0}: not a raster GDAL can open ({1})")]
@@ -61,7 +63,7 @@ pub enum SourceError {
 /// What identifies a source's content cheaply: a changed file gets a different fingerprint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fingerprint {
-    /// Size in bytes (from GDAL's VSI stat, so /vsis3/ works too).
+    /// Size in bytes (from GDAL's VSI stat, so /vsis3/, /vsigs/ and /vsiaz/ work too).
     pub size: u64,
     /// Modification time, seconds since the epoch.
     pub mtime: i64,
@@ -142,8 +144,9 @@ fn sample_distinct(band: &gdal::raster::RasterBand, nodata: Option<f64>) -> Opti
 /// 16 MB was faster than 64 MB (2.5 s vs 3.1 s) and 85 MB lighter.
 pub const DEFAULT_CACHE_MB: &str = "32";
 
-/// Bounds GDAL's block cache unless the user set `GDAL_CACHEMAX`, and passes S3 settings
-/// from the AWS variables to `/vsis3/`.
+/// Bounds GDAL's block cache unless the user set `GDAL_CACHEMAX`, and passes the object store
+/// settings rasterstage reads to GDAL's `/vsis3/`, `/vsigs/` and `/vsiaz/` (see
+/// [`cloud_gdal_options`]).
 pub fn init_gdal() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
@@ -165,14 +168,9 @@ pub fn init_gdal() {
         if std::env::var_os("GDAL_CACHEMAX").is_none() {
             let _ = gdal::config::set_config_option("GDAL_CACHEMAX", DEFAULT_CACHE_MB);
         }
-        if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
-            // GDAL wants host:port plus a separate HTTPS switch, and path-style addressing
-            // for S3-compatible servers.
-            let https = endpoint.starts_with("https://");
-            let host = endpoint.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/');
-            let _ = gdal::config::set_config_option("AWS_S3_ENDPOINT", host);
-            let _ = gdal::config::set_config_option("AWS_HTTPS", if https { "YES" } else { "NO" });
-            let _ = gdal::config::set_config_option("AWS_VIRTUAL_HOSTING", "FALSE");
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        for (key, value) in cloud_gdal_options(env) {
+            let _ = gdal::config::set_config_option(key, &value);
         }
         // GDAL does not retry failed HTTP requests by default: give /vsis3/ reads the
         // staging store's retry budget (5xx and 429 are retried), unless the user chose.
@@ -212,12 +210,50 @@ pub fn gdal_checked<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, Strin
     }
 }
 
-/// The path GDAL opens: `s3://bucket/key` becomes `/vsis3/bucket/key`.
-pub fn gdal_path(path: &str) -> String {
-    match path.strip_prefix("s3://") {
-        Some(rest) => format!("/vsis3/{rest}"),
-        None => path.to_string(),
+/// The GDAL configuration options that make `/vsis3/`, `/vsigs/` and `/vsiaz/` read from
+/// where rasterstage's store writes, given the environment `env`: GDAL reads some variables
+/// under other names (`AZURE_STORAGE_ACCOUNT`, not `AZURE_STORAGE_ACCOUNT_NAME`) and knows
+/// neither `AWS_ENDPOINT_URL` nor `STORAGE_EMULATOR_HOST`. An option the user set for GDAL
+/// directly is left alone. `AZURE_STORAGE_CONNECTION_STRING` (with a `BlobEndpoint` for
+/// Azurite) and `GOOGLE_APPLICATION_CREDENTIALS` GDAL reads itself.
+pub fn cloud_gdal_options(env: impl Fn(&str) -> Option<String>) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let mut set = |key: &'static str, value: String| {
+        if env(key).is_none() {
+            out.push((key, value));
+        }
+    };
+    if let Some(endpoint) = env("AWS_ENDPOINT_URL") {
+        // GDAL wants host:port plus a separate HTTPS switch, and path-style addressing
+        // for S3-compatible servers.
+        let https = endpoint.starts_with("https://");
+        let host = endpoint.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/');
+        set("AWS_S3_ENDPOINT", host.to_string());
+        set("AWS_HTTPS", if https { "YES" } else { "NO" }.to_string());
+        set("AWS_VIRTUAL_HOSTING", "FALSE".to_string());
     }
+    if let Some(host) = env(crate::cloud::GCS_EMULATOR_ENV) {
+        if let Some(base) = crate::cloud::emulator_base(&host) {
+            // An emulator takes no signed requests, as with the store's anonymous credentials.
+            set("CPL_GS_ENDPOINT", format!("{base}/"));
+            set("GS_NO_SIGN_REQUEST", "YES".to_string());
+        }
+    }
+    for (ours, gdals) in [
+        ("AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT"),
+        ("AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_ACCESS_KEY"),
+    ] {
+        if let Some(v) = env(ours) {
+            set(gdals, v);
+        }
+    }
+    out
+}
+
+/// The path GDAL opens: `s3://`, `gs://` and the Azure URL forms become `/vsis3/`,
+/// `/vsigs/` and `/vsiaz/` paths; anything else is GDAL's already.
+pub fn gdal_path(path: &str) -> String {
+    crate::cloud::vsi_path(path).map_or_else(|| path.to_string(), |(p, _)| p)
 }
 
 fn vsi_stat(path: &str) -> Option<Fingerprint> {
@@ -279,6 +315,11 @@ impl Source {
     pub fn open(path: &str, band: usize, nodata: Option<f64>) -> Result<Source, SourceError> {
         init_gdal();
         let gpath = gdal_path(path);
+        if let Some((_, Some(account))) = crate::cloud::vsi_path(path) {
+            // The account an https:// or abfs:// URL names, for this thread's /vsiaz/ reads
+            // (every worker thread opens its own Source).
+            let _ = gdal::config::set_thread_local_config_option("AZURE_STORAGE_ACCOUNT", &account);
+        }
         if !gpath.starts_with("/vsi") && !gpath.contains(':') && !std::path::Path::new(&gpath).exists() {
             return Err(SourceError::Missing(path.to_string()));
         }

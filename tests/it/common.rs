@@ -121,6 +121,10 @@ pub enum Need {
     PgServer,
     /// The one-node Slurm cluster scripts/slurm.sh started (`RASTERSTAGE_TEST_SLURM_CONF`).
     Slurm,
+    /// The Azure Blob emulator (Azurite) at `RASTERSTAGE_TEST_AZURE_ENDPOINT`.
+    Azure,
+    /// The GCS emulator (fake-gcs-server) at `RASTERSTAGE_TEST_GCS_ENDPOINT`.
+    Gcs,
 }
 
 pub use Need::{Pg, PgServer, Python, S3};
@@ -136,6 +140,14 @@ impl Need {
         let (what, why) = match self {
             Pg => ("PostgreSQL", unset("DATABASE_URL").then(|| "DATABASE_URL unset".to_string())),
             S3 => ("S3", unset("RASTERSTAGE_TEST_S3_ENDPOINT").then(|| "RASTERSTAGE_TEST_S3_ENDPOINT unset".into())),
+            Need::Azure => (
+                "Azure Blob (Azurite)",
+                unset("RASTERSTAGE_TEST_AZURE_ENDPOINT").then(|| "RASTERSTAGE_TEST_AZURE_ENDPOINT unset".into()),
+            ),
+            Need::Gcs => (
+                "GCS (fake-gcs-server)",
+                unset("RASTERSTAGE_TEST_GCS_ENDPOINT").then(|| "RASTERSTAGE_TEST_GCS_ENDPOINT unset".into()),
+            ),
             Python => (
                 "Python",
                 match std::env::var("RASTERSTAGE_PYTHON") {
@@ -439,33 +451,137 @@ impl Drop for Schema {
 
 /// The S3 test server (moto) that scripts/services.sh started.
 pub fn endpoint() -> String {
-    service_var("RASTERSTAGE_TEST_S3_ENDPOINT", S3)
+    Backend::S3.endpoint()
 }
 
-/// A bucket of this test's own, emptied and deleted on drop (also when the test panics).
+/// The object stores the storage conformance tests run on, each an emulator on loopback that
+/// scripts/services.sh starts: moto (S3), Azurite (Azure Blob), fake-gcs-server (GCS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    S3,
+    Azure,
+    Gcs,
+}
+
+impl Backend {
+    /// The URL scheme rasterstage takes for it.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Backend::S3 => "s3",
+            Backend::Azure => "az",
+            Backend::Gcs => "gs",
+        }
+    }
+
+    /// The variable scripts/services.sh exports with the emulator's endpoint.
+    pub fn endpoint_var(self) -> &'static str {
+        match self {
+            Backend::S3 => "RASTERSTAGE_TEST_S3_ENDPOINT",
+            Backend::Azure => "RASTERSTAGE_TEST_AZURE_ENDPOINT",
+            Backend::Gcs => "RASTERSTAGE_TEST_GCS_ENDPOINT",
+        }
+    }
+
+    /// What a test on it needs (see [`require`]).
+    pub fn need(self) -> Need {
+        match self {
+            Backend::S3 => Need::S3,
+            Backend::Azure => Need::Azure,
+            Backend::Gcs => Need::Gcs,
+        }
+    }
+
+    /// The emulator's endpoint.
+    pub fn endpoint(self) -> String {
+        service_var(self.endpoint_var(), self.need())
+    }
+}
+
+/// Python prelude with an Azure `BlobServiceClient` `svc` for the Azurite of
+/// AZURE_STORAGE_CONNECTION_STRING.
+const AZ_PRELUDE: &str = "import os\nfrom azure.storage.blob import BlobServiceClient\n\
+                          svc = BlobServiceClient.from_connection_string(os.environ['AZURE_STORAGE_CONNECTION_STRING'])\n";
+
+/// Python that empties and deletes bucket `b` of the GCS emulator at `ep`.
+const GCS_EMPTY_AND_DELETE: &str = r#"
+import json, urllib.parse, urllib.request
+def call(method, path):
+    return urllib.request.urlopen(urllib.request.Request(ep + path, method=method)).read()
+while True:
+    items = json.loads(call('GET', f'/storage/v1/b/{b}/o')).get('items', [])
+    if not items:
+        break
+    for o in items:
+        call('DELETE', f"/storage/v1/b/{b}/o/{urllib.parse.quote(o['name'], safe='')}")
+call('DELETE', f'/storage/v1/b/{b}')
+"#;
+
+/// A bucket (Azure: container) of this test's own, emptied and deleted on drop (also when
+/// the test panics).
 pub struct Bucket {
     /// Bucket name.
     pub name: String,
     /// The server it lives on.
     pub endpoint: String,
+    /// Which object store.
+    pub backend: Backend,
 }
 
 impl Bucket {
+    /// A bucket on the S3 test server.
     pub fn new(tag: &str) -> Bucket {
         Bucket::on(tag, &endpoint())
     }
 
+    /// A bucket on the S3-compatible server at `endpoint`.
     pub fn on(tag: &str, endpoint: &str) -> Bucket {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let name = format!("rs-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)).replace('_', "-");
+        let name = Bucket::unique_name(tag);
         // moto creates a bucket on a plain `PUT /bucket` (path style); no SDK needed.
         let out = Command::new("curl").args(["-sf", "-X", "PUT", &format!("{endpoint}/{name}")]).output().unwrap();
         assert!(out.status.success(), "create bucket {name}: {}", String::from_utf8_lossy(&out.stderr));
-        Bucket { name, endpoint: endpoint.to_string() }
+        Bucket { name, endpoint: endpoint.to_string(), backend: Backend::S3 }
+    }
+
+    /// A bucket (container) on `backend`'s emulator.
+    pub fn new_on(backend: Backend, tag: &str) -> Bucket {
+        if backend == Backend::S3 {
+            return Bucket::new(tag);
+        }
+        let name = Bucket::unique_name(tag);
+        let endpoint = backend.endpoint();
+        match backend {
+            Backend::Azure => {
+                py(&format!("{AZ_PRELUDE}svc.create_container({name:?})"));
+            }
+            _ => {
+                // fake-gcs-server's JSON API creates a bucket without credentials.
+                let body = format!("{{\"name\": \"{name}\"}}");
+                let url = format!("{endpoint}/storage/v1/b?project=test");
+                let out = Command::new("curl")
+                    .args(["-sf", "-X", "POST", "-H", "Content-Type: application/json", "-d", &body, &url])
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "create bucket {name}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+        }
+        Bucket { name, endpoint, backend }
+    }
+
+    /// `rs-TAG-PID-N`: valid as an S3 and GCS bucket and an Azure container name (lower case,
+    /// single dashes).
+    fn unique_name(tag: &str) -> String {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let mut name = format!("rs-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+            .replace('_', "-")
+            .to_ascii_lowercase();
+        while name.contains("--") {
+            name = name.replace("--", "-");
+        }
+        name
     }
 
     pub fn url(&self, key: &str) -> String {
-        format!("s3://{}/{key}", self.name)
+        format!("{}://{}/{key}", self.backend.scheme(), self.name)
     }
 
     pub fn store(&self, key: &str) -> Store {
@@ -473,7 +589,7 @@ impl Bucket {
     }
 
     /// Copies every object under `prefix` into a fresh local folder, so the local readers
-    /// (manifest, tile checksums, DuckDB on files) can look at what S3 holds.
+    /// (manifest, tile checksums, DuckDB on files) can look at what the bucket holds.
     pub fn download(&self, prefix: &str) -> tempfile::TempDir {
         let dir = tmp();
         let st = self.store(prefix);
@@ -491,22 +607,34 @@ impl Bucket {
         st.list("").unwrap().into_iter().map(|k| (k.clone(), st.get(&k).unwrap().unwrap().to_vec())).collect()
     }
 
-    /// Runs Python with a boto3 client `s3` and the bucket name in `bucket`.
+    /// Runs Python with a boto3 client `s3` and the bucket name in `bucket` (S3 only).
     pub fn boto(&self, code: &str) -> String {
+        assert_eq!(self.backend, Backend::S3, "boto is for S3 buckets");
         py(&format!(
             "import boto3\ns3 = boto3.client('s3', endpoint_url={:?}, region_name='us-east-1')\nbucket = {:?}\n{code}",
             self.endpoint, self.name
         ))
     }
+
+    /// Runs Python with Azure's `ContainerClient` `container` for this container (Azure only).
+    pub fn azure(&self, code: &str) -> String {
+        assert_eq!(self.backend, Backend::Azure, "azure is for Azure containers");
+        py(&format!("{AZ_PRELUDE}container = svc.get_container_client({:?})\n{code}", self.name))
+    }
 }
 
 impl Drop for Bucket {
     fn drop(&mut self) {
-        let code = format!(
-            "import boto3\ns3 = boto3.resource('s3', endpoint_url={:?}, region_name='us-east-1')\nb = s3.Bucket({:?})\n\
-             b.objects.all().delete()\nfor u in b.multipart_uploads.all():\n    u.abort()\nb.delete()",
-            self.endpoint, self.name
-        );
+        let code = match self.backend {
+            Backend::S3 => format!(
+                "import boto3\ns3 = boto3.resource('s3', endpoint_url={:?}, region_name='us-east-1')\nb = s3.Bucket({:?})\n\
+                 b.objects.all().delete()\nfor u in b.multipart_uploads.all():\n    u.abort()\nb.delete()",
+                self.endpoint, self.name
+            ),
+            Backend::Azure => format!("{AZ_PRELUDE}svc.delete_container({:?})", self.name),
+            // The JSON API deletes objects one by one, then the empty bucket.
+            Backend::Gcs => format!("ep, b = {:?}, {:?}\n{GCS_EMPTY_AND_DELETE}", self.endpoint, self.name),
+        };
         let _ = Command::new(python()).arg("-c").arg(code).output();
     }
 }

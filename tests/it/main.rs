@@ -1,8 +1,9 @@
 //! Integration tests: one binary, split by topic. They run the real `rasterstage` binary on
 //! rasters generated here, and check the output with real readers (DuckDB, zarr-python,
-//! xarray/rioxarray, gdalinfo) and a real PostgreSQL and S3 server (started by
+//! xarray/rioxarray, gdalinfo) and a real PostgreSQL and S3, Azure and GCS emulators (started by
 //! scripts/test.sh; see scripts/services.sh for the variables).
 
+mod clouds;
 mod common;
 mod convert_cli;
 mod convert_exact;
