@@ -282,6 +282,22 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Whether a local put failed because its temporary file was gone at the rename (or hard
+/// link): object_store reports that as "Unable to rename file" over a NotFound I/O error.
+fn lost_staged_file(e: &object_store::Error) -> bool {
+    if !e.to_string().contains("Unable to rename file") {
+        return false;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::NotFound;
+        }
+        source = s.source();
+    }
+    false
+}
+
 /// Bounds the requests in flight of one remote store.
 fn limited<T: ObjectStore>(store: T, options: &StorageOptions) -> Arc<dyn ObjectStore> {
     Arc::new(object_store::limit::LimitStore::new(store, options.max_concurrent_requests))
@@ -299,7 +315,11 @@ fn build_error(e: object_store::Error) -> String {
 
 /// The S3 client from `env` alone (the process's variables, or a test's), so that what the
 /// AWS chain reads is explicit.
-fn s3_store(remote: &RemoteUrl, options: &StorageOptions, env: &[(String, String)]) -> Result<impl ObjectStore, String> {
+fn s3_store(
+    remote: &RemoteUrl,
+    options: &StorageOptions,
+    env: &[(String, String)],
+) -> Result<impl ObjectStore, String> {
     // Every AWS_* variable object_store knows, AWS_ENDPOINT_URL and AWS_ALLOW_HTTP included,
     // as AmazonS3Builder::from_env reads them from the process. Timeouts go in through
     // with_config, not with_client_options, which would replace (and so drop) AWS_ALLOW_HTTP.
@@ -533,16 +553,19 @@ impl Store {
     /// [`StoreError::Op`] naming the object.
     pub fn put(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
         let path = self.path(key);
-        runtime()
-            .block_on(async {
+        self.retry_lost_staging(|| {
+            runtime().block_on(async {
                 if bytes.len() <= MULTIPART_THRESHOLD {
-                    self.inner.put(&path, PutPayload::from(bytes)).await.map(|_| ())
+                    self.inner.put(&path, PutPayload::from(bytes.clone())).await.map(|_| ())
                 } else {
-                    let mut w =
-                        object_store::buffered::BufWriter::with_capacity(self.inner.clone(), path, MULTIPART_THRESHOLD);
+                    let mut w = object_store::buffered::BufWriter::with_capacity(
+                        self.inner.clone(),
+                        path.clone(),
+                        MULTIPART_THRESHOLD,
+                    );
                     use tokio::io::AsyncWriteExt;
                     let r = async {
-                        w.put(bytes).await?;
+                        w.put(bytes.clone()).await?;
                         w.shutdown()
                             .await
                             .map_err(|e| object_store::Error::Generic { store: "multipart", source: Box::new(e) })
@@ -555,7 +578,28 @@ impl Store {
                     r
                 }
             })
-            .map_err(self.op("put", key))
+        })
+        .map_err(self.op("put", key))
+    }
+
+    /// Runs a local put again when its temporary file vanished before the rename: another
+    /// process's [`Store::remove_stale_uploads`] (a shard starting while this one writes) can
+    /// see the file in the instant between its close and its rename, when no process holds it
+    /// open, and delete it as stale. Remote stores have no temporary files: one attempt.
+    fn retry_lost_staging<T>(
+        &self,
+        mut put: impl FnMut() -> Result<T, object_store::Error>,
+    ) -> Result<T, object_store::Error> {
+        let mut attempt = 1;
+        loop {
+            match put() {
+                Err(e) if !self.is_remote() && attempt < 5 && lost_staged_file(&e) => {
+                    tracing::debug!("{}: temporary file removed before its rename, writing again: {e}", self.url);
+                    attempt += 1;
+                }
+                r => return r,
+            }
+        }
     }
 
     /// Writes small `bytes` to `key` only if no object is there yet (local: exclusive create;
@@ -566,8 +610,11 @@ impl Store {
     /// [`StoreError::Op`] naming the object.
     pub fn put_if_absent(&self, key: &str, bytes: Bytes) -> Result<bool, StoreError> {
         let path = self.path(key);
-        let opts = object_store::PutOptions::from(object_store::PutMode::Create);
-        match runtime().block_on(self.inner.put_opts(&path, PutPayload::from(bytes), opts)) {
+        let put = || {
+            let opts = object_store::PutOptions::from(object_store::PutMode::Create);
+            runtime().block_on(self.inner.put_opts(&path, PutPayload::from(bytes.clone()), opts))
+        };
+        match self.retry_lost_staging(put) {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(self.op("put", key)(e)),
@@ -857,6 +904,24 @@ mod tests {
         assert_eq!(child.list("tiles").unwrap(), vec!["tiles/r0_c0.bin"]);
         store.delete_prefix("ds").unwrap();
         assert!(store.list("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn lost_temporary_file_is_recognised() {
+        /// object_store's local error shape: a message over the rename's I/O error.
+        #[derive(Debug, thiserror::Error)]
+        #[error("Unable to rename file: {source}")]
+        struct Rename {
+            source: std::io::Error,
+        }
+        let wrap = |kind| object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(Rename { source: std::io::Error::from(kind) }),
+        };
+        assert!(lost_staged_file(&wrap(std::io::ErrorKind::NotFound)));
+        assert!(!lost_staged_file(&wrap(std::io::ErrorKind::PermissionDenied)));
+        let other = object_store::Error::NotFound { path: "x".into(), source: "gone".into() };
+        assert!(!lost_staged_file(&other));
     }
 
     #[test]
