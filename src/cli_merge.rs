@@ -191,6 +191,7 @@ pub fn run_merge(a: MergeArgs, quiet: bool) -> Result<()> {
             table_prefix: prefix,
             no_index: false,
             replace: a.replace,
+            coords: load::coords_view::Coords::Stored,
             quiet,
         };
         for (_, r) in load::load(&opts)? {

@@ -8,6 +8,7 @@
 //! after the bulk load, by the run that finds every tile in the ledger (under the table's
 //! lock, so two runs at once never both build it), then the table is analysed.
 
+pub mod coords_view;
 pub mod copy;
 pub mod ledger;
 pub mod pg;
@@ -20,6 +21,7 @@ use crate::stage::commit::{catch_panic, test_panic, TileErrorKind};
 use crate::stage::manifest::{Format, Manifest, Status, TileRecord};
 use crate::stage::StageError;
 use crate::store::{Store, StoreError};
+use coords_view::{Coords, Layout};
 use copy::{CopyEncoder, DecodeError, TileShape};
 use pg::{qualified, reason, ConnSpec};
 use postgres::Client;
@@ -181,6 +183,8 @@ pub struct LoadOptions {
     pub no_index: bool,
     /// Drop and reload tables that exist.
     pub replace: bool,
+    /// Store `x`, `y` in every row, or compute them in a view (`--coords view`).
+    pub coords: Coords,
     /// No progress display.
     pub quiet: bool,
 }
@@ -380,25 +384,29 @@ fn shape_text(cols: &[(String, String)]) -> String {
 /// Makes the dataset's table ready: created, or checked (shape, no foreign rows), or dropped
 /// and recreated with `--replace`; ledger rows of tiles that are no longer staged (or whose
 /// window changed) are removed with their rows. Returns whether the table has a primary key.
-fn prepare_table(client: &mut Client, opts: &LoadOptions, m: &Manifest, table: &str) -> Result<bool, LoadError> {
-    let qt = qualified(&opts.schema, table);
+fn prepare_table(client: &mut Client, opts: &LoadOptions, m: &Manifest, lay: &Layout) -> Result<bool, LoadError> {
+    let (table, qt, qd) = (lay.table.as_str(), lay.qtable(), lay.qdata());
     let what = format!("preparing table {qt}");
     let mut tx = client.transaction().map_err(db(&what))?;
     tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("rasterstage:{qt}")]).map_err(db(&what))?;
-    let expected = pg::table_shape_of(m);
-    let existing = table_columns(&mut tx, &qt).map_err(db(&what))?;
+    let expected = lay.shape(m);
+    let mut existing = table_columns(&mut tx, &qd).map_err(db(&what))?;
+    if lay.table_in_the_way(&mut tx).map_err(db(&what))? {
+        // A table with stored coordinates where the view goes.
+        existing = table_columns(&mut tx, &qt).map_err(db(&what))?;
+    }
     let mut create = existing.is_none();
     if let Some(cols) = existing {
         if opts.replace {
             tracing::info!("{}: --replace: dropping {qt}", m.name);
-            tx.batch_execute(&format!("DROP TABLE {qt}")).map_err(db(&what))?;
+            lay.drop_all(&mut tx).map_err(db(&what))?;
             create = true;
         } else if cols != expected {
             return Err(LoadError::WrongShape { table: qt, found: shape_text(&cols), expected: shape_text(&expected) });
         }
     }
     if create {
-        tx.batch_execute(&pg::create_table_sql(&qt, m)).map_err(db(&what))?;
+        tx.batch_execute(&lay.create_sql(m)).map_err(db(&what))?;
         // The ledger describes rows of the table; a new table has none.
         ledger::clear(&mut tx, &opts.schema, table).map_err(db(&what))?;
     } else {
@@ -408,7 +416,7 @@ fn prepare_table(client: &mut Client, opts: &LoadOptions, m: &Manifest, table: &
             // tile's rows with its ledger row, and two statements could see the rows without
             // the ledger row.
             let sql = format!(
-                "SELECT EXISTS (SELECT 1 FROM {qt}) AND NOT EXISTS (SELECT 1 FROM {} WHERE dataset = $1)",
+                "SELECT EXISTS (SELECT 1 FROM {qd}) AND NOT EXISTS (SELECT 1 FROM {} WHERE dataset = $1)",
                 qualified(&opts.schema, "raster_tile_loads")
             );
             let foreign: bool = tx.query_one(&sql, &[&table]).map_err(db(&what))?.get(0);
@@ -421,12 +429,15 @@ fn prepare_table(client: &mut Client, opts: &LoadOptions, m: &Manifest, table: &
             let same_window = staged.get(id.as_str()).is_some_and(|t| ledger::range_of(t) == row.range);
             if !same_window {
                 tracing::info!("{}: tile {id} is no longer staged as loaded; removing its {} rows", m.name, row.rows);
-                ledger::delete_range(&mut tx, &opts.schema, table, row.range).map_err(db(&what))?;
+                ledger::delete_range(&mut tx, &opts.schema, &lay.data, row.range).map_err(db(&what))?;
                 ledger::forget(&mut tx, &opts.schema, table, id).map_err(db(&what))?;
             }
         }
     }
-    let has_pk = has_primary_key(&mut tx, &qt).map_err(db(&what))?;
+    if !lay.stores_xy() {
+        tx.batch_execute(&lay.view_sql(m)).map_err(db(&what))?;
+    }
+    let has_pk = has_primary_key(&mut tx, &qd).map_err(db(&what))?;
     tx.commit().map_err(db(&what))?;
     Ok(has_pk)
 }
@@ -472,6 +483,8 @@ struct Job<'a> {
     ds: &'a Store,
     m: &'a Manifest,
     table: &'a str,
+    /// Where the rows go (the table, or the cells table behind `--coords view`).
+    data: &'a str,
     copy_sql: String,
     delay: Option<Duration>,
 }
@@ -521,7 +534,7 @@ impl Job<'_> {
                 return Ok(Outcome::Skipped);
             }
             let range = [row.get(1), row.get(2), row.get(3), row.get(4)];
-            ledger::delete_range(&mut tx, schema, self.table, range).map_err(TileError::Db)?;
+            ledger::delete_range(&mut tx, schema, self.data, range).map_err(TileError::Db)?;
         }
         enc.begin();
         if let Some(parts) = parts {
@@ -636,8 +649,10 @@ fn load_dataset_only(
     let m = complete_manifest(&ds)?;
     let table = table_name(&opts.table_prefix, name)?;
     let qt = qualified(&opts.schema, &table);
+    let lay = Layout::new(opts.coords, &opts.schema, &table)?;
+    let qd = lay.qdata();
     warn_unlisted(&ds, &m)?;
-    let has_pk = prepare_table(client, opts, &m, &table)?;
+    let has_pk = prepare_table(client, opts, &m, &lay)?;
 
     let recorded = ledger::read(client, &opts.schema, &table).map_err(db(format!("reading the ledger of {qt}")))?;
     let todo: Vec<&TileRecord> = m
@@ -653,7 +668,7 @@ fn load_dataset_only(
         // rows deleted by hand". A run with tiles to load never pays it.
         let recorded: i64 = m.tiles.iter().filter_map(|t| recorded.get(&t.id)).map(|r| r.rows).sum();
         let rows: i64 = client
-            .query_one(&format!("SELECT count(*) FROM {qt}"), &[])
+            .query_one(&format!("SELECT count(*) FROM {qd}"), &[])
             .map_err(db(format!("counting rows of {qt}")))?
             .get(0);
         if rows < recorded {
@@ -665,10 +680,8 @@ fn load_dataset_only(
         ds: &ds,
         m: &m,
         table: &table,
-        copy_sql: format!(
-            "COPY {qt} (row_idx, col_idx, x, y, {}) FROM STDIN (FORMAT binary)",
-            pg::value_columns(&m).iter().map(|(n, _)| pg::quote(n)).collect::<Vec<_>>().join(", ")
-        ),
+        data: &lay.data,
+        copy_sql: format!("COPY {qd} ({}) FROM STDIN (FORMAT binary)", lay.copy_columns(&m)),
         delay: std::env::var(TEST_DELAY_ENV).ok().and_then(|v| v.parse().ok()).map(Duration::from_millis),
     };
     let progress = Progress::new(name.as_str(), m.tiles.len() as u64, skipped_before as u64, opts.quiet);
@@ -680,6 +693,7 @@ fn load_dataset_only(
     let loaded = AtomicUsize::new(0);
     let rows = std::sync::atomic::AtomicU64::new(0);
     let workers = opts.jobs.max(1).min(todo.len().max(1));
+    let xy = lay.stores_xy();
     std::thread::scope(|s| {
         for w in 0..workers {
             let (job, todo, next, failures, gave_up, loaded, rows, progress) =
@@ -687,7 +701,7 @@ fn load_dataset_only(
             s.spawn(move || {
                 // Every worker owns its connection, opened lazily and replaced after a failure.
                 let mut client: Option<Client> = None;
-                let mut enc = CopyEncoder::new();
+                let mut enc = CopyEncoder::for_xy(xy);
                 loop {
                     if lock(gave_up).is_some() {
                         break;
@@ -701,7 +715,7 @@ fn load_dataset_only(
                     .unwrap_or_else(|msg| {
                         // The encoder and the connection may be mid-tile: both are replaced
                         // (closing the connection rolls its transaction back).
-                        (client, enc) = (None, CopyEncoder::new());
+                        (client, enc) = (None, CopyEncoder::for_xy(xy));
                         Err(Failure::Tile(TileErrorKind::Panic(msg).to_string()))
                     });
                     match r {
@@ -740,7 +754,7 @@ fn load_dataset_only(
     let (loaded, rows) = (loaded.into_inner(), rows.into_inner());
     // The workers rode out any restart on their own connections; this one may have died.
     revive(client, &opts.conn)?;
-    let done = complete_table(client, opts, &m, &table, has_pk)?;
+    let done = complete_table(client, opts, &m, &lay, has_pk)?;
     let mine = only.map_or(m.tiles.len(), HashSet::len);
     let summary = LoadSummary {
         name: m.name.clone(),
@@ -769,7 +783,7 @@ fn load_dataset_only(
         return Err(LoadError::Incomplete { table: qt, recorded: done.recorded, total: m.tiles.len() });
     }
     if loaded > 0 || done.indexed {
-        client.batch_execute(&format!("ANALYZE {qt}")).map_err(db(format!("analysing {qt}")))?;
+        client.batch_execute(&format!("ANALYZE {qd}")).map_err(db(format!("analysing {qd}")))?;
     }
     record_dataset(client, opts, &ds, &m, &table)?;
     Ok(LoadSummary { seconds: start.elapsed().as_secs_f64(), ..summary })
@@ -796,10 +810,10 @@ fn complete_table(
     client: &mut Client,
     opts: &LoadOptions,
     m: &Manifest,
-    table: &str,
+    lay: &Layout,
     had_key: bool,
 ) -> Result<Completion, LoadError> {
-    let qt = qualified(&opts.schema, table);
+    let (table, qt, qd) = (lay.table.as_str(), lay.qtable(), lay.qdata());
     let what = format!("completing {qt}");
     let mut tx = client.transaction().map_err(db(&what))?;
     tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("rasterstage:{qt}")]).map_err(db(&what))?;
@@ -810,7 +824,7 @@ fn complete_table(
     if recorded < m.tiles.len() || opts.no_index {
         return Ok(done);
     }
-    if has_primary_key(&mut tx, &qt).map_err(db(&what))? {
+    if has_primary_key(&mut tx, &qd).map_err(db(&what))? {
         if !had_key {
             tracing::info!("{}: the primary key of {qt} was already built by another run", m.name);
             done.key_by_other = true;
@@ -818,7 +832,7 @@ fn complete_table(
         return Ok(done);
     }
     tracing::info!("{}: building the primary key of {qt}", m.name);
-    tx.batch_execute(&format!("ALTER TABLE {qt} ADD PRIMARY KEY (row_idx, col_idx)")).map_err(|e| {
+    tx.batch_execute(&format!("ALTER TABLE {qd} ADD PRIMARY KEY (row_idx, col_idx)")).map_err(|e| {
         // Only a unique violation means duplicate cells; a broken connection does not.
         let hint =
             if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) { " (duplicate cells?)" } else { "" };

@@ -12,6 +12,7 @@ mod convert_resume;
 mod fuzz_tiff;
 mod limits;
 mod load;
+mod load_coords;
 mod load_server;
 mod merge;
 mod real_files;
