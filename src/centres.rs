@@ -68,6 +68,25 @@ impl Axis {
             }
         }
     }
+
+    /// [`Axis::sql`] for an axis of `cells` cells: when every centre's exact numerator fits
+    /// 2^53 (every realistic grid), the same division [`Axis::centre`] does, in `int8` and
+    /// `float8` (both operands exact doubles, so the division rounds once, to nearest): the same
+    /// bits as `numeric`, about six times cheaper per row.
+    pub fn sql_cells(&self, index: &str, cells: usize) -> String {
+        let fits = |i: usize| {
+            let (o2, s, _) = self.exact?;
+            let t = (2 * i as i128 + 1).checked_mul(s)?;
+            let n = t.checked_add(o2)?;
+            (n.abs() <= EXACT_INT && t.abs() <= i64::MAX as i128 / 2).then_some(())
+        };
+        match self.exact {
+            Some((o2, s, d)) if cells > 0 && fits(0).is_some() && fits(cells - 1).is_some() => {
+                format!("(({o2}::int8 + (2 * {index}::int8 + 1) * {s}::int8)::float8 / '{d}'::float8)")
+            }
+            _ => self.sql(index),
+        }
+    }
 }
 
 /// The edge `n * step` of a grid aligned to multiples of `step` (gdalwarp `-tap`), exact in

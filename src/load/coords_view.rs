@@ -117,8 +117,8 @@ impl Layout {
         format!(
             "CREATE OR REPLACE VIEW {} AS SELECT row_idx, col_idx, {} AS x, {} AS y, {} FROM {}",
             self.qtable(),
-            m.grid.x_axis().sql("col_idx"),
-            m.grid.y_axis().sql("row_idx"),
+            m.grid.x_axis().sql_cells("col_idx", m.grid.width),
+            m.grid.y_axis().sql_cells("row_idx", m.grid.height),
             values.join(", "),
             self.qdata()
         )
