@@ -176,6 +176,14 @@ mod tests {
     }
 
     #[test]
+    fn view_sql_is_int8_when_numerators_fit() {
+        let a = Axis::new(-10.05, 0.05);
+        assert_eq!(a.sql_cells("i", 7200), "((-2010::int8 + (2 * i::int8 + 1) * 5::int8)::float8 / '200'::float8)");
+        assert_eq!(Axis::new(1e15, 0.5).sql_cells("i", 10), Axis::new(1e15, 0.5).sql("i"));
+        assert!(Axis::new(0.0, 1.0 / 3.0).sql_cells("i", 10).contains("'0.5'::float8"));
+    }
+
+    #[test]
     fn other_grids_keep_the_plain_formula() {
         let sixtieth = Axis::new(-180.0, 0.016666666666667);
         assert_eq!(sixtieth.centre(17), -180.0 + 17.5 * 0.016666666666667);
