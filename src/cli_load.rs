@@ -60,8 +60,21 @@ pub struct LoadArgs {
     /// Drop and reload a dataset table that already exists.
     #[arg(long)]
     pub replace: bool,
+    /// Coordinates: stored in every row, or computed by a view named as the table over a
+    /// narrow `<table>__cells` (row_idx, col_idx, value).
+    #[arg(long, value_enum, default_value_t = CoordsArg::Stored)]
+    pub coords: CoordsArg,
     #[command(flatten)]
     pub shard: crate::cli_shard::ShardArgs,
+}
+
+/// `--coords`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum CoordsArg {
+    /// `x` and `y` stored in every row.
+    Stored,
+    /// `row_idx, col_idx, value` stored; a view adds `x`, `y`.
+    View,
 }
 
 /// `verify` arguments.
@@ -130,6 +143,10 @@ pub fn run_load(a: LoadArgs, quiet: bool) -> Result<()> {
         no_index: a.no_index,
         geometry: a.geometry.or(t.geometry),
         replace: a.replace,
+        coords: match a.coords {
+            CoordsArg::Stored => load::coords_view::Coords::Stored,
+            CoordsArg::View => load::coords_view::Coords::View,
+        },
         quiet,
     };
     let shard = a.shard.shard()?;

@@ -192,6 +192,7 @@ pub fn run_merge(a: MergeArgs, quiet: bool) -> Result<()> {
             no_index: false,
             geometry: cfg.as_ref().and_then(|c| c.load.geometry),
             replace: a.replace,
+            coords: load::coords_view::Coords::Stored,
             quiet,
         };
         for (_, r) in load::load(&opts)? {

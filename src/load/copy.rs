@@ -27,6 +27,8 @@ pub const TRAILER: &[u8] = &(-1i16).to_be_bytes();
 pub const FLUSH_BYTES: usize = 1 << 20;
 /// Bytes of a row's field count and key fields `(row_idx, col_idx, x, y)`.
 const KEY_LEN: usize = 2 + (4 + 4) * 2 + (4 + 8) * 2;
+/// Bytes of a narrow row's field count and `(row_idx, col_idx)` (`load --coords view`).
+const NARROW_KEY_LEN: usize = 2 + (4 + 4) * 2;
 /// Bytes of the longest single-value row (an 8-byte value, then `geom`).
 const ROW_MAX: usize = KEY_LEN + 4 + 8 + geometry::FIELD_LEN;
 
@@ -105,12 +107,20 @@ pub struct CopyEncoder {
     geom_srid: Option<u32>,
     /// `(x, y)` of the row started by [`CopyEncoder::key_fields`], for its `geom`.
     xy: (f64, f64),
+    /// Rows are `(row_idx, col_idx, values)` without `x, y` (`load --coords view`).
+    narrow: bool,
 }
 
 impl CopyEncoder {
     /// An encoder with an empty buffer.
     pub fn new() -> CopyEncoder {
         CopyEncoder { buf: Vec::with_capacity(FLUSH_BYTES + 4096), ..CopyEncoder::default() }
+    }
+
+    /// An encoder whose rows carry `x, y` (`xy`), or not (`load --coords view`): every row
+    /// then has two fields fewer, whatever [`row_fields`] says.
+    pub fn for_xy(xy: bool) -> CopyEncoder {
+        CopyEncoder { narrow: !xy, ..CopyEncoder::new() }
     }
 
     /// Starts a new stream: clears the buffer and counters and writes the header. With
@@ -131,6 +141,16 @@ impl CopyEncoder {
     /// loader's CPU.
     #[inline]
     pub fn row<T: PgValue>(&mut self, row: i32, col: i32, x: f64, y: f64, v: T) {
+        if self.narrow {
+            let mut r = [0u8; NARROW_KEY_LEN + 4 + 8];
+            r[..NARROW_KEY_LEN].copy_from_slice(&key_bytes(row, col, 0.0, 0.0, 3)[..NARROW_KEY_LEN]);
+            r[NARROW_KEY_LEN..NARROW_KEY_LEN + 4].copy_from_slice(&(T::LEN as i32).to_be_bytes());
+            v.put_into(&mut r[NARROW_KEY_LEN + 4..NARROW_KEY_LEN + 4 + T::LEN]);
+            self.buf.extend_from_slice(&r[..NARROW_KEY_LEN + 4 + T::LEN]);
+            self.value_sum += v.to_f64();
+            self.rows += 1;
+            return;
+        }
         let mut r = [0u8; ROW_MAX];
         r[..KEY_LEN].copy_from_slice(&key_bytes(row, col, x, y, 5 + i16::from(self.geom_srid.is_some())));
         r[KEY_LEN..KEY_LEN + 4].copy_from_slice(&(T::LEN as i32).to_be_bytes());
@@ -150,6 +170,11 @@ impl CopyEncoder {
     /// then [`CopyEncoder::end_row`].
     #[inline]
     pub fn key_fields(&mut self, row: i32, col: i32, x: f64, y: f64, fields: i16) {
+        if self.narrow {
+            // row_fields counted x and y; a narrow row has neither.
+            self.buf.extend_from_slice(&key_bytes(row, col, x, y, fields - 2)[..NARROW_KEY_LEN]);
+            return;
+        }
         // row_fields keeps a field free for geom.
         let fields = fields + i16::from(self.geom_srid.is_some());
         self.buf.extend_from_slice(&key_bytes(row, col, x, y, fields));
@@ -439,6 +464,28 @@ mod tests {
         both(u32::MAX);
         both(-1.5f32);
         both(f64::MAX);
+    }
+
+    /// A narrow row is the wide row without its `x` and `y` fields.
+    #[test]
+    fn narrow_row_drops_xy() {
+        let (mut wide, mut narrow, mut fields) =
+            (CopyEncoder::new(), CopyEncoder::for_xy(false), CopyEncoder::for_xy(false));
+        for e in [&mut wide, &mut narrow, &mut fields] {
+            e.begin(None);
+        }
+        wide.row::<f32>(7, -2, 1.5, 2.5, 0.25);
+        narrow.row::<f32>(7, -2, 1.5, 2.5, 0.25);
+        fields.key_fields(7, -2, 1.5, 2.5, row_fields(1).unwrap());
+        fields.value::<f32>(0.25);
+        fields.end_row();
+        let (w, n) = (&wide.bytes()[HEADER.len()..], &narrow.bytes()[HEADER.len()..]);
+        let mut want = 3i16.to_be_bytes().to_vec();
+        want.extend_from_slice(&w[2..18]);
+        want.extend_from_slice(&w[42..]);
+        assert_eq!(n, &want[..]);
+        assert_eq!(fields.bytes(), narrow.bytes());
+        assert_eq!((narrow.rows, narrow.value_sum), (1, 0.25));
     }
 
     #[test]

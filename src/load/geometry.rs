@@ -59,6 +59,9 @@ pub enum GeometryError {
         /// What to run or install.
         hint: String,
     },
+    /// `--geometry` with `--coords view`: the narrow table has no `x, y` for `geom` to stand for.
+    #[error("--geometry needs the coordinates stored in the table: load with --coords stored (the default), or without --geometry")]
+    NeedsStoredCoords,
     /// The dataset's CRS has no EPSG code to use as the SRID.
     #[error("{dataset}: --geometry needs the dataset's CRS as an EPSG code (the SRID of geom), and dataset.json has none (grid.epsg): reconvert it with --target-crs EPSG:<code> (the same CRS by its EPSG code, if it has one), or load it without --geometry")]
     NoEpsg {

@@ -273,7 +273,7 @@ fn reference(root: &Path, tag: &str) -> (Schema, Rows) {
 }
 
 /// Tiles in the ledger, 0 before the load made it.
-fn ledger_if_made(sc: &Schema) -> i64 {
+pub(crate) fn ledger_if_made(sc: &Schema) -> i64 {
     let made = sc.one_i64(&format!(
         "SELECT (to_regclass('{}') IS NOT NULL)::int::int8",
         sc.q("raster_tile_loads").replace('\'', "''")
@@ -286,7 +286,7 @@ fn ledger_if_made(sc: &Schema) -> i64 {
 }
 
 /// Whether a rasterstage backend is in the middle of a COPY into the schema.
-fn copy_in_flight(c: &mut postgres::Client, sc: &Schema) -> bool {
+pub(crate) fn copy_in_flight(c: &mut postgres::Client, sc: &Schema) -> bool {
     c.query_one(
         "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = 'rasterstage' \
          AND query LIKE $1 AND state = 'active')",

@@ -13,6 +13,7 @@ mod convert_resume;
 mod fuzz_tiff;
 mod limits;
 mod load;
+mod load_coords;
 mod load_server;
 mod merge;
 mod module_graph;
