@@ -6,10 +6,8 @@
 //! the tile, and the tile stays uncommitted, so a rerun redoes it.
 
 use super::manifest::{self, TileRecord};
-use super::StageError;
 use crate::grid::Window;
 use crate::progress::Progress;
-use crate::source::SourceError;
 use crate::store::Store;
 use rayon::prelude::*;
 use std::cell::{Cell, RefCell};
@@ -25,33 +23,9 @@ pub const TEST_DELAY_ENV: &str = "RASTERSTAGE_TEST_TILE_DELAY_MS";
 /// a panic fails the tile alone, cleanly. Not for production use.
 pub const TEST_PANIC_ENV: &str = "RASTERSTAGE_TEST_PANIC_TILE";
 
-/// Why one tile of a `convert` or `merge` failed; the tile stays uncommitted.
-#[derive(Debug, thiserror::Error)]
-#[error("tile {tile}: {kind}")]
-pub struct TileFailure {
-    /// Tile id.
-    pub tile: String,
-    /// What went wrong.
-    pub kind: TileErrorKind,
-}
-
-/// What went wrong with a tile.
-#[derive(Debug, thiserror::Error)]
-pub enum TileErrorKind {
-    /// Opening or reading the source raster failed (convert).
-    #[error(transparent)]
-    Source(#[from] SourceError),
-    /// Reading a tile of an input dataset failed (merge). Boxed as any error, so that the
-    /// write loop knows nothing of the commands that use it (data flows one way).
-    #[error(transparent)]
-    Input(Box<dyn std::error::Error + Send + Sync>),
-    /// Encoding, storing or committing the tile failed.
-    #[error(transparent)]
-    Stage(#[from] StageError),
-    /// The worker panicked: a bug, caught so that it costs only this tile.
-    #[error("the worker panicked ({0}); this is a bug in rasterstage, please report it")]
-    Panic(String),
-}
+// Defined beside StageError, so that the tile writers (zarr's sharded one among them) name
+// them without depending on this loop, which depends on the manifest.
+pub use super::{TileErrorKind, TileFailure};
 
 /// Panics if `tile` is the one [`TEST_PANIC_ENV`] names.
 pub fn test_panic(tile: &str) {

@@ -16,7 +16,6 @@ use crate::dtype::DataType;
 use crate::grid::{Grid, Window};
 use crate::store::{Store, StoreError};
 use crate::tile::Tile;
-use commit::TileErrorKind;
 pub use manifest::{Format, Manifest, TileRecord};
 
 /// Errors writing or reading staged data; each names the object.
@@ -128,4 +127,32 @@ pub fn writer(format: Format, ds: Store, layout: Layout) -> Box<dyn TileWriter> 
         Format::Parquet => Box::new(parquet::ParquetWriter::new(ds, layout)),
         Format::Zarr => Box::new(zarr::ZarrWriter::new(ds, layout)),
     }
+}
+
+/// Why one tile of a `convert` or `merge` failed; the tile stays uncommitted.
+#[derive(Debug, thiserror::Error)]
+#[error("tile {tile}: {kind}")]
+pub struct TileFailure {
+    /// Tile id.
+    pub tile: String,
+    /// What went wrong.
+    pub kind: TileErrorKind,
+}
+
+/// What went wrong with a tile.
+#[derive(Debug, thiserror::Error)]
+pub enum TileErrorKind {
+    /// Opening or reading the source raster failed (convert).
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
+    /// Reading a tile of an input dataset failed (merge). Boxed as any error, so that the
+    /// write loop knows nothing of the commands that use it (data flows one way).
+    #[error(transparent)]
+    Input(Box<dyn std::error::Error + Send + Sync>),
+    /// Encoding, storing or committing the tile failed.
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    /// The worker panicked: a bug, caught so that it costs only this tile.
+    #[error("the worker panicked ({0}); this is a bug in rasterstage, please report it")]
+    Panic(String),
 }

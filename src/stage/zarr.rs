@@ -11,8 +11,8 @@
 //! order; 2^64 - 1 twice for a chunk not stored) and the index's CRC-32C. CRS is written three ways so every reader finds it: CF `grid_mapping` +
 //! `spatial_ref` (xarray/rioxarray), and `_CRS` on each array, the only place GDAL 3.6 looks.
 
-use super::commit::TileErrorKind;
 use super::manifest::Manifest;
+use super::TileErrorKind;
 use super::{Layout, StageError, TileRecord, TileWriter};
 use crate::dtype::{nodata_as, DataType, Sample};
 use crate::grid::{Grid, Window};

@@ -213,3 +213,21 @@ fn coords_view_kill_9_mid_load_then_rerun_ends_identical() {
     assert!(has_pk(&sc, "plants__cells"));
     rs_ok(&["verify", "--from", s(&root), "--schema", &sc.name]);
 }
+
+/// `--geometry` stands for the stored `x, y`; with `--coords view` there are none: one line,
+/// before the database is touched (the schema is never made).
+#[test]
+fn coords_view_with_geometry_is_one_clear_error() {
+    if !require(&[Pg]) {
+        return;
+    }
+    let dir = tmp();
+    let (src, _) = float_raster(dir.path(), 5);
+    let root = dir.path().join("st");
+    stage(&src, "plants", &root, &[]);
+    let sc = Schema::new("cvgeom");
+    let err = rs_fails(&["load", "--from", s(&root), "--schema", &sc.name, "--coords", "view", "--geometry"]);
+    one_error_line(&err, &["--geometry needs the coordinates stored", "--coords stored"]);
+    let made = sc.one_i64(&format!("SELECT count(*)::int8 FROM pg_namespace WHERE nspname = '{}'", sc.name));
+    assert_eq!(made, 0, "nothing is created for a refused load");
+}
