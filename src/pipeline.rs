@@ -13,10 +13,10 @@ use crate::progress::Progress;
 use crate::resample::Method;
 use crate::source::{Source, SourceError};
 use crate::stage::commit::{test_panic, write_and_commit, TileFailure};
-use crate::stage::manifest::{self, Format, Manifest, Status, FORMAT_VERSION};
+use crate::stage::manifest::{self, Format, Manifest, Status, ZarrVersion, FORMAT_VERSION};
 use crate::stage::parquet::ParquetOptions;
 use crate::stage::{writer, Layout, StageError, TileRecord};
-use crate::store::{Store, StoreError};
+use crate::store::{StorageOptions, Store, StoreError};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -51,6 +51,9 @@ pub enum ConvertError {
     /// A Zarr dataset named like one of the group's own variables.
     #[error("dataset {0}: a Zarr group already has a variable of that name (x, y, spatial_ref); convert it under another --name")]
     ZarrName(String),
+    /// A dataset cannot be planned for sharding.
+    #[error("planning {0}: {1}")]
+    Planning(String, Box<ConvertError>),
     /// Some tiles failed; the others are committed.
     #[error("{dataset}: {failed} of {total} tiles failed (first: {first}); the others are committed, rerun to retry")]
     TilesFailed {
@@ -84,12 +87,14 @@ pub struct ConvertJob {
     pub window: usize,
     /// Staging format.
     pub format: Format,
-    /// Zarr version (2 or 3).
-    pub zarr_version: u8,
+    /// Zarr version.
+    pub zarr_version: ZarrVersion,
     /// How Parquet tiles are written (GeoParquet, compatible encodings).
     pub parquet: ParquetOptions,
     /// Staging root URL.
     pub out: String,
+    /// How the staging store (and GDAL's `/vsis3/` reads) talk to an object store.
+    pub storage: StorageOptions,
 }
 
 /// How to run.
@@ -200,6 +205,7 @@ pub fn convert(job: &ConvertJob, opts: &RunOptions) -> Result<ConvertSummary, Co
 /// # Errors
 /// [`ConvertError::Source`], [`ConvertError::Plan`].
 pub fn tile_units(job: &ConvertJob) -> Result<Vec<crate::shard::Unit>, ConvertError> {
+    crate::source::configure_gdal_http(&job.storage);
     let src = Source::open(&job.source, job.band, job.nodata)?;
     let plan = plan(&src.info, &job.grid, job.method.unwrap_or(Method::Nearest))?;
     let (s, t) = (&src.info.grid, &plan.target);
@@ -219,6 +225,34 @@ pub fn tile_units(job: &ConvertJob) -> Result<Vec<crate::shard::Unit>, ConvertEr
         .collect())
 }
 
+/// Every tile of every job with its cost, in job order (what `plan` and every shard of a
+/// sharded `convert` split).
+///
+/// # Errors
+/// [`ConvertError::Planning`] naming the dataset that cannot be opened or planned.
+pub fn jobs_units(jobs: &[ConvertJob]) -> Result<Vec<crate::shard::Unit>, ConvertError> {
+    let mut units = Vec::new();
+    for job in jobs {
+        units.extend(tile_units(job).map_err(|e| ConvertError::Planning(job.name.to_string(), Box::new(e)))?);
+    }
+    Ok(units)
+}
+
+/// Shard `k`'s tile ids, by dataset name: its share of all tiles of all `jobs` together.
+///
+/// # Errors
+/// As [`jobs_units`].
+pub fn shard_tiles(
+    jobs: &[ConvertJob],
+    k: crate::shard::Shard,
+) -> Result<HashMap<String, std::collections::HashSet<String>>, ConvertError> {
+    let mut out: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
+    for (ds, tile) in crate::shard::mine(&jobs_units(jobs)?, k) {
+        out.entry(ds).or_default().insert(tile);
+    }
+    Ok(out)
+}
+
 /// Converts the tiles of `job` whose ids are in `only` (all tiles when `None`): one shard's
 /// part of a dataset. A shard creates `dataset.json` only if there is none, never rewrites
 /// it as `converting`, and completes it when it finds every tile committed
@@ -236,6 +270,7 @@ pub fn convert_tiles(
     if job.format == Format::Zarr && matches!(name, "x" | "y" | "spatial_ref") {
         return Err(ConvertError::ZarrName(name.to_string()));
     }
+    crate::source::configure_gdal_http(&job.storage);
     let src = Source::open(&job.source, job.band, job.nodata)?;
     let plan = plan(&src.info, &job.grid, job.method.unwrap_or(Method::Nearest))?;
     if job.method.is_none() && !plan.is_passthrough() {
@@ -289,7 +324,7 @@ pub fn convert_tiles(
         plan.dtype.name(),
         job.window
     );
-    let root = Store::open(&job.out)?;
+    let root = Store::open_with(&job.out, &job.storage)?;
     let ds = root.child(name);
     let windows = plan.target.windows(job.window);
     let mut m = Manifest {
@@ -306,7 +341,7 @@ pub fn convert_tiles(
         nodata: plan.nodata,
         window: job.window,
         format: job.format,
-        zarr_version: (job.format == Format::Zarr).then_some(job.zarr_version),
+        zarr_version: (job.format == Format::Zarr).then_some(job.zarr_version.number()),
         geoparquet: job.parquet.geoparquet,
         parquet_compat: job.parquet.compat,
         settings_hash: settings_hash(job, &src.info, &plan),
@@ -352,7 +387,7 @@ pub fn convert_tiles(
         dtype: plan.dtype,
         nodata: plan.nodata,
         window: job.window,
-        zarr_version: job.zarr_version,
+        zarr_version: job.zarr_version.number(),
         parquet: job.parquet,
         grid_json: serde_json::to_string(&json!({
             "dataset": name, "grid": plan.target, "method": plan.method_label(),

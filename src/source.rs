@@ -128,19 +128,23 @@ pub fn init_gdal() {
             let _ = gdal::config::set_config_option("AWS_HTTPS", if https { "YES" } else { "NO" });
             let _ = gdal::config::set_config_option("AWS_VIRTUAL_HOSTING", "FALSE");
         }
-        // GDAL does not retry failed HTTP requests by default: give /vsis3/ reads the
-        // staging store's retry budget (5xx and 429 are retried), unless the user chose.
-        let o = crate::store::default_options().with_env().unwrap_or_default();
-        for (key, value) in [
-            ("GDAL_HTTP_MAX_RETRY", o.max_retries.to_string()),
-            ("GDAL_HTTP_RETRY_DELAY", "0.5".to_string()),
-            ("GDAL_HTTP_TIMEOUT", o.request_timeout.as_secs().max(1).to_string()),
-        ] {
-            if std::env::var_os(key).is_none() {
-                let _ = gdal::config::set_config_option(key, &value);
-            }
-        }
     });
+}
+
+/// Gives GDAL's `/vsis3/` reads the staging store's retry budget (5xx and 429 are retried)
+/// and request timeout, unless the user set GDAL's own variables: GDAL does not retry failed
+/// HTTP requests by default. GDAL's settings are per process; `convert` calls this with its
+/// job's options before opening the source.
+pub fn configure_gdal_http(o: &crate::store::StorageOptions) {
+    for (key, value) in [
+        ("GDAL_HTTP_MAX_RETRY", o.max_retries.to_string()),
+        ("GDAL_HTTP_RETRY_DELAY", "0.5".to_string()),
+        ("GDAL_HTTP_TIMEOUT", o.request_timeout.as_secs().max(1).to_string()),
+    ] {
+        if std::env::var_os(key).is_none() {
+            let _ = gdal::config::set_config_option(key, &value);
+        }
+    }
 }
 
 thread_local! {

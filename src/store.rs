@@ -17,7 +17,7 @@ use futures::TryStreamExt;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path;
 use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Errors of the staging store, each naming the URL it is about.
@@ -239,19 +239,6 @@ impl StorageOptions {
     }
 }
 
-static DEFAULT_OPTIONS: RwLock<Option<StorageOptions>> = RwLock::new(None);
-
-/// Sets the options [`Store::open`] uses from now on (the CLI calls it with the config's
-/// `storage:` section before opening any store).
-pub fn set_default_options(options: StorageOptions) {
-    *DEFAULT_OPTIONS.write().unwrap_or_else(|e| e.into_inner()) = Some(options);
-}
-
-/// The options [`Store::open`] uses: those set by [`set_default_options`], else the defaults.
-pub fn default_options() -> StorageOptions {
-    DEFAULT_OPTIONS.read().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default()
-}
-
 /// A staging location: a store and a root prefix inside it.
 #[derive(Clone)]
 pub struct Store {
@@ -272,13 +259,13 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens a staging location from a local path, `file://` URL or `s3://bucket/prefix`,
-    /// with [`default_options`] and any `RASTERSTAGE_S3_*` variables. A local folder is
+    /// with the default options and any `RASTERSTAGE_S3_*` variables. A local folder is
     /// created if missing.
     ///
     /// # Errors
     /// As [`Store::open_with`], and [`StoreError::BadOption`] for a bad variable.
     pub fn open(url: &str) -> Result<Store, StoreError> {
-        Store::open_with(url, &default_options().with_env()?)
+        Store::open_with(url, &StorageOptions::default().with_env()?)
     }
 
     /// Opens a staging location with explicit storage options.
@@ -359,20 +346,20 @@ impl Store {
         })
     }
 
-    /// Opens a staging location to read what is there: like [`Store::open`], but a local
+    /// Opens a staging location to read what is there: like [`Store::open_with`], but a local
     /// folder that does not exist is an error instead of being created (`inspect` of a
     /// mistyped path must not leave an empty folder behind and report "nothing staged").
     ///
     /// # Errors
-    /// As [`Store::open`], and [`StoreError::BadUrl`] for a missing local folder.
-    pub fn open_existing(url: &str) -> Result<Store, StoreError> {
+    /// As [`Store::open_with`], and [`StoreError::BadUrl`] for a missing local folder.
+    pub fn open_existing(url: &str, options: &StorageOptions) -> Result<Store, StoreError> {
         if !url.contains("://") || url.starts_with("file://") {
             let local = url.strip_prefix("file://").unwrap_or(url);
             if !std::path::Path::new(local).is_dir() {
                 return Err(StoreError::BadUrl { url: url.to_string(), reason: "no such staging folder".into() });
             }
         }
-        Store::open(url)
+        Store::open_with(url, options)
     }
 
     /// The location as a URL or absolute path, for messages and for other readers (DuckDB).
@@ -802,7 +789,7 @@ mod tests {
         let e = Store::open(under_file.to_str().unwrap()).unwrap_err().to_string();
         assert!(e.contains("cannot create output folder"), "{e}");
         let missing = f.path().with_extension("missing");
-        let e = Store::open_existing(missing.to_str().unwrap()).unwrap_err().to_string();
+        let e = Store::open_existing(missing.to_str().unwrap(), &StorageOptions::default()).unwrap_err().to_string();
         assert!(e.contains("no such staging folder"), "{e}");
         assert!(!missing.exists());
     }

@@ -183,6 +183,8 @@ pub struct LoadOptions {
     pub replace: bool,
     /// No progress display.
     pub quiet: bool,
+    /// How the staging store talks to an object store.
+    pub storage: crate::store::StorageOptions,
 }
 
 /// What a finished dataset load did.
@@ -273,7 +275,7 @@ pub fn complete_manifest(ds: &Store) -> Result<Manifest, LoadError> {
 pub fn load(opts: &LoadOptions) -> Result<PerDataset<LoadSummary>, LoadError> {
     pg::check_ident("--schema", &opts.schema, false)?;
     pg::check_ident("--table-prefix", &opts.table_prefix, true)?;
-    let root = Store::open(&opts.root)?;
+    let root = Store::open_with(&opts.root, &opts.storage)?;
     let names = dataset_names(&root, &opts.datasets)?;
     let mut client = opts.conn.connect()?;
     pg::apply_schema(&mut client, &opts.schema)?;

@@ -21,20 +21,26 @@ use crate::name::DatasetName;
 use crate::progress::Progress;
 use crate::source::{Fingerprint, SourceInfo};
 use crate::stage::commit::{test_panic, write_and_commit, TileErrorKind, TileFailure};
-use crate::stage::manifest::{self, checksum, Column, Format, Manifest, Status, TileRecord, FORMAT_VERSION};
+use crate::stage::manifest::{
+    self, checksum, Column, Format, Manifest, Status, TileRecord, ZarrVersion, FORMAT_VERSION,
+};
 use crate::stage::merged::{MergedParquetWriter, MergedTile, MergedWriter, MergedZarrWriter, ZarrInputError};
 use crate::stage::read::{fetch_tile, visit_f64, DecodeError, FetchError, TileShape};
 use crate::stage::StageError;
-use crate::store::{Store, StoreError};
+use crate::store::{StorageOptions, Store, StoreError};
 use lattice::LatticeError;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 /// Which cells a merge keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
 pub enum How {
     /// Cells where at least one input is valid (FULL OUTER JOIN).
+    #[default]
+    #[serde(alias = "full")]
+    #[value(alias = "full")]
     Outer,
     /// Cells where every input is valid (INNER JOIN).
     Inner,
@@ -159,9 +165,11 @@ pub struct MergeJob {
     /// Output format.
     pub format: Format,
     /// Zarr version for `Format::Zarr`.
-    pub zarr_version: u8,
+    pub zarr_version: ZarrVersion,
     /// Window (tile) size of the merged grid; default: the first input's.
     pub window: Option<usize>,
+    /// How the stores talk to an object store.
+    pub storage: StorageOptions,
 }
 
 /// How to run.
@@ -359,7 +367,7 @@ fn merged_windows(grid: &Grid, window: usize) -> Result<Vec<Window>, MergeError>
 /// # Errors
 /// As [`open_inputs`].
 pub fn tile_units(job: &MergeJob) -> Result<Vec<crate::shard::Unit>, MergeError> {
-    let root = Store::open_existing(&job.from)?;
+    let root = Store::open_existing(&job.from, &job.storage)?;
     let (grid, inputs) = open_inputs(&root, &job.datasets)?;
     Ok(merged_windows(&grid, job.window.unwrap_or(inputs[0].m.window))?
         .into_iter()
@@ -385,9 +393,9 @@ pub fn merge_tiles(
 ) -> Result<MergeSummary, MergeError> {
     let start = Instant::now();
     let name = job.name.as_str();
-    let root = Store::open_existing(&job.from)?;
+    let root = Store::open_existing(&job.from, &job.storage)?;
     let (grid, inputs) = open_inputs(&root, &job.datasets)?;
-    let out_root = Store::open(&job.out)?;
+    let out_root = Store::open_with(&job.out, &job.storage)?;
     let ds = out_root.child(name);
     if inputs.iter().any(|i| i.ds.url() == ds.url()) {
         return Err(MergeError::OutIsInput(name.to_string()));
@@ -428,7 +436,7 @@ pub fn merge_tiles(
         nodata: None,
         window,
         format: job.format,
-        zarr_version: (job.format == Format::Zarr).then_some(job.zarr_version),
+        zarr_version: (job.format == Format::Zarr).then_some(job.zarr_version.number()),
         geoparquet: None,
         parquet_compat: false,
         settings_hash: settings_hash(job, &grid, &inputs, window),
@@ -438,9 +446,6 @@ pub fn merge_tiles(
         tiles: Vec::new(),
         columns: Some(columns.clone()),
     };
-    if !matches!(job.zarr_version, 2 | 3) {
-        return Err(MergeError::Invalid(format!("--zarr-version must be 2 or 3, got {}", job.zarr_version)));
-    }
     // Built before anything is written, so an input a Zarr group cannot hold leaves nothing.
     let writer: Box<dyn MergedWriter> = match job.format {
         Format::Parquet => {

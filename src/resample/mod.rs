@@ -15,14 +15,16 @@ use crate::dtype::DataType;
 use serde::{Deserialize, Serialize};
 
 /// A resampling method, named as gdalwarp names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// Area-weighted sum; conserves totals (counts such as species richness).
     Sum,
     /// Area-weighted mean of valid cells (continuous data).
+    #[value(alias = "mean")]
     Average,
     /// Value covering the largest area; ties go to the smallest value (categorical data).
+    #[value(alias = "majority")]
     Mode,
     /// Smallest valid value among intersecting source cells.
     Min,
@@ -30,12 +32,14 @@ pub enum Method {
     Max,
     /// Source cell containing the output cell centre.
     #[serde(alias = "near")]
+    #[value(alias = "near")]
     Nearest,
     /// Bilinear interpolation between source cell centres.
     Bilinear,
     /// Cubic convolution (4x4 kernel); GDAL's warper, also within one CRS.
     Cubic,
     /// Cubic B-spline (4x4 kernel, smoothing); GDAL's warper, also within one CRS.
+    #[value(name = "cubicspline")]
     CubicSpline,
     /// Lanczos windowed sinc (6x6 kernel); GDAL's warper, also within one CRS.
     Lanczos,

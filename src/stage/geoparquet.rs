@@ -18,7 +18,7 @@ pub const BBOX: &str = "bbox";
 pub const GEO_KEY: &str = "geo";
 
 /// How the point geometry is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum GeoEncoding {
     /// GeoArrow's native point encoding: `struct<x: double, y: double>`.

@@ -16,7 +16,7 @@ use crate::dtype::DataType;
 use crate::grid::Grid;
 use crate::store::{Store, StoreError};
 use crate::tile::Tile;
-pub use manifest::{Format, Manifest, TileRecord};
+pub use manifest::{Format, Manifest, TileRecord, ZarrVersion};
 
 /// Errors writing or reading staged data; each names the object.
 #[derive(Debug, thiserror::Error)]
