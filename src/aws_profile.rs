@@ -14,17 +14,17 @@ use std::path::PathBuf;
 
 /// What a profile contributes (only the values the environment lacks).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct ProfileSettings {
+pub(crate) struct ProfileSettings {
     /// `aws_access_key_id`.
-    pub access_key_id: Option<String>,
+    pub(crate) access_key_id: Option<String>,
     /// `aws_secret_access_key`.
-    pub secret_access_key: Option<String>,
+    pub(crate) secret_access_key: Option<String>,
     /// `aws_session_token`.
-    pub session_token: Option<String>,
+    pub(crate) session_token: Option<String>,
     /// `region`.
-    pub region: Option<String>,
+    pub(crate) region: Option<String>,
     /// `endpoint_url` (S3-compatible servers).
-    pub endpoint_url: Option<String>,
+    pub(crate) endpoint_url: Option<String>,
 }
 
 impl std::fmt::Display for ProfileSettings {
@@ -46,7 +46,7 @@ impl std::fmt::Display for ProfileSettings {
 /// # Errors
 /// A one-line message when `AWS_PROFILE` names a profile that is not in either file, or one
 /// whose credentials come from something this module does not run (SSO, role, process).
-pub fn from_env() -> Result<ProfileSettings, String> {
+pub(crate) fn from_env() -> Result<ProfileSettings, String> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let home = var("HOME").map(PathBuf::from);
     let file = |env: &str, name: &str| {

@@ -2,30 +2,30 @@
 //! config file, then flags. `schemas/config.schema.json` describes the same shape; serde
 //! enforces it here (unknown keys and wrong types are errors naming the key and line).
 
+use crate::convert::ConvertJob;
 use crate::grid::Bounds;
 use crate::limits;
 use crate::merge::{How, MergeJob};
 use crate::name::{BadName, DatasetName};
-use crate::pipeline::ConvertJob;
-use crate::plan::GridRequest;
 use crate::resample::Method;
 use crate::stage::geoparquet::GeoEncoding;
 use crate::stage::parquet::ParquetOptions;
 use crate::stage::{Format, ZarrVersion};
 use crate::store::{StorageOptions, StoreError};
+use crate::target_grid::GridRequest;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// Default window (tile) size in target cells.
-pub const DEFAULT_WINDOW: usize = 1024;
+pub(crate) const DEFAULT_WINDOW: usize = 1024;
 /// Default staging root.
-pub const DEFAULT_OUT: &str = "./staging";
+pub(crate) const DEFAULT_OUT: &str = "./staging";
 /// Default relative tolerance for "same resolution".
-pub const DEFAULT_TOLERANCE: f64 = 1e-9;
+pub(crate) const DEFAULT_TOLERANCE: f64 = 1e-9;
 /// Smallest window (tile) side: smaller ones only multiply tiles and requests.
-pub const MIN_WINDOW: usize = limits::MIN_WRITE_WINDOW;
+pub(crate) const MIN_WINDOW: usize = limits::MIN_WRITE_WINDOW;
 /// Largest window (tile) side of `convert` and `merge` ([`limits::MAX_WRITE_WINDOW`]).
-pub const MAX_WINDOW: usize = limits::MAX_WRITE_WINDOW;
+pub(crate) const MAX_WINDOW: usize = limits::MAX_WRITE_WINDOW;
 
 /// Config and override errors, each naming the file, dataset or key.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +53,7 @@ pub enum ConfigError {
 /// A resolution: one number for both axes, or `[x, y]`.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(untagged)]
-pub enum Resolution {
+pub(crate) enum Resolution {
     /// Square cells.
     Square(f64),
     /// `[x, y]`.
@@ -75,69 +75,70 @@ impl Resolution {
 pub struct Config {
     /// The file it was read from, for messages.
     #[serde(skip)]
-    pub path: String,
+    pub(crate) path: String,
     /// Datasets to convert.
-    pub datasets: Vec<DatasetConfig>,
+    pub(crate) datasets: Vec<DatasetConfig>,
     /// Target grid and methods.
     #[serde(default)]
-    pub resampling: ResamplingConfig,
+    pub(crate) resampling: ResamplingConfig,
     /// Where and how to stage.
     #[serde(default)]
-    pub output: OutputConfig,
+    pub(crate) output: OutputConfig,
     /// PostgreSQL connection for `load`.
     #[serde(default)]
-    pub database: DatabaseConfig,
+    pub(crate) database: DatabaseConfig,
     /// Retries, timeouts and concurrency of object store requests (s3://).
     #[serde(default)]
-    pub storage: StorageConfig,
+    pub(crate) storage: StorageConfig,
     /// What `merge --config` merges.
     #[serde(default)]
-    pub merge: Option<MergeConfig>,
+    pub(crate) merge: Option<MergeConfig>,
 }
 
 /// The `merge:` section: staged datasets (under `output.uri`) merged into one dataset with
 /// a column per input.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MergeConfig {
+pub(crate) struct MergeConfig {
     /// Name of the merged dataset (its folder and table); default `merged`.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// The datasets to merge, in column order.
-    pub datasets: Vec<String>,
+    pub(crate) datasets: Vec<String>,
     /// `outer` (a cell where any dataset is valid, the default) or `inner` (every dataset).
-    pub how: Option<How>,
+    pub(crate) how: Option<How>,
     /// `parquet` (default) or `zarr`.
-    pub format: Option<Format>,
+    pub(crate) format: Option<Format>,
     /// Zarr version (2 or 3) with `format: zarr`; default `output.zarr_version`, else 3.
-    pub zarr_version: Option<ZarrVersion>,
+    pub(crate) zarr_version: Option<ZarrVersion>,
     /// Staging root of the merged dataset; default `output.uri`.
-    pub uri: Option<String>,
+    pub(crate) uri: Option<String>,
     /// Window (tile) size of the merged grid; default the first dataset's.
-    pub window: Option<usize>,
+    pub(crate) window: Option<usize>,
 }
 
 /// One dataset.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DatasetConfig {
+pub(crate) struct DatasetConfig {
     /// Name (safe SQL identifier; `-` becomes `_`).
-    pub name: String,
+    pub(crate) name: String,
     /// Raster path or URL.
-    pub path: String,
+    pub(crate) path: String,
     /// Data kind, mapped to a method by `resampling.strategies`.
-    pub data_type: Option<String>,
+    pub(crate) data_type: Option<String>,
     /// Band number (default 1).
-    pub band: Option<usize>,
-    /// Informational band name (the original pipeline's `band_name`).
-    pub band_name: Option<String>,
+    pub(crate) band: Option<usize>,
+    /// Informational band name (the original pipeline's `band_name`): accepted, not used.
+    #[serde(rename = "band_name")]
+    _band_name: Option<String>,
     /// Method for this dataset, overriding the strategy.
     #[serde(alias = "resampling_method")]
-    pub method: Option<String>,
+    pub(crate) method: Option<String>,
     /// Nodata override.
-    pub nodata: Option<f64>,
+    pub(crate) nodata: Option<f64>,
     /// Whether to convert it (default true).
     #[serde(default = "yes")]
-    pub enabled: bool,
+    pub(crate) enabled: bool,
 }
 
 fn yes() -> bool {
@@ -147,33 +148,33 @@ fn yes() -> bool {
 /// The `resampling:` section.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ResamplingConfig {
+pub(crate) struct ResamplingConfig {
     /// Target resolution; absent keeps each source's.
-    pub target_resolution: Option<Resolution>,
+    pub(crate) target_resolution: Option<Resolution>,
     /// Target CRS; absent keeps each source's.
-    pub target_crs: Option<String>,
+    pub(crate) target_crs: Option<String>,
     /// Target bounds `[minx, miny, maxx, maxy]`; sharing them makes every dataset's
     /// `(row_idx, col_idx)` identical for the same cell.
-    pub target_bounds: Option<[f64; 4]>,
+    pub(crate) target_bounds: Option<[f64; 4]>,
     /// Relative tolerance for "same resolution".
     #[serde(default = "default_tolerance")]
-    pub resolution_tolerance: f64,
+    pub(crate) resolution_tolerance: f64,
     /// Copy cells when the source is already on the target grid.
     #[serde(default = "yes")]
-    pub allow_skip_resampling: bool,
+    pub(crate) allow_skip_resampling: bool,
     /// Align to multiples of the resolution (gdalwarp -tap). Absent: aligned when a grid
     /// is asked for (`target_resolution`, `target_crs` or `target_bounds`), else the
     /// source grid is copied as it is.
     #[serde(default)]
-    pub align: Option<bool>,
+    pub(crate) align: Option<bool>,
     /// Method per data kind.
     #[serde(default)]
-    pub strategies: BTreeMap<String, String>,
+    pub(crate) strategies: BTreeMap<String, String>,
     /// Window (tile) size in target cells.
     #[serde(default = "default_window")]
-    pub window_size: usize,
+    pub(crate) window_size: usize,
     /// Worker threads (default: CPU cores).
-    pub threads: Option<usize>,
+    pub(crate) threads: Option<usize>,
 }
 
 fn default_tolerance() -> f64 {
@@ -202,46 +203,46 @@ impl Default for ResamplingConfig {
 /// The `output:` section.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OutputConfig {
+pub(crate) struct OutputConfig {
     /// `parquet` (default) or `zarr`.
-    pub format: Option<Format>,
+    pub(crate) format: Option<Format>,
     /// Staging root (local folder or s3://bucket/prefix).
-    pub uri: Option<String>,
+    pub(crate) uri: Option<String>,
     /// Zarr version (3 default, 2 for GDAL < 3.11: older GDAL lacks v3's codecs).
-    pub zarr_version: Option<ZarrVersion>,
+    pub(crate) zarr_version: Option<ZarrVersion>,
     /// GeoParquet tiles (a point geometry column, bbox covering, `geo` metadata).
-    pub geoparquet: Option<bool>,
+    pub(crate) geoparquet: Option<bool>,
     /// Encoding of the GeoParquet geometry: `wkb` (default) or `point`.
-    pub geoparquet_encoding: Option<GeoEncoding>,
+    pub(crate) geoparquet_encoding: Option<GeoEncoding>,
     /// Only encodings every Parquet reader decodes (no BYTE_STREAM_SPLIT).
-    pub parquet_compat: Option<bool>,
+    pub(crate) parquet_compat: Option<bool>,
 }
 
 /// The `database:` section.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DatabaseConfig {
+pub(crate) struct DatabaseConfig {
     /// Connection URL (DATABASE_URL and --database-url take precedence).
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
     /// Schema for the tables.
-    pub schema: Option<String>,
+    pub(crate) schema: Option<String>,
     /// Prefix for dataset table names.
-    pub table_prefix: Option<String>,
+    pub(crate) table_prefix: Option<String>,
 }
 
 /// The `storage:` section: how requests to an object store are retried and bounded.
 /// `RASTERSTAGE_S3_*` variables of the same names override it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct StorageConfig {
+pub(crate) struct StorageConfig {
     /// Retries of one request after a 5xx, a timeout or a dropped connection.
-    pub max_retries: usize,
+    pub(crate) max_retries: usize,
     /// No retry starts later than this many seconds after a request's first attempt.
-    pub retry_timeout_secs: f64,
+    pub(crate) retry_timeout_secs: f64,
     /// Time limit of one HTTP request in seconds.
-    pub request_timeout_secs: f64,
+    pub(crate) request_timeout_secs: f64,
     /// Requests in flight at once.
-    pub max_concurrent_requests: usize,
+    pub(crate) max_concurrent_requests: usize,
 }
 
 impl Default for StorageConfig {
@@ -260,7 +261,7 @@ impl StorageConfig {
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] naming the key of a value out of range, and the range.
-    pub fn options(&self, path: &str) -> Result<crate::store::StorageOptions, ConfigError> {
+    pub(crate) fn options(&self, path: &str) -> Result<crate::store::StorageOptions, ConfigError> {
         let bad = |key: &str, m: String| ConfigError::Invalid(format!("{path}: storage.{key}"), m);
         let secs = |key: &str, v: f64| {
             limits::duration_secs(v).filter(|d| !d.is_zero()).ok_or_else(|| {
@@ -311,7 +312,7 @@ pub fn worker_count(requested: Option<usize>, what: &str, max: usize) -> Result<
 }
 
 /// The built-in method per data kind, as the original pipeline had them.
-pub fn default_strategies() -> BTreeMap<String, String> {
+pub(crate) fn default_strategies() -> BTreeMap<String, String> {
     [("richness_data", "sum"), ("continuous_data", "average"), ("categorical_data", "mode")]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -323,7 +324,7 @@ impl Config {
     ///
     /// # Errors
     /// [`ConfigError`] naming the file and, for schema errors, the key and line.
-    pub fn load(path: &str) -> Result<Config, ConfigError> {
+    pub(crate) fn load(path: &str) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_string(), e))?;
         let mut cfg = Config::parse(path, &text)?;
         // Relative paths in a config mean "next to the config", wherever it is run from.
@@ -352,7 +353,7 @@ impl Config {
     ///
     /// # Errors
     /// [`ConfigError::Parse`].
-    pub fn parse(path: &str, text: &str) -> Result<Config, ConfigError> {
+    pub(crate) fn parse(path: &str, text: &str) -> Result<Config, ConfigError> {
         let mut cfg: Config =
             serde_yaml::from_str(text).map_err(|e| ConfigError::Parse(path.to_string(), e.to_string()))?;
         cfg.path = path.to_string();
@@ -360,7 +361,7 @@ impl Config {
     }
 
     /// The names of the enabled datasets, as their folders are named (`-` becomes `_`).
-    pub fn enabled_names(&self) -> Vec<String> {
+    pub(crate) fn enabled_names(&self) -> Vec<String> {
         self.datasets.iter().filter(|d| d.enabled).map(|d| d.name.replace('-', "_")).collect()
     }
 }
@@ -483,7 +484,7 @@ pub fn convert_jobs(
 }
 
 /// Name of the merged dataset when neither --out, --name nor the config gives one.
-pub const DEFAULT_MERGE_NAME: &str = "merged";
+pub(crate) const DEFAULT_MERGE_NAME: &str = "merged";
 
 /// `merge`'s flags (each overrides the config's `merge:` section).
 #[derive(Debug, Clone, Default)]
@@ -651,7 +652,7 @@ fn parse_method(what: &str, s: &str) -> Result<Method, ConfigError> {
 ///
 /// # Errors
 /// [`ConfigError::Invalid`] naming the dataset and the key.
-pub fn jobs_from_config(path: &str, cfg: &Config, o: &Overrides) -> Result<Vec<ConvertJob>, ConfigError> {
+pub(crate) fn jobs_from_config(path: &str, cfg: &Config, o: &Overrides) -> Result<Vec<ConvertJob>, ConfigError> {
     let storage = storage_options(Some(cfg))?;
     let mut strategies = default_strategies();
     strategies.extend(cfg.resampling.strategies.clone());
@@ -721,41 +722,41 @@ pub fn jobs_from_config(path: &str, cfg: &Config, o: &Overrides) -> Result<Vec<C
 
 /// Values a job starts from before flags (the config's, or defaults).
 #[derive(Debug, Clone, Default)]
-pub struct Base {
+pub(crate) struct Base {
     /// Target resolution.
-    pub resolution: Option<(f64, f64)>,
+    pub(crate) resolution: Option<(f64, f64)>,
     /// Target CRS.
-    pub crs: Option<String>,
+    pub(crate) crs: Option<String>,
     /// Target bounds.
-    pub bounds: Option<[f64; 4]>,
+    pub(crate) bounds: Option<[f64; 4]>,
     /// Tolerance.
-    pub tolerance: f64,
+    pub(crate) tolerance: f64,
     /// `-tap` alignment: `Some` when set explicitly (config `align:`); `None` aligns only
     /// when a resolution, CRS or bounds is asked for.
-    pub align: Option<bool>,
+    pub(crate) align: Option<bool>,
     /// Passthrough allowed.
-    pub allow_passthrough: bool,
+    pub(crate) allow_passthrough: bool,
     /// Window size.
-    pub window: usize,
+    pub(crate) window: usize,
     /// Format.
-    pub format: Option<Format>,
+    pub(crate) format: Option<Format>,
     /// Zarr version.
-    pub zarr_version: Option<ZarrVersion>,
+    pub(crate) zarr_version: Option<ZarrVersion>,
     /// GeoParquet tiles.
-    pub geoparquet: bool,
+    pub(crate) geoparquet: bool,
     /// GeoParquet geometry encoding.
-    pub geoparquet_encoding: Option<GeoEncoding>,
+    pub(crate) geoparquet_encoding: Option<GeoEncoding>,
     /// Compatible Parquet encodings.
-    pub parquet_compat: bool,
+    pub(crate) parquet_compat: bool,
     /// Staging root.
-    pub out: Option<String>,
+    pub(crate) out: Option<String>,
     /// How stores talk to an object store.
     pub storage: StorageOptions,
 }
 
 impl Base {
     /// Built-in defaults (no config file).
-    pub fn defaults() -> Base {
+    pub(crate) fn defaults() -> Base {
         Base {
             tolerance: DEFAULT_TOLERANCE,
             align: None,
@@ -770,7 +771,7 @@ impl Base {
 ///
 /// # Errors
 /// [`ConfigError::Invalid`] naming the option.
-pub fn resolve(
+pub(crate) fn resolve(
     name: DatasetName,
     source: String,
     band: usize,
@@ -881,7 +882,7 @@ fn parquet_options(o: &Overrides, base: &Base, format: Format) -> Result<Parquet
 /// GeoParquet's geometry encoding when none is named: WKB, which every GeoParquet reader
 /// decodes (the native point encoding needs GDAL 3.8 or later, for one); the two cost the
 /// same (docs/BENCHMARKS.md).
-pub const DEFAULT_GEO_ENCODING: GeoEncoding = GeoEncoding::Wkb;
+pub(crate) const DEFAULT_GEO_ENCODING: GeoEncoding = GeoEncoding::Wkb;
 
 #[cfg(test)]
 mod tests {

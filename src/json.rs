@@ -2,14 +2,14 @@
 //! module, so that both the source description and the staged manifest can use them.
 
 /// Serde for f64 where NaN and infinities are strings (JSON has no NaN).
-pub mod json_f64 {
+pub(crate) mod json_f64 {
     use serde::{Deserialize, Deserializer, Serializer};
 
     /// Serialises finite values as numbers, others as `"NaN"`, `"Infinity"`, `"-Infinity"`.
     ///
     /// # Errors
     /// The serializer's.
-    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
         if v.is_finite() {
             s.serialize_f64(*v)
         } else if v.is_nan() {
@@ -32,7 +32,7 @@ pub mod json_f64 {
     ///
     /// # Errors
     /// A string other than NaN/Infinity/-Infinity.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         match Repr::deserialize(d)? {
             Repr::N(v) => Ok(v),
             Repr::S(s) => match s.as_str() {
@@ -46,14 +46,14 @@ pub mod json_f64 {
 }
 
 /// [`json_f64`] for optional values (`null` = none).
-pub mod json_opt_f64 {
+pub(crate) mod json_opt_f64 {
     use serde::{Deserialize, Deserializer, Serializer};
 
     /// See [`super::json_f64::serialize`].
     ///
     /// # Errors
     /// The serializer's.
-    pub fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
         match v {
             Some(x) => super::json_f64::serialize(x, s),
             None => s.serialize_none(),
@@ -67,7 +67,7 @@ pub mod json_opt_f64 {
     ///
     /// # Errors
     /// As there.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
         Ok(Option::<W>::deserialize(d)?.map(|w| w.0))
     }
 }

@@ -12,7 +12,7 @@
 use serde::Serialize;
 
 /// Environment variables that carry a shard index, in the order they are looked at.
-pub const INDEX_ENV: [&str; 2] = ["JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX"];
+pub(crate) const INDEX_ENV: [&str; 2] = ["JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX"];
 
 /// Errors in a shard specification.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -42,7 +42,7 @@ pub enum ShardError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Shard {
     /// K, in `0..count`.
-    pub index: usize,
+    pub(crate) index: usize,
     /// N, at least 1.
     pub count: usize,
 }
@@ -73,7 +73,7 @@ impl Shard {
     ///
     /// # Errors
     /// [`ShardError::Zero`], [`ShardError::NoIndex`], [`ShardError::BadIndex`].
-    pub fn from_env(count: usize) -> Result<Shard, ShardError> {
+    pub(crate) fn from_env(count: usize) -> Result<Shard, ShardError> {
         Shard::from_lookup(count, |v| std::env::var(v).ok())
     }
 
@@ -82,7 +82,7 @@ impl Shard {
     ///
     /// # Errors
     /// As [`Shard::from_env`].
-    pub fn from_lookup(count: usize, get: impl Fn(&str) -> Option<String>) -> Result<Shard, ShardError> {
+    pub(crate) fn from_lookup(count: usize, get: impl Fn(&str) -> Option<String>) -> Result<Shard, ShardError> {
         if count == 0 {
             return Err(ShardError::Zero);
         }

@@ -1,12 +1,12 @@
 //! The `convert` subcommand: arguments and reporting; `rasterstage::config` resolves the
-//! jobs and `rasterstage::pipeline` converts.
+//! jobs and `rasterstage::convert` converts.
 
 use crate::args::{one_line, shard_status, ShardArgs};
 use anyhow::{bail, Result};
 use clap::Args;
 use rasterstage::config::{self, ConvertJobs, Overrides};
+use rasterstage::convert::{convert_tiles, shard_tiles, RunOptions};
 use rasterstage::limits::MAX_THREADS;
-use rasterstage::pipeline::{convert_tiles, shard_tiles, RunOptions};
 use rasterstage::progress::peak_rss_bytes;
 use rasterstage::resample::Method;
 use rasterstage::stage::geoparquet::GeoEncoding;

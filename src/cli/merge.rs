@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use rasterstage::config::{self, Config, MergeFlags};
 use rasterstage::load::{self, LoadOptions};
-use rasterstage::merge::{self, How, MergeOptions};
+use rasterstage::merge::{self, How, RunOptions};
 use rasterstage::progress::{human, peak_rss_bytes};
 use rasterstage::stage::{Format, ZarrVersion};
 use rasterstage::store::Store;
@@ -108,7 +108,7 @@ pub fn run(a: MergeArgs, quiet: bool) -> Result<()> {
         }
         None => None,
     };
-    let s = merge::merge_tiles(&job, &MergeOptions { threads, overwrite: a.overwrite, quiet }, only.as_ref())?;
+    let s = merge::merge_tiles(&job, &RunOptions { threads, overwrite: a.overwrite, quiet }, only.as_ref())?;
     println!(
         "{}: {} datasets merged ({}) onto {}x{}, {} tiles ({} written now{}), {} rows, sum {}, {:.1} s, peak RSS {} MB -> {}",
         s.name,

@@ -4,7 +4,7 @@
 use anyhow::{bail, Result};
 use clap::Args;
 use rasterstage::config::ConvertJobs;
-use rasterstage::pipeline::jobs_units;
+use rasterstage::convert::jobs_units;
 use rasterstage::shard::{self, Shard};
 
 /// `plan` arguments: the same as `convert`, plus the output form.

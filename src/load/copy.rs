@@ -10,7 +10,7 @@
 use crate::dtype::{DataType, Sample};
 use crate::stage::manifest::Column;
 use crate::stage::read::{dense_f64, visit_cells, CellOrder};
-pub use crate::stage::read::{CellValue, DecodeError, TileShape};
+pub(crate) use crate::stage::read::{CellValue, DecodeError, TileShape};
 use crate::stage::Format;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int32Type;
@@ -19,11 +19,11 @@ use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// The binary COPY signature, flags and header-extension length.
-pub const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+pub(crate) const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 /// End of data.
-pub const TRAILER: &[u8] = &(-1i16).to_be_bytes();
+pub(crate) const TRAILER: &[u8] = &(-1i16).to_be_bytes();
 /// The buffer is handed to the connection once it holds this much.
-pub const FLUSH_BYTES: usize = 1 << 20;
+pub(crate) const FLUSH_BYTES: usize = 1 << 20;
 /// Bytes of a row's field count and key fields `(row_idx, col_idx, x, y)`.
 const KEY_LEN: usize = 2 + (4 + 4) * 2 + (4 + 8) * 2;
 /// Bytes of the longest single-value row (an 8-byte value).
@@ -49,7 +49,7 @@ fn key_bytes(row: i32, col: i32, x: f64, y: f64, fields: i16) -> [u8; KEY_LEN] {
 ///
 /// # Errors
 /// [`DecodeError::Bad`] for more columns than a row can have.
-pub fn row_fields(values: usize) -> Result<i16, DecodeError> {
+pub(crate) fn row_fields(values: usize) -> Result<i16, DecodeError> {
     values
         .checked_add(4)
         .and_then(|n| i16::try_from(n).ok())
@@ -60,7 +60,7 @@ pub fn row_fields(values: usize) -> Result<i16, DecodeError> {
 const BATCH_ROWS: usize = 64 * 1024;
 
 /// A cell type as the PostgreSQL column that holds it (see [`DataType::postgres`]).
-pub trait PgValue: CellValue {
+pub(crate) trait PgValue: CellValue {
     /// Byte length of the PostgreSQL value.
     const LEN: usize;
     /// Writes the big-endian PostgreSQL bytes into `out` (exactly [`PgValue::LEN`] bytes).
@@ -92,22 +92,22 @@ pg_value!(u8 => i16; u16 => i32; i16 => i16; u32 => i64; i32 => i32; f32 => f32;
 /// A binary COPY stream under construction, with the row count and value sum of what it
 /// holds (checked against dataset.json before the tile commits).
 #[derive(Debug, Default)]
-pub struct CopyEncoder {
+pub(crate) struct CopyEncoder {
     buf: Vec<u8>,
     /// Rows encoded since [`CopyEncoder::begin`].
-    pub rows: u64,
+    pub(crate) rows: u64,
     /// Sum of the values encoded, in encoding order.
-    pub value_sum: f64,
+    pub(crate) value_sum: f64,
 }
 
 impl CopyEncoder {
     /// An encoder with an empty buffer.
-    pub fn new() -> CopyEncoder {
+    pub(crate) fn new() -> CopyEncoder {
         CopyEncoder { buf: Vec::with_capacity(FLUSH_BYTES + 4096), rows: 0, value_sum: 0.0 }
     }
 
     /// Starts a new stream: clears the buffer and counters and writes the header.
-    pub fn begin(&mut self) {
+    pub(crate) fn begin(&mut self) {
         self.buf.clear();
         self.rows = 0;
         self.value_sum = 0.0;
@@ -120,7 +120,7 @@ impl CopyEncoder {
     /// `extend_from_slice` calls, each with its own capacity check, were a fifth of the
     /// loader's CPU.
     #[inline]
-    pub fn row<T: PgValue>(&mut self, row: i32, col: i32, x: f64, y: f64, v: T) {
+    pub(crate) fn row<T: PgValue>(&mut self, row: i32, col: i32, x: f64, y: f64, v: T) {
         let mut r = [0u8; ROW_MAX];
         r[..KEY_LEN].copy_from_slice(&key_bytes(row, col, x, y, 5));
         r[KEY_LEN..KEY_LEN + 4].copy_from_slice(&(T::LEN as i32).to_be_bytes());
@@ -134,13 +134,13 @@ impl CopyEncoder {
     /// col_idx, x, y)`; the values follow by [`CopyEncoder::value`] or [`CopyEncoder::null`],
     /// then [`CopyEncoder::end_row`].
     #[inline]
-    pub fn key_fields(&mut self, row: i32, col: i32, x: f64, y: f64, fields: i16) {
+    pub(crate) fn key_fields(&mut self, row: i32, col: i32, x: f64, y: f64, fields: i16) {
         self.buf.extend_from_slice(&key_bytes(row, col, x, y, fields));
     }
 
     /// Appends one value field of the current row (added to the value sum).
     #[inline]
-    pub fn value<T: PgValue>(&mut self, v: T) {
+    pub(crate) fn value<T: PgValue>(&mut self, v: T) {
         self.buf.extend_from_slice(&(T::LEN as i32).to_be_bytes());
         v.put(&mut self.buf);
         self.value_sum += v.to_f64();
@@ -148,33 +148,33 @@ impl CopyEncoder {
 
     /// Appends a NULL field (length -1) to the current row.
     #[inline]
-    pub fn null(&mut self) {
+    pub(crate) fn null(&mut self) {
         self.buf.extend_from_slice(&(-1i32).to_be_bytes());
     }
 
     /// Ends a row started by [`CopyEncoder::key_fields`].
     #[inline]
-    pub fn end_row(&mut self) {
+    pub(crate) fn end_row(&mut self) {
         self.rows += 1;
     }
 
     /// Appends the trailer.
-    pub fn end(&mut self) {
+    pub(crate) fn end(&mut self) {
         self.buf.extend_from_slice(TRAILER);
     }
 
     /// The encoded bytes not yet handed on.
-    pub fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         &self.buf
     }
 
     /// Forgets the bytes handed on, keeping the allocation.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.buf.clear();
     }
 
     /// Whether the buffer is full enough to hand on.
-    pub fn full(&self) -> bool {
+    pub(crate) fn full(&self) -> bool {
         self.buf.len() >= FLUSH_BYTES
     }
 }
@@ -185,7 +185,7 @@ impl CopyEncoder {
 /// # Errors
 /// [`DecodeError::Bad`] for an unreadable tile or one whose schema or cells do not match;
 /// [`DecodeError::Sink`] from `sink`.
-pub fn parquet_rows(
+pub(crate) fn parquet_rows(
     bytes: Bytes,
     shape: &TileShape<'_>,
     enc: &mut CopyEncoder,
@@ -201,7 +201,7 @@ pub fn parquet_rows(
 /// # Errors
 /// [`DecodeError::Bad`] when the chunk does not decompress to the chunk size;
 /// [`DecodeError::Sink`] from `sink`.
-pub fn zarr_rows(
+pub(crate) fn zarr_rows(
     bytes: &Bytes,
     shape: &TileShape<'_>,
     enc: &mut CopyEncoder,
@@ -253,7 +253,7 @@ fn tile_rows<T: PgValue>(
 /// # Errors
 /// [`DecodeError::Bad`] for an unreadable tile, other columns, or a row outside the window;
 /// [`DecodeError::Sink`] from `sink`.
-pub fn merged_parquet_rows(
+pub(crate) fn merged_parquet_rows(
     bytes: Bytes,
     shape: &TileShape<'_>,
     columns: &[Column],
@@ -320,7 +320,7 @@ pub fn merged_parquet_rows(
 /// # Errors
 /// [`DecodeError::Bad`] for a chunk that does not decompress to the chunk size, or a chunk
 /// count other than the column count; [`DecodeError::Sink`] from `sink`.
-pub fn merged_zarr_rows(
+pub(crate) fn merged_zarr_rows(
     chunks: &[Bytes],
     shape: &TileShape<'_>,
     columns: &[Column],

@@ -54,7 +54,7 @@ pub fn load_shard(opts: &LoadOptions, k: Shard) -> Result<PerDataset<LoadSummary
 
 /// The tiles of a staged dataset as units, weighted by rows to copy (at least 1: an empty
 /// tile still costs a transaction).
-pub fn units_of(name: &str, m: &Manifest) -> Vec<Unit> {
+pub(crate) fn units_of(name: &str, m: &Manifest) -> Vec<Unit> {
     m.tiles
         .iter()
         .map(|t| Unit {

@@ -12,22 +12,21 @@
 //! records, `complete` status), so `inspect`, `load`, `verify` and DuckDB (Parquet) or
 //! xarray (Zarr: one array per input in one group) work on it.
 
-pub mod lattice;
+pub(crate) mod lattice;
 pub mod view;
 
 use crate::grid::{Grid, Window};
 use crate::load::LoadError;
 use crate::name::DatasetName;
-use crate::progress::Progress;
 use crate::source::{Fingerprint, SourceInfo};
-use crate::stage::commit::{test_panic, write_and_commit, TileErrorKind, TileFailure};
-use crate::stage::manifest::{
-    self, checksum, Column, Format, Manifest, Status, TileRecord, ZarrVersion, FORMAT_VERSION,
-};
+use crate::stage::lifecycle::{stage_dataset, DatasetWriter, LifecycleError};
+use crate::stage::manifest::{checksum, Column, Format, Manifest, Status, TileRecord, ZarrVersion, FORMAT_VERSION};
 use crate::stage::merged::{MergedParquetWriter, MergedTile, MergedWriter, MergedZarrWriter, ZarrInputError};
 use crate::stage::read::{fetch_tile, visit_f64, DecodeError, FetchError, TileShape};
+use crate::stage::write_loop::{TileErrorKind, TileFailure};
 use crate::stage::StageError;
 use crate::store::{StorageOptions, Store, StoreError};
+use crate::test_hooks::test_panic;
 use lattice::LatticeError;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -47,15 +46,6 @@ pub enum How {
 }
 
 impl How {
-    /// Parses `outer` or `inner`.
-    pub fn parse(s: &str) -> Option<How> {
-        match s.to_ascii_lowercase().as_str() {
-            "outer" | "full" => Some(How::Outer),
-            "inner" => Some(How::Inner),
-            _ => None,
-        }
-    }
-
     /// `outer` or `inner`.
     pub fn name(self) -> &'static str {
         match self {
@@ -163,25 +153,16 @@ pub struct MergeJob {
     /// Which cells to keep.
     pub how: How,
     /// Output format.
-    pub format: Format,
+    pub(crate) format: Format,
     /// Zarr version for `Format::Zarr`.
-    pub zarr_version: ZarrVersion,
+    pub(crate) zarr_version: ZarrVersion,
     /// Window (tile) size of the merged grid; default: the first input's.
-    pub window: Option<usize>,
+    pub(crate) window: Option<usize>,
     /// How the stores talk to an object store.
     pub storage: StorageOptions,
 }
 
-/// How to run.
-#[derive(Debug, Clone)]
-pub struct MergeOptions {
-    /// Worker threads.
-    pub threads: usize,
-    /// Replace an existing merged dataset made from other inputs or settings.
-    pub overwrite: bool,
-    /// No progress display.
-    pub quiet: bool,
-}
+pub use crate::stage::lifecycle::RunOptions;
 
 /// What a merge did.
 #[derive(Debug, Clone)]
@@ -210,15 +191,15 @@ pub struct MergeSummary {
 }
 
 /// An input dataset, placed on the merged grid.
-pub struct Input {
+pub(crate) struct Input {
     /// Dataset name (its column).
     pub name: String,
     /// Its folder.
-    pub ds: Store,
+    pub(crate) ds: Store,
     /// Its manifest (complete).
-    pub m: Manifest,
+    pub(crate) m: Manifest,
     /// `[row, col]` of its cell (0, 0) on the merged grid.
-    pub offset: [i64; 2],
+    pub(crate) offset: [i64; 2],
     tiles: HashMap<String, TileRecord>,
 }
 
@@ -227,7 +208,7 @@ pub struct Input {
 ///
 /// # Errors
 /// [`MergeError`] naming the dataset at fault; a lattice mismatch shows the difference.
-pub fn open_inputs(root: &Store, names: &[DatasetName]) -> Result<(Grid, Vec<Input>), MergeError> {
+pub(crate) fn open_inputs(root: &Store, names: &[DatasetName]) -> Result<(Grid, Vec<Input>), MergeError> {
     if names.len() < 2 {
         return Err(MergeError::TooFew(names.len()));
     }
@@ -310,7 +291,7 @@ impl Input {
 }
 
 /// Positions of the cells to keep: any input valid (outer) or every input valid (inner).
-pub fn keep_cells(values: &[Vec<f64>], cells: usize, how: How) -> Vec<u32> {
+pub(crate) fn keep_cells(values: &[Vec<f64>], cells: usize, how: How) -> Vec<u32> {
     (0..cells)
         .filter(|&p| {
             let valid = values.iter().filter(|b| !b[p].is_nan()).count();
@@ -331,15 +312,6 @@ fn settings_hash(job: &MergeJob, grid: &Grid, inputs: &[Input], window: usize) -
         "window": window, "format": job.format, "zarr_version": job.zarr_version,
     });
     checksum(doc.to_string().as_bytes())
-}
-
-/// Merges the job's inputs into a staged dataset.
-///
-/// # Errors
-/// [`MergeError`]: bad inputs stop at once; tile failures are counted and reported after
-/// every other tile is done.
-pub fn merge(job: &MergeJob, opts: &MergeOptions) -> Result<MergeSummary, MergeError> {
-    merge_tiles(job, opts, None)
 }
 
 impl From<MergeError> for TileErrorKind {
@@ -382,13 +354,14 @@ pub fn tile_units(job: &MergeJob) -> Result<Vec<crate::shard::Unit>, MergeError>
 
 /// Merges the tiles whose ids are in `only` (all when `None`): one shard's part, which
 /// creates dataset.json only if absent and completes it when every tile is committed, as
-/// `convert` does (see [`crate::pipeline::convert_tiles`]).
+/// `convert` does (see [`crate::convert::convert_tiles`]).
 ///
 /// # Errors
-/// As [`merge`].
+/// [`MergeError`]: bad inputs stop at once; tile failures are counted and reported after
+/// every other tile is done.
 pub fn merge_tiles(
     job: &MergeJob,
-    opts: &MergeOptions,
+    opts: &RunOptions,
     only: Option<&HashSet<String>>,
 ) -> Result<MergeSummary, MergeError> {
     let start = Instant::now();
@@ -413,7 +386,7 @@ pub fn merge_tiles(
         })
         .collect();
     let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
-    let mut m = Manifest {
+    let m = Manifest {
         format_version: FORMAT_VERSION,
         name: name.to_string(),
         status: Status::Converting,
@@ -458,9 +431,12 @@ pub fn merge_tiles(
         }
         Format::Zarr => Box::new(MergedZarrWriter::new(ds.clone(), &m)?),
     };
-    match Manifest::read_for_rerun(&ds, opts.overwrite)? {
-        Some(old) if old.settings_hash != m.settings_hash && !opts.overwrite => {
-            let what = if old.columns != m.columns {
+    let new_columns = m.columns.clone();
+    let writer = MergeWriter { inputs: &inputs, how: job.how, tiles: writer };
+    let s = stage_dataset(&ds, m, *opts, only, &writer).map_err(|e| match e {
+        LifecycleError::Stage(e) => MergeError::Stage(e),
+        LifecycleError::Changed(old) => {
+            let what = if old.columns != new_columns {
                 format!(
                     "from other inputs ({} then, {} now)",
                     old.columns.iter().flatten().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
@@ -469,134 +445,53 @@ pub fn merge_tiles(
             } else {
                 "from changed inputs or with other settings (--how, --window, --format, --zarr-version)".to_string()
             };
-            return Err(MergeError::Changed { url: ds.url().to_string(), what });
+            MergeError::Changed { url: ds.url().to_string(), what }
         }
-        Some(old) if old.status == Status::Complete && !opts.overwrite => {
-            tracing::info!("{name}: already complete in {}, nothing to do", ds.url());
-            return Ok(MergeSummary {
-                name: name.to_string(),
-                inputs: inputs.len(),
-                tiles: old.tile_count,
-                written: 0,
-                rows: old.row_count,
-                value_sum: old.value_sum,
-                shape: [old.grid.width, old.grid.height],
-                seconds: start.elapsed().as_secs_f64(),
-                url: ds.url().to_string(),
-                complete: true,
-            });
+        LifecycleError::TilesFailed { failed, total, first } => {
+            MergeError::TilesFailed { dataset: name.to_string(), failed, total, first }
         }
-        Some(_) if opts.overwrite => ds.delete_prefix("")?,
-        _ => {}
-    }
-    // Only created, unless replacing: a shard, or another run of the same command, may have
-    // completed the dataset since it was read above, and rewriting it as converting would
-    // undo that. A manifest that is there already has these settings (checked above).
-    if opts.overwrite {
-        m.write(&ds)?;
-    } else {
-        m.create(&ds)?;
-    }
-    // Shards leave the Zarr metadata to whichever completes the dataset (complete_if_done
-    // writes it with the consolidated metadata), as convert does.
-    if only.is_none() {
-        writer.begin()?;
-    }
-
-    let by_window: HashMap<String, Window> = windows.iter().map(|w| (w.tile_id(), *w)).collect();
-    // A shard needs only which tiles are committed (one LIST, not a GET per record): with
-    // many shards, reading every record in every shard would dominate the S3 requests.
-    let mut done: Vec<TileRecord> = match only {
-        Some(_) => Vec::new(),
-        None => manifest::committed(&ds)?
-            .into_iter()
-            .filter(|r| by_window.get(&r.id).is_some_and(|w| w.rows == r.rows && w.cols == r.cols))
-            .collect(),
-    };
-    let done_ids: HashSet<String> = match only {
-        Some(_) => manifest::committed_ids(&ds)?,
-        None => done.iter().map(|r| r.id.clone()).collect(),
-    };
-    let pending: Vec<Window> = windows
-        .iter()
-        .filter(|w| !done_ids.contains(&w.tile_id()) && only.is_none_or(|o| o.contains(&w.tile_id())))
-        .copied()
-        .collect();
-    if !done_ids.is_empty() {
-        tracing::info!("{name}: resuming, {} of {} tiles already committed", done_ids.len(), windows.len());
-    }
-    let progress = Progress::new(name, windows.len() as u64, done_ids.len() as u64, opts.quiet);
-    let threads = opts.threads.clamp(1, pending.len().max(1));
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
-    let attempted = pending.len();
-    let (new, failures) = pool.install(|| {
-        write_and_commit(name, &ds, &pending, &progress, |win| {
-            let mut values: Vec<Vec<f64>> = Vec::with_capacity(inputs.len());
-            for i in &inputs {
-                let mut buf = vec![f64::NAN; win.cells()];
-                i.fill(win, &mut buf)?;
-                values.push(buf);
-            }
-            test_panic(&win.tile_id());
-            let keep = keep_cells(&values, win.cells(), job.how);
-            Ok(writer.write(&MergedTile { window: win, values: &values, keep: &keep })?)
-        })
-    });
-    done.extend(new);
-    let failed = failures.len();
-    if let Some(first) = failures.into_iter().next() {
-        return Err(MergeError::TilesFailed {
-            dataset: name.to_string(),
-            failed,
-            total: attempted,
-            first: Box::new(first),
-        });
-    }
-    if let Some(only) = only {
-        use crate::stage::finalize::{complete_if_done, Completion};
-        let (complete, rows, value_sum) = match complete_if_done(&ds, &m)? {
-            Completion::Complete { rows, value_sum, .. } => (true, rows, value_sum),
-            Completion::Missing { committed, total } => {
-                tracing::info!(
-                    "{name}: this shard's tiles are done; {committed} of {total} committed, the last shard to finish (or `rasterstage finalize`) completes the dataset"
-                );
-                let mine: Vec<&TileRecord> = done.iter().filter(|r| only.contains(&r.id)).collect();
-                (
-                    false,
-                    mine.iter().map(|r| r.row_count).sum(),
-                    crate::stage::manifest::exact_sum(mine.iter().map(|r| r.value_sum)),
-                )
-            }
-        };
-        return Ok(MergeSummary {
-            name: name.to_string(),
-            inputs: inputs.len(),
-            tiles: m.tile_count,
-            written: attempted,
-            rows,
-            value_sum,
-            shape: [grid.width, grid.height],
-            seconds: start.elapsed().as_secs_f64(),
-            url: ds.url().to_string(),
-            complete,
-        });
-    }
-    m.set_tiles(done);
-    writer.finish()?;
-    m.status = Status::Complete;
-    m.write(&ds)?;
+    })?;
     Ok(MergeSummary {
         name: name.to_string(),
         inputs: inputs.len(),
-        tiles: m.tile_count,
-        written: attempted,
-        rows: m.row_count,
-        value_sum: m.value_sum,
-        shape: [grid.width, grid.height],
+        tiles: s.manifest.tile_count,
+        written: s.written,
+        rows: s.rows,
+        value_sum: s.value_sum,
+        shape: [s.manifest.grid.width, s.manifest.grid.height],
         seconds: start.elapsed().as_secs_f64(),
         url: ds.url().to_string(),
-        complete: true,
+        complete: s.complete,
     })
+}
+
+/// A merged dataset's windows: every input's cells of the window, the cells kept, a tile.
+struct MergeWriter<'a> {
+    inputs: &'a [Input],
+    how: How,
+    tiles: Box<dyn MergedWriter>,
+}
+
+impl DatasetWriter for MergeWriter<'_> {
+    fn begin(&self) -> Result<(), StageError> {
+        self.tiles.begin()
+    }
+
+    fn write(&self, win: Window) -> Result<TileRecord, TileErrorKind> {
+        let mut values: Vec<Vec<f64>> = Vec::with_capacity(self.inputs.len());
+        for i in self.inputs {
+            let mut buf = vec![f64::NAN; win.cells()];
+            i.fill(win, &mut buf)?;
+            values.push(buf);
+        }
+        test_panic(&win.tile_id());
+        let keep = keep_cells(&values, win.cells(), self.how);
+        Ok(self.tiles.write(&MergedTile { window: win, values: &values, keep: &keep })?)
+    }
+
+    fn finish(&self) -> Result<(), StageError> {
+        self.tiles.finish()
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use crate::name::DatasetName;
 use crate::store::Store;
 
 /// The `SELECT` of the view: `inputs` are `(qualified table, column name, [row, col] offset)`.
-pub fn view_select(inputs: &[(String, String, [i64; 2])], grid: &Grid, how: How) -> String {
+pub(crate) fn view_select(inputs: &[(String, String, [i64; 2])], grid: &Grid, how: How) -> String {
     // The centres tiles and tables hold, from the one formula (crate::centres).
     let x = grid.x_axis().sql("col_idx");
     let y = grid.y_axis().sql("row_idx");

@@ -47,7 +47,7 @@ pub enum Completion {
 ///
 /// # Errors
 /// [`StageError`] naming the object.
-pub fn complete_if_done(ds: &Store, m: &Manifest) -> Result<Completion, StageError> {
+pub(crate) fn complete_if_done(ds: &Store, m: &Manifest) -> Result<Completion, StageError> {
     let windows = m.grid.windows(m.window);
     // One LIST first: every shard but the last stops here, without reading any record.
     let ids = manifest::committed_ids(ds)?;

@@ -26,7 +26,7 @@ use std::sync::Arc;
 const BATCH_ROWS: usize = 64 * 1024;
 
 /// The Arrow schema of a merged tile.
-pub fn schema(columns: &[Column]) -> Schema {
+pub(crate) fn schema(columns: &[Column]) -> Schema {
     let mut fields = vec![
         Field::new("row_idx", Arrow::Int32, false),
         Field::new("col_idx", Arrow::Int32, false),
@@ -39,19 +39,19 @@ pub fn schema(columns: &[Column]) -> Schema {
 
 /// One merged window: a dense buffer per column and the cells to write.
 #[derive(Debug)]
-pub struct MergedTile<'a> {
+pub(crate) struct MergedTile<'a> {
     /// Where the window lies on the merged grid.
-    pub window: Window,
+    pub(crate) window: Window,
     /// One buffer of `window.cells()` values per column, row-major, NaN = no value.
-    pub values: &'a [Vec<f64>],
+    pub(crate) values: &'a [Vec<f64>],
     /// Positions (row-major, within the window) of the cells to write, ascending.
-    pub keep: &'a [u32],
+    pub(crate) keep: &'a [u32],
 }
 
 impl MergedTile<'_> {
     /// The window's record before anything is stored, the same in both formats: row count =
     /// cells kept, value sum = every non-null value, row by row, columns in order.
-    pub fn record(&self) -> TileRecord {
+    pub(crate) fn record(&self) -> TileRecord {
         let mut value_sum = 0.0;
         for &p in self.keep {
             for col in self.values {
@@ -66,7 +66,7 @@ impl MergedTile<'_> {
 }
 
 /// A merged-dataset format: set up once, write windows from many threads, finish once.
-pub trait MergedWriter: Send + Sync {
+pub(crate) trait MergedWriter: Send + Sync {
     /// Writes what does not depend on tiles (Zarr metadata, coordinates). Idempotent.
     ///
     /// # Errors
@@ -92,7 +92,7 @@ pub trait MergedWriter: Send + Sync {
 }
 
 /// Writes merged Parquet tiles into a dataset folder.
-pub struct MergedParquetWriter {
+pub(crate) struct MergedParquetWriter {
     ds: Store,
     name: String,
     grid: Grid,
@@ -104,7 +104,13 @@ pub struct MergedParquetWriter {
 impl MergedParquetWriter {
     /// A writer for the merged dataset `name` in folder `ds`; `grid_json` goes into every
     /// tile's key-value metadata.
-    pub fn new(ds: Store, name: &str, grid: Grid, columns: Vec<Column>, grid_json: String) -> MergedParquetWriter {
+    pub(crate) fn new(
+        ds: Store,
+        name: &str,
+        grid: Grid,
+        columns: Vec<Column>,
+        grid_json: String,
+    ) -> MergedParquetWriter {
         let schema = Arc::new(schema(&columns));
         MergedParquetWriter { ds, name: name.to_string(), grid, columns, schema, grid_json }
     }
@@ -168,7 +174,7 @@ pub enum ZarrInputError {
 }
 
 /// Writes a merged dataset as one Zarr group: a chunk of every input's array per window.
-pub struct MergedZarrWriter {
+pub(crate) struct MergedZarrWriter {
     ds: Store,
     group: ZarrGroup,
     fills: Vec<f64>,
@@ -179,7 +185,7 @@ impl MergedZarrWriter {
     ///
     /// # Errors
     /// [`ZarrInputError`] naming the input that cannot be an array.
-    pub fn new(ds: Store, m: &Manifest) -> Result<MergedZarrWriter, ZarrInputError> {
+    pub(crate) fn new(ds: Store, m: &Manifest) -> Result<MergedZarrWriter, ZarrInputError> {
         let group = ZarrGroup::of_manifest(ds.clone(), m);
         let fills = group
             .arrays()

@@ -1,22 +1,24 @@
 //! Tile writers: Parquet tiles or a Zarr group, behind one trait (merged.rs: the writers of
 //! merged datasets), plus the manifest that records which tiles are committed.
 
-pub mod cf;
-pub mod commit;
+pub(crate) mod cf;
 pub mod finalize;
-pub mod footer;
+pub(crate) mod footer;
 pub mod geoparquet;
+pub(crate) mod lifecycle;
 pub mod manifest;
-pub mod merged;
+pub(crate) mod merged;
 pub mod parquet;
-pub mod read;
-pub mod zarr;
+pub(crate) mod read;
+pub(crate) mod write_loop;
+pub(crate) mod zarr;
 
 use crate::dtype::DataType;
 use crate::grid::Grid;
 use crate::store::{Store, StoreError};
 use crate::tile::Tile;
-pub use manifest::{Format, Manifest, TileRecord, ZarrVersion};
+pub use manifest::{Format, ZarrVersion};
+pub(crate) use manifest::{Manifest, TileRecord};
 
 /// Errors writing or reading staged data; each names the object.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +57,7 @@ pub enum StageError {
 impl StageError {
     /// Whether this is about the manifest's content (unparseable, invalid, too large) rather
     /// than the store: what `--overwrite` replaces.
-    pub fn is_bad_manifest(&self) -> bool {
+    pub(crate) fn is_bad_manifest(&self) -> bool {
         matches!(
             self,
             StageError::BadManifest(..) | StageError::Invalid { .. } | StageError::Store(StoreError::TooLarge { .. })
@@ -65,27 +67,27 @@ impl StageError {
 
 /// What a writer needs to know about the dataset it writes.
 #[derive(Debug, Clone)]
-pub struct Layout {
+pub(crate) struct Layout {
     /// Dataset name.
-    pub name: String,
+    pub(crate) name: String,
     /// Target grid.
-    pub grid: Grid,
+    pub(crate) grid: Grid,
     /// Output cell type.
-    pub dtype: DataType,
+    pub(crate) dtype: DataType,
     /// Output nodata.
-    pub nodata: Option<f64>,
+    pub(crate) nodata: Option<f64>,
     /// Window size (Zarr chunk size).
-    pub window: usize,
+    pub(crate) window: usize,
     /// Zarr version (2 or 3).
-    pub zarr_version: u8,
+    pub(crate) zarr_version: u8,
     /// How Parquet tiles are written (GeoParquet, compatible encodings).
-    pub parquet: parquet::ParquetOptions,
+    pub(crate) parquet: parquet::ParquetOptions,
     /// JSON describing the grid, stored in every Parquet tile's key-value metadata.
-    pub grid_json: String,
+    pub(crate) grid_json: String,
 }
 
 /// A staging format: set up once, write tiles from many threads, finish once.
-pub trait TileWriter: Send + Sync {
+pub(crate) trait TileWriter: Send + Sync {
     /// Writes what does not depend on tiles (Zarr metadata, coordinates). Idempotent.
     ///
     /// # Errors
@@ -106,7 +108,7 @@ pub trait TileWriter: Send + Sync {
 }
 
 /// The writer for `format` in dataset folder `ds`.
-pub fn writer(format: Format, ds: Store, layout: Layout) -> Box<dyn TileWriter> {
+pub(crate) fn writer(format: Format, ds: Store, layout: Layout) -> Box<dyn TileWriter> {
     match format {
         Format::Parquet => Box::new(parquet::ParquetWriter::new(ds, layout)),
         Format::Zarr => Box::new(zarr::ZarrWriter::new(ds, layout)),

@@ -5,18 +5,19 @@
 //! redoes exactly the uncommitted tiles; the output is deterministic, so it ends identical to
 //! an uninterrupted run.
 
-use crate::compute::compute_tile;
 use crate::grid::Window;
 use crate::name::DatasetName;
-use crate::plan::{plan, GridRequest, Plan, PlanError};
-use crate::progress::Progress;
 use crate::resample::Method;
 use crate::source::{Source, SourceError};
-use crate::stage::commit::{test_panic, write_and_commit, TileFailure};
+use crate::stage::lifecycle::{stage_dataset, DatasetWriter, LifecycleError};
 use crate::stage::manifest::{self, Format, Manifest, Status, ZarrVersion, FORMAT_VERSION};
 use crate::stage::parquet::ParquetOptions;
-use crate::stage::{writer, Layout, StageError, TileRecord};
+use crate::stage::write_loop::{TileErrorKind, TileFailure};
+use crate::stage::{writer, Layout, StageError, TileRecord, TileWriter};
 use crate::store::{StorageOptions, Store, StoreError};
+use crate::target_grid::{plan, GridRequest, Plan, PlanError};
+use crate::test_hooks::test_panic;
+use crate::window::compute_tile;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -74,39 +75,30 @@ pub struct ConvertJob {
     /// Dataset name.
     pub name: DatasetName,
     /// Source raster path or URL.
-    pub source: String,
+    pub(crate) source: String,
     /// Band number (1-based).
-    pub band: usize,
+    pub(crate) band: usize,
     /// Nodata override.
-    pub nodata: Option<f64>,
+    pub(crate) nodata: Option<f64>,
     /// Resampling method; `None` is fine only for passthrough.
-    pub method: Option<Method>,
+    pub(crate) method: Option<Method>,
     /// Target grid request.
-    pub grid: GridRequest,
+    pub(crate) grid: GridRequest,
     /// Window size in target cells.
-    pub window: usize,
+    pub(crate) window: usize,
     /// Staging format.
-    pub format: Format,
+    pub(crate) format: Format,
     /// Zarr version.
-    pub zarr_version: ZarrVersion,
+    pub(crate) zarr_version: ZarrVersion,
     /// How Parquet tiles are written (GeoParquet, compatible encodings).
-    pub parquet: ParquetOptions,
+    pub(crate) parquet: ParquetOptions,
     /// Staging root URL.
-    pub out: String,
+    pub(crate) out: String,
     /// How the staging store (and GDAL's `/vsis3/` reads) talk to an object store.
-    pub storage: StorageOptions,
+    pub(crate) storage: StorageOptions,
 }
 
-/// How to run.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    /// Worker threads.
-    pub threads: usize,
-    /// Replace an existing output that differs.
-    pub overwrite: bool,
-    /// No progress display.
-    pub quiet: bool,
-}
+pub use crate::stage::lifecycle::RunOptions;
 
 /// What a conversion did.
 #[derive(Debug, Clone)]
@@ -188,15 +180,6 @@ fn differences(old: &Manifest, new: &Manifest) -> String {
     d.join(", ")
 }
 
-/// Converts one dataset.
-///
-/// # Errors
-/// [`ConvertError`]: open/config failures stop at once; tile failures are counted and
-/// reported after every other tile is done.
-pub fn convert(job: &ConvertJob, opts: &RunOptions) -> Result<ConvertSummary, ConvertError> {
-    convert_tiles(job, opts, None)
-}
-
 /// The tiles of `job` with their cost, for sharding: target cells, weighted by the source
 /// cells each target cell reads (same CRS: the ratio of cell areas; another CRS: of cell
 /// counts). A pure function of the source's grid and the settings, so every process of a
@@ -204,12 +187,12 @@ pub fn convert(job: &ConvertJob, opts: &RunOptions) -> Result<ConvertSummary, Co
 ///
 /// # Errors
 /// [`ConvertError::Source`], [`ConvertError::Plan`].
-pub fn tile_units(job: &ConvertJob) -> Result<Vec<crate::shard::Unit>, ConvertError> {
+pub(crate) fn tile_units(job: &ConvertJob) -> Result<Vec<crate::shard::Unit>, ConvertError> {
     crate::source::configure_gdal_http(&job.storage);
     let src = Source::open(&job.source, job.band, job.nodata)?;
     let plan = plan(&src.info, &job.grid, job.method.unwrap_or(Method::Nearest))?;
     let (s, t) = (&src.info.grid, &plan.target);
-    let ratio = if matches!(plan.kind, crate::plan::Kind::Warp) {
+    let ratio = if matches!(plan.kind, crate::target_grid::Kind::Warp) {
         (s.width * s.height) as f64 / (t.width * t.height).max(1) as f64
     } else {
         (t.dx * t.dy).abs() / (s.dx * s.dy).abs()
@@ -259,7 +242,8 @@ pub fn shard_tiles(
 /// ([`crate::stage::finalize::complete_if_done`]); see docs/scale-out.md.
 ///
 /// # Errors
-/// As [`convert`].
+/// [`ConvertError`]: open/config failures stop at once; tile failures are counted and
+/// reported after every other tile is done.
 pub fn convert_tiles(
     job: &ConvertJob,
     opts: &RunOptions,
@@ -277,7 +261,7 @@ pub fn convert_tiles(
         // When -tap alone moved the grid off the source's lattice, --no-align is the other fix.
         let unaligned = GridRequest { align: false, ..job.grid.clone() };
         let hint = if job.grid.align
-            && crate::plan::plan(&src.info, &unaligned, Method::Nearest).is_ok_and(|p| p.is_passthrough())
+            && crate::target_grid::plan(&src.info, &unaligned, Method::Nearest).is_ok_and(|p| p.is_passthrough())
         {
             ", or pass --no-align to copy the grid as it is (the source's origin is not on a multiple of its cell size, so -tap alignment would resample it)"
         } else {
@@ -294,11 +278,11 @@ pub fn convert_tiles(
             );
         }
     }
-    let source_grid = matches!(plan.kind, crate::plan::Kind::Passthrough { dr: 0, dc: 0 })
+    let source_grid = matches!(plan.kind, crate::target_grid::Kind::Passthrough { dr: 0, dc: 0 })
         && plan.target.width == src.info.grid.width
         && plan.target.height == src.info.grid.height;
     let (t, s) = (plan.target.bounds(), src.info.grid.bounds());
-    if !matches!(plan.kind, crate::plan::Kind::Warp)
+    if !matches!(plan.kind, crate::target_grid::Kind::Warp)
         && (t.minx >= s.maxx || t.maxx <= s.minx || t.miny >= s.maxy || t.maxy <= s.miny)
     {
         tracing::warn!(
@@ -326,8 +310,7 @@ pub fn convert_tiles(
     );
     let root = Store::open_with(&job.out, &job.storage)?;
     let ds = root.child(name);
-    let windows = plan.target.windows(job.window);
-    let mut m = Manifest {
+    let m = Manifest {
         format_version: FORMAT_VERSION,
         name: name.to_string(),
         status: Status::Converting,
@@ -345,42 +328,12 @@ pub fn convert_tiles(
         geoparquet: job.parquet.geoparquet,
         parquet_compat: job.parquet.compat,
         settings_hash: settings_hash(job, &src.info, &plan),
-        tile_count: windows.len(),
+        tile_count: plan.target.windows(job.window).len(),
         row_count: 0,
         value_sum: 0.0,
         tiles: Vec::new(),
         columns: None,
     };
-    match Manifest::read_for_rerun(&ds, opts.overwrite)? {
-        Some(old) if old.settings_hash != m.settings_hash && !opts.overwrite => {
-            return Err(ConvertError::Changed { url: ds.url().to_string(), what: differences(&old, &m) });
-        }
-        Some(old) if old.status == Status::Complete && !opts.overwrite => {
-            tracing::info!("{name}: already complete in {}, nothing to do", ds.url());
-            return Ok(ConvertSummary {
-                name: name.to_string(),
-                method: old.method.clone(),
-                tiles: old.tile_count,
-                written: 0,
-                rows: old.row_count,
-                value_sum: old.value_sum,
-                seconds: start.elapsed().as_secs_f64(),
-                url: ds.url().to_string(),
-                source_grid,
-                complete: true,
-            });
-        }
-        Some(_) if opts.overwrite => ds.delete_prefix("")?,
-        _ => {}
-    }
-    // Only created, unless replacing: a shard, or another run of the same command, may have
-    // completed the dataset since it was read above, and rewriting it as converting would
-    // undo that. A manifest that is there already has these settings (checked above).
-    if opts.overwrite {
-        m.write(&ds)?;
-    } else {
-        m.create(&ds)?;
-    }
     let layout = Layout {
         name: name.to_string(),
         grid: plan.target.clone(),
@@ -395,118 +348,74 @@ pub fn convert_tiles(
         }))
         .expect("grid json"),
     };
-    let w = writer(job.format, ds.clone(), layout);
-    // Shards leave the Zarr metadata to whichever completes the dataset (complete_if_done
-    // writes it with the consolidated metadata): one written now could land after that.
-    if only.is_none() {
-        w.begin()?;
-    }
-
-    let by_window: HashMap<String, Window> = windows.iter().map(|w| (w.tile_id(), *w)).collect();
-    // A shard needs only which tiles are committed (one LIST, not a GET per record): with
-    // many shards, reading every record in every shard would dominate the S3 requests.
-    let mut done: Vec<TileRecord> = match only {
-        Some(_) => Vec::new(),
-        None => manifest::committed(&ds)?
-            .into_iter()
-            .filter(|r| by_window.get(&r.id).is_some_and(|w| w.rows == r.rows && w.cols == r.cols))
-            .collect(),
-    };
-    let done_ids: std::collections::HashSet<String> = match only {
-        Some(_) => manifest::committed_ids(&ds)?,
-        None => done.iter().map(|r| r.id.clone()).collect(),
-    };
-    let pending: Vec<Window> = windows
-        .iter()
-        .filter(|w| !done_ids.contains(&w.tile_id()) && only.is_none_or(|o| o.contains(&w.tile_id())))
-        .copied()
-        .collect();
-    if !done_ids.is_empty() {
-        tracing::info!("{name}: resuming, {} of {} tiles already committed", done_ids.len(), windows.len());
-    }
-
-    let progress = Progress::new(name, windows.len() as u64, done_ids.len() as u64, opts.quiet);
-    // No more workers than tiles: each opens its own GDAL dataset.
-    let threads = opts.threads.clamp(1, pending.len().max(1));
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
     // One GDAL dataset per worker thread (Datasets are Send but not Sync); rayon's map_init
     // would open one per job split instead.
-    let sources: Vec<Mutex<Option<Source>>> = (0..threads).map(|_| Mutex::new(None)).collect();
+    let writer = WindowWriter {
+        job,
+        plan: &plan,
+        tiles: writer(job.format, ds.clone(), layout),
+        sources: (0..opts.threads.max(1)).map(|_| Mutex::new(None)).collect(),
+    };
     drop(src);
-    let attempted = pending.len();
-    let (new, failures) = pool.install(|| {
-        write_and_commit(name, &ds, &pending, &progress, |win| {
-            let slot = &sources[rayon::current_thread_index().unwrap_or(0) % threads];
-            let mut slot = slot.lock().unwrap_or_else(|poisoned| {
-                // A tile panicked while reading: its GDAL dataset may be mid-read, so it is
-                // dropped and this tile opens a fresh one.
-                let mut guard = poisoned.into_inner();
-                *guard = None;
-                slot.clear_poison();
-                guard
-            });
-            let src = match slot.as_mut() {
-                Some(src) => src,
-                None => slot.insert(Source::open(&job.source, job.band, job.nodata)?),
-            };
-            test_panic(&win.tile_id());
-            let tile = compute_tile(src, &plan, win)?;
-            drop(slot);
-            Ok(w.write(&tile)?)
-        })
-    });
-    done.extend(new);
-    let failed = failures.len();
-    if let Some(first) = failures.into_iter().next() {
-        return Err(ConvertError::TilesFailed {
-            dataset: name.to_string(),
-            failed,
-            total: attempted,
-            first: Box::new(first),
-        });
-    }
-    if only.is_some() {
-        let (complete, rows, value_sum) = match crate::stage::finalize::complete_if_done(&ds, &m)? {
-            crate::stage::finalize::Completion::Complete { rows, value_sum, .. } => (true, rows, value_sum),
-            crate::stage::finalize::Completion::Missing { committed, total } => {
-                tracing::info!(
-                    "{name}: this shard's tiles are done; {committed} of {total} committed, the last shard to finish (or `rasterstage finalize`) completes the dataset"
-                );
-                let mine: Vec<&TileRecord> = done.iter().filter(|r| only.is_some_and(|o| o.contains(&r.id))).collect();
-                (
-                    false,
-                    mine.iter().map(|r| r.row_count).sum(),
-                    crate::stage::manifest::exact_sum(mine.iter().map(|r| r.value_sum)),
-                )
-            }
-        };
-        return Ok(ConvertSummary {
-            name: name.to_string(),
-            method: m.method.clone(),
-            tiles: m.tile_count,
-            written: attempted,
-            rows,
-            value_sum,
-            seconds: start.elapsed().as_secs_f64(),
-            url: ds.url().to_string(),
-            source_grid,
-            complete,
-        });
-    }
-    m.set_tiles(done);
-    w.finish()?;
-    m.status = Status::Complete;
-    m.write(&ds)?;
+    let new = m.clone();
+    let s = stage_dataset(&ds, m, *opts, only, &writer).map_err(|e| match e {
+        LifecycleError::Stage(e) => ConvertError::Stage(e),
+        LifecycleError::Changed(old) => {
+            ConvertError::Changed { url: ds.url().to_string(), what: differences(&old, &new) }
+        }
+        LifecycleError::TilesFailed { failed, total, first } => {
+            ConvertError::TilesFailed { dataset: name.to_string(), failed, total, first }
+        }
+    })?;
     Ok(ConvertSummary {
         name: name.to_string(),
-        method: m.method.clone(),
-        tiles: m.tile_count,
-        written: attempted,
-        rows: m.row_count,
-        value_sum: m.value_sum,
+        method: s.manifest.method.clone(),
+        tiles: s.manifest.tile_count,
+        written: s.written,
+        rows: s.rows,
+        value_sum: s.value_sum,
         seconds: start.elapsed().as_secs_f64(),
         url: ds.url().to_string(),
         source_grid,
-        complete: true,
+        complete: s.complete,
     })
+}
+
+/// A converted raster's windows: read the source, resample, write a tile.
+struct WindowWriter<'a> {
+    job: &'a ConvertJob,
+    plan: &'a Plan,
+    tiles: Box<dyn TileWriter>,
+    /// One source per worker thread, opened on its first tile.
+    sources: Vec<Mutex<Option<Source>>>,
+}
+
+impl DatasetWriter for WindowWriter<'_> {
+    fn begin(&self) -> Result<(), StageError> {
+        self.tiles.begin()
+    }
+
+    fn write(&self, win: Window) -> Result<TileRecord, TileErrorKind> {
+        let slot = &self.sources[rayon::current_thread_index().unwrap_or(0) % self.sources.len()];
+        let mut slot = slot.lock().unwrap_or_else(|poisoned| {
+            // A tile panicked while reading: its GDAL dataset may be mid-read, so it is
+            // dropped and this tile opens a fresh one.
+            let mut guard = poisoned.into_inner();
+            *guard = None;
+            slot.clear_poison();
+            guard
+        });
+        let src = match slot.as_mut() {
+            Some(src) => src,
+            None => slot.insert(Source::open(&self.job.source, self.job.band, self.job.nodata)?),
+        };
+        test_panic(&win.tile_id());
+        let tile = compute_tile(src, self.plan, win)?;
+        drop(slot);
+        Ok(self.tiles.write(&tile)?)
+    }
+
+    fn finish(&self) -> Result<(), StageError> {
+        self.tiles.finish()
+    }
 }

@@ -16,28 +16,19 @@ use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Once;
 
-/// `RASTERSTAGE_TEST_TILE_DELAY_MS`: a pause before each commit, so crash tests can kill the
-/// process while tiles are in flight. Not for production use.
-pub const TEST_DELAY_ENV: &str = "RASTERSTAGE_TEST_TILE_DELAY_MS";
-
-/// `RASTERSTAGE_TEST_PANIC_TILE=<tile id>`: the worker of that tile panics (convert and
-/// merge: while it holds its source; load: before its transaction), so tests can check that
-/// a panic fails the tile alone, cleanly. Not for production use.
-pub const TEST_PANIC_ENV: &str = "RASTERSTAGE_TEST_PANIC_TILE";
-
 /// Why one tile of a `convert` or `merge` failed; the tile stays uncommitted.
 #[derive(Debug, thiserror::Error)]
 #[error("tile {tile}: {kind}")]
 pub struct TileFailure {
     /// Tile id.
-    pub tile: String,
+    pub(crate) tile: String,
     /// What went wrong.
-    pub kind: TileErrorKind,
+    pub(crate) kind: TileErrorKind,
 }
 
 /// What went wrong with a tile.
 #[derive(Debug, thiserror::Error)]
-pub enum TileErrorKind {
+pub(crate) enum TileErrorKind {
     /// Opening or reading the source raster failed (convert).
     #[error(transparent)]
     Source(#[from] SourceError),
@@ -51,13 +42,6 @@ pub enum TileErrorKind {
     /// The worker panicked: a bug, caught so that it costs only this tile.
     #[error("the worker panicked ({0}); this is a bug in rasterstage, please report it")]
     Panic(String),
-}
-
-/// Panics if `tile` is the one [`TEST_PANIC_ENV`] names.
-pub fn test_panic(tile: &str) {
-    if std::env::var(TEST_PANIC_ENV).is_ok_and(|t| t == tile) {
-        panic!("{TEST_PANIC_ENV} asked tile {tile} to panic");
-    }
 }
 
 thread_local! {
@@ -96,7 +80,7 @@ fn install_hook() {
 ///
 /// # Errors
 /// The panic's message, when `f` panics.
-pub fn catch_panic<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+pub(crate) fn catch_panic<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     install_hook();
     CATCHING.with(|c| c.set(c.get() + 1));
     let r = catch_unwind(AssertUnwindSafe(f));
@@ -108,7 +92,7 @@ pub fn catch_panic<R>(f: impl FnOnce() -> R) -> Result<R, String> {
 /// current rayon pool, commits every record into dataset folder `ds`, and returns the
 /// committed records and each tile's failure (logged as it happens, naming the dataset). A
 /// failed tile, a panicking one included, leaves no commit, so a rerun redoes exactly it.
-pub fn write_and_commit<F>(
+pub(crate) fn write_and_commit<F>(
     name: &str,
     ds: &Store,
     pending: &[Window],
@@ -118,7 +102,7 @@ pub fn write_and_commit<F>(
 where
     F: Fn(Window) -> Result<TileRecord, TileErrorKind> + Sync,
 {
-    let delay = std::env::var(TEST_DELAY_ENV).ok().and_then(|v| v.parse().ok()).map(std::time::Duration::from_millis);
+    let delay = crate::test_hooks::Pause::TileCommit.duration();
     let results: Vec<Result<TileRecord, TileFailure>> = pending
         .par_iter()
         .map(|win| {
@@ -160,7 +144,7 @@ mod tests {
     fn a_panic_becomes_an_error_and_the_thread_goes_on() {
         let r: Result<(), String> = catch_panic(|| panic!("boom {}", 7));
         let msg = r.unwrap_err();
-        assert!(msg.starts_with("boom 7 at ") && msg.contains("commit.rs"), "{msg}");
+        assert!(msg.starts_with("boom 7 at ") && msg.contains("write_loop.rs"), "{msg}");
         assert_eq!(catch_panic(|| 5), Ok(5));
         assert_eq!(CATCHING.with(Cell::get), 0);
     }
