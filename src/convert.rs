@@ -5,10 +5,12 @@
 //! redoes exactly the uncommitted tiles; the output is deterministic, so it ends identical to
 //! an uninterrupted run.
 
-use crate::grid::Window;
+use crate::dtype::DataType;
+use crate::grid::{Grid, Window};
 use crate::name::DatasetName;
 use crate::resample::Method;
-use crate::source::{Source, SourceError};
+use crate::source::{Fingerprint, Source, SourceError};
+use crate::stage::geoparquet::GeoEncoding;
 use crate::stage::lifecycle::{stage_dataset, DatasetWriter, LifecycleError};
 use crate::stage::manifest::{self, Format, Manifest, Status, ZarrVersion, FORMAT_VERSION};
 use crate::stage::parquet::ParquetOptions;
@@ -18,6 +20,7 @@ use crate::store::{StorageOptions, Store, StoreError};
 use crate::target_grid::{plan, GridRequest, Plan, PlanError};
 use crate::test_hooks::test_panic;
 use crate::window::compute_tile;
+use serde::Serialize;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -126,25 +129,67 @@ pub struct ConvertSummary {
     pub complete: bool,
 }
 
+/// Everything that determines a converted dataset's staged bytes. Its digest is taken of the
+/// canonical JSON ([`crate::json::canonical`]: keys sorted at every level), the same bytes
+/// every earlier version hashed, so datasets staged before keep their digest.
+#[derive(Serialize)]
+struct ConvertSettings<'a> {
+    format_version: u32,
+    source: SourceSettings<'a>,
+    grid: &'a Grid,
+    method: &'a str,
+    dtype: DataType,
+    nodata: Option<String>,
+    window: usize,
+    format: Format,
+    zarr_version: ZarrVersion,
+    // Present only when set: datasets staged before these options keep their digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    geoparquet: Option<GeoEncoding>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    parquet_compat: bool,
+}
+
+/// The source's part of [`ConvertSettings`].
+#[derive(Serialize)]
+struct SourceSettings<'a> {
+    band: usize,
+    dtype: DataType,
+    nodata: Option<String>,
+    grid: &'a Grid,
+    fingerprint: &'a Fingerprint,
+}
+
+impl ConvertSettings<'_> {
+    /// `sha256:<hex>` of the canonical JSON.
+    fn digest(&self) -> String {
+        let v = serde_json::to_value(self).expect("settings serialise");
+        manifest::checksum(crate::json::canonical(&v).as_bytes())
+    }
+}
+
 /// Digest of everything that determines a dataset's staged bytes.
 fn settings_hash(job: &ConvertJob, src: &crate::source::SourceInfo, p: &Plan) -> String {
-    let doc = json!({
-        "format_version": FORMAT_VERSION,
-        "source": {"band": src.band, "dtype": src.dtype, "nodata": src.nodata.map(|v| v.to_string()),
-                   "grid": src.grid, "fingerprint": src.fingerprint},
-        "grid": p.target, "method": p.method_label(), "dtype": p.dtype,
-        "nodata": p.nodata.map(|v| v.to_string()), "window": job.window, "format": job.format,
-        "zarr_version": job.zarr_version,
-    });
-    // Added only when set: datasets staged before these options keep their digest.
-    let mut doc = doc;
-    if let Some(enc) = job.parquet.geoparquet {
-        doc["geoparquet"] = json!(enc);
+    ConvertSettings {
+        format_version: FORMAT_VERSION,
+        source: SourceSettings {
+            band: src.band,
+            dtype: src.dtype,
+            nodata: src.nodata.map(|v| v.to_string()),
+            grid: &src.grid,
+            fingerprint: &src.fingerprint,
+        },
+        grid: &p.target,
+        method: p.method_label(),
+        dtype: p.dtype,
+        nodata: p.nodata.map(|v| v.to_string()),
+        window: job.window,
+        format: job.format,
+        zarr_version: job.zarr_version,
+        geoparquet: job.parquet.geoparquet,
+        parquet_compat: job.parquet.compat,
     }
-    if job.parquet.compat {
-        doc["parquet_compat"] = json!(true);
-    }
-    manifest::checksum(doc.to_string().as_bytes())
+    .digest()
 }
 
 /// Human description of what differs between an existing manifest and this run.
@@ -417,5 +462,71 @@ impl DatasetWriter for WindowWriter<'_> {
 
     fn finish(&self) -> Result<(), StageError> {
         self.tiles.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The digest as every version before the typed settings computed it.
+    fn legacy(s: &ConvertSettings<'_>) -> String {
+        let mut doc = json!({
+            "format_version": s.format_version,
+            "source": {"band": s.source.band, "dtype": s.source.dtype, "nodata": s.source.nodata,
+                       "grid": s.source.grid, "fingerprint": s.source.fingerprint},
+            "grid": s.grid, "method": s.method, "dtype": s.dtype,
+            "nodata": s.nodata, "window": s.window, "format": s.format,
+            "zarr_version": s.zarr_version,
+        });
+        if let Some(enc) = s.geoparquet {
+            doc["geoparquet"] = json!(enc);
+        }
+        if s.parquet_compat {
+            doc["parquet_compat"] = json!(true);
+        }
+        manifest::checksum(doc.to_string().as_bytes())
+    }
+
+    #[test]
+    fn typed_settings_keep_every_existing_digest() {
+        let grid = Grid {
+            crs_wkt: "GEOGCS[\"WGS 84\"]".into(),
+            epsg: Some(4326),
+            x0: -10.0,
+            y0: 60.0,
+            dx: 0.05,
+            dy: -0.05,
+            width: 7,
+            height: 3,
+        };
+        let fp = Fingerprint { size: 1234, mtime: 1_700_000_000, mtime_ns: 5 };
+        for (geo, compat, nodata) in [
+            (None, false, None),
+            (Some(GeoEncoding::Wkb), true, Some(-9999.0)),
+            (Some(GeoEncoding::Point), false, Some(f64::NAN)),
+        ] {
+            let s = ConvertSettings {
+                format_version: FORMAT_VERSION,
+                source: SourceSettings {
+                    band: 2,
+                    dtype: DataType::Int16,
+                    nodata: nodata.map(|v: f64| v.to_string()),
+                    grid: &grid,
+                    fingerprint: &fp,
+                },
+                grid: &grid,
+                method: "sum",
+                dtype: DataType::Float64,
+                nodata: Some("NaN".into()),
+                window: 256,
+                format: Format::Parquet,
+                zarr_version: ZarrVersion::V3,
+                geoparquet: geo,
+                parquet_compat: compat,
+            };
+            assert_eq!(s.digest(), legacy(&s));
+        }
     }
 }

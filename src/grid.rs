@@ -82,7 +82,7 @@ pub(crate) fn checked_size(width: f64, height: f64) -> Result<(usize, usize), Gr
 
 /// A north-up raster grid. `(x0, y0)` is the outer top-left corner; `dy` is negative.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Grid {
+pub struct Grid {
     /// CRS as WKT (empty when the source has none).
     pub(crate) crs_wkt: String,
     /// EPSG code of the CRS, when GDAL can identify one.

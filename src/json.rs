@@ -71,3 +71,57 @@ pub(crate) mod json_opt_f64 {
         Ok(Option::<W>::deserialize(d)?.map(|w| w.0))
     }
 }
+
+/// JSON text of `v`, compact, with the keys of every object in sorted order: the bytes a
+/// settings digest is taken of. Sorting here, rather than relying on serde_json's map, keeps
+/// every digest the same whatever order a struct declares its fields in and whether or not
+/// a dependency turns on serde_json's `preserve_order`.
+pub(crate) fn canonical(v: &serde_json::Value) -> String {
+    let mut out = String::new();
+    write_canonical(v, &mut out);
+    out
+}
+
+fn write_canonical(v: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                write_canonical(v, out);
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, v) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(v, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical;
+    use serde_json::json;
+
+    #[test]
+    fn canonical_is_serde_jsons_sorted_compact_text() {
+        let v = json!({"b": [1, {"z": null, "a": "x\"y"}], "a": 1.5, "c": {"y": -2, "x": true}});
+        assert_eq!(canonical(&v), v.to_string());
+        assert_eq!(canonical(&v), r#"{"a":1.5,"b":[1,{"a":"x\"y","z":null}],"c":{"x":true,"y":-2}}"#);
+    }
+}

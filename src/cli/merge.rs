@@ -91,7 +91,8 @@ pub fn run(a: MergeArgs, quiet: bool) -> Result<()> {
     if a.view {
         let (db, conn) = a.db.resolve(cfg.as_ref())?;
         let root = Store::open_existing(&job.from, &job.storage)?;
-        let view = merge::view::create_view(&conn, &db.schema, &db.prefix, &root, &job.datasets, &job.name, job.how)?;
+        let (grid, inputs) = merge::view_inputs(&root, &job.datasets)?;
+        let view = load::view::create_view(&conn, &db.schema, &db.prefix, &inputs, &grid, &job.name, job.how)?;
         println!("{}: view {view} ({}) over {} loaded tables", job.name, job.how.name(), job.datasets.len());
         return Ok(());
     }

@@ -1,22 +1,19 @@
 //! Binary COPY: rows encoded straight into one reusable buffer, fed by the shared tile
 //! reader ([`crate::stage::read`]) for Parquet tiles and Zarr chunks, and by the merged-tile
-//! decoders (Parquet tiles, or one Zarr chunk per column) for datasets written by `merge`.
+//! decoder ([`crate::stage::merged::visit_rows`]) for datasets written by `merge`: load never
+//! parses a format itself.
 //!
 //! `BinaryCopyInWriter::write` boxes every value and goes through `ToSql` per field, which is
 //! minutes for a few million rows; writing the format by hand is a few memcpys per row.
 //! Format: header `PGCOPY\n\xff\r\n\0`, flags i32 0, extension length i32 0; per row a field
 //! count i16 then each field as i32 length + big-endian bytes; trailer i16 -1.
 
-use crate::dtype::{DataType, Sample};
+use crate::dtype::Sample;
 use crate::stage::manifest::Column;
-use crate::stage::read::{dense_f64, visit_cells, CellOrder};
+use crate::stage::read::visit_cells;
 pub(crate) use crate::stage::read::{CellValue, DecodeError, TileShape};
 use crate::stage::Format;
-use arrow_array::cast::AsArray;
-use arrow_array::types::Int32Type;
-use arrow_array::Array;
 use bytes::Bytes;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// The binary COPY signature, flags and header-extension length.
 pub(crate) const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
@@ -56,10 +53,7 @@ pub(crate) fn row_fields(values: usize) -> Result<i16, DecodeError> {
         .ok_or_else(|| DecodeError::Bad(format!("{values} value columns are more than a COPY row holds")))
 }
 
-/// Rows per Parquet record batch read at a time (merged tiles).
-const BATCH_ROWS: usize = 64 * 1024;
-
-/// A cell type as the PostgreSQL column that holds it (see [`DataType::postgres`]).
+/// A cell type as the PostgreSQL column that holds it (see [`crate::dtype::DataType::postgres`]).
 pub(crate) trait PgValue: CellValue {
     /// Byte length of the PostgreSQL value.
     const LEN: usize;
@@ -210,11 +204,6 @@ pub(crate) fn zarr_rows(
     crate::with_sample_type!(shape.dtype, T => tile_rows::<T>(Format::Zarr, bytes, shape, enc, sink))
 }
 
-/// An offset within a window as an int4 (windows are at most `MAX_WINDOW` cells a side).
-fn int_offset(v: usize) -> Result<i32, DecodeError> {
-    i32::try_from(v).map_err(|_| DecodeError::Bad(format!("offset {v} within a window exceeds int4")))
-}
-
 fn flush(enc: &mut CopyEncoder, sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>) -> Result<(), DecodeError> {
     sink(enc.bytes()).map_err(DecodeError::Sink)?;
     enc.clear();
@@ -247,119 +236,38 @@ fn tile_rows<T: PgValue>(
     flush(enc, sink)
 }
 
-/// Encodes every row of a merged Parquet tile (`row_idx, col_idx, x, y`, then one nullable
-/// column per entry of `columns`) into `enc`; NULL cells are written as NULL.
+/// Encodes every row of a merged tile (a Parquet tile, or `parts`: that window's Zarr chunk
+/// of each column, in order) into `enc`, as [`crate::stage::merged::visit_rows`] decodes
+/// them; a column without a value is NULL.
 ///
 /// # Errors
-/// [`DecodeError::Bad`] for an unreadable tile, other columns, or a row outside the window;
+/// [`DecodeError::Bad`] for a tile that is not what dataset.json describes;
 /// [`DecodeError::Sink`] from `sink`.
-pub(crate) fn merged_parquet_rows(
-    bytes: Bytes,
+pub(crate) fn merged_rows(
+    format: Format,
+    parts: &[Bytes],
     shape: &TileShape<'_>,
     columns: &[Column],
     enc: &mut CopyEncoder,
     sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<(), DecodeError> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| DecodeError::Bad(e.to_string()))?;
-    let expected = crate::stage::merged::schema(columns);
-    let names_types = |s: &arrow_schema::Schema| -> Vec<(String, arrow_schema::DataType)> {
-        s.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect()
-    };
-    if names_types(builder.schema()) != names_types(&expected) {
-        return Err(DecodeError::Bad(format!(
-            "columns {:?} do not match the merged schema {:?}",
-            names_types(builder.schema()),
-            names_types(&expected)
-        )));
-    }
-    let reader = builder.with_batch_size(BATCH_ROWS).build().map_err(|e| DecodeError::Bad(e.to_string()))?;
-    let g = shape.grid;
-    let (gx, gy) = (g.x_axis(), g.y_axis());
-    let mut order = CellOrder::new(shape)?;
     let fields = row_fields(columns.len())?;
-    let dtypes: Vec<DataType> = columns.iter().map(|c| c.dtype).collect();
-    for batch in reader {
-        let batch = batch.map_err(|e| DecodeError::Bad(e.to_string()))?;
-        if batch.columns()[..4].iter().any(|c| c.null_count() > 0) {
-            return Err(DecodeError::Bad("null row_idx, col_idx, x or y in a merged tile".into()));
-        }
-        let row = batch.column(0).as_primitive::<Int32Type>();
-        let col = batch.column(1).as_primitive::<Int32Type>();
-        for i in 0..batch.num_rows() {
-            let (r, c) = (row.value(i), col.value(i));
-            order.next(r, c)?;
-            // In the window, so non-negative.
-            enc.key_fields(r, c, gx.centre(c as usize), gy.centre(r as usize), fields);
-            for (j, dt) in dtypes.iter().enumerate() {
-                let a = batch.column(4 + j);
-                crate::with_sample_type!(dt, T => {
-                    let a = a.as_primitive::<<T as CellValue>::Arrow>();
-                    if a.is_null(i) {
-                        enc.null();
-                    } else {
-                        enc.value::<T>(a.value(i));
-                    }
-                });
-            }
-            enc.end_row();
-        }
-        if enc.full() {
-            flush(enc, sink)?;
-        }
-    }
-    enc.end();
-    flush(enc, sink)
-}
-
-/// Encodes the rows of a merged Zarr window (`chunks`: that window's chunk of each entry of
-/// `columns`, in order) into `enc`: a row per cell where any column has a value (the writer
-/// gave the cells not kept the fill value in every column), NULL where a column has none.
-/// Rows, columns and value sum come out in the merged Parquet tile's order, so both formats
-/// load to the same rows and match the same dataset.json sums.
-///
-/// # Errors
-/// [`DecodeError::Bad`] for a chunk that does not decompress to the chunk size, or a chunk
-/// count other than the column count; [`DecodeError::Sink`] from `sink`.
-pub(crate) fn merged_zarr_rows(
-    chunks: &[Bytes],
-    shape: &TileShape<'_>,
-    columns: &[Column],
-    enc: &mut CopyEncoder,
-    sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
-) -> Result<(), DecodeError> {
-    if chunks.len() != columns.len() {
-        return Err(DecodeError::Bad(format!("{} chunks for {} columns", chunks.len(), columns.len())));
-    }
-    let values = chunks
-        .iter()
-        .zip(columns)
-        .map(|(b, c)| dense_f64(Format::Zarr, b, &TileShape { dtype: c.dtype, nodata: c.nodata, ..*shape }))
-        .collect::<Result<Vec<_>, _>>()?;
-    let g = shape.grid;
-    let (gx, gy) = (g.x_axis(), g.y_axis());
-    let order = CellOrder::new(shape)?;
-    let fields = row_fields(columns.len())?;
-    // The writer kept the cells where any column has a value (merge's outer rule; an inner
-    // merge only wrote fewer of them), so those are the rows.
-    for p in (0..shape.rows * shape.cols).filter(|&p| values.iter().any(|b| !b[p].is_nan())) {
-        let (r, c) = (shape.row0 + p / shape.cols, shape.col0 + p % shape.cols);
-        // Inside the window, whose bounds CellOrder::new checked against int4.
-        let (ri, ci) = (order.start().0 + int_offset(p / shape.cols)?, order.start().1 + int_offset(p % shape.cols)?);
-        enc.key_fields(ri, ci, gx.centre(c), gy.centre(r), fields);
-        for (col, v) in columns.iter().zip(&values) {
-            let v = v[p];
-            if v.is_nan() {
-                enc.null();
-            } else {
+    crate::stage::merged::visit_rows(format, parts, shape, columns, |r, c, x, y, values| {
+        enc.key_fields(r, c, x, y, fields);
+        for (col, v) in columns.iter().zip(values) {
+            match v {
+                None => enc.null(),
                 // Exact: the value was decoded from this column's type.
-                crate::with_sample_type!(col.dtype, T => enc.value::<T>(T::from_f64(v)));
+                Some(v) => crate::with_sample_type!(col.dtype, T => enc.value::<T>(T::from_f64(*v))),
             }
         }
         enc.end_row();
         if enc.full() {
-            flush(enc, sink)?;
+            sink(enc.bytes())?;
+            enc.clear();
         }
-    }
+        Ok(())
+    })?;
     enc.end();
     flush(enc, sink)
 }

@@ -17,10 +17,11 @@ pub mod shard;
 mod table;
 mod tile;
 pub mod verify;
+pub mod view;
 
 use crate::name::DatasetName;
 use crate::progress::Progress;
-use crate::stage::manifest::{Format, Manifest, Status, TileRecord};
+use crate::stage::manifest::{Manifest, Status, TileRecord};
 use crate::stage::write_loop::{catch_panic, TileErrorKind};
 use crate::store::Store;
 use crate::test_hooks::test_panic;
@@ -198,19 +199,9 @@ fn db(what: impl Into<String>) -> impl FnOnce(postgres::Error) -> LoadError {
 /// warning (a convert that crashed before committing them, or foreign files).
 fn warn_unlisted(ds: &Store, m: &Manifest) -> Result<(), LoadError> {
     let listed: HashSet<String> = m.tiles.iter().flat_map(|t| m.tile_keys(t)).collect();
-    // Where tiles live: `tiles/`, or the folder of each value array of the Zarr group.
-    let prefixes: Vec<String> = match (m.format, &m.columns) {
-        (Format::Parquet, _) => vec!["tiles".to_string()],
-        (Format::Zarr, None) => vec![format!("{n}.zarr/{n}", n = m.name)],
-        (Format::Zarr, Some(cols)) => cols.iter().map(|c| format!("{}.zarr/{}", m.name, c.name)).collect(),
-    };
-    let is_tile = |k: &str| match m.format {
-        Format::Parquet => k.ends_with(".parquet"),
-        Format::Zarr => !matches!(k.rsplit('/').next().unwrap_or(""), "zarr.json" | ".zarray" | ".zattrs"),
-    };
     let mut unlisted = Vec::new();
-    for prefix in &prefixes {
-        unlisted.extend(ds.list(prefix)?.into_iter().filter(|k| is_tile(k) && !listed.contains(k)));
+    for prefix in m.tile_prefixes() {
+        unlisted.extend(ds.list(&prefix)?.into_iter().filter(|k| m.is_tile_key(k) && !listed.contains(k)));
     }
     if !unlisted.is_empty() {
         tracing::warn!(

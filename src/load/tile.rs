@@ -117,10 +117,7 @@ impl Job<'_> {
             let r = match (self.m.format, &self.m.columns) {
                 (Format::Parquet, None) => copy::parquet_rows(parts[0].clone(), &shape, enc, &mut sink),
                 (Format::Zarr, None) => copy::zarr_rows(&parts[0], &shape, enc, &mut sink),
-                (Format::Parquet, Some(cols)) => {
-                    copy::merged_parquet_rows(parts[0].clone(), &shape, cols, enc, &mut sink)
-                }
-                (Format::Zarr, Some(cols)) => copy::merged_zarr_rows(parts, &shape, cols, enc, &mut sink),
+                (format, Some(cols)) => copy::merged_rows(format, parts, &shape, cols, enc, &mut sink),
             };
             match r {
                 Ok(()) => {}

@@ -13,15 +13,16 @@
 //! xarray (Zarr: one array per input in one group) work on it.
 
 pub(crate) mod lattice;
-pub mod view;
 
 use crate::grid::{Grid, Window};
-use crate::load::LoadError;
 use crate::name::DatasetName;
 use crate::source::{Fingerprint, SourceInfo};
 use crate::stage::lifecycle::{stage_dataset, DatasetWriter, LifecycleError};
 use crate::stage::manifest::{checksum, Column, Format, Manifest, Status, TileRecord, ZarrVersion, FORMAT_VERSION};
-use crate::stage::merged::{MergedParquetWriter, MergedTile, MergedWriter, MergedZarrWriter, ZarrInputError};
+pub use crate::stage::merged::How;
+use crate::stage::merged::{
+    keep_cells, MergedParquetWriter, MergedTile, MergedWriter, MergedZarrWriter, ZarrInputError,
+};
 use crate::stage::read::{fetch_tile, visit_f64, DecodeError, FetchError, TileShape};
 use crate::stage::write_loop::{TileErrorKind, TileFailure};
 use crate::stage::StageError;
@@ -31,29 +32,6 @@ use lattice::LatticeError;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
-
-/// Which cells a merge keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum How {
-    /// Cells where at least one input is valid (FULL OUTER JOIN).
-    #[default]
-    #[serde(alias = "full")]
-    #[value(alias = "full")]
-    Outer,
-    /// Cells where every input is valid (INNER JOIN).
-    Inner,
-}
-
-impl How {
-    /// `outer` or `inner`.
-    pub fn name(self) -> &'static str {
-        match self {
-            How::Outer => "outer",
-            How::Inner => "inner",
-        }
-    }
-}
 
 /// Errors of `merge`, each naming the dataset, tile or object.
 #[derive(Debug, thiserror::Error)]
@@ -67,9 +45,6 @@ pub enum MergeError {
     /// The inputs are not on one lattice.
     #[error(transparent)]
     Lattice(#[from] LatticeError),
-    /// PostgreSQL (`--view`).
-    #[error(transparent)]
-    Load(#[from] LoadError),
     /// An input that cannot be an array of the merged Zarr group.
     #[error(transparent)]
     ZarrInput(#[from] ZarrInputError),
@@ -203,6 +178,17 @@ pub(crate) struct Input {
     tiles: HashMap<String, TileRecord>,
 }
 
+/// The merged grid and each input placed on it (`[row, col]` of its cell (0, 0)), for a view
+/// over the loaded tables ([`crate::load::view::create_view`]).
+///
+/// # Errors
+/// As [`open_inputs`].
+pub fn view_inputs(root: &Store, names: &[DatasetName]) -> Result<(Grid, Vec<crate::load::view::Placed>), MergeError> {
+    let (grid, inputs) = open_inputs(root, names)?;
+    let placed = names.iter().cloned().zip(inputs.iter().map(|i| i.offset)).collect();
+    Ok((grid, placed))
+}
+
 /// Reads the inputs' manifests, checks they are complete and on one lattice, and returns
 /// them placed on the merged grid.
 ///
@@ -290,28 +276,38 @@ impl Input {
     }
 }
 
-/// Positions of the cells to keep: any input valid (outer) or every input valid (inner).
-pub(crate) fn keep_cells(values: &[Vec<f64>], cells: usize, how: How) -> Vec<u32> {
-    (0..cells)
-        .filter(|&p| {
-            let valid = values.iter().filter(|b| !b[p].is_nan()).count();
-            match how {
-                How::Outer => valid > 0,
-                How::Inner => valid == values.len(),
-            }
-        })
-        .map(|p| p as u32)
-        .collect()
-}
-
 /// Digest of everything that determines the merged bytes.
 fn settings_hash(job: &MergeJob, grid: &Grid, inputs: &[Input], window: usize) -> String {
-    let ins: Vec<_> = inputs.iter().map(|i| json!([i.name, i.m.settings_hash, i.offset])).collect();
-    let doc = json!({
-        "format_version": FORMAT_VERSION, "merge": ins, "how": job.how.name(), "grid": grid,
-        "window": window, "format": job.format, "zarr_version": job.zarr_version,
-    });
-    checksum(doc.to_string().as_bytes())
+    MergeSettings {
+        format_version: FORMAT_VERSION,
+        merge: inputs.iter().map(|i| (i.name.as_str(), i.m.settings_hash.as_str(), i.offset)).collect(),
+        how: job.how.name(),
+        grid,
+        window,
+        format: job.format,
+        zarr_version: job.zarr_version,
+    }
+    .digest()
+}
+
+/// Everything that determines a merged dataset's staged bytes; digested as canonical JSON
+/// ([`crate::json::canonical`]), the bytes every earlier version hashed.
+#[derive(serde::Serialize)]
+struct MergeSettings<'a> {
+    format_version: u32,
+    /// Each input: name, its own settings digest, its offset on the merged grid.
+    merge: Vec<(&'a str, &'a str, [i64; 2])>,
+    how: &'static str,
+    grid: &'a Grid,
+    window: usize,
+    format: Format,
+    zarr_version: ZarrVersion,
+}
+
+impl MergeSettings<'_> {
+    fn digest(&self) -> String {
+        checksum(crate::json::canonical(&serde_json::to_value(self).expect("settings serialise")).as_bytes())
+    }
 }
 
 impl From<MergeError> for TileErrorKind {
@@ -499,10 +495,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn zero_is_kept_nan_is_not() {
-        let a = vec![0.0, f64::NAN, 2.0, f64::NAN];
-        let b = vec![f64::NAN, f64::NAN, 0.0, 5.0];
-        assert_eq!(keep_cells(&[a.clone(), b.clone()], 4, How::Outer), vec![0, 2, 3]);
-        assert_eq!(keep_cells(&[a, b], 4, How::Inner), vec![2]);
+    fn typed_settings_keep_every_existing_digest() {
+        let grid = Grid {
+            crs_wkt: String::new(),
+            epsg: Some(3035),
+            x0: 0.0,
+            y0: 10.0,
+            dx: 1.0,
+            dy: -1.0,
+            width: 4,
+            height: 2,
+        };
+        let s = MergeSettings {
+            format_version: FORMAT_VERSION,
+            merge: vec![("a", "sha256:01", [0, 2]), ("b", "sha256:02", [1, 0])],
+            how: "inner",
+            grid: &grid,
+            window: 64,
+            format: Format::Zarr,
+            zarr_version: ZarrVersion::V2,
+        };
+        // As every version before the typed settings computed it.
+        let ins: Vec<_> = s.merge.iter().map(|(n, h, o)| json!([n, h, o])).collect();
+        let legacy = json!({
+            "format_version": s.format_version, "merge": ins, "how": s.how, "grid": s.grid,
+            "window": s.window, "format": s.format, "zarr_version": s.zarr_version,
+        });
+        assert_eq!(s.digest(), checksum(legacy.to_string().as_bytes()));
     }
 }

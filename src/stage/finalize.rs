@@ -62,10 +62,7 @@ pub(crate) fn complete_if_done(ds: &Store, m: &Manifest) -> Result<Completion, S
         .filter(|r| match m.check_tile(r) {
             Ok(()) => true,
             Err(v) => {
-                tracing::warn!(
-                    "ignoring commit record {}: {v}",
-                    ds.url_of(&format!("{}/{}.json", manifest::COMMITS, r.id))
-                );
+                tracing::warn!("ignoring commit record {}: {v}", ds.url_of(&super::keys::commit_record(&r.id)));
                 false
             }
         })

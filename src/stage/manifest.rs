@@ -16,10 +16,7 @@ use crate::store::Store;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-/// The manifest's file name inside a dataset folder.
-pub(crate) const MANIFEST: &str = "dataset.json";
-/// Folder of per-tile commit records.
-pub(crate) const COMMITS: &str = "_tiles";
+pub(crate) use super::keys::{COMMITS, MANIFEST};
 /// Version of the staging layout; bumped on incompatible changes.
 pub(crate) const FORMAT_VERSION: u32 = 1;
 /// Most value columns of a merged dataset: a PostgreSQL table holds at most 1600 columns,
@@ -503,12 +500,12 @@ impl Manifest {
     /// The key of the (first) object of the tile at `(row0, col0)`.
     fn tile_key(&self, row0: usize, col0: usize, id: &str) -> String {
         match self.format {
-            Format::Parquet => format!("tiles/{id}.parquet"),
+            Format::Parquet => super::keys::parquet_tile(id),
             Format::Zarr => {
                 let first =
                     self.columns.as_ref().and_then(|c| c.first()).map_or(self.name.as_str(), |c| c.name.as_str());
                 let w = self.window.max(1);
-                super::zarr::chunk_key(&self.name, self.zarr_version.unwrap_or(3), first, &[row0 / w, col0 / w])
+                super::keys::chunk_key(&self.name, self.zarr_version.unwrap_or(3), first, &[row0 / w, col0 / w])
             }
         }
     }
@@ -586,12 +583,33 @@ impl Manifest {
     /// without valid cells, its path, or, in a merged Zarr dataset, the window's chunk of
     /// every column, in column order (what its checksum covers).
     pub(crate) fn tile_keys(&self, t: &TileRecord) -> Vec<String> {
+        self.tile_keys_of(t)
+    }
+
+    /// The folders that hold the tile objects: `tiles/`, or each value array of the Zarr group.
+    pub(crate) fn tile_prefixes(&self) -> Vec<String> {
+        match (self.format, &self.columns) {
+            (Format::Parquet, _) => vec![super::keys::TILES.to_string()],
+            (Format::Zarr, None) => vec![super::keys::zarr_array(&self.name, &self.name)],
+            (Format::Zarr, Some(cols)) => cols.iter().map(|c| super::keys::zarr_array(&self.name, &c.name)).collect(),
+        }
+    }
+
+    /// Whether `key`, under one of [`Manifest::tile_prefixes`], is a tile object (not metadata).
+    pub(crate) fn is_tile_key(&self, key: &str) -> bool {
+        match self.format {
+            Format::Parquet => super::keys::is_parquet_tile(key),
+            Format::Zarr => !super::keys::is_zarr_metadata(key),
+        }
+    }
+
+    fn tile_keys_of(&self, t: &TileRecord) -> Vec<String> {
         match (&t.path, self.format, &self.columns) {
             (None, _, _) => Vec::new(),
             (Some(_), Format::Zarr, Some(cols)) => {
                 let idx = [t.row0 / self.window.max(1), t.col0 / self.window.max(1)];
                 let version = self.zarr_version.unwrap_or(3);
-                cols.iter().map(|c| super::zarr::chunk_key(&self.name, version, &c.name, &idx)).collect()
+                cols.iter().map(|c| super::keys::chunk_key(&self.name, version, &c.name, &idx)).collect()
             }
             (Some(p), _, _) => vec![p.clone()],
         }
@@ -867,7 +885,7 @@ fn field_near(bytes: &[u8], line: usize, column: usize) -> Option<String> {
 /// [`StageError::Store`].
 pub(crate) fn commit(ds: &Store, rec: &TileRecord) -> Result<(), StageError> {
     let json = serde_json::to_vec(rec).expect("tile record serialises");
-    ds.put(&format!("{COMMITS}/{}.json", rec.id), Bytes::from(json))?;
+    ds.put(&super::keys::commit_record(&rec.id), Bytes::from(json))?;
     Ok(())
 }
 
@@ -880,7 +898,7 @@ pub(crate) fn commit(ds: &Store, rec: &TileRecord) -> Result<(), StageError> {
 pub(crate) fn committed(ds: &Store) -> Result<Vec<TileRecord>, StageError> {
     let mut out = Vec::new();
     for key in ds.list(COMMITS)? {
-        let Some(stem) = key.strip_prefix(&format!("{COMMITS}/")).and_then(|k| k.strip_suffix(".json")) else {
+        let Some(stem) = super::keys::commit_id(&key) else {
             continue;
         };
         let Some(bytes) = ds.get_limited(&key, MAX_MANIFEST_BYTES)? else { continue };
@@ -908,11 +926,7 @@ pub(crate) fn committed(ds: &Store) -> Result<Vec<TileRecord>, StageError> {
 /// # Errors
 /// [`StageError::Store`].
 pub(crate) fn committed_ids(ds: &Store) -> Result<std::collections::HashSet<String>, StageError> {
-    Ok(ds
-        .list(COMMITS)?
-        .into_iter()
-        .filter_map(|k| k.strip_prefix(&format!("{COMMITS}/")).and_then(|k| k.strip_suffix(".json")).map(String::from))
-        .collect())
+    Ok(ds.list(COMMITS)?.into_iter().filter_map(|k| super::keys::commit_id(&k).map(String::from)).collect())
 }
 
 /// `sha256:<hex>` of `bytes`.

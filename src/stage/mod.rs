@@ -5,6 +5,7 @@ pub(crate) mod cf;
 pub mod finalize;
 pub(crate) mod footer;
 pub mod geoparquet;
+pub(crate) mod keys;
 pub(crate) mod lifecycle;
 pub mod manifest;
 pub(crate) mod merged;

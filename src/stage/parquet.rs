@@ -287,7 +287,7 @@ impl TileWriter for ParquetWriter {
         let mut rec = TileRecord::new(tile.window, row_count, value_sum);
         // A window without valid cells stores nothing.
         if row_count > 0 {
-            let key = format!("tiles/{}.parquet", rec.id);
+            let key = super::keys::parquet_tile(&rec.id);
             rec.store(&self.ds, key, bytes)?;
         }
         Ok(rec)

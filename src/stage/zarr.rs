@@ -52,23 +52,7 @@ fn fill_json(v: Option<f64>, dtype: DataType) -> Value {
     }
 }
 
-/// The key, relative to the dataset folder, of chunk `idx` of `array` in group
-/// `<group>.zarr` (v3: `c/<i>/<j>`, v2: `<i>.<j>`).
-pub(crate) fn chunk_key(group: &str, zarr_version: u8, array: &str, idx: &[usize]) -> String {
-    let parts: Vec<String> = idx.iter().map(|i| i.to_string()).collect();
-    let root = format!("{group}.zarr");
-    if zarr_version != 2 {
-        if parts.is_empty() {
-            format!("{root}/{array}/c")
-        } else {
-            format!("{root}/{array}/c/{}", parts.join("/"))
-        }
-    } else if parts.is_empty() {
-        format!("{root}/{array}/0")
-    } else {
-        format!("{root}/{array}/{}", parts.join("."))
-    }
-}
+use super::keys::chunk_key;
 
 /// One 2-D value array of a group.
 #[derive(Debug, Clone, PartialEq)]
@@ -143,7 +127,7 @@ impl ZarrGroup {
     }
 
     fn root(&self) -> String {
-        format!("{}.zarr", self.name)
+        super::keys::zarr_group(&self.name)
     }
 
     fn geographic(&self) -> bool {
@@ -435,7 +419,7 @@ impl TileWriter for ZarrWriter {
 
 #[cfg(test)]
 mod tests {
-    use super::{base64_f64, chunk_key, ZarrArray};
+    use super::{base64_f64, ZarrArray};
     use crate::dtype::DataType;
 
     #[test]
@@ -448,14 +432,6 @@ mod tests {
         assert_eq!(fill(DataType::Int32, None), None);
         // A nodata the type cannot hold marks no cell.
         assert_eq!(fill(DataType::Byte, Some(-9999.0)), None);
-    }
-
-    #[test]
-    fn chunk_keys_per_version() {
-        assert_eq!(chunk_key("m", 3, "a", &[1, 2]), "m.zarr/a/c/1/2");
-        assert_eq!(chunk_key("m", 2, "a", &[1, 2]), "m.zarr/a/1.2");
-        assert_eq!(chunk_key("m", 3, "spatial_ref", &[]), "m.zarr/spatial_ref/c");
-        assert_eq!(chunk_key("m", 2, "spatial_ref", &[]), "m.zarr/spatial_ref/0");
     }
 
     #[test]
