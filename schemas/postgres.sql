@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS raster_datasets (
     method       text NOT NULL,                -- resampling method, or 'passthrough'
     passthrough  boolean NOT NULL,
     format       text NOT NULL,                -- parquet | zarr
-    tile_size    int4 NOT NULL,
+    tile_size    int4 NOT NULL,                -- tile side in cells: the window (a sharded Zarr's shard)
     staging_uri  text NOT NULL,
     tile_count   int4 NOT NULL,
     row_count    int8 NOT NULL,

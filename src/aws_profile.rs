@@ -41,13 +41,15 @@ impl std::fmt::Display for ProfileSettings {
     }
 }
 
-/// Reads the profile the environment selects, from the files the environment names.
+/// Reads the profile the environment selects, from the files the environment names, with
+/// the variables looked up through `lookup` (`HOME`, `AWS_PROFILE`, the file variables and
+/// the ones that override a profile).
 ///
 /// # Errors
 /// A one-line message when `AWS_PROFILE` names a profile that is not in either file, or one
 /// whose credentials come from something this module does not run (SSO, role, process).
-pub(crate) fn from_env() -> Result<ProfileSettings, String> {
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+pub(crate) fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<ProfileSettings, String> {
+    let var = |k: &str| lookup(k).filter(|v| !v.is_empty());
     let home = var("HOME").map(PathBuf::from);
     let file = |env: &str, name: &str| {
         var(env).map(PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(".aws").join(name)))
@@ -134,6 +136,27 @@ mod tests {
             sections("[profile  stage]\nregion = eu-west-1\nendpoint_url = http://x:9000\n[default]\nregion=us-east-1");
         assert_eq!(config["profile stage"]["endpoint_url"], "http://x:9000");
         assert_eq!(config["default"]["region"], "us-east-1");
+    }
+
+    #[test]
+    fn profile_from_given_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = dir.path().join("credentials");
+        std::fs::write(&creds, "[stage]\naws_access_key_id = B\naws_secret_access_key = S\n").unwrap();
+        let vars = |extra: &'static [(&'static str, &'static str)]| {
+            let creds = creds.to_string_lossy().into_owned();
+            move |k: &str| match k {
+                "AWS_PROFILE" => Some("stage".to_string()),
+                "AWS_SHARED_CREDENTIALS_FILE" => Some(creds.clone()),
+                _ => extra.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()),
+            }
+        };
+        let p = from_vars(vars(&[])).unwrap();
+        assert_eq!((p.access_key_id.as_deref(), p.secret_access_key.as_deref()), (Some("B"), Some("S")));
+        // The environment wins over the profile.
+        assert_eq!(from_vars(vars(&[("AWS_ACCESS_KEY_ID", "A")])).unwrap().access_key_id, None);
+        let e = from_vars(|k| (k == "AWS_PROFILE").then(|| "nope".to_string())).unwrap_err();
+        assert!(e.contains("AWS_PROFILE=nope"), "{e}");
     }
 
     #[test]

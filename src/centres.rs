@@ -68,6 +68,25 @@ impl Axis {
             }
         }
     }
+
+    /// [`Axis::sql`] for an axis of `cells` cells: when every centre's exact numerator fits
+    /// 2^53 (every realistic grid), the same division [`Axis::centre`] does, in `int8` and
+    /// `float8` (both operands exact doubles, so the division rounds once, to nearest): the same
+    /// bits as `numeric`, about six times cheaper per row.
+    pub fn sql_cells(&self, index: &str, cells: usize) -> String {
+        let fits = |i: usize| {
+            let (o2, s, _) = self.exact?;
+            let t = (2 * i as i128 + 1).checked_mul(s)?;
+            let n = t.checked_add(o2)?;
+            (n.abs() <= EXACT_INT && t.abs() <= i64::MAX as i128 / 2).then_some(())
+        };
+        match self.exact {
+            Some((o2, s, d)) if cells > 0 && fits(0).is_some() && fits(cells - 1).is_some() => {
+                format!("(({o2}::int8 + (2 * {index}::int8 + 1) * {s}::int8)::float8 / '{d}'::float8)")
+            }
+            _ => self.sql(index),
+        }
+    }
 }
 
 /// The edge `n * step` of a grid aligned to multiples of `step` (gdalwarp `-tap`), exact in
@@ -154,6 +173,14 @@ mod tests {
         assert_eq!(multiple(-3600.0, 0.05), -180.0);
         assert_eq!(multiple(7.0, 0.016666666666667), 7.0 * 0.016666666666667);
         assert_eq!(multiple(0.5, 0.05), 0.5 * 0.05);
+    }
+
+    #[test]
+    fn view_sql_is_int8_when_numerators_fit() {
+        let a = Axis::new(-10.05, 0.05);
+        assert_eq!(a.sql_cells("i", 7200), "((-2010::int8 + (2 * i::int8 + 1) * 5::int8)::float8 / '200'::float8)");
+        assert_eq!(Axis::new(1e15, 0.5).sql_cells("i", 10), Axis::new(1e15, 0.5).sql("i"));
+        assert!(Axis::new(0.0, 1.0 / 3.0).sql_cells("i", 10).contains("'0.5'::float8"));
     }
 
     #[test]

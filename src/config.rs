@@ -87,7 +87,10 @@ pub struct Config {
     /// PostgreSQL connection for `load`.
     #[serde(default)]
     pub(crate) database: DatabaseConfig,
-    /// Retries, timeouts and concurrency of object store requests (s3://).
+    /// How `load` loads (`load.geometry`).
+    #[serde(default)]
+    pub(crate) load: LoadConfig,
+    /// Retries, timeouts and concurrency of object store requests (s3://, gs://, az://).
     #[serde(default)]
     pub(crate) storage: StorageConfig,
     /// What `merge --config` merges.
@@ -206,10 +209,12 @@ impl Default for ResamplingConfig {
 pub(crate) struct OutputConfig {
     /// `parquet` (default) or `zarr`.
     pub(crate) format: Option<Format>,
-    /// Staging root (local folder or s3://bucket/prefix).
+    /// Staging root (local folder, s3://bucket/prefix, gs://bucket/prefix or az://container/prefix).
     pub(crate) uri: Option<String>,
     /// Zarr version (3 default, 2 for GDAL < 3.11: older GDAL lacks v3's codecs).
     pub(crate) zarr_version: Option<ZarrVersion>,
+    /// Sharded Zarr v3: K x K windows per shard object (`--zarr-shard K`).
+    pub(crate) zarr_shard: Option<usize>,
     /// GeoParquet tiles (a point geometry column, bbox covering, `geo` metadata).
     pub(crate) geoparquet: Option<bool>,
     /// Encoding of the GeoParquet geometry: `wkb` (default) or `point`.
@@ -228,6 +233,14 @@ pub(crate) struct DatabaseConfig {
     pub(crate) schema: Option<String>,
     /// Prefix for dataset table names.
     pub(crate) table_prefix: Option<String>,
+}
+
+/// The `load:` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadConfig {
+    /// `point`: a PostGIS `geom` column holding each cell's centre (`load --geometry`).
+    pub geometry: Option<crate::load::geometry::Geometry>,
 }
 
 /// The `storage:` section: how requests to an object store are retried and bounded.
@@ -424,6 +437,8 @@ pub struct DbTarget {
     pub schema: String,
     /// Prefix of every dataset table's name.
     pub prefix: String,
+    /// The config's `load.geometry` (`--geometry` takes precedence).
+    pub geometry: Option<crate::load::geometry::Geometry>,
 }
 
 /// The schema and table prefix of the flags, else the config's `database:` section, else
@@ -434,6 +449,7 @@ pub fn db_target(cfg: Option<&Config>, schema: Option<&str>, prefix: Option<&str
         config_url: dbc.url,
         schema: schema.map(str::to_string).or(dbc.schema).unwrap_or_else(|| "public".to_string()),
         prefix: prefix.map(str::to_string).or(dbc.table_prefix).unwrap_or_default(),
+        geometry: cfg.and_then(|c| c.load.geometry),
     }
 }
 
@@ -622,6 +638,8 @@ pub struct Overrides {
     pub window: Option<usize>,
     /// `--zarr-version`.
     pub zarr_version: Option<ZarrVersion>,
+    /// `--zarr-shard`.
+    pub zarr_shard: Option<usize>,
     /// `--geoparquet`.
     pub geoparquet: bool,
     /// `--geoparquet-encoding`.
@@ -699,6 +717,7 @@ pub(crate) fn jobs_from_config(path: &str, cfg: &Config, o: &Overrides) -> Resul
                 window: r.window_size,
                 format: cfg.output.format,
                 zarr_version: cfg.output.zarr_version,
+                zarr_shard: cfg.output.zarr_shard,
                 geoparquet: cfg.output.geoparquet.unwrap_or(false),
                 geoparquet_encoding: cfg.output.geoparquet_encoding,
                 parquet_compat: cfg.output.parquet_compat.unwrap_or(false),
@@ -742,6 +761,8 @@ pub(crate) struct Base {
     pub(crate) format: Option<Format>,
     /// Zarr version.
     pub(crate) zarr_version: Option<ZarrVersion>,
+    /// Windows per Zarr shard side.
+    pub(crate) zarr_shard: Option<usize>,
     /// GeoParquet tiles.
     pub(crate) geoparquet: bool,
     /// GeoParquet geometry encoding.
@@ -802,6 +823,7 @@ pub(crate) fn resolve(
     }
     let format = o.format.or(base.format).unwrap_or(Format::Parquet);
     let zarr_version = o.zarr_version.or(base.zarr_version).unwrap_or_default();
+    let zarr_shard = zarr_shard(o, &base, format, zarr_version, window)?;
     if band == 0 {
         return Err(bad("band", "bands are numbered from 1".into()));
     }
@@ -855,10 +877,42 @@ pub(crate) fn resolve(
         window,
         format,
         zarr_version,
+        zarr_shard,
         parquet,
         out: o.out.clone().or(base.out).unwrap_or_else(|| DEFAULT_OUT.into()),
         storage: base.storage,
     })
+}
+
+/// `--zarr-shard` over `output.zarr_shard`: windows per shard side, refused for anything but
+/// Zarr v3 and beyond [`limits::MAX_ZARR_SHARD`] or a shard side over [`MAX_WINDOW`] cells (a
+/// shard is one unit of work, bounded like a window).
+fn zarr_shard(
+    o: &Overrides,
+    base: &Base,
+    format: Format,
+    zarr_version: ZarrVersion,
+    window: usize,
+) -> Result<Option<usize>, ConfigError> {
+    let Some(k) = o.zarr_shard.or(base.zarr_shard) else { return Ok(None) };
+    let what = if o.zarr_shard.is_some() { "--zarr-shard" } else { "output.zarr_shard" };
+    let bad = |m: String| Err(ConfigError::Invalid(what.to_string(), m));
+    if format != Format::Zarr || zarr_version != ZarrVersion::V3 {
+        let now = if format == Format::Zarr { "Zarr v2".to_string() } else { format!("{format:?}").to_lowercase() };
+        return bad(format!(
+            "sharding is a Zarr v3 feature, not for {now}; use --format zarr (--zarr-version 3) or drop it"
+        ));
+    }
+    if !(1..=limits::MAX_ZARR_SHARD).contains(&k) {
+        return bad(format!("must be from 1 to {} windows per shard side, got {k}", limits::MAX_ZARR_SHARD));
+    }
+    if k * window > MAX_WINDOW {
+        return bad(format!(
+            "{k} windows of {window} cells make a {}-cell shard side, more than {MAX_WINDOW} (a shard is written as one unit, bounded like a window); use a smaller K or --window",
+            k * window
+        ));
+    }
+    Ok(Some(k))
 }
 
 /// The Parquet options of flags over `base`, refused for a format that is not Parquet.
@@ -1120,7 +1174,7 @@ mod tests {
     fn db_target_flags_over_config() {
         assert_eq!(
             db_target(None, None, None),
-            DbTarget { config_url: None, schema: "public".into(), prefix: String::new() }
+            DbTarget { config_url: None, schema: "public".into(), prefix: String::new(), geometry: None }
         );
         let cfg = Config::parse(
             "c.yml",

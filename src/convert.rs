@@ -58,6 +58,9 @@ pub enum ConvertError {
     /// A dataset cannot be planned for sharding.
     #[error("planning {0}: {1}")]
     Planning(String, Box<ConvertError>),
+    /// A shard size that is not for this format or too large (the CLI checks it first).
+    #[error("dataset {0}: --zarr-shard {1} needs --format zarr with --zarr-version 3 and a shard side (K x window) of at most {max} cells", max = crate::limits::MAX_WRITE_WINDOW)]
+    ZarrShard(String, usize),
     /// Some tiles failed; the others are committed.
     #[error("{dataset}: {failed} of {total} tiles failed (first: {first}); the others are committed, rerun to retry")]
     TilesFailed {
@@ -93,6 +96,8 @@ pub struct ConvertJob {
     pub(crate) format: Format,
     /// Zarr version.
     pub(crate) zarr_version: ZarrVersion,
+    /// Sharded Zarr v3: `K` x `K` windows per shard object, one unit of work (`--zarr-shard`).
+    pub(crate) zarr_shard: Option<usize>,
     /// How Parquet tiles are written (GeoParquet, compatible encodings).
     pub(crate) parquet: ParquetOptions,
     /// Staging root URL.
@@ -148,6 +153,8 @@ struct ConvertSettings<'a> {
     geoparquet: Option<GeoEncoding>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     parquet_compat: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    zarr_shard: Option<usize>,
 }
 
 /// The source's part of [`ConvertSettings`].
@@ -188,6 +195,7 @@ fn settings_hash(job: &ConvertJob, src: &crate::source::SourceInfo, p: &Plan) ->
         zarr_version: job.zarr_version,
         geoparquet: job.parquet.geoparquet,
         parquet_compat: job.parquet.compat,
+        zarr_shard: job.zarr_shard,
     }
     .digest()
 }
@@ -210,8 +218,12 @@ fn differences(old: &Manifest, new: &Manifest) -> String {
     if old.grid != new.grid {
         d.push("on another target grid".to_string());
     }
-    if old.format != new.format || old.zarr_version != new.zarr_version {
-        d.push(format!("as {:?} (now {:?})", old.format, new.format).to_lowercase());
+    if old.format != new.format || old.zarr_version != new.zarr_version || old.zarr_shard != new.zarr_shard {
+        let shard = |k: Option<usize>| k.map(|k| format!(" sharded {k}x{k}")).unwrap_or_default();
+        d.push(
+            format!("as {:?}{} (now {:?}{})", old.format, shard(old.zarr_shard), new.format, shard(new.zarr_shard))
+                .to_lowercase(),
+        );
     }
     if old.geoparquet != new.geoparquet || old.parquet_compat != new.parquet_compat {
         d.push("with other Parquet options (--geoparquet, --parquet-compat)".to_string());
@@ -223,6 +235,12 @@ fn differences(old: &Manifest, new: &Manifest) -> String {
         d.push("with other settings".to_string());
     }
     d.join(", ")
+}
+
+/// Cells along a tile's side: the window, or a shard's K windows (a sharded Zarr's unit of
+/// work, and of a scale-out split, is the shard object).
+fn tile_side(job: &ConvertJob) -> usize {
+    job.window * job.zarr_shard.unwrap_or(1)
 }
 
 /// The tiles of `job` with their cost, for sharding: target cells, weighted by the source
@@ -242,7 +260,7 @@ pub(crate) fn tile_units(job: &ConvertJob) -> Result<Vec<crate::shard::Unit>, Co
     } else {
         (t.dx * t.dy).abs() / (s.dx * s.dy).abs()
     };
-    Ok(t.windows(job.window)
+    Ok(t.windows(tile_side(job))
         .into_iter()
         .map(|w| crate::shard::Unit {
             dataset: job.name.to_string(),
@@ -298,6 +316,16 @@ pub fn convert_tiles(
     let name = job.name.as_str();
     if job.format == Format::Zarr && matches!(name, "x" | "y" | "spatial_ref") {
         return Err(ConvertError::ZarrName(name.to_string()));
+    }
+    if let Some(k) = job.zarr_shard {
+        let side = k.saturating_mul(job.window);
+        if job.format != Format::Zarr
+            || job.zarr_version != ZarrVersion::V3
+            || k == 0
+            || side > crate::limits::MAX_WRITE_WINDOW
+        {
+            return Err(ConvertError::ZarrShard(name.to_string(), k));
+        }
     }
     crate::source::configure_gdal_http(&job.storage);
     let src = Source::open(&job.source, job.band, job.nodata)?;
@@ -370,10 +398,11 @@ pub fn convert_tiles(
         window: job.window,
         format: job.format,
         zarr_version: (job.format == Format::Zarr).then_some(job.zarr_version.number()),
+        zarr_shard: job.zarr_shard,
         geoparquet: job.parquet.geoparquet,
         parquet_compat: job.parquet.compat,
         settings_hash: settings_hash(job, &src.info, &plan),
-        tile_count: plan.target.windows(job.window).len(),
+        tile_count: plan.target.windows(tile_side(job)).len(),
         row_count: 0,
         value_sum: 0.0,
         tiles: Vec::new(),
@@ -386,6 +415,7 @@ pub fn convert_tiles(
         nodata: plan.nodata,
         window: job.window,
         zarr_version: job.zarr_version.number(),
+        zarr_shard: job.zarr_shard,
         parquet: job.parquet,
         grid_json: serde_json::to_string(&json!({
             "dataset": name, "grid": plan.target, "method": plan.method_label(),
@@ -440,24 +470,25 @@ impl DatasetWriter for WindowWriter<'_> {
         self.tiles.begin()
     }
 
-    fn write(&self, win: Window) -> Result<TileRecord, TileErrorKind> {
-        let slot = &self.sources[rayon::current_thread_index().unwrap_or(0) % self.sources.len()];
-        let mut slot = slot.lock().unwrap_or_else(|poisoned| {
-            // A tile panicked while reading: its GDAL dataset may be mid-read, so it is
-            // dropped and this tile opens a fresh one.
-            let mut guard = poisoned.into_inner();
-            *guard = None;
-            slot.clear_poison();
-            guard
-        });
-        let src = match slot.as_mut() {
-            Some(src) => src,
-            None => slot.insert(Source::open(&self.job.source, self.job.band, self.job.nodata)?),
-        };
-        test_panic(&win.tile_id());
-        let tile = compute_tile(src, self.plan, win)?;
-        drop(slot);
-        Ok(self.tiles.write(&tile)?)
+    fn write(&self, tile: Window) -> Result<TileRecord, TileErrorKind> {
+        // A tile is one window, or a shard's windows computed one after the other.
+        self.tiles.write_tile(tile, &mut |win| {
+            let slot = &self.sources[rayon::current_thread_index().unwrap_or(0) % self.sources.len()];
+            let mut slot = slot.lock().unwrap_or_else(|poisoned| {
+                // A tile panicked while reading: its GDAL dataset may be mid-read, so it is
+                // dropped and this tile opens a fresh one.
+                let mut guard = poisoned.into_inner();
+                *guard = None;
+                slot.clear_poison();
+                guard
+            });
+            let src = match slot.as_mut() {
+                Some(src) => src,
+                None => slot.insert(Source::open(&self.job.source, self.job.band, self.job.nodata)?),
+            };
+            test_panic(&win.tile_id());
+            Ok(compute_tile(src, self.plan, win)?)
+        })
     }
 
     fn finish(&self) -> Result<(), StageError> {
@@ -525,6 +556,7 @@ mod tests {
                 zarr_version: ZarrVersion::V3,
                 geoparquet: geo,
                 parquet_compat: compat,
+                zarr_shard: None,
             };
             assert_eq!(s.digest(), legacy(&s));
         }

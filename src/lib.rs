@@ -1,11 +1,13 @@
 //! rasterstage: stage very large rasters for PostgreSQL, window by window with bounded
-//! memory, through Parquet tiles or a Zarr array on local disk or S3.
+//! memory, through Parquet tiles or a Zarr array on local disk, S3, Google Cloud Storage or
+//! Azure Blob.
 //!
 //! Data flows one way: [`source`] -> [`grid`] windows -> [`resample`] kernels ->
 //! [`stage`] writers -> [`store`]; `load` reads the store.
 
 pub(crate) mod aws_profile;
 pub(crate) mod centres;
+pub mod cloud;
 pub mod config;
 pub mod convert;
 pub(crate) mod dtype;
@@ -16,6 +18,7 @@ pub mod limits;
 pub mod load;
 pub mod merge;
 pub mod name;
+pub mod preview;
 pub mod progress;
 pub mod resample;
 pub mod shard;

@@ -22,6 +22,12 @@ pub(crate) const MIN_WRITE_WINDOW: usize = 16;
 pub(crate) const MAX_WRITE_WINDOW: usize = MAX_WINDOW_CELLS.isqrt() as usize;
 /// Most cells in one window (a 8192 x 8192 window of Float64 is 512 MB of values).
 pub(crate) const MAX_WINDOW_CELLS: u64 = 1 << 26;
+/// Most windows along one side of a Zarr shard (`--zarr-shard K`, `output.zarr_shard`). A
+/// shard's K x K windows are one unit of work whose compressed chunks are held until the
+/// shard object is written, so its side (K x window) is also bounded like a window's: at most
+/// [`MAX_WRITE_WINDOW`] cells when written, [`MAX_WINDOW`] when read from a `dataset.json`.
+/// A shard then never holds more cells than the largest window.
+pub const MAX_ZARR_SHARD: usize = MAX_WRITE_WINDOW / MIN_WRITE_WINDOW;
 /// Most tiles in one dataset: the manifest lists every tile (a few hundred bytes each).
 pub(crate) const MAX_TILES: u64 = 1 << 21;
 /// Largest `dataset.json` or commit record read (bytes).
@@ -43,6 +49,14 @@ pub(crate) const MAX_RESOLUTION_TOLERANCE: f64 = 1e-3;
 /// Most shards of a sharded run (`--shard K/N`, `--shards N`): the assignment holds a
 /// counter per shard.
 pub const MAX_SHARDS: usize = 65_536;
+/// Widest `preview` image (`--width`), in pixels.
+pub const MAX_PREVIEW_WIDTH: usize = 8192;
+/// Most pixels of one `preview` map (4096 x 2048; the legend strip adds 24 rows): its
+/// per-pixel sums and counts (16 bytes a pixel; 48 for `--method mode`) and its RGBA image
+/// are held in memory, never the grid's cells.
+pub const MAX_PREVIEW_PIXELS: u64 = 1 << 23;
+/// Most preview values sorted for `--stretch percentile`.
+pub const MAX_STRETCH_SAMPLE: usize = 1 << 16;
 /// Longest accepted timeout or retry duration, in seconds (one day).
 pub(crate) const MAX_DURATION_SECS: f64 = 86_400.0;
 

@@ -6,13 +6,18 @@
 //! disjoint sets of tiles that together cover every tile, and a rerun of shard K (or a run
 //! with another N) still ends with every tile done once (committed tiles are skipped).
 //!
-//! Shard indices are 0-based, like Kubernetes' `JOB_COMPLETION_INDEX` and AWS Batch's
-//! `AWS_BATCH_JOB_ARRAY_INDEX`, so a job can pass its index through unchanged.
+//! Shard indices are 0-based, like Kubernetes' `JOB_COMPLETION_INDEX`, AWS Batch's
+//! `AWS_BATCH_JOB_ARRAY_INDEX` and the task ids of a Slurm array submitted with
+//! `--array=0-<N-1>` (`SLURM_ARRAY_TASK_ID`), so a job can pass its index through unchanged.
 
 use serde::Serialize;
 
 /// Environment variables that carry a shard index, in the order they are looked at.
-pub(crate) const INDEX_ENV: [&str; 2] = ["JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX"];
+pub(crate) const INDEX_ENV: [&str; 3] = ["JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX", SLURM_TASK_ID];
+
+/// Slurm's array task id: the shard index, used as it is (never shifted by the array's
+/// first id, so a task resubmitted alone with `--array=K` is still shard K).
+const SLURM_TASK_ID: &str = "SLURM_ARRAY_TASK_ID";
 
 /// Errors in a shard specification.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -21,7 +26,7 @@ pub enum ShardError {
     #[error("--shard {0:?}: use K/N with 0 <= K < N (0-based, like JOB_COMPLETION_INDEX), e.g. 0/4")]
     Bad(String),
     /// `--shards N` without any index variable.
-    #[error("--shards {0}: no shard index; set JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or AWS_BATCH_JOB_ARRAY_INDEX (AWS Batch array job), or pass --shard K/{0}")]
+    #[error("--shards {0}: no shard index; set JOB_COMPLETION_INDEX (Kubernetes Indexed Job), AWS_BATCH_JOB_ARRAY_INDEX (AWS Batch array job) or SLURM_ARRAY_TASK_ID (Slurm: sbatch --array=0-{last}), or pass --shard K/{0}", last = .0.saturating_sub(1))]
     NoIndex(usize),
     /// An index variable that is not a number below N.
     #[error("{var}={value:?} is not a shard index below --shards {count}")]
@@ -32,6 +37,16 @@ pub enum ShardError {
         value: String,
         /// N.
         count: usize,
+    },
+    /// A Slurm job array with task ids that are not shards of N.
+    #[error("Slurm array task ({array}) does not fit --shards {count}: {why}; submit the array with --array=0-{last} (shard indices are 0-based, task ids are used as they are)", last = .count - 1)]
+    SlurmArray {
+        /// The array as Slurm describes it (the `SLURM_ARRAY_TASK_*` variables).
+        array: String,
+        /// N.
+        count: usize,
+        /// What does not fit.
+        why: String,
     },
     /// `--shards 0`.
     #[error("--shards must be at least 1")]
@@ -90,6 +105,9 @@ impl Shard {
             let Some(value) = get(var).filter(|v| !v.trim().is_empty()) else { continue };
             let bad = || ShardError::BadIndex { var: var.to_string(), value: value.clone(), count };
             let index: usize = value.trim().parse().map_err(|_| bad())?;
+            if var == SLURM_TASK_ID {
+                check_slurm_array(index, count, &get)?;
+            }
             if index >= count {
                 return Err(bad());
             }
@@ -110,6 +128,50 @@ impl Shard {
             (None, None) => Ok(None),
         }
     }
+}
+
+/// Checks the Slurm array that task `index` belongs to against `--shards count`, from
+/// `SLURM_ARRAY_TASK_MIN`, `_MAX` and `_COUNT` (each checked only when set, as older Slurm
+/// versions lack some).
+///
+/// Refused, in every task of the array so that none of them does a wrong share: task ids of
+/// N or more (a 1-based `--array=1-N` among them: shifting it by its first id would make a
+/// task resubmitted alone, `--array=K`, take shard 0), and more tasks than shards. Accepted
+/// with a warning: fewer tasks than shards, which is how failed tasks are resubmitted
+/// (`sbatch --array=2,5`); the shards outside the array are left to another job, and
+/// `finalize` names the datasets they leave incomplete.
+fn check_slurm_array(index: usize, count: usize, get: &impl Fn(&str) -> Option<String>) -> Result<(), ShardError> {
+    let var = |name: &str| -> Result<Option<usize>, ShardError> {
+        let Some(v) = get(name).filter(|v| !v.trim().is_empty()) else { return Ok(None) };
+        let n =
+            v.trim().parse().map_err(|_| ShardError::BadIndex { var: name.to_string(), value: v.clone(), count })?;
+        Ok(Some(n))
+    };
+    let (min, max, tasks) =
+        (var("SLURM_ARRAY_TASK_MIN")?, var("SLURM_ARRAY_TASK_MAX")?, var("SLURM_ARRAY_TASK_COUNT")?);
+    let array = {
+        let mut parts = vec![format!("{SLURM_TASK_ID}={index}")];
+        for (name, v) in [("MIN", min), ("MAX", max), ("COUNT", tasks)] {
+            if let Some(v) = v {
+                parts.push(format!("SLURM_ARRAY_TASK_{name}={v}"));
+            }
+        }
+        parts.join(", ")
+    };
+    let highest = max.unwrap_or(index).max(index);
+    let why = if highest >= count {
+        format!("its task ids go up to {highest}, shards are 0 to {}", count - 1)
+    } else if let Some(n) = tasks.filter(|&n| n > count) {
+        format!("{n} tasks for {count} shards")
+    } else {
+        if let Some(n) = tasks.filter(|&n| n < count) {
+            tracing::warn!(
+                "Slurm array of {n} task(s) ({array}) for --shards {count}: the other shards do not run in this job (as when failed tasks are resubmitted)"
+            );
+        }
+        return Ok(());
+    };
+    Err(ShardError::SlurmArray { array, count, why })
 }
 
 /// One unit of work: a tile of a dataset, with what it costs.
@@ -223,6 +285,47 @@ mod tests {
         assert_eq!(Shard::from_lookup(0, |_| None), Err(ShardError::Zero));
         assert_eq!(Shard::from_args(None, None), Ok(None));
         assert_eq!(Shard::from_args(Some("1/2"), Some(9)), Ok(Some(Shard { index: 1, count: 2 })));
+    }
+
+    #[test]
+    fn slurm_array() {
+        let slurm = |vars: &'static [(&'static str, &'static str)]| {
+            move |n: &str| vars.iter().find(|(k, _)| n == format!("SLURM_ARRAY_TASK_{k}")).map(|(_, v)| v.to_string())
+        };
+        // --array=0-3 for --shards 4, and a task resubmitted alone with --array=2.
+        let full = slurm(&[("ID", "2"), ("MIN", "0"), ("MAX", "3"), ("COUNT", "4")]);
+        assert_eq!(Shard::from_lookup(4, full), Ok(Shard { index: 2, count: 4 }));
+        let rerun = slurm(&[("ID", "2"), ("MIN", "2"), ("MAX", "2"), ("COUNT", "1")]);
+        assert_eq!(Shard::from_lookup(4, rerun), Ok(Shard { index: 2, count: 4 }));
+        // Only the task id (an older Slurm).
+        assert_eq!(Shard::from_lookup(4, slurm(&[("ID", "3")])), Ok(Shard { index: 3, count: 4 }));
+        // 1-based --array=1-4: refused in every task, also in those whose id is a shard.
+        for id in ["1", "4"] {
+            let vars: &'static [(&'static str, &'static str)] = if id == "1" {
+                &[("ID", "1"), ("MIN", "1"), ("MAX", "4"), ("COUNT", "4")]
+            } else {
+                &[("ID", "4"), ("MIN", "1"), ("MAX", "4"), ("COUNT", "4")]
+            };
+            let e = Shard::from_lookup(4, slurm(vars)).unwrap_err();
+            let text = e.to_string();
+            assert!(matches!(e, ShardError::SlurmArray { .. }), "{text}");
+            assert!(text.contains("SLURM_ARRAY_TASK_MIN=1") && text.contains("--array=0-3"), "{text}");
+        }
+        // --array=0-7 for --shards 4; too many tasks; bad numbers.
+        let e = Shard::from_lookup(4, slurm(&[("ID", "0"), ("MIN", "0"), ("MAX", "7"), ("COUNT", "8")])).unwrap_err();
+        assert!(e.to_string().contains("task ids go up to 7, shards are 0 to 3"), "{e}");
+        let e = Shard::from_lookup(4, slurm(&[("ID", "0"), ("MAX", "3"), ("COUNT", "5")])).unwrap_err();
+        assert!(e.to_string().contains("5 tasks for 4 shards"), "{e}");
+        let e = Shard::from_lookup(4, slurm(&[("ID", "0"), ("COUNT", "x")])).unwrap_err();
+        assert!(matches!(e, ShardError::BadIndex { ref var, .. } if var == "SLURM_ARRAY_TASK_COUNT"), "{e}");
+        // Kubernetes' and Batch's variables come first.
+        let both = |n: &str| match n {
+            "JOB_COMPLETION_INDEX" => Some("1".to_string()),
+            "SLURM_ARRAY_TASK_ID" => Some("3".to_string()),
+            _ => None,
+        };
+        assert_eq!(Shard::from_lookup(4, both), Ok(Shard { index: 1, count: 4 }));
+        assert!(ShardError::NoIndex(4).to_string().contains("sbatch --array=0-3"));
     }
 
     #[test]

@@ -16,7 +16,9 @@ use std::sync::Once;
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// A local file that does not exist.
-    #[error("{0}: no such file; check the path (use /vsis3/... or s3://... for objects)")]
+    #[error(
+        "{0}: no such file; check the path (use s3://, gs://, az:// or GDAL's /vsis3/, /vsigs/, /vsiaz/ for objects)"
+    )]
     Missing(String),
     /// GDAL cannot open the file as a raster.
     #[error("{0}: not a raster GDAL can open ({1})")]
@@ -61,7 +63,7 @@ pub enum SourceError {
 /// What identifies a source's content cheaply: a changed file gets a different fingerprint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Fingerprint {
-    /// Size in bytes (from GDAL's VSI stat, so /vsis3/ works too).
+    /// Size in bytes (from GDAL's VSI stat, so /vsis3/, /vsigs/ and /vsiaz/ work too).
     pub(crate) size: u64,
     /// Modification time, seconds since the epoch.
     pub(crate) mtime: i64,
@@ -90,14 +92,61 @@ pub(crate) struct SourceInfo {
     pub(crate) fingerprint: Fingerprint,
 }
 
+/// At most this many distinct values in the sample of an integer band without colour table
+/// or attribute table: categories (land cover, soil classes, masks) rather than quantities.
+/// A DEM, imagery or counts over a real area have hundreds to thousands.
+pub const FEW_VALUES: usize = 32;
+
+/// Fewer valid cells than this in the sample say too little to call a band categorical.
+const MIN_SAMPLE: usize = 256;
+
+/// Sample windows per side of the raster, and their size: at most 16 x 16 windows of
+/// 64 x 64 cells (1,048,576 cells), spread evenly, each one contiguous read.
+const SAMPLE_WINDOWS: usize = 16;
+const SAMPLE_SIDE: usize = 64;
+
+/// The number of distinct valid values (stopping once it exceeds [`FEW_VALUES`]) and of
+/// valid cells in a bounded sample of `band`: the whole band when it is at most
+/// `SAMPLE_WINDOWS * SAMPLE_SIDE` cells a side, else evenly spread windows. Never the whole
+/// raster; `None` when a read fails (no warning rather than a failed conversion).
+fn sample_distinct(band: &gdal::raster::RasterBand, nodata: Option<f64>) -> Option<(usize, usize)> {
+    let (w, h) = band.size();
+    let starts = |n: usize| -> Vec<(usize, usize)> {
+        let span = SAMPLE_WINDOWS * SAMPLE_SIDE;
+        if n <= span {
+            return vec![(0, n)];
+        }
+        (0..SAMPLE_WINDOWS).map(|i| (i * (n - SAMPLE_SIDE) / (SAMPLE_WINDOWS - 1), SAMPLE_SIDE)).collect()
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut cells = 0usize;
+    for &(r0, rn) in &starts(h) {
+        for &(c0, cn) in &starts(w) {
+            let buf = band.read_as::<f64>((c0 as isize, r0 as isize), (cn, rn), (cn, rn), None).ok()?;
+            for &v in buf.data() {
+                if v.is_nan() || Some(v) == nodata {
+                    continue;
+                }
+                cells += 1;
+                seen.insert(v.to_bits());
+                if seen.len() > FEW_VALUES {
+                    return Some((seen.len(), cells));
+                }
+            }
+        }
+    }
+    Some((seen.len(), cells))
+}
+
 /// GDAL block cache in MB unless `GDAL_CACHEMAX` is set. Every source block is decoded
 /// once per strip, so the cache only has to hold the block row two strips share; GDAL's
 /// default (5% of RAM) just grows the process. Measured on a 43200 x 21600 Byte GeoTIFF:
 /// 16 MB was faster than 64 MB (2.5 s vs 3.1 s) and 85 MB lighter.
 pub(crate) const DEFAULT_CACHE_MB: &str = "32";
 
-/// Bounds GDAL's block cache unless the user set `GDAL_CACHEMAX`, and passes S3 settings
-/// from the AWS variables to `/vsis3/`.
+/// Bounds GDAL's block cache unless the user set `GDAL_CACHEMAX`, and passes the object store
+/// settings rasterstage reads to GDAL's `/vsis3/`, `/vsigs/` and `/vsiaz/` (see
+/// [`cloud_gdal_options`]).
 pub(crate) fn init_gdal() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
@@ -119,14 +168,9 @@ pub(crate) fn init_gdal() {
         if std::env::var_os("GDAL_CACHEMAX").is_none() {
             let _ = gdal::config::set_config_option("GDAL_CACHEMAX", DEFAULT_CACHE_MB);
         }
-        if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
-            // GDAL wants host:port plus a separate HTTPS switch, and path-style addressing
-            // for S3-compatible servers.
-            let https = endpoint.starts_with("https://");
-            let host = endpoint.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/');
-            let _ = gdal::config::set_config_option("AWS_S3_ENDPOINT", host);
-            let _ = gdal::config::set_config_option("AWS_HTTPS", if https { "YES" } else { "NO" });
-            let _ = gdal::config::set_config_option("AWS_VIRTUAL_HOSTING", "FALSE");
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        for (key, value) in cloud_gdal_options(env) {
+            let _ = gdal::config::set_config_option(key, &value);
         }
     });
 }
@@ -170,12 +214,50 @@ pub(crate) fn gdal_checked<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T
     }
 }
 
-/// The path GDAL opens: `s3://bucket/key` becomes `/vsis3/bucket/key`.
-pub(crate) fn gdal_path(path: &str) -> String {
-    match path.strip_prefix("s3://") {
-        Some(rest) => format!("/vsis3/{rest}"),
-        None => path.to_string(),
+/// The GDAL configuration options that make `/vsis3/`, `/vsigs/` and `/vsiaz/` read from
+/// where rasterstage's store writes, given the environment `env`: GDAL reads some variables
+/// under other names (`AZURE_STORAGE_ACCOUNT`, not `AZURE_STORAGE_ACCOUNT_NAME`) and knows
+/// neither `AWS_ENDPOINT_URL` nor `STORAGE_EMULATOR_HOST`. An option the user set for GDAL
+/// directly is left alone. `AZURE_STORAGE_CONNECTION_STRING` (with a `BlobEndpoint` for
+/// Azurite) and `GOOGLE_APPLICATION_CREDENTIALS` GDAL reads itself.
+pub(crate) fn cloud_gdal_options(env: impl Fn(&str) -> Option<String>) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let mut set = |key: &'static str, value: String| {
+        if env(key).is_none() {
+            out.push((key, value));
+        }
+    };
+    if let Some(endpoint) = env("AWS_ENDPOINT_URL") {
+        // GDAL wants host:port plus a separate HTTPS switch, and path-style addressing
+        // for S3-compatible servers.
+        let https = endpoint.starts_with("https://");
+        let host = endpoint.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/');
+        set("AWS_S3_ENDPOINT", host.to_string());
+        set("AWS_HTTPS", if https { "YES" } else { "NO" }.to_string());
+        set("AWS_VIRTUAL_HOSTING", "FALSE".to_string());
     }
+    if let Some(host) = env(crate::cloud::GCS_EMULATOR_ENV) {
+        if let Some(base) = crate::cloud::emulator_base(&host) {
+            // An emulator takes no signed requests, as with the store's anonymous credentials.
+            set("CPL_GS_ENDPOINT", format!("{base}/"));
+            set("GS_NO_SIGN_REQUEST", "YES".to_string());
+        }
+    }
+    for (ours, gdals) in [
+        ("AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT"),
+        ("AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_ACCESS_KEY"),
+    ] {
+        if let Some(v) = env(ours) {
+            set(gdals, v);
+        }
+    }
+    out
+}
+
+/// The path GDAL opens: `s3://`, `gs://` and the Azure URL forms become `/vsis3/`,
+/// `/vsigs/` and `/vsiaz/` paths; anything else is GDAL's already.
+pub(crate) fn gdal_path(path: &str) -> String {
+    crate::cloud::vsi_path(path).map_or_else(|| path.to_string(), |(p, _)| p)
 }
 
 fn vsi_stat(path: &str) -> Option<Fingerprint> {
@@ -237,6 +319,11 @@ impl Source {
     pub(crate) fn open(path: &str, band: usize, nodata: Option<f64>) -> Result<Source, SourceError> {
         init_gdal();
         let gpath = gdal_path(path);
+        if let Some((_, Some(account))) = crate::cloud::vsi_path(path) {
+            // The account an https:// or abfs:// URL names, for this thread's /vsiaz/ reads
+            // (every worker thread opens its own Source).
+            let _ = gdal::config::set_thread_local_config_option("AZURE_STORAGE_ACCOUNT", &account);
+        }
         if !gpath.starts_with("/vsi") && !gpath.contains(':') && !std::path::Path::new(&gpath).exists() {
             return Err(SourceError::Missing(path.to_string()));
         }
@@ -283,25 +370,31 @@ impl Source {
         })
     }
 
-    /// Why the band holds categories rather than quantities, if it says so: an integer band
-    /// with a colour table, a raster attribute table, or GDAL's `LAYER_TYPE=thematic`.
-    /// `sum` and `average` of such codes mean nothing; `mode` keeps them.
-    pub(crate) fn categorical(&self) -> Option<&'static str> {
+    /// Why the band seems to hold categories rather than quantities: an integer band with a
+    /// colour table, a raster attribute table, GDAL's `LAYER_TYPE=thematic`, or (with none of
+    /// those) at most [`FEW_VALUES`] distinct values in a bounded sample of its cells
+    /// (`sample_distinct`). `sum` and `average` of such codes mean nothing; `mode` keeps them.
+    pub(crate) fn categorical(&self) -> Option<String> {
         use gdal::Metadata;
         let rb = self.dataset.rasterband(self.info.band).ok()?;
         if rb.metadata_item("LAYER_TYPE", "").is_some_and(|v| v.eq_ignore_ascii_case("thematic")) {
-            return Some("its band is marked thematic");
+            return Some("its band is marked thematic".into());
         }
         if self.info.dtype.is_float() {
             return None;
         }
         if rb.color_table().is_some() {
-            return Some("its integer band has a colour table");
+            return Some("its integer band has a colour table".into());
         }
         // SAFETY: the band handle is valid while `rb` (and so `self.dataset`) lives; GDAL
         // keeps ownership of the returned table, which is only compared with null.
         let rat = unsafe { gdal_sys::GDALGetDefaultRAT(rb.c_rasterband()) };
-        (!rat.is_null()).then_some("its integer band has a raster attribute table")
+        if !rat.is_null() {
+            return Some("its integer band has a raster attribute table".into());
+        }
+        let (distinct, cells) = sample_distinct(&rb, self.info.nodata)?;
+        (distinct <= FEW_VALUES && cells >= MIN_SAMPLE)
+            .then(|| format!("its integer band holds only {distinct} distinct values in a sample of {cells} cells"))
     }
 
     /// The open GDAL dataset (for the warper).

@@ -1,20 +1,27 @@
 //! Staging storage: one URL-addressed store for every read and write of staged data.
 //!
-//! Local folders, `file://` URLs and `s3://bucket/prefix` all go through `object_store`, so
-//! there is one code path. Puts are atomic on every backend (local files are written under a
-//! temporary name and renamed; S3 objects appear only when complete), which is what lets a
-//! tile be committed only after it is fully written.
+//! Local folders, `file://` URLs, `s3://bucket/prefix`, `gs://bucket/prefix` and
+//! `az://container/prefix` (with the other Azure forms of [`crate::cloud`]) all go through
+//! `object_store`, so there is one code path. Puts are atomic on every backend (local files
+//! are written under a temporary name and renamed; S3, GCS and Azure objects appear only when
+//! complete), which is what lets a tile be committed only after it is fully written.
 //!
 //! Remote stores get bounded concurrency ([`object_store::limit::LimitStore`]), retries with
 //! exponential backoff on 5xx, timeouts and dropped connections, and request timeouts, all
-//! from [`StorageOptions`] (config `storage:` section, `RASTERSTAGE_S3_*` variables).
-//! Credentials come from the environment, the AWS profile files ([`crate::aws_profile`]) and
-//! the instance/container chain that `object_store` implements; they are never formatted
-//! into a message or a log line.
+//! from [`StorageOptions`] (config `storage:` section, `RASTERSTAGE_S3_*` variables, which
+//! apply to every cloud). Credentials come from each cloud's standard variables and files
+//! (AWS: the environment, the profile files of [`crate::aws_profile`], web identity and the
+//! instance role; Google: `GOOGLE_APPLICATION_CREDENTIALS`/`GOOGLE_SERVICE_ACCOUNT` JSON, the
+//! gcloud application-default file, the instance's service account; Azure:
+//! `AZURE_STORAGE_CONNECTION_STRING`, account name and key, SAS token, service principal,
+//! workload and managed identity); they are never formatted into a message or a log line.
 
+use crate::cloud::{Cloud, RemoteUrl};
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::path::Path;
 use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 use std::sync::{Arc, OnceLock};
@@ -49,25 +56,30 @@ pub enum StoreError {
         /// The store's error on one line, S3's XML error body reduced to its code and message.
         detail: String,
     },
-    /// The bucket does not exist.
-    #[error("{op} {url}: bucket {bucket:?} does not exist; create it or correct the URL")]
+    /// The bucket (Azure: container) does not exist.
+    #[error("{op} {url}: {} {bucket:?} does not exist; create it or correct the URL", .cloud.bucket_word())]
     NoBucket {
         /// What was attempted.
         op: &'static str,
-        /// The bucket.
+        /// Which object store.
+        cloud: Cloud,
+        /// The bucket or container.
         bucket: String,
         /// The object or prefix.
         url: String,
     },
     /// The server refused the request: wrong or missing credentials, or no permission.
     #[error(
-        "{op} {url}: access to bucket {bucket:?} refused ({detail}); check the credentials \
-         (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN or the instance role) and the bucket's policy"
+        "{op} {url}: access to {} {bucket:?} refused ({detail}); check the credentials ({}",
+        .cloud.bucket_word(),
+        .cloud.credentials_hint()
     )]
     Denied {
         /// What was refused.
         op: &'static str,
-        /// The bucket.
+        /// Which object store (for the names of its credentials).
+        cloud: Cloud,
+        /// The bucket or container.
         bucket: String,
         /// The object or prefix.
         url: String,
@@ -245,8 +257,8 @@ pub struct Store {
     inner: Arc<dyn ObjectStore>,
     root: Path,
     url: String,
-    /// The bucket of a remote store, for error messages.
-    bucket: Option<String>,
+    /// The cloud and bucket (container) of a remote store, for error messages.
+    bucket: Option<(Cloud, String)>,
 }
 
 // Only the URL: the inner store's Debug would show its whole configuration, and a derived
@@ -257,10 +269,140 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Whether a local put failed because its temporary file was gone at the rename (or hard
+/// link): object_store reports that as "Unable to rename file" over a NotFound I/O error.
+fn lost_staged_file(e: &object_store::Error) -> bool {
+    if !e.to_string().contains("Unable to rename file") {
+        return false;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::NotFound;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// Bounds the requests in flight of one remote store.
+fn limited<T: ObjectStore>(store: T, options: &StorageOptions) -> Arc<dyn ObjectStore> {
+    Arc::new(object_store::limit::LimitStore::new(store, options.max_concurrent_requests))
+}
+
+/// object_store's duration format for the client timeouts.
+fn millis(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
+}
+
+/// A builder's error on one line; the builders' errors name settings, never their values.
+fn build_error(e: object_store::Error) -> String {
+    one_line(&e.to_string())
+}
+
+/// The S3 client from `env` alone (the process's variables, or a test's), so that what the
+/// AWS chain reads is explicit.
+fn s3_store(
+    remote: &RemoteUrl,
+    options: &StorageOptions,
+    env: &[(String, String)],
+) -> Result<impl ObjectStore, String> {
+    // Every AWS_* variable object_store knows, AWS_ENDPOINT_URL and AWS_ALLOW_HTTP included,
+    // as AmazonS3Builder::from_env reads them from the process. Timeouts go in through
+    // with_config, not with_client_options, which would replace (and so drop) AWS_ALLOW_HTTP.
+    let mut builder = AmazonS3Builder::new();
+    for (k, v) in env.iter().filter(|(k, _)| k.starts_with("AWS_")) {
+        if let Ok(key) = k.to_ascii_lowercase().parse::<AmazonS3ConfigKey>() {
+            builder = builder.with_config(key, v);
+        }
+    }
+    // Then what AWS_PROFILE (or the default profile) of ~/.aws adds, as the AWS chain does.
+    let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let profile = crate::aws_profile::from_vars(lookup)?;
+    if profile != crate::aws_profile::ProfileSettings::default() {
+        tracing::debug!("S3 settings from the AWS profile: {profile}");
+    }
+    if let (Some(id), Some(secret)) = (profile.access_key_id, profile.secret_access_key) {
+        builder = builder.with_access_key_id(id).with_secret_access_key(secret);
+        if let Some(token) = profile.session_token {
+            builder = builder.with_token(token);
+        }
+    }
+    if let Some(region) = profile.region {
+        builder = builder.with_region(region);
+    }
+    if let Some(endpoint) = profile.endpoint_url {
+        builder = builder.with_endpoint(endpoint);
+    }
+    builder
+        .with_bucket_name(&remote.bucket)
+        .with_retry(options.retry())
+        .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), millis(options.request_timeout))
+        .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout), millis(options.connect_timeout))
+        .build()
+        .map_err(build_error)
+}
+
+fn gcs_store(remote: &RemoteUrl, options: &StorageOptions) -> Result<impl ObjectStore, String> {
+    // from_env reads GOOGLE_SERVICE_ACCOUNT(_PATH/_KEY), GOOGLE_APPLICATION_CREDENTIALS and
+    // GOOGLE_BASE_URL; without any, gcloud's application-default file, then the metadata server.
+    let mut builder = GoogleCloudStorageBuilder::from_env();
+    if let Some(base) = crate::cloud::gcs_emulator() {
+        tracing::debug!("GCS: the emulator of {}, unauthenticated", crate::cloud::GCS_EMULATOR_ENV);
+        // An empty bearer token sends no Authorization header, as Google's own libraries do
+        // for an emulator; and no credential lookup can reach for the metadata server.
+        let anonymous = object_store::StaticCredentialProvider::new(GcpCredential { bearer: String::new() });
+        builder = builder.with_base_url(&base).with_credentials(Arc::new(anonymous));
+    }
+    builder
+        .with_bucket_name(&remote.bucket)
+        .with_retry(options.retry())
+        .with_config(GoogleConfigKey::Client(ClientConfigKey::Timeout), millis(options.request_timeout))
+        .with_config(GoogleConfigKey::Client(ClientConfigKey::ConnectTimeout), millis(options.connect_timeout))
+        .build()
+        .map_err(build_error)
+}
+
+fn azure_store(remote: &RemoteUrl, options: &StorageOptions) -> Result<impl ObjectStore, String> {
+    // from_env reads AZURE_STORAGE_ACCOUNT_NAME/_KEY, AZURE_STORAGE_SAS_TOKEN, the service
+    // principal, workload identity and managed identity variables.
+    let mut builder = MicrosoftAzureBuilder::from_env();
+    if let Some(cs) = crate::cloud::ConnectionString::from_env()? {
+        if cs.development_storage {
+            builder = builder.with_use_emulator(true);
+        }
+        if let Some(account) = cs.account_name {
+            builder = builder.with_account(account);
+        }
+        if let Some(key) = cs.account_key {
+            builder = builder.with_access_key(key);
+        }
+        if let Some(sas) = cs.sas {
+            builder = builder.with_config(AzureConfigKey::SasKey, sas);
+        }
+        if let Some(endpoint) = cs.blob_endpoint.or(cs.suffix_endpoint) {
+            if endpoint.starts_with("http://") {
+                builder = builder.with_allow_http(true);
+            }
+            builder = builder.with_endpoint(endpoint);
+        }
+    }
+    if let Some(account) = &remote.account {
+        builder = builder.with_account(account);
+    }
+    builder
+        .with_container_name(&remote.bucket)
+        .with_retry(options.retry())
+        .with_config(AzureConfigKey::Client(ClientConfigKey::Timeout), millis(options.request_timeout))
+        .with_config(AzureConfigKey::Client(ClientConfigKey::ConnectTimeout), millis(options.connect_timeout))
+        .build()
+        .map_err(build_error)
+}
+
 impl Store {
-    /// Opens a staging location from a local path, `file://` URL or `s3://bucket/prefix`,
-    /// with the default options and any `RASTERSTAGE_S3_*` variables. A local folder is
-    /// created if missing.
+    /// Opens a staging location from a local path, `file://` URL or a remote URL
+    /// ([`crate::cloud::REMOTE_FORMS`]), with [`default_options`] and any `RASTERSTAGE_S3_*`
+    /// variables. A local folder is created if missing.
     ///
     /// # Errors
     /// As [`Store::open_with`], and [`StoreError::BadOption`] for a bad variable.
@@ -276,62 +418,50 @@ impl Store {
     /// role. Requests are path-style (`endpoint/bucket/key`), which every S3-compatible
     /// server accepts, unless `AWS_VIRTUAL_HOSTED_STYLE_REQUEST=true`.
     ///
+    /// Google Cloud Storage: `GOOGLE_APPLICATION_CREDENTIALS` or `GOOGLE_SERVICE_ACCOUNT`
+    /// (service-account JSON; one with `gcs_base_url` and `disable_oauth` addresses an
+    /// emulator), `GOOGLE_SERVICE_ACCOUNT_KEY` (the JSON itself), gcloud's
+    /// application-default credentials, else the instance's service account; or, with
+    /// `STORAGE_EMULATOR_HOST` set, unauthenticated requests to that emulator.
+    ///
+    /// Azure Blob: `AZURE_STORAGE_CONNECTION_STRING` (its `AccountName`, `AccountKey`,
+    /// `SharedAccessSignature`, `BlobEndpoint`, `EndpointSuffix` win over the variables
+    /// below), `AZURE_STORAGE_ACCOUNT_NAME` with `AZURE_STORAGE_ACCOUNT_KEY` or
+    /// `AZURE_STORAGE_SAS_TOKEN`, a service principal (`AZURE_CLIENT_ID`,
+    /// `AZURE_CLIENT_SECRET`, `AZURE_TENANT_ID`), workload identity, else the managed identity.
+    ///
     /// # Errors
-    /// [`StoreError::BadUrl`] for an unsupported scheme or S3 settings that do not build a
+    /// [`StoreError::BadUrl`] for an unsupported scheme or settings that do not build a
     /// client, [`StoreError::CreateDir`] when a local folder cannot be created.
     pub fn open_with(url: &str, options: &StorageOptions) -> Result<Store, StoreError> {
+        let env: Vec<(String, String)> =
+            std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
+        Store::open_with_env(url, options, &env)
+    }
+
+    /// [`Store::open_with`] with the environment given as `(name, value)` pairs instead of
+    /// read from the process: the S3 settings and the AWS profile come from `env` alone.
+    ///
+    /// # Errors
+    /// As [`Store::open_with`].
+    pub fn open_with_env(url: &str, options: &StorageOptions, env: &[(String, String)]) -> Result<Store, StoreError> {
         let bad = |reason: String| StoreError::BadUrl { url: url.to_string(), reason };
         options.validate()?;
-        if let Some(rest) = url.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err(bad("no bucket name; use s3://bucket/prefix".into()));
-            }
-            // from_env reads every AWS_* variable object_store knows, AWS_ENDPOINT_URL and
-            // AWS_ALLOW_HTTP included. Timeouts go in through with_config, not
-            // with_client_options, which would replace (and so drop) AWS_ALLOW_HTTP.
-            let secs = |d: Duration| format!("{}ms", d.as_millis());
-            let mut builder = AmazonS3Builder::from_env();
-            // Then what AWS_PROFILE (or the default profile) of ~/.aws adds, as the AWS chain does.
-            let profile = crate::aws_profile::from_env().map_err(bad)?;
-            if profile != crate::aws_profile::ProfileSettings::default() {
-                tracing::debug!("S3 settings from the AWS profile: {profile}");
-            }
-            if let (Some(id), Some(secret)) = (profile.access_key_id, profile.secret_access_key) {
-                builder = builder.with_access_key_id(id).with_secret_access_key(secret);
-                if let Some(token) = profile.session_token {
-                    builder = builder.with_token(token);
-                }
-            }
-            if let Some(region) = profile.region {
-                builder = builder.with_region(region);
-            }
-            if let Some(endpoint) = profile.endpoint_url {
-                builder = builder.with_endpoint(endpoint);
-            }
-            let s3 = builder
-                .with_bucket_name(bucket)
-                .with_retry(options.retry())
-                .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), secs(options.request_timeout))
-                .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout), secs(options.connect_timeout))
-                .build()
-                // The builder's errors name settings, never their values.
-                .map_err(|e| bad(one_line(&e.to_string())))?;
-            let limited = object_store::limit::LimitStore::new(s3, options.max_concurrent_requests);
+        if let Some(remote) = crate::cloud::parse(url) {
+            let remote = remote.map_err(bad)?;
+            let inner: Arc<dyn ObjectStore> = match remote.cloud {
+                Cloud::S3 => limited(s3_store(&remote, options, env).map_err(bad)?, options),
+                Cloud::Gcs => limited(gcs_store(&remote, options).map_err(bad)?, options),
+                Cloud::Azure => limited(azure_store(&remote, options).map_err(bad)?, options),
+            };
             return Ok(Store {
-                inner: Arc::new(limited),
-                root: Path::from(prefix.trim_matches('/')),
+                inner,
+                root: Path::from(remote.prefix.as_str()),
                 url: url.trim_end_matches('/').to_string(),
-                bucket: Some(bucket.to_string()),
+                bucket: Some((remote.cloud, remote.bucket)),
             });
         }
-        let local = if let Some(p) = url.strip_prefix("file://") {
-            p.to_string()
-        } else if url.contains("://") {
-            return Err(bad("unsupported scheme; use a local path, file:// or s3://".into()));
-        } else {
-            url.to_string()
-        };
+        let local = if let Some(p) = url.strip_prefix("file://") { p.to_string() } else { url.to_string() };
         std::fs::create_dir_all(&local).map_err(|source| StoreError::CreateDir { path: local.clone(), source })?;
         let abs =
             std::fs::canonicalize(&local).map_err(|source| StoreError::CreateDir { path: local.clone(), source })?;
@@ -401,7 +531,7 @@ impl Store {
 
     fn op(&self, op: &'static str, key: &str) -> impl FnOnce(object_store::Error) -> StoreError + '_ {
         let url = self.url_of(key);
-        move |e| classify(op, url, self.bucket.as_deref(), &e)
+        move |e| classify(op, url, self.bucket.as_ref(), &e)
     }
 
     /// Writes `bytes` to `key` atomically (large objects by multipart upload).
@@ -410,16 +540,19 @@ impl Store {
     /// [`StoreError::Op`] naming the object.
     pub fn put(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
         let path = self.path(key);
-        runtime()
-            .block_on(async {
+        self.retry_lost_staging(|| {
+            runtime().block_on(async {
                 if bytes.len() <= MULTIPART_THRESHOLD {
-                    self.inner.put(&path, PutPayload::from(bytes)).await.map(|_| ())
+                    self.inner.put(&path, PutPayload::from(bytes.clone())).await.map(|_| ())
                 } else {
-                    let mut w =
-                        object_store::buffered::BufWriter::with_capacity(self.inner.clone(), path, MULTIPART_THRESHOLD);
+                    let mut w = object_store::buffered::BufWriter::with_capacity(
+                        self.inner.clone(),
+                        path.clone(),
+                        MULTIPART_THRESHOLD,
+                    );
                     use tokio::io::AsyncWriteExt;
                     let r = async {
-                        w.put(bytes).await?;
+                        w.put(bytes.clone()).await?;
                         w.shutdown()
                             .await
                             .map_err(|e| object_store::Error::Generic { store: "multipart", source: Box::new(e) })
@@ -432,7 +565,28 @@ impl Store {
                     r
                 }
             })
-            .map_err(self.op("put", key))
+        })
+        .map_err(self.op("put", key))
+    }
+
+    /// Runs a local put again when its temporary file vanished before the rename: another
+    /// process's [`Store::remove_stale_uploads`] (a shard starting while this one writes) can
+    /// see the file in the instant between its close and its rename, when no process holds it
+    /// open, and delete it as stale. Remote stores have no temporary files: one attempt.
+    fn retry_lost_staging<T>(
+        &self,
+        mut put: impl FnMut() -> Result<T, object_store::Error>,
+    ) -> Result<T, object_store::Error> {
+        let mut attempt = 1;
+        loop {
+            match put() {
+                Err(e) if !self.is_remote() && attempt < 5 && lost_staged_file(&e) => {
+                    tracing::debug!("{}: temporary file removed before its rename, writing again: {e}", self.url);
+                    attempt += 1;
+                }
+                r => return r,
+            }
+        }
     }
 
     /// Writes small `bytes` to `key` only if no object is there yet (local: exclusive create;
@@ -443,8 +597,11 @@ impl Store {
     /// [`StoreError::Op`] naming the object.
     pub(crate) fn put_if_absent(&self, key: &str, bytes: Bytes) -> Result<bool, StoreError> {
         let path = self.path(key);
-        let opts = object_store::PutOptions::from(object_store::PutMode::Create);
-        match runtime().block_on(self.inner.put_opts(&path, PutPayload::from(bytes), opts)) {
+        let put = || {
+            let opts = object_store::PutOptions::from(object_store::PutMode::Create);
+            runtime().block_on(self.inner.put_opts(&path, PutPayload::from(bytes.clone()), opts))
+        };
+        match self.retry_lost_staging(put) {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(self.op("put", key)(e)),
@@ -651,10 +808,32 @@ fn s3_code(text: &str) -> Option<String> {
     between(text, "<Code>", "</Code>").map(str::to_string)
 }
 
+/// The error codes of a missing bucket (S3 and GCS) or container (Azure).
+const NO_BUCKET_CODES: [&str; 2] = ["NoSuchBucket", "ContainerNotFound"];
+
+/// The error codes of refused credentials or permissions: S3's and GCS's XML codes, then
+/// Azure's.
+const DENIED_CODES: [&str; 13] = [
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+    "AllAccessDisabled",
+    "AuthenticationRequired",
+    "AuthenticationFailed",
+    "AuthorizationFailure",
+    "AuthorizationPermissionMismatch",
+    "AuthorizationResourceTypeMismatch",
+    "InsufficientAccountPermissions",
+];
+
 /// "Not found" about the object itself: a missing bucket is a 404 too, but it is an error,
 /// not "nothing staged yet".
 fn missing_object(e: &object_store::Error) -> bool {
-    matches!(e, object_store::Error::NotFound { .. }) && s3_code(&e.to_string()).as_deref() != Some("NoSuchBucket")
+    matches!(e, object_store::Error::NotFound { .. })
+        && !s3_code(&e.to_string()).is_some_and(|c| NO_BUCKET_CODES.contains(&c.as_str()))
 }
 
 /// An object_store error on one line: S3's XML body becomes `Code: Message`.
@@ -670,25 +849,15 @@ fn describe(text: &str) -> String {
 }
 
 /// Turns an object_store error into the message a user can act on.
-fn classify(op: &'static str, url: String, bucket: Option<&str>, e: &object_store::Error) -> StoreError {
+fn classify(op: &'static str, url: String, bucket: Option<&(Cloud, String)>, e: &object_store::Error) -> StoreError {
     let text = e.to_string();
     let code = s3_code(&text);
-    if let Some(bucket) = bucket {
-        if code.as_deref() == Some("NoSuchBucket") {
-            return StoreError::NoBucket { op, bucket: bucket.to_string(), url };
+    if let Some((cloud, bucket)) = bucket {
+        let cloud = *cloud;
+        if code.as_deref().is_some_and(|c| NO_BUCKET_CODES.contains(&c)) {
+            return StoreError::NoBucket { op, cloud, bucket: bucket.to_string(), url };
         }
-        let denied_code = matches!(
-            code.as_deref(),
-            Some(
-                "AccessDenied"
-                    | "InvalidAccessKeyId"
-                    | "SignatureDoesNotMatch"
-                    | "ExpiredToken"
-                    | "InvalidToken"
-                    | "TokenRefreshRequired"
-                    | "AllAccessDisabled"
-            )
-        );
+        let denied_code = code.as_deref().is_some_and(|c| DENIED_CODES.contains(&c));
         if denied_code
             || matches!(e, object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. })
         {
@@ -697,7 +866,7 @@ fn classify(op: &'static str, url: String, bucket: Option<&str>, e: &object_stor
                 (Some(c), None) => c,
                 _ => describe(&text),
             };
-            return StoreError::Denied { op, bucket: bucket.to_string(), url, detail };
+            return StoreError::Denied { op, cloud, bucket: bucket.to_string(), url, detail };
         }
     }
     StoreError::Op { op, url, detail: describe(&text) }
@@ -725,11 +894,30 @@ mod tests {
     }
 
     #[test]
+    fn lost_temporary_file_is_recognised() {
+        /// object_store's local error shape: a message over the rename's I/O error.
+        #[derive(Debug, thiserror::Error)]
+        #[error("Unable to rename file: {source}")]
+        struct Rename {
+            source: std::io::Error,
+        }
+        let wrap = |kind| object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(Rename { source: std::io::Error::from(kind) }),
+        };
+        assert!(lost_staged_file(&wrap(std::io::ErrorKind::NotFound)));
+        assert!(!lost_staged_file(&wrap(std::io::ErrorKind::PermissionDenied)));
+        let other = object_store::Error::NotFound { path: "x".into(), source: "gone".into() };
+        assert!(!lost_staged_file(&other));
+    }
+
+    #[test]
     fn debug_shows_no_secret() {
-        // Set for this process only; the secret must not reach Debug, whatever the builder holds.
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "do-not-print-3f9a");
-        std::env::set_var("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE");
-        let store = Store::open_with("s3://bucket/prefix", &StorageOptions::default()).unwrap();
+        // The secret must not reach Debug, whatever the builder holds. Given to this store
+        // alone: setting it in the environment would race the other tests' threads.
+        let env = [("AWS_SECRET_ACCESS_KEY", "do-not-print-3f9a"), ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")]
+            .map(|(k, v)| (k.to_string(), v.to_string()));
+        let store = Store::open_with_env("s3://bucket/prefix", &StorageOptions::default(), &env).unwrap();
         let shown = format!("{store:?} {:?}", store.child("ds"));
         assert!(!shown.contains("do-not-print-3f9a"), "{shown}");
         assert!(shown.contains("s3://bucket/prefix/ds"), "{shown}");

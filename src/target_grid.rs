@@ -86,7 +86,8 @@ pub(crate) enum Kind {
         cols: PointMap,
     },
     /// Another CRS, or a method without a kernel of our own: GDAL's warper, window by
-    /// window, with the whole grid's kernel scale ([`Plan::warp_scale`]).
+    /// window, with the whole grid's kernel scale ([`Plan::warp_scale`]); `sum` to another
+    /// CRS is our own footprint kernel instead ([`crate::warp::sum_window`]).
     Warp,
 }
 

@@ -11,13 +11,17 @@
 //!   lanczos output would change with the window size. [`grid_scale`] computes the scale once
 //!   for the whole grid, as the warper does for a single chunk, and every window gets it.
 //!
+//! `sum` is not GDAL's warper but [`sum_window`]: GDAL 3.6's sum kernel leaves seams between
+//! chunks, so rasterstage computes its weights itself from the whole grid's transformer.
+//!
 //! The output extent without `--bounds` comes from `GDALSuggestedWarpOutput2`
 //! ([`suggested_bounds`]), as gdalwarp finds it: it samples the edges and the interior, so
 //! sources whose corners do not transform (full-disk geostationary, polar) work.
 
 use crate::dtype::Sample;
 use crate::grid::{Bounds, Grid, Window};
-use crate::resample::Method;
+use crate::resample::footprint::{self, Corners};
+use crate::resample::{Method, SourceBlock};
 use crate::source::{Source, SourceError};
 use gdal::raster::GdalType;
 use gdal::{Dataset, DriverManager};
@@ -114,13 +118,28 @@ impl Transformer {
 
     /// Target pixel (x, y) to source pixel, in place; `ok[i]` tells which points transformed.
     fn to_source(&self, x: &mut [f64], y: &mut [f64]) -> Vec<c_int> {
+        self.transform(true, x, y)
+    }
+
+    /// Source pixel (x, y) to target pixel, in place; points that do not transform (or
+    /// land at no finite place) become NaN.
+    fn to_target(&self, x: &mut [f64], y: &mut [f64]) {
+        let ok = self.transform(false, x, y);
+        for i in 0..x.len() {
+            if ok[i] == 0 || !x[i].is_finite() || !y[i].is_finite() {
+                (x[i], y[i]) = (f64::NAN, f64::NAN);
+            }
+        }
+    }
+
+    fn transform(&self, dst_to_src: bool, x: &mut [f64], y: &mut [f64]) -> Vec<c_int> {
         let mut z = vec![0.0; x.len()];
         let mut ok = vec![0; x.len()];
         // SAFETY: four arrays of x.len() elements.
         unsafe {
             gdal_sys::GDALGenImgProjTransform(
                 self.0,
-                1,
+                c_int::from(dst_to_src),
                 x.len() as c_int,
                 x.as_mut_ptr(),
                 y.as_mut_ptr(),
@@ -363,4 +382,176 @@ pub(crate) fn warp_window<O: Sample + GdalType>(
     band.read_into_slice::<O>((0, 0), (w.cols, w.rows), (w.cols, w.rows), &mut out, None)
         .map_err(|e| err(e.to_string()))?;
     Ok(out)
+}
+
+/// `sum` onto window `w` of grid `t` by rasterstage's own sum-preserving kernel
+/// ([`crate::resample::footprint`]): every source cell whose footprint reaches the window,
+/// its corners transformed exactly to the whole grid's pixels, read in strips of at most
+/// about `budget` bytes of cells and corners. Cells without data are NaN.
+///
+/// # Errors
+/// [`SourceError::Read`] when the transformer cannot be built or a read fails.
+pub fn sum_window<T: Sample + GdalType>(
+    src: &Source,
+    t: &Grid,
+    w: Window,
+    budget: usize,
+) -> Result<Vec<f64>, SourceError> {
+    let err = |reason: String| SourceError::Read {
+        path: src.info.path.clone(),
+        row0: w.row0,
+        row1: w.row0 + w.rows,
+        col0: w.col0,
+        col1: w.col0 + w.cols,
+        reason: format!("reprojecting to the target grid: {reason}"),
+    };
+    let tr = Transformer::new(src.dataset(), &t.crs_wkt, Some(&geo_transform(t))).map_err(err)?;
+    let size = (src.info.grid.width, src.info.grid.height);
+    let mut out = vec![f64::NAN; w.cells()];
+    let Some((rows, cols)) = source_region(&tr, size, w) else {
+        return Ok(out);
+    };
+    let nodata: Option<T> = crate::dtype::nodata_as(src.info.nodata);
+    // A cell costs its value and (about) one corner of two f64s.
+    let per_cell = std::mem::size_of::<T>() + 16;
+    let fit = (budget / per_cell).max(1);
+    let (mut buf, mut x, mut y) = (Vec::<T>::new(), Vec::new(), Vec::new());
+    let mut block = |r: std::ops::Range<usize>, c: std::ops::Range<usize>, out: &mut [f64]| {
+        src.read(r.clone(), c.clone(), &mut buf)?;
+        corners(&tr, &r, &c, &mut x, &mut y);
+        let b = SourceBlock { data: &buf, row0: r.start, col0: c.start, cols: c.len() };
+        footprint::sum(&b, nodata, Corners { x: &x, y: &y }, (t.width, t.height), w, out);
+        Ok::<(), SourceError>(())
+    };
+    // Strips of whole rows, or a row in pieces when one row is too wide: either way the
+    // source cells come in row-major order, the order each target cell adds them in.
+    let h = (fit / cols.len()).max(1);
+    let mut r = rows.start;
+    while r < rows.end {
+        let r1 = (r + h).min(rows.end);
+        if cols.len() <= fit {
+            block(r..r1, cols.clone(), &mut out)?;
+        } else {
+            for c in (cols.start..cols.end).step_by(fit) {
+                block(r..r1, c..(c + fit).min(cols.end), &mut out)?;
+            }
+        }
+        r = r1;
+    }
+    Ok(out)
+}
+
+/// The target-pixel coordinates of the corners of source rows `r` and columns `c` into
+/// `x`, `y` (`(r.len() + 1) x (c.len() + 1)`, row-major; NaN where a corner does not
+/// transform).
+fn corners(
+    tr: &Transformer,
+    r: &std::ops::Range<usize>,
+    c: &std::ops::Range<usize>,
+    x: &mut Vec<f64>,
+    y: &mut Vec<f64>,
+) {
+    x.clear();
+    y.clear();
+    for row in r.start..=r.end {
+        for col in c.start..=c.end {
+            x.push(col as f64);
+            y.push(row as f64);
+        }
+    }
+    tr.to_target(x, y);
+}
+
+/// The source rows and columns whose cells' footprints may reach window `w` (`None`: no
+/// point of the window maps onto the source). A first guess from the window's edges (and,
+/// when some do not transform, its interior) mapped to source pixels, then grown while a
+/// cell on the region's border still reaches the window: the cells that reach a window form
+/// one connected patch of the source, so a border that none of them crosses encloses them all.
+fn source_region(
+    tr: &Transformer,
+    (sw, sh): (usize, usize),
+    w: Window,
+) -> Option<(std::ops::Range<usize>, std::ops::Range<usize>)> {
+    if sw == 0 || sh == 0 || w.cells() == 0 {
+        return None;
+    }
+    let (c0, r0, c1, r1) = (w.col0 as f64, w.row0 as f64, (w.col0 + w.cols) as f64, (w.row0 + w.rows) as f64);
+    let mut x = Vec::new();
+    let mut y = Vec::new();
+    for i in 0..=w.cols {
+        x.extend([c0 + i as f64, c0 + i as f64]);
+        y.extend([r0, r1]);
+    }
+    for j in 0..=w.rows {
+        x.extend([c0, c1]);
+        y.extend([r0 + j as f64, r0 + j as f64]);
+    }
+    let n_edge = x.len();
+    let steps = SAMPLE_STEPS - 1;
+    for i in 0..=steps {
+        for j in 0..=steps {
+            x.push(c0 + (c1 - c0) * i as f64 / steps as f64);
+            y.push(r0 + (r1 - r0) * j as f64 / steps as f64);
+        }
+    }
+    let ok = tr.to_source(&mut x, &mut y);
+    let good = |i: usize| ok[i] != 0 && x[i].is_finite() && y[i].is_finite();
+    // The edges bound the footprint of a window that transforms whole; the interior
+    // counts only when some edge point fails.
+    let upto = if (0..n_edge).all(good) { n_edge } else { x.len() };
+    let (mut lx, mut ly, mut hx, mut hy) = (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY);
+    for i in (0..upto).filter(|&i| good(i)) {
+        (lx, ly, hx, hy) = (lx.min(x[i]), ly.min(y[i]), hx.max(x[i]), hy.max(y[i]));
+    }
+    if !(lx <= hx && ly <= hy) {
+        return None;
+    }
+    let clamp = |v: f64, n: usize| v.clamp(0.0, n as f64) as usize;
+    let mut cols = clamp(lx.floor() - 1.0, sw)..clamp(hx.ceil() + 1.0, sw);
+    let mut rows = clamp(ly.floor() - 1.0, sh)..clamp(hy.ceil() + 1.0, sh);
+    if cols.is_empty() || rows.is_empty() {
+        // The window maps just outside the source: its border cells may still reach in.
+        cols = cols.start.min(sw - 1)..cols.end.max(cols.start.min(sw - 1) + 1);
+        rows = rows.start.min(sh - 1)..rows.end.max(rows.start.min(sh - 1) + 1);
+    }
+    let reaches = |r: std::ops::Range<usize>, c: std::ops::Range<usize>| {
+        let (mut cx, mut cy) = (Vec::new(), Vec::new());
+        corners(tr, &r, &c, &mut cx, &mut cy);
+        let stride = c.len() + 1;
+        (0..r.len()).any(|i| {
+            (0..c.len()).any(|j| {
+                let q = [i * stride + j, i * stride + j + 1, (i + 1) * stride + j, (i + 1) * stride + j + 1];
+                let (mut a, mut b, mut e, mut f) = (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY);
+                for k in q {
+                    (a, b, e, f) = (a.min(cx[k]), b.min(cy[k]), e.max(cx[k]), f.max(cy[k]));
+                }
+                // NaN corners leave the cell out, as the kernel does.
+                q.iter().all(|&k| cx[k].is_finite()) && a < c1 && e > c0 && b < r1 && f > r0
+            })
+        })
+    };
+    loop {
+        let grow_r = (rows.len() / 2).max(8);
+        let grow_c = (cols.len() / 2).max(8);
+        let mut grown = false;
+        if rows.start > 0 && reaches(rows.start..rows.start + 1, cols.clone()) {
+            rows.start = rows.start.saturating_sub(grow_r);
+            grown = true;
+        }
+        if rows.end < sh && reaches(rows.end - 1..rows.end, cols.clone()) {
+            rows.end = (rows.end + grow_r).min(sh);
+            grown = true;
+        }
+        if cols.start > 0 && reaches(rows.clone(), cols.start..cols.start + 1) {
+            cols.start = cols.start.saturating_sub(grow_c);
+            grown = true;
+        }
+        if cols.end < sw && reaches(rows.clone(), cols.end - 1..cols.end) {
+            cols.end = (cols.end + grow_c).min(sw);
+            grown = true;
+        }
+        if !grown {
+            return Some((rows, cols));
+        }
+    }
 }

@@ -89,6 +89,9 @@ fn compute_typed<T: Sample + GdalType + IntoTileValues>(
                 })
             }
         }
+        Kind::Warp if plan.method == Method::Sum => {
+            Ok(f64::wrap(crate::warp::sum_window::<T>(src, &plan.target, w, SOURCE_BUDGET)?))
+        }
         Kind::Warp => {
             crate::with_sample_type!(plan.dtype, O => Ok(O::wrap(crate::warp::warp_window::<O>(src, &plan.target, plan.method, plan.nodata, plan.warp_scale, w)?)))
         }

@@ -41,7 +41,7 @@ pub struct StagingArgs {
     /// Config file: its output.uri is the staging root, its database section the target.
     #[arg(long, short = 'c')]
     pub config: Option<String>,
-    /// Staging root (folder, file:// or s3://bucket/prefix) [default: the config's output.uri].
+    /// Staging root (folder, file://, s3://, gs:// or az:// URL) [default: the config's output.uri].
     #[arg(long)]
     pub from: Option<String>,
     /// Only these datasets (repeatable or comma-separated) [default: every staged dataset].
@@ -71,8 +71,9 @@ pub struct ShardArgs {
     /// cell-balanced share of all tiles of all datasets.
     #[arg(long, value_name = "K/N", conflicts_with = "shards")]
     pub shard: Option<String>,
-    /// Split into N shards and take K from JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or
-    /// AWS_BATCH_JOB_ARRAY_INDEX (AWS Batch array job).
+    /// Split into N shards and take K from JOB_COMPLETION_INDEX (Kubernetes Indexed Job),
+    /// AWS_BATCH_JOB_ARRAY_INDEX (AWS Batch array job) or SLURM_ARRAY_TASK_ID (Slurm job
+    /// array, sbatch --array=0-<N-1>; checked against the array's MIN/MAX/COUNT).
     #[arg(long, value_name = "N")]
     pub shards: Option<usize>,
 }
@@ -114,9 +115,11 @@ pub fn shard_status(shard: Option<Shard>, complete: bool) -> String {
 
 /// What the summary line says about the primary key.
 pub fn key_note(s: &LoadSummary) -> &'static str {
-    match (s.indexed, s.key_by_other) {
-        (true, _) => ", primary key built",
-        (false, true) => ", primary key already built by another run",
+    match (s.indexed, s.key_by_other, s.geom_indexed) {
+        (true, _, true) => ", primary key and GiST index on geom built",
+        (true, _, false) => ", primary key built",
+        (false, true, _) => ", primary key already built by another run",
+        (false, false, true) => ", GiST index on geom built",
         _ => "",
     }
 }

@@ -15,7 +15,7 @@ use rasterstage::stage::{Format, ZarrVersion};
 /// `convert` arguments (also `plan`'s).
 #[derive(Args)]
 pub struct ConvertArgs {
-    /// Source raster (any GDAL path: GeoTIFF, COG, VRT, NetCDF:..., /vsis3/, s3://).
+    /// Source raster (any GDAL path: GeoTIFF, COG, VRT, NetCDF:..., /vsis3/, s3://, gs://, az://).
     source: Option<String>,
     /// Config file; converts every enabled dataset in it.
     #[arg(long, short = 'c')]
@@ -27,7 +27,7 @@ pub struct ConvertArgs {
     /// identifier: `RGB.byte.tif` -> rgb_byte, `2019-lc.tif` -> r_2019_lc].
     #[arg(long)]
     name: Option<String>,
-    /// Staging root: a folder, file:// or s3://bucket/prefix [default: ./staging].
+    /// Staging root: a folder, file://, s3://bucket/prefix, gs://bucket/prefix or az://container/prefix [default: ./staging].
     #[arg(long, short = 'o')]
     out: Option<String>,
     /// Staging format [default: parquet].
@@ -61,6 +61,11 @@ pub struct ConvertArgs {
     /// Zarr format version: 3, or 2 for GDAL before 3.11 [default: 3].
     #[arg(long)]
     zarr_version: Option<ZarrVersion>,
+    /// Sharded Zarr v3: K x K windows (inner chunks) per shard object, one unit of work, so a
+    /// small window does not mean tens of thousands of objects (output.zarr_shard; GDAL reads
+    /// sharding from 3.13).
+    #[arg(long, value_name = "K")]
+    zarr_shard: Option<usize>,
     /// Write GeoParquet 1.1 tiles: each cell centre also as a point geometry (column
     /// `geometry`), a bbox covering column and the CRS as PROJJSON, so GeoPandas, DuckDB
     /// spatial and QGIS open the tiles as points (output.geoparquet).
@@ -112,6 +117,7 @@ impl ConvertArgs {
             method: self.method,
             window: self.window,
             zarr_version: self.zarr_version,
+            zarr_shard: self.zarr_shard,
             geoparquet: self.geoparquet,
             geoparquet_encoding: self.geoparquet_encoding,
             parquet_compat: self.parquet_compat,

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 /// `inspect` arguments.
 #[derive(Args)]
 pub struct InspectArgs {
-    /// Staging root (folder or s3://bucket/prefix).
+    /// Staging root (folder, s3://bucket/prefix, gs://bucket/prefix or az://container/prefix).
     root: String,
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -20,6 +20,9 @@ pub struct InspectArgs {
     /// Also show loaded tiles/total per dataset in this database.
     #[command(flatten)]
     db: DbArgs,
+    /// Also write a preview of each dataset to <root>/<dataset>/preview.png (1024 pixels wide).
+    #[arg(long)]
+    preview: bool,
 }
 
 /// A schema and the loaded/total tiles per dataset in it.
@@ -43,6 +46,24 @@ pub fn run(a: InspectArgs) -> Result<()> {
     let root = Store::open_existing(&a.root, &rasterstage::config::storage_options(None)?)?;
     let list = rasterstage::inspect::inspect(&root)?;
     let loaded = loaded(&a.db, &root)?;
+    if a.preview {
+        let opts = rasterstage::preview::PreviewOptions::default();
+        let written = rasterstage::preview::write_beside(&root, &opts)?;
+        let total = written.len();
+        let mut failed = 0;
+        for (name, r) in written {
+            match r {
+                Ok(url) => eprintln!("{name}: preview -> {url}"),
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("error: {name}: preview: {}", crate::args::one_line(&e.into()));
+                }
+            }
+        }
+        if failed > 0 {
+            anyhow::bail!("{failed} of {total} previews failed");
+        }
+    }
     if a.json {
         let mut v = serde_json::to_value(&list)?;
         if let (Some((schema, loaded)), Some(items)) = (&loaded, v.as_array_mut()) {

@@ -3,6 +3,7 @@
 use crate::args::{key_note, ShardArgs, StagingArgs};
 use anyhow::{bail, Result};
 use clap::Args;
+use rasterstage::load::geometry::Geometry;
 use rasterstage::load::{self, LoadOptions};
 use rasterstage::progress::{human, peak_rss_bytes};
 
@@ -14,14 +15,36 @@ pub struct LoadArgs {
     /// Parallel connections [default: CPU cores].
     #[arg(long, short = 'j')]
     jobs: Option<usize>,
-    /// Do not build the primary key (row_idx, col_idx) after loading.
+    /// Do not build the primary key (row_idx, col_idx), nor the GiST index on geom, after loading.
     #[arg(long)]
     no_index: bool,
+    /// Add a PostGIS column geom geometry(Point, <EPSG code of the dataset's CRS>) holding each
+    /// cell's centre, with a GiST index (the database needs the postgis extension) [default:
+    /// the config's load.geometry].
+    #[arg(long, value_name = "KIND", num_args = 0..=1, default_missing_value = "point", value_parser = parse_geometry)]
+    geometry: Option<Geometry>,
     /// Drop and reload a dataset table that already exists.
     #[arg(long)]
     replace: bool,
+    /// Coordinates: stored in every row, or computed by a view named as the table over a
+    /// narrow `<table>__cells` (row_idx, col_idx, value).
+    #[arg(long, value_enum, default_value_t = CoordsArg::Stored)]
+    coords: CoordsArg,
     #[command(flatten)]
     shard: ShardArgs,
+}
+
+/// `--coords`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CoordsArg {
+    /// `x` and `y` stored in every row.
+    Stored,
+    /// `row_idx, col_idx, value` stored; a view adds `x`, `y`.
+    View,
+}
+
+fn parse_geometry(s: &str) -> Result<Geometry, String> {
+    Geometry::parse(s).ok_or_else(|| format!("unknown geometry {s:?}; use {}", Geometry::NAMES))
 }
 
 /// Runs `load`; prints one line per dataset.
@@ -39,7 +62,12 @@ pub fn run(a: LoadArgs, quiet: bool) -> Result<()> {
         schema: db.schema,
         table_prefix: db.prefix,
         no_index: a.no_index,
+        geometry: a.geometry.or(db.geometry),
         replace: a.replace,
+        coords: match a.coords {
+            CoordsArg::Stored => load::coords_view::Coords::Stored,
+            CoordsArg::View => load::coords_view::Coords::View,
+        },
         quiet,
         storage: st.storage,
     };

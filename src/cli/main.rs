@@ -11,6 +11,7 @@ mod inspect;
 mod load;
 mod merge;
 mod plan;
+mod preview;
 mod verify;
 
 #[derive(Parser)]
@@ -46,6 +47,8 @@ enum Cmd {
     Plan(plan::PlanArgs),
     /// Complete datasets whose tiles were all committed by shards (writes the final dataset.json).
     Finalize(finalize::FinalizeArgs),
+    /// Draw a staged dataset as a PNG (gdal_translate -of PNG -outsize), optionally with its tiles.
+    Preview(preview::PreviewArgs),
 }
 
 /// gdalwarp users type `-tr`, `-te`, `-t_srs`: accept them as the long flags they mean.
@@ -122,5 +125,6 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Merge(a) => merge::run(a, cli.quiet),
         Cmd::Plan(a) => plan::run(a),
         Cmd::Finalize(a) => finalize::run(a),
+        Cmd::Preview(a) => preview::run(a, cli.quiet),
     }
 }

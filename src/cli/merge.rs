@@ -136,7 +136,9 @@ pub fn run(a: MergeArgs, quiet: bool) -> Result<()> {
             schema: db.schema,
             table_prefix: db.prefix,
             no_index: false,
+            geometry: db.geometry,
             replace: a.replace,
+            coords: load::coords_view::Coords::Stored,
             quiet,
             storage: job.storage.clone(),
         };

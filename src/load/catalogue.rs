@@ -36,7 +36,8 @@ pub(super) fn record_dataset(
     let epsg = g.epsg.map(|e| int4("grid.epsg", e.into())).transpose()?;
     let band = int4("source.band", m.source.band as u64)?;
     let (width, height) = (int4("grid.width", g.width as u64)?, int4("grid.height", g.height as u64)?);
-    let tile_size = int4("window", m.window as u64)?;
+    // A tile's side: the window, or a sharded Zarr's shard (what tile_count counts).
+    let tile_size = int4("window", m.tile_side() as u64)?;
     let tile_count = int4("tile_count", m.tiles.len() as u64)?;
     let rows: u64 = m.tiles.iter().try_fold(0u64, |n, t| n.checked_add(t.row_count)).unwrap_or(u64::MAX);
     let row_count = i64::try_from(rows).map_err(|_| out_of_range("row_count", rows.to_string()))?;

@@ -8,6 +8,7 @@
 //! Format: header `PGCOPY\n\xff\r\n\0`, flags i32 0, extension length i32 0; per row a field
 //! count i16 then each field as i32 length + big-endian bytes; trailer i16 -1.
 
+use super::geometry;
 use crate::dtype::Sample;
 use crate::stage::manifest::Column;
 use crate::stage::read::visit_cells;
@@ -23,8 +24,10 @@ pub(crate) const TRAILER: &[u8] = &(-1i16).to_be_bytes();
 pub(crate) const FLUSH_BYTES: usize = 1 << 20;
 /// Bytes of a row's field count and key fields `(row_idx, col_idx, x, y)`.
 const KEY_LEN: usize = 2 + (4 + 4) * 2 + (4 + 8) * 2;
-/// Bytes of the longest single-value row (an 8-byte value).
-const ROW_MAX: usize = KEY_LEN + 4 + 8;
+/// Bytes of a narrow row's field count and `(row_idx, col_idx)` (`load --coords view`).
+const NARROW_KEY_LEN: usize = 2 + (4 + 4) * 2;
+/// Bytes of the longest single-value row (an 8-byte value, then `geom`).
+const ROW_MAX: usize = KEY_LEN + 4 + 8 + geometry::FIELD_LEN;
 
 /// A row's field count and its key fields, as binary COPY bytes.
 #[inline]
@@ -42,14 +45,16 @@ fn key_bytes(row: i32, col: i32, x: f64, y: f64, fields: i16) -> [u8; KEY_LEN] {
     b
 }
 
-/// The field count of a row with `values` value columns (binary COPY's is an int16).
+/// The field count of a row with `values` value columns (binary COPY's is an int16), not
+/// counting `geom`, which [`CopyEncoder::key_fields`] adds (one field is kept free for it).
 ///
 /// # Errors
 /// [`DecodeError::Bad`] for more columns than a row can have.
 pub(crate) fn row_fields(values: usize) -> Result<i16, DecodeError> {
     values
-        .checked_add(4)
+        .checked_add(5)
         .and_then(|n| i16::try_from(n).ok())
+        .map(|n| n - 1)
         .ok_or_else(|| DecodeError::Bad(format!("{values} value columns are more than a COPY row holds")))
 }
 
@@ -92,16 +97,31 @@ pub(crate) struct CopyEncoder {
     pub(crate) rows: u64,
     /// Sum of the values encoded, in encoding order.
     pub(crate) value_sum: f64,
+    /// SRID of the `geom` point ending each row (`load --geometry`), if any.
+    geom_srid: Option<u32>,
+    /// `(x, y)` of the row started by [`CopyEncoder::key_fields`], for its `geom`.
+    xy: (f64, f64),
+    /// Rows are `(row_idx, col_idx, values)` without `x, y` (`load --coords view`).
+    narrow: bool,
 }
 
 impl CopyEncoder {
     /// An encoder with an empty buffer.
     pub(crate) fn new() -> CopyEncoder {
-        CopyEncoder { buf: Vec::with_capacity(FLUSH_BYTES + 4096), rows: 0, value_sum: 0.0 }
+        CopyEncoder { buf: Vec::with_capacity(FLUSH_BYTES + 4096), ..CopyEncoder::default() }
     }
 
-    /// Starts a new stream: clears the buffer and counters and writes the header.
-    pub(crate) fn begin(&mut self) {
+    /// An encoder whose rows carry `x, y` (`xy`), or not (`load --coords view`): every row
+    /// then has two fields fewer, whatever [`row_fields`] says.
+    pub(crate) fn for_xy(xy: bool) -> CopyEncoder {
+        CopyEncoder { narrow: !xy, ..CopyEncoder::new() }
+    }
+
+    /// Starts a new stream: clears the buffer and counters and writes the header. With
+    /// `geom_srid`, every row ends with its `(x, y)` as a PostGIS point of that SRID
+    /// ([`geometry::point_field`]), for a COPY whose column list ends with `geom`.
+    pub(crate) fn begin(&mut self, geom_srid: Option<u32>) {
+        self.geom_srid = geom_srid;
         self.buf.clear();
         self.rows = 0;
         self.value_sum = 0.0;
@@ -115,11 +135,26 @@ impl CopyEncoder {
     /// loader's CPU.
     #[inline]
     pub(crate) fn row<T: PgValue>(&mut self, row: i32, col: i32, x: f64, y: f64, v: T) {
+        if self.narrow {
+            let mut r = [0u8; NARROW_KEY_LEN + 4 + 8];
+            r[..NARROW_KEY_LEN].copy_from_slice(&key_bytes(row, col, 0.0, 0.0, 3)[..NARROW_KEY_LEN]);
+            r[NARROW_KEY_LEN..NARROW_KEY_LEN + 4].copy_from_slice(&(T::LEN as i32).to_be_bytes());
+            v.put_into(&mut r[NARROW_KEY_LEN + 4..NARROW_KEY_LEN + 4 + T::LEN]);
+            self.buf.extend_from_slice(&r[..NARROW_KEY_LEN + 4 + T::LEN]);
+            self.value_sum += v.to_f64();
+            self.rows += 1;
+            return;
+        }
         let mut r = [0u8; ROW_MAX];
-        r[..KEY_LEN].copy_from_slice(&key_bytes(row, col, x, y, 5));
+        r[..KEY_LEN].copy_from_slice(&key_bytes(row, col, x, y, 5 + i16::from(self.geom_srid.is_some())));
         r[KEY_LEN..KEY_LEN + 4].copy_from_slice(&(T::LEN as i32).to_be_bytes());
         v.put_into(&mut r[KEY_LEN + 4..KEY_LEN + 4 + T::LEN]);
-        self.buf.extend_from_slice(&r[..KEY_LEN + 4 + T::LEN]);
+        let mut n = KEY_LEN + 4 + T::LEN;
+        if let Some(srid) = self.geom_srid {
+            r[n..n + geometry::FIELD_LEN].copy_from_slice(&geometry::point_field(srid, x, y));
+            n += geometry::FIELD_LEN;
+        }
+        self.buf.extend_from_slice(&r[..n]);
         self.value_sum += v.to_f64();
         self.rows += 1;
     }
@@ -129,7 +164,15 @@ impl CopyEncoder {
     /// then [`CopyEncoder::end_row`].
     #[inline]
     pub(crate) fn key_fields(&mut self, row: i32, col: i32, x: f64, y: f64, fields: i16) {
+        if self.narrow {
+            // row_fields counted x and y; a narrow row has neither.
+            self.buf.extend_from_slice(&key_bytes(row, col, x, y, fields - 2)[..NARROW_KEY_LEN]);
+            return;
+        }
+        // row_fields keeps a field free for geom.
+        let fields = fields + i16::from(self.geom_srid.is_some());
         self.buf.extend_from_slice(&key_bytes(row, col, x, y, fields));
+        self.xy = (x, y);
     }
 
     /// Appends one value field of the current row (added to the value sum).
@@ -146,9 +189,12 @@ impl CopyEncoder {
         self.buf.extend_from_slice(&(-1i32).to_be_bytes());
     }
 
-    /// Ends a row started by [`CopyEncoder::key_fields`].
+    /// Ends a row started by [`CopyEncoder::key_fields`] (with its `geom`, if any).
     #[inline]
     pub(crate) fn end_row(&mut self) {
+        if let Some(srid) = self.geom_srid {
+            self.buf.extend_from_slice(&geometry::point_field(srid, self.xy.0, self.xy.1));
+        }
         self.rows += 1;
     }
 
@@ -279,7 +325,7 @@ mod tests {
     #[test]
     fn row_layout() {
         let mut e = CopyEncoder::new();
-        e.begin();
+        e.begin(None);
         e.row::<u8>(1, 2, 0.5, -0.5, 7);
         e.end();
         let b = e.bytes();
@@ -297,19 +343,27 @@ mod tests {
         assert_eq!((e.rows, e.value_sum), (1, 7.0));
     }
 
-    /// `row` (one copy per row) writes exactly what the field-by-field path writes.
+    /// `row` (one copy per row) writes exactly what the field-by-field path writes, with and
+    /// without `geom`.
     #[test]
     fn row_equals_fields() {
         fn both<T: PgValue + Copy>(v: T) {
-            let (mut a, mut b) = (CopyEncoder::new(), CopyEncoder::new());
-            a.begin();
-            b.begin();
-            a.row::<T>(-3, 70_000, -179.5, 89.25, v);
-            b.key_fields(-3, 70_000, -179.5, 89.25, row_fields(1).unwrap());
-            b.value::<T>(v);
-            b.end_row();
-            assert_eq!(a.bytes(), b.bytes());
-            assert_eq!((a.rows, a.value_sum), (b.rows, b.value_sum));
+            for srid in [None, Some(4326)] {
+                let (mut a, mut b) = (CopyEncoder::new(), CopyEncoder::new());
+                a.begin(srid);
+                b.begin(srid);
+                a.row::<T>(-3, 70_000, -179.5, 89.25, v);
+                b.key_fields(-3, 70_000, -179.5, 89.25, row_fields(1).unwrap());
+                b.value::<T>(v);
+                b.end_row();
+                assert_eq!(a.bytes(), b.bytes());
+                assert_eq!((a.rows, a.value_sum), (b.rows, b.value_sum));
+                let row = &a.bytes()[HEADER.len()..];
+                assert_eq!(row[..2], (5 + i16::from(srid.is_some())).to_be_bytes());
+                if let Some(srid) = srid {
+                    assert!(row.ends_with(&geometry::point_field(srid, -179.5, 89.25)));
+                }
+            }
         }
         both(u8::MAX);
         both(i16::MIN);
@@ -318,6 +372,28 @@ mod tests {
         both(u32::MAX);
         both(-1.5f32);
         both(f64::MAX);
+    }
+
+    /// A narrow row is the wide row without its `x` and `y` fields.
+    #[test]
+    fn narrow_row_drops_xy() {
+        let (mut wide, mut narrow, mut fields) =
+            (CopyEncoder::new(), CopyEncoder::for_xy(false), CopyEncoder::for_xy(false));
+        for e in [&mut wide, &mut narrow, &mut fields] {
+            e.begin(None);
+        }
+        wide.row::<f32>(7, -2, 1.5, 2.5, 0.25);
+        narrow.row::<f32>(7, -2, 1.5, 2.5, 0.25);
+        fields.key_fields(7, -2, 1.5, 2.5, row_fields(1).unwrap());
+        fields.value::<f32>(0.25);
+        fields.end_row();
+        let (w, n) = (&wide.bytes()[HEADER.len()..], &narrow.bytes()[HEADER.len()..]);
+        let mut want = 3i16.to_be_bytes().to_vec();
+        want.extend_from_slice(&w[2..18]);
+        want.extend_from_slice(&w[42..]);
+        assert_eq!(n, &want[..]);
+        assert_eq!(fields.bytes(), narrow.bytes());
+        assert_eq!((narrow.rows, narrow.value_sum), (1, 0.25));
     }
 
     #[test]

@@ -125,4 +125,63 @@ pub enum LoadError {
     /// `verify` on a dataset that is not loaded.
     #[error("table {0} does not exist: run load first")]
     NoTable(String),
+    /// `--geometry` cannot be honoured, or `verify` found `geom` wrong.
+    #[error(transparent)]
+    Geometry(#[from] GeometryError),
+}
+
+/// The largest SRID PostGIS accepts for a column (`SRID_USER_MAXIMUM`); larger ones are
+/// silently remapped by PostGIS, which would make the column lie about its CRS.
+pub(crate) const MAX_SRID: u32 = 998_999;
+
+/// Why `--geometry` cannot be honoured or `verify` finds `geom` wrong; each names what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum GeometryError {
+    /// The target database lacks the extension.
+    #[error("--geometry needs the PostGIS extension, and the target database ({target}) does not have it: {hint}, or load without --geometry")]
+    NoPostgis {
+        /// Host, port, user and database.
+        target: String,
+        /// What to run or install.
+        hint: String,
+    },
+    /// `--geometry` with `--coords view`: the narrow table has no `x, y` for `geom` to stand for.
+    #[error("--geometry needs the coordinates stored in the table: load with --coords stored (the default), or without --geometry")]
+    NeedsStoredCoords,
+    /// The dataset's CRS has no EPSG code to use as the SRID.
+    #[error("{dataset}: --geometry needs the dataset's CRS as an EPSG code (the SRID of geom), and dataset.json has none (grid.epsg): reconvert it with --target-crs EPSG:<code> (the same CRS by its EPSG code, if it has one), or load it without --geometry")]
+    NoEpsg {
+        /// Dataset name.
+        dataset: String,
+    },
+    /// The EPSG code is beyond what PostGIS accepts as an SRID.
+    #[error("{dataset}: --geometry: EPSG:{epsg} is above PostGIS's largest SRID {MAX_SRID}: reconvert it with --target-crs to a CRS with a smaller code, or load it without --geometry")]
+    BadSrid {
+        /// Dataset name.
+        dataset: String,
+        /// The code.
+        epsg: u32,
+    },
+    /// The table exists, and differs from what this load needs only by its `geom` column.
+    #[error("table {table} {found}: {todo}")]
+    GeomColumn {
+        /// `"schema"."table"`.
+        table: String,
+        /// What the table has.
+        found: String,
+        /// What to do.
+        todo: String,
+    },
+    /// `verify`: rows whose `geom` is not the point `(x, y)`.
+    #[error("{table}: {null} rows have no geom and {moved} have a geom other than their (x, y): rerun rasterstage load --replace --geometry --dataset {dataset} (with the same --from/--schema)")]
+    Mismatch {
+        /// `"schema"."table"`.
+        table: String,
+        /// Dataset name.
+        dataset: String,
+        /// Rows with a NULL `geom`.
+        null: i64,
+        /// Rows with a `geom` elsewhere than `(x, y)`.
+        moved: i64,
+    },
 }

@@ -9,8 +9,10 @@
 //! lock, so two runs at once never both build it), then the table is analysed.
 
 mod catalogue;
+pub mod coords_view;
 pub(crate) mod copy;
 mod error;
+pub mod geometry;
 pub(crate) mod ledger;
 pub mod pg;
 pub mod shard;
@@ -26,6 +28,7 @@ use crate::stage::write_loop::{catch_panic, TileErrorKind};
 use crate::store::Store;
 use crate::test_hooks::test_panic;
 use catalogue::record_dataset;
+use coords_view::{Coords, Layout};
 use copy::CopyEncoder;
 pub use error::LoadError;
 use pg::{qualified, reason, ConnSpec};
@@ -38,6 +41,8 @@ pub(crate) use table::table_name;
 use table::{complete_table, prepare_table};
 use tile::{Failure, Job, Outcome};
 
+/// `maintenance_work_mem` for the primary key build (raised to, never lowered).
+pub(crate) const KEY_BUILD_MEM: &str = "512MB";
 /// Attempts per tile when PostgreSQL fails transiently.
 pub(crate) const MAX_ATTEMPTS: u32 = 6;
 /// First retry delay; doubled on each further attempt.
@@ -61,10 +66,14 @@ pub struct LoadOptions {
     pub schema: String,
     /// Prefix of every dataset table's name.
     pub table_prefix: String,
-    /// Skip building the primary key.
+    /// Skip building the primary key (and the GiST index on `geom`).
     pub no_index: bool,
+    /// Add a PostGIS `geom` column (`--geometry`).
+    pub geometry: Option<geometry::Geometry>,
     /// Drop and reload tables that exist.
     pub replace: bool,
+    /// Store `x`, `y` in every row, or compute them in a view (`--coords view`).
+    pub coords: Coords,
     /// No progress display.
     pub quiet: bool,
     /// How the staging store talks to an object store.
@@ -92,6 +101,8 @@ pub struct LoadSummary {
     pub seconds: f64,
     /// Whether the primary key was built by this run.
     pub indexed: bool,
+    /// Whether the GiST index on `geom` was built by this run.
+    pub geom_indexed: bool,
     /// Whether another run loading the same table at the same time built the primary key
     /// (this run found it there when its own tiles were in).
     pub key_by_other: bool,
@@ -148,7 +159,11 @@ pub fn load(opts: &LoadOptions) -> Result<PerDataset<LoadSummary>, LoadError> {
     pg::check_ident("--table-prefix", &opts.table_prefix, true)?;
     let root = Store::open_with(&opts.root, &opts.storage)?;
     let names = dataset_names(&root, &opts.datasets)?;
+    if opts.geometry.is_some() && opts.coords == Coords::View {
+        return Err(LoadError::Geometry(geometry::GeometryError::NeedsStoredCoords));
+    }
     let mut client = opts.conn.connect()?;
+    geometry::check_available(&mut client, opts.geometry, &opts.conn)?;
     pg::apply_schema(&mut client, &opts.schema)?;
     let mut out = Vec::new();
     for name in names {
@@ -240,8 +255,14 @@ fn load_dataset_only(
     let m = complete_manifest(&ds)?;
     let table = table_name(&opts.table_prefix, name)?;
     let qt = qualified(&opts.schema, &table);
+    let lay = Layout::new(opts.coords, &opts.schema, &table)?;
+    let qd = lay.qdata();
     warn_unlisted(&ds, &m)?;
-    let has_pk = prepare_table(client, opts, &m, &table)?;
+    if opts.geometry.is_some() && !lay.stores_xy() {
+        return Err(LoadError::Geometry(geometry::GeometryError::NeedsStoredCoords));
+    }
+    let geom = geometry::GeomColumn::of(client, opts.geometry, &opts.conn, &m)?;
+    let has_pk = prepare_table(client, opts, &m, &lay, geom.as_ref())?;
 
     let recorded = ledger::read(client, &opts.schema, &table).map_err(db(format!("reading the ledger of {qt}")))?;
     let todo: Vec<&TileRecord> = m
@@ -257,7 +278,7 @@ fn load_dataset_only(
         // rows deleted by hand". A run with tiles to load never pays it.
         let recorded: i64 = m.tiles.iter().filter_map(|t| recorded.get(&t.id)).map(|r| r.rows).sum();
         let rows: i64 = client
-            .query_one(&format!("SELECT count(*) FROM {qt}"), &[])
+            .query_one(&format!("SELECT count(*) FROM {qd}"), &[])
             .map_err(db(format!("counting rows of {qt}")))?
             .get(0);
         if rows < recorded {
@@ -269,10 +290,13 @@ fn load_dataset_only(
         ds: &ds,
         m: &m,
         table: &table,
+        data: &lay.data,
         copy_sql: format!(
-            "COPY {qt} (row_idx, col_idx, x, y, {}) FROM STDIN (FORMAT binary)",
-            pg::value_columns(&m).iter().map(|(n, _)| pg::quote(n)).collect::<Vec<_>>().join(", ")
+            "COPY {qd} ({}{}) FROM STDIN (FORMAT binary)",
+            lay.copy_columns(&m),
+            if geom.is_some() { ", geom" } else { "" }
         ),
+        geom_srid: geom.as_ref().map(|g| g.srid),
         delay: crate::test_hooks::Pause::LoadCopy.duration(),
     };
     let progress = Progress::new(name.as_str(), m.tiles.len() as u64, skipped_before as u64, opts.quiet);
@@ -284,6 +308,7 @@ fn load_dataset_only(
     let loaded = AtomicUsize::new(0);
     let rows = std::sync::atomic::AtomicU64::new(0);
     let workers = opts.jobs.max(1).min(todo.len().max(1));
+    let xy = lay.stores_xy();
     std::thread::scope(|s| {
         for w in 0..workers {
             let (job, todo, next, failures, gave_up, loaded, rows, progress) =
@@ -291,7 +316,7 @@ fn load_dataset_only(
             s.spawn(move || {
                 // Every worker owns its connection, opened lazily and replaced after a failure.
                 let mut client: Option<Client> = None;
-                let mut enc = CopyEncoder::new();
+                let mut enc = CopyEncoder::for_xy(xy);
                 loop {
                     if lock(gave_up).is_some() {
                         break;
@@ -305,7 +330,7 @@ fn load_dataset_only(
                     .unwrap_or_else(|msg| {
                         // The encoder and the connection may be mid-tile: both are replaced
                         // (closing the connection rolls its transaction back).
-                        (client, enc) = (None, CopyEncoder::new());
+                        (client, enc) = (None, CopyEncoder::for_xy(xy));
                         Err(Failure::Tile(TileErrorKind::Panic(msg).to_string()))
                     });
                     match r {
@@ -344,7 +369,7 @@ fn load_dataset_only(
     let (loaded, rows) = (loaded.into_inner(), rows.into_inner());
     // The workers rode out any restart on their own connections; this one may have died.
     revive(client, &opts.conn)?;
-    let done = complete_table(client, opts, &m, &table, has_pk)?;
+    let done = complete_table(client, opts, &m, &lay, has_pk, geom.as_ref())?;
     let mine = only.map_or(m.tiles.len(), HashSet::len);
     let summary = LoadSummary {
         name: m.name.clone(),
@@ -356,6 +381,7 @@ fn load_dataset_only(
         total_rows: m.row_count,
         seconds: 0.0,
         indexed: done.indexed,
+        geom_indexed: done.geom_indexed,
         key_by_other: done.key_by_other,
     };
     if done.recorded < m.tiles.len() {
@@ -373,7 +399,7 @@ fn load_dataset_only(
         return Err(LoadError::Incomplete { table: qt, recorded: done.recorded, total: m.tiles.len() });
     }
     if loaded > 0 || done.indexed {
-        client.batch_execute(&format!("ANALYZE {qt}")).map_err(db(format!("analysing {qt}")))?;
+        client.batch_execute(&format!("ANALYZE {qd}")).map_err(db(format!("analysing {qd}")))?;
     }
     record_dataset(client, opts, &ds, &m, &table)?;
     Ok(LoadSummary { seconds: start.elapsed().as_secs_f64(), ..summary })

@@ -42,6 +42,7 @@ pub fn load_shard(opts: &LoadOptions, k: Shard) -> Result<PerDataset<LoadSummary
         mine.entry(ds).or_default().insert(tile);
     }
     let mut client = opts.conn.connect()?;
+    super::geometry::check_available(&mut client, opts.geometry, &opts.conn)?;
     super::pg::apply_schema(&mut client, &opts.schema)?;
     let mut out = Vec::new();
     for name in names {

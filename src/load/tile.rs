@@ -45,7 +45,11 @@ pub(super) struct Job<'a> {
     pub(super) ds: &'a Store,
     pub(super) m: &'a Manifest,
     pub(super) table: &'a str,
+    /// Where the rows go (the table, or the cells table behind `--coords view`).
+    pub(super) data: &'a str,
     pub(super) copy_sql: String,
+    /// SRID of the `geom` written into each row (`--geometry`).
+    pub(super) geom_srid: Option<u32>,
     pub(super) delay: Option<Duration>,
 }
 
@@ -94,9 +98,9 @@ impl Job<'_> {
                 return Ok(Outcome::Skipped);
             }
             let range = [row.get(1), row.get(2), row.get(3), row.get(4)];
-            ledger::delete_range(&mut tx, schema, self.table, range).map_err(TileError::Db)?;
+            ledger::delete_range(&mut tx, schema, self.data, range).map_err(TileError::Db)?;
         }
-        enc.begin();
+        enc.begin(self.geom_srid);
         if let Some(parts) = parts {
             let shape = TileShape::of(self.m, t);
             let mut writer = tx.copy_in(&self.copy_sql).map_err(TileError::Db)?;

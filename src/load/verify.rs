@@ -72,7 +72,8 @@ pub(crate) fn verify_dataset(
         i32::try_from(v)
             .map_err(|_| LoadError::Db { what: format!("verifying {qt}"), reason: format!("{v} exceeds int4") })
     };
-    let win = int4(m.window)?;
+    // Tiles: windows, or shards of a sharded Zarr dataset.
+    let win = int4(m.tile_side())?;
     let sum = super::pg::row_sum_sql(&m);
     // Windows are aligned to multiples of the window size, so integer division finds a row's
     // tile; one pass over the table serves every tile.
@@ -95,7 +96,7 @@ pub(crate) fn verify_dataset(
         .collect();
     let mut diffs = Vec::new();
     for t in &m.tiles {
-        let key = (int4(t.row0 / m.window)?, int4(t.col0 / m.window)?);
+        let key = (int4(t.row0 / m.tile_side())?, int4(t.col0 / m.tile_side())?);
         let (n, sum) = loaded.remove(&key).unwrap_or((0, 0.0));
         if n != t.row_count || !same_sum(sum, t.value_sum) {
             diffs.push(TileDiff {
@@ -116,6 +117,9 @@ pub(crate) fn verify_dataset(
             staged_sum: 0.0,
             loaded_sum: extra_sum,
         });
+    }
+    if diffs.is_empty() {
+        super::geometry::verify(client, &qt, &m.name)?;
     }
     Ok(VerifyReport { name: m.name.clone(), table: qt, tiles: m.tiles.len(), diffs })
 }

@@ -23,7 +23,7 @@ pub use crate::stage::merged::How;
 use crate::stage::merged::{
     keep_cells, MergedParquetWriter, MergedTile, MergedWriter, MergedZarrWriter, ZarrInputError,
 };
-use crate::stage::read::{fetch_tile, visit_f64, DecodeError, FetchError, TileShape};
+use crate::stage::read::{fetch_tile, visit_f64_within, DecodeError, FetchError, TileShape};
 use crate::stage::write_loop::{TileErrorKind, TileFailure};
 use crate::stage::StageError;
 use crate::store::{StorageOptions, Store, StoreError};
@@ -176,6 +176,9 @@ pub(crate) struct Input {
     /// `[row, col]` of its cell (0, 0) on the merged grid.
     pub(crate) offset: [i64; 2],
     tiles: HashMap<String, TileRecord>,
+    /// The last shard objects read, when the input is a sharded Zarr: a shard serves many
+    /// merged windows, and is fetched and checked once for them, not once each.
+    recent: std::sync::Mutex<std::collections::VecDeque<(String, bytes::Bytes)>>,
 }
 
 /// The merged grid and each input placed on it (`[row, col]` of its cell (0, 0)), for a view
@@ -188,6 +191,9 @@ pub fn view_inputs(root: &Store, names: &[DatasetName]) -> Result<(Grid, Vec<cra
     let placed = names.iter().cloned().zip(inputs.iter().map(|i| i.offset)).collect();
     Ok((grid, placed))
 }
+
+/// Compressed bytes of recent shard objects kept per input (at least one shard is kept).
+const RECENT_SHARD_BYTES: usize = 256 << 20;
 
 /// Reads the inputs' manifests, checks they are complete and on one lattice, and returns
 /// them placed on the merged grid.
@@ -225,7 +231,7 @@ pub(crate) fn open_inputs(root: &Store, names: &[DatasetName]) -> Result<(Grid, 
         .zip(offsets)
         .map(|((name, ds, m), offset)| {
             let tiles = m.tiles.iter().map(|t| (t.id.clone(), t.clone())).collect();
-            Input { name, ds, m, offset, tiles }
+            Input { name, ds, m, offset, tiles, recent: Default::default() }
         })
         .collect();
     Ok((grid, inputs))
@@ -244,22 +250,24 @@ impl Input {
         }
         // The same rectangle in the input's own indices.
         let (lr0, lr1, lc0, lc1) = (r_lo - or, r_hi - or, c_lo - oc, c_hi - oc);
-        let dw = self.m.window.max(1);
+        // Input tiles: windows, or shards of a sharded Zarr input.
+        let dw = self.m.tile_side();
         for tr in lr0 / dw..=(lr1 - 1) / dw {
             for tc in lc0 / dw..=(lc1 - 1) / dw {
                 let id = format!("r{}_c{}", tr * dw, tc * dw);
                 let err = |reason: String| MergeError::Tile { dataset: self.name.clone(), tile: id.clone(), reason };
                 let t =
                     self.tiles.get(&id).ok_or_else(|| err("not listed in dataset.json; convert it again".into()))?;
-                // An input is a converted dataset (nested merges are refused): one object a tile.
-                let bytes = match fetch_tile(&self.ds, &self.m, t) {
-                    Ok(parts) => parts.and_then(|p| p.into_iter().next()),
-                    Err(FetchError::Store(e)) => return Err(e.into()),
-                    Err(FetchError::Bad(reason)) => return Err(err(reason)),
+                let Some(bytes) = self.tile_bytes(t).map_err(|e| match e {
+                    FetchError::Store(e) => MergeError::from(e),
+                    FetchError::Bad(reason) => err(reason),
+                })?
+                else {
+                    continue;
                 };
-                let Some(bytes) = bytes else { continue };
                 let shape = TileShape::of(&self.m, t);
-                visit_f64(self.m.format, &bytes, &shape, |r, c, v| {
+                let within = Window { row0: lr0, col0: lc0, rows: lr1 - lr0, cols: lc1 - lc0 };
+                visit_f64_within(self.m.format, &bytes, &shape, within, |r, c, v| {
                     let (r, c) = (r as usize, c as usize);
                     if r >= lr0 && r < lr1 && c >= lc0 && c < lc1 {
                         buf[(r + or - win.row0) * win.cols + (c + oc - win.col0)] = v;
@@ -273,6 +281,30 @@ impl Input {
             }
         }
         Ok(())
+    }
+}
+
+impl Input {
+    /// The checked object of tile `t` (`None`: nothing stored); a shard comes from the recent
+    /// ones when it is there.
+    fn tile_bytes(&self, t: &TileRecord) -> Result<Option<bytes::Bytes>, FetchError> {
+        let lock = || self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let sharded = self.m.zarr_shard.is_some();
+        if sharded {
+            if let Some((_, b)) = lock().iter().find(|(id, _)| *id == t.id) {
+                return Ok(Some(b.clone()));
+            }
+        }
+        // An input is a converted dataset (nested merges are refused): one object a tile.
+        let bytes = fetch_tile(&self.ds, &self.m, t)?.and_then(|p| p.into_iter().next());
+        if let (true, Some(b)) = (sharded, &bytes) {
+            let mut recent = lock();
+            recent.push_back((t.id.clone(), b.clone()));
+            while recent.len() > 1 && recent.iter().map(|(_, b)| b.len()).sum::<usize>() > RECENT_SHARD_BYTES {
+                recent.pop_front();
+            }
+        }
+        Ok(bytes)
     }
 }
 
@@ -406,6 +438,7 @@ pub fn merge_tiles(
         window,
         format: job.format,
         zarr_version: (job.format == Format::Zarr).then_some(job.zarr_version.number()),
+        zarr_shard: None,
         geoparquet: None,
         parquet_compat: false,
         settings_hash: settings_hash(job, &grid, &inputs, window),
@@ -483,6 +516,19 @@ impl DatasetWriter for MergeWriter<'_> {
         test_panic(&win.tile_id());
         let keep = keep_cells(&values, win.cells(), self.how);
         Ok(self.tiles.write(&MergedTile { window: win, values: &values, keep: &keep })?)
+    }
+
+    fn order(&self, pending: &mut [Window]) {
+        // Windows in the same shard of a sharded input one after the other, so the shard is
+        // read once for them all (the order of work changes nothing written).
+        if let Some(i) = self.inputs.iter().find(|i| i.m.zarr_shard.is_some()) {
+            let side = i.m.tile_side();
+            let shard_of = |w: &Window| {
+                let (r, c) = (w.row0 as i64 - i.offset[0], w.col0 as i64 - i.offset[1]);
+                (r.div_euclid(side as i64), c.div_euclid(side as i64), w.row0, w.col0)
+            };
+            pending.sort_by_key(shard_of);
+        }
     }
 
     fn finish(&self) -> Result<(), StageError> {

@@ -1,4 +1,5 @@
-//! Resampling kernels for a source and a target grid in the same CRS.
+//! Resampling kernels for a source and a target grid in the same CRS, and `sum` to another
+//! CRS ([`footprint`]).
 //!
 //! Kernels are pure functions over slices: they know nothing of GDAL, Parquet or
 //! PostgreSQL. A kernel gets a block of source cells that covers everything the output cells
@@ -8,6 +9,7 @@
 pub(crate) mod area;
 pub(crate) mod axis;
 pub(crate) mod extreme;
+pub(crate) mod footprint;
 pub(crate) mod mode;
 pub(crate) mod point;
 

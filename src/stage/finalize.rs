@@ -48,7 +48,7 @@ pub enum Completion {
 /// # Errors
 /// [`StageError`] naming the object.
 pub(crate) fn complete_if_done(ds: &Store, m: &Manifest) -> Result<Completion, StageError> {
-    let windows = m.grid.windows(m.window);
+    let windows = m.grid.windows(m.tile_side());
     // One LIST first: every shard but the last stops here, without reading any record.
     let ids = manifest::committed_ids(ds)?;
     let listed = windows.iter().filter(|w| ids.contains(&w.tile_id())).count();

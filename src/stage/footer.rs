@@ -23,7 +23,7 @@ const MAX_DEPTH: usize = 64;
 /// (a whole file in memory) to `TYPE_ORDER`; returns how many columns it changed. A footer
 /// it cannot follow is left unchanged (0): the statistics are then only unseen by some
 /// readers, never wrong.
-pub(crate) fn type_defined_float_orders(file: &mut [u8]) -> usize {
+pub fn type_defined_float_orders(file: &mut [u8]) -> usize {
     let n = file.len();
     if n < 12 || &file[n - 4..] != b"PAR1" {
         return 0;

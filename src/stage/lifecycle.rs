@@ -32,6 +32,10 @@ pub(crate) trait DatasetWriter: Sync {
     /// [`TileErrorKind`]: what went wrong with this tile alone.
     fn write(&self, win: Window) -> Result<TileRecord, TileErrorKind>;
 
+    /// Orders the pending windows for writing (the order changes nothing written). By
+    /// default they stay in grid order.
+    fn order(&self, _pending: &mut [Window]) {}
+
     /// Runs once every tile is committed (consolidated Zarr metadata).
     ///
     /// # Errors
@@ -136,7 +140,7 @@ pub(crate) fn stage_dataset(
         writer.begin()?;
     }
 
-    let windows = m.grid.windows(m.window);
+    let windows = m.grid.windows(m.tile_side());
     let by_window: HashMap<String, Window> = windows.iter().map(|w| (w.tile_id(), *w)).collect();
     // A shard needs only which tiles are committed (one LIST, not a GET per record): with
     // many shards, reading every record in every shard would dominate the S3 requests.
@@ -151,11 +155,12 @@ pub(crate) fn stage_dataset(
         Some(_) => manifest::committed_ids(ds)?,
         None => done.iter().map(|r| r.id.clone()).collect(),
     };
-    let pending: Vec<Window> = windows
+    let mut pending: Vec<Window> = windows
         .iter()
         .filter(|w| !done_ids.contains(&w.tile_id()) && only.is_none_or(|o| o.contains(&w.tile_id())))
         .copied()
         .collect();
+    writer.order(&mut pending);
     if !done_ids.is_empty() {
         tracing::info!("{name}: resuming, {} of {} tiles already committed", done_ids.len(), windows.len());
     }

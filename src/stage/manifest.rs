@@ -9,7 +9,7 @@
 use super::StageError;
 use crate::dtype::DataType;
 use crate::grid::{Bounds, Grid, Window};
-use crate::limits::{MAX_GRID_CELLS, MAX_GRID_SIDE, MAX_MANIFEST_BYTES, MAX_TILES, MAX_WINDOW};
+use crate::limits::{MAX_GRID_CELLS, MAX_GRID_SIDE, MAX_MANIFEST_BYTES, MAX_TILES, MAX_WINDOW, MAX_ZARR_SHARD};
 use crate::name::DatasetName;
 use crate::source::SourceInfo;
 use crate::store::Store;
@@ -242,6 +242,11 @@ pub(crate) struct Manifest {
     pub(crate) format: Format,
     /// Zarr format version (2 or 3) when the format is Zarr.
     pub(crate) zarr_version: Option<u8>,
+    /// Sharded Zarr v3 (`--zarr-shard K`): K x K windows (inner chunks) per shard object,
+    /// through the `sharding_indexed` codec. A tile is then one shard: K x window cells a
+    /// side, one object, one commit record (absent: one chunk per window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) zarr_shard: Option<usize>,
     /// GeoParquet tiles: the encoding of their point geometry column (absent for plain tiles,
     /// and in datasets staged before the option existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -362,6 +367,23 @@ impl Manifest {
                 return invalid("zarr_version", format!("is {v}, must be null for the parquet format"))
             }
         }
+        if let Some(k) = self.zarr_shard {
+            if self.format != Format::Zarr || self.zarr_version != Some(3) {
+                return invalid("zarr_shard", format!("is {k}, but sharding is a Zarr v3 feature"));
+            }
+            if self.columns.is_some() {
+                return invalid("zarr_shard", format!("is {k}, but merged datasets are not sharded"));
+            }
+            if !(1..=MAX_ZARR_SHARD).contains(&k) || k.saturating_mul(self.window) > MAX_WINDOW {
+                return invalid(
+                    "zarr_shard",
+                    format!(
+                        "is {k}, must be from 1 to {MAX_ZARR_SHARD} windows with at most {MAX_WINDOW} cells a side ({} x {k} here)",
+                        self.window
+                    ),
+                );
+            }
+        }
         if self.format != Format::Parquet && (self.geoparquet.is_some() || self.parquet_compat) {
             return invalid("geoparquet", "Parquet options are set on a dataset that is not Parquet".to_string());
         }
@@ -379,8 +401,11 @@ impl Manifest {
             return invalid(
                 "tile_count",
                 format!(
-                    "is {}, but the {}x{} grid has {windows} windows of {} cells",
-                    self.tile_count, self.grid.width, self.grid.height, self.window
+                    "is {}, but the {}x{} grid has {windows} tiles of {} cells",
+                    self.tile_count,
+                    self.grid.width,
+                    self.grid.height,
+                    self.tile_side()
                 ),
             );
         }
@@ -429,9 +454,15 @@ impl Manifest {
         Ok(())
     }
 
-    /// Number of windows of the grid (without listing them).
+    /// Cells along one side of a tile: the window, or a shard's K windows (`zarr_shard`).
+    /// Tiles (units of work, commit records, loader transactions) lie on this lattice.
+    pub(crate) fn tile_side(&self) -> usize {
+        self.window.max(1).saturating_mul(self.zarr_shard.unwrap_or(1).max(1))
+    }
+
+    /// Number of tiles of the grid (without listing them).
     pub(crate) fn window_count(&self) -> u64 {
-        let w = self.window.max(1) as u64;
+        let w = self.tile_side() as u64;
         let across = (self.grid.width as u64).div_ceil(w);
         let down = (self.grid.height as u64).div_ceil(w);
         across.saturating_mul(down)
@@ -443,9 +474,10 @@ impl Manifest {
         exact_sum(self.tiles.iter().map(|t| t.value_sum))
     }
 
-    /// The window of this dataset's lattice that starts at `(row0, col0)`, if one does.
+    /// The tile (window, or shard) of this dataset's lattice that starts at `(row0, col0)`,
+    /// if one does.
     pub(crate) fn window_at(&self, row0: usize, col0: usize) -> Option<Window> {
-        let (w, g) = (self.window.max(1), &self.grid);
+        let (w, g) = (self.tile_side(), &self.grid);
         (row0 % w == 0 && col0 % w == 0 && row0 < g.height && col0 < g.width).then(|| Window {
             row0,
             col0,
@@ -462,7 +494,7 @@ impl Manifest {
     pub(crate) fn check_tile(&self, t: &TileRecord) -> Result<(), Invalid> {
         t.check()?;
         let Some(w) = self.window_at(t.row0, t.col0) else {
-            let w = self.window.max(1);
+            let w = self.tile_side();
             let field = if t.row0 >= self.grid.height || t.row0 % w != 0 { "row0" } else { "col0" };
             return if t.row0 >= self.grid.height || t.col0 >= self.grid.width {
                 invalid(
@@ -475,10 +507,7 @@ impl Manifest {
             } else {
                 invalid(
                     field,
-                    format!(
-                        "({}, {}) of tile {} is not on the lattice of {}-cell windows",
-                        t.row0, t.col0, t.id, self.window
-                    ),
+                    format!("({}, {}) of tile {} is not on the lattice of {}-cell tiles", t.row0, t.col0, t.id, w),
                 )
             };
         };
@@ -504,7 +533,7 @@ impl Manifest {
             Format::Zarr => {
                 let first =
                     self.columns.as_ref().and_then(|c| c.first()).map_or(self.name.as_str(), |c| c.name.as_str());
-                let w = self.window.max(1);
+                let w = self.tile_side();
                 super::keys::chunk_key(&self.name, self.zarr_version.unwrap_or(3), first, &[row0 / w, col0 / w])
             }
         }
@@ -607,7 +636,7 @@ impl Manifest {
         match (&t.path, self.format, &self.columns) {
             (None, _, _) => Vec::new(),
             (Some(_), Format::Zarr, Some(cols)) => {
-                let idx = [t.row0 / self.window.max(1), t.col0 / self.window.max(1)];
+                let idx = [t.row0 / self.tile_side(), t.col0 / self.tile_side()];
                 let version = self.zarr_version.unwrap_or(3);
                 cols.iter().map(|c| super::keys::chunk_key(&self.name, version, &c.name, &idx)).collect()
             }
@@ -1148,6 +1177,47 @@ mod tests {
             assert_eq!(exact_sum(values.iter().copied()), want, "{n}");
             assert_eq!(exact_sum(values.iter().rev().copied()), want, "{n} reversed");
         }
+    }
+
+    /// [`complete`] as a sharded Zarr v3 dataset: 16-cell windows, 2 x 2 per shard, so the
+    /// tiles (shards) stay on the 32-cell lattice.
+    fn sharded() -> Value {
+        let mut v = complete();
+        v["format"] = json!("zarr");
+        v["zarr_version"] = json!(3);
+        v["zarr_shard"] = json!(2);
+        v["window"] = json!(16);
+        for t in v["tiles"].as_array_mut().unwrap() {
+            if !t["path"].is_null() {
+                let (r, c) = (t["row0"].as_u64().unwrap() / 32, t["col0"].as_u64().unwrap() / 32);
+                t["path"] = json!(format!("plants.zarr/plants/c/{r}/{c}"));
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn a_sharded_manifest_has_tiles_of_k_windows() {
+        let m = parse(&sharded()).unwrap();
+        assert_eq!((m.tile_side(), m.window_count()), (32, 6));
+        assert_eq!(m.tile_keys(&m.tiles[5]), vec!["plants.zarr/plants/c/1/2".to_string()]);
+        let field = |edit: fn(&mut Value)| {
+            let mut v = sharded();
+            edit(&mut v);
+            match parse(&v) {
+                Err(StageError::Invalid { field, .. }) => field,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(field(|v| v["zarr_shard"] = json!(0)), "zarr_shard");
+        assert_eq!(field(|v| v["zarr_shard"] = json!(1024)), "zarr_shard");
+        // 2 x 16384 cells: a shard larger than any window.
+        assert_eq!(field(|v| v["window"] = json!(16384)), "zarr_shard");
+        assert_eq!(field(|v| v["zarr_version"] = json!(2)), "zarr_shard");
+        // Without the shard, the 16-cell windows are 15 tiles, not 6.
+        assert_eq!(field(|v| v.as_object_mut().unwrap().remove("zarr_shard").map(drop).unwrap()), "tile_count");
+        // A window's chunk key is not the shard's.
+        assert_eq!(field(|v| v["tiles"][5]["path"] = json!("plants.zarr/plants/c/2/4")), "tiles[5].path");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 pub(crate) mod cf;
 pub mod finalize;
-pub(crate) mod footer;
+pub mod footer;
 pub mod geoparquet;
 pub(crate) mod keys;
 pub(crate) mod lifecycle;
@@ -15,11 +15,12 @@ pub(crate) mod write_loop;
 pub(crate) mod zarr;
 
 use crate::dtype::DataType;
-use crate::grid::Grid;
+use crate::grid::{Grid, Window};
 use crate::store::{Store, StoreError};
 use crate::tile::Tile;
 pub use manifest::{Format, ZarrVersion};
 pub(crate) use manifest::{Manifest, TileRecord};
+use write_loop::TileErrorKind;
 
 /// Errors writing or reading staged data; each names the object.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +82,8 @@ pub(crate) struct Layout {
     pub(crate) window: usize,
     /// Zarr version (2 or 3).
     pub(crate) zarr_version: u8,
+    /// Sharded Zarr v3: windows per shard side (`--zarr-shard`).
+    pub(crate) zarr_shard: Option<usize>,
     /// How Parquet tiles are written (GeoParquet, compatible encodings).
     pub(crate) parquet: parquet::ParquetOptions,
     /// JSON describing the grid, stored in every Parquet tile's key-value metadata.
@@ -100,6 +103,20 @@ pub(crate) trait TileWriter: Send + Sync {
     /// # Errors
     /// [`StageError`] naming the tile.
     fn write(&self, tile: &Tile) -> Result<TileRecord, StageError>;
+
+    /// Writes one tile (one unit of work: a window, or a sharded Zarr's shard of windows),
+    /// getting each window's values from `compute`, and returns its (not yet committed)
+    /// record. By default the tile is one window.
+    ///
+    /// # Errors
+    /// What `compute` returns; [`StageError`] naming the tile.
+    fn write_tile(
+        &self,
+        tile: Window,
+        compute: &mut dyn FnMut(Window) -> Result<Tile, TileErrorKind>,
+    ) -> Result<TileRecord, TileErrorKind> {
+        Ok(self.write(&compute(tile)?)?)
+    }
 
     /// Runs once every tile is committed (consolidated Zarr metadata).
     ///

@@ -116,8 +116,18 @@ pub(crate) fn writer_props_with(grid_json: &str, schema: &Schema, compat: bool) 
 /// The writer's, as text.
 pub(crate) fn close(writer: ArrowWriter<Vec<u8>>) -> Result<Vec<u8>, String> {
     let mut bytes = writer.into_inner().map_err(|e| e.to_string())?;
-    super::footer::type_defined_float_orders(&mut bytes);
+    if !keep_total_order() {
+        super::footer::type_defined_float_orders(&mut bytes);
+    }
     Ok(bytes)
+}
+
+/// Whether `RASTERSTAGE_BENCH_KEEP_FLOAT_ORDER` is set: the footer keeps parquet-rs's
+/// IEEE-754 total order. Only for measuring what the rewrite costs (docs/BENCHMARKS.md,
+/// "Reader options"); such tiles hide their float statistics from pyarrow.
+fn keep_total_order() -> bool {
+    static KEEP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *KEEP.get_or_init(|| std::env::var_os("RASTERSTAGE_BENCH_KEEP_FLOAT_ORDER").is_some())
 }
 
 /// Writes Parquet tiles into a dataset folder.

@@ -6,7 +6,7 @@
 //! is not what dataset.json describes.
 
 use crate::dtype::{nodata_as, DataType, Sample};
-use crate::grid::Grid;
+use crate::grid::{Grid, Window};
 use crate::stage::manifest::{checksum_parts, Manifest, TileRecord};
 use crate::stage::Format;
 use crate::store::{Store, StoreError};
@@ -72,6 +72,8 @@ pub(crate) struct TileShape<'a> {
     pub(crate) cols: usize,
     /// Zarr chunk size (the dataset's window).
     pub(crate) window: usize,
+    /// Sharded Zarr: inner chunks per shard side; the tile is then one shard object.
+    pub(crate) shard: Option<usize>,
     /// Value type.
     pub(crate) dtype: DataType,
     /// Nodata.
@@ -151,6 +153,7 @@ impl<'a> TileShape<'a> {
             rows: t.rows,
             cols: t.cols,
             window: m.window,
+            shard: m.zarr_shard,
             dtype: m.dtype,
             nodata: m.nodata,
             geoparquet: m.geoparquet,
@@ -230,7 +233,10 @@ where
 {
     match format {
         Format::Parquet => parquet_cells(bytes, shape, f),
-        Format::Zarr => zarr_cells(bytes, shape, f),
+        Format::Zarr => match shape.shard {
+            Some(k) => shard_cells(bytes, shape, k, None, f),
+            None => zarr_cells(bytes, shape, f),
+        },
     }
 }
 
@@ -281,6 +287,74 @@ where
             let (r, c) = (row.value(i), col.value(i));
             order.next(r, c)?;
             f(r, c, v.value(i)).map_err(DecodeError::Sink)?;
+        }
+    }
+    Ok(())
+}
+
+/// [`visit_f64`] of the cells of a tile, where only those inside `within` are needed: a
+/// shard then decodes only the inner chunks that overlap it (the cells of those chunks
+/// outside `within` are still visited).
+///
+/// # Errors
+/// As [`visit_cells`].
+pub fn visit_f64_within<F>(
+    format: Format,
+    bytes: &Bytes,
+    shape: &TileShape<'_>,
+    within: Window,
+    mut f: F,
+) -> Result<(), DecodeError>
+where
+    F: FnMut(i32, i32, f64) -> std::io::Result<()>,
+{
+    match (format, shape.shard) {
+        (Format::Zarr, Some(k)) => crate::with_sample_type!(shape.dtype, T => shard_cells::<T, _>(
+            bytes, shape, k, Some(within), |r, c, v| f(r, c, v.to_f64())
+        )),
+        _ => visit_f64(format, bytes, shape, f),
+    }
+}
+
+/// The cells of a shard object: each stored inner chunk (overlapping `within`, when given)
+/// decoded as an unsharded chunk of its window, one at a time (the shard's compressed bytes
+/// and one window are in memory).
+fn shard_cells<T, F>(
+    bytes: &[u8],
+    shape: &TileShape<'_>,
+    k: usize,
+    within: Option<Window>,
+    mut f: F,
+) -> Result<(), DecodeError>
+where
+    T: CellValue,
+    F: FnMut(i32, i32, T) -> std::io::Result<()>,
+{
+    let win = shape.window;
+    if win.checked_mul(k).is_none_or(|side| shape.rows > side || shape.cols > side) {
+        return Err(bad(format!("tile {}x{} exceeds the shard of {k}x{k} chunks of {win}", shape.rows, shape.cols)));
+    }
+    for (i, chunk) in crate::stage::zarr::shard_chunks(bytes, k).map_err(bad)? {
+        let (dr, dc) = ((i / k) * win, (i % k) * win);
+        if dr >= shape.rows || dc >= shape.cols {
+            return Err(bad(format!("the shard stores inner chunk {i}, which lies beyond the grid")));
+        }
+        let inner = TileShape {
+            row0: shape.row0 + dr,
+            col0: shape.col0 + dc,
+            rows: win.min(shape.rows - dr),
+            cols: win.min(shape.cols - dc),
+            shard: None,
+            ..*shape
+        };
+        let overlaps = |w: &Window| {
+            inner.row0 < w.row0 + w.rows
+                && w.row0 < inner.row0 + inner.rows
+                && inner.col0 < w.col0 + w.cols
+                && w.col0 < inner.col0 + inner.cols
+        };
+        if within.as_ref().is_none_or(overlaps) {
+            zarr_cells(chunk, &inner, &mut f)?;
         }
     }
     Ok(())
@@ -342,6 +416,7 @@ mod tests {
             rows: 32,
             cols: 32,
             window: 32,
+            shard: None,
             dtype: DataType::Float32,
             nodata: None,
             geoparquet: None,

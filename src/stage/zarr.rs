@@ -5,10 +5,14 @@
 //!
 //! Written by hand rather than through a Zarr library: the format is a few JSON documents
 //! plus compressed chunks, and writing them directly gives one code path for v2 and v3 on
-//! every store. CRS is written three ways so every reader finds it: CF `grid_mapping` +
+//! every store. Sharded v3 (`--zarr-shard K`) follows the `sharding_indexed` codec's
+//! specification: a shard object is its K x K inner chunks (one per window, zstd, as
+//! unsharded chunks) followed by their index (offset and size of each, little-endian u64, C
+//! order; 2^64 - 1 twice for a chunk not stored) and the index's CRC-32C. CRS is written three ways so every reader finds it: CF `grid_mapping` +
 //! `spatial_ref` (xarray/rioxarray), and `_CRS` on each array, the only place GDAL 3.6 looks.
 
 use super::manifest::Manifest;
+use super::write_loop::TileErrorKind;
 use super::{Layout, StageError, TileRecord, TileWriter};
 use crate::dtype::{nodata_as, DataType, Sample};
 use crate::grid::{Grid, Window};
@@ -17,8 +21,9 @@ use crate::tile::Tile;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-/// One array of the group: (name, shape, chunks, dtype, fill, dims, attributes).
-type ArraySpec<'a> = (&'a str, Vec<usize>, Vec<usize>, DataType, Value, Vec<&'a str>, Value);
+/// One array of the group: (name, shape, chunks, dtype, fill, dims, attributes, inner chunk
+/// side of a sharded array).
+type ArraySpec<'a> = (&'a str, Vec<usize>, Vec<usize>, DataType, Value, Vec<&'a str>, Value, Option<usize>);
 
 /// Standard base64 of `v`'s 8 little-endian bytes (how xarray writes a float `_FillValue`
 /// into Zarr v3 attributes).
@@ -41,6 +46,107 @@ fn base64_f64(v: f64) -> String {
 
 /// zstd level for chunks.
 const ZSTD_LEVEL: i32 = 3;
+
+/// Offset and size of an inner chunk that is not stored, in a shard's index (the
+/// `sharding_indexed` specification's "empty chunk"): readers take it as the fill value.
+const EMPTY_CHUNK: u64 = u64::MAX;
+
+/// Bytes of one index entry: offset and size, little-endian u64 each.
+const INDEX_ENTRY: usize = 16;
+
+/// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the `crc32c` codec that protects a
+/// shard's index, as zarr-python writes it by default.
+pub fn crc32c(bytes: &[u8]) -> u32 {
+    const TABLE: [u32; 256] = {
+        let mut t = [0u32; 256];
+        let mut i = 0;
+        while i < 256 {
+            let mut c = i as u32;
+            let mut k = 0;
+            while k < 8 {
+                c = if c & 1 != 0 { (c >> 1) ^ 0x82F6_3B78 } else { c >> 1 };
+                k += 1;
+            }
+            t[i] = c;
+            i += 1;
+        }
+        t
+    };
+    !bytes.iter().fold(!0u32, |c, &b| TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8))
+}
+
+/// A shard object being assembled: the stored inner chunks back to back, then
+/// ([`ShardBuilder::finish`]) their index and its CRC-32C (`index_location: end`, so chunks
+/// are appended as they are encoded and none is held twice).
+#[derive(Debug)]
+pub struct ShardBuilder {
+    data: Vec<u8>,
+    index: Vec<u8>,
+}
+
+impl ShardBuilder {
+    /// An empty shard of `k` x `k` inner chunks (every one "not stored").
+    pub fn new(k: usize) -> ShardBuilder {
+        ShardBuilder { data: Vec::new(), index: EMPTY_CHUNK.to_le_bytes().repeat(2 * k * k) }
+    }
+
+    /// Stores encoded inner chunk number `i` (C order of the shard's chunk grid).
+    pub fn put(&mut self, i: usize, chunk: &[u8]) {
+        let e = &mut self.index[i * INDEX_ENTRY..(i + 1) * INDEX_ENTRY];
+        e[..8].copy_from_slice(&(self.data.len() as u64).to_le_bytes());
+        e[8..].copy_from_slice(&(chunk.len() as u64).to_le_bytes());
+        self.data.extend_from_slice(chunk);
+    }
+
+    /// Whether no inner chunk is stored (the shard object need not exist).
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// The shard object's bytes.
+    pub fn finish(self) -> Vec<u8> {
+        let ShardBuilder { mut data, index } = self;
+        let crc = crc32c(&index);
+        data.extend_from_slice(&index);
+        data.extend_from_slice(&crc.to_le_bytes());
+        data
+    }
+}
+
+/// The stored inner chunks of shard object `bytes` of `k` x `k` inner chunks: for each, its
+/// number (C order) and its bytes, after the index's size, CRC-32C and every range are checked
+/// (a damaged or foreign shard is refused, not read past its end).
+///
+/// # Errors
+/// What is wrong with the shard, as text.
+pub fn shard_chunks(bytes: &[u8], k: usize) -> Result<Vec<(usize, &[u8])>, String> {
+    let n = k.checked_mul(k).filter(|&n| n > 0).ok_or("bad shard shape")?;
+    let index_len = n * INDEX_ENTRY + 4;
+    if bytes.len() < index_len {
+        return Err(format!("shard of {} bytes is shorter than its {index_len}-byte index", bytes.len()));
+    }
+    let (data, index) = bytes.split_at(bytes.len() - index_len);
+    let (entries, crc) = index.split_at(n * INDEX_ENTRY);
+    let crc = u32::from_le_bytes(crc.try_into().expect("4 bytes"));
+    if crc32c(entries) != crc {
+        return Err("the shard index's CRC-32C does not match (damaged or not a shard)".into());
+    }
+    let mut out = Vec::new();
+    for (i, e) in entries.chunks_exact(INDEX_ENTRY).enumerate() {
+        let off = u64::from_le_bytes(e[..8].try_into().expect("8 bytes"));
+        let len = u64::from_le_bytes(e[8..].try_into().expect("8 bytes"));
+        if off == EMPTY_CHUNK && len == EMPTY_CHUNK {
+            continue;
+        }
+        match off.checked_add(len) {
+            Some(end) if end <= data.len() as u64 => out.push((i, &data[off as usize..end as usize])),
+            _ => {
+                return Err(format!("inner chunk {i} ({off}+{len}) lies beyond the shard's {} data bytes", data.len()))
+            }
+        }
+    }
+    Ok(out)
+}
 
 fn fill_json(v: Option<f64>, dtype: DataType) -> Value {
     match v {
@@ -86,6 +192,8 @@ pub(crate) struct ZarrGroup {
     grid: Grid,
     window: usize,
     version: u8,
+    /// Windows per shard side (`--zarr-shard`), when the value arrays are sharded.
+    shard: Option<usize>,
     arrays: Vec<ZarrArray>,
     /// CF grid-mapping attributes of the grid's CRS (for `spatial_ref`).
     cf: serde_json::Map<String, Value>,
@@ -102,7 +210,17 @@ impl ZarrGroup {
         arrays: Vec<ZarrArray>,
     ) -> ZarrGroup {
         let cf = super::cf::grid_mapping(&grid.crs_wkt);
-        ZarrGroup { ds, name: name.to_string(), grid, window, version: zarr_version, arrays, cf }
+        ZarrGroup { ds, name: name.to_string(), grid, window, version: zarr_version, shard: None, arrays, cf }
+    }
+
+    /// The same group with its value arrays sharded, `k` x `k` windows per shard object (v3).
+    pub fn sharded(self, k: Option<usize>) -> ZarrGroup {
+        ZarrGroup { shard: k, ..self }
+    }
+
+    /// Cells along one side of a stored object of a value array: the window, or a shard.
+    fn tile_side(&self) -> usize {
+        self.window * self.shard.unwrap_or(1)
     }
 
     /// The group of a Zarr-staged dataset, from its manifest alone: its one array, or one per
@@ -114,7 +232,7 @@ impl ZarrGroup {
             }
             None => vec![ZarrArray { name: m.name.clone(), dtype: m.dtype, nodata: m.nodata }],
         };
-        ZarrGroup::new(ds, &m.name, m.grid.clone(), m.window, m.zarr_version.unwrap_or(3), arrays)
+        ZarrGroup::new(ds, &m.name, m.grid.clone(), m.window, m.zarr_version.unwrap_or(3), arrays).sharded(m.zarr_shard)
     }
 
     /// The value arrays, in order.
@@ -135,9 +253,10 @@ impl ZarrGroup {
         self.grid.epsg == Some(4326) || w.starts_with("GEOGCRS") || w.starts_with("GEOGCS")
     }
 
-    /// The key of the chunk of `array` that holds window `w` (windows are chunks).
+    /// The key of the chunk (or shard) of `array` that holds tile `w`.
     pub(crate) fn tile_key(&self, array: &str, w: Window) -> String {
-        chunk_key(&self.name, self.version, array, &[w.row0 / self.window, w.col0 / self.window])
+        let side = self.tile_side();
+        chunk_key(&self.name, self.version, array, &[w.row0 / side, w.col0 / side])
     }
 
     /// Every metadata document: (key, JSON). The same list serves the files and v2's
@@ -149,6 +268,10 @@ impl ZarrGroup {
         let geo = self.geographic();
         let gt = format!("{} {} 0 {} 0 {}", g.x0, g.dx, g.y0, g.dy);
         let win = self.window;
+        // Coordinates are chunked like the value arrays' objects: a shard's side, so a sharded
+        // group is not left with one coordinate object per window.
+        let side = self.tile_side();
+        let inner = self.shard.map(|_| win);
         let coord_attrs = |axis: &str| {
             let (std_name, long, units) = match (axis, geo) {
                 ("x", true) => ("longitude", "longitude", "degrees_east"),
@@ -188,11 +311,12 @@ impl ZarrGroup {
             arrays.push((
                 a.name.as_str(),
                 vec![g.height, g.width],
-                vec![win, win],
+                vec![side, side],
                 a.dtype,
                 data_fill,
                 vec!["y", "x"],
                 data_attrs,
+                inner,
             ));
         }
         let mut sref_attrs = json!({"crs_wkt": wkt, "spatial_ref": wkt, "GeoTransform": gt});
@@ -201,14 +325,33 @@ impl ZarrGroup {
             o.extend(self.cf.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         arrays.extend([
-            ("x", vec![g.width], vec![win], DataType::Float64, json!("NaN"), vec!["x"], coord_attrs("x")),
-            ("y", vec![g.height], vec![win], DataType::Float64, json!("NaN"), vec!["y"], coord_attrs("y")),
-            ("spatial_ref", vec![], vec![], DataType::Int32, json!(0), vec![], sref_attrs),
+            ("x", vec![g.width], vec![side], DataType::Float64, json!("NaN"), vec!["x"], coord_attrs("x"), None),
+            ("y", vec![g.height], vec![side], DataType::Float64, json!("NaN"), vec!["y"], coord_attrs("y"), None),
+            ("spatial_ref", vec![], vec![], DataType::Int32, json!(0), vec![], sref_attrs, None),
         ]);
         let mut docs = Vec::new();
         if self.v3() {
             docs.push((format!("{root}/zarr.json"), json!({"zarr_format": 3, "node_type": "group", "attributes": {}})));
-            for (a, shape, chunks, dt, fill, dims, attrs) in arrays {
+            let chunk_codecs = json!([
+                {"name": "bytes", "configuration": {"endian": "little"}},
+                {"name": "zstd", "configuration": {"level": ZSTD_LEVEL, "checksum": false}}
+            ]);
+            for (a, shape, chunks, dt, fill, dims, attrs, inner) in arrays {
+                let codecs = match inner {
+                    Some(inner) => json!([{
+                        "name": "sharding_indexed",
+                        "configuration": {
+                            "chunk_shape": [inner, inner],
+                            "codecs": chunk_codecs,
+                            "index_codecs": [
+                                {"name": "bytes", "configuration": {"endian": "little"}},
+                                {"name": "crc32c"}
+                            ],
+                            "index_location": "end"
+                        }
+                    }]),
+                    None => chunk_codecs.clone(),
+                };
                 docs.push((
                     format!("{root}/{a}/zarr.json"),
                     json!({
@@ -219,10 +362,7 @@ impl ZarrGroup {
                         "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunks}},
                         "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
                         "fill_value": fill,
-                        "codecs": [
-                            {"name": "bytes", "configuration": {"endian": "little"}},
-                            {"name": "zstd", "configuration": {"level": ZSTD_LEVEL, "checksum": false}}
-                        ],
+                        "codecs": codecs,
                         "attributes": attrs,
                         "dimension_names": dims,
                     }),
@@ -231,7 +371,8 @@ impl ZarrGroup {
         } else {
             docs.push((format!("{root}/.zgroup"), json!({"zarr_format": 2})));
             docs.push((format!("{root}/.zattrs"), json!({})));
-            for (a, shape, chunks, dt, fill, dims, mut attrs) in arrays {
+            // Sharding is v3 only (refused with v2 before anything is written).
+            for (a, shape, chunks, dt, fill, dims, mut attrs, _) in arrays {
                 attrs["_ARRAY_DIMENSIONS"] = json!(dims);
                 docs.push((
                     format!("{root}/{a}/.zarray"),
@@ -305,7 +446,7 @@ impl ZarrGroup {
         // Cell-centre coordinates, one chunk per window, computed by the grid's one formula.
         let g = &self.grid;
         let (gx, gy) = (g.x_axis(), g.y_axis());
-        let win = self.window;
+        let win = self.tile_side();
         for (axis, n) in [("x", g.width), ("y", g.height)] {
             for (ci, start) in (0..n).step_by(win).enumerate() {
                 let vals: Vec<f64> = (start..start + win)
@@ -377,7 +518,8 @@ impl ZarrWriter {
     pub(crate) fn new(ds: Store, layout: Layout) -> ZarrWriter {
         let array = ZarrArray { name: layout.name.clone(), dtype: layout.dtype, nodata: layout.nodata };
         ZarrWriter {
-            group: ZarrGroup::new(ds, &layout.name, layout.grid, layout.window, layout.zarr_version, vec![array]),
+            group: ZarrGroup::new(ds, &layout.name, layout.grid, layout.window, layout.zarr_version, vec![array])
+                .sharded(layout.zarr_shard),
         }
     }
 
@@ -412,6 +554,49 @@ impl TileWriter for ZarrWriter {
         Ok(rec)
     }
 
+    fn write_tile(
+        &self,
+        tile: Window,
+        compute: &mut dyn FnMut(Window) -> Result<Tile, TileErrorKind>,
+    ) -> Result<TileRecord, TileErrorKind> {
+        let Some(k) = self.group.shard else { return Ok(self.write(&compute(tile)?)?) };
+        // One shard: its windows in order, each compressed as it comes and appended, so only
+        // the shard's compressed bytes and one window are in memory (K x window is bounded
+        // like a window's side, limits::MAX_ZARR_SHARD).
+        let win = self.group.window;
+        let mut shard = ShardBuilder::new(k);
+        let (mut rows, mut sums) = (0u64, Vec::with_capacity(k * k));
+        for i in 0..k {
+            for j in 0..k {
+                let (dr, dc) = (i * win, j * win);
+                if dr >= tile.rows || dc >= tile.cols {
+                    // Beyond the grid's edge: never stored, read as the fill value.
+                    continue;
+                }
+                let w = Window {
+                    row0: tile.row0 + dr,
+                    col0: tile.col0 + dc,
+                    rows: win.min(tile.rows - dr),
+                    cols: win.min(tile.cols - dc),
+                };
+                let t = compute(w)?;
+                let (n, sum) = t.stats();
+                rows += n;
+                sums.push(sum);
+                if n > 0 {
+                    let raw = crate::with_tile_values!(&t.values, v => self.chunk(&t, v));
+                    shard.put(i * k + j, &self.group.compress(&raw, &w.tile_id())?);
+                }
+            }
+        }
+        let mut rec = TileRecord::new(tile, rows, super::manifest::exact_sum(sums));
+        if !shard.is_empty() {
+            let key = self.group.tile_key(&self.group.arrays[0].name, tile);
+            rec.store(&self.group.ds, key, shard.finish())?;
+        }
+        Ok(rec)
+    }
+
     fn finish(&self) -> Result<(), StageError> {
         self.group.finish()
     }
@@ -419,7 +604,7 @@ impl TileWriter for ZarrWriter {
 
 #[cfg(test)]
 mod tests {
-    use super::{base64_f64, ZarrArray};
+    use super::{base64_f64, crc32c, shard_chunks, ShardBuilder, ZarrArray};
     use crate::dtype::DataType;
 
     #[test]
@@ -432,6 +617,30 @@ mod tests {
         assert_eq!(fill(DataType::Int32, None), None);
         // A nodata the type cannot hold marks no cell.
         assert_eq!(fill(DataType::Byte, Some(-9999.0)), None);
+    }
+
+    #[test]
+    fn crc32c_check_value() {
+        // The CRC catalogue's check value of CRC-32C (iSCSI).
+        assert_eq!(crc32c(b"123456789"), 0xE306_9283);
+        assert_eq!(crc32c(b""), 0);
+    }
+
+    #[test]
+    fn shards_round_trip_and_refuse_damage() {
+        let mut b = ShardBuilder::new(2);
+        b.put(3, b"last");
+        b.put(1, b"second");
+        let bytes = b.finish();
+        assert_eq!(bytes.len(), 10 + 4 * 16 + 4);
+        assert_eq!(shard_chunks(&bytes, 2).unwrap(), vec![(1, &b"second"[..]), (3, &b"last"[..])]);
+        // A flipped index byte, a truncated shard, or another shape is refused.
+        let mut bad = bytes.clone();
+        bad[12] ^= 1;
+        assert!(shard_chunks(&bad, 2).unwrap_err().contains("CRC-32C"));
+        assert!(shard_chunks(&bytes[..20], 2).unwrap_err().contains("shorter"));
+        assert!(shard_chunks(&bytes, 3).is_err());
+        assert!(shard_chunks(&bytes, 0).is_err());
     }
 
     #[test]

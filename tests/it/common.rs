@@ -6,9 +6,11 @@ use gdal::raster::{Buffer, GdalType};
 use gdal::spatial_ref::SpatialRef;
 use gdal::DriverManager;
 use rasterstage::store::Store;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// A north-up raster to generate.
 #[derive(Clone)]
@@ -101,12 +103,132 @@ pub fn fails(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+// ---------------------------------------------------------------------------
+// Tiers: what a test needs beyond Rust and GDAL, and skipping when it is not there.
+// ---------------------------------------------------------------------------
+
+/// Something a test needs beyond Rust and GDAL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// The PostgreSQL server at `DATABASE_URL`.
+    Pg,
+    /// The S3 test server (moto) at `RASTERSTAGE_TEST_S3_ENDPOINT`, with the AWS variables
+    /// scripts/services.sh exports.
+    S3,
+    /// The venv Python at `RASTERSTAGE_PYTHON`, with the readers (DuckDB, zarr, xarray, ...).
+    Python,
+    /// PostgreSQL's server programs (initdb, pg_ctl) and openssl, for private clusters.
+    PgServer,
+    /// The one-node Slurm cluster scripts/slurm.sh started (`RASTERSTAGE_TEST_SLURM_CONF`).
+    Slurm,
+    /// The Azure Blob emulator (Azurite) at `RASTERSTAGE_TEST_AZURE_ENDPOINT`.
+    Azure,
+    /// The GCS emulator (fake-gcs-server) at `RASTERSTAGE_TEST_GCS_ENDPOINT`.
+    Gcs,
+}
+
+pub use Need::{Pg, PgServer, Python, S3};
+
+/// Set (to anything but empty or 0) by scripts/test.sh and CI: a test whose service is missing
+/// fails instead of skipping, so a broken setup cannot pass as a run of skips.
+pub const REQUIRE_SERVICES_ENV: &str = "RASTERSTAGE_REQUIRE_SERVICES";
+
+impl Need {
+    /// Why this is missing here, or None when it is available.
+    fn missing(self) -> Option<String> {
+        let unset = |var: &str| std::env::var(var).map_or(true, |v| v.is_empty());
+        let (what, why) = match self {
+            Pg => ("PostgreSQL", unset("DATABASE_URL").then(|| "DATABASE_URL unset".to_string())),
+            S3 => ("S3", unset("RASTERSTAGE_TEST_S3_ENDPOINT").then(|| "RASTERSTAGE_TEST_S3_ENDPOINT unset".into())),
+            Need::Azure => (
+                "Azure Blob (Azurite)",
+                unset("RASTERSTAGE_TEST_AZURE_ENDPOINT").then(|| "RASTERSTAGE_TEST_AZURE_ENDPOINT unset".into()),
+            ),
+            Need::Gcs => (
+                "GCS (fake-gcs-server)",
+                unset("RASTERSTAGE_TEST_GCS_ENDPOINT").then(|| "RASTERSTAGE_TEST_GCS_ENDPOINT unset".into()),
+            ),
+            Python => (
+                "Python",
+                match std::env::var("RASTERSTAGE_PYTHON") {
+                    Ok(p) if Path::new(&p).is_file() => None,
+                    Ok(p) if !p.is_empty() => Some(format!("RASTERSTAGE_PYTHON={p} is not a file")),
+                    _ => Some("RASTERSTAGE_PYTHON unset".into()),
+                },
+            ),
+            Need::Slurm => (
+                "Slurm",
+                match std::env::var("RASTERSTAGE_TEST_SLURM_CONF") {
+                    Ok(p) if Path::new(&p).is_file() => None,
+                    Ok(p) if !p.is_empty() => Some(format!("RASTERSTAGE_TEST_SLURM_CONF={p} is not a file")),
+                    _ => Some("RASTERSTAGE_TEST_SLURM_CONF unset: source scripts/slurm.sh".into()),
+                },
+            ),
+            PgServer => (
+                "PostgreSQL server programs",
+                if pg_server_bindir().is_none() {
+                    Some("no initdb under /usr/lib/postgresql/*/bin".into())
+                } else if !on_path("openssl") {
+                    Some("no openssl on PATH".into())
+                } else {
+                    None
+                },
+            ),
+        };
+        why.map(|w| format!("{what} ({w})"))
+    }
+}
+
+/// Newest installed PostgreSQL server's bin dir: Debian keeps initdb/pg_ctl under
+/// /usr/lib/postgresql/NN/bin, outside PATH.
+pub fn pg_server_bindir() -> Option<PathBuf> {
+    let mut dirs: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .filter(|(_, p)| p.join("initdb").exists())
+        .collect();
+    dirs.sort();
+    dirs.pop().map(|(_, p)| p)
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(program).is_file()))
+}
+
+/// Whether the test may go on: true when everything in `needs` is here. Otherwise it prints
+/// `skipped <test>: needs <what> (<why>)` on stderr and returns false, and the test returns
+/// at once; with [`REQUIRE_SERVICES_ENV`] set it panics instead. Every test that needs a
+/// service starts with `if !require(&[...]) { return; }`.
+pub fn require(needs: &[Need]) -> bool {
+    let missing: Vec<String> = needs.iter().filter_map(|n| n.missing()).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    // libtest and nextest run each test on a thread named after it.
+    let test = std::thread::current().name().unwrap_or("<unnamed test>").to_string();
+    let why = format!("needs {}", missing.join(", "));
+    if std::env::var(REQUIRE_SERVICES_ENV).is_ok_and(|v| !v.is_empty() && v != "0") {
+        panic!("{test} {why}, and {REQUIRE_SERVICES_ENV} is set: start them (scripts/services.sh, scripts/slurm.sh)");
+    }
+    // Straight to stderr, past the test harness's capture (which only takes `eprintln!`), so
+    // that a plain `cargo test` shows the skip.
+    // One write, so that the line stays whole among other tests' output.
+    let _ = std::io::stderr().write_all(format!("skipped {test}: {why}\n").as_bytes());
+    false
+}
+
+/// The value of `var`, which a test reaches only after [`require`] said its service is there.
+fn service_var(var: &str, need: Need) -> String {
+    std::env::var(var).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| {
+        panic!("{var} is not set: a test using it must start with `if !require(&[{need:?}]) {{ return; }}`")
+    })
+}
+
 /// The venv Python with the reader packages (scripts/services.sh sets it).
 pub fn python() -> String {
-    std::env::var("RASTERSTAGE_PYTHON").unwrap_or_else(|_| {
-        let home = std::env::var("HOME").unwrap();
-        format!("{home}/.cache/rasterstage-venv/bin/python")
-    })
+    service_var("RASTERSTAGE_PYTHON", Python)
 }
 
 /// Runs a Python snippet; asserts success and returns its trimmed stdout.
@@ -262,7 +384,7 @@ pub fn validate_with_schema(schema: &Path, doc: &Path) {
 
 /// The PostgreSQL the tests use (scripts/services.sh exports DATABASE_URL).
 pub fn db_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+    service_var("DATABASE_URL", Pg)
 }
 
 /// A plain connection to [`db_url`], for setting up and checking tables.
@@ -270,37 +392,196 @@ pub fn client() -> postgres::Client {
     postgres::Client::connect(&db_url(), postgres::NoTls).expect("connect to DATABASE_URL")
 }
 
-/// The S3 test server (moto) that scripts/services.sh started.
-pub fn endpoint() -> String {
-    std::env::var("RASTERSTAGE_TEST_S3_ENDPOINT").expect(
-        "RASTERSTAGE_TEST_S3_ENDPOINT is not set: run the tests through scripts/test.sh or source scripts/services.sh",
-    )
+/// How long a crash test waits for the state it kills in before it fails: far beyond what the
+/// slowest machine needs, so that reaching it is a failure of the code, not of the machine.
+pub const CRASH_WAIT: Duration = Duration::from_secs(120);
+
+/// Polls `reached` every 20 ms until it is true, for crash tests that kill `child` in a state
+/// they can observe (ledger rows, commit records) instead of after a fixed sleep. Panics naming
+/// `what` if `child` exits first or [`CRASH_WAIT`] passes.
+pub fn wait_until(what: &str, child: &mut Child, mut reached: impl FnMut() -> bool) {
+    let start = Instant::now();
+    loop {
+        if reached() {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("rasterstage exited ({status}) before {what}");
+        }
+        assert!(start.elapsed() < CRASH_WAIT, "no {what} within {CRASH_WAIT:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
-/// A bucket of this test's own, emptied and deleted on drop (also when the test panics).
+/// A PostgreSQL schema of this test's own: dropped when made (a leftover of an earlier run
+/// with the same process id) and on drop, also when the test panics. Each test module adds the
+/// queries it needs in a trait of its own.
+pub struct Schema {
+    /// The schema's name (unquoted).
+    pub name: String,
+}
+
+impl Schema {
+    /// `t_<tag>_<pid>_<n>`: unique among the tests running at once, in one process or many.
+    pub fn new(tag: &str) -> Schema {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("t_{tag}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        client().batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE")).unwrap();
+        Schema { name }
+    }
+
+    /// `table` qualified with the schema, quoted.
+    pub fn q(&self, table: &str) -> String {
+        format!("\"{}\".\"{table}\"", self.name)
+    }
+
+    /// The first column of the one row of `sql`.
+    pub fn one_i64(&self, sql: &str) -> i64 {
+        client().query_one(sql, &[]).unwrap().get(0)
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&db_url(), postgres::NoTls) {
+            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name));
+        }
+    }
+}
+
+/// The S3 test server (moto) that scripts/services.sh started.
+pub fn endpoint() -> String {
+    Backend::S3.endpoint()
+}
+
+/// The object stores the storage conformance tests run on, each an emulator on loopback that
+/// scripts/services.sh starts: moto (S3), Azurite (Azure Blob), fake-gcs-server (GCS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    S3,
+    Azure,
+    Gcs,
+}
+
+impl Backend {
+    /// The URL scheme rasterstage takes for it.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Backend::S3 => "s3",
+            Backend::Azure => "az",
+            Backend::Gcs => "gs",
+        }
+    }
+
+    /// The variable scripts/services.sh exports with the emulator's endpoint.
+    pub fn endpoint_var(self) -> &'static str {
+        match self {
+            Backend::S3 => "RASTERSTAGE_TEST_S3_ENDPOINT",
+            Backend::Azure => "RASTERSTAGE_TEST_AZURE_ENDPOINT",
+            Backend::Gcs => "RASTERSTAGE_TEST_GCS_ENDPOINT",
+        }
+    }
+
+    /// What a test on it needs (see [`require`]).
+    pub fn need(self) -> Need {
+        match self {
+            Backend::S3 => Need::S3,
+            Backend::Azure => Need::Azure,
+            Backend::Gcs => Need::Gcs,
+        }
+    }
+
+    /// The emulator's endpoint.
+    pub fn endpoint(self) -> String {
+        service_var(self.endpoint_var(), self.need())
+    }
+}
+
+/// Python prelude with an Azure `BlobServiceClient` `svc` for the Azurite of
+/// AZURE_STORAGE_CONNECTION_STRING.
+const AZ_PRELUDE: &str = "import os\nfrom azure.storage.blob import BlobServiceClient\n\
+                          svc = BlobServiceClient.from_connection_string(os.environ['AZURE_STORAGE_CONNECTION_STRING'])\n";
+
+/// Python that empties and deletes bucket `b` of the GCS emulator at `ep`.
+const GCS_EMPTY_AND_DELETE: &str = r#"
+import json, urllib.parse, urllib.request
+def call(method, path):
+    return urllib.request.urlopen(urllib.request.Request(ep + path, method=method)).read()
+while True:
+    items = json.loads(call('GET', f'/storage/v1/b/{b}/o')).get('items', [])
+    if not items:
+        break
+    for o in items:
+        call('DELETE', f"/storage/v1/b/{b}/o/{urllib.parse.quote(o['name'], safe='')}")
+call('DELETE', f'/storage/v1/b/{b}')
+"#;
+
+/// A bucket (Azure: container) of this test's own, emptied and deleted on drop (also when
+/// the test panics).
 pub struct Bucket {
     /// Bucket name.
     pub name: String,
     /// The server it lives on.
     pub endpoint: String,
+    /// Which object store.
+    pub backend: Backend,
 }
 
 impl Bucket {
+    /// A bucket on the S3 test server.
     pub fn new(tag: &str) -> Bucket {
         Bucket::on(tag, &endpoint())
     }
 
+    /// A bucket on the S3-compatible server at `endpoint`.
     pub fn on(tag: &str, endpoint: &str) -> Bucket {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let name = format!("rs-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)).replace('_', "-");
+        let name = Bucket::unique_name(tag);
         // moto creates a bucket on a plain `PUT /bucket` (path style); no SDK needed.
         let out = Command::new("curl").args(["-sf", "-X", "PUT", &format!("{endpoint}/{name}")]).output().unwrap();
         assert!(out.status.success(), "create bucket {name}: {}", String::from_utf8_lossy(&out.stderr));
-        Bucket { name, endpoint: endpoint.to_string() }
+        Bucket { name, endpoint: endpoint.to_string(), backend: Backend::S3 }
+    }
+
+    /// A bucket (container) on `backend`'s emulator.
+    pub fn new_on(backend: Backend, tag: &str) -> Bucket {
+        if backend == Backend::S3 {
+            return Bucket::new(tag);
+        }
+        let name = Bucket::unique_name(tag);
+        let endpoint = backend.endpoint();
+        match backend {
+            Backend::Azure => {
+                py(&format!("{AZ_PRELUDE}svc.create_container({name:?})"));
+            }
+            _ => {
+                // fake-gcs-server's JSON API creates a bucket without credentials.
+                let body = format!("{{\"name\": \"{name}\"}}");
+                let url = format!("{endpoint}/storage/v1/b?project=test");
+                let out = Command::new("curl")
+                    .args(["-sf", "-X", "POST", "-H", "Content-Type: application/json", "-d", &body, &url])
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "create bucket {name}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+        }
+        Bucket { name, endpoint, backend }
+    }
+
+    /// `rs-TAG-PID-N`: valid as an S3 and GCS bucket and an Azure container name (lower case,
+    /// single dashes).
+    fn unique_name(tag: &str) -> String {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let mut name = format!("rs-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+            .replace('_', "-")
+            .to_ascii_lowercase();
+        while name.contains("--") {
+            name = name.replace("--", "-");
+        }
+        name
     }
 
     pub fn url(&self, key: &str) -> String {
-        format!("s3://{}/{key}", self.name)
+        format!("{}://{}/{key}", self.backend.scheme(), self.name)
     }
 
     pub fn store(&self, key: &str) -> Store {
@@ -308,7 +589,7 @@ impl Bucket {
     }
 
     /// Copies every object under `prefix` into a fresh local folder, so the local readers
-    /// (manifest, tile checksums, DuckDB on files) can look at what S3 holds.
+    /// (manifest, tile checksums, DuckDB on files) can look at what the bucket holds.
     pub fn download(&self, prefix: &str) -> tempfile::TempDir {
         let dir = tmp();
         let st = self.store(prefix);
@@ -326,22 +607,34 @@ impl Bucket {
         st.list("").unwrap().into_iter().map(|k| (k.clone(), st.get(&k).unwrap().unwrap().to_vec())).collect()
     }
 
-    /// Runs Python with a boto3 client `s3` and the bucket name in `bucket`.
+    /// Runs Python with a boto3 client `s3` and the bucket name in `bucket` (S3 only).
     pub fn boto(&self, code: &str) -> String {
+        assert_eq!(self.backend, Backend::S3, "boto is for S3 buckets");
         py(&format!(
             "import boto3\ns3 = boto3.client('s3', endpoint_url={:?}, region_name='us-east-1')\nbucket = {:?}\n{code}",
             self.endpoint, self.name
         ))
     }
+
+    /// Runs Python with Azure's `ContainerClient` `container` for this container (Azure only).
+    pub fn azure(&self, code: &str) -> String {
+        assert_eq!(self.backend, Backend::Azure, "azure is for Azure containers");
+        py(&format!("{AZ_PRELUDE}container = svc.get_container_client({:?})\n{code}", self.name))
+    }
 }
 
 impl Drop for Bucket {
     fn drop(&mut self) {
-        let code = format!(
-            "import boto3\ns3 = boto3.resource('s3', endpoint_url={:?}, region_name='us-east-1')\nb = s3.Bucket({:?})\n\
-             b.objects.all().delete()\nfor u in b.multipart_uploads.all():\n    u.abort()\nb.delete()",
-            self.endpoint, self.name
-        );
+        let code = match self.backend {
+            Backend::S3 => format!(
+                "import boto3\ns3 = boto3.resource('s3', endpoint_url={:?}, region_name='us-east-1')\nb = s3.Bucket({:?})\n\
+                 b.objects.all().delete()\nfor u in b.multipart_uploads.all():\n    u.abort()\nb.delete()",
+                self.endpoint, self.name
+            ),
+            Backend::Azure => format!("{AZ_PRELUDE}svc.delete_container({:?})", self.name),
+            // The JSON API deletes objects one by one, then the empty bucket.
+            Backend::Gcs => format!("ep, b = {:?}, {:?}\n{GCS_EMPTY_AND_DELETE}", self.endpoint, self.name),
+        };
         let _ = Command::new(python()).arg("-c").arg(code).output();
     }
 }

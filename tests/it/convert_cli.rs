@@ -238,6 +238,9 @@ fn config_missing_files() {
 
 #[test]
 fn config_strategies_and_overrides() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     let src = good_tif(dir.path(), "a.tif");
     let out = dir.path().join("st");
@@ -301,6 +304,9 @@ fn inspect_shows_tiles_done_and_total() {
 
 #[test]
 fn repo_configs_match_the_schema() {
+    if !require(&[Python]) {
+        return;
+    }
     let schema = repo_file("schemas/config.schema.json");
     let mut configs = vec![repo_file("config.yml")];
     if let Ok(it) = std::fs::read_dir(repo_file("examples")) {
@@ -330,6 +336,9 @@ fn schema_accepts(yaml: &str) -> bool {
 
 #[test]
 fn config_schema_agrees_with_the_parser() {
+    if !require(&[Python]) {
+        return;
+    }
     // Structural cases: every dataset is disabled, so a config the parser accepts ends with
     // "no enabled datasets", and one it rejects ends with the parse error.
     let dir = tmp();

@@ -106,6 +106,9 @@ fn assert_matches(got: &[(i64, i64, f64)], want: &HashMap<(i64, i64), f64>, rel:
 
 #[test]
 fn areal_methods_match_brute_force_on_non_integer_factors() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     // 0.05 -> 0.03 and 0.05 -> 0.07 (non-integer, down and up), prime-sized source.
     let (tif, spec, vals) = byte_raster(dir.path(), 37, 23, 0.05, 1);
@@ -138,6 +141,9 @@ fn areal_methods_match_brute_force_on_non_integer_factors() {
 
 #[test]
 fn sum_conserves_totals_for_any_factor() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     let (tif, _, vals) = byte_raster(dir.path(), 101, 53, 0.05, 2);
     let total: f64 = vals.iter().filter(|&&v| v != 255).map(|&v| v as f64).sum();
@@ -169,6 +175,9 @@ fn gdalwarp(src: &Path, dst: &Path, method: &str, res: f64, ot: &str) -> HashMap
 
 #[test]
 fn matches_gdalwarp_on_aligned_integer_factors() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     let (tif, _, _) = byte_raster(dir.path(), 600, 300, 1.0 / 120.0, 3);
     // gdalwarp breaks mode ties by scan order, we by the smallest value: give each 6x6 block
@@ -199,6 +208,9 @@ fn matches_gdalwarp_on_aligned_integer_factors() {
 
 #[test]
 fn output_is_identical_for_any_window_size_and_thread_count() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     // Prime sizes so that windows never divide the grid evenly.
     let (tif, _, _) = float_raster(dir.path(), 2003, 1009, 1.0 / 120.0, 4);
@@ -236,6 +248,9 @@ fn output_is_identical_for_any_window_size_and_thread_count() {
 
 #[test]
 fn passthrough_copies_cells_bit_exactly() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     let (tif, spec, vals) = float_raster(dir.path(), 509, 251, 0.05, 5);
     let out = dir.path().join("o");
@@ -255,6 +270,9 @@ fn passthrough_copies_cells_bit_exactly() {
 
 #[test]
 fn integer_types_and_numeric_nodata() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     let mut spec = RasterSpec::geographic(211, 97, 0.05);
     spec.nodata = Some(-9999.0);
@@ -288,6 +306,9 @@ fn integer_types_and_numeric_nodata() {
 
 #[test]
 fn reprojection_matches_gdalwarp() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     let mut spec = RasterSpec::geographic(360, 170, 0.5);
     spec.y0 = 85.0;

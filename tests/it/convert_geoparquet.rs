@@ -3,7 +3,7 @@
 //! and the compatible encodings (`--parquet-compat`, read by fastparquet).
 
 use crate::common::*;
-use crate::load::{rs_ok, Schema};
+use crate::load::{rs_ok, LoadSchema};
 use std::path::Path;
 
 /// An Int16 raster on a 0.1 degree grid with nodata cells.
@@ -56,6 +56,9 @@ type Case<'a> = (&'a str, &'a [&'a str], u32, &'a str, [f64; 4]);
 
 #[test]
 fn geopandas_reads_geoparquet_tiles_with_a_bbox_filter() {
+    if !require(&[Pg, Python]) {
+        return;
+    }
     let dir = tmp();
     let src = dir.path().join("richness.tif");
     int16_source(&src, 230, 170);
@@ -103,6 +106,9 @@ fn geopandas_reads_geoparquet_tiles_with_a_bbox_filter() {
 
 #[test]
 fn geoparquet_tiles_load_and_merge_like_plain_tiles() {
+    if !require(&[Pg, Python]) {
+        return;
+    }
     let dir = tmp();
     let src = dir.path().join("richness.tif");
     int16_source(&src, 150, 90);
@@ -153,6 +159,9 @@ fn geoparquet_is_refused_for_zarr() {
 
 #[test]
 fn fastparquet_reads_float_tiles_written_with_parquet_compat() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     let src = dir.path().join("field.tif");
     let spec = RasterSpec { nodata: Some(-9999.0), ..RasterSpec::geographic(130, 90, 0.25) };

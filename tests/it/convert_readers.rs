@@ -33,6 +33,9 @@ fn float_source(path: &Path, width: usize, height: usize) -> (RasterSpec, Vec<f3
 
 #[test]
 fn duckdb_reads_parquet_tiles() {
+    if !require(&[Pg, Python]) {
+        return;
+    }
     let dir = tmp();
     let src = dir.path().join("plants.tif");
     let (spec, values) = int16_source(&src, 301, 211);
@@ -107,6 +110,9 @@ fn duckdb_reads_parquet_tiles() {
 
 #[test]
 fn xarray_rioxarray_read_zarr_v3() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     let src = dir.path().join("temperature.tif");
     let (spec, _) = float_source(&src, 403, 257);
@@ -189,6 +195,9 @@ fn assert_geotransform(info: &serde_json::Value, want: [f64; 6]) {
 
 #[test]
 fn gdal_reads_zarr_v2() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     let src = dir.path().join("richness.tif");
     let (spec, values) = int16_source(&src, 333, 190);
@@ -281,6 +290,9 @@ fn gdal_reads_zarr_v2() {
 
 #[test]
 fn projected_crs_reaches_every_reader() {
+    if !require(&[Python]) {
+        return;
+    }
     // Reprojected to Web Mercator: GDAL 3.6 (v2) and rioxarray (v3) see EPSG:3857 and the
     // grid dataset.json describes; DuckDB's x/y are metres on that grid.
     let dir = tmp();
@@ -327,6 +339,9 @@ fn projected_crs_reaches_every_reader() {
 
 #[test]
 fn source_without_nodata_keeps_every_value() {
+    if !require(&[Pg, Python]) {
+        return;
+    }
     // A Byte raster with no nodata where 0 is a real value (a count): no reader may take 0
     // for nodata.
     let dir = tmp();
@@ -375,6 +390,9 @@ fn source_without_nodata_keeps_every_value() {
 
 #[test]
 fn xarray_masks_integer_nodata_in_zarr_v3() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     let src = dir.path().join("richness.tif");
     int16_source(&src, 120, 90);
@@ -399,6 +417,9 @@ fn xarray_masks_integer_nodata_in_zarr_v3() {
 
 #[test]
 fn pyarrow_sees_min_max_of_float_columns() {
+    if !require(&[Python]) {
+        return;
+    }
     // pyarrow (Arrow C++, so pandas, Dask and GeoPandas) ignores statistics under the IEEE-754
     // total column order that parquet-rs declares for floats; the tiles declare the
     // type-defined order, so pyarrow can skip tiles by x, y and value.
@@ -455,6 +476,9 @@ fn decimal_centre(origin_milli: i64, step_milli: i64, i: usize) -> f64 {
 
 #[test]
 fn cell_centres_are_the_decimals_people_write() {
+    if !require(&[Python]) {
+        return;
+    }
     // A 0.05 and a 0.01 degree grid, aligned (-tap) from a source whose extent is not on
     // either lattice; every x and y in the tiles must be the double nearest its decimal value
     // (44.275, not 44.275000000000006).

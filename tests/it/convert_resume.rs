@@ -136,16 +136,25 @@ fn crash_and_resume(format: &str, extra: &[&str]) {
 
 #[test]
 fn crash_and_resume_parquet() {
+    if !require(&[Pg, Python]) {
+        return;
+    }
     crash_and_resume("parquet", &[]);
 }
 
 #[test]
 fn crash_and_resume_zarr() {
+    if !require(&[Pg, Python]) {
+        return;
+    }
     crash_and_resume("zarr", &[]);
 }
 
 #[test]
 fn crash_and_resume_zarr_v2() {
+    if !require(&[Pg, Python]) {
+        return;
+    }
     // v2 also has consolidated metadata (.zmetadata), written when the conversion completes.
     crash_and_resume("zarr", &["--zarr-version", "2"]);
 }
@@ -208,6 +217,9 @@ fn refused(args: &[&str], folder: &Path, what: &str) {
 
 #[test]
 fn changed_source_or_settings_are_refused_unless_overwrite() {
+    if !require(&[Pg, Python]) {
+        return;
+    }
     let dir = tmp();
     let src = dir.path().join("mammals.tif");
     small_source(&src, 1);

@@ -4,7 +4,6 @@
 
 use crate::common::*;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A small Int16 raster, 120 x 80 cells of 0.05 degree from (-180, 90), nodata -1.
 fn small_tif(dir: &Path, name: &str) -> PathBuf {
@@ -146,6 +145,9 @@ fn band_and_zarr_version_out_of_range_are_refused() {
 
 #[test]
 fn threads_are_capped_with_a_warning() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     let src = small_tif(dir.path(), "a.tif");
     let out = dir.path().join("st");
@@ -248,6 +250,9 @@ fn one_target_cell_of_too_many_source_cells_is_refused() {
 
 #[test]
 fn a_large_downsampling_factor_reads_rows_in_pieces() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     // 4096 x 2048 Int32 cells of 1/64 degree from (0, 32): one row of 32-degree target cells
     // needs 32 MB of source, twice the read budget, so the row is computed cell by cell.
@@ -293,35 +298,25 @@ fn catalogue_names_are_refused_at_convert_and_merge() {
     );
 }
 
-/// A schema of this test's own, dropped on drop (also when the test panics).
-struct Schema(String);
-
-impl Schema {
-    fn new(tag: &str) -> Schema {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let name = format!("t_lim_{tag}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
-        client().batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE")).unwrap();
-        Schema(name)
-    }
-
+/// The limits tests' query on their schema.
+trait LimitsSchema {
     /// Rows of `table`, and whether it exists.
+    fn count(&self, table: &str) -> Option<i64>;
+}
+
+impl LimitsSchema for Schema {
     fn count(&self, table: &str) -> Option<i64> {
-        let t = format!("\"{}\".\"{table}\"", self.0);
+        let t = format!("\"{}\".\"{table}\"", self.name);
         let exists: bool = client().query_one("SELECT to_regclass($1) IS NOT NULL", &[&t]).unwrap().get(0);
         exists.then(|| client().query_one(&format!("SELECT count(*) FROM {t}"), &[]).unwrap().get(0))
     }
 }
 
-impl Drop for Schema {
-    fn drop(&mut self) {
-        if let Ok(mut c) = postgres::Client::connect(&db_url(), postgres::NoTls) {
-            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.0));
-        }
-    }
-}
-
 #[test]
 fn catalogue_tables_are_never_a_dataset_table_at_load() {
+    if !require(&[Pg]) {
+        return;
+    }
     let dir = tmp();
     let src = small_tif(dir.path(), "a.tif");
     let root = dir.path().join("st");
@@ -329,7 +324,7 @@ fn catalogue_tables_are_never_a_dataset_table_at_load() {
     let db = db_url();
     // One dataset loaded normally, so that the catalogue has rows to lose.
     ok(&["convert", s(&src), "--name", "other", "--out", s(&root), "-q"]);
-    ok(&["load", "--from", s(&root), "--schema", &sc.0, "--database-url", &db, "-q"]);
+    ok(&["load", "--from", s(&root), "--schema", &sc.name, "--database-url", &db, "-q"]);
     let catalogue = || (sc.count("raster_datasets"), sc.count("raster_tile_loads"));
     let before = catalogue();
     assert_eq!(before, (Some(1), Some(1)));
@@ -342,7 +337,7 @@ fn catalogue_tables_are_never_a_dataset_table_at_load() {
         "--dataset",
         "datasets",
         "--schema",
-        &sc.0,
+        &sc.name,
         "--database-url",
         &db,
         "--table-prefix",
@@ -369,7 +364,7 @@ fn catalogue_tables_are_never_a_dataset_table_at_load() {
         "--dataset",
         "raster_datasets",
         "--schema",
-        &sc.0,
+        &sc.name,
         "--database-url",
         &db,
         "--replace",
@@ -380,13 +375,16 @@ fn catalogue_tables_are_never_a_dataset_table_at_load() {
 
 #[test]
 fn load_jobs_are_capped_with_a_warning() {
+    if !require(&[Pg]) {
+        return;
+    }
     let dir = tmp();
     let src = small_tif(dir.path(), "a.tif");
     let root = dir.path().join("st");
     let sc = Schema::new("jobs");
     let db = db_url();
     ok(&["convert", s(&src), "--name", "a", "--out", s(&root), "--window", "32", "-q"]);
-    let base = ["load", "--from", s(&root), "--schema", &sc.0, "--database-url", &db];
+    let base = ["load", "--from", s(&root), "--schema", &sc.name, "--database-url", &db];
     let mut zero = base.to_vec();
     zero.extend(["--jobs", "0"]);
     one_error_line(&fails(&zero), &["--jobs", "at least 1"]);

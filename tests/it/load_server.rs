@@ -27,20 +27,9 @@ struct Cluster {
     as_root: bool,
 }
 
-/// Newest installed server's bin dir: Debian keeps initdb/pg_ctl under
-/// /usr/lib/postgresql/NN/bin, outside PATH.
+/// The server programs' folder ([`pg_server_bindir`]); tests using it `require(&[PgServer])`.
 fn pg_bindir() -> PathBuf {
-    let mut dirs: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
-        .filter(|(_, p)| p.join("initdb").exists())
-        .collect();
-    dirs.sort();
-    dirs.pop()
-        .map(|(_, p)| p)
-        .expect("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin (scripts/setup.sh)")
+    pg_server_bindir().expect("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin (scripts/setup.sh)")
 }
 
 /// A port nobody listens on right now (the kernel's pick); [`Cluster::new`] retries if
@@ -372,16 +361,25 @@ fn restart_mid_load(mode: &str) {
 
 #[test]
 fn fast_restart_mid_load_ends_with_every_row_once() {
+    if !require(&[Pg, PgServer]) {
+        return;
+    }
     restart_mid_load("fast");
 }
 
 #[test]
 fn crash_restart_mid_load_ends_with_every_row_once() {
+    if !require(&[Pg, PgServer]) {
+        return;
+    }
     restart_mid_load("immediate");
 }
 
 #[test]
 fn server_down_longer_than_the_retries_fails_clearly_and_a_rerun_completes() {
+    if !require(&[Pg, PgServer]) {
+        return;
+    }
     let dir = tmp();
     let root = staged(dir.path());
     let cl = Cluster::new();
@@ -411,6 +409,9 @@ fn server_down_longer_than_the_retries_fails_clearly_and_a_rerun_completes() {
 
 #[test]
 fn wrong_password_is_one_line_naming_the_target_and_never_shows_the_password() {
+    if !require(&[PgServer]) {
+        return;
+    }
     let dir = tmp();
     let root = staged(dir.path());
     let cl = Cluster::new();
@@ -468,6 +469,9 @@ fn wrong_password_is_one_line_naming_the_target_and_never_shows_the_password() {
 
 #[test]
 fn sslmode_require_loads_over_tls_verify_modes_check_the_certificate() {
+    if !require(&[Pg, PgServer]) {
+        return;
+    }
     let dir = tmp();
     let root = staged(dir.path());
     let cl = Cluster::new();

@@ -5,7 +5,6 @@
 use crate::common::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const RES: f64 = 0.5;
@@ -169,6 +168,9 @@ fn merge_args<'a>(root: &'a Path, out: &'a Path, extra: &[&'a str]) -> Vec<&'a s
 
 #[test]
 fn merge_outer_and_inner_keep_every_cell() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     let root = dir.path().join("staging");
     let ins = inputs(dir.path(), &root);
@@ -233,6 +235,9 @@ fn merge_outer_and_inner_keep_every_cell() {
 
 #[test]
 fn merge_zarr_v3_and_v2_read_by_xarray_equal_the_inputs() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     let root = dir.path().join("staging");
     let ins = inputs(dir.path(), &root);
@@ -429,23 +434,18 @@ fn grids_off_the_lattice_are_refused() {
 // PostgreSQL
 // ---------------------------------------------------------------------------
 
-/// A schema of this test's own, dropped on drop (also when the test panics).
-struct Schema(String);
+/// The merge tests' query on their schema.
+trait MergeSchema {
+    fn rows(&self, rel: &str) -> Vec<Row>;
+}
 
-impl Schema {
-    fn new(tag: &str) -> Schema {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let name = format!("m_{tag}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
-        client().batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE")).unwrap();
-        Schema(name)
-    }
-
+impl MergeSchema for Schema {
     fn rows(&self, rel: &str) -> Vec<Row> {
         client()
             .query(
                 &format!(
                     "SELECT row_idx::int8, col_idx::int8, x, y, a::float8, b::float8, c::float8 FROM \"{}\".\"{rel}\" ORDER BY 1, 2",
-                    self.0
+                    self.name
                 ),
                 &[],
             )
@@ -453,14 +453,6 @@ impl Schema {
             .into_iter()
             .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), vec![r.get(4), r.get(5), r.get(6)]))
             .collect()
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        if let Ok(mut c) = postgres::Client::connect(&db_url(), postgres::NoTls) {
-            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.0));
-        }
     }
 }
 
@@ -479,6 +471,9 @@ fn merge_to_pg(from: &str, name: &str, schema: &str, extra: &[&str]) -> String {
 
 #[test]
 fn merge_to_postgres_table_load_and_view_agree() {
+    if !require(&[Pg, Python]) {
+        return;
+    }
     let dir = tmp();
     let root = dir.path().join("staging");
     let ins = inputs(dir.path(), &root);
@@ -486,7 +481,7 @@ fn merge_to_postgres_table_load_and_view_agree() {
     let sc = Schema::new("pg");
 
     // --to-postgres: staged as <from>/<name>, then loaded exactly once per tile.
-    let out = merge_to_pg(s(&root), "abc", &sc.0, &["-q"]);
+    let out = merge_to_pg(s(&root), "abc", &sc.name, &["-q"]);
     assert!(out.contains("abc: 3 datasets merged"), "{out}");
     let parquet = merged_rows(&root.join("abc"), &["a", "b", "c"]);
     assert_eq!(parquet, want);
@@ -495,7 +490,7 @@ fn merge_to_postgres_table_load_and_view_agree() {
         .query(
             "SELECT column_name::text, data_type::text, is_nullable = 'YES' FROM information_schema.columns \
              WHERE table_schema = $1 AND table_name = 'abc' ORDER BY ordinal_position",
-            &[&sc.0],
+            &[&sc.name],
         )
         .unwrap()
         .into_iter()
@@ -510,34 +505,37 @@ fn merge_to_postgres_table_load_and_view_agree() {
         ]
     );
     // A rerun loads nothing twice.
-    let again = merge_to_pg(s(&root), "abc", &sc.0, &["-q"]);
+    let again = merge_to_pg(s(&root), "abc", &sc.name, &["-q"]);
     assert!(again.contains("(0 loaded now"), "{again}");
     assert_eq!(sc.rows("abc").len(), want.len());
     // verify compares the merged value sums tile by tile.
-    let v = with_db(&["verify", "--from", s(&root), "--dataset", "abc", "--schema", &sc.0]);
+    let v = with_db(&["verify", "--from", s(&root), "--dataset", "abc", "--schema", &sc.name]);
     assert!(v.contains("tiles match"), "{v}");
 
     // `load` of a merged staged dataset (here into another table name via a prefix).
     let out =
-        with_db(&["load", "--from", s(&root), "--dataset", "abc", "--schema", &sc.0, "--table-prefix", "l_", "-q"]);
+        with_db(&["load", "--from", s(&root), "--dataset", "abc", "--schema", &sc.name, "--table-prefix", "l_", "-q"]);
     assert!(out.contains("rows copied"), "{out}");
     assert_eq!(sc.rows("l_abc"), parquet);
 
     // --view over the loaded input tables gives the same rows.
-    with_db(&["load", "--from", s(&root), "--dataset", "a,b,c", "--schema", &sc.0, "-q"]);
-    let out = merge_to_pg(s(&root), "abc_view", &sc.0, &["--view"]);
+    with_db(&["load", "--from", s(&root), "--dataset", "a,b,c", "--schema", &sc.name, "-q"]);
+    let out = merge_to_pg(s(&root), "abc_view", &sc.name, &["--view"]);
     assert!(out.contains("view"), "{out}");
     assert_eq!(sc.rows("abc_view"), parquet, "the view's rows equal the merged table's");
 }
 
 #[test]
 fn merge_zarr_loads_the_same_rows_as_parquet() {
+    if !require(&[Pg]) {
+        return;
+    }
     let dir = tmp();
     let root = dir.path().join("staging");
     let ins = inputs(dir.path(), &root);
     let want = expected(&ins, false);
     let sc = Schema::new("zarr");
-    let merge_load = |name: &str, format: &str| merge_to_pg(s(&root), name, &sc.0, &["--format", format, "-q"]);
+    let merge_load = |name: &str, format: &str| merge_to_pg(s(&root), name, &sc.name, &["--format", format, "-q"]);
     merge_load("abc", "parquet");
     let out = merge_load("abcz", "zarr");
     assert!(out.contains("abcz: 3 datasets merged"), "{out}");
@@ -548,7 +546,7 @@ fn merge_zarr_loads_the_same_rows_as_parquet() {
             .query(
                 "SELECT column_name::text, data_type::text, is_nullable = 'YES' FROM information_schema.columns \
                  WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
-                &[&sc.0, &t],
+                &[&sc.name, &t],
             )
             .unwrap()
             .into_iter()
@@ -556,11 +554,11 @@ fn merge_zarr_loads_the_same_rows_as_parquet() {
             .collect()
     };
     assert_eq!(cols("abcz"), cols("abc"));
-    let v = with_db(&["verify", "--from", s(&root), "--dataset", "abcz", "--schema", &sc.0]);
+    let v = with_db(&["verify", "--from", s(&root), "--dataset", "abcz", "--schema", &sc.name]);
     assert!(v.contains("tiles match"), "{v}");
     let again = merge_load("abcz", "zarr");
     assert!(again.contains("(0 loaded now"), "{again}");
-    let shown = with_db(&["inspect", s(&root), "--database-url", &db_url(), "--schema", &sc.0]);
+    let shown = with_db(&["inspect", s(&root), "--database-url", &db_url(), "--schema", &sc.name]);
     assert!(shown.lines().any(|l| l.starts_with("abcz") && l.contains("loaded 20/20")), "{shown}");
 
     // A rewritten chunk fails its tile alone, named, with what to run; the others load.
@@ -569,7 +567,7 @@ fn merge_zarr_loads_the_same_rows_as_parquet() {
     std::fs::write(&chunk, &good[..good.len() / 2]).unwrap();
     let out = bin()
         .env("DATABASE_URL", db_url())
-        .args(["load", "--from", s(&root), "--dataset", "abcz", "--schema", &sc.0, "--table-prefix", "l_", "-q"])
+        .args(["load", "--from", s(&root), "--dataset", "abcz", "--schema", &sc.name, "--table-prefix", "l_", "-q"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -580,12 +578,15 @@ fn merge_zarr_loads_the_same_rows_as_parquet() {
     );
     assert!(err.contains("1 of 20 tiles failed"), "{err}");
     std::fs::write(&chunk, &good).unwrap();
-    with_db(&["load", "--from", s(&root), "--dataset", "abcz", "--schema", &sc.0, "--table-prefix", "l_", "-q"]);
+    with_db(&["load", "--from", s(&root), "--dataset", "abcz", "--schema", &sc.name, "--table-prefix", "l_", "-q"]);
     assert_eq!(sc.rows("l_abcz"), want);
 }
 
 #[test]
 fn merge_from_s3_to_postgres_and_to_s3_equals_local() {
+    if !require(&[Pg, S3, Python]) {
+        return;
+    }
     let dir = tmp();
     let bucket = Bucket::new("merge");
     let local = dir.path().join("staging");
@@ -596,7 +597,7 @@ fn merge_from_s3_to_postgres_and_to_s3_equals_local() {
     let url = db_url();
 
     // The inputs on S3, the merged Parquet dataset staged next to them, then loaded.
-    let out = merge_to_pg(&remote, "abc", &sc.0, &["--database-url", &url, "-q"]);
+    let out = merge_to_pg(&remote, "abc", &sc.name, &["--database-url", &url, "-q"]);
     assert!(out.contains(&format!("-> {remote}/abc")), "{out}");
     assert_eq!(sc.rows("abc"), want, "PostgreSQL holds the local inputs' merge");
     with_db(&[
@@ -609,13 +610,13 @@ fn merge_from_s3_to_postgres_and_to_s3_equals_local() {
         "abc",
         "--to-postgres",
         "--schema",
-        &sc.0,
+        &sc.name,
         "--table-prefix",
         "l_",
         "-q",
     ]);
     assert_eq!(sc.rows("abc"), sc.rows("l_abc"), "merged from S3 = merged locally");
-    let v = with_db(&["verify", "--from", &remote, "--dataset", "abc", "--schema", &sc.0]);
+    let v = with_db(&["verify", "--from", &remote, "--dataset", "abc", "--schema", &sc.name]);
     assert!(v.contains("tiles match"), "{v}");
 
     // --out on S3 (another prefix), as Zarr, loaded too: same rows, and the same chunks as a
@@ -635,7 +636,7 @@ fn merge_from_s3_to_postgres_and_to_s3_equals_local() {
         "--database-url",
         &url,
         "--schema",
-        &sc.0,
+        &sc.name,
         "-q",
     ]);
     assert!(out.contains(&format!("-> {zout}")), "{out}");
@@ -732,6 +733,9 @@ fn kill_9_and_rerun(dir: &Path, extra: &[&str]) -> (Vec<Input>, PathBuf, PathBuf
 
 #[test]
 fn kill_9_mid_merge_then_rerun_is_identical() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     let (_, rc, ru) = kill_9_and_rerun(dir.path(), &[]);
     assert_eq!(merged_rows(&rc.join("m"), &["a", "b", "c"]), merged_rows(&ru.join("m"), &["a", "b", "c"]));
@@ -739,6 +743,9 @@ fn kill_9_mid_merge_then_rerun_is_identical() {
 
 #[test]
 fn kill_9_mid_zarr_merge_then_rerun_is_identical() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     let (ins, rc, ru) = kill_9_and_rerun(dir.path(), &["--format", "zarr"]);
     // Every object of the group, metadata and chunks, byte for byte.
@@ -748,6 +755,9 @@ fn kill_9_mid_zarr_merge_then_rerun_is_identical() {
 
 #[test]
 fn merge_from_config_section() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     let root = dir.path().join("staging");
     let ins = inputs(dir.path(), &root);

@@ -54,6 +54,9 @@ fn same_cells(out: &Path, name: &str, spec: &RasterSpec, values: &[f64], nodata:
 
 #[test]
 fn utm_off_lattice_origin_is_copied_as_it_is() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     let (src, out) = (dir.path().join("LC08_B4.TIF"), dir.path().join("st"));
     let spec = utm_spec();
@@ -94,6 +97,9 @@ fn utm_off_lattice_origin_is_copied_as_it_is() {
 
 #[test]
 fn dem_with_nodata_is_copied_as_it_is() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     let (src, out) = (dir.path().join("srtm_38_03.tif"), dir.path().join("st"));
     // SRTM-like: 3 arc-second cells, origin half a cell off the whole degree.
@@ -121,6 +127,9 @@ fn dem_with_nodata_is_copied_as_it_is() {
 
 #[test]
 fn dotted_and_odd_file_names_become_names() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     let out = dir.path().join("st");
     let spec = RasterSpec { width: 50, height: 40, ..utm_spec() };
@@ -180,5 +189,44 @@ fn categorical_source_summed_gets_a_warning() {
         assert!(w.contains("landcover") && w.contains("colour table") && w.contains("--method mode"), "{w}");
     }
     assert_eq!(warned(&src, "mode"), None);
-    assert_eq!(warned(&plain, "sum"), None, "no colour table, no warning");
+    // No colour table, but only 7 distinct codes: categorical all the same.
+    for method in ["sum", "average"] {
+        let w = warned(&plain, method).unwrap_or_else(|| panic!("no warning for 7 codes with --method {method}"));
+        assert!(w.contains("codes") && w.contains("only 7 distinct values") && w.contains("--method mode"), "{w}");
+    }
+    assert_eq!(warned(&plain, "mode"), None);
+}
+
+#[test]
+fn few_valued_integer_source_warns_a_dem_does_not() {
+    let dir = tmp();
+    // Large enough that the sample is windows spread over the raster, not all of it.
+    let (w, h) = (1500, 1100);
+    let spec = RasterSpec { nodata: Some(-32768.0), ..RasterSpec::geographic(w, h, 0.01) };
+    let warned = |src: &Path, method: &str| {
+        let out = dir.path().join(format!("st-{method}-{}", src.file_stem().unwrap().to_string_lossy()));
+        let o = run(&["convert", s(src), "--out", s(&out), "--resolution", "0.5", "--method", method]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        err.lines().find(|l| l.contains("categorical")).map(str::to_string)
+    };
+    // Soil classes 1..=12 in Int16 blocks, with nodata: no colour table, no RAT.
+    let soil = dir.path().join("soil.tif");
+    let mut r = lcg(12);
+    let classes: Vec<i16> = (0..w * h)
+        .map(|i| if i % 97 == 0 { -32768 } else { 1 + ((i / w / 40 + i % w / 40 + (r() % 2) as usize) % 12) as i16 })
+        .collect();
+    write_tif(&soil, &spec, classes);
+    let msg = warned(&soil, "sum").expect("12 classes with --method sum should warn");
+    assert!(msg.contains("soil") && msg.contains("only 12 distinct values") && msg.contains("--method mode"), "{msg}");
+    assert!(warned(&soil, "average").is_some());
+    // A DEM: elevations from 200 to ~2,900 m, thousands of distinct values.
+    let dem = dir.path().join("dem.tif");
+    let mut r = lcg(7);
+    let heights: Vec<i16> = (0..w * h)
+        .map(|i| if i % 101 == 0 { -32768 } else { (200 + (i % w) + (i / w) + (r() % 25) as usize) as i16 })
+        .collect();
+    write_tif(&dem, &spec, heights);
+    assert_eq!(warned(&dem, "sum"), None, "a DEM is no categorical raster");
+    assert_eq!(warned(&dem, "average"), None);
 }

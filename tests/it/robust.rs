@@ -4,7 +4,6 @@
 use crate::common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Test hook (src/stage/commit.rs): the worker of this tile panics.
@@ -12,36 +11,24 @@ const PANIC_TILE: &str = "RASTERSTAGE_TEST_PANIC_TILE";
 /// Test hook (src/load/mod.rs): a pause inside each tile's transaction, so runs overlap.
 const LOAD_DELAY: &str = "RASTERSTAGE_TEST_LOAD_DELAY_MS";
 
-/// A schema of its own, dropped at the end.
-struct Schema(String);
-
-impl Schema {
-    fn new(tag: &str) -> Schema {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let name = format!("r_{tag}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
-        client().batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE")).unwrap();
-        Schema(name)
-    }
-
-    fn one(&self, sql: &str) -> i64 {
-        client().query_one(&sql.replace("{s}", &format!("\"{}\"", self.0)), &[]).unwrap().get(0)
-    }
-
+/// The robustness tests' queries on their schema.
+trait RobustSchema {
+    fn one(&self, sql: &str) -> i64;
     /// Rows, distinct cells and whether the primary key exists, of table `t`.
+    fn table(&self, t: &str) -> (i64, i64, bool);
+}
+
+impl RobustSchema for Schema {
+    fn one(&self, sql: &str) -> i64 {
+        client().query_one(&sql.replace("{s}", &format!("\"{}\"", self.name)), &[]).unwrap().get(0)
+    }
+
     fn table(&self, t: &str) -> (i64, i64, bool) {
         let rows = self.one(&format!("SELECT count(*) FROM {{s}}.{t}"));
         let cells = self.one(&format!("SELECT count(*) FROM (SELECT DISTINCT row_idx, col_idx FROM {{s}}.{t}) d"));
         let pk = self
             .one(&format!("SELECT count(*) FROM pg_index WHERE indrelid = to_regclass('{{s}}.{t}') AND indisprimary"));
         (rows, cells, pk == 1)
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        if let Ok(mut c) = postgres::Client::connect(&db_url(), postgres::NoTls) {
-            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.0));
-        }
     }
 }
 
@@ -86,6 +73,9 @@ fn key_built_once(outs: &[String; 2]) {
 
 #[test]
 fn two_loads_of_one_dataset_at_once_both_succeed() {
+    if !require(&[Pg]) {
+        return;
+    }
     let dir = tmp();
     let root = dir.path().join("staging");
     let src = raster(dir.path(), "cells", 160, 160, 5);
@@ -94,7 +84,7 @@ fn two_loads_of_one_dataset_at_once_both_succeed() {
     assert!(staged > 20_000);
     for _ in 0..3 {
         let sc = Schema::new("loads");
-        let args = ["load", "--from", s(&root), "--schema", &sc.0, "-j", "2", "-q"];
+        let args = ["load", "--from", s(&root), "--schema", &sc.name, "-j", "2", "-q"];
         let outs = twice_at_once(&args, &[(LOAD_DELAY, "5")]);
         key_built_once(&outs);
         assert_eq!(sc.table("cells"), (staged, staged, true), "rows, distinct cells, primary key");
@@ -105,6 +95,9 @@ fn two_loads_of_one_dataset_at_once_both_succeed() {
 
 #[test]
 fn two_merges_to_postgres_at_once_both_succeed() {
+    if !require(&[Pg]) {
+        return;
+    }
     let dir = tmp();
     let root = dir.path().join("staging");
     for (name, seed) in [("a", 1), ("b", 2)] {
@@ -125,7 +118,7 @@ fn two_merges_to_postgres_at_once_both_succeed() {
             s(&out),
             "--to-postgres",
             "--schema",
-            &sc.0,
+            &sc.name,
             "-j",
             "2",
             "-q",
@@ -233,13 +226,16 @@ fn a_panicking_merge_worker_fails_its_tile_alone_and_the_rerun_completes() {
 
 #[test]
 fn a_panicking_load_worker_fails_its_tile_alone_and_the_rerun_completes() {
+    if !require(&[Pg]) {
+        return;
+    }
     let dir = tmp();
     let root = dir.path().join("staging");
     let src = raster(dir.path(), "cells", 64, 64, 9);
     ok(&["convert", s(&src), "--name", "cells", "--out", s(&root), "--window", "16", "-q"]);
     let staged = manifest(&root, "cells")["row_count"].as_i64().unwrap();
     let sc = Schema::new("panic");
-    let args = ["load", "--from", s(&root), "--schema", &sc.0, "-j", "1", "-q"];
+    let args = ["load", "--from", s(&root), "--schema", &sc.name, "-j", "1", "-q"];
     let out = start(&args, &[(PANIC_TILE, "r16_c16")]).wait_with_output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

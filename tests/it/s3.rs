@@ -1,13 +1,15 @@
 //! Cloud staging against the real S3-compatible server `moto_server` (scripts/services.sh
 //! starts it and exports AWS_ENDPOINT_URL, AWS_ALLOW_HTTP and test credentials). Each test
 //! works in a bucket of its own, deleted afterwards, and compares what it staged on S3 with
-//! the same conversion into a local folder: same keys, same bytes, same tables.
+//! the same conversion into a local folder: same keys, same bytes, same tables. The round
+//! trip, source, kill -9 and multipart bodies are the storage conformance suite of
+//! clouds.rs, which runs them on Azure and GCS too; the tests here add what is S3's own.
 //!
 //! Fault tests put [`FaultProxy`], a loopback HTTP proxy in this file, between rasterstage and
 //! moto; it answers chosen requests with 500 or drops the connection.
 
+use crate::clouds::{count_keys, same_staging, source, CloudSchema};
 use crate::common::*;
-use rasterstage::store::Store;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
@@ -16,166 +18,49 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A PostgreSQL schema of this test's own, dropped on drop.
-struct Schema {
-    name: String,
-}
-
-impl Schema {
-    fn new(tag: &str) -> Schema {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let name = format!("s3_{tag}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
-        client().batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE")).unwrap();
-        Schema { name }
-    }
-
-    /// Every row of the dataset table, sorted, values as f64 bits (exact comparison).
-    fn rows(&self, table: &str) -> Vec<(i32, i32, u64, u64, u64)> {
-        let sql =
-            format!("SELECT row_idx, col_idx, x, y, value::float8 FROM \"{}\".\"{table}\" ORDER BY 1, 2", self.name);
-        client()
-            .query(&sql, &[])
-            .unwrap()
-            .into_iter()
-            .map(|r| {
-                let (x, y, v): (f64, f64, f64) = (r.get(2), r.get(3), r.get(4));
-                (r.get(0), r.get(1), x.to_bits(), y.to_bits(), v.to_bits())
-            })
-            .collect()
-    }
-
-    /// The ledger: (tile, checksum, rows), sorted.
-    fn ledger(&self) -> Vec<(String, String, i64)> {
-        let sql = format!(
-            "SELECT dataset || '/' || tile_id, checksum, rows::int8 FROM \"{}\".raster_tile_loads ORDER BY 1",
-            self.name
-        );
-        client().query(&sql, &[]).unwrap().into_iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect()
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        if let Ok(mut c) = postgres::Client::connect(&db_url(), postgres::NoTls) {
-            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name));
-        }
-    }
-}
-
-/// A Float32 source with nodata holes: `w x h` cells of 0.01 degree.
-fn source(path: &Path, w: usize, h: usize, seed: u64) {
-    let mut next = lcg(seed);
-    let values: Vec<f32> =
-        (0..w * h).map(|_| if next() % 11 == 0 { -9999.0 } else { (next() % 100_000) as f32 / 100.0 }).collect();
-    let spec = RasterSpec { nodata: Some(-9999.0), ..RasterSpec::geographic(w, h, 0.01) };
-    write_tif(path, &RasterSpec { x0: -10.0, y0: 60.0, ..spec }, values);
-}
-
-/// Every file under a local folder (relative path, bytes), sorted, without dataset.json
-/// (it names the source and its mtime) and without in-progress temporary files.
-fn staged_files(root: &Path) -> Vec<(String, Vec<u8>)> {
-    files_under(root).into_iter().filter(|(rel, _)| !rel.ends_with("dataset.json") && !rel.contains('#')).collect()
-}
-
-/// Asserts that two staged datasets are the same: manifest totals, per-tile checksums,
-/// and every object byte for byte.
-fn same_staging(a: &Path, b: &Path, name: &str) {
-    let (ma, mb) = (manifest(a, name), manifest(b, name));
-    assert_eq!(ma["status"], "complete");
-    for k in ["row_count", "value_sum", "tile_count", "grid", "tiles"] {
-        assert_eq!(ma[k], mb[k], "dataset.json {k} differs");
-    }
-    assert_eq!(tile_checksums(a, name), tile_checksums(b, name));
-    let (fa, fb) = (staged_files(&a.join(name)), staged_files(&b.join(name)));
-    assert_eq!(fa.iter().map(|f| &f.0).collect::<Vec<_>>(), fb.iter().map(|f| &f.0).collect::<Vec<_>>(), "same keys");
-    assert!(fa == fb, "staged bytes differ");
-}
-
-fn stage_and_load(format: &str) {
-    let dir = tmp();
-    let src = dir.path().join("cells.tif");
-    source(&src, 400, 300, 7);
-    let bucket = Bucket::new(&format!("rt-{format}"));
-    let local = dir.path().join("local");
-    let name = "cells";
-    let args = |out: &str| -> Vec<String> {
-        ["convert", s(&src), "--name", name, "--out", out, "--format", format]
-            .iter()
-            .chain(&["--resolution", "0.02", "--method", "average", "--window", "48", "--threads", "2"])
-            .map(|a| a.to_string())
-            .collect()
-    };
-    let remote = bucket.url("staging");
-    let a = args(s(&local));
-    ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    let b = args(&remote);
-    let out = ok(&b.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(out.contains(&format!("-> {remote}/{name}")), "{out}");
-    let mirror = bucket.download("staging");
-    same_staging(mirror.path(), &local, name);
-
-    // `inspect` reads the bucket like a folder.
-    let shown = ok(&["inspect", &remote]);
-    assert!(shown.contains(name) && shown.contains("complete"), "{shown}");
-
-    // Load from S3 and from the local folder: same table, same ledger.
-    let (sl, sr) = (Schema::new(&format!("local_{format}")), Schema::new(&format!("remote_{format}")));
-    ok(&["load", "--from", s(&local), "--database-url", &db_url(), "--schema", &sl.name]);
-    let out = ok(&["load", "--from", &remote, "--database-url", &db_url(), "--schema", &sr.name]);
-    assert!(out.contains(name), "{out}");
-    let rows = sr.rows(name);
-    assert_eq!(rows.len() as u64, manifest(&local, name)["row_count"].as_u64().unwrap());
-    assert!(rows == sl.rows(name), "tables loaded from S3 and from the local folder differ");
-    assert_eq!(sr.ledger(), sl.ledger());
-    // A second load from S3 finds everything loaded.
-    let out = ok(&["load", "--from", &remote, "--database-url", &db_url(), "--schema", &sr.name]);
-    assert!(out.contains("0 loaded now"), "{out}");
-    ok(&["verify", "--from", &remote, "--database-url", &db_url(), "--schema", &sr.name]);
-}
-
 #[test]
 fn s3_parquet_convert_and_load_match_local() {
-    stage_and_load("parquet");
+    if !require(&[Pg, S3, Python]) {
+        return;
+    }
+    crate::clouds::stage_and_load(Backend::S3, "parquet");
 }
 
 #[test]
 fn s3_zarr_convert_and_load_match_local() {
-    stage_and_load("zarr");
+    if !require(&[Pg, S3, Python]) {
+        return;
+    }
+    crate::clouds::stage_and_load(Backend::S3, "zarr");
 }
 
 /// A GeoTIFF in the bucket is read through /vsis3/ and gives the same tiles as the file.
 #[test]
 fn s3_source_raster_through_vsis3() {
-    let dir = tmp();
-    let src = dir.path().join("src.tif");
-    source(&src, 300, 200, 11);
-    let bucket = Bucket::new("vsis3");
-    bucket.store("rasters").put("src.tif", std::fs::read(&src).unwrap().into()).unwrap();
-    let (a, b) = (dir.path().join("from_s3"), dir.path().join("from_file"));
-    let common = ["--name", "src", "--resolution", "0.03", "--method", "sum", "--window", "40"];
-    let from_s3 = bucket.url("rasters/src.tif");
-    let args_a: Vec<&str> = ["convert", from_s3.as_str(), "--out", s(&a)].iter().copied().chain(common).collect();
-    let args_b: Vec<&str> = ["convert", s(&src), "--out", s(&b)].iter().copied().chain(common).collect();
-    ok(&args_a);
-    ok(&args_b);
-    same_staging(&a, &b, "src");
-    assert_eq!(manifest(&a, "src")["source"]["path"], from_s3.as_str());
-    assert_eq!(manifest(&a, "src")["source"]["fingerprint"]["size"], std::fs::metadata(&src).unwrap().len());
+    if !require(&[S3, Python]) {
+        return;
+    }
+    let run = crate::clouds::source_raster_through_vsi(Backend::S3);
+    let common = crate::clouds::VSI_ARGS;
 
     // GDAL's reads are retried too: every third request answered with 500.
     let proxy = FaultProxy::start(3);
     proxy.errors_only.store(true, Ordering::SeqCst);
-    let c = dir.path().join("through_faults");
-    let args_c: Vec<&str> = ["convert", from_s3.as_str(), "--out", s(&c)].iter().copied().chain(common).collect();
+    let c = run.dir.path().join("through_faults");
+    let args_c: Vec<&str> = ["convert", run.url.as_str(), "--out", s(&c)].iter().copied().chain(common).collect();
     let out = run_env(&args_c, &[("AWS_ENDPOINT_URL", &proxy.url())]);
     assert!(out.status.success(), "/vsis3/ through faults: {}", String::from_utf8_lossy(&out.stderr));
     assert!(proxy.faults.load(Ordering::SeqCst) >= 2, "too few faults injected");
-    same_staging(&c, &b, "src");
+    same_staging(&c, &run.reference, "src");
+    drop(run.bucket);
 }
 
 /// DuckDB (httpfs, CREATE SECRET) and zarr-python read the staged data in the bucket.
 #[test]
 fn s3_duckdb_and_zarr_python_read_the_bucket() {
+    if !require(&[Pg, S3, Python]) {
+        return;
+    }
     let dir = tmp();
     let src = dir.path().join("v.tif");
     source(&src, 256, 192, 23);
@@ -227,63 +112,14 @@ fn s3_duckdb_and_zarr_python_read_the_bucket() {
     assert!((zsum - want).abs() <= 1e-9 * want.abs().max(1.0), "zarr sum {zsum} vs {want}");
 }
 
-fn count_keys(st: &Store, prefix: &str) -> usize {
-    st.list(prefix).map(|k| k.len()).unwrap_or(0)
-}
-
 /// kill -9 while tiles are being uploaded; the rerun uploads only the missing tiles and the
-/// bucket ends up exactly as after an uninterrupted run.
+/// bucket ends up exactly as after an uninterrupted run, with no multipart upload left open.
 #[test]
 fn s3_kill_mid_upload_then_resume() {
-    let dir = tmp();
-    let src = dir.path().join("k.tif");
-    source(&src, 640, 640, 5);
-    let bucket = Bucket::new("kill");
-    let name = "k";
-    let remote = bucket.url("staging");
-    let local = dir.path().join("clean");
-    let args = |out: &str| -> Vec<String> {
-        ["convert", s(&src), "--name", name, "--out", out, "--window", "40", "--threads", "2"]
-            .iter()
-            .map(|a| a.to_string())
-            .collect()
-    };
-    let a = args(&remote);
-    let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    let mut child = bin()
-        .args(&a)
-        .env("RASTERSTAGE_TEST_TILE_DELAY_MS", "40")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let ds = bucket.store(&format!("staging/{name}"));
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while count_keys(&ds, "_tiles") < 5 {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("convert ended ({status}) before it could be killed");
-        }
-        assert!(Instant::now() < deadline, "no tile committed after 120 s");
-        std::thread::sleep(Duration::from_millis(20));
+    if !require(&[S3, Python]) {
+        return;
     }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let committed = count_keys(&ds, "_tiles") as u64;
-    let total = 16 * 16;
-    assert!(committed >= 5 && committed < total, "{committed} of {total} committed at the kill");
-    let partial = bucket.download("staging");
-    assert_eq!(manifest(partial.path(), name)["status"], "converting");
-
-    let out = run_env(&a, &[("RUST_LOG", "info")]);
-    assert!(out.status.success(), "resume failed: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("resuming"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains(&format!("({} written now)", total - committed)), "only missing tiles: {stdout}");
-
-    let b = args(s(&local));
-    ok(&b.iter().map(String::as_str).collect::<Vec<_>>());
-    let mirror = bucket.download("staging");
-    same_staging(mirror.path(), &local, name);
+    let bucket = crate::clouds::kill_mid_upload_then_resume(Backend::S3);
     assert_eq!(bucket.boto("print(len(s3.list_multipart_uploads(Bucket=bucket).get('Uploads', [])))"), "0");
 }
 
@@ -291,32 +127,13 @@ fn s3_kill_mid_upload_then_resume() {
 /// unfinished upload behind.
 #[test]
 fn s3_multipart_tile_round_trip() {
-    let dir = tmp();
-    let src = dir.path().join("big.tif");
-    let (w, h) = (1100usize, 1100usize);
-    let mut next = lcg(99);
-    // Doubles in [1, 2) with 52 random mantissa bits do not compress: the one Zarr chunk
-    // stays about 9.7 MB.
-    let values: Vec<f64> =
-        (0..w * h).map(|_| f64::from_bits((0x3ff << 52) | ((next() << 21 ^ next()) & ((1 << 52) - 1)))).collect();
-    write_tif(&src, &RasterSpec::geographic(w, h, 0.01), values);
-    let bucket = Bucket::new("multipart");
-    for format in ["zarr", "parquet"] {
-        let local = dir.path().join(format!("local-{format}"));
-        let prefix = format!("staging-{format}");
-        let common = ["--name", "big", "--format", format, "--window", "1100"];
-        let remote = bucket.url(&prefix);
-        let a: Vec<&str> = ["convert", s(&src), "--out", remote.as_str()].iter().copied().chain(common).collect();
-        let b: Vec<&str> = ["convert", s(&src), "--out", s(&local)].iter().copied().chain(common).collect();
-        ok(&a);
-        ok(&b);
-        let mirror = bucket.download(&prefix);
-        same_staging(mirror.path(), &local, "big");
+    if !require(&[S3, Python]) {
+        return;
+    }
+    let (bucket, keys) = crate::clouds::multipart_tile_round_trip(Backend::S3);
+    for key in keys {
         // Multipart objects have an ETag "<md5 of part md5s>-<parts>".
-        let key = if format == "zarr" { "big/big.zarr/big/c/0/0" } else { "big/tiles/r0_c0.parquet" };
-        let size = std::fs::metadata(local.join(key)).unwrap().len();
-        assert!(size > 8 << 20, "{key} is only {size} bytes: too small to test multipart");
-        let etag = bucket.boto(&format!("print(s3.head_object(Bucket=bucket, Key='{prefix}/{key}')['ETag'])"));
+        let etag = bucket.boto(&format!("print(s3.head_object(Bucket=bucket, Key='{key}')['ETag'])"));
         assert!(etag.contains('-'), "{key} was not uploaded in parts: ETag {etag}");
     }
     assert_eq!(bucket.boto("print(len(s3.list_multipart_uploads(Bucket=bucket).get('Uploads', [])))"), "0");
@@ -515,6 +332,9 @@ fn run_via(args: &[&str], env: &[(String, String)]) -> Output {
 /// and the result is the clean run's.
 #[test]
 fn s3_faults_are_retried() {
+    if !require(&[Pg, S3, Python]) {
+        return;
+    }
     let dir = tmp();
     let src = dir.path().join("f.tif");
     source(&src, 320, 240, 41);
@@ -552,6 +372,9 @@ fn s3_faults_are_retried() {
 /// object and the retries; with the network healthy again the rerun resumes and finishes.
 #[test]
 fn s3_exhausted_retries_then_resume() {
+    if !require(&[Pg, S3, Python]) {
+        return;
+    }
     let dir = tmp();
     let src = dir.path().join("e.tif");
     source(&src, 400, 400, 3);
@@ -626,6 +449,9 @@ fn s3_exhausted_retries_then_resume() {
 /// refused with the key named.
 #[test]
 fn s3_storage_config_section() {
+    if !require(&[S3, Python]) {
+        return;
+    }
     let dir = tmp();
     let src = dir.path().join("c.tif");
     source(&src, 64, 64, 1);
@@ -659,15 +485,10 @@ fn s3_storage_config_section() {
 
 #[test]
 fn s3_missing_bucket_is_one_clear_line() {
-    let dir = tmp();
-    let src = dir.path().join("m.tif");
-    source(&src, 64, 64, 2);
-    let root = "s3://rasterstage-no-such-bucket/staging";
-    let needles = ["\"rasterstage-no-such-bucket\" does not exist"];
-    one_error_line(&fails(&["convert", s(&src), "--name", "m", "--out", root]), &needles);
-    one_error_line(&fails(&["inspect", root]), &needles);
-    one_error_line(&fails(&["load", "--from", root, "--database-url", &db_url(), "--schema", "unused"]), &needles);
-    one_error_line(&fails(&["convert", "s3://rasterstage-no-such-bucket/x.tif", "--out", s(dir.path())]), &["x.tif"]);
+    if !require(&[Pg, S3]) {
+        return;
+    }
+    crate::clouds::missing_bucket_is_one_clear_line(Backend::S3);
 }
 
 fn strs(v: &[String]) -> Vec<&str> {
@@ -740,6 +561,9 @@ impl Drop for AuthS3 {
 /// the secret itself appears nowhere, not even in trace logs.
 #[test]
 fn s3_refused_credentials_are_one_clear_line_and_secrets_never_printed() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     let src = dir.path().join("c.tif");
     source(&src, 64, 64, 4);
@@ -798,6 +622,9 @@ fn s3_refused_credentials_are_one_clear_line_and_secrets_never_printed() {
 /// environment's keys win over the profile's; an unknown profile is one clear line.
 #[test]
 fn s3_aws_profile_from_the_shared_files() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     let src = dir.path().join("p.tif");
     source(&src, 64, 64, 5);

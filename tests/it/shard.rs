@@ -7,24 +7,15 @@ use crate::common::*;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
-/// A PostgreSQL schema of this test's own, dropped on drop.
-struct Schema {
-    name: String,
-}
-
-impl Schema {
-    fn new(tag: &str) -> Schema {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let name = format!("sh_{tag}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
-        client().batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE")).unwrap();
-        Schema { name }
-    }
-
+/// The shard tests' query on their schema.
+pub(crate) trait ShardSchema {
     /// Everything loaded, as text: each table's rows (values as f64 bits), whether it has a
     /// primary key, the ledger and raster_datasets (without times and staging URIs).
+    fn snapshot(&self, tables: &[&str]) -> Vec<String>;
+}
+
+impl ShardSchema for Schema {
     fn snapshot(&self, tables: &[&str]) -> Vec<String> {
         let mut c = client();
         let mut out = Vec::new();
@@ -83,19 +74,11 @@ impl Schema {
     }
 }
 
-impl Drop for Schema {
-    fn drop(&mut self) {
-        if let Ok(mut c) = postgres::Client::connect(&db_url(), postgres::NoTls) {
-            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name));
-        }
-    }
-}
-
-const DATASETS: [&str; 3] = ["richness", "cover", "temp"];
+pub(crate) const DATASETS: [&str; 3] = ["richness", "cover", "temp"];
 
 /// Three sources of different sizes: two resampled (sum, mode) and one copied (passthrough),
 /// with nodata holes, all onto one 0.02-degree lattice in 32-cell windows.
-fn sources(dir: &Path) {
+pub(crate) fn sources(dir: &Path) {
     for (name, w, h, seed) in [("richness", 300, 200, 1), ("cover", 160, 240, 2), ("temp", 120, 90, 3)] {
         let mut next = lcg(seed);
         let res = if name == "temp" { 0.02 } else { 0.01 };
@@ -107,7 +90,7 @@ fn sources(dir: &Path) {
 }
 
 /// A config converting the three sources into `out`.
-fn config(dir: &Path, file: &str, out: &str) -> String {
+pub(crate) fn config(dir: &Path, file: &str, out: &str) -> String {
     let d = |n: &str| dir.join(format!("{n}.tif")).to_string_lossy().to_string();
     let text = format!(
         "datasets:\n\
@@ -131,6 +114,12 @@ fn spawn(args: &[&str], env: &[(&str, &str)]) -> Child {
         c.env(k, v);
     }
     c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+/// How many of `keys` (commit records) exist under `prefix` of the bucket.
+fn committed(bucket: &Bucket, prefix: &str, keys: &[String]) -> usize {
+    let have = bucket.store(prefix).list("").unwrap();
+    keys.iter().filter(|k| have.contains(k)).count()
 }
 
 /// Runs `args + --shard k/n` for every k at the same time; asserts each succeeds.
@@ -178,6 +167,9 @@ fn assert_same_objects(got: &BTreeMap<String, Vec<u8>>, want: &BTreeMap<String, 
 
 #[test]
 fn four_shards_at_once_equal_one_process() {
+    if !require(&[Pg, S3, Python]) {
+        return;
+    }
     let dir = tmp();
     sources(dir.path());
     let bucket = Bucket::new("shard4");
@@ -208,24 +200,39 @@ fn four_shards_at_once_equal_one_process() {
 
 #[test]
 fn killed_shard_rerun_or_other_n_ends_identical() {
+    if !require(&[Pg, S3, Python]) {
+        return;
+    }
     let dir = tmp();
     sources(dir.path());
     let bucket = Bucket::new("shardkill");
     let (want_objects, want_rows, _ref_schema) = reference(dir.path(), &bucket);
     let cfg = config(dir.path(), "sharded.yml", &bucket.url("sharded"));
 
-    // Shards 0, 1, 3 of 4 run through; shard 2 is slowed down and killed mid-run.
+    // Shards 0, 1, 3 of 4 run through; shard 2 runs next to them, slowed down (11 tiles x
+    // 400 ms), and is killed once it has committed a tile of its own: mid-run, seen in S3.
+    let plan: serde_json::Value =
+        serde_json::from_str(&ok(&["plan", "--config", &cfg, "--shards", "4", "--json"])).unwrap();
+    let mine: Vec<String> = plan["assignment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["shard"] == 2)
+        .map(|t| format!("{}/_tiles/{}.json", t["dataset"].as_str().unwrap(), t["tile"].as_str().unwrap()))
+        .collect();
+    assert!(mine.len() > 1, "shard 2 has tiles to be killed among: {mine:?}");
     let mut slow = spawn(
         &["-q", "convert", "--config", &cfg, "--shards", "4", "-j", "1"],
-        // 11 tiles x 400 ms: still running when the other three shards are done.
         &[("JOB_COMPLETION_INDEX", "2"), ("RASTERSTAGE_TEST_TILE_DELAY_MS", "400")],
     );
-    for k in [0, 1, 3] {
-        ok(&["-q", "convert", "--config", &cfg, "--shard", &format!("{k}/4")]);
-    }
-    std::thread::sleep(Duration::from_millis(600));
+    let others: Vec<(usize, Child)> =
+        [0, 1, 3].map(|k| (k, spawn(&["-q", "convert", "--config", &cfg, "--shard", &format!("{k}/4")], &[]))).into();
+    wait_until("a committed tile of shard 2/4", &mut slow, || committed(&bucket, "sharded", &mine) > 0);
     slow.kill().unwrap();
     slow.wait().unwrap();
+    for (k, c) in others {
+        succeeded(&["convert", "--shard", &format!("{k}/4")], c.wait_with_output().unwrap());
+    }
     let partial = bucket.objects("sharded");
     let incomplete = DATASETS.iter().any(|d| {
         let m: serde_json::Value = serde_json::from_slice(&partial[&format!("{d}/dataset.json")]).unwrap();
@@ -267,6 +274,9 @@ fn killed_shard_rerun_or_other_n_ends_identical() {
 
 #[test]
 fn killed_shard_finished_by_other_n() {
+    if !require(&[Pg, S3, Python]) {
+        return;
+    }
     let dir = tmp();
     sources(dir.path());
     let bucket = Bucket::new("shardn");
@@ -276,7 +286,10 @@ fn killed_shard_finished_by_other_n() {
         &["-q", "convert", "--config", &cfg, "--shards", "2", "-j", "1"],
         &[("AWS_BATCH_JOB_ARRAY_INDEX", "1"), ("RASTERSTAGE_TEST_TILE_DELAY_MS", "150")],
     );
-    std::thread::sleep(Duration::from_millis(800));
+    // Killed once it has committed a tile (it runs alone: every commit record is its own).
+    wait_until("a committed tile of shard 1/2", &mut slow, || {
+        bucket.store("sharded").list("").unwrap().iter().any(|k| k.contains("/_tiles/"))
+    });
     slow.kill().unwrap();
     slow.wait().unwrap();
     all_shards(&["-q", "convert", "--config", &cfg], 3);
@@ -285,6 +298,9 @@ fn killed_shard_finished_by_other_n() {
 
 #[test]
 fn merge_shards_equal_one_process() {
+    if !require(&[S3, Python]) {
+        return;
+    }
     let dir = tmp();
     sources(dir.path());
     let bucket = Bucket::new("shardmerge");

@@ -6,7 +6,7 @@
 //! ledger must survive) and as `plants` (then tampered with, and loaded).
 
 use crate::common::*;
-use crate::load::{float_raster, rs, rs_fails, rs_ok, stage, Schema};
+use crate::load::{float_raster, rs, rs_fails, rs_ok, stage, LoadSchema};
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int32Type;
 use arrow_array::{ArrayRef, Int32Array, RecordBatch};
@@ -126,6 +126,9 @@ fn retotal(m: &mut Value) {
 
 #[test]
 fn complete_dataset_json_listing_10_of_20_tiles() {
+    if !require(&[Pg]) {
+        return;
+    }
     let st = Staged::new("tp_half", 21);
     st.edit("plants", |m| {
         m["tiles"].as_array_mut().unwrap().truncate(10);
@@ -136,6 +139,9 @@ fn complete_dataset_json_listing_10_of_20_tiles() {
 
 #[test]
 fn tile_listed_twice() {
+    if !require(&[Pg]) {
+        return;
+    }
     let st = Staged::new("tp_twice", 22);
     st.edit("plants", |m| {
         let tiles = m["tiles"].as_array_mut().unwrap();
@@ -147,6 +153,9 @@ fn tile_listed_twice() {
 
 #[test]
 fn one_tile_id_with_two_windows() {
+    if !require(&[Pg]) {
+        return;
+    }
     let st = Staged::new("tp_twoid", 23);
     st.edit("plants", |m| {
         let tiles = m["tiles"].as_array_mut().unwrap();
@@ -157,6 +166,9 @@ fn one_tile_id_with_two_windows() {
 
 #[test]
 fn negative_row_count() {
+    if !require(&[Pg]) {
+        return;
+    }
     let st = Staged::new("tp_neg", 24);
     st.edit("plants", |m| m["row_count"] = json!(-1));
     st.load_refused("plants", &["not a valid rasterstage manifest", "field row_count", "-1"]);
@@ -164,6 +176,9 @@ fn negative_row_count() {
 
 #[test]
 fn dataset_value_sum_of_1e308() {
+    if !require(&[Pg]) {
+        return;
+    }
     let st = Staged::new("tp_sum", 25);
     st.edit("plants", |m| m["value_sum"] = json!(1e308));
     st.load_refused("plants", &["invalid value_sum", "1e308", "the tiles' values sum to"]);
@@ -171,6 +186,9 @@ fn dataset_value_sum_of_1e308() {
 
 #[test]
 fn folder_whose_dataset_json_names_another_dataset() {
+    if !require(&[Pg]) {
+        return;
+    }
     let st = Staged::new("tp_other", 26);
     let other = st.root.join("other");
     std::fs::create_dir_all(&other).unwrap();
@@ -187,6 +205,9 @@ fn folder_whose_dataset_json_names_another_dataset() {
 
 #[test]
 fn tile_row0_of_2_pow_32() {
+    if !require(&[Pg]) {
+        return;
+    }
     let st = Staged::new("tp_row0", 27);
     st.edit("plants", |m| m["tiles"][5]["row0"] = json!(1u64 << 32));
     st.load_refused("plants", &["invalid tiles[5].row0", "4294967296"]);
@@ -194,6 +215,9 @@ fn tile_row0_of_2_pow_32() {
 
 #[test]
 fn grid_dx_of_zero() {
+    if !require(&[Pg]) {
+        return;
+    }
     let st = Staged::new("tp_dx", 28);
     st.edit("plants", |m| m["grid"]["dx"] = json!(0.0));
     st.load_refused("plants", &["invalid grid.dx", "finite and positive"]);
@@ -201,6 +225,9 @@ fn grid_dx_of_zero() {
 
 #[test]
 fn window_of_zero_in_load_verify_and_inspect() {
+    if !require(&[Pg]) {
+        return;
+    }
     let st = Staged::new("tp_win0", 29);
     st.edit("plants", |m| m["window"] = json!(0));
     st.load_refused("plants", &["invalid window", "is 0"]);
@@ -214,6 +241,9 @@ fn window_of_zero_in_load_verify_and_inspect() {
 
 #[test]
 fn window_of_2_pow_31() {
+    if !require(&[Pg]) {
+        return;
+    }
     let st = Staged::new("tp_win31", 30);
     st.edit("plants", |m| m["window"] = json!(1u64 << 31));
     st.load_refused("plants", &["invalid window", "2147483648"]);
@@ -221,6 +251,9 @@ fn window_of_2_pow_31() {
 
 #[test]
 fn grid_of_2_pow_40_cells_a_side_in_merge_and_load() {
+    if !require(&[Pg]) {
+        return;
+    }
     let st = Staged::new("tp_huge", 31);
     st.edit("plants", |m| {
         m["grid"]["width"] = json!(1u64 << 40);
@@ -237,6 +270,9 @@ fn grid_of_2_pow_40_cells_a_side_in_merge_and_load() {
 
 #[test]
 fn nan_value_sum_in_a_tile_record() {
+    if !require(&[Pg]) {
+        return;
+    }
     let st = Staged::new("tp_nan", 32);
     st.edit("plants", |m| {
         m["tiles"][7]["value_sum"] = json!("NaN");
@@ -247,6 +283,9 @@ fn nan_value_sum_in_a_tile_record() {
 
 #[test]
 fn dataset_json_larger_than_the_limit_is_refused_unread() {
+    if !require(&[Pg]) {
+        return;
+    }
     let st = Staged::new("tp_big", 33);
     // Sparse: the size is what is checked, before a byte is read.
     let f = std::fs::OpenOptions::new().write(true).open(st.manifest_path("plants")).unwrap();
@@ -318,6 +357,9 @@ fn tile_refused(st: &Staged, id: &str, what: &str) {
 
 #[test]
 fn parquet_tile_with_a_duplicated_cell() {
+    if !require(&[Pg]) {
+        return;
+    }
     let st = Staged::new("tp_dup", 34);
     rewrite_cells(&st, "r32_c64", |rows, cols| {
         // The second cell takes the first one's place: same count, same values, same sum.
@@ -329,6 +371,9 @@ fn parquet_tile_with_a_duplicated_cell() {
 
 #[test]
 fn parquet_tile_with_a_cell_outside_its_window() {
+    if !require(&[Pg]) {
+        return;
+    }
     let st = Staged::new("tp_out", 35);
     rewrite_cells(&st, "r32_c64", |_, cols| {
         // The last cell moves one column past the window (still after the others).
@@ -339,6 +384,9 @@ fn parquet_tile_with_a_cell_outside_its_window() {
 
 #[test]
 fn parquet_tile_out_of_row_major_order() {
+    if !require(&[Pg]) {
+        return;
+    }
     let st = Staged::new("tp_order", 36);
     rewrite_cells(&st, "r32_c64", |rows, cols| {
         rows.swap(0, 1);
@@ -351,6 +399,9 @@ fn parquet_tile_out_of_row_major_order() {
 /// and the advice every message gives works.
 #[test]
 fn overwrite_replaces_a_tampered_folder() {
+    if !require(&[Pg]) {
+        return;
+    }
     let st = Staged::new("tp_over", 37);
     st.edit("plants", |m| m["grid"]["dx"] = json!(0.0));
     let src = st.root.parent().unwrap().join("f37.tif");

@@ -6,6 +6,9 @@ use crate::common::*;
 
 #[test]
 fn zarr_spatial_ref_has_the_cf_grid_mapping_of_pyproj() {
+    if !require(&[Python]) {
+        return;
+    }
     let dir = tmp();
     let src = dir.path().join("plants.tif");
     let spec = RasterSpec { x0: 5.0, y0: 55.0, nodata: Some(-9999.0), ..RasterSpec::geographic(120, 80, 0.05) };
