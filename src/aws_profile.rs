@@ -14,17 +14,17 @@ use std::path::PathBuf;
 
 /// What a profile contributes (only the values the environment lacks).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct ProfileSettings {
+pub(crate) struct ProfileSettings {
     /// `aws_access_key_id`.
-    pub access_key_id: Option<String>,
+    pub(crate) access_key_id: Option<String>,
     /// `aws_secret_access_key`.
-    pub secret_access_key: Option<String>,
+    pub(crate) secret_access_key: Option<String>,
     /// `aws_session_token`.
-    pub session_token: Option<String>,
+    pub(crate) session_token: Option<String>,
     /// `region`.
-    pub region: Option<String>,
+    pub(crate) region: Option<String>,
     /// `endpoint_url` (S3-compatible servers).
-    pub endpoint_url: Option<String>,
+    pub(crate) endpoint_url: Option<String>,
 }
 
 impl std::fmt::Display for ProfileSettings {
@@ -41,21 +41,14 @@ impl std::fmt::Display for ProfileSettings {
     }
 }
 
-/// Reads the profile the environment selects, from the files the environment names.
+/// Reads the profile the environment selects, from the files the environment names, with
+/// the variables looked up through `lookup` (`HOME`, `AWS_PROFILE`, the file variables and
+/// the ones that override a profile).
 ///
 /// # Errors
 /// A one-line message when `AWS_PROFILE` names a profile that is not in either file, or one
 /// whose credentials come from something this module does not run (SSO, role, process).
-pub fn from_env() -> Result<ProfileSettings, String> {
-    from_vars(|k| std::env::var(k).ok())
-}
-
-/// [`from_env`] with the variables looked up through `lookup` instead of the process
-/// environment (`HOME`, `AWS_PROFILE`, the file variables and the ones that override a profile).
-///
-/// # Errors
-/// As [`from_env`].
-pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<ProfileSettings, String> {
+pub(crate) fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<ProfileSettings, String> {
     let var = |k: &str| lookup(k).filter(|v| !v.is_empty());
     let home = var("HOME").map(PathBuf::from);
     let file = |env: &str, name: &str| {

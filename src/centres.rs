@@ -10,14 +10,14 @@
 //! 0.016666666666667, sizes in binary fractions) keep the plain formula.
 
 /// Most decimal places of a "short decimal" origin or step.
-pub const MAX_DECIMALS: u32 = 9;
+pub(crate) const MAX_DECIMALS: u32 = 9;
 
 /// Largest integer every smaller one of which a double represents exactly (2^53).
 const EXACT_INT: i128 = 1 << 53;
 
 /// The centres along one axis of a grid.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Axis {
+pub(crate) struct Axis {
     origin: f64,
     step: f64,
     /// `(2 * origin, step)` scaled by `10^k`, and `2 * 10^k`: centre `i` is
@@ -27,7 +27,7 @@ pub struct Axis {
 
 impl Axis {
     /// The axis whose cell `i` spans `origin + i * step .. origin + (i + 1) * step`.
-    pub fn new(origin: f64, step: f64) -> Axis {
+    pub(crate) fn new(origin: f64, step: f64) -> Axis {
         let exact = (|| {
             let (om, oe) = decimal(origin)?;
             let (sm, se) = decimal(step)?;
@@ -41,7 +41,7 @@ impl Axis {
 
     /// The coordinate of the centre of cell `i`.
     #[inline]
-    pub fn centre(&self, i: usize) -> f64 {
+    pub(crate) fn centre(&self, i: usize) -> f64 {
         if let Some((o2, s, d)) = self.exact {
             let n = (2 * i as i128 + 1).checked_mul(s).and_then(|v| v.checked_add(o2));
             match n {
@@ -57,7 +57,7 @@ impl Axis {
     /// The same centre as a PostgreSQL expression of the integer column `index`, for views
     /// that compute coordinates: exact decimals in `numeric` (multiplication is exact there, and
     /// the cast to float8 rounds once, to nearest), else the plain formula in float8.
-    pub fn sql(&self, index: &str) -> String {
+    pub(crate) fn sql(&self, index: &str) -> String {
         match self.exact {
             Some((o2, s, d)) => format!(
                 "(({o2}::numeric + (2 * {index}::numeric + 1) * {s}::numeric) * '5e-{}'::numeric)::float8",
@@ -91,7 +91,7 @@ impl Axis {
 
 /// The edge `n * step` of a grid aligned to multiples of `step` (gdalwarp `-tap`), exact in
 /// decimal like the centres: `1201 * 0.05` is `60.05`, not `60.050000000000004`.
-pub fn multiple(n: f64, step: f64) -> f64 {
+pub(crate) fn multiple(n: f64, step: f64) -> f64 {
     let exact = (|| {
         if n.fract() != 0.0 || n.abs() > EXACT_INT as f64 {
             return None;

@@ -2,28 +2,30 @@
 //! config file, then flags. `schemas/config.schema.json` describes the same shape; serde
 //! enforces it here (unknown keys and wrong types are errors naming the key and line).
 
+use crate::convert::ConvertJob;
 use crate::grid::Bounds;
 use crate::limits;
-use crate::name::DatasetName;
-use crate::pipeline::ConvertJob;
-use crate::plan::GridRequest;
+use crate::merge::{How, MergeJob};
+use crate::name::{BadName, DatasetName};
 use crate::resample::Method;
 use crate::stage::geoparquet::GeoEncoding;
 use crate::stage::parquet::ParquetOptions;
-use crate::stage::Format;
+use crate::stage::{Format, ZarrVersion};
+use crate::store::{StorageOptions, StoreError};
+use crate::target_grid::GridRequest;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// Default window (tile) size in target cells.
-pub const DEFAULT_WINDOW: usize = 1024;
+pub(crate) const DEFAULT_WINDOW: usize = 1024;
 /// Default staging root.
-pub const DEFAULT_OUT: &str = "./staging";
+pub(crate) const DEFAULT_OUT: &str = "./staging";
 /// Default relative tolerance for "same resolution".
-pub const DEFAULT_TOLERANCE: f64 = 1e-9;
+pub(crate) const DEFAULT_TOLERANCE: f64 = 1e-9;
 /// Smallest window (tile) side: smaller ones only multiply tiles and requests.
-pub const MIN_WINDOW: usize = limits::MIN_WRITE_WINDOW;
+pub(crate) const MIN_WINDOW: usize = limits::MIN_WRITE_WINDOW;
 /// Largest window (tile) side of `convert` and `merge` ([`limits::MAX_WRITE_WINDOW`]).
-pub const MAX_WINDOW: usize = limits::MAX_WRITE_WINDOW;
+pub(crate) const MAX_WINDOW: usize = limits::MAX_WRITE_WINDOW;
 
 /// Config and override errors, each naming the file, dataset or key.
 #[derive(Debug, thiserror::Error)]
@@ -37,12 +39,21 @@ pub enum ConfigError {
     /// A value that parses but is not allowed.
     #[error("{0}: {1}")]
     Invalid(String, String),
+    /// A dataset name that cannot be a table name.
+    #[error(transparent)]
+    Name(#[from] BadName),
+    /// A bad `RASTERSTAGE_S3_*` variable.
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+    /// Flags that do not go together, or nothing to work on.
+    #[error("{0}")]
+    Usage(String),
 }
 
 /// A resolution: one number for both axes, or `[x, y]`.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(untagged)]
-pub enum Resolution {
+pub(crate) enum Resolution {
     /// Square cells.
     Square(f64),
     /// `[x, y]`.
@@ -62,71 +73,75 @@ impl Resolution {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The file it was read from, for messages.
+    #[serde(skip)]
+    pub(crate) path: String,
     /// Datasets to convert.
-    pub datasets: Vec<DatasetConfig>,
+    pub(crate) datasets: Vec<DatasetConfig>,
     /// Target grid and methods.
     #[serde(default)]
-    pub resampling: ResamplingConfig,
+    pub(crate) resampling: ResamplingConfig,
     /// Where and how to stage.
     #[serde(default)]
-    pub output: OutputConfig,
+    pub(crate) output: OutputConfig,
     /// PostgreSQL connection for `load`.
     #[serde(default)]
-    pub database: DatabaseConfig,
+    pub(crate) database: DatabaseConfig,
     /// How `load` loads (`load.geometry`).
     #[serde(default)]
-    pub load: LoadConfig,
+    pub(crate) load: LoadConfig,
     /// Retries, timeouts and concurrency of object store requests (s3://, gs://, az://).
     #[serde(default)]
-    pub storage: StorageConfig,
+    pub(crate) storage: StorageConfig,
     /// What `merge --config` merges.
     #[serde(default)]
-    pub merge: Option<MergeConfig>,
+    pub(crate) merge: Option<MergeConfig>,
 }
 
 /// The `merge:` section: staged datasets (under `output.uri`) merged into one dataset with
 /// a column per input.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MergeConfig {
+pub(crate) struct MergeConfig {
     /// Name of the merged dataset (its folder and table); default `merged`.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// The datasets to merge, in column order.
-    pub datasets: Vec<String>,
+    pub(crate) datasets: Vec<String>,
     /// `outer` (a cell where any dataset is valid, the default) or `inner` (every dataset).
-    pub how: Option<String>,
+    pub(crate) how: Option<How>,
     /// `parquet` (default) or `zarr`.
-    pub format: Option<String>,
+    pub(crate) format: Option<Format>,
     /// Zarr version (2 or 3) with `format: zarr`; default `output.zarr_version`, else 3.
-    pub zarr_version: Option<u8>,
+    pub(crate) zarr_version: Option<ZarrVersion>,
     /// Staging root of the merged dataset; default `output.uri`.
-    pub uri: Option<String>,
+    pub(crate) uri: Option<String>,
     /// Window (tile) size of the merged grid; default the first dataset's.
-    pub window: Option<usize>,
+    pub(crate) window: Option<usize>,
 }
 
 /// One dataset.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DatasetConfig {
+pub(crate) struct DatasetConfig {
     /// Name (safe SQL identifier; `-` becomes `_`).
-    pub name: String,
+    pub(crate) name: String,
     /// Raster path or URL.
-    pub path: String,
+    pub(crate) path: String,
     /// Data kind, mapped to a method by `resampling.strategies`.
-    pub data_type: Option<String>,
+    pub(crate) data_type: Option<String>,
     /// Band number (default 1).
-    pub band: Option<usize>,
-    /// Informational band name (the original pipeline's `band_name`).
-    pub band_name: Option<String>,
+    pub(crate) band: Option<usize>,
+    /// Informational band name (the original pipeline's `band_name`): accepted, not used.
+    #[serde(rename = "band_name")]
+    _band_name: Option<String>,
     /// Method for this dataset, overriding the strategy.
     #[serde(alias = "resampling_method")]
-    pub method: Option<String>,
+    pub(crate) method: Option<String>,
     /// Nodata override.
-    pub nodata: Option<f64>,
+    pub(crate) nodata: Option<f64>,
     /// Whether to convert it (default true).
     #[serde(default = "yes")]
-    pub enabled: bool,
+    pub(crate) enabled: bool,
 }
 
 fn yes() -> bool {
@@ -136,33 +151,33 @@ fn yes() -> bool {
 /// The `resampling:` section.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ResamplingConfig {
+pub(crate) struct ResamplingConfig {
     /// Target resolution; absent keeps each source's.
-    pub target_resolution: Option<Resolution>,
+    pub(crate) target_resolution: Option<Resolution>,
     /// Target CRS; absent keeps each source's.
-    pub target_crs: Option<String>,
+    pub(crate) target_crs: Option<String>,
     /// Target bounds `[minx, miny, maxx, maxy]`; sharing them makes every dataset's
     /// `(row_idx, col_idx)` identical for the same cell.
-    pub target_bounds: Option<[f64; 4]>,
+    pub(crate) target_bounds: Option<[f64; 4]>,
     /// Relative tolerance for "same resolution".
     #[serde(default = "default_tolerance")]
-    pub resolution_tolerance: f64,
+    pub(crate) resolution_tolerance: f64,
     /// Copy cells when the source is already on the target grid.
     #[serde(default = "yes")]
-    pub allow_skip_resampling: bool,
+    pub(crate) allow_skip_resampling: bool,
     /// Align to multiples of the resolution (gdalwarp -tap). Absent: aligned when a grid
     /// is asked for (`target_resolution`, `target_crs` or `target_bounds`), else the
     /// source grid is copied as it is.
     #[serde(default)]
-    pub align: Option<bool>,
+    pub(crate) align: Option<bool>,
     /// Method per data kind.
     #[serde(default)]
-    pub strategies: BTreeMap<String, String>,
+    pub(crate) strategies: BTreeMap<String, String>,
     /// Window (tile) size in target cells.
     #[serde(default = "default_window")]
-    pub window_size: usize,
+    pub(crate) window_size: usize,
     /// Worker threads (default: CPU cores).
-    pub threads: Option<usize>,
+    pub(crate) threads: Option<usize>,
 }
 
 fn default_tolerance() -> f64 {
@@ -191,33 +206,33 @@ impl Default for ResamplingConfig {
 /// The `output:` section.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OutputConfig {
+pub(crate) struct OutputConfig {
     /// `parquet` (default) or `zarr`.
-    pub format: Option<String>,
+    pub(crate) format: Option<Format>,
     /// Staging root (local folder, s3://bucket/prefix, gs://bucket/prefix or az://container/prefix).
-    pub uri: Option<String>,
+    pub(crate) uri: Option<String>,
     /// Zarr version (3 default, 2 for GDAL < 3.11: older GDAL lacks v3's codecs).
-    pub zarr_version: Option<u8>,
+    pub(crate) zarr_version: Option<ZarrVersion>,
     /// Sharded Zarr v3: K x K windows per shard object (`--zarr-shard K`).
-    pub zarr_shard: Option<usize>,
+    pub(crate) zarr_shard: Option<usize>,
     /// GeoParquet tiles (a point geometry column, bbox covering, `geo` metadata).
-    pub geoparquet: Option<bool>,
+    pub(crate) geoparquet: Option<bool>,
     /// Encoding of the GeoParquet geometry: `wkb` (default) or `point`.
-    pub geoparquet_encoding: Option<String>,
+    pub(crate) geoparquet_encoding: Option<GeoEncoding>,
     /// Only encodings every Parquet reader decodes (no BYTE_STREAM_SPLIT).
-    pub parquet_compat: Option<bool>,
+    pub(crate) parquet_compat: Option<bool>,
 }
 
 /// The `database:` section.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DatabaseConfig {
+pub(crate) struct DatabaseConfig {
     /// Connection URL (DATABASE_URL and --database-url take precedence).
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
     /// Schema for the tables.
-    pub schema: Option<String>,
+    pub(crate) schema: Option<String>,
     /// Prefix for dataset table names.
-    pub table_prefix: Option<String>,
+    pub(crate) table_prefix: Option<String>,
 }
 
 /// The `load:` section.
@@ -232,15 +247,15 @@ pub struct LoadConfig {
 /// `RASTERSTAGE_S3_*` variables of the same names override it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct StorageConfig {
+pub(crate) struct StorageConfig {
     /// Retries of one request after a 5xx, a timeout or a dropped connection.
-    pub max_retries: usize,
+    pub(crate) max_retries: usize,
     /// No retry starts later than this many seconds after a request's first attempt.
-    pub retry_timeout_secs: f64,
+    pub(crate) retry_timeout_secs: f64,
     /// Time limit of one HTTP request in seconds.
-    pub request_timeout_secs: f64,
+    pub(crate) request_timeout_secs: f64,
     /// Requests in flight at once.
-    pub max_concurrent_requests: usize,
+    pub(crate) max_concurrent_requests: usize,
 }
 
 impl Default for StorageConfig {
@@ -259,7 +274,7 @@ impl StorageConfig {
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] naming the key of a value out of range, and the range.
-    pub fn options(&self, path: &str) -> Result<crate::store::StorageOptions, ConfigError> {
+    pub(crate) fn options(&self, path: &str) -> Result<crate::store::StorageOptions, ConfigError> {
         let bad = |key: &str, m: String| ConfigError::Invalid(format!("{path}: storage.{key}"), m);
         let secs = |key: &str, v: f64| {
             limits::duration_secs(v).filter(|d| !d.is_zero()).ok_or_else(|| {
@@ -310,7 +325,7 @@ pub fn worker_count(requested: Option<usize>, what: &str, max: usize) -> Result<
 }
 
 /// The built-in method per data kind, as the original pipeline had them.
-pub fn default_strategies() -> BTreeMap<String, String> {
+pub(crate) fn default_strategies() -> BTreeMap<String, String> {
     [("richness_data", "sum"), ("continuous_data", "average"), ("categorical_data", "mode")]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -322,7 +337,7 @@ impl Config {
     ///
     /// # Errors
     /// [`ConfigError`] naming the file and, for schema errors, the key and line.
-    pub fn load(path: &str) -> Result<Config, ConfigError> {
+    pub(crate) fn load(path: &str) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_string(), e))?;
         let mut cfg = Config::parse(path, &text)?;
         // Relative paths in a config mean "next to the config", wherever it is run from.
@@ -339,25 +354,258 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Reads `--config` (if given) and makes its `storage:` section the default for every
-    /// store, as every command that takes `--config` does.
+    /// Reads `--config` if given.
     ///
     /// # Errors
-    /// As [`Config::load`], or an invalid `storage:` section.
-    pub fn load_applying_storage(path: Option<&str>) -> Result<Option<Config>, ConfigError> {
-        let Some(p) = path else { return Ok(None) };
-        let c = Config::load(p)?;
-        crate::store::set_default_options(c.storage.options(p)?);
-        Ok(Some(c))
+    /// As [`Config::load`].
+    pub fn load_opt(path: Option<&str>) -> Result<Option<Config>, ConfigError> {
+        path.map(Config::load).transpose()
     }
 
     /// Parses config text; `path` is only for messages.
     ///
     /// # Errors
     /// [`ConfigError::Parse`].
-    pub fn parse(path: &str, text: &str) -> Result<Config, ConfigError> {
-        serde_yaml::from_str(text).map_err(|e| ConfigError::Parse(path.to_string(), e.to_string()))
+    pub(crate) fn parse(path: &str, text: &str) -> Result<Config, ConfigError> {
+        let mut cfg: Config =
+            serde_yaml::from_str(text).map_err(|e| ConfigError::Parse(path.to_string(), e.to_string()))?;
+        cfg.path = path.to_string();
+        Ok(cfg)
     }
+
+    /// The names of the enabled datasets, as their folders are named (`-` becomes `_`).
+    pub(crate) fn enabled_names(&self) -> Vec<String> {
+        self.datasets.iter().filter(|d| d.enabled).map(|d| d.name.replace('-', "_")).collect()
+    }
+}
+
+/// The storage options of the config's `storage:` section (the defaults without a config),
+/// with any `RASTERSTAGE_S3_*` variable applied on top.
+///
+/// # Errors
+/// An invalid `storage:` value or variable, named.
+pub fn storage_options(cfg: Option<&Config>) -> Result<StorageOptions, ConfigError> {
+    let base = match cfg {
+        Some(c) => c.storage.options(&c.path)?,
+        None => StorageOptions::default(),
+    };
+    Ok(base.with_env()?)
+}
+
+/// What `load`, `verify` and `finalize` work on: a staging root and the datasets under it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StagingTarget {
+    /// Staging root URL.
+    pub root: String,
+    /// Only these datasets (empty: every staged dataset).
+    pub datasets: Vec<String>,
+    /// How the staging store talks to an object store.
+    pub storage: StorageOptions,
+}
+
+/// The staging root (`--from`, else the config's `output.uri`, else the default root when a
+/// config is given) and the datasets (`--dataset`, else the config's enabled ones).
+///
+/// # Errors
+/// [`ConfigError::Usage`] when neither `--from` nor a config is given (`verb` says for
+/// what), and invalid storage settings.
+pub fn staging_target(
+    cfg: Option<&Config>,
+    from: Option<&str>,
+    datasets: &[String],
+    verb: &str,
+) -> Result<StagingTarget, ConfigError> {
+    let root = match (from, cfg.and_then(|c| c.output.uri.clone())) {
+        (Some(f), _) => f.to_string(),
+        (None, Some(u)) => u,
+        (None, None) if cfg.is_some() => DEFAULT_OUT.to_string(),
+        (None, None) => {
+            return Err(ConfigError::Usage(format!("nothing to {verb}: give --from ./staging or --config config.yml")))
+        }
+    };
+    let datasets =
+        if !datasets.is_empty() { datasets.to_vec() } else { cfg.map(Config::enabled_names).unwrap_or_default() };
+    Ok(StagingTarget { root, datasets, storage: storage_options(cfg)? })
+}
+
+/// Where tables go: the config's connection URL, schema and table prefix under the flags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DbTarget {
+    /// The config's `database.url` (the flag and `DATABASE_URL` take precedence).
+    pub config_url: Option<String>,
+    /// Schema of the tables (`public` unless set).
+    pub schema: String,
+    /// Prefix of every dataset table's name.
+    pub prefix: String,
+    /// The config's `load.geometry` (`--geometry` takes precedence).
+    pub geometry: Option<crate::load::geometry::Geometry>,
+}
+
+/// The schema and table prefix of the flags, else the config's `database:` section, else
+/// `public` and none.
+pub fn db_target(cfg: Option<&Config>, schema: Option<&str>, prefix: Option<&str>) -> DbTarget {
+    let dbc = cfg.map(|c| c.database.clone()).unwrap_or_default();
+    DbTarget {
+        config_url: dbc.url,
+        schema: schema.map(str::to_string).or(dbc.schema).unwrap_or_else(|| "public".to_string()),
+        prefix: prefix.map(str::to_string).or(dbc.table_prefix).unwrap_or_default(),
+        geometry: cfg.and_then(|c| c.load.geometry),
+    }
+}
+
+/// The datasets `convert` (and `plan`) work on, and the config's thread count.
+#[derive(Debug, Clone)]
+pub struct ConvertJobs {
+    /// One job per dataset, in config order.
+    pub jobs: Vec<ConvertJob>,
+    /// The config's `resampling.threads`.
+    pub threads: Option<usize>,
+}
+
+/// Resolves `convert`'s datasets: every enabled dataset of the config at `config`, or the one
+/// ad hoc `source` (named `name`, else after the file), with the flags `o` on top.
+///
+/// # Errors
+/// [`ConfigError`] naming the file, dataset, key or flag.
+pub fn convert_jobs(
+    config: Option<&str>,
+    source: Option<&str>,
+    name: Option<&str>,
+    o: &Overrides,
+) -> Result<ConvertJobs, ConfigError> {
+    match (config, source) {
+        (Some(path), None) => {
+            let cfg = Config::load(path)?;
+            let jobs = jobs_from_config(path, &cfg, o)?;
+            if jobs.is_empty() {
+                return Err(ConfigError::Invalid(path.to_string(), "no enabled datasets to convert".into()));
+            }
+            Ok(ConvertJobs { jobs, threads: cfg.resampling.threads })
+        }
+        (None, Some(src)) => {
+            let name = match name {
+                Some(n) => DatasetName::new(n)?,
+                None => DatasetName::from_source(src)?,
+            };
+            name.check_not_reserved("")?;
+            let base = Base { storage: storage_options(None)?, ..Base::defaults() };
+            let job = resolve(name, src.to_string(), o.band.unwrap_or(1), o.nodata, o.method, o, base)?;
+            Ok(ConvertJobs { jobs: vec![job], threads: None })
+        }
+        (Some(_), Some(_)) => Err(ConfigError::Usage("give either a source raster or --config, not both".into())),
+        (None, None) => {
+            Err(ConfigError::Usage("nothing to convert: give a source raster or --config config.yml".into()))
+        }
+    }
+}
+
+/// Name of the merged dataset when neither --out, --name nor the config gives one.
+pub(crate) const DEFAULT_MERGE_NAME: &str = "merged";
+
+/// `merge`'s flags (each overrides the config's `merge:` section).
+#[derive(Debug, Clone, Default)]
+pub struct MergeFlags {
+    /// `--from`.
+    pub from: Option<String>,
+    /// `--datasets`.
+    pub datasets: Vec<String>,
+    /// `--out`: the merged dataset's folder.
+    pub out: Option<String>,
+    /// `--name`.
+    pub name: Option<String>,
+    /// `--how`.
+    pub how: Option<How>,
+    /// `--format`.
+    pub format: Option<Format>,
+    /// `--zarr-version`.
+    pub zarr_version: Option<ZarrVersion>,
+    /// `--window`.
+    pub window: Option<usize>,
+    /// `--to-postgres`: the name must also make a table name with the prefix.
+    pub to_postgres: bool,
+    /// `--table-prefix`.
+    pub table_prefix: Option<String>,
+}
+
+/// Splits a dataset folder URL into (staging root, last segment).
+fn split_out(out: &str) -> (String, String) {
+    let t = out.trim_end_matches('/');
+    match t.rsplit_once('/') {
+        Some((root, last)) if !root.is_empty() && !root.ends_with(':') && !root.ends_with(":/") => {
+            (root.to_string(), last.to_string())
+        }
+        Some((root, last)) => (format!("{root}/"), last.to_string()),
+        None => (".".to_string(), t.to_string()),
+    }
+}
+
+/// Resolves `merge`: the flags over the config's `merge:` section (and its `output:` and
+/// `database:` sections) over the defaults.
+///
+/// # Errors
+/// [`ConfigError`] naming the flag or key.
+pub fn merge_job(cfg: Option<&Config>, f: &MergeFlags) -> Result<MergeJob, ConfigError> {
+    let mc = cfg.and_then(|c| c.merge.clone());
+    if let (Some(c), None, true) = (cfg, &mc, f.datasets.is_empty()) {
+        return Err(ConfigError::Invalid(
+            c.path.clone(),
+            "no merge: section (merge: {name, datasets, how, format, uri}) and no --datasets".into(),
+        ));
+    }
+    let mc = mc.unwrap_or_default();
+    let from =
+        f.from.clone().or_else(|| cfg.and_then(|c| c.output.uri.clone())).unwrap_or_else(|| DEFAULT_OUT.to_string());
+    let names = if f.datasets.is_empty() { &mc.datasets } else { &f.datasets };
+    let datasets = names.iter().map(|n| DatasetName::new(n)).collect::<Result<Vec<_>, _>>()?;
+    let (out, out_name) = match &f.out {
+        Some(o) => {
+            let (root, last) = split_out(o);
+            (root, Some(last))
+        }
+        None => (mc.uri.clone().unwrap_or_else(|| from.clone()), None),
+    };
+    let name_str = match (&f.name, &out_name) {
+        (Some(n), Some(last)) if DatasetName::new(n)?.as_str() != DatasetName::new(last)?.as_str() => {
+            return Err(ConfigError::Usage(format!(
+                "--name {n} and --out (whose last segment names the dataset: {last}) disagree; give one of them"
+            )))
+        }
+        (Some(n), _) => n.clone(),
+        (None, Some(last)) => last.clone(),
+        (None, None) => mc.name.clone().unwrap_or_else(|| DEFAULT_MERGE_NAME.to_string()),
+    };
+    let name = DatasetName::new(&name_str).map_err(|e| {
+        ConfigError::Invalid("the merged dataset's name (--out's last segment or --name)".into(), e.to_string())
+    })?;
+    let prefix = db_target(cfg, None, f.table_prefix.as_deref()).prefix;
+    // Refused before anything is staged: `load` would refuse the table anyway.
+    name.check_not_reserved(if f.to_postgres { &prefix } else { "" })?;
+    let window = f.window.or(mc.window);
+    if let Some(w) = window.filter(|w| !(MIN_WINDOW..=MAX_WINDOW).contains(w)) {
+        let what = if f.window.is_some() { "--window" } else { "merge.window" };
+        return Err(ConfigError::Invalid(
+            what.into(),
+            format!(
+                "must be between {MIN_WINDOW} and {MAX_WINDOW} cells (a window's {} cells at most are held in memory at once), got {w}",
+                limits::MAX_WINDOW_CELLS
+            ),
+        ));
+    }
+    Ok(MergeJob {
+        from,
+        datasets,
+        out,
+        name,
+        how: f.how.or(mc.how).unwrap_or_default(),
+        format: f.format.or(mc.format).unwrap_or(Format::Parquet),
+        zarr_version: f
+            .zarr_version
+            .or(mc.zarr_version)
+            .or_else(|| cfg.and_then(|c| c.output.zarr_version))
+            .unwrap_or_default(),
+        window,
+        storage: storage_options(cfg)?,
+    })
 }
 
 /// `p` relative to `base` when it is a relative local path (not a URL, /vsi path or GDAL
@@ -377,7 +625,7 @@ pub struct Overrides {
     /// `--out`.
     pub out: Option<String>,
     /// `--format`.
-    pub format: Option<String>,
+    pub format: Option<Format>,
     /// `--resolution` / `--tr`.
     pub resolution: Option<(f64, f64)>,
     /// `--target-crs`.
@@ -385,17 +633,17 @@ pub struct Overrides {
     /// `--bounds` / `--te`.
     pub bounds: Option<[f64; 4]>,
     /// `--method`.
-    pub method: Option<String>,
+    pub method: Option<Method>,
     /// `--window`.
     pub window: Option<usize>,
     /// `--zarr-version`.
-    pub zarr_version: Option<u8>,
+    pub zarr_version: Option<ZarrVersion>,
     /// `--zarr-shard`.
     pub zarr_shard: Option<usize>,
     /// `--geoparquet`.
     pub geoparquet: bool,
     /// `--geoparquet-encoding`.
-    pub geoparquet_encoding: Option<String>,
+    pub geoparquet_encoding: Option<GeoEncoding>,
     /// `--parquet-compat`.
     pub parquet_compat: bool,
     /// `--band`.
@@ -422,7 +670,8 @@ fn parse_method(what: &str, s: &str) -> Result<Method, ConfigError> {
 ///
 /// # Errors
 /// [`ConfigError::Invalid`] naming the dataset and the key.
-pub fn jobs_from_config(path: &str, cfg: &Config, o: &Overrides) -> Result<Vec<ConvertJob>, ConfigError> {
+pub(crate) fn jobs_from_config(path: &str, cfg: &Config, o: &Overrides) -> Result<Vec<ConvertJob>, ConfigError> {
+    let storage = storage_options(Some(cfg))?;
     let mut strategies = default_strategies();
     strategies.extend(cfg.resampling.strategies.clone());
     let mut jobs = Vec::new();
@@ -437,7 +686,7 @@ pub fn jobs_from_config(path: &str, cfg: &Config, o: &Overrides) -> Result<Vec<C
         let prefix = cfg.database.table_prefix.as_deref().unwrap_or("");
         name.check_not_reserved(prefix).map_err(|e| ConfigError::Invalid(what.clone(), e.to_string()))?;
         let method = match (&o.method, &d.method, &d.data_type) {
-            (Some(m), _, _) => Some(parse_method("--method", m)?),
+            (Some(m), _, _) => Some(*m),
             (None, Some(m), _) => Some(parse_method(&format!("{what}.method"), m)?),
             (None, None, Some(t)) => {
                 let m = strategies.get(t).ok_or_else(|| {
@@ -466,13 +715,14 @@ pub fn jobs_from_config(path: &str, cfg: &Config, o: &Overrides) -> Result<Vec<C
                 align: r.align,
                 allow_passthrough: r.allow_skip_resampling,
                 window: r.window_size,
-                format: cfg.output.format.clone(),
+                format: cfg.output.format,
                 zarr_version: cfg.output.zarr_version,
                 zarr_shard: cfg.output.zarr_shard,
                 geoparquet: cfg.output.geoparquet.unwrap_or(false),
-                geoparquet_encoding: cfg.output.geoparquet_encoding.clone(),
+                geoparquet_encoding: cfg.output.geoparquet_encoding,
                 parquet_compat: cfg.output.parquet_compat.unwrap_or(false),
                 out: cfg.output.uri.clone(),
+                storage: storage.clone(),
             },
         )
         .map_err(|e| match e {
@@ -491,41 +741,43 @@ pub fn jobs_from_config(path: &str, cfg: &Config, o: &Overrides) -> Result<Vec<C
 
 /// Values a job starts from before flags (the config's, or defaults).
 #[derive(Debug, Clone, Default)]
-pub struct Base {
+pub(crate) struct Base {
     /// Target resolution.
-    pub resolution: Option<(f64, f64)>,
+    pub(crate) resolution: Option<(f64, f64)>,
     /// Target CRS.
-    pub crs: Option<String>,
+    pub(crate) crs: Option<String>,
     /// Target bounds.
-    pub bounds: Option<[f64; 4]>,
+    pub(crate) bounds: Option<[f64; 4]>,
     /// Tolerance.
-    pub tolerance: f64,
+    pub(crate) tolerance: f64,
     /// `-tap` alignment: `Some` when set explicitly (config `align:`); `None` aligns only
     /// when a resolution, CRS or bounds is asked for.
-    pub align: Option<bool>,
+    pub(crate) align: Option<bool>,
     /// Passthrough allowed.
-    pub allow_passthrough: bool,
+    pub(crate) allow_passthrough: bool,
     /// Window size.
-    pub window: usize,
-    /// Format name.
-    pub format: Option<String>,
+    pub(crate) window: usize,
+    /// Format.
+    pub(crate) format: Option<Format>,
     /// Zarr version.
-    pub zarr_version: Option<u8>,
+    pub(crate) zarr_version: Option<ZarrVersion>,
     /// Windows per Zarr shard side.
-    pub zarr_shard: Option<usize>,
+    pub(crate) zarr_shard: Option<usize>,
     /// GeoParquet tiles.
-    pub geoparquet: bool,
-    /// GeoParquet geometry encoding name.
-    pub geoparquet_encoding: Option<String>,
+    pub(crate) geoparquet: bool,
+    /// GeoParquet geometry encoding.
+    pub(crate) geoparquet_encoding: Option<GeoEncoding>,
     /// Compatible Parquet encodings.
-    pub parquet_compat: bool,
+    pub(crate) parquet_compat: bool,
     /// Staging root.
-    pub out: Option<String>,
+    pub(crate) out: Option<String>,
+    /// How stores talk to an object store.
+    pub storage: StorageOptions,
 }
 
 impl Base {
     /// Built-in defaults (no config file).
-    pub fn defaults() -> Base {
+    pub(crate) fn defaults() -> Base {
         Base {
             tolerance: DEFAULT_TOLERANCE,
             align: None,
@@ -540,7 +792,7 @@ impl Base {
 ///
 /// # Errors
 /// [`ConfigError::Invalid`] naming the option.
-pub fn resolve(
+pub(crate) fn resolve(
     name: DatasetName,
     source: String,
     band: usize,
@@ -569,14 +821,8 @@ pub fn resolve(
             ),
         ));
     }
-    let fmt_name = o.format.clone().or(base.format.clone()).unwrap_or_else(|| "parquet".into());
-    let format = Format::parse(&fmt_name)
-        .ok_or_else(|| bad("format", format!("unknown format {fmt_name:?}; use parquet or zarr")))?;
-    let zarr_version = o.zarr_version.or(base.zarr_version).unwrap_or(3);
-    if zarr_version != 2 && zarr_version != 3 {
-        let k = key(o.zarr_version.is_some(), "--zarr-version", "output.zarr_version");
-        return Err(bad(k, format!("must be 2 or 3, got {zarr_version}")));
-    }
+    let format = o.format.or(base.format).unwrap_or(Format::Parquet);
+    let zarr_version = o.zarr_version.or(base.zarr_version).unwrap_or_default();
     let zarr_shard = zarr_shard(o, &base, format, zarr_version, window)?;
     if band == 0 {
         return Err(bad("band", "bands are numbered from 1".into()));
@@ -634,6 +880,7 @@ pub fn resolve(
         zarr_shard,
         parquet,
         out: o.out.clone().or(base.out).unwrap_or_else(|| DEFAULT_OUT.into()),
+        storage: base.storage,
     })
 }
 
@@ -644,13 +891,13 @@ fn zarr_shard(
     o: &Overrides,
     base: &Base,
     format: Format,
-    zarr_version: u8,
+    zarr_version: ZarrVersion,
     window: usize,
 ) -> Result<Option<usize>, ConfigError> {
     let Some(k) = o.zarr_shard.or(base.zarr_shard) else { return Ok(None) };
     let what = if o.zarr_shard.is_some() { "--zarr-shard" } else { "output.zarr_shard" };
     let bad = |m: String| Err(ConfigError::Invalid(what.to_string(), m));
-    if format != Format::Zarr || zarr_version != 3 {
+    if format != Format::Zarr || zarr_version != ZarrVersion::V3 {
         let now = if format == Format::Zarr { "Zarr v2".to_string() } else { format!("{format:?}").to_lowercase() };
         return bad(format!(
             "sharding is a Zarr v3 feature, not for {now}; use --format zarr (--zarr-version 3) or drop it"
@@ -671,15 +918,7 @@ fn zarr_shard(
 /// The Parquet options of flags over `base`, refused for a format that is not Parquet.
 fn parquet_options(o: &Overrides, base: &Base, format: Format) -> Result<ParquetOptions, ConfigError> {
     let bad = |k: &str, m: String| ConfigError::Invalid(k.to_string(), m);
-    let enc_name = o.geoparquet_encoding.clone().or_else(|| base.geoparquet_encoding.clone());
-    let encoding = match &enc_name {
-        None => DEFAULT_GEO_ENCODING,
-        Some(n) => GeoEncoding::parse(n).ok_or_else(|| {
-            let k =
-                if o.geoparquet_encoding.is_some() { "--geoparquet-encoding" } else { "output.geoparquet_encoding" };
-            bad(k, format!("unknown encoding {n:?}; use wkb or point"))
-        })?,
-    };
+    let encoding = o.geoparquet_encoding.or(base.geoparquet_encoding).unwrap_or(DEFAULT_GEO_ENCODING);
     let geo = o.geoparquet || base.geoparquet;
     let compat = o.parquet_compat || base.parquet_compat;
     if format != Format::Parquet && (geo || compat) {
@@ -697,7 +936,7 @@ fn parquet_options(o: &Overrides, base: &Base, format: Format) -> Result<Parquet
 /// GeoParquet's geometry encoding when none is named: WKB, which every GeoParquet reader
 /// decodes (the native point encoding needs GDAL 3.8 or later, for one); the two cost the
 /// same (docs/BENCHMARKS.md).
-pub const DEFAULT_GEO_ENCODING: GeoEncoding = GeoEncoding::Wkb;
+pub(crate) const DEFAULT_GEO_ENCODING: GeoEncoding = GeoEncoding::Wkb;
 
 #[cfg(test)]
 mod tests {
@@ -711,12 +950,12 @@ mod tests {
         let cfg = Config::parse("c.yml", &yml).unwrap();
         let jobs = jobs_from_config("c.yml", &cfg, &Overrides::default()).unwrap();
         assert_eq!(jobs[0].parquet, ParquetOptions { geoparquet: Some(GeoEncoding::Wkb), compat: true });
-        let o = Overrides { geoparquet_encoding: Some("point".into()), ..Overrides::default() };
+        let o = Overrides { geoparquet_encoding: Some(GeoEncoding::Point), ..Overrides::default() };
         assert_eq!(jobs_from_config("c.yml", &cfg, &o).unwrap()[0].parquet.geoparquet, Some(GeoEncoding::Point));
         // Defaults unchanged: plain tiles.
         let plain = jobs_from_config("c.yml", &Config::parse("c.yml", CFG).unwrap(), &Overrides::default()).unwrap();
         assert_eq!(plain[0].parquet, ParquetOptions::default());
-        let zarr = Overrides { format: Some("zarr".into()), ..Overrides::default() };
+        let zarr = Overrides { format: Some(Format::Zarr), ..Overrides::default() };
         assert!(jobs_from_config("c.yml", &cfg, &zarr).is_err());
     }
 
@@ -727,7 +966,7 @@ mod tests {
         assert_eq!(jobs.len(), 1);
         assert_eq!(jobs[0].method, Some(Method::Sum));
         assert_eq!(jobs[0].grid.resolution, Some((0.05, 0.05)));
-        let o = Overrides { method: Some("average".into()), window: Some(256), ..Default::default() };
+        let o = Overrides { method: Some(Method::Average), window: Some(256), ..Default::default() };
         let jobs = jobs_from_config("c.yml", &cfg, &o).unwrap();
         assert_eq!(jobs[0].method, Some(Method::Average));
         assert_eq!(jobs[0].window, 256);
@@ -815,8 +1054,9 @@ mod tests {
             let e = refused(ONE, &Overrides { resolution: Some((r, r)), ..Default::default() });
             assert!(e.contains("--resolution") && e.contains("positive"), "{e}");
         }
-        let e = refused(ONE, &Overrides { zarr_version: Some(7), ..Default::default() });
-        assert!(e.contains("--zarr-version") && e.contains("2 or 3"), "{e}");
+        // --zarr-version 7 is refused by clap (tests/it/limits.rs); the type says why.
+        let e = ZarrVersion::try_from(7).unwrap_err();
+        assert!(e.contains("2 or 3"), "{e}");
         let e = refused(ONE, &Overrides { band: Some(0), ..Default::default() });
         assert!(e.contains("band") && e.contains("from 1"), "{e}");
         for t in [-1.0, 0.5, f64::NAN] {
@@ -833,7 +1073,7 @@ mod tests {
         assert!(e.contains("resampling.target_bounds"), "{e}");
         let e = refused(&format!("{ONE}resampling:\n  target_resolution: .nan\n"), &Overrides::default());
         assert!(e.contains("resampling.target_resolution"), "{e}");
-        let e = refused(&format!("{ONE}output:\n  zarr_version: 7\n"), &Overrides::default());
+        let e = Config::parse("c.yml", &format!("{ONE}output:\n  zarr_version: 7\n")).unwrap_err().to_string();
         assert!(e.contains("output.zarr_version"), "{e}");
     }
 
@@ -882,6 +1122,113 @@ mod tests {
         let text = "datasets:\n  - name: datasets\n    path: b\ndatabase:\n  table_prefix: raster_\n";
         let e = refused(text, &Overrides::default());
         assert!(e.contains("raster_datasets") && e.contains("prefix"), "{e}");
+    }
+
+    #[test]
+    fn out_splits_into_root_and_name() {
+        assert_eq!(split_out("./staging/merged"), ("./staging".into(), "merged".into()));
+        assert_eq!(split_out("staging/merged/"), ("staging".into(), "merged".into()));
+        assert_eq!(split_out("merged"), (".".into(), "merged".into()));
+        assert_eq!(split_out("s3://bucket/merged"), ("s3://bucket".into(), "merged".into()));
+        assert_eq!(split_out("/merged"), ("/".into(), "merged".into()));
+    }
+
+    #[test]
+    fn typed_config_values() {
+        let cfg = Config::parse(
+            "c.yml",
+            &format!("{ONE}output:\n  format: zarr\n  zarr_version: 2\nmerge:\n  datasets: [a]\n  how: full\n"),
+        )
+        .unwrap();
+        assert_eq!(cfg.output.format, Some(Format::Zarr));
+        assert_eq!(cfg.output.zarr_version, Some(ZarrVersion::V2));
+        assert_eq!(cfg.merge.as_ref().unwrap().how, Some(How::Outer));
+        let e = Config::parse("c.yml", &format!("{ONE}output:\n  format: csv\n")).unwrap_err().to_string();
+        assert!(e.contains("output.format") && e.contains("csv"), "{e}");
+        let e = Config::parse("c.yml", &format!("{ONE}merge:\n  datasets: []\n  how: left\n")).unwrap_err().to_string();
+        assert!(e.contains("merge.how"), "{e}");
+    }
+
+    #[test]
+    fn staging_target_from_flags_or_config() {
+        let none = staging_target(None, None, &[], "load").unwrap_err().to_string();
+        assert_eq!(none, "nothing to load: give --from ./staging or --config config.yml");
+        let t = staging_target(None, Some("st"), &["a".into()], "load").unwrap();
+        assert_eq!((t.root.as_str(), t.datasets), ("st", vec!["a".to_string()]));
+        let cfg = Config::parse("c.yml", CFG).unwrap();
+        let t = staging_target(Some(&cfg), None, &[], "verify").unwrap();
+        // Only the enabled dataset; the default root.
+        assert_eq!((t.root.as_str(), t.datasets), (DEFAULT_OUT, vec!["plants".to_string()]));
+        let cfg =
+            Config::parse("c.yml", &format!("{CFG}output:\n  uri: s3://b/p\nstorage:\n  max_retries: 3\n")).unwrap();
+        let t = staging_target(Some(&cfg), None, &[], "finalize").unwrap();
+        assert_eq!(t.root, "s3://b/p");
+        // The config's storage section travels with the target (no process-global setting).
+        assert_eq!(t.storage, cfg.storage.options("c.yml").unwrap().with_env().unwrap());
+        let bad = Config::parse("c.yml", &format!("{CFG}storage:\n  max_retries: 1000\n")).unwrap();
+        let e = staging_target(Some(&bad), None, &[], "load").unwrap_err().to_string();
+        assert!(e.contains("c.yml: storage.max_retries"), "{e}");
+    }
+
+    #[test]
+    fn db_target_flags_over_config() {
+        assert_eq!(
+            db_target(None, None, None),
+            DbTarget { config_url: None, schema: "public".into(), prefix: String::new(), geometry: None }
+        );
+        let cfg = Config::parse(
+            "c.yml",
+            &format!("{CFG}database:\n  url: postgres://h/db\n  schema: raster\n  table_prefix: rs_\n"),
+        )
+        .unwrap();
+        let t = db_target(Some(&cfg), None, None);
+        assert_eq!(
+            (t.config_url.as_deref(), t.schema.as_str(), t.prefix.as_str()),
+            (Some("postgres://h/db"), "raster", "rs_")
+        );
+        let t = db_target(Some(&cfg), Some("s2"), Some(""));
+        assert_eq!((t.schema.as_str(), t.prefix.as_str()), ("s2", ""));
+    }
+
+    #[test]
+    fn convert_jobs_needs_one_source() {
+        let o = Overrides::default();
+        let e = convert_jobs(None, None, None, &o).unwrap_err().to_string();
+        assert!(e.starts_with("nothing to convert"), "{e}");
+        let e = convert_jobs(Some("c.yml"), Some("a.tif"), None, &o).unwrap_err().to_string();
+        assert!(e.contains("not both"), "{e}");
+        let jobs = convert_jobs(None, Some("/data/2019-lc.tif"), None, &o).unwrap();
+        assert_eq!(jobs.jobs[0].name.as_str(), "r_2019_lc");
+        assert_eq!((jobs.jobs[0].format, jobs.threads), (Format::Parquet, None));
+        let o = Overrides { format: Some(Format::Zarr), zarr_version: Some(ZarrVersion::V2), ..o };
+        let job = &convert_jobs(None, Some("a.tif"), Some("b"), &o).unwrap().jobs[0];
+        assert_eq!((job.name.as_str(), job.format, job.zarr_version), ("b", Format::Zarr, ZarrVersion::V2));
+        assert!(convert_jobs(None, Some("a.tif"), Some("raster_datasets"), &o).is_err());
+    }
+
+    #[test]
+    fn merge_job_resolution() {
+        let flags = MergeFlags { datasets: vec!["a".into(), "b".into()], ..Default::default() };
+        let j = merge_job(None, &flags).unwrap();
+        assert_eq!((j.from.as_str(), j.out.as_str(), j.name.as_str()), (DEFAULT_OUT, DEFAULT_OUT, "merged"));
+        assert_eq!((j.how, j.format, j.zarr_version, j.window), (How::Outer, Format::Parquet, ZarrVersion::V3, None));
+        let f = MergeFlags { out: Some("s3://b/ab".into()), ..flags.clone() };
+        let j = merge_job(None, &f).unwrap();
+        assert_eq!((j.out.as_str(), j.name.as_str()), ("s3://b", "ab"));
+        let f = MergeFlags { out: Some("st/ab".into()), name: Some("cd".into()), ..flags.clone() };
+        assert!(merge_job(None, &f).unwrap_err().to_string().contains("disagree"));
+        let f = MergeFlags { window: Some(8), ..flags.clone() };
+        assert!(merge_job(None, &f).unwrap_err().to_string().starts_with("--window: must be between"));
+        let cfg = Config::parse(
+            "c.yml",
+            &format!("{CFG}output:\n  uri: st\n  zarr_version: 2\nmerge:\n  name: m\n  datasets: [a, b]\n  how: inner\n  format: zarr\n  window: 64\n"),
+        )
+        .unwrap();
+        let j = merge_job(Some(&cfg), &MergeFlags::default()).unwrap();
+        assert_eq!((j.from.as_str(), j.name.as_str(), j.datasets.len()), ("st", "m", 2));
+        assert_eq!((j.how, j.format, j.zarr_version, j.window), (How::Inner, Format::Zarr, ZarrVersion::V2, Some(64)));
+        let e = merge_job(Some(&Config::parse("c.yml", CFG).unwrap()), &MergeFlags::default()).unwrap_err().to_string();
+        assert!(e.starts_with("c.yml: no merge: section"), "{e}");
     }
 
     #[test]

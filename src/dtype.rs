@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// A raster cell type (GDAL's names), from Byte to Float64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum DataType {
+pub(crate) enum DataType {
     /// 8-bit unsigned.
     Byte,
     /// 16-bit unsigned.
@@ -23,7 +23,7 @@ pub enum DataType {
 
 impl DataType {
     /// The GDAL type name.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             DataType::Byte => "Byte",
             DataType::UInt16 => "UInt16",
@@ -36,7 +36,7 @@ impl DataType {
     }
 
     /// Size of one cell in bytes.
-    pub fn size(self) -> usize {
+    pub(crate) fn size(self) -> usize {
         match self {
             DataType::Byte => 1,
             DataType::UInt16 | DataType::Int16 => 2,
@@ -46,12 +46,12 @@ impl DataType {
     }
 
     /// Whether the type is a float type (NaN counts as nodata).
-    pub fn is_float(self) -> bool {
+    pub(crate) fn is_float(self) -> bool {
         matches!(self, DataType::Float32 | DataType::Float64)
     }
 
     /// Zarr v3 `data_type` name.
-    pub fn zarr_v3(self) -> &'static str {
+    pub(crate) fn zarr_v3(self) -> &'static str {
         match self {
             DataType::Byte => "uint8",
             DataType::UInt16 => "uint16",
@@ -64,7 +64,7 @@ impl DataType {
     }
 
     /// Zarr v2 / numpy `dtype` string (little-endian).
-    pub fn zarr_v2(self) -> &'static str {
+    pub(crate) fn zarr_v2(self) -> &'static str {
         match self {
             DataType::Byte => "|u1",
             DataType::UInt16 => "<u2",
@@ -77,7 +77,7 @@ impl DataType {
     }
 
     /// The PostgreSQL column type that holds every value of this type exactly.
-    pub fn postgres(self) -> &'static str {
+    pub(crate) fn postgres(self) -> &'static str {
         match self {
             DataType::Byte | DataType::Int16 => "int2",
             DataType::UInt16 | DataType::Int32 => "int4",
@@ -88,7 +88,7 @@ impl DataType {
     }
 
     /// Parses a GDAL type name (case-insensitive).
-    pub fn parse(s: &str) -> Option<DataType> {
+    pub(crate) fn parse(s: &str) -> Option<DataType> {
         let all = [
             DataType::Byte,
             DataType::UInt16,
@@ -103,7 +103,7 @@ impl DataType {
 }
 
 /// A cell value type the kernels work on.
-pub trait Sample: Copy + PartialOrd + Send + Sync + Default + std::fmt::Debug + 'static {
+pub(crate) trait Sample: Copy + PartialOrd + Send + Sync + Default + std::fmt::Debug + 'static {
     /// The matching [`DataType`].
     const DTYPE: DataType;
     /// Widen to f64 (exact for every supported type).
@@ -147,7 +147,7 @@ sample!(u8 => Byte, u16 => UInt16, i16 => Int16, u32 => UInt32, i32 => Int32, f3
 
 /// Converts a nodata value given as f64 to `T`, or `None` when `T` cannot represent it
 /// (a Byte raster whose nodata is -9999 has no cell equal to it).
-pub fn nodata_as<T: Sample>(nodata: Option<f64>) -> Option<T> {
+pub(crate) fn nodata_as<T: Sample>(nodata: Option<f64>) -> Option<T> {
     let v = nodata?;
     let t = T::from_f64(v);
     (t.to_f64() == v || (v.is_nan() && T::DTYPE.is_float())).then_some(t)

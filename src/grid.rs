@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// How close (in cells) a value must be to a whole number to count as one. Floating-point
 /// resolutions such as 0.016666666666667 never divide coordinates exactly; without this snap
 /// an aligned raster would grow a sliver column on each side.
-pub const SNAP_CELLS: f64 = 1e-6;
+pub(crate) const SNAP_CELLS: f64 = 1e-6;
 
 /// Errors about grid geometry.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +53,7 @@ pub enum GridError {
 
 /// A cell count computed as a float, for messages: whole below 1e15, else in scientific
 /// notation (a 1e300-cell side would otherwise print 301 digits).
-pub fn count_text(v: f64) -> String {
+pub(crate) fn count_text(v: f64) -> String {
     if v.abs() < 1e15 {
         format!("{v:.0}")
     } else {
@@ -67,7 +67,7 @@ pub fn count_text(v: f64) -> String {
 ///
 /// # Errors
 /// [`GridError::TooLarge`].
-pub fn checked_size(width: f64, height: f64) -> Result<(usize, usize), GridError> {
+pub(crate) fn checked_size(width: f64, height: f64) -> Result<(usize, usize), GridError> {
     let side = MAX_GRID_SIDE as f64;
     // `!(a <= b)` and not `a > b`, so that NaN is refused too.
     if !(width >= 0.0 && height >= 0.0 && width <= side && height <= side) {
@@ -84,63 +84,63 @@ pub fn checked_size(width: f64, height: f64) -> Result<(usize, usize), GridError
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Grid {
     /// CRS as WKT (empty when the source has none).
-    pub crs_wkt: String,
+    pub(crate) crs_wkt: String,
     /// EPSG code of the CRS, when GDAL can identify one.
-    pub epsg: Option<u32>,
+    pub(crate) epsg: Option<u32>,
     /// Left edge of column 0.
-    pub x0: f64,
+    pub(crate) x0: f64,
     /// Top edge of row 0.
-    pub y0: f64,
+    pub(crate) y0: f64,
     /// Cell width (positive).
-    pub dx: f64,
+    pub(crate) dx: f64,
     /// Cell height (negative: north-up).
-    pub dy: f64,
+    pub(crate) dy: f64,
     /// Number of columns.
-    pub width: usize,
+    pub(crate) width: usize,
     /// Number of rows.
-    pub height: usize,
+    pub(crate) height: usize,
 }
 
 /// An axis-aligned extent `(minx, miny, maxx, maxy)`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Bounds {
+pub(crate) struct Bounds {
     /// West edge.
-    pub minx: f64,
+    pub(crate) minx: f64,
     /// South edge.
-    pub miny: f64,
+    pub(crate) miny: f64,
     /// East edge.
-    pub maxx: f64,
+    pub(crate) maxx: f64,
     /// North edge.
-    pub maxy: f64,
+    pub(crate) maxy: f64,
 }
 
 /// A rectangle of cells on a grid: rows `row0..row0+rows`, columns `col0..col0+cols`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Window {
+pub(crate) struct Window {
     /// First row.
-    pub row0: usize,
+    pub(crate) row0: usize,
     /// First column.
-    pub col0: usize,
+    pub(crate) col0: usize,
     /// Number of rows.
-    pub rows: usize,
+    pub(crate) rows: usize,
     /// Number of columns.
-    pub cols: usize,
+    pub(crate) cols: usize,
 }
 
 impl Window {
     /// Number of cells.
-    pub fn cells(&self) -> usize {
+    pub(crate) fn cells(&self) -> usize {
         self.rows * self.cols
     }
 
     /// The tile id used in file names and ledgers: `r<row0>_c<col0>`.
-    pub fn tile_id(&self) -> String {
+    pub(crate) fn tile_id(&self) -> String {
         format!("r{}_c{}", self.row0, self.col0)
     }
 }
 
 /// Round `v` to the nearest integer when it is within [`SNAP_CELLS`] of it.
-pub fn snap(v: f64) -> f64 {
+pub(crate) fn snap(v: f64) -> f64 {
     let r = v.round();
     if (v - r).abs() < SNAP_CELLS {
         r
@@ -154,7 +154,7 @@ impl Grid {
     ///
     /// # Errors
     /// [`GridError::Rotated`] or [`GridError::NotNorthUp`], naming `what` (usually the file).
-    pub fn from_geotransform(
+    pub(crate) fn from_geotransform(
         what: &str,
         gt: [f64; 6],
         width: usize,
@@ -172,35 +172,23 @@ impl Grid {
     }
 
     /// The GDAL geotransform of this grid.
-    pub fn geotransform(&self) -> [f64; 6] {
+    pub(crate) fn geotransform(&self) -> [f64; 6] {
         [self.x0, self.dx, 0.0, self.y0, 0.0, self.dy]
     }
 
-    /// X of the centre of column `col`.
-    #[inline]
-    pub fn centre_x(&self, col: usize) -> f64 {
-        self.x_axis().centre(col)
-    }
-
-    /// Y of the centre of row `row`.
-    #[inline]
-    pub fn centre_y(&self, row: usize) -> f64 {
-        self.y_axis().centre(row)
-    }
-
-    /// The column centres ([`crate::centres`]): hot loops take the axis once and call
-    /// [`Axis::centre`] per cell, where [`Grid::centre_x`] works the decimals out each time.
-    pub fn x_axis(&self) -> Axis {
+    /// The column centres ([`crate::centres`]): take the axis once and call [`Axis::centre`]
+    /// per cell.
+    pub(crate) fn x_axis(&self) -> Axis {
         Axis::new(self.x0, self.dx)
     }
 
     /// The row centres; see [`Grid::x_axis`].
-    pub fn y_axis(&self) -> Axis {
+    pub(crate) fn y_axis(&self) -> Axis {
         Axis::new(self.y0, self.dy)
     }
 
     /// Outer bounds of the grid.
-    pub fn bounds(&self) -> Bounds {
+    pub(crate) fn bounds(&self) -> Bounds {
         Bounds {
             minx: self.x0,
             maxx: self.x0 + self.width as f64 * self.dx,
@@ -210,7 +198,7 @@ impl Grid {
     }
 
     /// Number of cells (saturating: a grid read from a file may claim any size).
-    pub fn cells(&self) -> u64 {
+    pub(crate) fn cells(&self) -> u64 {
         (self.width as u64).saturating_mul(self.height as u64)
     }
 
@@ -218,12 +206,12 @@ impl Grid {
     ///
     /// # Errors
     /// [`GridError::TooLarge`].
-    pub fn check_size(&self) -> Result<(), GridError> {
+    pub(crate) fn check_size(&self) -> Result<(), GridError> {
         checked_size(self.width as f64, self.height as f64).map(|_| ())
     }
 
     /// Number of windows of `size` cells (at least 1, as in [`Grid::windows`]) covering the grid.
-    pub fn window_count(&self, size: usize) -> u64 {
+    pub(crate) fn window_count(&self, size: usize) -> u64 {
         let size = size.max(1) as u64;
         (self.width as u64).div_ceil(size).saturating_mul((self.height as u64).div_ceil(size))
     }
@@ -233,7 +221,7 @@ impl Grid {
     ///
     /// # Errors
     /// [`GridError::TooManyTiles`], suggesting a larger window.
-    pub fn check_windows(&self, size: usize) -> Result<(), GridError> {
+    pub(crate) fn check_windows(&self, size: usize) -> Result<(), GridError> {
         let tiles = self.window_count(size);
         if tiles > MAX_TILES {
             return Err(GridError::TooManyTiles { width: self.width, height: self.height, window: size, tiles });
@@ -245,7 +233,7 @@ impl Grid {
     /// the CRS origin, when the grid is on that lattice. Two grids with the same CRS and
     /// resolution whose offsets exist differ by whole cells: `merge` joins them by subtracting
     /// offsets, never by comparing rounded coordinates.
-    pub fn lattice_offset(&self) -> Option<(i64, i64)> {
+    pub(crate) fn lattice_offset(&self) -> Option<(i64, i64)> {
         let c = snap(self.x0 / self.dx);
         let r = snap(self.y0 / self.dy);
         // Beyond 2^53 cells from the origin, indices are no longer exact in f64 (and `as i64`
@@ -259,14 +247,15 @@ impl Grid {
     ///
     /// # Errors
     /// [`GridError::BadResolution`] or [`GridError::EmptyBounds`].
-    pub fn aligned(&self, rx: f64, ry: f64, bounds: Option<Bounds>) -> Result<Grid, GridError> {
+    #[cfg(test)]
+    pub(crate) fn aligned(&self, rx: f64, ry: f64, bounds: Option<Bounds>) -> Result<Grid, GridError> {
         let b = bounds.unwrap_or_else(|| self.bounds());
         aligned_grid(&self.crs_wkt, self.epsg, rx, ry, b)
     }
 
     /// Whether `other` has the same CRS and cell size (within `tolerance`, relative) and its
     /// cell edges coincide with this grid's.
-    pub fn same_lattice(&self, other: &Grid, tolerance: f64) -> bool {
+    pub(crate) fn same_lattice(&self, other: &Grid, tolerance: f64) -> bool {
         let close = |a: f64, b: f64| (a - b).abs() <= tolerance * a.abs().max(b.abs());
         if self.crs_wkt != other.crs_wkt || !close(self.dx, other.dx) || !close(self.dy, other.dy) {
             return false;
@@ -278,7 +267,7 @@ impl Grid {
 
     /// The output windows of `size` x `size` cells covering the grid, row-major. Callers
     /// with a grid or window from input check [`Grid::check_windows`] first.
-    pub fn windows(&self, size: usize) -> Vec<Window> {
+    pub(crate) fn windows(&self, size: usize) -> Vec<Window> {
         let size = size.max(1);
         let mut out = Vec::new();
         for row0 in (0..self.height).step_by(size) {
@@ -295,7 +284,7 @@ impl Grid {
 /// # Errors
 /// [`GridError::BadResolution`], [`GridError::EmptyBounds`] (also for bounds that are not
 /// finite), or [`GridError::TooLarge`] before anything of that size exists.
-pub fn aligned_grid(crs_wkt: &str, epsg: Option<u32>, rx: f64, ry: f64, b: Bounds) -> Result<Grid, GridError> {
+pub(crate) fn aligned_grid(crs_wkt: &str, epsg: Option<u32>, rx: f64, ry: f64, b: Bounds) -> Result<Grid, GridError> {
     if !(rx > 0.0 && ry > 0.0 && rx.is_finite() && ry.is_finite()) {
         return Err(GridError::BadResolution(rx, ry));
     }
@@ -332,9 +321,9 @@ mod tests {
     #[test]
     fn centres_are_cell_centres() {
         let grid = g(-180.0, 90.0, 0.5, 720, 360);
-        assert_eq!(grid.centre_x(0), -179.75);
-        assert_eq!(grid.centre_y(0), 89.75);
-        assert_eq!(grid.centre_y(359), -89.75);
+        assert_eq!(grid.x_axis().centre(0), -179.75);
+        assert_eq!(grid.y_axis().centre(0), 89.75);
+        assert_eq!(grid.y_axis().centre(359), -89.75);
     }
 
     #[test]

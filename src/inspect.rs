@@ -23,7 +23,7 @@ pub struct DatasetStatus {
     /// Target resolution (x, y).
     pub resolution: [f64; 2],
     /// EPSG code, if any.
-    pub epsg: Option<u32>,
+    pub(crate) epsg: Option<u32>,
     /// Committed tiles.
     pub tiles_done: usize,
     /// All tiles.
@@ -33,7 +33,7 @@ pub struct DatasetStatus {
     /// Sum of staged values.
     pub value_sum: f64,
     /// Dataset folder URL.
-    pub url: String,
+    pub(crate) url: String,
 }
 
 /// Every dataset under `root` (folders with a `dataset.json`), sorted by name.

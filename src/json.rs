@@ -2,14 +2,14 @@
 //! module, so that both the source description and the staged manifest can use them.
 
 /// Serde for f64 where NaN and infinities are strings (JSON has no NaN).
-pub mod json_f64 {
+pub(crate) mod json_f64 {
     use serde::{Deserialize, Deserializer, Serializer};
 
     /// Serialises finite values as numbers, others as `"NaN"`, `"Infinity"`, `"-Infinity"`.
     ///
     /// # Errors
     /// The serializer's.
-    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
         if v.is_finite() {
             s.serialize_f64(*v)
         } else if v.is_nan() {
@@ -32,7 +32,7 @@ pub mod json_f64 {
     ///
     /// # Errors
     /// A string other than NaN/Infinity/-Infinity.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         match Repr::deserialize(d)? {
             Repr::N(v) => Ok(v),
             Repr::S(s) => match s.as_str() {
@@ -46,14 +46,14 @@ pub mod json_f64 {
 }
 
 /// [`json_f64`] for optional values (`null` = none).
-pub mod json_opt_f64 {
+pub(crate) mod json_opt_f64 {
     use serde::{Deserialize, Deserializer, Serializer};
 
     /// See [`super::json_f64::serialize`].
     ///
     /// # Errors
     /// The serializer's.
-    pub fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
         match v {
             Some(x) => super::json_f64::serialize(x, s),
             None => s.serialize_none(),
@@ -67,7 +67,61 @@ pub mod json_opt_f64 {
     ///
     /// # Errors
     /// As there.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
         Ok(Option::<W>::deserialize(d)?.map(|w| w.0))
+    }
+}
+
+/// JSON text of `v`, compact, with the keys of every object in sorted order: the bytes a
+/// settings digest is taken of. Sorting here, rather than relying on serde_json's map, keeps
+/// every digest the same whatever order a struct declares its fields in and whether or not
+/// a dependency turns on serde_json's `preserve_order`.
+pub(crate) fn canonical(v: &serde_json::Value) -> String {
+    let mut out = String::new();
+    write_canonical(v, &mut out);
+    out
+}
+
+fn write_canonical(v: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                write_canonical(v, out);
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, v) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(v, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical;
+    use serde_json::json;
+
+    #[test]
+    fn canonical_is_serde_jsons_sorted_compact_text() {
+        let v = json!({"b": [1, {"z": null, "a": "x\"y"}], "a": 1.5, "c": {"y": -2, "x": true}});
+        assert_eq!(canonical(&v), v.to_string());
+        assert_eq!(canonical(&v), r#"{"a":1.5,"b":[1,{"a":"x\"y","z":null}],"c":{"x":true,"y":-2}}"#);
     }
 }

@@ -5,21 +5,19 @@
 //! Data flows one way: [`source`] -> [`grid`] windows -> [`resample`] kernels ->
 //! [`stage`] writers -> [`store`]; `load` reads the store.
 
-pub mod aws_profile;
-pub mod centres;
+pub(crate) mod aws_profile;
+pub(crate) mod centres;
 pub mod cloud;
-pub mod compute;
 pub mod config;
-pub mod dtype;
+pub mod convert;
+pub(crate) mod dtype;
 pub mod grid;
 pub mod inspect;
-pub mod json;
+pub(crate) mod json;
 pub mod limits;
 pub mod load;
 pub mod merge;
 pub mod name;
-pub mod pipeline;
-pub mod plan;
 pub mod preview;
 pub mod progress;
 pub mod resample;
@@ -27,6 +25,9 @@ pub mod shard;
 pub mod source;
 pub mod stage;
 pub mod store;
-pub mod tiff;
-pub mod tile;
-pub mod warp;
+pub mod target_grid;
+pub(crate) mod test_hooks;
+pub(crate) mod tiff;
+pub(crate) mod tile;
+pub(crate) mod warp;
+pub(crate) mod window;

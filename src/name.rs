@@ -12,7 +12,7 @@ pub struct DatasetName(String);
 /// The tables rasterstage keeps in the target schema beside the dataset tables (see
 /// `schemas/postgres.sql`). A dataset table of one of these names would be the catalogue
 /// itself: `load --replace` would drop it.
-pub const CATALOGUE_TABLES: [&str; 2] = ["raster_datasets", "raster_tile_loads"];
+pub(crate) const CATALOGUE_TABLES: [&str; 2] = ["raster_datasets", "raster_tile_loads"];
 
 /// A name that cannot name a dataset.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +36,7 @@ pub enum BadName {
 }
 
 /// Whether `table` is one of the [`CATALOGUE_TABLES`].
-pub fn is_catalogue_table(table: &str) -> bool {
+pub(crate) fn is_catalogue_table(table: &str) -> bool {
     CATALOGUE_TABLES.contains(&table)
 }
 
@@ -45,7 +45,7 @@ impl DatasetName {
     ///
     /// # Errors
     /// [`BadName`] quoting the name.
-    pub fn new(s: &str) -> Result<DatasetName, BadName> {
+    pub(crate) fn new(s: &str) -> Result<DatasetName, BadName> {
         let n = s.replace('-', "_");
         let mut chars = n.chars();
         let ok_first = matches!(chars.next(), Some('a'..='z' | '_'));
@@ -64,7 +64,7 @@ impl DatasetName {
     ///
     /// # Errors
     /// [`BadName::Reserved`] naming the table and saying to pick another `--name`.
-    pub fn check_not_reserved(&self, prefix: &str) -> Result<(), BadName> {
+    pub(crate) fn check_not_reserved(&self, prefix: &str) -> Result<(), BadName> {
         let table = format!("{prefix}{}", self.0);
         if !is_catalogue_table(&table) {
             return Ok(());
@@ -88,7 +88,7 @@ impl DatasetName {
     ///
     /// # Errors
     /// [`BadName::NoStem`] when nothing is left, saying to pass `--name`.
-    pub fn from_source(src: &str) -> Result<DatasetName, BadName> {
+    pub(crate) fn from_source(src: &str) -> Result<DatasetName, BadName> {
         let n = normalise(&source_stem(src));
         if n.is_empty() {
             return Err(BadName::NoStem(src.to_string()));
@@ -104,12 +104,12 @@ impl DatasetName {
 
 /// Prefix of a normalised name that would start with a digit: identifiers cannot, and `r_`
 /// ("raster") keeps the digits readable (`2019-landcover` -> `r_2019_landcover`).
-pub const DIGIT_PREFIX: &str = "r_";
+pub(crate) const DIGIT_PREFIX: &str = "r_";
 
 /// `s` as a safe identifier: lowercase, every run of characters outside `[a-z0-9_]` becomes
 /// one `_`, no leading or trailing `_`, [`DIGIT_PREFIX`] before a leading digit, cut to 63
 /// bytes. Empty when `s` has no letter or digit.
-pub fn normalise(s: &str) -> String {
+pub(crate) fn normalise(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut gap = false;
     for c in s.chars().flat_map(char::to_lowercase) {

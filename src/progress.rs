@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 /// Progress of one dataset: a bar on a terminal, a log line every 10 s otherwise.
-pub struct Progress {
+pub(crate) struct Progress {
     bar: ProgressBar,
     name: String,
     total: u64,
@@ -21,7 +21,7 @@ pub struct Progress {
 
 impl Progress {
     /// Starts the display for `name` with `total` tiles of which `done` are already committed.
-    pub fn new(name: &str, total: u64, done: u64, quiet: bool) -> Progress {
+    pub(crate) fn new(name: &str, total: u64, done: u64, quiet: bool) -> Progress {
         let show_bar = !quiet && std::io::stderr().is_terminal();
         let bar = if show_bar {
             ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
@@ -48,7 +48,7 @@ impl Progress {
     }
 
     /// Records one finished tile of `cells` output cells.
-    pub fn tile_done(&self, cells: u64) {
+    pub(crate) fn tile_done(&self, cells: u64) {
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         let cells = self.cells.fetch_add(cells, Ordering::Relaxed) + cells;
         let rate = cells as f64 / self.start.elapsed().as_secs_f64().max(1e-3);
@@ -65,7 +65,7 @@ impl Progress {
     }
 
     /// Removes the bar.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         self.bar.finish_and_clear();
     }
 }

@@ -13,7 +13,7 @@
 use serde::Serialize;
 
 /// Environment variables that carry a shard index, in the order they are looked at.
-pub const INDEX_ENV: [&str; 3] = ["JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX", SLURM_TASK_ID];
+pub(crate) const INDEX_ENV: [&str; 3] = ["JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX", SLURM_TASK_ID];
 
 /// Slurm's array task id: the shard index, used as it is (never shifted by the array's
 /// first id, so a task resubmitted alone with `--array=K` is still shard K).
@@ -57,7 +57,7 @@ pub enum ShardError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Shard {
     /// K, in `0..count`.
-    pub index: usize,
+    pub(crate) index: usize,
     /// N, at least 1.
     pub count: usize,
 }
@@ -88,7 +88,7 @@ impl Shard {
     ///
     /// # Errors
     /// [`ShardError::Zero`], [`ShardError::NoIndex`], [`ShardError::BadIndex`].
-    pub fn from_env(count: usize) -> Result<Shard, ShardError> {
+    pub(crate) fn from_env(count: usize) -> Result<Shard, ShardError> {
         Shard::from_lookup(count, |v| std::env::var(v).ok())
     }
 
@@ -97,7 +97,7 @@ impl Shard {
     ///
     /// # Errors
     /// As [`Shard::from_env`].
-    pub fn from_lookup(count: usize, get: impl Fn(&str) -> Option<String>) -> Result<Shard, ShardError> {
+    pub(crate) fn from_lookup(count: usize, get: impl Fn(&str) -> Option<String>) -> Result<Shard, ShardError> {
         if count == 0 {
             return Err(ShardError::Zero);
         }

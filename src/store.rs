@@ -24,7 +24,7 @@ use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::path::Path;
 use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Errors of the staging store, each naming the URL it is about.
@@ -108,7 +108,7 @@ pub enum StoreError {
 }
 
 /// The tokio runtime that drives object_store from rayon and CLI threads.
-pub fn runtime() -> &'static tokio::runtime::Runtime {
+pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
@@ -124,27 +124,27 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StorageOptions {
     /// Retries of one request after a 5xx, a timeout or a dropped connection (0: none).
-    pub max_retries: usize,
+    pub(crate) max_retries: usize,
     /// No retry starts later than this after the first attempt of a request.
-    pub retry_timeout: Duration,
+    pub(crate) retry_timeout: Duration,
     /// Time limit of one HTTP request, from connecting to the end of the response.
-    pub request_timeout: Duration,
+    pub(crate) request_timeout: Duration,
     /// Time limit for establishing a connection.
-    pub connect_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     /// Requests in flight at once over the whole process.
-    pub max_concurrent_requests: usize,
+    pub(crate) max_concurrent_requests: usize,
 }
 
 /// Default retries per request (object_store's own default).
-pub const DEFAULT_MAX_RETRIES: usize = 10;
+pub(crate) const DEFAULT_MAX_RETRIES: usize = 10;
 /// Default retry window per request in seconds.
-pub const DEFAULT_RETRY_TIMEOUT_SECS: u64 = 180;
+pub(crate) const DEFAULT_RETRY_TIMEOUT_SECS: u64 = 180;
 /// Default request timeout in seconds: object_store's 30 s is short for an 8 MiB part on a
 /// slow link, and a timed-out upload is sent again from the start.
-pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 60;
+pub(crate) const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 60;
 /// Default requests in flight: enough for every convert/load worker plus multipart parts,
 /// few enough not to be throttled (S3 answers 503 SlowDown) or exhaust sockets.
-pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 32;
+pub(crate) const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 32;
 
 impl Default for StorageOptions {
     fn default() -> Self {
@@ -159,7 +159,7 @@ impl Default for StorageOptions {
 }
 
 /// Environment variables that override the `storage:` settings (name, what it sets).
-pub const STORAGE_ENV: [&str; 4] = [
+pub(crate) const STORAGE_ENV: [&str; 4] = [
     "RASTERSTAGE_S3_MAX_RETRIES",
     "RASTERSTAGE_S3_RETRY_TIMEOUT_SECS",
     "RASTERSTAGE_S3_REQUEST_TIMEOUT_SECS",
@@ -172,7 +172,7 @@ impl StorageOptions {
     ///
     /// # Errors
     /// [`StoreError::BadOption`] naming a variable that is not a number in its range.
-    pub fn with_env(mut self) -> Result<StorageOptions, StoreError> {
+    pub(crate) fn with_env(mut self) -> Result<StorageOptions, StoreError> {
         use crate::limits::{duration_secs, MAX_CONCURRENT_REQUESTS, MAX_DURATION_SECS, MAX_RETRIES};
         for name in STORAGE_ENV {
             let Ok(v) = std::env::var(name) else { continue };
@@ -206,7 +206,7 @@ impl StorageOptions {
     ///
     /// # Errors
     /// [`StoreError::BadOption`] naming the setting.
-    pub fn validate(&self) -> Result<(), StoreError> {
+    pub(crate) fn validate(&self) -> Result<(), StoreError> {
         use crate::limits::{MAX_CONCURRENT_REQUESTS, MAX_DURATION_SECS, MAX_RETRIES};
         let bad = |name: &str, reason: String| Err(StoreError::BadOption { name: name.into(), reason });
         if !(1..=MAX_CONCURRENT_REQUESTS).contains(&self.max_concurrent_requests) {
@@ -249,19 +249,6 @@ impl StorageOptions {
             retry_timeout: self.retry_timeout,
         }
     }
-}
-
-static DEFAULT_OPTIONS: RwLock<Option<StorageOptions>> = RwLock::new(None);
-
-/// Sets the options [`Store::open`] uses from now on (the CLI calls it with the config's
-/// `storage:` section before opening any store).
-pub fn set_default_options(options: StorageOptions) {
-    *DEFAULT_OPTIONS.write().unwrap_or_else(|e| e.into_inner()) = Some(options);
-}
-
-/// The options [`Store::open`] uses: those set by [`set_default_options`], else the defaults.
-pub fn default_options() -> StorageOptions {
-    DEFAULT_OPTIONS.read().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default()
 }
 
 /// A staging location: a store and a root prefix inside it.
@@ -420,7 +407,7 @@ impl Store {
     /// # Errors
     /// As [`Store::open_with`], and [`StoreError::BadOption`] for a bad variable.
     pub fn open(url: &str) -> Result<Store, StoreError> {
-        Store::open_with(url, &default_options().with_env()?)
+        Store::open_with(url, &StorageOptions::default().with_env()?)
     }
 
     /// Opens a staging location with explicit storage options.
@@ -489,20 +476,20 @@ impl Store {
         })
     }
 
-    /// Opens a staging location to read what is there: like [`Store::open`], but a local
+    /// Opens a staging location to read what is there: like [`Store::open_with`], but a local
     /// folder that does not exist is an error instead of being created (`inspect` of a
     /// mistyped path must not leave an empty folder behind and report "nothing staged").
     ///
     /// # Errors
-    /// As [`Store::open`], and [`StoreError::BadUrl`] for a missing local folder.
-    pub fn open_existing(url: &str) -> Result<Store, StoreError> {
+    /// As [`Store::open_with`], and [`StoreError::BadUrl`] for a missing local folder.
+    pub fn open_existing(url: &str, options: &StorageOptions) -> Result<Store, StoreError> {
         if !url.contains("://") || url.starts_with("file://") {
             let local = url.strip_prefix("file://").unwrap_or(url);
             if !std::path::Path::new(local).is_dir() {
                 return Err(StoreError::BadUrl { url: url.to_string(), reason: "no such staging folder".into() });
             }
         }
-        Store::open(url)
+        Store::open_with(url, options)
     }
 
     /// The location as a URL or absolute path, for messages and for other readers (DuckDB).
@@ -511,7 +498,7 @@ impl Store {
     }
 
     /// Whether this is an object store (not the local disk).
-    pub fn is_remote(&self) -> bool {
+    pub(crate) fn is_remote(&self) -> bool {
         self.url.contains("://")
     }
 
@@ -526,7 +513,7 @@ impl Store {
     }
 
     /// URL of `key` under this location.
-    pub fn url_of(&self, key: &str) -> String {
+    pub(crate) fn url_of(&self, key: &str) -> String {
         if key.is_empty() {
             self.url.clone()
         } else {
@@ -608,7 +595,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Op`] naming the object.
-    pub fn put_if_absent(&self, key: &str, bytes: Bytes) -> Result<bool, StoreError> {
+    pub(crate) fn put_if_absent(&self, key: &str, bytes: Bytes) -> Result<bool, StoreError> {
         let path = self.path(key);
         let put = || {
             let opts = object_store::PutOptions::from(object_store::PutMode::Create);
@@ -642,7 +629,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::TooLarge`], or as [`Store::get`].
-    pub fn get_limited(&self, key: &str, limit: u64) -> Result<Option<Bytes>, StoreError> {
+    pub(crate) fn get_limited(&self, key: &str, limit: u64) -> Result<Option<Bytes>, StoreError> {
         let path = self.path(key);
         let r = runtime().block_on(async {
             let got = self.inner.get(&path).await?;
@@ -682,7 +669,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Op`] naming the location.
-    pub fn folders(&self) -> Result<Vec<String>, StoreError> {
+    pub(crate) fn folders(&self) -> Result<Vec<String>, StoreError> {
         let root_len = self.root.as_ref().len();
         let r = runtime().block_on(self.inner.list_with_delimiter(Some(&self.root))).map_err(self.op("list", ""))?;
         let mut out: Vec<String> =
@@ -695,7 +682,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Op`] naming the object.
-    pub fn delete(&self, key: &str) -> Result<(), StoreError> {
+    pub(crate) fn delete(&self, key: &str) -> Result<(), StoreError> {
         let path = self.path(key);
         match runtime().block_on(self.inner.delete(&path)) {
             Ok(()) => Ok(()),
@@ -708,7 +695,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Op`] naming the first object that could not be deleted.
-    pub fn delete_prefix(&self, prefix: &str) -> Result<(), StoreError> {
+    pub(crate) fn delete_prefix(&self, prefix: &str) -> Result<(), StoreError> {
         for key in self.list(prefix)? {
             self.delete(&key)?;
         }
@@ -726,7 +713,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::Op`] naming the file that cannot be read or deleted.
-    pub fn remove_stale_uploads(&self) -> Result<usize, StoreError> {
+    pub(crate) fn remove_stale_uploads(&self) -> Result<usize, StoreError> {
         if self.is_remote() {
             return Ok(0);
         }
@@ -803,7 +790,7 @@ fn open_files() -> Option<std::collections::HashSet<std::path::PathBuf>> {
 }
 
 /// Objects above this size are uploaded in parts (S3's minimum part size is 5 MiB).
-pub const MULTIPART_THRESHOLD: usize = 8 * 1024 * 1024;
+pub(crate) const MULTIPART_THRESHOLD: usize = 8 * 1024 * 1024;
 
 /// `text` on one line with runs of whitespace collapsed.
 fn one_line(text: &str) -> String {
@@ -990,7 +977,7 @@ mod tests {
         let e = Store::open(under_file.to_str().unwrap()).unwrap_err().to_string();
         assert!(e.contains("cannot create output folder"), "{e}");
         let missing = f.path().with_extension("missing");
-        let e = Store::open_existing(missing.to_str().unwrap()).unwrap_err().to_string();
+        let e = Store::open_existing(missing.to_str().unwrap(), &StorageOptions::default()).unwrap_err().to_string();
         assert!(e.contains("no such staging folder"), "{e}");
         assert!(!missing.exists());
     }

@@ -30,7 +30,7 @@ const MAX_BLOCK_BYTES: usize = 16 << 20;
 
 /// Errors reading a block; the caller adds the file and window.
 #[derive(Debug, thiserror::Error)]
-pub enum TiffError {
+pub(crate) enum TiffError {
     /// Reading the file failed.
     #[error("block {block}: {source}")]
     Io {
@@ -101,7 +101,7 @@ impl Layout {
 }
 
 /// Reads windows of one band of a GeoTIFF straight from its blocks.
-pub struct DirectReader {
+pub(crate) struct DirectReader {
     file: File,
     layout: Layout,
     codecs: Codecs,
@@ -123,7 +123,7 @@ impl DirectReader {
     ///
     /// # Errors
     /// Reading the header failed.
-    pub fn open(
+    pub(crate) fn open(
         path: &Path,
         band: usize,
         width: usize,
@@ -149,7 +149,7 @@ impl DirectReader {
     }
 
     /// Bytes per cell.
-    pub fn sample_size(&self) -> usize {
+    pub(crate) fn sample_size(&self) -> usize {
         self.layout.sample
     }
 
@@ -158,7 +158,7 @@ impl DirectReader {
     ///
     /// # Errors
     /// [`TiffError`] naming the block that cannot be read or decoded.
-    pub fn read(
+    pub(crate) fn read(
         &mut self,
         rows: std::ops::Range<usize>,
         cols: std::ops::Range<usize>,

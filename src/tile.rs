@@ -1,12 +1,12 @@
 //! One output window's values: what flows from the kernels to the tile writers.
 
-use crate::dtype::{DataType, Sample};
+use crate::dtype::Sample;
 use crate::grid::Window;
 
 /// The values of one output window, row-major, in the output cell type.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(missing_docs)]
-pub enum TileValues {
+pub(crate) enum TileValues {
     Byte(Vec<u8>),
     UInt16(Vec<u16>),
     Int16(Vec<i16>),
@@ -17,7 +17,7 @@ pub enum TileValues {
 }
 
 /// Conversion between a typed vector and [`TileValues`].
-pub trait IntoTileValues: Sample {
+pub(crate) trait IntoTileValues: Sample {
     /// Wraps a vector of this type.
     fn wrap(v: Vec<Self>) -> TileValues;
 }
@@ -50,43 +50,22 @@ macro_rules! with_tile_values {
     };
 }
 
-impl TileValues {
-    /// The cell type.
-    pub fn dtype(&self) -> DataType {
-        with_tile_values!(self, v => sample_dtype(v))
-    }
-
-    /// Number of cells.
-    pub fn len(&self) -> usize {
-        with_tile_values!(self, v => v.len())
-    }
-
-    /// Whether there are no cells.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-fn sample_dtype<T: Sample>(_: &[T]) -> DataType {
-    T::DTYPE
-}
-
 /// A finished output window.
 #[derive(Debug, Clone)]
-pub struct Tile {
+pub(crate) struct Tile {
     /// Where the window lies on the target grid.
-    pub window: Window,
+    pub(crate) window: Window,
     /// Its values, `window.rows * window.cols` of them.
-    pub values: TileValues,
+    pub(crate) values: TileValues,
     /// The output nodata value (NaN for float outputs without one).
-    pub nodata: Option<f64>,
+    pub(crate) nodata: Option<f64>,
 }
 
 /// Row count and value sum of the valid cells of a slice. The sum runs in four lanes (cell
 /// `i` goes to lane `i % 4`, lanes combined as `(0 + 1) + (2 + 3)`): a fixed order, so the sum
 /// is reproducible, and no chain of dependent additions, which cost 8% of a Byte sum convert
 /// at 1' when it ran cell after cell.
-pub fn valid_stats<T: Sample>(values: &[T], nodata: Option<T>) -> (u64, f64) {
+pub(crate) fn valid_stats<T: Sample>(values: &[T], nodata: Option<T>) -> (u64, f64) {
     const LANES: usize = 4;
     let mut n = [0u64; LANES];
     let mut s = [0.0f64; LANES];
@@ -112,7 +91,7 @@ pub fn valid_stats<T: Sample>(values: &[T], nodata: Option<T>) -> (u64, f64) {
 
 impl Tile {
     /// Row count and value sum of the valid cells.
-    pub fn stats(&self) -> (u64, f64) {
+    pub(crate) fn stats(&self) -> (u64, f64) {
         let nd = self.nodata;
         with_tile_values!(&self.values, v => valid_stats(v, crate::dtype::nodata_as(nd)))
     }

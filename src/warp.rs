@@ -168,7 +168,7 @@ fn geo_transform(g: &Grid) -> [f64; 6] {
 ///
 /// # Errors
 /// GDAL's message when no part of the source transforms.
-pub fn suggested_bounds(ds: &Dataset, dst_wkt: &str) -> Result<Bounds, String> {
+pub(crate) fn suggested_bounds(ds: &Dataset, dst_wkt: &str) -> Result<Bounds, String> {
     let t = Transformer::new(ds, dst_wkt, None)?;
     let mut gt = [0.0; 6];
     let (mut px, mut lines) = (0, 0);
@@ -205,7 +205,7 @@ pub fn suggested_bounds(ds: &Dataset, dst_wkt: &str) -> Result<Bounds, String> {
 ///
 /// # Errors
 /// GDAL's message when the transformer cannot be built.
-pub fn grid_scale(ds: &Dataset, target: &Grid) -> Result<(f64, f64), String> {
+pub(crate) fn grid_scale(ds: &Dataset, target: &Grid) -> Result<(f64, f64), String> {
     let t = Transformer::new(ds, &target.crs_wkt, Some(&geo_transform(target)))?;
     let (w, h) = (target.width as f64, target.height as f64);
     let extent = |grid: bool| {
@@ -287,7 +287,7 @@ unsafe extern "C" fn window_transform(
 ///
 /// # Errors
 /// [`SourceError::Read`] with GDAL's message when the warp fails.
-pub fn warp_window<O: Sample + GdalType>(
+pub(crate) fn warp_window<O: Sample + GdalType>(
     src: &Source,
     t: &Grid,
     method: Method,

@@ -14,7 +14,7 @@ use crate::stage::Manifest;
 use postgres::GenericClient;
 
 /// Suffix of the table that holds the rows behind a `--coords view` view.
-pub const CELLS_SUFFIX: &str = "__cells";
+pub(crate) const CELLS_SUFFIX: &str = "__cells";
 
 /// Where `load` puts coordinates.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,15 +28,15 @@ pub enum Coords {
 
 /// The relations of one dataset's table.
 #[derive(Debug, Clone)]
-pub struct Layout {
+pub(crate) struct Layout {
     /// Coordinate mode.
-    pub coords: Coords,
+    pub(crate) coords: Coords,
     /// Schema.
     schema: String,
     /// The table name users query (a table, or the view).
-    pub table: String,
+    pub(crate) table: String,
     /// Unqualified name of the relation that holds the rows.
-    pub data: String,
+    pub(crate) data: String,
 }
 
 /// Kind of a relation (`pg_class.relkind`) by qualified name, `None` when absent.
@@ -50,7 +50,7 @@ impl Layout {
     ///
     /// # Errors
     /// [`LoadError::BadIdent`] when `<table>__cells` does not fit PostgreSQL's 63 bytes.
-    pub fn new(coords: Coords, schema: &str, table: &str) -> Result<Layout, LoadError> {
+    pub(crate) fn new(coords: Coords, schema: &str, table: &str) -> Result<Layout, LoadError> {
         let data = match coords {
             Coords::Stored => table.to_string(),
             Coords::View => {
@@ -70,29 +70,29 @@ impl Layout {
     }
 
     /// `"schema"."data"`: where COPY, deletes, the primary key and ANALYZE go.
-    pub fn qdata(&self) -> String {
+    pub(crate) fn qdata(&self) -> String {
         qualified(&self.schema, &self.data)
     }
 
     /// `"schema"."table"`.
-    pub fn qtable(&self) -> String {
+    pub(crate) fn qtable(&self) -> String {
         qualified(&self.schema, &self.table)
     }
 
     /// Whether rows carry `x` and `y`.
-    pub fn stores_xy(&self) -> bool {
+    pub(crate) fn stores_xy(&self) -> bool {
         self.coords == Coords::Stored
     }
 
     /// The columns COPY writes, in order.
-    pub fn copy_columns(&self, m: &Manifest) -> String {
+    pub(crate) fn copy_columns(&self, m: &Manifest) -> String {
         let xy = if self.stores_xy() { "x, y, " } else { "" };
         let values: Vec<String> = value_columns(m).iter().map(|(n, _)| quote(n)).collect();
         format!("row_idx, col_idx, {xy}{}", values.join(", "))
     }
 
     /// The expected `(column, format_type)` of the rows' table.
-    pub fn shape(&self, m: &Manifest) -> Vec<(String, String)> {
+    pub(crate) fn shape(&self, m: &Manifest) -> Vec<(String, String)> {
         let mut s = super::pg::table_shape_of(m);
         if !self.stores_xy() {
             s.drain(2..4);
@@ -101,7 +101,7 @@ impl Layout {
     }
 
     /// `CREATE TABLE` of the rows' table.
-    pub fn create_sql(&self, m: &Manifest) -> String {
+    pub(crate) fn create_sql(&self, m: &Manifest) -> String {
         let wide = super::pg::create_table_sql(&self.qdata(), m);
         if self.stores_xy() {
             wide
@@ -112,7 +112,7 @@ impl Layout {
 
     /// `CREATE OR REPLACE VIEW` of the table name over the cells table: the centres of the
     /// current grid, so a reconverted dataset's view follows its grid.
-    pub fn view_sql(&self, m: &Manifest) -> String {
+    pub(crate) fn view_sql(&self, m: &Manifest) -> String {
         let values: Vec<String> = value_columns(m).iter().map(|(n, _)| quote(n)).collect();
         format!(
             "CREATE OR REPLACE VIEW {} AS SELECT row_idx, col_idx, {} AS x, {} AS y, {} FROM {}",
@@ -130,7 +130,7 @@ impl Layout {
     ///
     /// # Errors
     /// The database's.
-    pub fn drop_all(&self, c: &mut impl GenericClient) -> Result<(), postgres::Error> {
+    pub(crate) fn drop_all(&self, c: &mut impl GenericClient) -> Result<(), postgres::Error> {
         let qt = self.qtable();
         let cells = qualified(&self.schema, &format!("{}{CELLS_SUFFIX}", self.table));
         match relkind(c, &qt)? {
@@ -155,7 +155,7 @@ impl Layout {
     ///
     /// # Errors
     /// The database's.
-    pub fn table_in_the_way(&self, c: &mut impl GenericClient) -> Result<bool, postgres::Error> {
+    pub(crate) fn table_in_the_way(&self, c: &mut impl GenericClient) -> Result<bool, postgres::Error> {
         Ok(!self.stores_xy() && matches!(relkind(c, &self.qtable())?, Some(k) if k != b'v'))
     }
 }

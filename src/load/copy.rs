@@ -1,6 +1,7 @@
 //! Binary COPY: rows encoded straight into one reusable buffer, fed by the shared tile
 //! reader ([`crate::stage::read`]) for Parquet tiles and Zarr chunks, and by the merged-tile
-//! decoders (Parquet tiles, or one Zarr chunk per column) for datasets written by `merge`.
+//! decoder ([`crate::stage::merged::visit_rows`]) for datasets written by `merge`: load never
+//! parses a format itself.
 //!
 //! `BinaryCopyInWriter::write` boxes every value and goes through `ToSql` per field, which is
 //! minutes for a few million rows; writing the format by hand is a few memcpys per row.
@@ -8,23 +9,19 @@
 //! count i16 then each field as i32 length + big-endian bytes; trailer i16 -1.
 
 use super::geometry;
-use crate::dtype::{DataType, Sample};
+use crate::dtype::Sample;
 use crate::stage::manifest::Column;
-use crate::stage::read::{dense_f64, visit_cells, CellOrder};
-pub use crate::stage::read::{CellValue, DecodeError, TileShape};
+use crate::stage::read::visit_cells;
+pub(crate) use crate::stage::read::{CellValue, DecodeError, TileShape};
 use crate::stage::Format;
-use arrow_array::cast::AsArray;
-use arrow_array::types::Int32Type;
-use arrow_array::Array;
 use bytes::Bytes;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// The binary COPY signature, flags and header-extension length.
-pub const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+pub(crate) const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 /// End of data.
-pub const TRAILER: &[u8] = &(-1i16).to_be_bytes();
+pub(crate) const TRAILER: &[u8] = &(-1i16).to_be_bytes();
 /// The buffer is handed to the connection once it holds this much.
-pub const FLUSH_BYTES: usize = 1 << 20;
+pub(crate) const FLUSH_BYTES: usize = 1 << 20;
 /// Bytes of a row's field count and key fields `(row_idx, col_idx, x, y)`.
 const KEY_LEN: usize = 2 + (4 + 4) * 2 + (4 + 8) * 2;
 /// Bytes of a narrow row's field count and `(row_idx, col_idx)` (`load --coords view`).
@@ -53,7 +50,7 @@ fn key_bytes(row: i32, col: i32, x: f64, y: f64, fields: i16) -> [u8; KEY_LEN] {
 ///
 /// # Errors
 /// [`DecodeError::Bad`] for more columns than a row can have.
-pub fn row_fields(values: usize) -> Result<i16, DecodeError> {
+pub(crate) fn row_fields(values: usize) -> Result<i16, DecodeError> {
     values
         .checked_add(5)
         .and_then(|n| i16::try_from(n).ok())
@@ -61,11 +58,8 @@ pub fn row_fields(values: usize) -> Result<i16, DecodeError> {
         .ok_or_else(|| DecodeError::Bad(format!("{values} value columns are more than a COPY row holds")))
 }
 
-/// Rows per Parquet record batch read at a time (merged tiles).
-const BATCH_ROWS: usize = 64 * 1024;
-
-/// A cell type as the PostgreSQL column that holds it (see [`DataType::postgres`]).
-pub trait PgValue: CellValue {
+/// A cell type as the PostgreSQL column that holds it (see [`crate::dtype::DataType::postgres`]).
+pub(crate) trait PgValue: CellValue {
     /// Byte length of the PostgreSQL value.
     const LEN: usize;
     /// Writes the big-endian PostgreSQL bytes into `out` (exactly [`PgValue::LEN`] bytes).
@@ -97,12 +91,12 @@ pg_value!(u8 => i16; u16 => i32; i16 => i16; u32 => i64; i32 => i32; f32 => f32;
 /// A binary COPY stream under construction, with the row count and value sum of what it
 /// holds (checked against dataset.json before the tile commits).
 #[derive(Debug, Default)]
-pub struct CopyEncoder {
+pub(crate) struct CopyEncoder {
     buf: Vec<u8>,
     /// Rows encoded since [`CopyEncoder::begin`].
-    pub rows: u64,
+    pub(crate) rows: u64,
     /// Sum of the values encoded, in encoding order.
-    pub value_sum: f64,
+    pub(crate) value_sum: f64,
     /// SRID of the `geom` point ending each row (`load --geometry`), if any.
     geom_srid: Option<u32>,
     /// `(x, y)` of the row started by [`CopyEncoder::key_fields`], for its `geom`.
@@ -113,20 +107,20 @@ pub struct CopyEncoder {
 
 impl CopyEncoder {
     /// An encoder with an empty buffer.
-    pub fn new() -> CopyEncoder {
+    pub(crate) fn new() -> CopyEncoder {
         CopyEncoder { buf: Vec::with_capacity(FLUSH_BYTES + 4096), ..CopyEncoder::default() }
     }
 
     /// An encoder whose rows carry `x, y` (`xy`), or not (`load --coords view`): every row
     /// then has two fields fewer, whatever [`row_fields`] says.
-    pub fn for_xy(xy: bool) -> CopyEncoder {
+    pub(crate) fn for_xy(xy: bool) -> CopyEncoder {
         CopyEncoder { narrow: !xy, ..CopyEncoder::new() }
     }
 
     /// Starts a new stream: clears the buffer and counters and writes the header. With
     /// `geom_srid`, every row ends with its `(x, y)` as a PostGIS point of that SRID
     /// ([`geometry::point_field`]), for a COPY whose column list ends with `geom`.
-    pub fn begin(&mut self, geom_srid: Option<u32>) {
+    pub(crate) fn begin(&mut self, geom_srid: Option<u32>) {
         self.geom_srid = geom_srid;
         self.buf.clear();
         self.rows = 0;
@@ -140,7 +134,7 @@ impl CopyEncoder {
     /// `extend_from_slice` calls, each with its own capacity check, were a fifth of the
     /// loader's CPU.
     #[inline]
-    pub fn row<T: PgValue>(&mut self, row: i32, col: i32, x: f64, y: f64, v: T) {
+    pub(crate) fn row<T: PgValue>(&mut self, row: i32, col: i32, x: f64, y: f64, v: T) {
         if self.narrow {
             let mut r = [0u8; NARROW_KEY_LEN + 4 + 8];
             r[..NARROW_KEY_LEN].copy_from_slice(&key_bytes(row, col, 0.0, 0.0, 3)[..NARROW_KEY_LEN]);
@@ -169,7 +163,7 @@ impl CopyEncoder {
     /// col_idx, x, y)`; the values follow by [`CopyEncoder::value`] or [`CopyEncoder::null`],
     /// then [`CopyEncoder::end_row`].
     #[inline]
-    pub fn key_fields(&mut self, row: i32, col: i32, x: f64, y: f64, fields: i16) {
+    pub(crate) fn key_fields(&mut self, row: i32, col: i32, x: f64, y: f64, fields: i16) {
         if self.narrow {
             // row_fields counted x and y; a narrow row has neither.
             self.buf.extend_from_slice(&key_bytes(row, col, x, y, fields - 2)[..NARROW_KEY_LEN]);
@@ -183,7 +177,7 @@ impl CopyEncoder {
 
     /// Appends one value field of the current row (added to the value sum).
     #[inline]
-    pub fn value<T: PgValue>(&mut self, v: T) {
+    pub(crate) fn value<T: PgValue>(&mut self, v: T) {
         self.buf.extend_from_slice(&(T::LEN as i32).to_be_bytes());
         v.put(&mut self.buf);
         self.value_sum += v.to_f64();
@@ -191,13 +185,13 @@ impl CopyEncoder {
 
     /// Appends a NULL field (length -1) to the current row.
     #[inline]
-    pub fn null(&mut self) {
+    pub(crate) fn null(&mut self) {
         self.buf.extend_from_slice(&(-1i32).to_be_bytes());
     }
 
     /// Ends a row started by [`CopyEncoder::key_fields`] (with its `geom`, if any).
     #[inline]
-    pub fn end_row(&mut self) {
+    pub(crate) fn end_row(&mut self) {
         if let Some(srid) = self.geom_srid {
             self.buf.extend_from_slice(&geometry::point_field(srid, self.xy.0, self.xy.1));
         }
@@ -205,22 +199,22 @@ impl CopyEncoder {
     }
 
     /// Appends the trailer.
-    pub fn end(&mut self) {
+    pub(crate) fn end(&mut self) {
         self.buf.extend_from_slice(TRAILER);
     }
 
     /// The encoded bytes not yet handed on.
-    pub fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         &self.buf
     }
 
     /// Forgets the bytes handed on, keeping the allocation.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.buf.clear();
     }
 
     /// Whether the buffer is full enough to hand on.
-    pub fn full(&self) -> bool {
+    pub(crate) fn full(&self) -> bool {
         self.buf.len() >= FLUSH_BYTES
     }
 }
@@ -231,7 +225,7 @@ impl CopyEncoder {
 /// # Errors
 /// [`DecodeError::Bad`] for an unreadable tile or one whose schema or cells do not match;
 /// [`DecodeError::Sink`] from `sink`.
-pub fn parquet_rows(
+pub(crate) fn parquet_rows(
     bytes: Bytes,
     shape: &TileShape<'_>,
     enc: &mut CopyEncoder,
@@ -247,18 +241,13 @@ pub fn parquet_rows(
 /// # Errors
 /// [`DecodeError::Bad`] when the chunk does not decompress to the chunk size;
 /// [`DecodeError::Sink`] from `sink`.
-pub fn zarr_rows(
+pub(crate) fn zarr_rows(
     bytes: &Bytes,
     shape: &TileShape<'_>,
     enc: &mut CopyEncoder,
     sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<(), DecodeError> {
     crate::with_sample_type!(shape.dtype, T => tile_rows::<T>(Format::Zarr, bytes, shape, enc, sink))
-}
-
-/// An offset within a window as an int4 (windows are at most `MAX_WINDOW` cells a side).
-fn int_offset(v: usize) -> Result<i32, DecodeError> {
-    i32::try_from(v).map_err(|_| DecodeError::Bad(format!("offset {v} within a window exceeds int4")))
 }
 
 fn flush(enc: &mut CopyEncoder, sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>) -> Result<(), DecodeError> {
@@ -293,119 +282,38 @@ fn tile_rows<T: PgValue>(
     flush(enc, sink)
 }
 
-/// Encodes every row of a merged Parquet tile (`row_idx, col_idx, x, y`, then one nullable
-/// column per entry of `columns`) into `enc`; NULL cells are written as NULL.
+/// Encodes every row of a merged tile (a Parquet tile, or `parts`: that window's Zarr chunk
+/// of each column, in order) into `enc`, as [`crate::stage::merged::visit_rows`] decodes
+/// them; a column without a value is NULL.
 ///
 /// # Errors
-/// [`DecodeError::Bad`] for an unreadable tile, other columns, or a row outside the window;
+/// [`DecodeError::Bad`] for a tile that is not what dataset.json describes;
 /// [`DecodeError::Sink`] from `sink`.
-pub fn merged_parquet_rows(
-    bytes: Bytes,
+pub(crate) fn merged_rows(
+    format: Format,
+    parts: &[Bytes],
     shape: &TileShape<'_>,
     columns: &[Column],
     enc: &mut CopyEncoder,
     sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<(), DecodeError> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| DecodeError::Bad(e.to_string()))?;
-    let expected = crate::stage::merged::schema(columns);
-    let names_types = |s: &arrow_schema::Schema| -> Vec<(String, arrow_schema::DataType)> {
-        s.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect()
-    };
-    if names_types(builder.schema()) != names_types(&expected) {
-        return Err(DecodeError::Bad(format!(
-            "columns {:?} do not match the merged schema {:?}",
-            names_types(builder.schema()),
-            names_types(&expected)
-        )));
-    }
-    let reader = builder.with_batch_size(BATCH_ROWS).build().map_err(|e| DecodeError::Bad(e.to_string()))?;
-    let g = shape.grid;
-    let (gx, gy) = (g.x_axis(), g.y_axis());
-    let mut order = CellOrder::new(shape)?;
     let fields = row_fields(columns.len())?;
-    let dtypes: Vec<DataType> = columns.iter().map(|c| c.dtype).collect();
-    for batch in reader {
-        let batch = batch.map_err(|e| DecodeError::Bad(e.to_string()))?;
-        if batch.columns()[..4].iter().any(|c| c.null_count() > 0) {
-            return Err(DecodeError::Bad("null row_idx, col_idx, x or y in a merged tile".into()));
-        }
-        let row = batch.column(0).as_primitive::<Int32Type>();
-        let col = batch.column(1).as_primitive::<Int32Type>();
-        for i in 0..batch.num_rows() {
-            let (r, c) = (row.value(i), col.value(i));
-            order.next(r, c)?;
-            // In the window, so non-negative.
-            enc.key_fields(r, c, gx.centre(c as usize), gy.centre(r as usize), fields);
-            for (j, dt) in dtypes.iter().enumerate() {
-                let a = batch.column(4 + j);
-                crate::with_sample_type!(dt, T => {
-                    let a = a.as_primitive::<<T as CellValue>::Arrow>();
-                    if a.is_null(i) {
-                        enc.null();
-                    } else {
-                        enc.value::<T>(a.value(i));
-                    }
-                });
-            }
-            enc.end_row();
-        }
-        if enc.full() {
-            flush(enc, sink)?;
-        }
-    }
-    enc.end();
-    flush(enc, sink)
-}
-
-/// Encodes the rows of a merged Zarr window (`chunks`: that window's chunk of each entry of
-/// `columns`, in order) into `enc`: a row per cell where any column has a value (the writer
-/// gave the cells not kept the fill value in every column), NULL where a column has none.
-/// Rows, columns and value sum come out in the merged Parquet tile's order, so both formats
-/// load to the same rows and match the same dataset.json sums.
-///
-/// # Errors
-/// [`DecodeError::Bad`] for a chunk that does not decompress to the chunk size, or a chunk
-/// count other than the column count; [`DecodeError::Sink`] from `sink`.
-pub fn merged_zarr_rows(
-    chunks: &[Bytes],
-    shape: &TileShape<'_>,
-    columns: &[Column],
-    enc: &mut CopyEncoder,
-    sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
-) -> Result<(), DecodeError> {
-    if chunks.len() != columns.len() {
-        return Err(DecodeError::Bad(format!("{} chunks for {} columns", chunks.len(), columns.len())));
-    }
-    let values = chunks
-        .iter()
-        .zip(columns)
-        .map(|(b, c)| dense_f64(Format::Zarr, b, &TileShape { dtype: c.dtype, nodata: c.nodata, ..*shape }))
-        .collect::<Result<Vec<_>, _>>()?;
-    let g = shape.grid;
-    let (gx, gy) = (g.x_axis(), g.y_axis());
-    let order = CellOrder::new(shape)?;
-    let fields = row_fields(columns.len())?;
-    // The writer kept the cells where any column has a value (merge's outer rule; an inner
-    // merge only wrote fewer of them), so those are the rows.
-    for p in (0..shape.rows * shape.cols).filter(|&p| values.iter().any(|b| !b[p].is_nan())) {
-        let (r, c) = (shape.row0 + p / shape.cols, shape.col0 + p % shape.cols);
-        // Inside the window, whose bounds CellOrder::new checked against int4.
-        let (ri, ci) = (order.start().0 + int_offset(p / shape.cols)?, order.start().1 + int_offset(p % shape.cols)?);
-        enc.key_fields(ri, ci, gx.centre(c), gy.centre(r), fields);
-        for (col, v) in columns.iter().zip(&values) {
-            let v = v[p];
-            if v.is_nan() {
-                enc.null();
-            } else {
+    crate::stage::merged::visit_rows(format, parts, shape, columns, |r, c, x, y, values| {
+        enc.key_fields(r, c, x, y, fields);
+        for (col, v) in columns.iter().zip(values) {
+            match v {
+                None => enc.null(),
                 // Exact: the value was decoded from this column's type.
-                crate::with_sample_type!(col.dtype, T => enc.value::<T>(T::from_f64(v)));
+                Some(v) => crate::with_sample_type!(col.dtype, T => enc.value::<T>(T::from_f64(*v))),
             }
         }
         enc.end_row();
         if enc.full() {
-            flush(enc, sink)?;
+            sink(enc.bytes())?;
+            enc.clear();
         }
-    }
+        Ok(())
+    })?;
     enc.end();
     flush(enc, sink)
 }

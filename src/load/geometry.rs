@@ -12,18 +12,16 @@
 //! different SRIDs, so SRID-0 points would fail every query against a polygon in a real CRS
 //! and could never be transformed.
 
+pub use super::error::GeometryError;
+pub(crate) use super::error::MAX_SRID;
 use super::pg::{qualified, quote, reason, ConnSpec};
 use crate::stage::Manifest;
 use postgres::GenericClient;
 
-/// The largest SRID PostGIS accepts for a column (`SRID_USER_MAXIMUM`); larger ones are
-/// silently remapped by PostGIS, which would make the column lie about its CRS.
-pub const MAX_SRID: u32 = 998_999;
-
 /// Bytes of the EWKB of a 2D point with an SRID: byte order, type, SRID, x, y.
 const EWKB_LEN: usize = 1 + 4 + 4 + 8 + 8;
 /// Bytes of a `geom` field in a binary COPY row: the length, then the EWKB.
-pub const FIELD_LEN: usize = 4 + EWKB_LEN;
+pub(crate) const FIELD_LEN: usize = 4 + EWKB_LEN;
 /// EWKB type word of a point with an SRID (`wkbPoint | 0x20000000`).
 const POINT_WITH_SRID: u32 = 0x2000_0001;
 
@@ -48,62 +46,10 @@ impl Geometry {
     pub const NAMES: &'static str = "point";
 }
 
-/// Why `--geometry` cannot be honoured or `verify` finds `geom` wrong; each names what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum GeometryError {
-    /// The target database lacks the extension.
-    #[error("--geometry needs the PostGIS extension, and the target database ({target}) does not have it: {hint}, or load without --geometry")]
-    NoPostgis {
-        /// Host, port, user and database.
-        target: String,
-        /// What to run or install.
-        hint: String,
-    },
-    /// `--geometry` with `--coords view`: the narrow table has no `x, y` for `geom` to stand for.
-    #[error("--geometry needs the coordinates stored in the table: load with --coords stored (the default), or without --geometry")]
-    NeedsStoredCoords,
-    /// The dataset's CRS has no EPSG code to use as the SRID.
-    #[error("{dataset}: --geometry needs the dataset's CRS as an EPSG code (the SRID of geom), and dataset.json has none (grid.epsg): reconvert it with --target-crs EPSG:<code> (the same CRS by its EPSG code, if it has one), or load it without --geometry")]
-    NoEpsg {
-        /// Dataset name.
-        dataset: String,
-    },
-    /// The EPSG code is beyond what PostGIS accepts as an SRID.
-    #[error("{dataset}: --geometry: EPSG:{epsg} is above PostGIS's largest SRID {MAX_SRID}: reconvert it with --target-crs to a CRS with a smaller code, or load it without --geometry")]
-    BadSrid {
-        /// Dataset name.
-        dataset: String,
-        /// The code.
-        epsg: u32,
-    },
-    /// The table exists, and differs from what this load needs only by its `geom` column.
-    #[error("table {table} {found}: {todo}")]
-    GeomColumn {
-        /// `"schema"."table"`.
-        table: String,
-        /// What the table has.
-        found: String,
-        /// What to do.
-        todo: String,
-    },
-    /// `verify`: rows whose `geom` is not the point `(x, y)`.
-    #[error("{table}: {null} rows have no geom and {moved} have a geom other than their (x, y): rerun rasterstage load --replace --geometry --dataset {dataset} (with the same --from/--schema)")]
-    Mismatch {
-        /// `"schema"."table"`.
-        table: String,
-        /// Dataset name.
-        dataset: String,
-        /// Rows with a NULL `geom`.
-        null: i64,
-        /// Rows with a `geom` elsewhere than `(x, y)`.
-        moved: i64,
-    },
-}
-
 /// The binary COPY field of the point `(x, y)` with `srid`: its length, then little-endian
 /// EWKB (a byte order PostGIS reads without swapping on the machines it runs on).
 #[inline]
-pub fn point_field(srid: u32, x: f64, y: f64) -> [u8; FIELD_LEN] {
+pub(crate) fn point_field(srid: u32, x: f64, y: f64) -> [u8; FIELD_LEN] {
     let mut b = [0u8; FIELD_LEN];
     b[0..4].copy_from_slice(&(EWKB_LEN as i32).to_be_bytes());
     b[4] = 1;
@@ -133,7 +79,7 @@ fn postgis_schema(c: &mut impl GenericClient) -> Result<Option<String>, postgres
 /// # Errors
 /// [`GeometryError::NoPostgis`] (as a [`super::LoadError`]) naming the database and what to
 /// run or install; [`super::LoadError::Db`].
-pub fn check_available(
+pub(crate) fn check_available(
     client: &mut postgres::Client,
     geometry: Option<Geometry>,
     conn: &ConnSpec,
@@ -171,9 +117,9 @@ fn no_postgis(client: &mut postgres::Client, conn: &ConnSpec) -> super::LoadErro
 
 /// The `geom` column of one dataset's table: its SRID and where the `geometry` type lives.
 #[derive(Debug, Clone)]
-pub struct GeomColumn {
+pub(crate) struct GeomColumn {
     /// The dataset's EPSG code.
-    pub srid: u32,
+    pub(crate) srid: u32,
     /// Schema of the PostGIS extension (the type is always named with it, so that `load
     /// --schema` works whatever the search_path).
     postgis: String,
@@ -185,7 +131,7 @@ impl GeomColumn {
     /// # Errors
     /// [`GeometryError::NoEpsg`], [`GeometryError::BadSrid`], [`GeometryError::NoPostgis`]
     /// (the extension was dropped since [`check_available`]), [`super::LoadError::Db`].
-    pub fn of(
+    pub(crate) fn of(
         client: &mut postgres::Client,
         geometry: Option<Geometry>,
         conn: &ConnSpec,
@@ -219,7 +165,7 @@ impl GeomColumn {
     ///
     /// # Errors
     /// The database's.
-    pub fn shape(&self, c: &mut impl GenericClient) -> Result<(String, String), postgres::Error> {
+    pub(crate) fn shape(&self, c: &mut impl GenericClient) -> Result<(String, String), postgres::Error> {
         let n = quote(&self.postgis);
         let sql = format!(
             "SELECT format_type(to_regtype($1), {n}.geometry_typmod_in(ARRAY['Point', '{srid}']::cstring[]))",
@@ -232,7 +178,7 @@ impl GeomColumn {
     ///
     /// # Errors
     /// The database's.
-    pub fn add_to(&self, c: &mut impl GenericClient, qt: &str) -> Result<(), postgres::Error> {
+    pub(crate) fn add_to(&self, c: &mut impl GenericClient, qt: &str) -> Result<(), postgres::Error> {
         c.batch_execute(&format!(
             "ALTER TABLE {qt} ADD COLUMN geom {}.geometry(Point, {}) NOT NULL",
             quote(&self.postgis),
@@ -246,7 +192,7 @@ impl GeomColumn {
     ///
     /// # Errors
     /// The database's.
-    pub fn index(&self, c: &mut impl GenericClient, qt: &str) -> Result<bool, postgres::Error> {
+    pub(crate) fn index(&self, c: &mut impl GenericClient, qt: &str) -> Result<bool, postgres::Error> {
         let exists: bool = c
             .query_one(
                 "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
@@ -271,7 +217,7 @@ impl GeomColumn {
 ///
 /// # Errors
 /// [`super::LoadError::Db`] naming the table.
-pub fn index_and_commit(
+pub(crate) fn index_and_commit(
     mut tx: postgres::Transaction<'_>,
     geom: Option<&GeomColumn>,
     dataset: &str,
@@ -298,7 +244,11 @@ pub fn index_and_commit(
 ///
 /// # Errors
 /// [`GeometryError::GeomColumn`].
-pub fn check_shape(qt: &str, found: &[(String, String)], expected: &[(String, String)]) -> Result<(), GeometryError> {
+pub(crate) fn check_shape(
+    qt: &str,
+    found: &[(String, String)],
+    expected: &[(String, String)],
+) -> Result<(), GeometryError> {
     let split = |cols: &[(String, String)]| {
         let (geom, rest): (Vec<_>, Vec<_>) = cols.iter().cloned().partition(|(n, _)| n == "geom");
         (geom.into_iter().next().map(|(_, t)| t), rest)
@@ -330,7 +280,7 @@ pub fn check_shape(qt: &str, found: &[(String, String)], expected: &[(String, St
 ///
 /// # Errors
 /// The database's.
-pub fn with_geom(
+pub(crate) fn with_geom(
     c: &mut impl GenericClient,
     mut shape: Vec<(String, String)>,
     geom: Option<&GeomColumn>,
@@ -346,7 +296,7 @@ pub fn with_geom(
 ///
 /// # Errors
 /// [`GeometryError::Mismatch`]; [`super::LoadError::Db`].
-pub fn verify(c: &mut postgres::Client, qt: &str, dataset: &str) -> Result<(), super::LoadError> {
+pub(crate) fn verify(c: &mut postgres::Client, qt: &str, dataset: &str) -> Result<(), super::LoadError> {
     let db = |e: postgres::Error| super::LoadError::Db { what: format!("checking geom of {qt}"), reason: reason(&e) };
     let postgis: Option<String> = c
         .query_opt(

@@ -9,23 +9,23 @@ use postgres::GenericClient;
 use std::collections::HashMap;
 
 /// The checksum recorded for a tile with no valid cell (nothing staged, nothing loaded).
-pub const EMPTY: &str = "empty";
+pub(crate) const EMPTY: &str = "empty";
 
 /// What the ledger records for a tile.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LedgerRow {
+pub(crate) struct LedgerRow {
     /// Tile id.
-    pub tile_id: String,
+    pub(crate) tile_id: String,
     /// Window of the tile when it was loaded.
-    pub range: [i32; 4],
+    pub(crate) range: [i32; 4],
     /// Checksum of the staged object that was loaded.
-    pub checksum: String,
+    pub(crate) checksum: String,
     /// Rows loaded.
-    pub rows: i64,
+    pub(crate) rows: i64,
 }
 
 /// The checksum the ledger should hold for `t` once it is loaded.
-pub fn wanted_checksum(t: &TileRecord) -> &str {
+pub(crate) fn wanted_checksum(t: &TileRecord) -> &str {
     match (&t.path, &t.checksum) {
         (Some(_), Some(c)) => c,
         _ => EMPTY,
@@ -33,7 +33,7 @@ pub fn wanted_checksum(t: &TileRecord) -> &str {
 }
 
 /// `[row0, col0, rows, cols]` of a tile record.
-pub fn range_of(t: &TileRecord) -> [i32; 4] {
+pub(crate) fn range_of(t: &TileRecord) -> [i32; 4] {
     // TileRecord::check bounds every window read from a manifest to int4; saturating, not
     // wrapping, keeps any other record from naming another tile's window.
     let int4 = |v: usize| i32::try_from(v).unwrap_or(i32::MAX);
@@ -44,7 +44,7 @@ pub fn range_of(t: &TileRecord) -> [i32; 4] {
 ///
 /// # Errors
 /// The database's.
-pub fn read(
+pub(crate) fn read(
     c: &mut impl GenericClient,
     schema: &str,
     table: &str,
@@ -76,7 +76,7 @@ pub fn read(
 ///
 /// # Errors
 /// The database's.
-pub fn delete_range(
+pub(crate) fn delete_range(
     c: &mut impl GenericClient,
     schema: &str,
     table: &str,
@@ -96,7 +96,7 @@ pub fn delete_range(
 ///
 /// # Errors
 /// The database's.
-pub fn record(
+pub(crate) fn record(
     c: &mut impl GenericClient,
     schema: &str,
     table: &str,
@@ -123,7 +123,7 @@ pub fn record(
 ///
 /// # Errors
 /// The database's.
-pub fn clear(c: &mut impl GenericClient, schema: &str, table: &str) -> Result<u64, postgres::Error> {
+pub(crate) fn clear(c: &mut impl GenericClient, schema: &str, table: &str) -> Result<u64, postgres::Error> {
     c.execute(&format!("DELETE FROM {} WHERE dataset = $1", qualified(schema, "raster_tile_loads")), &[&table])
 }
 
@@ -131,7 +131,12 @@ pub fn clear(c: &mut impl GenericClient, schema: &str, table: &str) -> Result<u6
 ///
 /// # Errors
 /// The database's.
-pub fn forget(c: &mut impl GenericClient, schema: &str, table: &str, tile_id: &str) -> Result<u64, postgres::Error> {
+pub(crate) fn forget(
+    c: &mut impl GenericClient,
+    schema: &str,
+    table: &str,
+    tile_id: &str,
+) -> Result<u64, postgres::Error> {
     c.execute(
         &format!("DELETE FROM {} WHERE dataset = $1 AND tile_id = $2", qualified(schema, "raster_tile_loads")),
         &[&table, &tile_id],

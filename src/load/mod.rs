@@ -8,167 +8,48 @@
 //! after the bulk load, by the run that finds every tile in the ledger (under the table's
 //! lock, so two runs at once never both build it), then the table is analysed.
 
+mod catalogue;
 pub mod coords_view;
-pub mod copy;
+pub(crate) mod copy;
+mod error;
 pub mod geometry;
-pub mod ledger;
+pub(crate) mod ledger;
 pub mod pg;
 pub mod shard;
+mod table;
+mod tile;
 pub mod verify;
+pub mod view;
 
-use crate::name::{BadName, DatasetName};
+use crate::name::DatasetName;
 use crate::progress::Progress;
-use crate::stage::commit::{catch_panic, test_panic, TileErrorKind};
-use crate::stage::manifest::{Format, Manifest, Status, TileRecord};
-use crate::stage::StageError;
-use crate::store::{Store, StoreError};
+use crate::stage::manifest::{Manifest, Status, TileRecord};
+use crate::stage::write_loop::{catch_panic, TileErrorKind};
+use crate::store::Store;
+use crate::test_hooks::test_panic;
+use catalogue::record_dataset;
 use coords_view::{Coords, Layout};
-use copy::{CopyEncoder, DecodeError, TileShape};
+use copy::CopyEncoder;
+pub use error::LoadError;
 use pg::{qualified, reason, ConnSpec};
 use postgres::Client;
-use std::collections::{HashMap, HashSet};
-use std::io::Write;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
+pub(crate) use table::table_name;
+use table::{complete_table, prepare_table};
+use tile::{Failure, Job, Outcome};
 
 /// `maintenance_work_mem` for the primary key build (raised to, never lowered).
-pub const KEY_BUILD_MEM: &str = "512MB";
+pub(crate) const KEY_BUILD_MEM: &str = "512MB";
 /// Attempts per tile when PostgreSQL fails transiently.
-pub const MAX_ATTEMPTS: u32 = 6;
+pub(crate) const MAX_ATTEMPTS: u32 = 6;
 /// First retry delay; doubled on each further attempt.
-const BACKOFF: Duration = Duration::from_millis(250);
-/// Test hook: a pause (ms) inside each tile's transaction, mid-COPY, so that a test can kill
-/// the loader or its backend while a transaction is open.
-pub const TEST_DELAY_ENV: &str = "RASTERSTAGE_TEST_LOAD_DELAY_MS";
-
-/// Errors of `load`, `verify` and the loaded-status query, each naming what it is about.
-/// None ever contains a password.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    /// The connection URL does not parse.
-    #[error("invalid database URL: {0}")]
-    BadUrl(String),
-    /// PostgreSQL cannot be reached or refuses the login.
-    #[error("cannot connect to PostgreSQL ({target}): {reason}")]
-    Connect {
-        /// Host, port, user and database.
-        target: String,
-        /// Why.
-        reason: String,
-    },
-    /// A statement failed.
-    #[error("{what}: {reason}")]
-    Db {
-        /// What was being done, naming the table.
-        what: String,
-        /// The server's message.
-        reason: String,
-    },
-    /// The staging store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// dataset.json is unreadable.
-    #[error(transparent)]
-    Stage(#[from] StageError),
-    /// A dataset name that is not a safe identifier.
-    #[error(transparent)]
-    BadName(#[from] BadName),
-    /// A schema name or table prefix that is not a safe identifier.
-    #[error("{0} {1:?} is not a safe SQL identifier: use lowercase letters, digits and _ (starting with a letter or _), at most 63 characters")]
-    BadIdent(String, String),
-    /// Nothing staged where a dataset was expected.
-    #[error("{0}: no dataset.json, nothing is staged there; run convert first")]
-    NoManifest(String),
-    /// No dataset at all under the root.
-    #[error("no staged datasets under {0}; run convert first")]
-    NothingStaged(String),
-    /// The dataset is still converting.
-    #[error("dataset {name} at {url} is not complete (status converting): run convert to finish it")]
-    NotComplete {
-        /// Dataset name.
-        name: String,
-        /// Dataset folder.
-        url: String,
-    },
-    /// The table exists with another shape.
-    #[error("table {table} exists with another shape ({found}; loading needs {expected}): drop it, choose another --schema/--table-prefix, or rerun with --replace")]
-    WrongShape {
-        /// `"schema"."table"`.
-        table: String,
-        /// Its columns.
-        found: String,
-        /// What rasterstage needs.
-        expected: String,
-    },
-    /// The table holds rows the ledger knows nothing about.
-    #[error("table {0} already holds rows that rasterstage did not load (no raster_tile_loads entries): rerun with --replace to drop and reload it")]
-    ForeignRows(String),
-    /// Every tile is in the ledger, but the table holds fewer rows than the ledger says were
-    /// loaded: rows were deleted outside rasterstage.
-    #[error("{table} holds {rows} rows, but its ledger (raster_tile_loads) says {recorded} were loaded, so every tile looks already loaded: rows were deleted outside rasterstage; rerun with rasterstage load --replace to drop and reload it")]
-    LostRows {
-        /// `"schema"."table"`.
-        table: String,
-        /// Rows in the table.
-        rows: i64,
-        /// Rows the ledger records.
-        recorded: i64,
-    },
-    /// Some tiles failed; the others are committed.
-    #[error("{dataset}: {failed} of {total} tiles failed (the others are committed; fix them and rerun load)")]
-    TilesFailed {
-        /// Dataset name.
-        dataset: String,
-        /// Failed tiles.
-        failed: usize,
-        /// All tiles.
-        total: usize,
-    },
-    /// PostgreSQL kept failing transiently (down, restarting for too long) beyond the retries;
-    /// the remaining tiles were not attempted, since they would only fail the same way.
-    #[error("{dataset}: PostgreSQL kept failing, gave up after {MAX_ATTEMPTS} attempts with {committed} of {total} tiles committed (rerun load to finish): {reason}")]
-    GaveUp {
-        /// Dataset name.
-        dataset: String,
-        /// Tiles committed, by this run or an earlier one.
-        committed: usize,
-        /// All tiles.
-        total: usize,
-        /// The last failure.
-        reason: String,
-    },
-    /// `verify` found differences.
-    #[error("{dataset}: {differing} of {total} tiles differ between staging and PostgreSQL: to make the table match the staged data again, rerun rasterstage load --replace --dataset {dataset} (with the same --from/--schema)")]
-    Differs {
-        /// Dataset name.
-        dataset: String,
-        /// Differing tiles.
-        differing: usize,
-        /// All tiles.
-        total: usize,
-    },
-    /// After every tile of this run, the ledger misses tiles of the dataset: another run
-    /// changed the table meanwhile.
-    #[error("{table}: only {recorded} of {total} tiles are recorded after this load (another run replaced or changed the table meanwhile); the primary key is not built: rerun load")]
-    Incomplete {
-        /// `"schema"."table"`.
-        table: String,
-        /// Tiles recorded with their staged checksum.
-        recorded: usize,
-        /// Tiles of the dataset.
-        total: usize,
-    },
-    /// `verify` on a dataset that is not loaded.
-    #[error("table {0} does not exist: run load first")]
-    NoTable(String),
-    /// `--geometry` cannot be honoured, or `verify` found `geom` wrong.
-    #[error(transparent)]
-    Geometry(#[from] geometry::GeometryError),
-}
+pub(crate) const BACKOFF: Duration = Duration::from_millis(250);
 
 /// One result per dataset, by name, in the order they were processed.
-pub type PerDataset<T> = Vec<(String, Result<T, LoadError>)>;
+pub(crate) type PerDataset<T> = Vec<(String, Result<T, LoadError>)>;
 
 /// Everything `load` needs.
 #[derive(Debug, Clone)]
@@ -195,6 +76,8 @@ pub struct LoadOptions {
     pub coords: Coords,
     /// No progress display.
     pub quiet: bool,
+    /// How the staging store talks to an object store.
+    pub storage: crate::store::StorageOptions,
 }
 
 /// What a finished dataset load did.
@@ -223,19 +106,6 @@ pub struct LoadSummary {
     /// Whether another run loading the same table at the same time built the primary key
     /// (this run found it there when its own tiles were in).
     pub key_by_other: bool,
-}
-
-/// A dataset's table name: prefix + dataset name, checked to fit PostgreSQL's 63 bytes and
-/// never to be a catalogue table: every dataset table name (and so every `DROP TABLE` of
-/// `--replace`) comes from here, so no path can drop `raster_datasets` or `raster_tile_loads`.
-///
-/// # Errors
-/// [`LoadError::BadIdent`]; [`LoadError::BadName`] for a catalogue table's name.
-pub fn table_name(prefix: &str, name: &DatasetName) -> Result<String, LoadError> {
-    let t = format!("{prefix}{name}");
-    pg::check_ident("table name (--table-prefix + dataset name)", &t, false)?;
-    name.check_not_reserved(prefix)?;
-    Ok(t)
 }
 
 /// The datasets to work on under `root`: `only` (validated names), or every folder with a
@@ -270,7 +140,7 @@ pub fn dataset_names(root: &Store, only: &[String]) -> Result<Vec<DatasetName>, 
 /// # Errors
 /// [`LoadError::NoManifest`], [`LoadError::Stage`] (unreadable or invalid, naming the file
 /// and field), [`LoadError::NotComplete`], [`LoadError::BadName`].
-pub fn complete_manifest(ds: &Store) -> Result<Manifest, LoadError> {
+pub(crate) fn complete_manifest(ds: &Store) -> Result<Manifest, LoadError> {
     let m = Manifest::read(ds)?.ok_or_else(|| LoadError::NoManifest(ds.url().to_string()))?;
     DatasetName::new(&m.name)?;
     if m.status != Status::Complete {
@@ -287,7 +157,7 @@ pub fn complete_manifest(ds: &Store) -> Result<Manifest, LoadError> {
 pub fn load(opts: &LoadOptions) -> Result<PerDataset<LoadSummary>, LoadError> {
     pg::check_ident("--schema", &opts.schema, false)?;
     pg::check_ident("--table-prefix", &opts.table_prefix, true)?;
-    let root = Store::open(&opts.root)?;
+    let root = Store::open_with(&opts.root, &opts.storage)?;
     let names = dataset_names(&root, &opts.datasets)?;
     if opts.geometry.is_some() && opts.coords == Coords::View {
         return Err(LoadError::Geometry(geometry::GeometryError::NeedsStoredCoords));
@@ -344,19 +214,9 @@ fn db(what: impl Into<String>) -> impl FnOnce(postgres::Error) -> LoadError {
 /// warning (a convert that crashed before committing them, or foreign files).
 fn warn_unlisted(ds: &Store, m: &Manifest) -> Result<(), LoadError> {
     let listed: HashSet<String> = m.tiles.iter().flat_map(|t| m.tile_keys(t)).collect();
-    // Where tiles live: `tiles/`, or the folder of each value array of the Zarr group.
-    let prefixes: Vec<String> = match (m.format, &m.columns) {
-        (Format::Parquet, _) => vec!["tiles".to_string()],
-        (Format::Zarr, None) => vec![format!("{n}.zarr/{n}", n = m.name)],
-        (Format::Zarr, Some(cols)) => cols.iter().map(|c| format!("{}.zarr/{}", m.name, c.name)).collect(),
-    };
-    let is_tile = |k: &str| match m.format {
-        Format::Parquet => k.ends_with(".parquet"),
-        Format::Zarr => !matches!(k.rsplit('/').next().unwrap_or(""), "zarr.json" | ".zarray" | ".zattrs"),
-    };
     let mut unlisted = Vec::new();
-    for prefix in &prefixes {
-        unlisted.extend(ds.list(prefix)?.into_iter().filter(|k| is_tile(k) && !listed.contains(k)));
+    for prefix in m.tile_prefixes() {
+        unlisted.extend(ds.list(&prefix)?.into_iter().filter(|k| m.is_tile_key(k) && !listed.contains(k)));
     }
     if !unlisted.is_empty() {
         tracing::warn!(
@@ -367,286 +227,6 @@ fn warn_unlisted(ds: &Store, m: &Manifest) -> Result<(), LoadError> {
         );
     }
     Ok(())
-}
-
-/// Columns of `table` as `(name, format_type)`, or `None` when it does not exist.
-fn table_columns(
-    c: &mut impl postgres::GenericClient,
-    qt: &str,
-) -> Result<Option<Vec<(String, String)>>, postgres::Error> {
-    let kind: Option<i8> =
-        c.query_opt("SELECT relkind FROM pg_class WHERE oid = to_regclass($1)", &[&qt])?.map(|r| r.get(0));
-    if kind.is_none() {
-        return Ok(None);
-    }
-    let rows = c.query(
-        "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute \
-         WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-        &[&qt],
-    )?;
-    let mut cols: Vec<(String, String)> = rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
-    if kind != Some(b'r' as i8) && kind != Some(b'p' as i8) {
-        cols.insert(0, ("(not a table)".into(), String::new()));
-    }
-    Ok(Some(cols))
-}
-
-fn shape_text(cols: &[(String, String)]) -> String {
-    cols.iter().map(|(n, t)| format!("{n} {t}")).collect::<Vec<_>>().join(", ")
-}
-
-/// Makes the dataset's table ready: created, or checked (shape, no foreign rows), or dropped
-/// and recreated with `--replace`; ledger rows of tiles that are no longer staged (or whose
-/// window changed) are removed with their rows. Returns whether the table has a primary key.
-fn prepare_table(
-    client: &mut Client,
-    opts: &LoadOptions,
-    m: &Manifest,
-    lay: &Layout,
-    geom: Option<&geometry::GeomColumn>,
-) -> Result<bool, LoadError> {
-    let (table, qt, qd) = (lay.table.as_str(), lay.qtable(), lay.qdata());
-    let what = format!("preparing table {qt}");
-    let mut tx = client.transaction().map_err(db(&what))?;
-    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("rasterstage:{qt}")]).map_err(db(&what))?;
-    let expected = geometry::with_geom(&mut tx, lay.shape(m), geom).map_err(db(&what))?;
-    let mut existing = table_columns(&mut tx, &qd).map_err(db(&what))?;
-    if lay.table_in_the_way(&mut tx).map_err(db(&what))? {
-        // A table with stored coordinates where the view goes.
-        existing = table_columns(&mut tx, &qt).map_err(db(&what))?;
-    }
-    let mut create = existing.is_none();
-    if let Some(cols) = existing {
-        if opts.replace {
-            tracing::info!("{}: --replace: dropping {qt}", m.name);
-            lay.drop_all(&mut tx).map_err(db(&what))?;
-            create = true;
-        } else if cols != expected {
-            geometry::check_shape(&qt, &cols, &expected)?;
-            return Err(LoadError::WrongShape { table: qt, found: shape_text(&cols), expected: shape_text(&expected) });
-        }
-    }
-    if create {
-        tx.batch_execute(&lay.create_sql(m)).map_err(db(&what))?;
-        if let Some(g) = geom {
-            g.add_to(&mut tx, &qt).map_err(db(&what))?;
-        }
-        // The ledger describes rows of the table; a new table has none.
-        ledger::clear(&mut tx, &opts.schema, table).map_err(db(&what))?;
-    } else {
-        let recorded = ledger::read(&mut tx, &opts.schema, table).map_err(db(&what))?;
-        if recorded.is_empty() {
-            // One statement, so one snapshot: a run loading this table right now commits a
-            // tile's rows with its ledger row, and two statements could see the rows without
-            // the ledger row.
-            let sql = format!(
-                "SELECT EXISTS (SELECT 1 FROM {qd}) AND NOT EXISTS (SELECT 1 FROM {} WHERE dataset = $1)",
-                qualified(&opts.schema, "raster_tile_loads")
-            );
-            let foreign: bool = tx.query_one(&sql, &[&table]).map_err(db(&what))?.get(0);
-            if foreign {
-                return Err(LoadError::ForeignRows(qt));
-            }
-        }
-        let staged: HashMap<&str, &TileRecord> = m.tiles.iter().map(|t| (t.id.as_str(), t)).collect();
-        for (id, row) in &recorded {
-            let same_window = staged.get(id.as_str()).is_some_and(|t| ledger::range_of(t) == row.range);
-            if !same_window {
-                tracing::info!("{}: tile {id} is no longer staged as loaded; removing its {} rows", m.name, row.rows);
-                ledger::delete_range(&mut tx, &opts.schema, &lay.data, row.range).map_err(db(&what))?;
-                ledger::forget(&mut tx, &opts.schema, table, id).map_err(db(&what))?;
-            }
-        }
-    }
-    if !lay.stores_xy() {
-        tx.batch_execute(&lay.view_sql(m)).map_err(db(&what))?;
-    }
-    let has_pk = has_primary_key(&mut tx, &qd).map_err(db(&what))?;
-    tx.commit().map_err(db(&what))?;
-    Ok(has_pk)
-}
-
-/// Whether table `qt` (`"schema"."table"`) has a primary key.
-fn has_primary_key(c: &mut impl postgres::GenericClient, qt: &str) -> Result<bool, postgres::Error> {
-    let q = "SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = to_regclass($1) AND indisprimary)";
-    Ok(c.query_one(q, &[&qt])?.get(0))
-}
-
-/// Why one tile did not load.
-#[derive(Debug)]
-enum TileError {
-    /// The staged tile is bad or missing: retrying cannot help.
-    Bad(String),
-    /// PostgreSQL failed.
-    Db(postgres::Error),
-    /// Reconnecting failed.
-    Connect(LoadError),
-}
-
-impl TileError {
-    fn transient(&self) -> bool {
-        match self {
-            TileError::Bad(_) => false,
-            TileError::Db(e) => pg::is_transient(e),
-            TileError::Connect(_) => true,
-        }
-    }
-
-    fn message(&self) -> String {
-        match self {
-            TileError::Bad(s) => s.clone(),
-            TileError::Db(e) => reason(e),
-            TileError::Connect(e) => e.to_string(),
-        }
-    }
-}
-
-/// Everything a worker needs to load tiles of one dataset.
-struct Job<'a> {
-    opts: &'a LoadOptions,
-    ds: &'a Store,
-    m: &'a Manifest,
-    table: &'a str,
-    /// Where the rows go (the table, or the cells table behind `--coords view`).
-    data: &'a str,
-    copy_sql: String,
-    /// SRID of the `geom` written into each row (`--geometry`).
-    geom_srid: Option<u32>,
-    delay: Option<Duration>,
-}
-
-enum Outcome {
-    Loaded(u64),
-    Skipped,
-}
-
-/// Why [`Job::tile`] failed.
-enum Failure {
-    /// This tile cannot load (bad tile, a statement error): the others go on.
-    Tile(String),
-    /// PostgreSQL failed transiently on every attempt: it is down, so the load stops.
-    GaveUp(String),
-}
-
-impl Job<'_> {
-    fn fetch(&self, t: &TileRecord) -> Result<Option<Vec<bytes::Bytes>>, TileError> {
-        crate::stage::read::fetch_tile(self.ds, self.m, t).map_err(|e| TileError::Bad(e.to_string()))
-    }
-
-    /// One attempt: the tile's whole transaction.
-    fn attempt(
-        &self,
-        client: &mut Client,
-        t: &TileRecord,
-        parts: Option<&[bytes::Bytes]>,
-        enc: &mut CopyEncoder,
-    ) -> Result<Outcome, TileError> {
-        let schema = &self.opts.schema;
-        let mut tx = client.transaction().map_err(TileError::Db)?;
-        let key = format!("rasterstage:{}/{}", qualified(schema, self.table), t.id);
-        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&key]).map_err(TileError::Db)?;
-        let prev = tx
-            .query_opt(
-                &format!(
-                    "SELECT checksum, row0, col0, nrows, ncols FROM {} WHERE dataset = $1 AND tile_id = $2",
-                    qualified(schema, "raster_tile_loads")
-                ),
-                &[&self.table, &t.id],
-            )
-            .map_err(TileError::Db)?;
-        if let Some(row) = prev {
-            let sum: String = row.get(0);
-            if sum == ledger::wanted_checksum(t) {
-                return Ok(Outcome::Skipped);
-            }
-            let range = [row.get(1), row.get(2), row.get(3), row.get(4)];
-            ledger::delete_range(&mut tx, schema, self.data, range).map_err(TileError::Db)?;
-        }
-        enc.begin(self.geom_srid);
-        if let Some(parts) = parts {
-            let shape = TileShape::of(self.m, t);
-            let mut writer = tx.copy_in(&self.copy_sql).map_err(TileError::Db)?;
-            let mut first = true;
-            let delay = self.delay;
-            let mut sink = |b: &[u8]| -> std::io::Result<()> {
-                writer.write_all(b)?;
-                if first {
-                    first = false;
-                    if let Some(d) = delay {
-                        writer.flush()?;
-                        std::thread::sleep(d);
-                    }
-                }
-                Ok(())
-            };
-            // fetch_tile returns one object per tile, or one chunk per column (merged Zarr).
-            let r = match (self.m.format, &self.m.columns) {
-                (Format::Parquet, None) => copy::parquet_rows(parts[0].clone(), &shape, enc, &mut sink),
-                (Format::Zarr, None) => copy::zarr_rows(&parts[0], &shape, enc, &mut sink),
-                (Format::Parquet, Some(cols)) => {
-                    copy::merged_parquet_rows(parts[0].clone(), &shape, cols, enc, &mut sink)
-                }
-                (Format::Zarr, Some(cols)) => copy::merged_zarr_rows(parts, &shape, cols, enc, &mut sink),
-            };
-            match r {
-                Ok(()) => {}
-                Err(DecodeError::Bad(s)) => return Err(TileError::Bad(format!("unreadable tile: {s}"))),
-                Err(DecodeError::Sink(e)) => {
-                    return Err(match e.into_inner().map(|inner| inner.downcast::<postgres::Error>()) {
-                        Some(Ok(pe)) => TileError::Db(*pe),
-                        Some(Err(other)) => TileError::Bad(format!("writing COPY data: {other}")),
-                        None => TileError::Bad("writing COPY data failed".into()),
-                    })
-                }
-            }
-            writer.finish().map_err(TileError::Db)?;
-        }
-        // Nothing is committed until the tile is what dataset.json says: a NaN or infinite
-        // record matches no finite sum (same_sum), so it fails here instead of passing.
-        if enc.rows != t.row_count {
-            return Err(TileError::Bad(format!("tile holds {} rows, dataset.json says {}", enc.rows, t.row_count)));
-        }
-        if !crate::stage::manifest::same_sum(enc.value_sum, t.value_sum) {
-            return Err(TileError::Bad(format!(
-                "tile values sum to {}, dataset.json says {}",
-                enc.value_sum, t.value_sum
-            )));
-        }
-        ledger::record(&mut tx, schema, self.table, t, enc.rows, enc.value_sum).map_err(TileError::Db)?;
-        tx.commit().map_err(TileError::Db)?;
-        Ok(Outcome::Loaded(enc.rows))
-    }
-
-    /// Loads one tile, retrying transient failures on a fresh connection with backoff.
-    fn tile(&self, client: &mut Option<Client>, t: &TileRecord, enc: &mut CopyEncoder) -> Result<Outcome, Failure> {
-        let bytes = self.fetch(t).map_err(|e| Failure::Tile(e.message()))?;
-        let mut last = String::new();
-        for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                std::thread::sleep(BACKOFF * 2u32.pow(attempt - 1));
-            }
-            let r = match client {
-                Some(c) => self.attempt(c, t, bytes.as_deref(), enc),
-                None => match self.opts.conn.connect() {
-                    Ok(c) => {
-                        let c = client.insert(c);
-                        self.attempt(c, t, bytes.as_deref(), enc)
-                    }
-                    Err(e) => Err(TileError::Connect(e)),
-                },
-            };
-            match r {
-                Ok(o) => return Ok(o),
-                Err(e) if e.transient() => {
-                    last = e.message();
-                    tracing::warn!("{}: tile {}: attempt {} failed, retrying: {last}", self.m.name, t.id, attempt + 1);
-                    *client = None;
-                }
-                Err(e) => return Err(Failure::Tile(e.message())),
-            }
-        }
-        Err(Failure::GaveUp(last))
-    }
 }
 
 fn load_dataset(
@@ -717,7 +297,7 @@ fn load_dataset_only(
             if geom.is_some() { ", geom" } else { "" }
         ),
         geom_srid: geom.as_ref().map(|g| g.srid),
-        delay: std::env::var(TEST_DELAY_ENV).ok().and_then(|v| v.parse().ok()).map(Duration::from_millis),
+        delay: crate::test_hooks::Pause::LoadCopy.duration(),
     };
     let progress = Progress::new(name.as_str(), m.tiles.len() as u64, skipped_before as u64, opts.quiet);
     let next = AtomicUsize::new(0);
@@ -823,154 +403,4 @@ fn load_dataset_only(
     }
     record_dataset(client, opts, &ds, &m, &table)?;
     Ok(LoadSummary { seconds: start.elapsed().as_secs_f64(), ..summary })
-}
-
-/// What [`complete_table`] found and did.
-struct Completion {
-    /// Tiles of the manifest recorded in the ledger with their staged checksum.
-    recorded: usize,
-    /// This run built the primary key.
-    indexed: bool,
-    /// This run built the GiST index on `geom`.
-    geom_indexed: bool,
-    /// The primary key was built by another run since this one prepared the table.
-    key_by_other: bool,
-}
-
-/// The last step of a load: under the table's advisory lock (the one [`prepare_table`]
-/// takes), reads the ledger, and only if it holds every tile of `m` with its checksum builds
-/// the primary key, unless it is there already or `--no-index`. Runs that load one dataset at
-/// once (two `load`s, shards, two `merge --to-postgres`) thus build the key once, after the
-/// last tile: the lock orders their checks, and a run that finds the ledger incomplete
-/// leaves the key to whichever run completes it. `had_key`: the table had its key when this
-/// run prepared it. With `geom`, its GiST index is built the same way, in the same
-/// transaction.
-fn complete_table(
-    client: &mut Client,
-    opts: &LoadOptions,
-    m: &Manifest,
-    lay: &Layout,
-    had_key: bool,
-    geom: Option<&geometry::GeomColumn>,
-) -> Result<Completion, LoadError> {
-    let (table, qt, qd) = (lay.table.as_str(), lay.qtable(), lay.qdata());
-    let what = format!("completing {qt}");
-    let mut tx = client.transaction().map_err(db(&what))?;
-    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("rasterstage:{qt}")]).map_err(db(&what))?;
-    let ledger = ledger::read(&mut tx, &opts.schema, table).map_err(db(&what))?;
-    let recorded =
-        m.tiles.iter().filter(|t| ledger.get(&t.id).is_some_and(|r| r.checksum == ledger::wanted_checksum(t))).count();
-    let mut done = Completion { recorded, indexed: false, geom_indexed: false, key_by_other: false };
-    if recorded < m.tiles.len() || opts.no_index {
-        return Ok(done);
-    }
-    if has_primary_key(&mut tx, &qd).map_err(db(&what))? {
-        if !had_key {
-            tracing::info!("{}: the primary key of {qt} was already built by another run", m.name);
-            done.key_by_other = true;
-        }
-        done.geom_indexed = geometry::index_and_commit(tx, geom, &m.name, &qt)?;
-        return Ok(done);
-    }
-    tracing::info!("{}: building the primary key of {qt}", m.name);
-    // Enough memory for the key's sort to run in memory rather than as an external merge
-    // (1.14x faster on 8 M rows, docs/BENCHMARKS.md); only for this transaction, and never
-    // lowering a larger setting. The sort allocates what it needs, up to this.
-    tx.execute(
-        "SELECT set_config('maintenance_work_mem', $1, true) \
-         WHERE pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes($1)",
-        &[&KEY_BUILD_MEM],
-    )
-    .map_err(db(&what))?;
-    tx.batch_execute(&format!("ALTER TABLE {qd} ADD PRIMARY KEY (row_idx, col_idx)")).map_err(|e| {
-        // Only a unique violation means duplicate cells; a broken connection does not.
-        let hint =
-            if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) { " (duplicate cells?)" } else { "" };
-        LoadError::Db { what: format!("building the primary key of {qt}{hint}"), reason: reason(&e) }
-    })?;
-    done.geom_indexed = geometry::index_and_commit(tx, geom, &m.name, &qt)?;
-    done.indexed = true;
-    Ok(done)
-}
-
-/// Upserts the dataset's row in `raster_datasets`.
-fn record_dataset(
-    client: &mut Client,
-    opts: &LoadOptions,
-    ds: &Store,
-    m: &Manifest,
-    table: &str,
-) -> Result<(), LoadError> {
-    let g = &m.grid;
-    let b = &m.bounds;
-    let transform: Vec<f64> = g.geotransform().to_vec();
-    let resolution = vec![g.dx, -g.dy];
-    let bounds = vec![b.minx, b.miny, b.maxx, b.maxy];
-    // Every number is converted with a check (Manifest::validate bounds them, so none fails
-    // for a manifest that was read), and the totals are the tiles' own, recomputed: nothing
-    // a hand-edited total says reaches the catalogue.
-    let file = ds.url_of(crate::stage::manifest::MANIFEST);
-    let out_of_range = |field: &str, v: String| {
-        LoadError::Stage(StageError::Invalid {
-            file: file.clone(),
-            field: field.to_string(),
-            reason: format!("is {v}, out of range of its PostgreSQL column"),
-            redo: m.redo(),
-        })
-    };
-    let int4 = |field: &str, v: u64| i32::try_from(v).map_err(|_| out_of_range(field, v.to_string()));
-    let epsg = g.epsg.map(|e| int4("grid.epsg", e.into())).transpose()?;
-    let band = int4("source.band", m.source.band as u64)?;
-    let (width, height) = (int4("grid.width", g.width as u64)?, int4("grid.height", g.height as u64)?);
-    // A tile's side: the window, or a sharded Zarr's shard (what tile_count counts).
-    let tile_size = int4("window", m.tile_side() as u64)?;
-    let tile_count = int4("tile_count", m.tiles.len() as u64)?;
-    let rows: u64 = m.tiles.iter().try_fold(0u64, |n, t| n.checked_add(t.row_count)).unwrap_or(u64::MAX);
-    let row_count = i64::try_from(rows).map_err(|_| out_of_range("row_count", rows.to_string()))?;
-    let value_sum = m.tiles_sum();
-    let format = match m.format {
-        Format::Parquet => "parquet",
-        Format::Zarr => "zarr",
-    };
-    let sql = format!(
-        "INSERT INTO {} (name, table_name, source, band, crs_wkt, epsg, transform, width, height, resolution, bounds, \
-         dtype, nodata, method, passthrough, format, tile_size, staging_uri, tile_count, row_count, value_sum, loaded_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, now()) \
-         ON CONFLICT (name) DO UPDATE SET table_name = EXCLUDED.table_name, source = EXCLUDED.source, band = EXCLUDED.band, \
-         crs_wkt = EXCLUDED.crs_wkt, epsg = EXCLUDED.epsg, transform = EXCLUDED.transform, width = EXCLUDED.width, \
-         height = EXCLUDED.height, resolution = EXCLUDED.resolution, bounds = EXCLUDED.bounds, dtype = EXCLUDED.dtype, \
-         nodata = EXCLUDED.nodata, method = EXCLUDED.method, passthrough = EXCLUDED.passthrough, format = EXCLUDED.format, \
-         tile_size = EXCLUDED.tile_size, staging_uri = EXCLUDED.staging_uri, tile_count = EXCLUDED.tile_count, \
-         row_count = EXCLUDED.row_count, value_sum = EXCLUDED.value_sum, loaded_at = EXCLUDED.loaded_at",
-        qualified(&opts.schema, "raster_datasets")
-    );
-    client
-        .execute(
-            &sql,
-            &[
-                &m.name,
-                &table,
-                &m.source.path,
-                &band,
-                &g.crs_wkt,
-                &epsg,
-                &transform,
-                &width,
-                &height,
-                &resolution,
-                &bounds,
-                &m.dtype.name(),
-                &m.nodata,
-                &m.method,
-                &(m.method == "passthrough"),
-                &format,
-                &tile_size,
-                &ds.url(),
-                &tile_count,
-                &row_count,
-                &value_sum,
-            ],
-        )
-        .map_err(db(format!("recording {} in raster_datasets", m.name)))?;
-    Ok(())
 }

@@ -13,11 +13,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// The schema DDL (`raster_datasets`, `raster_tile_loads`), applied idempotently.
-pub const SCHEMA_SQL: &str = include_str!("../../schemas/postgres.sql");
+pub(crate) const SCHEMA_SQL: &str = include_str!("../../schemas/postgres.sql");
 
 /// `application_name` of every rasterstage connection, so an operator can find them in
 /// `pg_stat_activity`.
-pub const APPLICATION_NAME: &str = "rasterstage";
+pub(crate) const APPLICATION_NAME: &str = "rasterstage";
 
 /// Where to connect: a parsed connection config whose `Debug`/`Display` never show the
 /// password.
@@ -34,7 +34,7 @@ pub struct ConnSpec {
 
 /// How much of the server's certificate to check, as libpq's `sslmode` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verify {
+pub(crate) enum Verify {
     /// `disable`, `prefer`, `require`: encrypt, trust any certificate (unless `sslrootcert`
     /// is given, which makes `require` check the chain, as libpq does).
     None,
@@ -181,11 +181,6 @@ impl ConnSpec {
         Ok(ConnSpec { config, verify, root_cert, tls: Arc::default() })
     }
 
-    /// How the server's certificate is checked.
-    pub fn verify(&self) -> Verify {
-        self.verify
-    }
-
     /// The TLS connector for [`Self::verify`], built once (see [`ConnSpec`]'s `tls`).
     fn tls(&self) -> Result<native_tls::TlsConnector, String> {
         self.tls.get_or_init(|| self.build_tls()).clone()
@@ -214,7 +209,7 @@ impl ConnSpec {
     }
 
     /// `host H port P user U database D`, for messages: everything but the password.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let host = match self.config.get_hosts().first() {
             Some(Host::Tcp(h)) => h.clone(),
             Some(Host::Unix(p)) => p.display().to_string(),
@@ -230,7 +225,7 @@ impl ConnSpec {
     ///
     /// # Errors
     /// [`LoadError::Connect`]: one line naming host, port, user and database.
-    pub fn connect(&self) -> Result<Client, LoadError> {
+    pub(crate) fn connect(&self) -> Result<Client, LoadError> {
         let tls = self.tls().map_err(|reason| LoadError::Connect { target: self.describe(), reason })?;
         self.config
             .connect(postgres_native_tls::MakeTlsConnector::new(tls))
@@ -239,7 +234,7 @@ impl ConnSpec {
 }
 
 /// A one-line reason for a PostgreSQL error: the server's message, or the I/O cause.
-pub fn reason(e: &postgres::Error) -> String {
+pub(crate) fn reason(e: &postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
         return format!("{} ({}): {}", db.severity(), db.code().code(), db.message());
     }
@@ -259,7 +254,7 @@ pub fn reason(e: &postgres::Error) -> String {
 /// Whether retrying on a fresh connection may succeed: the connection broke (reset, closed,
 /// I/O), the server is shutting down or restarting (57P01-57P03), a serialization failure
 /// or deadlock (40001, 40P01), or any connection exception (class 08).
-pub fn is_transient(e: &postgres::Error) -> bool {
+pub(crate) fn is_transient(e: &postgres::Error) -> bool {
     match e.code() {
         Some(code) => {
             let c = code.code();
@@ -276,12 +271,12 @@ pub fn is_transient(e: &postgres::Error) -> bool {
 }
 
 /// `"ident"` with embedded quotes doubled: every identifier rasterstage sends is quoted.
-pub fn quote(ident: &str) -> String {
+pub(crate) fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
 /// `"schema"."table"`.
-pub fn qualified(schema: &str, table: &str) -> String {
+pub(crate) fn qualified(schema: &str, table: &str) -> String {
     format!("{}.{}", quote(schema), quote(table))
 }
 
@@ -290,7 +285,7 @@ pub fn qualified(schema: &str, table: &str) -> String {
 ///
 /// # Errors
 /// [`LoadError::BadIdent`] naming the option.
-pub fn check_ident(what: &str, s: &str, allow_empty: bool) -> Result<(), LoadError> {
+pub(crate) fn check_ident(what: &str, s: &str, allow_empty: bool) -> Result<(), LoadError> {
     let mut chars = s.chars();
     let ok = match chars.next() {
         None => allow_empty,
@@ -304,7 +299,7 @@ pub fn check_ident(what: &str, s: &str, allow_empty: bool) -> Result<(), LoadErr
 }
 
 /// The column type names `format_type()` reports for each PostgreSQL type rasterstage uses.
-pub fn format_type_name(pg: &str) -> &'static str {
+pub(crate) fn format_type_name(pg: &str) -> &'static str {
     match pg {
         "int2" => "smallint",
         "int4" => "integer",
@@ -315,7 +310,7 @@ pub fn format_type_name(pg: &str) -> &'static str {
 }
 
 /// The expected `(column, format_type)` list of a dataset table.
-pub fn table_shape(dtype: DataType) -> Vec<(String, String)> {
+pub(crate) fn table_shape(dtype: DataType) -> Vec<(String, String)> {
     [
         ("row_idx", "integer"),
         ("col_idx", "integer"),
@@ -330,7 +325,7 @@ pub fn table_shape(dtype: DataType) -> Vec<(String, String)> {
 
 /// The value columns of a dataset's table as `(name, PostgreSQL type)`: `value` for a
 /// converted dataset, one nullable column per input for a merged one.
-pub fn value_columns(m: &crate::stage::Manifest) -> Vec<(String, &'static str)> {
+pub(crate) fn value_columns(m: &crate::stage::Manifest) -> Vec<(String, &'static str)> {
     match &m.columns {
         Some(cols) => cols.iter().map(|c| (c.name.clone(), c.dtype.postgres())).collect(),
         None => vec![("value".to_string(), m.dtype.postgres())],
@@ -338,7 +333,7 @@ pub fn value_columns(m: &crate::stage::Manifest) -> Vec<(String, &'static str)> 
 }
 
 /// The expected `(column, format_type)` list of a dataset's table.
-pub fn table_shape_of(m: &crate::stage::Manifest) -> Vec<(String, String)> {
+pub(crate) fn table_shape_of(m: &crate::stage::Manifest) -> Vec<(String, String)> {
     let mut shape = table_shape(m.dtype);
     shape.truncate(4);
     shape.extend(value_columns(m).into_iter().map(|(n, t)| (n, format_type_name(t).to_string())));
@@ -347,7 +342,7 @@ pub fn table_shape_of(m: &crate::stage::Manifest) -> Vec<(String, String)> {
 
 /// The SQL of a dataset's table: `row_idx, col_idx, x, y` and its value columns (NOT NULL
 /// for a converted dataset, nullable for a merged one).
-pub fn create_table_sql(qt: &str, m: &crate::stage::Manifest) -> String {
+pub(crate) fn create_table_sql(qt: &str, m: &crate::stage::Manifest) -> String {
     let not_null = if m.columns.is_some() { "" } else { " NOT NULL" };
     let values: Vec<String> = value_columns(m).iter().map(|(n, t)| format!("{} {t}{not_null}", quote(n))).collect();
     format!(
@@ -358,7 +353,7 @@ pub fn create_table_sql(qt: &str, m: &crate::stage::Manifest) -> String {
 
 /// The SQL expression of a row's value sum (`value_sum` in dataset.json): the value, or the
 /// sum of the non-null values of a merged row.
-pub fn row_sum_sql(m: &crate::stage::Manifest) -> String {
+pub(crate) fn row_sum_sql(m: &crate::stage::Manifest) -> String {
     match &m.columns {
         None => "value::float8".to_string(),
         Some(_) => value_columns(m)
@@ -374,7 +369,7 @@ pub fn row_sum_sql(m: &crate::stage::Manifest) -> String {
 ///
 /// # Errors
 /// [`LoadError::Db`].
-pub fn apply_schema(client: &mut Client, schema: &str) -> Result<(), LoadError> {
+pub(crate) fn apply_schema(client: &mut Client, schema: &str) -> Result<(), LoadError> {
     let db = |e: postgres::Error| LoadError::Db {
         what: format!("creating rasterstage tables in schema {schema}"),
         reason: reason(&e),
@@ -425,11 +420,11 @@ mod tests {
         // What it resolves to: verify-full parses (the driver alone refuses it), and
         // require with a root certificate checks the chain as libpq does.
         let spec = ConnSpec::resolve(Some("postgres://u@h/db?sslmode=verify-full"), None).unwrap();
-        assert_eq!(spec.verify(), Verify::Full);
+        assert_eq!(spec.verify, Verify::Full);
         let spec = ConnSpec::resolve(Some("postgres://u@h/db?sslmode=require&sslrootcert=/r.pem"), None).unwrap();
-        assert_eq!(spec.verify(), Verify::Ca);
+        assert_eq!(spec.verify, Verify::Ca);
         let spec = ConnSpec::resolve(Some("postgres://u@h/db?sslmode=require"), None).unwrap();
-        assert_eq!(spec.verify(), Verify::None);
+        assert_eq!(spec.verify, Verify::None);
     }
 
     #[test]

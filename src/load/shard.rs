@@ -30,7 +30,7 @@ use std::collections::{HashMap, HashSet};
 pub fn load_shard(opts: &LoadOptions, k: Shard) -> Result<PerDataset<LoadSummary>, LoadError> {
     super::pg::check_ident("--schema", &opts.schema, false)?;
     super::pg::check_ident("--table-prefix", &opts.table_prefix, true)?;
-    let root = Store::open(&opts.root)?;
+    let root = Store::open_with(&opts.root, &opts.storage)?;
     let names = super::dataset_names(&root, &opts.datasets)?;
     let mut units = Vec::new();
     for n in &names {
@@ -55,7 +55,7 @@ pub fn load_shard(opts: &LoadOptions, k: Shard) -> Result<PerDataset<LoadSummary
 
 /// The tiles of a staged dataset as units, weighted by rows to copy (at least 1: an empty
 /// tile still costs a transaction).
-pub fn units_of(name: &str, m: &Manifest) -> Vec<Unit> {
+pub(crate) fn units_of(name: &str, m: &Manifest) -> Vec<Unit> {
     m.tiles
         .iter()
         .map(|t| Unit {

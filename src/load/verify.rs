@@ -27,7 +27,7 @@ pub struct TileDiff {
 #[derive(Debug, Clone)]
 pub struct VerifyReport {
     /// Dataset name.
-    pub name: String,
+    pub(crate) name: String,
     /// `"schema"."table"`.
     pub table: String,
     /// Tiles compared.
@@ -51,7 +51,7 @@ impl VerifyReport {
 ///
 /// # Errors
 /// [`LoadError::NoTable`], [`LoadError::Db`], or what reading the manifest returns.
-pub fn verify_dataset(
+pub(crate) fn verify_dataset(
     client: &mut postgres::Client,
     root: &Store,
     name: &DatasetName,

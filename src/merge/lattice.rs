@@ -8,7 +8,7 @@ use crate::grid::{checked_size, count_text, snap, Grid};
 use crate::limits::{MAX_GRID_CELLS, MAX_GRID_SIDE};
 
 /// Relative tolerance for "same cell size".
-pub const CELL_TOLERANCE: f64 = 1e-9;
+pub(crate) const CELL_TOLERANCE: f64 = 1e-9;
 
 /// Why two grids are not on one lattice, with what would fix it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -110,7 +110,7 @@ fn same_crs(a: &str, b: &str) -> bool {
 ///
 /// # Errors
 /// [`LatticeError`] showing the difference and the `convert` options that fix it.
-pub fn offset(first: &str, a: &Grid, other: &str, b: &Grid) -> Result<[i64; 2], LatticeError> {
+pub(crate) fn offset(first: &str, a: &Grid, other: &str, b: &Grid) -> Result<[i64; 2], LatticeError> {
     if !same_crs(&a.crs_wkt, &b.crs_wkt) {
         return Err(LatticeError::Crs {
             first: first.into(),
@@ -164,7 +164,7 @@ pub fn offset(first: &str, a: &Grid, other: &str, b: &Grid) -> Result<[i64; 2], 
 ///
 /// # Errors
 /// The first [`LatticeError`] against `grids[0]`.
-pub fn union(names: &[&str], grids: &[&Grid]) -> Result<(Grid, Vec<[i64; 2]>), LatticeError> {
+pub(crate) fn union(names: &[&str], grids: &[&Grid]) -> Result<(Grid, Vec<[i64; 2]>), LatticeError> {
     let first = grids[0];
     let offsets: Vec<[i64; 2]> =
         grids.iter().zip(names).map(|(g, n)| offset(names[0], first, n, g)).collect::<Result<_, _>>()?;

@@ -12,52 +12,26 @@
 //! records, `complete` status), so `inspect`, `load`, `verify` and DuckDB (Parquet) or
 //! xarray (Zarr: one array per input in one group) work on it.
 
-pub mod lattice;
-pub mod view;
+pub(crate) mod lattice;
 
 use crate::grid::{Grid, Window};
-use crate::load::LoadError;
 use crate::name::DatasetName;
-use crate::progress::Progress;
 use crate::source::{Fingerprint, SourceInfo};
-use crate::stage::commit::{test_panic, write_and_commit, TileErrorKind, TileFailure};
-use crate::stage::manifest::{self, checksum, Column, Format, Manifest, Status, TileRecord, FORMAT_VERSION};
-use crate::stage::merged::{MergedParquetWriter, MergedTile, MergedWriter, MergedZarrWriter, ZarrInputError};
+use crate::stage::lifecycle::{stage_dataset, DatasetWriter, LifecycleError};
+use crate::stage::manifest::{checksum, Column, Format, Manifest, Status, TileRecord, ZarrVersion, FORMAT_VERSION};
+pub use crate::stage::merged::How;
+use crate::stage::merged::{
+    keep_cells, MergedParquetWriter, MergedTile, MergedWriter, MergedZarrWriter, ZarrInputError,
+};
 use crate::stage::read::{fetch_tile, visit_f64_within, DecodeError, FetchError, TileShape};
+use crate::stage::write_loop::{TileErrorKind, TileFailure};
 use crate::stage::StageError;
-use crate::store::{Store, StoreError};
+use crate::store::{StorageOptions, Store, StoreError};
+use crate::test_hooks::test_panic;
 use lattice::LatticeError;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
-
-/// Which cells a merge keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum How {
-    /// Cells where at least one input is valid (FULL OUTER JOIN).
-    Outer,
-    /// Cells where every input is valid (INNER JOIN).
-    Inner,
-}
-
-impl How {
-    /// Parses `outer` or `inner`.
-    pub fn parse(s: &str) -> Option<How> {
-        match s.to_ascii_lowercase().as_str() {
-            "outer" | "full" => Some(How::Outer),
-            "inner" => Some(How::Inner),
-            _ => None,
-        }
-    }
-
-    /// `outer` or `inner`.
-    pub fn name(self) -> &'static str {
-        match self {
-            How::Outer => "outer",
-            How::Inner => "inner",
-        }
-    }
-}
 
 /// Errors of `merge`, each naming the dataset, tile or object.
 #[derive(Debug, thiserror::Error)]
@@ -71,9 +45,6 @@ pub enum MergeError {
     /// The inputs are not on one lattice.
     #[error(transparent)]
     Lattice(#[from] LatticeError),
-    /// PostgreSQL (`--view`).
-    #[error(transparent)]
-    Load(#[from] LoadError),
     /// An input that cannot be an array of the merged Zarr group.
     #[error(transparent)]
     ZarrInput(#[from] ZarrInputError),
@@ -157,23 +128,16 @@ pub struct MergeJob {
     /// Which cells to keep.
     pub how: How,
     /// Output format.
-    pub format: Format,
+    pub(crate) format: Format,
     /// Zarr version for `Format::Zarr`.
-    pub zarr_version: u8,
+    pub(crate) zarr_version: ZarrVersion,
     /// Window (tile) size of the merged grid; default: the first input's.
-    pub window: Option<usize>,
+    pub(crate) window: Option<usize>,
+    /// How the stores talk to an object store.
+    pub storage: StorageOptions,
 }
 
-/// How to run.
-#[derive(Debug, Clone)]
-pub struct MergeOptions {
-    /// Worker threads.
-    pub threads: usize,
-    /// Replace an existing merged dataset made from other inputs or settings.
-    pub overwrite: bool,
-    /// No progress display.
-    pub quiet: bool,
-}
+pub use crate::stage::lifecycle::RunOptions;
 
 /// What a merge did.
 #[derive(Debug, Clone)]
@@ -202,19 +166,30 @@ pub struct MergeSummary {
 }
 
 /// An input dataset, placed on the merged grid.
-pub struct Input {
+pub(crate) struct Input {
     /// Dataset name (its column).
     pub name: String,
     /// Its folder.
-    pub ds: Store,
+    pub(crate) ds: Store,
     /// Its manifest (complete).
-    pub m: Manifest,
+    pub(crate) m: Manifest,
     /// `[row, col]` of its cell (0, 0) on the merged grid.
-    pub offset: [i64; 2],
+    pub(crate) offset: [i64; 2],
     tiles: HashMap<String, TileRecord>,
     /// The last shard objects read, when the input is a sharded Zarr: a shard serves many
     /// merged windows, and is fetched and checked once for them, not once each.
     recent: std::sync::Mutex<std::collections::VecDeque<(String, bytes::Bytes)>>,
+}
+
+/// The merged grid and each input placed on it (`[row, col]` of its cell (0, 0)), for a view
+/// over the loaded tables ([`crate::load::view::create_view`]).
+///
+/// # Errors
+/// As [`open_inputs`].
+pub fn view_inputs(root: &Store, names: &[DatasetName]) -> Result<(Grid, Vec<crate::load::view::Placed>), MergeError> {
+    let (grid, inputs) = open_inputs(root, names)?;
+    let placed = names.iter().cloned().zip(inputs.iter().map(|i| i.offset)).collect();
+    Ok((grid, placed))
 }
 
 /// Compressed bytes of recent shard objects kept per input (at least one shard is kept).
@@ -225,7 +200,7 @@ const RECENT_SHARD_BYTES: usize = 256 << 20;
 ///
 /// # Errors
 /// [`MergeError`] naming the dataset at fault; a lattice mismatch shows the difference.
-pub fn open_inputs(root: &Store, names: &[DatasetName]) -> Result<(Grid, Vec<Input>), MergeError> {
+pub(crate) fn open_inputs(root: &Store, names: &[DatasetName]) -> Result<(Grid, Vec<Input>), MergeError> {
     if names.len() < 2 {
         return Err(MergeError::TooFew(names.len()));
     }
@@ -333,37 +308,38 @@ impl Input {
     }
 }
 
-/// Positions of the cells to keep: any input valid (outer) or every input valid (inner).
-pub fn keep_cells(values: &[Vec<f64>], cells: usize, how: How) -> Vec<u32> {
-    (0..cells)
-        .filter(|&p| {
-            let valid = values.iter().filter(|b| !b[p].is_nan()).count();
-            match how {
-                How::Outer => valid > 0,
-                How::Inner => valid == values.len(),
-            }
-        })
-        .map(|p| p as u32)
-        .collect()
-}
-
 /// Digest of everything that determines the merged bytes.
 fn settings_hash(job: &MergeJob, grid: &Grid, inputs: &[Input], window: usize) -> String {
-    let ins: Vec<_> = inputs.iter().map(|i| json!([i.name, i.m.settings_hash, i.offset])).collect();
-    let doc = json!({
-        "format_version": FORMAT_VERSION, "merge": ins, "how": job.how.name(), "grid": grid,
-        "window": window, "format": job.format, "zarr_version": job.zarr_version,
-    });
-    checksum(doc.to_string().as_bytes())
+    MergeSettings {
+        format_version: FORMAT_VERSION,
+        merge: inputs.iter().map(|i| (i.name.as_str(), i.m.settings_hash.as_str(), i.offset)).collect(),
+        how: job.how.name(),
+        grid,
+        window,
+        format: job.format,
+        zarr_version: job.zarr_version,
+    }
+    .digest()
 }
 
-/// Merges the job's inputs into a staged dataset.
-///
-/// # Errors
-/// [`MergeError`]: bad inputs stop at once; tile failures are counted and reported after
-/// every other tile is done.
-pub fn merge(job: &MergeJob, opts: &MergeOptions) -> Result<MergeSummary, MergeError> {
-    merge_tiles(job, opts, None)
+/// Everything that determines a merged dataset's staged bytes; digested as canonical JSON
+/// ([`crate::json::canonical`]), the bytes every earlier version hashed.
+#[derive(serde::Serialize)]
+struct MergeSettings<'a> {
+    format_version: u32,
+    /// Each input: name, its own settings digest, its offset on the merged grid.
+    merge: Vec<(&'a str, &'a str, [i64; 2])>,
+    how: &'static str,
+    grid: &'a Grid,
+    window: usize,
+    format: Format,
+    zarr_version: ZarrVersion,
+}
+
+impl MergeSettings<'_> {
+    fn digest(&self) -> String {
+        checksum(crate::json::canonical(&serde_json::to_value(self).expect("settings serialise")).as_bytes())
+    }
 }
 
 impl From<MergeError> for TileErrorKind {
@@ -391,7 +367,7 @@ fn merged_windows(grid: &Grid, window: usize) -> Result<Vec<Window>, MergeError>
 /// # Errors
 /// As [`open_inputs`].
 pub fn tile_units(job: &MergeJob) -> Result<Vec<crate::shard::Unit>, MergeError> {
-    let root = Store::open_existing(&job.from)?;
+    let root = Store::open_existing(&job.from, &job.storage)?;
     let (grid, inputs) = open_inputs(&root, &job.datasets)?;
     Ok(merged_windows(&grid, job.window.unwrap_or(inputs[0].m.window))?
         .into_iter()
@@ -406,20 +382,21 @@ pub fn tile_units(job: &MergeJob) -> Result<Vec<crate::shard::Unit>, MergeError>
 
 /// Merges the tiles whose ids are in `only` (all when `None`): one shard's part, which
 /// creates dataset.json only if absent and completes it when every tile is committed, as
-/// `convert` does (see [`crate::pipeline::convert_tiles`]).
+/// `convert` does (see [`crate::convert::convert_tiles`]).
 ///
 /// # Errors
-/// As [`merge`].
+/// [`MergeError`]: bad inputs stop at once; tile failures are counted and reported after
+/// every other tile is done.
 pub fn merge_tiles(
     job: &MergeJob,
-    opts: &MergeOptions,
+    opts: &RunOptions,
     only: Option<&HashSet<String>>,
 ) -> Result<MergeSummary, MergeError> {
     let start = Instant::now();
     let name = job.name.as_str();
-    let root = Store::open_existing(&job.from)?;
+    let root = Store::open_existing(&job.from, &job.storage)?;
     let (grid, inputs) = open_inputs(&root, &job.datasets)?;
-    let out_root = Store::open(&job.out)?;
+    let out_root = Store::open_with(&job.out, &job.storage)?;
     let ds = out_root.child(name);
     if inputs.iter().any(|i| i.ds.url() == ds.url()) {
         return Err(MergeError::OutIsInput(name.to_string()));
@@ -437,7 +414,7 @@ pub fn merge_tiles(
         })
         .collect();
     let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
-    let mut m = Manifest {
+    let m = Manifest {
         format_version: FORMAT_VERSION,
         name: name.to_string(),
         status: Status::Converting,
@@ -460,7 +437,7 @@ pub fn merge_tiles(
         nodata: None,
         window,
         format: job.format,
-        zarr_version: (job.format == Format::Zarr).then_some(job.zarr_version),
+        zarr_version: (job.format == Format::Zarr).then_some(job.zarr_version.number()),
         zarr_shard: None,
         geoparquet: None,
         parquet_compat: false,
@@ -471,9 +448,6 @@ pub fn merge_tiles(
         tiles: Vec::new(),
         columns: Some(columns.clone()),
     };
-    if !matches!(job.zarr_version, 2 | 3) {
-        return Err(MergeError::Invalid(format!("--zarr-version must be 2 or 3, got {}", job.zarr_version)));
-    }
     // Built before anything is written, so an input a Zarr group cannot hold leaves nothing.
     let writer: Box<dyn MergedWriter> = match job.format {
         Format::Parquet => {
@@ -486,9 +460,12 @@ pub fn merge_tiles(
         }
         Format::Zarr => Box::new(MergedZarrWriter::new(ds.clone(), &m)?),
     };
-    match Manifest::read_for_rerun(&ds, opts.overwrite)? {
-        Some(old) if old.settings_hash != m.settings_hash && !opts.overwrite => {
-            let what = if old.columns != m.columns {
+    let new_columns = m.columns.clone();
+    let writer = MergeWriter { inputs: &inputs, how: job.how, tiles: writer };
+    let s = stage_dataset(&ds, m, *opts, only, &writer).map_err(|e| match e {
+        LifecycleError::Stage(e) => MergeError::Stage(e),
+        LifecycleError::Changed(old) => {
+            let what = if old.columns != new_columns {
                 format!(
                     "from other inputs ({} then, {} now)",
                     old.columns.iter().flatten().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
@@ -497,144 +474,66 @@ pub fn merge_tiles(
             } else {
                 "from changed inputs or with other settings (--how, --window, --format, --zarr-version)".to_string()
             };
-            return Err(MergeError::Changed { url: ds.url().to_string(), what });
+            MergeError::Changed { url: ds.url().to_string(), what }
         }
-        Some(old) if old.status == Status::Complete && !opts.overwrite => {
-            tracing::info!("{name}: already complete in {}, nothing to do", ds.url());
-            return Ok(MergeSummary {
-                name: name.to_string(),
-                inputs: inputs.len(),
-                tiles: old.tile_count,
-                written: 0,
-                rows: old.row_count,
-                value_sum: old.value_sum,
-                shape: [old.grid.width, old.grid.height],
-                seconds: start.elapsed().as_secs_f64(),
-                url: ds.url().to_string(),
-                complete: true,
-            });
+        LifecycleError::TilesFailed { failed, total, first } => {
+            MergeError::TilesFailed { dataset: name.to_string(), failed, total, first }
         }
-        Some(_) if opts.overwrite => ds.delete_prefix("")?,
-        _ => {}
-    }
-    // Only created, unless replacing: a shard, or another run of the same command, may have
-    // completed the dataset since it was read above, and rewriting it as converting would
-    // undo that. A manifest that is there already has these settings (checked above).
-    if opts.overwrite {
-        m.write(&ds)?;
-    } else {
-        m.create(&ds)?;
-    }
-    // Shards leave the Zarr metadata to whichever completes the dataset (complete_if_done
-    // writes it with the consolidated metadata), as convert does.
-    if only.is_none() {
-        writer.begin()?;
-    }
-
-    let by_window: HashMap<String, Window> = windows.iter().map(|w| (w.tile_id(), *w)).collect();
-    // A shard needs only which tiles are committed (one LIST, not a GET per record): with
-    // many shards, reading every record in every shard would dominate the S3 requests.
-    let mut done: Vec<TileRecord> = match only {
-        Some(_) => Vec::new(),
-        None => manifest::committed(&ds)?
-            .into_iter()
-            .filter(|r| by_window.get(&r.id).is_some_and(|w| w.rows == r.rows && w.cols == r.cols))
-            .collect(),
-    };
-    let done_ids: HashSet<String> = match only {
-        Some(_) => manifest::committed_ids(&ds)?,
-        None => done.iter().map(|r| r.id.clone()).collect(),
-    };
-    let mut pending: Vec<Window> = windows
-        .iter()
-        .filter(|w| !done_ids.contains(&w.tile_id()) && only.is_none_or(|o| o.contains(&w.tile_id())))
-        .copied()
-        .collect();
-    // Windows in the same shard of a sharded input one after the other, so the shard is read
-    // once for them all (the order of work changes nothing written).
-    if let Some(i) = inputs.iter().find(|i| i.m.zarr_shard.is_some()) {
-        let side = i.m.tile_side();
-        let shard_of = |w: &Window| {
-            let (r, c) = (w.row0 as i64 - i.offset[0], w.col0 as i64 - i.offset[1]);
-            (r.div_euclid(side as i64), c.div_euclid(side as i64), w.row0, w.col0)
-        };
-        pending.sort_by_key(shard_of);
-    }
-    if !done_ids.is_empty() {
-        tracing::info!("{name}: resuming, {} of {} tiles already committed", done_ids.len(), windows.len());
-    }
-    let progress = Progress::new(name, windows.len() as u64, done_ids.len() as u64, opts.quiet);
-    let threads = opts.threads.clamp(1, pending.len().max(1));
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
-    let attempted = pending.len();
-    let (new, failures) = pool.install(|| {
-        write_and_commit(name, &ds, &pending, &progress, |win| {
-            let mut values: Vec<Vec<f64>> = Vec::with_capacity(inputs.len());
-            for i in &inputs {
-                let mut buf = vec![f64::NAN; win.cells()];
-                i.fill(win, &mut buf)?;
-                values.push(buf);
-            }
-            test_panic(&win.tile_id());
-            let keep = keep_cells(&values, win.cells(), job.how);
-            Ok(writer.write(&MergedTile { window: win, values: &values, keep: &keep })?)
-        })
-    });
-    done.extend(new);
-    let failed = failures.len();
-    if let Some(first) = failures.into_iter().next() {
-        return Err(MergeError::TilesFailed {
-            dataset: name.to_string(),
-            failed,
-            total: attempted,
-            first: Box::new(first),
-        });
-    }
-    if let Some(only) = only {
-        use crate::stage::finalize::{complete_if_done, Completion};
-        let (complete, rows, value_sum) = match complete_if_done(&ds, &m)? {
-            Completion::Complete { rows, value_sum, .. } => (true, rows, value_sum),
-            Completion::Missing { committed, total } => {
-                tracing::info!(
-                    "{name}: this shard's tiles are done; {committed} of {total} committed, the last shard to finish (or `rasterstage finalize`) completes the dataset"
-                );
-                let mine: Vec<&TileRecord> = done.iter().filter(|r| only.contains(&r.id)).collect();
-                (
-                    false,
-                    mine.iter().map(|r| r.row_count).sum(),
-                    crate::stage::manifest::exact_sum(mine.iter().map(|r| r.value_sum)),
-                )
-            }
-        };
-        return Ok(MergeSummary {
-            name: name.to_string(),
-            inputs: inputs.len(),
-            tiles: m.tile_count,
-            written: attempted,
-            rows,
-            value_sum,
-            shape: [grid.width, grid.height],
-            seconds: start.elapsed().as_secs_f64(),
-            url: ds.url().to_string(),
-            complete,
-        });
-    }
-    m.set_tiles(done);
-    writer.finish()?;
-    m.status = Status::Complete;
-    m.write(&ds)?;
+    })?;
     Ok(MergeSummary {
         name: name.to_string(),
         inputs: inputs.len(),
-        tiles: m.tile_count,
-        written: attempted,
-        rows: m.row_count,
-        value_sum: m.value_sum,
-        shape: [grid.width, grid.height],
+        tiles: s.manifest.tile_count,
+        written: s.written,
+        rows: s.rows,
+        value_sum: s.value_sum,
+        shape: [s.manifest.grid.width, s.manifest.grid.height],
         seconds: start.elapsed().as_secs_f64(),
         url: ds.url().to_string(),
-        complete: true,
+        complete: s.complete,
     })
+}
+
+/// A merged dataset's windows: every input's cells of the window, the cells kept, a tile.
+struct MergeWriter<'a> {
+    inputs: &'a [Input],
+    how: How,
+    tiles: Box<dyn MergedWriter>,
+}
+
+impl DatasetWriter for MergeWriter<'_> {
+    fn begin(&self) -> Result<(), StageError> {
+        self.tiles.begin()
+    }
+
+    fn write(&self, win: Window) -> Result<TileRecord, TileErrorKind> {
+        let mut values: Vec<Vec<f64>> = Vec::with_capacity(self.inputs.len());
+        for i in self.inputs {
+            let mut buf = vec![f64::NAN; win.cells()];
+            i.fill(win, &mut buf)?;
+            values.push(buf);
+        }
+        test_panic(&win.tile_id());
+        let keep = keep_cells(&values, win.cells(), self.how);
+        Ok(self.tiles.write(&MergedTile { window: win, values: &values, keep: &keep })?)
+    }
+
+    fn order(&self, pending: &mut [Window]) {
+        // Windows in the same shard of a sharded input one after the other, so the shard is
+        // read once for them all (the order of work changes nothing written).
+        if let Some(i) = self.inputs.iter().find(|i| i.m.zarr_shard.is_some()) {
+            let side = i.m.tile_side();
+            let shard_of = |w: &Window| {
+                let (r, c) = (w.row0 as i64 - i.offset[0], w.col0 as i64 - i.offset[1]);
+                (r.div_euclid(side as i64), c.div_euclid(side as i64), w.row0, w.col0)
+            };
+            pending.sort_by_key(shard_of);
+        }
+    }
+
+    fn finish(&self) -> Result<(), StageError> {
+        self.tiles.finish()
+    }
 }
 
 #[cfg(test)]
@@ -642,10 +541,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn zero_is_kept_nan_is_not() {
-        let a = vec![0.0, f64::NAN, 2.0, f64::NAN];
-        let b = vec![f64::NAN, f64::NAN, 0.0, 5.0];
-        assert_eq!(keep_cells(&[a.clone(), b.clone()], 4, How::Outer), vec![0, 2, 3]);
-        assert_eq!(keep_cells(&[a, b], 4, How::Inner), vec![2]);
+    fn typed_settings_keep_every_existing_digest() {
+        let grid = Grid {
+            crs_wkt: String::new(),
+            epsg: Some(3035),
+            x0: 0.0,
+            y0: 10.0,
+            dx: 1.0,
+            dy: -1.0,
+            width: 4,
+            height: 2,
+        };
+        let s = MergeSettings {
+            format_version: FORMAT_VERSION,
+            merge: vec![("a", "sha256:01", [0, 2]), ("b", "sha256:02", [1, 0])],
+            how: "inner",
+            grid: &grid,
+            window: 64,
+            format: Format::Zarr,
+            zarr_version: ZarrVersion::V2,
+        };
+        // As every version before the typed settings computed it.
+        let ins: Vec<_> = s.merge.iter().map(|(n, h, o)| json!([n, h, o])).collect();
+        let legacy = json!({
+            "format_version": s.format_version, "merge": ins, "how": s.how, "grid": s.grid,
+            "window": s.window, "format": s.format, "zarr_version": s.zarr_version,
+        });
+        assert_eq!(s.digest(), checksum(legacy.to_string().as_bytes()));
     }
 }

@@ -263,7 +263,7 @@ pub fn split_dataset_url(url: &str) -> (String, String) {
 ///
 /// # Errors
 /// [`PreviewError::NoDataset`] naming the datasets that are there; a bad name; the store's.
-pub fn open_dataset(root: &Store, name: &str) -> Result<(Store, Manifest), PreviewError> {
+pub(crate) fn open_dataset(root: &Store, name: &str) -> Result<(Store, Manifest), PreviewError> {
     let n = DatasetName::new(name).map_err(|e| option("--dataset", e.to_string()))?;
     let ds = root.child(n.as_str());
     match Manifest::read(&ds)? {
@@ -290,7 +290,7 @@ pub fn open_dataset(root: &Store, name: &str) -> Result<(Store, Manifest), Previ
 ///
 /// # Errors
 /// [`PreviewError::Option`] naming `--width` and the largest width that fits.
-pub fn preview_size(m: &Manifest, width: usize) -> Result<(usize, usize), PreviewError> {
+pub(crate) fn preview_size(m: &Manifest, width: usize) -> Result<(usize, usize), PreviewError> {
     if !(1..=MAX_PREVIEW_WIDTH).contains(&width) {
         return Err(option("--width", format!("is {width}, must be from 1 to {MAX_PREVIEW_WIDTH} pixels")));
     }
@@ -366,8 +366,10 @@ fn default_aggregate(m: &Manifest, index: Option<usize>) -> Aggregate {
     let yes = match (index, &m.columns) {
         (Some(i), Some(cols)) => {
             let c = &cols[i];
-            Store::open_existing(&c.source)
+            crate::store::StorageOptions::default()
+                .with_env()
                 .ok()
+                .and_then(|o| Store::open_existing(&c.source, &o).ok())
                 .and_then(|s| Manifest::read(&s).ok().flatten())
                 .is_some_and(|src| categorical(&src.method, c.dtype))
         }
@@ -380,11 +382,20 @@ fn default_aggregate(m: &Manifest, index: Option<usize>) -> Aggregate {
     }
 }
 
+/// Renders the preview of dataset `name` under staging root `root`.
+///
+/// # Errors
+/// As [`open_dataset`] and [`render`].
+pub fn render_dataset(root: &Store, name: &str, opts: &PreviewOptions) -> Result<Preview, PreviewError> {
+    let (ds, m) = open_dataset(root, name)?;
+    render(&ds, &m, opts)
+}
+
 /// Renders the preview of the dataset in folder `ds`.
 ///
 /// # Errors
 /// [`PreviewError`] naming the flag, tile or object at fault.
-pub fn render(ds: &Store, m: &Manifest, opts: &PreviewOptions) -> Result<Preview, PreviewError> {
+pub(crate) fn render(ds: &Store, m: &Manifest, opts: &PreviewOptions) -> Result<Preview, PreviewError> {
     let (width, height) = preview_size(m, opts.width)?;
     let index = pick_column(m, opts.column.as_deref())?;
     let aggregate = opts.aggregate.unwrap_or_else(|| default_aggregate(m, index));

@@ -11,7 +11,7 @@ use std::ops::Range;
 
 /// Area-weighted sum of valid source cells into `out` (row-major, `rows.len() x cols.len()`
 /// cells); cells with no valid input get `out_nodata`.
-pub fn sum<T: Sample>(
+pub(crate) fn sum<T: Sample>(
     src: &SourceBlock<T>,
     nodata: Option<T>,
     (rmap, rows): (&AxisMap, Range<usize>),
@@ -24,7 +24,7 @@ pub fn sum<T: Sample>(
 
 /// Area-weighted mean of valid source cells into `out`; cells with no valid input get
 /// `out_nodata` (never 0: the original pipeline's bug 5).
-pub fn average<T: Sample, O: Sample>(
+pub(crate) fn average<T: Sample, O: Sample>(
     src: &SourceBlock<T>,
     nodata: Option<T>,
     (rmap, rows): (&AxisMap, Range<usize>),

@@ -10,7 +10,7 @@ use crate::grid::snap;
 /// For each output cell: the source cells it overlaps and the fraction of each source cell
 /// that lies inside it.
 #[derive(Debug, Clone, Default)]
-pub struct AxisMap {
+pub(crate) struct AxisMap {
     /// `spans[i]` = (first source index, number of source cells, offset into `weights`).
     spans: Vec<(u32, u32, u32)>,
     weights: Vec<f64>,
@@ -18,13 +18,13 @@ pub struct AxisMap {
 
 /// One output cell's sampling point on an axis: source cells `lo` and `hi` (equal at the
 /// edges) and the interpolation weight `t` of `hi`. `None` when the centre is off the source.
-pub type Point = Option<(u32, u32, f64)>;
+pub(crate) type Point = Option<(u32, u32, f64)>;
 
 impl AxisMap {
     /// Builds the map for output cells `0..dst_n` whose edges are `dst_origin + i * dst_step`,
     /// over source cells `0..src_n` whose edges are `src_origin + j * src_step`. The steps
     /// must have the same sign (both negative for the y axis of north-up grids).
-    pub fn areal(
+    pub(crate) fn areal(
         src_origin: f64,
         src_step: f64,
         src_n: usize,
@@ -63,24 +63,20 @@ impl AxisMap {
     }
 
     /// Number of output cells.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.spans.len()
-    }
-
-    /// Whether the map has no output cells.
-    pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
     }
 
     /// Source cells of output cell `i`: first index and weights (one per source cell).
     #[inline]
-    pub fn get(&self, i: usize) -> (usize, &[f64]) {
+    pub(crate) fn get(&self, i: usize) -> (usize, &[f64]) {
         let (s, n, o) = self.spans[i];
         (s as usize, &self.weights[o as usize..(o + n) as usize])
     }
 
     /// The source range `[start, end)` that output cells `range` need (empty range if none).
-    pub fn source_range(&self, range: std::ops::Range<usize>) -> std::ops::Range<usize> {
+    pub(crate) fn source_range(&self, range: std::ops::Range<usize>) -> std::ops::Range<usize> {
         let mut lo = usize::MAX;
         let mut hi = 0;
         for i in range {
@@ -100,16 +96,23 @@ impl AxisMap {
 
 /// Sampling points of output cell centres on the source axis, for nearest and bilinear.
 #[derive(Debug, Clone, Default)]
-pub struct PointMap {
+pub(crate) struct PointMap {
     /// Nearest source cell of each output centre.
-    pub nearest: Vec<Option<u32>>,
+    pub(crate) nearest: Vec<Option<u32>>,
     /// Bilinear neighbours of each output centre.
-    pub linear: Vec<Point>,
+    pub(crate) linear: Vec<Point>,
 }
 
 impl PointMap {
     /// Builds the points for output cells `0..dst_n` (see [`AxisMap::areal`] for the axes).
-    pub fn new(src_origin: f64, src_step: f64, src_n: usize, dst_origin: f64, dst_step: f64, dst_n: usize) -> PointMap {
+    pub(crate) fn new(
+        src_origin: f64,
+        src_step: f64,
+        src_n: usize,
+        dst_origin: f64,
+        dst_step: f64,
+        dst_n: usize,
+    ) -> PointMap {
         let mut nearest = Vec::with_capacity(dst_n);
         let mut linear = Vec::with_capacity(dst_n);
         let n = src_n as f64;
@@ -133,7 +136,7 @@ impl PointMap {
     }
 
     /// The source range that output cells `range` need, with the bilinear neighbours.
-    pub fn source_range(&self, range: std::ops::Range<usize>, bilinear: bool) -> std::ops::Range<usize> {
+    pub(crate) fn source_range(&self, range: std::ops::Range<usize>, bilinear: bool) -> std::ops::Range<usize> {
         let mut lo = usize::MAX;
         let mut hi = 0;
         for i in range {

@@ -7,7 +7,7 @@ use std::ops::Range;
 
 /// Which extreme to keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Extreme {
+pub(crate) enum Extreme {
     /// The smallest value.
     Min,
     /// The largest value.
@@ -16,7 +16,7 @@ pub enum Extreme {
 
 /// Min or max of intersecting valid source cells into `out`; cells with no valid input get
 /// `out_nodata`.
-pub fn extreme<T: Sample>(
+pub(crate) fn extreme<T: Sample>(
     src: &SourceBlock<T>,
     nodata: Option<T>,
     (rmap, rows): (&AxisMap, Range<usize>),

@@ -6,25 +6,27 @@
 //! it computes need (see [`axis`]), so an output cell's value never depends on how the grid
 //! was cut into windows or how many threads ran: there are no seams.
 
-pub mod area;
-pub mod axis;
-pub mod extreme;
-pub mod footprint;
-pub mod mode;
-pub mod point;
+pub(crate) mod area;
+pub(crate) mod axis;
+pub(crate) mod extreme;
+pub(crate) mod footprint;
+pub(crate) mod mode;
+pub(crate) mod point;
 
 use crate::dtype::DataType;
 use serde::{Deserialize, Serialize};
 
 /// A resampling method, named as gdalwarp names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// Area-weighted sum; conserves totals (counts such as species richness).
     Sum,
     /// Area-weighted mean of valid cells (continuous data).
+    #[value(alias = "mean")]
     Average,
     /// Value covering the largest area; ties go to the smallest value (categorical data).
+    #[value(alias = "majority")]
     Mode,
     /// Smallest valid value among intersecting source cells.
     Min,
@@ -32,12 +34,14 @@ pub enum Method {
     Max,
     /// Source cell containing the output cell centre.
     #[serde(alias = "near")]
+    #[value(alias = "near")]
     Nearest,
     /// Bilinear interpolation between source cell centres.
     Bilinear,
     /// Cubic convolution (4x4 kernel); GDAL's warper, also within one CRS.
     Cubic,
     /// Cubic B-spline (4x4 kernel, smoothing); GDAL's warper, also within one CRS.
+    #[value(name = "cubicspline")]
     CubicSpline,
     /// Lanczos windowed sinc (6x6 kernel); GDAL's warper, also within one CRS.
     Lanczos,
@@ -51,7 +55,7 @@ pub enum Method {
 
 impl Method {
     /// Every method, in documentation order.
-    pub const ALL: [Method; 13] = [
+    pub(crate) const ALL: [Method; 13] = [
         Method::Sum,
         Method::Average,
         Method::Mode,
@@ -68,7 +72,7 @@ impl Method {
     ];
 
     /// The gdalwarp name.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Method::Sum => "sum",
             Method::Average => "average",
@@ -88,7 +92,7 @@ impl Method {
 
     /// Parses a gdalwarp method name; `near` and the original pipeline's `majority`/`mean`
     /// are accepted as aliases.
-    pub fn parse(s: &str) -> Option<Method> {
+    pub(crate) fn parse(s: &str) -> Option<Method> {
         match s.to_ascii_lowercase().as_str() {
             "near" => Some(Method::Nearest),
             "majority" => Some(Method::Mode),
@@ -101,7 +105,7 @@ impl Method {
     /// for integer totals up to 2^53), `average` and the interpolating methods (`bilinear`,
     /// `cubic`, `cubicspline`, `lanczos`) are Float32 (Float64 stays Float64), the others keep
     /// the source type (they pick one of the source's values).
-    pub fn output_type(self, src: DataType) -> DataType {
+    pub(crate) fn output_type(self, src: DataType) -> DataType {
         match self {
             Method::Sum => DataType::Float64,
             Method::Average | Method::Bilinear | Method::Cubic | Method::CubicSpline | Method::Lanczos => {
@@ -117,13 +121,13 @@ impl Method {
 
     /// Whether the kernel weighs source cells by their overlap with the output cell (as
     /// opposed to sampling at cell centres).
-    pub fn is_areal(self) -> bool {
+    pub(crate) fn is_areal(self) -> bool {
         !matches!(self, Method::Nearest | Method::Bilinear | Method::Cubic | Method::CubicSpline | Method::Lanczos)
     }
 
     /// Whether rasterstage has its own seamless kernel for this method within one CRS; the
     /// others go through GDAL's warper there too.
-    pub fn has_own_kernel(self) -> bool {
+    pub(crate) fn has_own_kernel(self) -> bool {
         matches!(
             self,
             Method::Sum
@@ -137,7 +141,7 @@ impl Method {
     }
 
     /// Every method name, comma-separated, for messages.
-    pub fn names() -> String {
+    pub(crate) fn names() -> String {
         Method::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
     }
 }
@@ -150,21 +154,21 @@ impl std::fmt::Display for Method {
 
 /// A block of source cells, row-major, with its place on the source grid.
 #[derive(Debug, Clone, Copy)]
-pub struct SourceBlock<'a, T> {
+pub(crate) struct SourceBlock<'a, T> {
     /// The cells, `rows * cols` of them.
-    pub data: &'a [T],
+    pub(crate) data: &'a [T],
     /// Source row of `data[0]`.
-    pub row0: usize,
+    pub(crate) row0: usize,
     /// Source column of `data[0]`.
-    pub col0: usize,
+    pub(crate) col0: usize,
     /// Number of columns in a row of `data`.
-    pub cols: usize,
+    pub(crate) cols: usize,
 }
 
 impl<'a, T> SourceBlock<'a, T> {
     /// The cells of source row `row` (global index), from column `col0`.
     #[inline]
-    pub fn row(&self, row: usize) -> &'a [T] {
+    pub(crate) fn row(&self, row: usize) -> &'a [T] {
         let r = row - self.row0;
         &self.data[r * self.cols..(r + 1) * self.cols]
     }

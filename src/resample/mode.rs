@@ -7,7 +7,7 @@ use std::ops::Range;
 
 /// Area-weighted mode of valid source cells into `out`; cells with no valid input get
 /// `out_nodata`.
-pub fn mode<T: Sample>(
+pub(crate) fn mode<T: Sample>(
     src: &SourceBlock<T>,
     nodata: Option<T>,
     (rmap, rows): (&AxisMap, Range<usize>),

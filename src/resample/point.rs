@@ -6,7 +6,7 @@ use crate::dtype::Sample;
 use std::ops::Range;
 
 /// The source cell under each output cell centre; off-source or invalid gives `out_nodata`.
-pub fn nearest<T: Sample>(
+pub(crate) fn nearest<T: Sample>(
     src: &SourceBlock<T>,
     nodata: Option<T>,
     (rmap, rows): (&PointMap, Range<usize>),
@@ -40,7 +40,7 @@ pub fn nearest<T: Sample>(
 
 /// Bilinear interpolation between the four source centres around each output centre.
 /// Invalid neighbours are left out and the weights of the others renormalised, as GDAL does.
-pub fn bilinear<T: Sample, O: Sample>(
+pub(crate) fn bilinear<T: Sample, O: Sample>(
     src: &SourceBlock<T>,
     nodata: Option<T>,
     (rmap, rows): (&PointMap, Range<usize>),

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 /// The CF grid-mapping attributes of the CRS `wkt`; empty when the CRS is not one CF (as
 /// pyproj maps it) describes, or GDAL cannot describe it.
-pub fn grid_mapping(wkt: &str) -> Map<String, Value> {
+pub(crate) fn grid_mapping(wkt: &str) -> Map<String, Value> {
     let json = match super::geoparquet::projjson(wkt) {
         Ok(Some(j)) => j,
         _ => return Map::new(),

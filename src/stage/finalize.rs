@@ -47,7 +47,7 @@ pub enum Completion {
 ///
 /// # Errors
 /// [`StageError`] naming the object.
-pub fn complete_if_done(ds: &Store, m: &Manifest) -> Result<Completion, StageError> {
+pub(crate) fn complete_if_done(ds: &Store, m: &Manifest) -> Result<Completion, StageError> {
     let windows = m.grid.windows(m.tile_side());
     // One LIST first: every shard but the last stops here, without reading any record.
     let ids = manifest::committed_ids(ds)?;
@@ -62,10 +62,7 @@ pub fn complete_if_done(ds: &Store, m: &Manifest) -> Result<Completion, StageErr
         .filter(|r| match m.check_tile(r) {
             Ok(()) => true,
             Err(v) => {
-                tracing::warn!(
-                    "ignoring commit record {}: {v}",
-                    ds.url_of(&format!("{}/{}.json", manifest::COMMITS, r.id))
-                );
+                tracing::warn!("ignoring commit record {}: {v}", ds.url_of(&super::keys::commit_record(&r.id)));
                 false
             }
         })

@@ -11,14 +11,14 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// Name of the geometry column (the `geo` metadata's primary column).
-pub const GEOMETRY: &str = "geometry";
+pub(crate) const GEOMETRY: &str = "geometry";
 /// Name of the bbox covering column.
-pub const BBOX: &str = "bbox";
+pub(crate) const BBOX: &str = "bbox";
 /// Key of the GeoParquet metadata in a tile's key-value metadata.
-pub const GEO_KEY: &str = "geo";
+pub(crate) const GEO_KEY: &str = "geo";
 
 /// How the point geometry is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum GeoEncoding {
     /// GeoArrow's native point encoding: `struct<x: double, y: double>`.
@@ -29,15 +29,6 @@ pub enum GeoEncoding {
 }
 
 impl GeoEncoding {
-    /// Parses `point` or `wkb`.
-    pub fn parse(s: &str) -> Option<GeoEncoding> {
-        match s.to_ascii_lowercase().as_str() {
-            "point" => Some(GeoEncoding::Point),
-            "wkb" => Some(GeoEncoding::Wkb),
-            _ => None,
-        }
-    }
-
     /// The name in the `geo` metadata's `encoding`.
     fn metadata_name(self) -> &'static str {
         match self {
@@ -52,7 +43,7 @@ fn xy_fields(names: &[&str]) -> Fields {
 }
 
 /// The geometry and bbox columns appended to a tile's schema.
-pub fn fields(encoding: GeoEncoding) -> [Field; 2] {
+pub(crate) fn fields(encoding: GeoEncoding) -> [Field; 2] {
     let geometry = match encoding {
         GeoEncoding::Point => Field::new(GEOMETRY, Arrow::Struct(xy_fields(&["x", "y"])), false),
         GeoEncoding::Wkb => Field::new(GEOMETRY, Arrow::Binary, false),
@@ -61,7 +52,7 @@ pub fn fields(encoding: GeoEncoding) -> [Field; 2] {
 }
 
 /// The geometry and bbox columns of the points `(x, y)`.
-pub fn columns(encoding: GeoEncoding, x: &Arc<Float64Array>, y: &Arc<Float64Array>) -> [ArrayRef; 2] {
+pub(crate) fn columns(encoding: GeoEncoding, x: &Arc<Float64Array>, y: &Arc<Float64Array>) -> [ArrayRef; 2] {
     let (xs, ys) = (x, y);
     let (x, y): (&ArrayRef, &ArrayRef) = (&(x.clone() as ArrayRef), &(y.clone() as ArrayRef));
     let geometry: ArrayRef = match encoding {
@@ -95,7 +86,7 @@ fn wkb_points(xs: &[f64], ys: &[f64]) -> BinaryArray {
 
 /// Smallest and largest x and y of a tile's points, as they are written.
 #[derive(Debug, Clone, Copy)]
-pub struct Extent {
+pub(crate) struct Extent {
     min: [f64; 2],
     max: [f64; 2],
 }
@@ -108,7 +99,7 @@ impl Default for Extent {
 
 impl Extent {
     /// Takes in the points `(x, y)` for each `x` of `xs`.
-    pub fn add_row(&mut self, xs: &[f64], y: f64) {
+    pub(crate) fn add_row(&mut self, xs: &[f64], y: f64) {
         for &x in xs {
             self.min[0] = self.min[0].min(x);
             self.max[0] = self.max[0].max(x);
@@ -125,7 +116,7 @@ impl Extent {
 ///
 /// # Errors
 /// When `projjson` is not JSON.
-pub fn metadata(encoding: GeoEncoding, projjson: Option<&str>, extent: &Extent) -> Result<String, String> {
+pub(crate) fn metadata(encoding: GeoEncoding, projjson: Option<&str>, extent: &Extent) -> Result<String, String> {
     let crs: serde_json::Value = match projjson {
         Some(p) => serde_json::from_str(p).map_err(|e| format!("the CRS as PROJJSON is not JSON: {e}"))?,
         None => serde_json::Value::Null,
@@ -150,7 +141,7 @@ pub fn metadata(encoding: GeoEncoding, projjson: Option<&str>, extent: &Extent) 
 ///
 /// # Errors
 /// GDAL's, as text, naming the CRS.
-pub fn projjson(wkt: &str) -> Result<Option<String>, String> {
+pub(crate) fn projjson(wkt: &str) -> Result<Option<String>, String> {
     if wkt.trim().is_empty() {
         return Ok(None);
     }

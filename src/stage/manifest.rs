@@ -16,20 +16,17 @@ use crate::store::Store;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-/// The manifest's file name inside a dataset folder.
-pub const MANIFEST: &str = "dataset.json";
-/// Folder of per-tile commit records.
-pub const COMMITS: &str = "_tiles";
+pub(crate) use super::keys::{COMMITS, MANIFEST};
 /// Version of the staging layout; bumped on incompatible changes.
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 /// Most value columns of a merged dataset: a PostgreSQL table holds at most 1600 columns,
 /// four of which are `row_idx`, `col_idx`, `x` and `y`.
-pub const MAX_COLUMNS: usize = 1596;
+pub(crate) const MAX_COLUMNS: usize = 1596;
 /// Column names a merged dataset's value column cannot take (the key columns).
-pub const RESERVED_COLUMNS: [&str; 4] = ["row_idx", "col_idx", "x", "y"];
+pub(crate) const RESERVED_COLUMNS: [&str; 4] = ["row_idx", "col_idx", "x", "y"];
 
 /// Staging format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// One Parquet file per window under `tiles/`.
@@ -39,14 +36,68 @@ pub enum Format {
     Zarr,
 }
 
-impl Format {
-    /// Parses `parquet` or `zarr`.
-    pub fn parse(s: &str) -> Option<Format> {
-        match s.to_ascii_lowercase().as_str() {
-            "parquet" => Some(Format::Parquet),
-            "zarr" => Some(Format::Zarr),
-            _ => None,
+/// Zarr format version: 3, or 2 for readers such as GDAL before 3.11.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[serde(into = "u8")]
+pub enum ZarrVersion {
+    /// Zarr v2 (`.zarray`, `.zattrs`, dot-separated chunk keys).
+    #[value(name = "2")]
+    V2,
+    /// Zarr v3 (`zarr.json`, `c/`-prefixed chunk keys).
+    #[default]
+    #[value(name = "3")]
+    V3,
+}
+
+impl ZarrVersion {
+    /// 2 or 3.
+    pub(crate) fn number(self) -> u8 {
+        match self {
+            ZarrVersion::V2 => 2,
+            ZarrVersion::V3 => 3,
         }
+    }
+}
+
+impl TryFrom<u8> for ZarrVersion {
+    type Error = String;
+    fn try_from(v: u8) -> Result<ZarrVersion, String> {
+        match v {
+            2 => Ok(ZarrVersion::V2),
+            3 => Ok(ZarrVersion::V3),
+            _ => Err(format!("must be 2 or 3, got {v}")),
+        }
+    }
+}
+
+// By hand rather than `try_from = "u8"`: an error raised while the number is read names the
+// key (`output.zarr_version`), one raised after it only the section.
+impl<'de> Deserialize<'de> for ZarrVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ZarrVersion, D::Error> {
+        struct Number;
+        impl serde::de::Visitor<'_> for Number {
+            type Value = ZarrVersion;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("2 or 3")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ZarrVersion, E> {
+                u8::try_from(v)
+                    .ok()
+                    .and_then(|n| ZarrVersion::try_from(n).ok())
+                    .ok_or_else(|| E::custom(format!("must be 2 or 3, got {v}")))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ZarrVersion, E> {
+                u64::try_from(v)
+                    .map_or_else(|_| Err(E::custom(format!("must be 2 or 3, got {v}"))), |n| self.visit_u64(n))
+            }
+        }
+        d.deserialize_u64(Number)
+    }
+}
+
+impl From<ZarrVersion> for u8 {
+    fn from(v: ZarrVersion) -> u8 {
+        v.number()
     }
 }
 
@@ -63,57 +114,57 @@ pub enum Status {
 /// One committed tile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TileRecord {
+pub(crate) struct TileRecord {
     /// `r<row0>_c<col0>`.
-    pub id: String,
+    pub(crate) id: String,
     /// First target row.
-    pub row0: usize,
+    pub(crate) row0: usize,
     /// First target column.
-    pub col0: usize,
+    pub(crate) col0: usize,
     /// Rows in the window.
-    pub rows: usize,
+    pub(crate) rows: usize,
     /// Columns in the window.
-    pub cols: usize,
+    pub(crate) cols: usize,
     /// Object key relative to the dataset folder; `None` when the window has no valid cell
     /// (nothing is written for it). In a merged Zarr dataset, the first column's chunk: the
     /// tile is that window's chunk of every column ([`Manifest::tile_keys`]).
-    pub path: Option<String>,
+    pub(crate) path: Option<String>,
     /// Valid cells (Parquet rows; merged datasets: cells kept).
-    pub row_count: u64,
+    pub(crate) row_count: u64,
     /// Sum of the valid values, in row-major order (merged datasets: of every non-null
     /// value, row by row, columns in order).
     #[serde(with = "json_f64")]
-    pub value_sum: f64,
+    pub(crate) value_sum: f64,
     /// `sha256:<hex>` of the object's bytes (of a merged Zarr window: of its chunks,
     /// concatenated in column order).
-    pub checksum: Option<String>,
+    pub(crate) checksum: Option<String>,
     /// Size of the object in bytes (of a merged Zarr window: of all its chunks).
-    pub bytes: u64,
+    pub(crate) bytes: u64,
 }
 
 /// One value column of a dataset written by `merge`: the values of one input dataset,
 /// nullable (NULL where that dataset has no valid cell).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Column {
+pub(crate) struct Column {
     /// Column name: the input dataset's name.
-    pub name: String,
+    pub(crate) name: String,
     /// Cell type of the input dataset, kept unchanged.
-    pub dtype: DataType,
+    pub(crate) dtype: DataType,
     /// Nodata of the input dataset (the Zarr fill value; Parquet and PostgreSQL hold NULL).
     #[serde(with = "json_opt_f64")]
-    pub nodata: Option<f64>,
+    pub(crate) nodata: Option<f64>,
     /// The input dataset's folder.
-    pub source: String,
+    pub(crate) source: String,
     /// `[row, col]` of the input's cell (0, 0) on this dataset's grid: input cell (r, c) is
     /// cell (r + row, c + col) here.
-    pub offset: [i64; 2],
+    pub(crate) offset: [i64; 2],
 }
 
 impl TileRecord {
     /// The record of window `w` with its row count and value sum, before any object is
     /// written (a window without valid cells stays like this: nothing is stored for it).
-    pub fn new(w: Window, row_count: u64, value_sum: f64) -> TileRecord {
+    pub(crate) fn new(w: Window, row_count: u64, value_sum: f64) -> TileRecord {
         TileRecord {
             id: w.tile_id(),
             row0: w.row0,
@@ -133,7 +184,7 @@ impl TileRecord {
     ///
     /// # Errors
     /// [`StageError::Store`].
-    pub fn store(&mut self, ds: &Store, key: String, bytes: Vec<u8>) -> Result<(), StageError> {
+    pub(crate) fn store(&mut self, ds: &Store, key: String, bytes: Vec<u8>) -> Result<(), StageError> {
         self.store_parts(ds, vec![(key, bytes)])
     }
 
@@ -143,7 +194,7 @@ impl TileRecord {
     ///
     /// # Errors
     /// [`StageError::Store`].
-    pub fn store_parts(&mut self, ds: &Store, parts: Vec<(String, Vec<u8>)>) -> Result<(), StageError> {
+    pub(crate) fn store_parts(&mut self, ds: &Store, parts: Vec<(String, Vec<u8>)>) -> Result<(), StageError> {
         self.checksum = Some(checksum_parts(parts.iter().map(|(_, b)| b.as_slice())));
         self.bytes = parts.iter().map(|(_, b)| b.len() as u64).sum();
         let mut first = None;
@@ -159,66 +210,66 @@ impl TileRecord {
 /// The dataset manifest (`dataset.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     /// [`FORMAT_VERSION`].
-    pub format_version: u32,
+    pub(crate) format_version: u32,
     /// Dataset name (a safe SQL identifier).
-    pub name: String,
+    pub(crate) name: String,
     /// Converting or complete.
-    pub status: Status,
+    pub(crate) status: Status,
     /// Tool and version that wrote it.
-    pub created_by: String,
+    pub(crate) created_by: String,
     /// The source band.
-    pub source: SourceInfo,
+    pub(crate) source: SourceInfo,
     /// The target grid.
-    pub grid: Grid,
+    pub(crate) grid: Grid,
     /// Index of target cell (0, 0) on the lattice of multiples of the resolution from the CRS
     /// origin (`[row, col]`), when the grid is on it. Datasets with offsets join by subtracting
     /// them.
-    pub lattice_offset: Option<[i64; 2]>,
+    pub(crate) lattice_offset: Option<[i64; 2]>,
     /// Target bounds.
-    pub bounds: Bounds,
+    pub(crate) bounds: Bounds,
     /// Method name, or `passthrough` when cells were copied.
-    pub method: String,
+    pub(crate) method: String,
     /// Output cell type.
-    pub dtype: DataType,
+    pub(crate) dtype: DataType,
     /// Output nodata (`"NaN"` for NaN).
     #[serde(with = "json_opt_f64")]
-    pub nodata: Option<f64>,
+    pub(crate) nodata: Option<f64>,
     /// Window (tile) size in target cells.
-    pub window: usize,
+    pub(crate) window: usize,
     /// Staging format.
-    pub format: Format,
+    pub(crate) format: Format,
     /// Zarr format version (2 or 3) when the format is Zarr.
-    pub zarr_version: Option<u8>,
+    pub(crate) zarr_version: Option<u8>,
     /// Sharded Zarr v3 (`--zarr-shard K`): K x K windows (inner chunks) per shard object,
     /// through the `sharding_indexed` codec. A tile is then one shard: K x window cells a
     /// side, one object, one commit record (absent: one chunk per window).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub zarr_shard: Option<usize>,
+    pub(crate) zarr_shard: Option<usize>,
     /// GeoParquet tiles: the encoding of their point geometry column (absent for plain tiles,
     /// and in datasets staged before the option existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub geoparquet: Option<super::geoparquet::GeoEncoding>,
+    pub(crate) geoparquet: Option<super::geoparquet::GeoEncoding>,
     /// Tiles written with only the encodings every reader decodes (`--parquet-compat`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub parquet_compat: bool,
+    pub(crate) parquet_compat: bool,
     /// Digest of everything that determines the output; a rerun with another one is refused.
-    pub settings_hash: String,
+    pub(crate) settings_hash: String,
     /// Number of windows.
-    pub tile_count: usize,
+    pub(crate) tile_count: usize,
     /// Valid cells over all tiles.
-    pub row_count: u64,
+    pub(crate) row_count: u64,
     /// Sum of valid values over all tiles.
     #[serde(with = "json_f64")]
-    pub value_sum: f64,
+    pub(crate) value_sum: f64,
     /// Committed tiles, sorted by id position (row, then column).
-    pub tiles: Vec<TileRecord>,
+    pub(crate) tiles: Vec<TileRecord>,
     /// The value columns of a dataset written by `merge` (one per input, in order); absent
     /// for a converted dataset, whose single column is `value`. In a merged dataset, a
     /// tile's `value_sum` is the sum of every non-null value of every column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub columns: Option<Vec<Column>>,
+    pub(crate) columns: Option<Vec<Column>>,
 }
 
 impl Manifest {
@@ -231,7 +282,7 @@ impl Manifest {
     /// [`StageError::Store`] (also [`crate::store::StoreError::TooLarge`] for a file beyond
     /// [`MAX_MANIFEST_BYTES`], refused before it is read), [`StageError::BadManifest`] when it
     /// does not parse, [`StageError::Invalid`] naming the field; each names the file.
-    pub fn read(ds: &Store) -> Result<Option<Manifest>, StageError> {
+    pub(crate) fn read(ds: &Store) -> Result<Option<Manifest>, StageError> {
         let Some(bytes) = ds.get_limited(MANIFEST, MAX_MANIFEST_BYTES)? else { return Ok(None) };
         Manifest::parse(&bytes, &ds.url_of(MANIFEST), Some(folder_name(ds))).map(Some)
     }
@@ -241,14 +292,14 @@ impl Manifest {
     ///
     /// # Errors
     /// [`StageError::BadManifest`] or [`StageError::Invalid`] naming `file`.
-    pub fn parse(bytes: &[u8], file: &str, folder: Option<&str>) -> Result<Manifest, StageError> {
+    pub(crate) fn parse(bytes: &[u8], file: &str, folder: Option<&str>) -> Result<Manifest, StageError> {
         let m: Manifest = serde_json::from_slice(bytes).map_err(|e| parse_error(file, bytes, &e))?;
         m.validate(folder).map_err(|v| v.at(file, m.redo()))?;
         Ok(m)
     }
 
     /// The command that rewrites this dataset (`convert` or `merge`).
-    pub fn redo(&self) -> &'static str {
+    pub(crate) fn redo(&self) -> &'static str {
         if self.columns.is_some() {
             "merge"
         } else {
@@ -268,7 +319,7 @@ impl Manifest {
     ///
     /// # Errors
     /// The first [`Invalid`] field found.
-    pub fn validate(&self, folder: Option<&str>) -> Result<(), Invalid> {
+    pub(crate) fn validate(&self, folder: Option<&str>) -> Result<(), Invalid> {
         if self.format_version != FORMAT_VERSION {
             return invalid(
                 "format_version",
@@ -405,12 +456,12 @@ impl Manifest {
 
     /// Cells along one side of a tile: the window, or a shard's K windows (`zarr_shard`).
     /// Tiles (units of work, commit records, loader transactions) lie on this lattice.
-    pub fn tile_side(&self) -> usize {
+    pub(crate) fn tile_side(&self) -> usize {
         self.window.max(1).saturating_mul(self.zarr_shard.unwrap_or(1).max(1))
     }
 
     /// Number of tiles of the grid (without listing them).
-    pub fn window_count(&self) -> u64 {
+    pub(crate) fn window_count(&self) -> u64 {
         let w = self.tile_side() as u64;
         let across = (self.grid.width as u64).div_ceil(w);
         let down = (self.grid.height as u64).div_ceil(w);
@@ -419,13 +470,13 @@ impl Manifest {
 
     /// Sum of the listed tiles' value sums, correctly rounded ([`exact_sum`], as
     /// [`Manifest::set_tiles`] adds), so it does not depend on the order of the tiles.
-    pub fn tiles_sum(&self) -> f64 {
+    pub(crate) fn tiles_sum(&self) -> f64 {
         exact_sum(self.tiles.iter().map(|t| t.value_sum))
     }
 
     /// The tile (window, or shard) of this dataset's lattice that starts at `(row0, col0)`,
     /// if one does.
-    pub fn window_at(&self, row0: usize, col0: usize) -> Option<Window> {
+    pub(crate) fn window_at(&self, row0: usize, col0: usize) -> Option<Window> {
         let (w, g) = (self.tile_side(), &self.grid);
         (row0 % w == 0 && col0 % w == 0 && row0 < g.height && col0 < g.width).then(|| Window {
             row0,
@@ -440,7 +491,7 @@ impl Manifest {
     ///
     /// # Errors
     /// The first [`Invalid`] field.
-    pub fn check_tile(&self, t: &TileRecord) -> Result<(), Invalid> {
+    pub(crate) fn check_tile(&self, t: &TileRecord) -> Result<(), Invalid> {
         t.check()?;
         let Some(w) = self.window_at(t.row0, t.col0) else {
             let w = self.tile_side();
@@ -478,12 +529,12 @@ impl Manifest {
     /// The key of the (first) object of the tile at `(row0, col0)`.
     fn tile_key(&self, row0: usize, col0: usize, id: &str) -> String {
         match self.format {
-            Format::Parquet => format!("tiles/{id}.parquet"),
+            Format::Parquet => super::keys::parquet_tile(id),
             Format::Zarr => {
                 let first =
                     self.columns.as_ref().and_then(|c| c.first()).map_or(self.name.as_str(), |c| c.name.as_str());
                 let w = self.tile_side();
-                super::zarr::chunk_key(&self.name, self.zarr_version.unwrap_or(3), first, &[row0 / w, col0 / w])
+                super::keys::chunk_key(&self.name, self.zarr_version.unwrap_or(3), first, &[row0 / w, col0 / w])
             }
         }
     }
@@ -522,7 +573,7 @@ impl Manifest {
     ///
     /// # Errors
     /// As [`Manifest::read`].
-    pub fn read_for_rerun(ds: &Store, overwrite: bool) -> Result<Option<Manifest>, StageError> {
+    pub(crate) fn read_for_rerun(ds: &Store, overwrite: bool) -> Result<Option<Manifest>, StageError> {
         ds.remove_stale_uploads()?;
         match Manifest::read(ds) {
             Err(e) if overwrite && e.is_bad_manifest() => {
@@ -538,7 +589,7 @@ impl Manifest {
     ///
     /// # Errors
     /// [`StageError::Store`].
-    pub fn write(&self, ds: &Store) -> Result<(), StageError> {
+    pub(crate) fn write(&self, ds: &Store) -> Result<(), StageError> {
         let mut json = serde_json::to_vec_pretty(self).expect("manifest serialises");
         json.push(b'\n');
         ds.put(MANIFEST, Bytes::from(json))?;
@@ -551,7 +602,7 @@ impl Manifest {
     ///
     /// # Errors
     /// [`StageError::Store`].
-    pub fn create(&self, ds: &Store) -> Result<bool, StageError> {
+    pub(crate) fn create(&self, ds: &Store) -> Result<bool, StageError> {
         let mut json = serde_json::to_vec_pretty(self).expect("manifest serialises");
         json.push(b'\n');
         Ok(ds.put_if_absent(MANIFEST, Bytes::from(json))?)
@@ -560,20 +611,41 @@ impl Manifest {
     /// The object keys of committed tile `t`, relative to the dataset folder: none for a tile
     /// without valid cells, its path, or, in a merged Zarr dataset, the window's chunk of
     /// every column, in column order (what its checksum covers).
-    pub fn tile_keys(&self, t: &TileRecord) -> Vec<String> {
+    pub(crate) fn tile_keys(&self, t: &TileRecord) -> Vec<String> {
+        self.tile_keys_of(t)
+    }
+
+    /// The folders that hold the tile objects: `tiles/`, or each value array of the Zarr group.
+    pub(crate) fn tile_prefixes(&self) -> Vec<String> {
+        match (self.format, &self.columns) {
+            (Format::Parquet, _) => vec![super::keys::TILES.to_string()],
+            (Format::Zarr, None) => vec![super::keys::zarr_array(&self.name, &self.name)],
+            (Format::Zarr, Some(cols)) => cols.iter().map(|c| super::keys::zarr_array(&self.name, &c.name)).collect(),
+        }
+    }
+
+    /// Whether `key`, under one of [`Manifest::tile_prefixes`], is a tile object (not metadata).
+    pub(crate) fn is_tile_key(&self, key: &str) -> bool {
+        match self.format {
+            Format::Parquet => super::keys::is_parquet_tile(key),
+            Format::Zarr => !super::keys::is_zarr_metadata(key),
+        }
+    }
+
+    fn tile_keys_of(&self, t: &TileRecord) -> Vec<String> {
         match (&t.path, self.format, &self.columns) {
             (None, _, _) => Vec::new(),
             (Some(_), Format::Zarr, Some(cols)) => {
                 let idx = [t.row0 / self.tile_side(), t.col0 / self.tile_side()];
                 let version = self.zarr_version.unwrap_or(3);
-                cols.iter().map(|c| super::zarr::chunk_key(&self.name, version, &c.name, &idx)).collect()
+                cols.iter().map(|c| super::keys::chunk_key(&self.name, version, &c.name, &idx)).collect()
             }
             (Some(p), _, _) => vec![p.clone()],
         }
     }
 
     /// Puts the committed records in, sorted, and totals them.
-    pub fn set_tiles(&mut self, mut tiles: Vec<TileRecord>) {
+    pub(crate) fn set_tiles(&mut self, mut tiles: Vec<TileRecord>) {
         tiles.sort_by_key(|t| (t.row0, t.col0));
         self.row_count = tiles.iter().map(|t| t.row_count).sum();
         self.value_sum = exact_sum(tiles.iter().map(|t| t.value_sum));
@@ -589,7 +661,7 @@ impl TileRecord {
     ///
     /// # Errors
     /// The first [`Invalid`] field.
-    pub fn check(&self) -> Result<(), Invalid> {
+    pub(crate) fn check(&self) -> Result<(), Invalid> {
         for (k, v) in [("rows", self.rows), ("cols", self.cols)] {
             if !(1..=MAX_WINDOW).contains(&v) {
                 return invalid(k, format!("is {v} in tile {}, must be from 1 to {MAX_WINDOW}", short(&self.id)));
@@ -652,21 +724,21 @@ fn is_checksum(s: &str) -> bool {
 
 /// A field of a manifest or commit record that is not what rasterstage writes.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Invalid {
+pub(crate) struct Invalid {
     /// The field, as a path: `grid.dx`, `tiles[3].row0`.
-    pub field: String,
+    pub(crate) field: String,
     /// What is wrong with its value.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 impl Invalid {
     /// The same field inside `parent` (`row0` in `tiles[3]` is `tiles[3].row0`).
-    pub fn within(self, parent: &str) -> Invalid {
+    pub(crate) fn within(self, parent: &str) -> Invalid {
         Invalid { field: format!("{parent}.{}", self.field), reason: self.reason }
     }
 
     /// The error for this field of `file`, which `redo` (convert or merge) rewrites.
-    pub fn at(self, file: &str, redo: &'static str) -> StageError {
+    pub(crate) fn at(self, file: &str, redo: &'static str) -> StageError {
         StageError::Invalid { file: file.to_string(), field: self.field, reason: self.reason, redo }
     }
 }
@@ -734,7 +806,7 @@ fn check_grid(field: &str, g: &Grid) -> Result<(), Invalid> {
 /// sums (dataset.json's `value_sum`, its validation, inspect, shard summaries) uses this one.
 /// With an infinity or NaN among the values, or an overflowing total, the plain sum (inf or
 /// NaN) is returned.
-pub fn exact_sum(values: impl IntoIterator<Item = f64>) -> f64 {
+pub(crate) fn exact_sum(values: impl IntoIterator<Item = f64>) -> f64 {
     let mut partials: Vec<f64> = Vec::new();
     let mut plain = 0.0;
     let mut special = false;
@@ -794,7 +866,7 @@ pub fn exact_sum(values: impl IntoIterator<Item = f64>) -> f64 {
 
 /// Whether two value sums agree up to summation order: equal, or finite and within a
 /// relative 1e-9. NaN agrees with nothing (not even NaN), so a NaN sum is always a mismatch.
-pub fn same_sum(a: f64, b: f64) -> bool {
+pub(crate) fn same_sum(a: f64, b: f64) -> bool {
     a == b || (a.is_finite() && b.is_finite() && (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0))
 }
 
@@ -840,9 +912,9 @@ fn field_near(bytes: &[u8], line: usize, column: usize) -> Option<String> {
 ///
 /// # Errors
 /// [`StageError::Store`].
-pub fn commit(ds: &Store, rec: &TileRecord) -> Result<(), StageError> {
+pub(crate) fn commit(ds: &Store, rec: &TileRecord) -> Result<(), StageError> {
     let json = serde_json::to_vec(rec).expect("tile record serialises");
-    ds.put(&format!("{COMMITS}/{}.json", rec.id), Bytes::from(json))?;
+    ds.put(&super::keys::commit_record(&rec.id), Bytes::from(json))?;
     Ok(())
 }
 
@@ -852,10 +924,10 @@ pub fn commit(ds: &Store, rec: &TileRecord) -> Result<(), StageError> {
 ///
 /// # Errors
 /// [`StageError::Store`] (a record beyond [`MAX_MANIFEST_BYTES`] is refused unread).
-pub fn committed(ds: &Store) -> Result<Vec<TileRecord>, StageError> {
+pub(crate) fn committed(ds: &Store) -> Result<Vec<TileRecord>, StageError> {
     let mut out = Vec::new();
     for key in ds.list(COMMITS)? {
-        let Some(stem) = key.strip_prefix(&format!("{COMMITS}/")).and_then(|k| k.strip_suffix(".json")) else {
+        let Some(stem) = super::keys::commit_id(&key) else {
             continue;
         };
         let Some(bytes) = ds.get_limited(&key, MAX_MANIFEST_BYTES)? else { continue };
@@ -882,12 +954,8 @@ pub fn committed(ds: &Store) -> Result<Vec<TileRecord>, StageError> {
 ///
 /// # Errors
 /// [`StageError::Store`].
-pub fn committed_ids(ds: &Store) -> Result<std::collections::HashSet<String>, StageError> {
-    Ok(ds
-        .list(COMMITS)?
-        .into_iter()
-        .filter_map(|k| k.strip_prefix(&format!("{COMMITS}/")).and_then(|k| k.strip_suffix(".json")).map(String::from))
-        .collect())
+pub(crate) fn committed_ids(ds: &Store) -> Result<std::collections::HashSet<String>, StageError> {
+    Ok(ds.list(COMMITS)?.into_iter().filter_map(|k| super::keys::commit_id(&k).map(String::from)).collect())
 }
 
 /// `sha256:<hex>` of `bytes`.
@@ -896,7 +964,7 @@ pub fn checksum(bytes: &[u8]) -> String {
 }
 
 /// `sha256:<hex>` of `parts` concatenated, without copying them together.
-pub fn checksum_parts<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
+pub(crate) fn checksum_parts<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     for p in parts {
@@ -911,7 +979,7 @@ pub fn checksum_parts<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
     s
 }
 
-pub use crate::json::{json_f64, json_opt_f64};
+pub(crate) use crate::json::{json_f64, json_opt_f64};
 
 #[cfg(test)]
 mod tests {

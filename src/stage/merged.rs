@@ -11,22 +11,63 @@
 
 use super::manifest::{Column, Manifest};
 use super::parquet::writer_props;
-use super::read::{arrow_type, CellValue};
+use super::read::{arrow_type, dense_f64, CellOrder, CellValue, DecodeError, TileShape};
 use super::zarr::ZarrGroup;
-use super::{StageError, TileRecord};
+use super::{Format, StageError, TileRecord};
 use crate::dtype::Sample;
 use crate::grid::{Grid, Window};
 use crate::store::Store;
-use arrow_array::{ArrayRef, Float64Array, Int32Array, PrimitiveArray, RecordBatch};
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int32Type;
+use arrow_array::{Array, ArrayRef, Float64Array, Int32Array, PrimitiveArray, RecordBatch};
 use arrow_schema::{DataType as Arrow, Field, Schema, SchemaRef};
+use bytes::Bytes;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use std::sync::Arc;
+
+/// Which cells a merge keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum How {
+    /// Cells where at least one input is valid (FULL OUTER JOIN).
+    #[default]
+    #[serde(alias = "full")]
+    #[value(alias = "full")]
+    Outer,
+    /// Cells where every input is valid (INNER JOIN).
+    Inner,
+}
+
+impl How {
+    /// `outer` or `inner`.
+    pub fn name(self) -> &'static str {
+        match self {
+            How::Outer => "outer",
+            How::Inner => "inner",
+        }
+    }
+}
+
+/// Positions of the cells to keep: any input valid (outer) or every input valid (inner).
+pub(crate) fn keep_cells(values: &[Vec<f64>], cells: usize, how: How) -> Vec<u32> {
+    (0..cells)
+        .filter(|&p| {
+            let valid = values.iter().filter(|b| !b[p].is_nan()).count();
+            match how {
+                How::Outer => valid > 0,
+                How::Inner => valid == values.len(),
+            }
+        })
+        .map(|p| p as u32)
+        .collect()
+}
 
 /// Rows per record batch handed to the Parquet writer.
 const BATCH_ROWS: usize = 64 * 1024;
 
 /// The Arrow schema of a merged tile.
-pub fn schema(columns: &[Column]) -> Schema {
+pub(crate) fn schema(columns: &[Column]) -> Schema {
     let mut fields = vec![
         Field::new("row_idx", Arrow::Int32, false),
         Field::new("col_idx", Arrow::Int32, false),
@@ -39,19 +80,19 @@ pub fn schema(columns: &[Column]) -> Schema {
 
 /// One merged window: a dense buffer per column and the cells to write.
 #[derive(Debug)]
-pub struct MergedTile<'a> {
+pub(crate) struct MergedTile<'a> {
     /// Where the window lies on the merged grid.
-    pub window: Window,
+    pub(crate) window: Window,
     /// One buffer of `window.cells()` values per column, row-major, NaN = no value.
-    pub values: &'a [Vec<f64>],
+    pub(crate) values: &'a [Vec<f64>],
     /// Positions (row-major, within the window) of the cells to write, ascending.
-    pub keep: &'a [u32],
+    pub(crate) keep: &'a [u32],
 }
 
 impl MergedTile<'_> {
     /// The window's record before anything is stored, the same in both formats: row count =
     /// cells kept, value sum = every non-null value, row by row, columns in order.
-    pub fn record(&self) -> TileRecord {
+    pub(crate) fn record(&self) -> TileRecord {
         let mut value_sum = 0.0;
         for &p in self.keep {
             for col in self.values {
@@ -66,7 +107,7 @@ impl MergedTile<'_> {
 }
 
 /// A merged-dataset format: set up once, write windows from many threads, finish once.
-pub trait MergedWriter: Send + Sync {
+pub(crate) trait MergedWriter: Send + Sync {
     /// Writes what does not depend on tiles (Zarr metadata, coordinates). Idempotent.
     ///
     /// # Errors
@@ -92,7 +133,7 @@ pub trait MergedWriter: Send + Sync {
 }
 
 /// Writes merged Parquet tiles into a dataset folder.
-pub struct MergedParquetWriter {
+pub(crate) struct MergedParquetWriter {
     ds: Store,
     name: String,
     grid: Grid,
@@ -104,7 +145,13 @@ pub struct MergedParquetWriter {
 impl MergedParquetWriter {
     /// A writer for the merged dataset `name` in folder `ds`; `grid_json` goes into every
     /// tile's key-value metadata.
-    pub fn new(ds: Store, name: &str, grid: Grid, columns: Vec<Column>, grid_json: String) -> MergedParquetWriter {
+    pub(crate) fn new(
+        ds: Store,
+        name: &str,
+        grid: Grid,
+        columns: Vec<Column>,
+        grid_json: String,
+    ) -> MergedParquetWriter {
         let schema = Arc::new(schema(&columns));
         MergedParquetWriter { ds, name: name.to_string(), grid, columns, schema, grid_json }
     }
@@ -144,7 +191,7 @@ impl MergedWriter for MergedParquetWriter {
             tile: rec.id.clone(),
             reason,
         })?;
-        let key = format!("tiles/{}.parquet", rec.id);
+        let key = super::keys::parquet_tile(&rec.id);
         rec.store(&self.ds, key, bytes)?;
         Ok(rec)
     }
@@ -168,7 +215,7 @@ pub enum ZarrInputError {
 }
 
 /// Writes a merged dataset as one Zarr group: a chunk of every input's array per window.
-pub struct MergedZarrWriter {
+pub(crate) struct MergedZarrWriter {
     ds: Store,
     group: ZarrGroup,
     fills: Vec<f64>,
@@ -179,7 +226,7 @@ impl MergedZarrWriter {
     ///
     /// # Errors
     /// [`ZarrInputError`] naming the input that cannot be an array.
-    pub fn new(ds: Store, m: &Manifest) -> Result<MergedZarrWriter, ZarrInputError> {
+    pub(crate) fn new(ds: Store, m: &Manifest) -> Result<MergedZarrWriter, ZarrInputError> {
         let group = ZarrGroup::of_manifest(ds.clone(), m);
         let fills = group
             .arrays()
@@ -240,4 +287,108 @@ fn nullable<T: CellValue>(values: &[f64], keep: &[u32]) -> ArrayRef {
         (!v.is_nan()).then(|| T::from_f64(v))
     });
     Arc::new(PrimitiveArray::<T::Arrow>::from_iter(it))
+}
+
+/// Visits every row of a merged tile in the merged Parquet tile's order: `f(row_idx,
+/// col_idx, x, y, values)`, one value per entry of `columns` (`None`: no value, NULL), exact
+/// in f64. A Parquet tile (`parts[0]`) is checked against the merged schema and its cells
+/// against the window ([`CellOrder`]); Zarr (`parts`: the window's chunk of each column)
+/// yields the cells [`keep_cells`] keeps under `outer` (the writer gave the cells not kept the
+/// fill value in every column; an inner merge only wrote fewer of them).
+///
+/// # Errors
+/// [`DecodeError::Bad`] for an unreadable tile, other columns, a row outside the window, or
+/// a chunk count other than the column count; [`DecodeError::Sink`] from `f`.
+pub(crate) fn visit_rows<F>(
+    format: Format,
+    parts: &[Bytes],
+    shape: &TileShape<'_>,
+    columns: &[Column],
+    mut f: F,
+) -> Result<(), DecodeError>
+where
+    F: FnMut(i32, i32, f64, f64, &[Option<f64>]) -> std::io::Result<()>,
+{
+    let (gx, gy) = (shape.grid.x_axis(), shape.grid.y_axis());
+    let mut values: Vec<Option<f64>> = vec![None; columns.len()];
+    match format {
+        Format::Parquet => {
+            let bytes = parts.first().cloned().unwrap_or_default();
+            let builder =
+                ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| DecodeError::Bad(e.to_string()))?;
+            let expected = schema(columns);
+            let names_types = |s: &Schema| -> Vec<(String, Arrow)> {
+                s.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect()
+            };
+            if names_types(builder.schema()) != names_types(&expected) {
+                return Err(DecodeError::Bad(format!(
+                    "columns {:?} do not match the merged schema {:?}",
+                    names_types(builder.schema()),
+                    names_types(&expected)
+                )));
+            }
+            let reader = builder.with_batch_size(BATCH_ROWS).build().map_err(|e| DecodeError::Bad(e.to_string()))?;
+            let mut order = CellOrder::new(shape)?;
+            for batch in reader {
+                let batch = batch.map_err(|e| DecodeError::Bad(e.to_string()))?;
+                if batch.columns()[..4].iter().any(|c| c.null_count() > 0) {
+                    return Err(DecodeError::Bad("null row_idx, col_idx, x or y in a merged tile".into()));
+                }
+                let row = batch.column(0).as_primitive::<Int32Type>();
+                let col = batch.column(1).as_primitive::<Int32Type>();
+                for i in 0..batch.num_rows() {
+                    let (r, c) = (row.value(i), col.value(i));
+                    order.next(r, c)?;
+                    for (j, (slot, column)) in values.iter_mut().zip(columns).enumerate() {
+                        let a = batch.column(4 + j);
+                        *slot = crate::with_sample_type!(column.dtype, T => {
+                            let a = a.as_primitive::<<T as CellValue>::Arrow>();
+                            (!a.is_null(i)).then(|| a.value(i).to_f64())
+                        });
+                    }
+                    // In the window, so non-negative.
+                    f(r, c, gx.centre(c as usize), gy.centre(r as usize), &values).map_err(DecodeError::Sink)?;
+                }
+            }
+            Ok(())
+        }
+        Format::Zarr => {
+            if parts.len() != columns.len() {
+                return Err(DecodeError::Bad(format!("{} chunks for {} columns", parts.len(), columns.len())));
+            }
+            let dense = parts
+                .iter()
+                .zip(columns)
+                .map(|(b, c)| dense_f64(Format::Zarr, b, &TileShape { dtype: c.dtype, nodata: c.nodata, ..*shape }))
+                .collect::<Result<Vec<_>, _>>()?;
+            let order = CellOrder::new(shape)?;
+            let offset = |v: usize| {
+                i32::try_from(v).map_err(|_| DecodeError::Bad(format!("offset {v} within a window exceeds int4")))
+            };
+            for p in keep_cells(&dense, shape.rows * shape.cols, How::Outer) {
+                let p = p as usize;
+                let (r, c) = (shape.row0 + p / shape.cols, shape.col0 + p % shape.cols);
+                // Inside the window, whose bounds CellOrder::new checked against int4.
+                let (ri, ci) = (order.start().0 + offset(p / shape.cols)?, order.start().1 + offset(p % shape.cols)?);
+                for (slot, d) in values.iter_mut().zip(&dense) {
+                    *slot = (!d[p].is_nan()).then_some(d[p]);
+                }
+                f(ri, ci, gx.centre(c), gy.centre(r), &values).map_err(DecodeError::Sink)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_is_kept_nan_is_not() {
+        let a = vec![0.0, f64::NAN, 2.0, f64::NAN];
+        let b = vec![f64::NAN, f64::NAN, 0.0, 5.0];
+        assert_eq!(keep_cells(&[a.clone(), b.clone()], 4, How::Outer), vec![0, 2, 3]);
+        assert_eq!(keep_cells(&[a, b], 4, How::Inner), vec![2]);
+    }
 }

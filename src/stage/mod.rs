@@ -1,22 +1,26 @@
 //! Tile writers: Parquet tiles or a Zarr group, behind one trait (merged.rs: the writers of
 //! merged datasets), plus the manifest that records which tiles are committed.
 
-pub mod cf;
-pub mod commit;
+pub(crate) mod cf;
 pub mod finalize;
 pub mod footer;
 pub mod geoparquet;
+pub(crate) mod keys;
+pub(crate) mod lifecycle;
 pub mod manifest;
-pub mod merged;
+pub(crate) mod merged;
 pub mod parquet;
-pub mod read;
-pub mod zarr;
+pub(crate) mod read;
+pub(crate) mod write_loop;
+pub(crate) mod zarr;
 
 use crate::dtype::DataType;
 use crate::grid::{Grid, Window};
 use crate::store::{Store, StoreError};
 use crate::tile::Tile;
-pub use manifest::{Format, Manifest, TileRecord};
+pub use manifest::{Format, ZarrVersion};
+pub(crate) use manifest::{Manifest, TileRecord};
+use write_loop::TileErrorKind;
 
 /// Errors writing or reading staged data; each names the object.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +59,7 @@ pub enum StageError {
 impl StageError {
     /// Whether this is about the manifest's content (unparseable, invalid, too large) rather
     /// than the store: what `--overwrite` replaces.
-    pub fn is_bad_manifest(&self) -> bool {
+    pub(crate) fn is_bad_manifest(&self) -> bool {
         matches!(
             self,
             StageError::BadManifest(..) | StageError::Invalid { .. } | StageError::Store(StoreError::TooLarge { .. })
@@ -65,29 +69,29 @@ impl StageError {
 
 /// What a writer needs to know about the dataset it writes.
 #[derive(Debug, Clone)]
-pub struct Layout {
+pub(crate) struct Layout {
     /// Dataset name.
-    pub name: String,
+    pub(crate) name: String,
     /// Target grid.
-    pub grid: Grid,
+    pub(crate) grid: Grid,
     /// Output cell type.
-    pub dtype: DataType,
+    pub(crate) dtype: DataType,
     /// Output nodata.
-    pub nodata: Option<f64>,
+    pub(crate) nodata: Option<f64>,
     /// Window size (Zarr chunk size).
-    pub window: usize,
+    pub(crate) window: usize,
     /// Zarr version (2 or 3).
-    pub zarr_version: u8,
+    pub(crate) zarr_version: u8,
     /// Sharded Zarr v3: windows per shard side (`--zarr-shard`).
-    pub zarr_shard: Option<usize>,
+    pub(crate) zarr_shard: Option<usize>,
     /// How Parquet tiles are written (GeoParquet, compatible encodings).
-    pub parquet: parquet::ParquetOptions,
+    pub(crate) parquet: parquet::ParquetOptions,
     /// JSON describing the grid, stored in every Parquet tile's key-value metadata.
-    pub grid_json: String,
+    pub(crate) grid_json: String,
 }
 
 /// A staging format: set up once, write tiles from many threads, finish once.
-pub trait TileWriter: Send + Sync {
+pub(crate) trait TileWriter: Send + Sync {
     /// Writes what does not depend on tiles (Zarr metadata, coordinates). Idempotent.
     ///
     /// # Errors
@@ -122,37 +126,9 @@ pub trait TileWriter: Send + Sync {
 }
 
 /// The writer for `format` in dataset folder `ds`.
-pub fn writer(format: Format, ds: Store, layout: Layout) -> Box<dyn TileWriter> {
+pub(crate) fn writer(format: Format, ds: Store, layout: Layout) -> Box<dyn TileWriter> {
     match format {
         Format::Parquet => Box::new(parquet::ParquetWriter::new(ds, layout)),
         Format::Zarr => Box::new(zarr::ZarrWriter::new(ds, layout)),
     }
-}
-
-/// Why one tile of a `convert` or `merge` failed; the tile stays uncommitted.
-#[derive(Debug, thiserror::Error)]
-#[error("tile {tile}: {kind}")]
-pub struct TileFailure {
-    /// Tile id.
-    pub tile: String,
-    /// What went wrong.
-    pub kind: TileErrorKind,
-}
-
-/// What went wrong with a tile.
-#[derive(Debug, thiserror::Error)]
-pub enum TileErrorKind {
-    /// Opening or reading the source raster failed (convert).
-    #[error(transparent)]
-    Source(#[from] crate::source::SourceError),
-    /// Reading a tile of an input dataset failed (merge). Boxed as any error, so that the
-    /// write loop knows nothing of the commands that use it (data flows one way).
-    #[error(transparent)]
-    Input(Box<dyn std::error::Error + Send + Sync>),
-    /// Encoding, storing or committing the tile failed.
-    #[error(transparent)]
-    Stage(#[from] StageError),
-    /// The worker panicked: a bug, caught so that it costs only this tile.
-    #[error("the worker panicked ({0}); this is a bug in rasterstage, please report it")]
-    Panic(String),
 }

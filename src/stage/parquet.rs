@@ -24,7 +24,7 @@ pub const GRID_KEY: &str = "rasterstage:grid";
 const BATCH_ROWS: usize = 64 * 1024;
 
 /// A Rust cell type as an Arrow column.
-pub trait ArrowValue: Sample {
+pub(crate) trait ArrowValue: Sample {
     /// The Arrow type of the `value` column.
     const ARROW: Arrow;
     /// Builds the column.
@@ -48,23 +48,18 @@ arrow_value!(u8 => UInt8, UInt8Type; u16 => UInt16, UInt16Type; i16 => Int16, In
 
 /// How a dataset's Parquet tiles are written, beyond what every tile holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct ParquetOptions {
+pub(crate) struct ParquetOptions {
     /// GeoParquet: a point geometry column in this encoding, a bbox covering column and the
     /// `geo` metadata.
-    pub geoparquet: Option<GeoEncoding>,
+    pub(crate) geoparquet: Option<GeoEncoding>,
     /// Only the encodings every reader decodes (no BYTE_STREAM_SPLIT, which fastparquet
     /// cannot read), at the cost of larger float tiles.
-    pub compat: bool,
-}
-
-/// The Arrow schema of a tile with `value` of type `value`.
-pub fn tile_schema(value: Arrow) -> Schema {
-    tile_schema_with(value, None)
+    pub(crate) compat: bool,
 }
 
 /// The Arrow schema of a tile with `value` of type `value`, GeoParquet's columns appended when
 /// `geo` is set.
-pub fn tile_schema_with(value: Arrow, geo: Option<GeoEncoding>) -> Schema {
+pub(crate) fn tile_schema_with(value: Arrow, geo: Option<GeoEncoding>) -> Schema {
     let mut fields = vec![
         Field::new("row_idx", Arrow::Int32, false),
         Field::new("col_idx", Arrow::Int32, false),
@@ -83,7 +78,7 @@ pub fn writer_props(grid_json: &str, schema: &Schema) -> WriterProperties {
 }
 
 /// [`writer_props`], without BYTE_STREAM_SPLIT when `compat` is set.
-pub fn writer_props_with(grid_json: &str, schema: &Schema, compat: bool) -> WriterProperties {
+pub(crate) fn writer_props_with(grid_json: &str, schema: &Schema, compat: bool) -> WriterProperties {
     let mut b = WriterProperties::builder()
         // Level 1, not 3: tiles are staging data read once or twice, and on the 43200 x 21600
         // Byte benchmark level 1 took 3-5% less CPU for 15% larger tiles. Negative (fast)
@@ -119,7 +114,7 @@ pub fn writer_props_with(grid_json: &str, schema: &Schema, compat: bool) -> Writ
 ///
 /// # Errors
 /// The writer's, as text.
-pub fn close(writer: ArrowWriter<Vec<u8>>) -> Result<Vec<u8>, String> {
+pub(crate) fn close(writer: ArrowWriter<Vec<u8>>) -> Result<Vec<u8>, String> {
     let mut bytes = writer.into_inner().map_err(|e| e.to_string())?;
     if !keep_total_order() {
         super::footer::type_defined_float_orders(&mut bytes);
@@ -136,7 +131,7 @@ fn keep_total_order() -> bool {
 }
 
 /// Writes Parquet tiles into a dataset folder.
-pub struct ParquetWriter {
+pub(crate) struct ParquetWriter {
     ds: Store,
     layout: Layout,
     /// The CRS as PROJJSON for GeoParquet tiles, found once for all tiles.
@@ -145,7 +140,7 @@ pub struct ParquetWriter {
 
 impl ParquetWriter {
     /// A writer for dataset folder `ds`.
-    pub fn new(ds: Store, layout: Layout) -> ParquetWriter {
+    pub(crate) fn new(ds: Store, layout: Layout) -> ParquetWriter {
         let projjson = match layout.parquet.geoparquet {
             Some(_) => geoparquet::projjson(&layout.grid.crs_wkt),
             None => Ok(None),
@@ -302,7 +297,7 @@ impl TileWriter for ParquetWriter {
         let mut rec = TileRecord::new(tile.window, row_count, value_sum);
         // A window without valid cells stores nothing.
         if row_count > 0 {
-            let key = format!("tiles/{}.parquet", rec.id);
+            let key = super::keys::parquet_tile(&rec.id);
             rec.store(&self.ds, key, bytes)?;
         }
         Ok(rec)

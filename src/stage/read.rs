@@ -21,7 +21,7 @@ use parquet::arrow::ProjectionMask;
 const BATCH_ROWS: usize = 64 * 1024;
 
 /// A cell type as staged: its Arrow (Parquet) type and its little-endian Zarr encoding.
-pub trait CellValue: Sample {
+pub(crate) trait CellValue: Sample {
     /// The Arrow type of a Parquet value column.
     type Arrow: ArrowPrimitiveType<Native = Self>;
     /// Reads one little-endian value (Zarr chunks) from the start of `b`.
@@ -44,13 +44,13 @@ cell_value!(u8 => UInt8Type; u16 => UInt16Type; i16 => Int16Type; u32 => UInt32T
     f32 => Float32Type; f64 => Float64Type);
 
 /// The Arrow type of a staged column of `dtype`.
-pub fn arrow_type(dtype: DataType) -> arrow_schema::DataType {
+pub(crate) fn arrow_type(dtype: DataType) -> arrow_schema::DataType {
     crate::with_sample_type!(dtype, T => <<T as CellValue>::Arrow as ArrowPrimitiveType>::DATA_TYPE)
 }
 
 /// Why decoding a tile stopped.
 #[derive(Debug)]
-pub enum DecodeError {
+pub(crate) enum DecodeError {
     /// The tile's bytes are not what dataset.json describes (corrupt, truncated, foreign).
     Bad(String),
     /// The consumer of the cells failed (for `load`, the connection).
@@ -59,32 +59,32 @@ pub enum DecodeError {
 
 /// What a tile must contain: its window on the grid, and the dataset's type and nodata.
 #[derive(Debug, Clone, Copy)]
-pub struct TileShape<'a> {
+pub(crate) struct TileShape<'a> {
     /// The dataset's grid (for cell-centre coordinates).
-    pub grid: &'a Grid,
+    pub(crate) grid: &'a Grid,
     /// First row.
-    pub row0: usize,
+    pub(crate) row0: usize,
     /// First column.
-    pub col0: usize,
+    pub(crate) col0: usize,
     /// Rows.
-    pub rows: usize,
+    pub(crate) rows: usize,
     /// Columns.
-    pub cols: usize,
+    pub(crate) cols: usize,
     /// Zarr chunk size (the dataset's window).
-    pub window: usize,
+    pub(crate) window: usize,
     /// Sharded Zarr: inner chunks per shard side; the tile is then one shard object.
-    pub shard: Option<usize>,
+    pub(crate) shard: Option<usize>,
     /// Value type.
-    pub dtype: DataType,
+    pub(crate) dtype: DataType,
     /// Nodata.
-    pub nodata: Option<f64>,
+    pub(crate) nodata: Option<f64>,
     /// GeoParquet tiles: their geometry and bbox columns follow the cells' columns.
-    pub geoparquet: Option<crate::stage::geoparquet::GeoEncoding>,
+    pub(crate) geoparquet: Option<crate::stage::geoparquet::GeoEncoding>,
 }
 
 /// Why a committed tile's objects cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum FetchError {
+pub(crate) enum FetchError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -100,7 +100,7 @@ pub enum FetchError {
 /// # Errors
 /// [`FetchError::Bad`] naming the missing or changed object and the command that rewrites
 /// it; [`FetchError::Store`].
-pub fn fetch_tile(ds: &Store, m: &Manifest, t: &TileRecord) -> Result<Option<Vec<Bytes>>, FetchError> {
+pub(crate) fn fetch_tile(ds: &Store, m: &Manifest, t: &TileRecord) -> Result<Option<Vec<Bytes>>, FetchError> {
     let keys = m.tile_keys(t);
     if keys.is_empty() {
         return Ok(None);
@@ -132,7 +132,7 @@ pub fn fetch_tile(ds: &Store, m: &Manifest, t: &TileRecord) -> Result<Option<Vec
 ///
 /// # Errors
 /// As [`visit_cells`].
-pub fn dense_f64(format: Format, bytes: &Bytes, shape: &TileShape<'_>) -> Result<Vec<f64>, DecodeError> {
+pub(crate) fn dense_f64(format: Format, bytes: &Bytes, shape: &TileShape<'_>) -> Result<Vec<f64>, DecodeError> {
     let mut buf = vec![f64::NAN; shape.rows * shape.cols];
     visit_f64(format, bytes, shape, |r, c, v| {
         // visit_cells refuses cells outside the window, so the index is in range.
@@ -145,7 +145,7 @@ pub fn dense_f64(format: Format, bytes: &Bytes, shape: &TileShape<'_>) -> Result
 impl<'a> TileShape<'a> {
     /// What committed tile `t` of dataset `m` must contain (for a merged dataset, the type and
     /// nodata are the manifest's placeholders: each column has its own).
-    pub fn of(m: &'a Manifest, t: &TileRecord) -> TileShape<'a> {
+    pub(crate) fn of(m: &'a Manifest, t: &TileRecord) -> TileShape<'a> {
         TileShape {
             grid: &m.grid,
             row0: t.row0,
@@ -174,7 +174,7 @@ fn int4(v: usize) -> Result<i32, DecodeError> {
 /// row-major, one row per cell (stage/parquet.rs, stage/merged.rs), so every cell must come
 /// strictly after the one before: a single comparison finds a duplicate, with no bitmap.
 #[derive(Debug)]
-pub struct CellOrder {
+pub(crate) struct CellOrder {
     rows: std::ops::Range<i32>,
     cols: std::ops::Range<i32>,
     last: Option<(i32, i32)>,
@@ -185,7 +185,7 @@ impl CellOrder {
     ///
     /// # Errors
     /// [`DecodeError::Bad`] when the window does not fit `int4` indices.
-    pub fn new(shape: &TileShape<'_>) -> Result<CellOrder, DecodeError> {
+    pub(crate) fn new(shape: &TileShape<'_>) -> Result<CellOrder, DecodeError> {
         let end = |a: usize, n: usize| a.checked_add(n).ok_or_else(|| bad("window overflows"));
         Ok(CellOrder {
             rows: int4(shape.row0)?..int4(end(shape.row0, shape.rows)?)?,
@@ -195,7 +195,7 @@ impl CellOrder {
     }
 
     /// The window's first `(row, col)`.
-    pub fn start(&self) -> (i32, i32) {
+    pub(crate) fn start(&self) -> (i32, i32) {
         (self.rows.start, self.cols.start)
     }
 
@@ -204,7 +204,7 @@ impl CellOrder {
     /// # Errors
     /// [`DecodeError::Bad`] naming the cell.
     #[inline]
-    pub fn next(&mut self, r: i32, c: i32) -> Result<(), DecodeError> {
+    pub(crate) fn next(&mut self, r: i32, c: i32) -> Result<(), DecodeError> {
         // Cells outside the window would escape the range a reload deletes by, or land in
         // another window's place in a merge; a cell twice would load twice.
         if !self.rows.contains(&r) || !self.cols.contains(&c) {
@@ -226,7 +226,7 @@ impl CellOrder {
 /// # Errors
 /// [`DecodeError::Bad`] for an unreadable tile, one whose columns do not match, or a cell
 /// outside the tile's window; [`DecodeError::Sink`] when `f` fails.
-pub fn visit_cells<T, F>(format: Format, bytes: &Bytes, shape: &TileShape<'_>, f: F) -> Result<(), DecodeError>
+pub(crate) fn visit_cells<T, F>(format: Format, bytes: &Bytes, shape: &TileShape<'_>, f: F) -> Result<(), DecodeError>
 where
     T: CellValue,
     F: FnMut(i32, i32, T) -> std::io::Result<()>,
@@ -245,7 +245,7 @@ where
 ///
 /// # Errors
 /// As [`visit_cells`].
-pub fn visit_f64<F>(format: Format, bytes: &Bytes, shape: &TileShape<'_>, mut f: F) -> Result<(), DecodeError>
+pub(crate) fn visit_f64<F>(format: Format, bytes: &Bytes, shape: &TileShape<'_>, mut f: F) -> Result<(), DecodeError>
 where
     F: FnMut(i32, i32, f64) -> std::io::Result<()>,
 {

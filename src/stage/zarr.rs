@@ -12,7 +12,7 @@
 //! `spatial_ref` (xarray/rioxarray), and `_CRS` on each array, the only place GDAL 3.6 looks.
 
 use super::manifest::Manifest;
-use super::TileErrorKind;
+use super::write_loop::TileErrorKind;
 use super::{Layout, StageError, TileRecord, TileWriter};
 use crate::dtype::{nodata_as, DataType, Sample};
 use crate::grid::{Grid, Window};
@@ -158,40 +158,24 @@ fn fill_json(v: Option<f64>, dtype: DataType) -> Value {
     }
 }
 
-/// The key, relative to the dataset folder, of chunk `idx` of `array` in group
-/// `<group>.zarr` (v3: `c/<i>/<j>`, v2: `<i>.<j>`).
-pub fn chunk_key(group: &str, zarr_version: u8, array: &str, idx: &[usize]) -> String {
-    let parts: Vec<String> = idx.iter().map(|i| i.to_string()).collect();
-    let root = format!("{group}.zarr");
-    if zarr_version != 2 {
-        if parts.is_empty() {
-            format!("{root}/{array}/c")
-        } else {
-            format!("{root}/{array}/c/{}", parts.join("/"))
-        }
-    } else if parts.is_empty() {
-        format!("{root}/{array}/0")
-    } else {
-        format!("{root}/{array}/{}", parts.join("."))
-    }
-}
+use super::keys::chunk_key;
 
 /// One 2-D value array of a group.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ZarrArray {
+pub(crate) struct ZarrArray {
     /// Array name: the dataset's, or an input dataset's in a merged group.
-    pub name: String,
+    pub(crate) name: String,
     /// Cell type.
-    pub dtype: DataType,
+    pub(crate) dtype: DataType,
     /// Nodata: the array's fill value (and CF `_FillValue`).
-    pub nodata: Option<f64>,
+    pub(crate) nodata: Option<f64>,
 }
 
 impl ZarrArray {
     /// What a cell without data holds: nodata when the type can represent it, else NaN for a
     /// float array; `None` for an integer array without a representable nodata, whose every
     /// value may be data, so no fill value is safe.
-    pub fn fill(&self) -> Option<f64> {
+    pub(crate) fn fill(&self) -> Option<f64> {
         crate::with_sample_type!(self.dtype, T => match nodata_as::<T>(self.nodata) {
             Some(v) => Some(v.to_f64()),
             None if self.dtype.is_float() => Some(f64::NAN),
@@ -202,7 +186,7 @@ impl ZarrArray {
 
 /// A Zarr group of 2-D arrays on one grid, chunked by window, with shared coordinates, in a
 /// dataset folder.
-pub struct ZarrGroup {
+pub(crate) struct ZarrGroup {
     ds: Store,
     name: String,
     grid: Grid,
@@ -217,7 +201,7 @@ pub struct ZarrGroup {
 
 impl ZarrGroup {
     /// The group `<name>.zarr` in dataset folder `ds`, with `arrays` in order.
-    pub fn new(
+    pub(crate) fn new(
         ds: Store,
         name: &str,
         grid: Grid,
@@ -241,7 +225,7 @@ impl ZarrGroup {
 
     /// The group of a Zarr-staged dataset, from its manifest alone: its one array, or one per
     /// column of a merged dataset. Every process derives the same metadata from it.
-    pub fn of_manifest(ds: Store, m: &Manifest) -> ZarrGroup {
+    pub(crate) fn of_manifest(ds: Store, m: &Manifest) -> ZarrGroup {
         let arrays = match &m.columns {
             Some(cols) => {
                 cols.iter().map(|c| ZarrArray { name: c.name.clone(), dtype: c.dtype, nodata: c.nodata }).collect()
@@ -252,7 +236,7 @@ impl ZarrGroup {
     }
 
     /// The value arrays, in order.
-    pub fn arrays(&self) -> &[ZarrArray] {
+    pub(crate) fn arrays(&self) -> &[ZarrArray] {
         &self.arrays
     }
 
@@ -261,7 +245,7 @@ impl ZarrGroup {
     }
 
     fn root(&self) -> String {
-        format!("{}.zarr", self.name)
+        super::keys::zarr_group(&self.name)
     }
 
     fn geographic(&self) -> bool {
@@ -270,7 +254,7 @@ impl ZarrGroup {
     }
 
     /// The key of the chunk (or shard) of `array` that holds tile `w`.
-    pub fn tile_key(&self, array: &str, w: Window) -> String {
+    pub(crate) fn tile_key(&self, array: &str, w: Window) -> String {
         let side = self.tile_side();
         chunk_key(&self.name, self.version, array, &[w.row0 / side, w.col0 / side])
     }
@@ -421,7 +405,7 @@ impl ZarrGroup {
     ///
     /// # Errors
     /// [`StageError::Encode`] naming the dataset and `what`.
-    pub fn compress(&self, raw: &[u8], what: &str) -> Result<Vec<u8>, StageError> {
+    pub(crate) fn compress(&self, raw: &[u8], what: &str) -> Result<Vec<u8>, StageError> {
         zstd::bulk::compress(raw, ZSTD_LEVEL).map_err(|e| StageError::Encode {
             dataset: self.name.clone(),
             tile: what.to_string(),
@@ -431,7 +415,7 @@ impl ZarrGroup {
 
     /// Chunk bytes of window `w` from its `values` (row-major, `w.rows * w.cols`): padded to
     /// the full chunk shape with `fill`, as Zarr requires of edge chunks.
-    pub fn chunk_bytes<T: Sample>(&self, w: Window, values: &[T], fill: T) -> Vec<u8> {
+    pub(crate) fn chunk_bytes<T: Sample>(&self, w: Window, values: &[T], fill: T) -> Vec<u8> {
         let win = self.window;
         let mut raw = Vec::with_capacity(win * win * std::mem::size_of::<T>());
         if w.rows == win && w.cols == win {
@@ -455,7 +439,7 @@ impl ZarrGroup {
     ///
     /// # Errors
     /// [`StageError`] naming the object.
-    pub fn begin(&self) -> Result<(), StageError> {
+    pub(crate) fn begin(&self) -> Result<(), StageError> {
         for (key, doc) in self.documents() {
             self.put_json(&key, &doc)?;
         }
@@ -490,7 +474,7 @@ impl ZarrGroup {
     ///
     /// # Errors
     /// [`StageError`] naming the object.
-    pub fn finish(&self) -> Result<(), StageError> {
+    pub(crate) fn finish(&self) -> Result<(), StageError> {
         // Readers take consolidated metadata in place of the per-array documents: write it
         // last, from the same documents, so it can never be stale.
         let root_prefix = format!("{}/", self.root());
@@ -525,13 +509,13 @@ impl ZarrGroup {
 }
 
 /// Writes a converted dataset's one Zarr array, chunked by window.
-pub struct ZarrWriter {
+pub(crate) struct ZarrWriter {
     group: ZarrGroup,
 }
 
 impl ZarrWriter {
     /// A writer for dataset folder `ds`.
-    pub fn new(ds: Store, layout: Layout) -> ZarrWriter {
+    pub(crate) fn new(ds: Store, layout: Layout) -> ZarrWriter {
         let array = ZarrArray { name: layout.name.clone(), dtype: layout.dtype, nodata: layout.nodata };
         ZarrWriter {
             group: ZarrGroup::new(ds, &layout.name, layout.grid, layout.window, layout.zarr_version, vec![array])
@@ -620,7 +604,7 @@ impl TileWriter for ZarrWriter {
 
 #[cfg(test)]
 mod tests {
-    use super::{base64_f64, chunk_key, crc32c, shard_chunks, ShardBuilder, ZarrArray};
+    use super::{base64_f64, crc32c, shard_chunks, ShardBuilder, ZarrArray};
     use crate::dtype::DataType;
 
     #[test]
@@ -633,14 +617,6 @@ mod tests {
         assert_eq!(fill(DataType::Int32, None), None);
         // A nodata the type cannot hold marks no cell.
         assert_eq!(fill(DataType::Byte, Some(-9999.0)), None);
-    }
-
-    #[test]
-    fn chunk_keys_per_version() {
-        assert_eq!(chunk_key("m", 3, "a", &[1, 2]), "m.zarr/a/c/1/2");
-        assert_eq!(chunk_key("m", 2, "a", &[1, 2]), "m.zarr/a/1.2");
-        assert_eq!(chunk_key("m", 3, "spatial_ref", &[]), "m.zarr/spatial_ref/c");
-        assert_eq!(chunk_key("m", 2, "spatial_ref", &[]), "m.zarr/spatial_ref/0");
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub enum PlanError {
 
 /// How the target cells are computed.
 #[derive(Debug, Clone)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// The target grid is on the source grid's lattice: cells are copied bit-exactly.
     /// Target cell (r, c) is source cell (r + dr, c + dc).
     Passthrough {
@@ -93,49 +93,49 @@ pub enum Kind {
 
 /// What the user asked for about the target grid.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct GridRequest {
+pub(crate) struct GridRequest {
     /// Target resolution (x, y), positive; `None` keeps the source's.
-    pub resolution: Option<(f64, f64)>,
+    pub(crate) resolution: Option<(f64, f64)>,
     /// Target CRS (anything GDAL's SetFromUserInput takes); `None` keeps the source's.
-    pub crs: Option<String>,
+    pub(crate) crs: Option<String>,
     /// Target bounds in the target CRS.
-    pub bounds: Option<Bounds>,
+    pub(crate) bounds: Option<Bounds>,
     /// Relative tolerance for "same resolution" (passthrough).
-    pub tolerance: f64,
+    pub(crate) tolerance: f64,
     /// Align to multiples of the resolution (`-tap`); when false and the resolution matches,
     /// the source grid is kept as it is.
-    pub align: bool,
+    pub(crate) align: bool,
     /// Whether passthrough is allowed at all (`allow_skip_resampling`).
-    pub allow_passthrough: bool,
+    pub(crate) allow_passthrough: bool,
     /// Window size the target grid is cut into: [`plan`] refuses a grid of more than
     /// [`crate::limits::MAX_TILES`] windows before they are listed (0: not checked).
-    pub window: usize,
+    pub(crate) window: usize,
     /// The `--nodata` override (not the file's own nodata, which GDAL may hold in any type):
     /// [`plan`] refuses one the source's cell type cannot hold.
-    pub nodata_override: Option<f64>,
+    pub(crate) nodata_override: Option<f64>,
 }
 
 /// The decided conversion.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// The output grid.
-    pub target: Grid,
+    pub(crate) target: Grid,
     /// The method (ignored for passthrough).
-    pub method: Method,
+    pub(crate) method: Method,
     /// How cells are computed.
-    pub kind: Kind,
+    pub(crate) kind: Kind,
     /// Output cell type.
-    pub dtype: DataType,
+    pub(crate) dtype: DataType,
     /// Output nodata.
-    pub nodata: Option<f64>,
+    pub(crate) nodata: Option<f64>,
     /// For [`Kind::Warp`]: the warper's kernel scale (x, y) for the whole grid, given to
     /// every window's warp so that the cells do not depend on the windows.
-    pub warp_scale: Option<(f64, f64)>,
+    pub(crate) warp_scale: Option<(f64, f64)>,
 }
 
 impl Plan {
     /// "passthrough" or the method name, as recorded in dataset.json and PostgreSQL.
-    pub fn method_label(&self) -> &'static str {
+    pub(crate) fn method_label(&self) -> &'static str {
         match self.kind {
             Kind::Passthrough { .. } => "passthrough",
             _ => self.method.name(),
@@ -143,7 +143,7 @@ impl Plan {
     }
 
     /// Whether the cells are copied.
-    pub fn is_passthrough(&self) -> bool {
+    pub(crate) fn is_passthrough(&self) -> bool {
         matches!(self.kind, Kind::Passthrough { .. })
     }
 }
@@ -174,7 +174,7 @@ fn same_crs(a: &str, b: &str) -> bool {
 ///
 /// # Errors
 /// A [`PlanError`] for an unusable request.
-pub fn plan(src: &SourceInfo, req: &GridRequest, method: Method) -> Result<Plan, PlanError> {
+pub(crate) fn plan(src: &SourceInfo, req: &GridRequest, method: Method) -> Result<Plan, PlanError> {
     if let Some(v) = req.nodata_override {
         check_nodata(src, v)?;
     }

@@ -4,15 +4,14 @@
 //! `--how inner`), and `x`, `y` are the merged grid's cell centres: the same rows a merged
 //! table would hold, computed when queried.
 
-use super::{open_inputs, How, MergeError};
+use super::pg::{check_ident, qualified, quote, reason, ConnSpec};
+use super::{table_name, LoadError};
 use crate::grid::Grid;
-use crate::load::pg::{check_ident, qualified, quote, reason, ConnSpec};
-use crate::load::{table_name, LoadError};
 use crate::name::DatasetName;
-use crate::store::Store;
+use crate::stage::merged::How;
 
 /// The `SELECT` of the view: `inputs` are `(qualified table, column name, [row, col] offset)`.
-pub fn view_select(inputs: &[(String, String, [i64; 2])], grid: &Grid, how: How) -> String {
+pub(crate) fn view_select(inputs: &[(String, String, [i64; 2])], grid: &Grid, how: How) -> String {
     // The centres tiles and tables hold, from the one formula (crate::centres).
     let x = grid.x_axis().sql("col_idx");
     let y = grid.y_axis().sql("row_idx");
@@ -35,44 +34,46 @@ pub fn view_select(inputs: &[(String, String, [i64; 2])], grid: &Grid, how: How)
     sql
 }
 
-/// Creates (or replaces) the view `schema.name` over the loaded tables of `datasets`, whose
-/// grids are read from their staged dataset.json under `root`. Returns `"schema"."name"`.
+/// A loaded dataset placed on the merged grid: `[row, col]` of its cell (0, 0).
+pub type Placed = (DatasetName, [i64; 2]);
+
+/// Creates (or replaces) the view `schema.name` over the loaded tables of `inputs` (each
+/// dataset with the `[row, col]` of its cell (0, 0) on the merged `grid`, as
+/// `merge::view_inputs` places them). Returns `"schema"."name"`.
 ///
 /// # Errors
-/// [`MergeError`] for inputs not on one lattice; [`LoadError::NoTable`] for a dataset that
-/// is not loaded; [`LoadError::Db`] from PostgreSQL.
+/// [`LoadError::NoTable`] for a dataset that is not loaded; [`LoadError::Db`] from
+/// PostgreSQL; [`LoadError::BadIdent`] for a bad schema, prefix or table name.
 pub fn create_view(
     conn: &ConnSpec,
     schema: &str,
     prefix: &str,
-    root: &Store,
-    datasets: &[DatasetName],
+    inputs: &[Placed],
+    grid: &Grid,
     name: &DatasetName,
     how: How,
-) -> Result<String, MergeError> {
+) -> Result<String, LoadError> {
     check_ident("--schema", schema, false)?;
     check_ident("--table-prefix", prefix, true)?;
-    let (grid, inputs) = open_inputs(root, datasets)?;
     let view = qualified(schema, &table_name(prefix, name)?);
     let mut tables = Vec::new();
-    for i in &inputs {
-        let t = qualified(schema, &table_name(prefix, &DatasetName::new(&i.name).map_err(LoadError::from)?)?);
-        tables.push((t, i.name.clone(), i.offset));
+    for (n, offset) in inputs {
+        tables.push((qualified(schema, &table_name(prefix, n)?), n.to_string(), *offset));
     }
     let mut client = conn.connect()?;
-    let db = |what: String| move |e: postgres::Error| MergeError::Load(LoadError::Db { what, reason: reason(&e) });
+    let db = |what: String| move |e: postgres::Error| LoadError::Db { what, reason: reason(&e) };
     for (t, _, _) in &tables {
         let exists: bool =
             client.query_one("SELECT to_regclass($1) IS NOT NULL", &[t]).map_err(db(format!("looking up {t}")))?.get(0);
         if !exists {
-            return Err(LoadError::NoTable(t.clone()).into());
+            return Err(LoadError::NoTable(t.clone()));
         }
     }
     let what = format!("creating view {view}");
     let mut tx = client.transaction().map_err(db(what.clone()))?;
     // DROP + CREATE rather than CREATE OR REPLACE: a rerun with other inputs changes columns.
     tx.batch_execute(&format!("DROP VIEW IF EXISTS {view}")).map_err(db(what.clone()))?;
-    tx.batch_execute(&format!("CREATE VIEW {view} AS {}", view_select(&tables, &grid, how)))
+    tx.batch_execute(&format!("CREATE VIEW {view} AS {}", view_select(&tables, grid, how)))
         .map_err(db(what.clone()))?;
     tx.commit().map_err(db(what))?;
     Ok(view)

@@ -7,10 +7,10 @@
 use crate::dtype::{nodata_as, DataType, Sample};
 use crate::grid::Window;
 use crate::limits::MAX_WINDOW_CELLS;
-use crate::plan::{Kind, Plan};
 use crate::resample::extreme::Extreme;
 use crate::resample::{area, extreme, mode, point, Method, SourceBlock};
 use crate::source::{Source, SourceError};
+use crate::target_grid::{Kind, Plan};
 use crate::tile::{IntoTileValues, Tile, TileValues};
 use gdal::raster::GdalType;
 use std::ops::Range;
@@ -18,13 +18,13 @@ use std::ops::Range;
 /// Most bytes of source cells a worker reads at once: a 6x downsampling of 1024-cell
 /// windows of Float64 would otherwise need 300 MB for one block. Smaller strips cost
 /// nothing measurable (the block cache holds the block row that two strips share).
-pub const SOURCE_BUDGET: usize = 16 << 20;
+pub(crate) const SOURCE_BUDGET: usize = 16 << 20;
 
 /// Computes the output window `w` of `plan` from `src`.
 ///
 /// # Errors
 /// [`SourceError`] when a read (or the warper) fails.
-pub fn compute_tile(src: &Source, plan: &Plan, w: Window) -> Result<Tile, SourceError> {
+pub(crate) fn compute_tile(src: &Source, plan: &Plan, w: Window) -> Result<Tile, SourceError> {
     let values = crate::with_sample_type!(src.info.dtype, T => compute_typed::<T>(src, plan, w)?);
     Ok(Tile { window: w, values, nodata: plan.nodata })
 }

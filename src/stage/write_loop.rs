@@ -6,32 +6,42 @@
 //! the tile, and the tile stays uncommitted, so a rerun redoes it.
 
 use super::manifest::{self, TileRecord};
+use super::StageError;
 use crate::grid::Window;
 use crate::progress::Progress;
+use crate::source::SourceError;
 use crate::store::Store;
 use rayon::prelude::*;
 use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Once;
 
-/// `RASTERSTAGE_TEST_TILE_DELAY_MS`: a pause before each commit, so crash tests can kill the
-/// process while tiles are in flight. Not for production use.
-pub const TEST_DELAY_ENV: &str = "RASTERSTAGE_TEST_TILE_DELAY_MS";
+/// Why one tile of a `convert` or `merge` failed; the tile stays uncommitted.
+#[derive(Debug, thiserror::Error)]
+#[error("tile {tile}: {kind}")]
+pub struct TileFailure {
+    /// Tile id.
+    pub(crate) tile: String,
+    /// What went wrong.
+    pub(crate) kind: TileErrorKind,
+}
 
-/// `RASTERSTAGE_TEST_PANIC_TILE=<tile id>`: the worker of that tile panics (convert and
-/// merge: while it holds its source; load: before its transaction), so tests can check that
-/// a panic fails the tile alone, cleanly. Not for production use.
-pub const TEST_PANIC_ENV: &str = "RASTERSTAGE_TEST_PANIC_TILE";
-
-// Defined beside StageError, so that the tile writers (zarr's sharded one among them) name
-// them without depending on this loop, which depends on the manifest.
-pub use super::{TileErrorKind, TileFailure};
-
-/// Panics if `tile` is the one [`TEST_PANIC_ENV`] names.
-pub fn test_panic(tile: &str) {
-    if std::env::var(TEST_PANIC_ENV).is_ok_and(|t| t == tile) {
-        panic!("{TEST_PANIC_ENV} asked tile {tile} to panic");
-    }
+/// What went wrong with a tile.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TileErrorKind {
+    /// Opening or reading the source raster failed (convert).
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// Reading a tile of an input dataset failed (merge). Boxed as any error, so that the
+    /// write loop knows nothing of the commands that use it (data flows one way).
+    #[error(transparent)]
+    Input(Box<dyn std::error::Error + Send + Sync>),
+    /// Encoding, storing or committing the tile failed.
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    /// The worker panicked: a bug, caught so that it costs only this tile.
+    #[error("the worker panicked ({0}); this is a bug in rasterstage, please report it")]
+    Panic(String),
 }
 
 thread_local! {
@@ -70,7 +80,7 @@ fn install_hook() {
 ///
 /// # Errors
 /// The panic's message, when `f` panics.
-pub fn catch_panic<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+pub(crate) fn catch_panic<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     install_hook();
     CATCHING.with(|c| c.set(c.get() + 1));
     let r = catch_unwind(AssertUnwindSafe(f));
@@ -82,7 +92,7 @@ pub fn catch_panic<R>(f: impl FnOnce() -> R) -> Result<R, String> {
 /// current rayon pool, commits every record into dataset folder `ds`, and returns the
 /// committed records and each tile's failure (logged as it happens, naming the dataset). A
 /// failed tile, a panicking one included, leaves no commit, so a rerun redoes exactly it.
-pub fn write_and_commit<F>(
+pub(crate) fn write_and_commit<F>(
     name: &str,
     ds: &Store,
     pending: &[Window],
@@ -92,7 +102,7 @@ pub fn write_and_commit<F>(
 where
     F: Fn(Window) -> Result<TileRecord, TileErrorKind> + Sync,
 {
-    let delay = std::env::var(TEST_DELAY_ENV).ok().and_then(|v| v.parse().ok()).map(std::time::Duration::from_millis);
+    let delay = crate::test_hooks::Pause::TileCommit.duration();
     let results: Vec<Result<TileRecord, TileFailure>> = pending
         .par_iter()
         .map(|win| {
@@ -134,7 +144,7 @@ mod tests {
     fn a_panic_becomes_an_error_and_the_thread_goes_on() {
         let r: Result<(), String> = catch_panic(|| panic!("boom {}", 7));
         let msg = r.unwrap_err();
-        assert!(msg.starts_with("boom 7 at ") && msg.contains("commit.rs"), "{msg}");
+        assert!(msg.starts_with("boom 7 at ") && msg.contains("write_loop.rs"), "{msg}");
         assert_eq!(catch_panic(|| 5), Ok(5));
         assert_eq!(CATCHING.with(Cell::get), 0);
     }

@@ -5,18 +5,22 @@
 //! redoes exactly the uncommitted tiles; the output is deterministic, so it ends identical to
 //! an uninterrupted run.
 
-use crate::compute::compute_tile;
-use crate::grid::Window;
+use crate::dtype::DataType;
+use crate::grid::{Grid, Window};
 use crate::name::DatasetName;
-use crate::plan::{plan, GridRequest, Plan, PlanError};
-use crate::progress::Progress;
 use crate::resample::Method;
-use crate::source::{Source, SourceError};
-use crate::stage::commit::{test_panic, write_and_commit, TileFailure};
-use crate::stage::manifest::{self, Format, Manifest, Status, FORMAT_VERSION};
+use crate::source::{Fingerprint, Source, SourceError};
+use crate::stage::geoparquet::GeoEncoding;
+use crate::stage::lifecycle::{stage_dataset, DatasetWriter, LifecycleError};
+use crate::stage::manifest::{self, Format, Manifest, Status, ZarrVersion, FORMAT_VERSION};
 use crate::stage::parquet::ParquetOptions;
-use crate::stage::{writer, Layout, StageError, TileRecord};
-use crate::store::{Store, StoreError};
+use crate::stage::write_loop::{TileErrorKind, TileFailure};
+use crate::stage::{writer, Layout, StageError, TileRecord, TileWriter};
+use crate::store::{StorageOptions, Store, StoreError};
+use crate::target_grid::{plan, GridRequest, Plan, PlanError};
+use crate::test_hooks::test_panic;
+use crate::window::compute_tile;
+use serde::Serialize;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -51,6 +55,9 @@ pub enum ConvertError {
     /// A Zarr dataset named like one of the group's own variables.
     #[error("dataset {0}: a Zarr group already has a variable of that name (x, y, spatial_ref); convert it under another --name")]
     ZarrName(String),
+    /// A dataset cannot be planned for sharding.
+    #[error("planning {0}: {1}")]
+    Planning(String, Box<ConvertError>),
     /// A shard size that is not for this format or too large (the CLI checks it first).
     #[error("dataset {0}: --zarr-shard {1} needs --format zarr with --zarr-version 3 and a shard side (K x window) of at most {max} cells", max = crate::limits::MAX_WRITE_WINDOW)]
     ZarrShard(String, usize),
@@ -74,39 +81,32 @@ pub struct ConvertJob {
     /// Dataset name.
     pub name: DatasetName,
     /// Source raster path or URL.
-    pub source: String,
+    pub(crate) source: String,
     /// Band number (1-based).
-    pub band: usize,
+    pub(crate) band: usize,
     /// Nodata override.
-    pub nodata: Option<f64>,
+    pub(crate) nodata: Option<f64>,
     /// Resampling method; `None` is fine only for passthrough.
-    pub method: Option<Method>,
+    pub(crate) method: Option<Method>,
     /// Target grid request.
-    pub grid: GridRequest,
+    pub(crate) grid: GridRequest,
     /// Window size in target cells.
-    pub window: usize,
+    pub(crate) window: usize,
     /// Staging format.
-    pub format: Format,
-    /// Zarr version (2 or 3).
-    pub zarr_version: u8,
+    pub(crate) format: Format,
+    /// Zarr version.
+    pub(crate) zarr_version: ZarrVersion,
     /// Sharded Zarr v3: `K` x `K` windows per shard object, one unit of work (`--zarr-shard`).
-    pub zarr_shard: Option<usize>,
+    pub(crate) zarr_shard: Option<usize>,
     /// How Parquet tiles are written (GeoParquet, compatible encodings).
-    pub parquet: ParquetOptions,
+    pub(crate) parquet: ParquetOptions,
     /// Staging root URL.
-    pub out: String,
+    pub(crate) out: String,
+    /// How the staging store (and GDAL's `/vsis3/` reads) talk to an object store.
+    pub(crate) storage: StorageOptions,
 }
 
-/// How to run.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    /// Worker threads.
-    pub threads: usize,
-    /// Replace an existing output that differs.
-    pub overwrite: bool,
-    /// No progress display.
-    pub quiet: bool,
-}
+pub use crate::stage::lifecycle::RunOptions;
 
 /// What a conversion did.
 #[derive(Debug, Clone)]
@@ -134,28 +134,70 @@ pub struct ConvertSummary {
     pub complete: bool,
 }
 
+/// Everything that determines a converted dataset's staged bytes. Its digest is taken of the
+/// canonical JSON ([`crate::json::canonical`]: keys sorted at every level), the same bytes
+/// every earlier version hashed, so datasets staged before keep their digest.
+#[derive(Serialize)]
+struct ConvertSettings<'a> {
+    format_version: u32,
+    source: SourceSettings<'a>,
+    grid: &'a Grid,
+    method: &'a str,
+    dtype: DataType,
+    nodata: Option<String>,
+    window: usize,
+    format: Format,
+    zarr_version: ZarrVersion,
+    // Present only when set: datasets staged before these options keep their digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    geoparquet: Option<GeoEncoding>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    parquet_compat: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    zarr_shard: Option<usize>,
+}
+
+/// The source's part of [`ConvertSettings`].
+#[derive(Serialize)]
+struct SourceSettings<'a> {
+    band: usize,
+    dtype: DataType,
+    nodata: Option<String>,
+    grid: &'a Grid,
+    fingerprint: &'a Fingerprint,
+}
+
+impl ConvertSettings<'_> {
+    /// `sha256:<hex>` of the canonical JSON.
+    fn digest(&self) -> String {
+        let v = serde_json::to_value(self).expect("settings serialise");
+        manifest::checksum(crate::json::canonical(&v).as_bytes())
+    }
+}
+
 /// Digest of everything that determines a dataset's staged bytes.
 fn settings_hash(job: &ConvertJob, src: &crate::source::SourceInfo, p: &Plan) -> String {
-    let doc = json!({
-        "format_version": FORMAT_VERSION,
-        "source": {"band": src.band, "dtype": src.dtype, "nodata": src.nodata.map(|v| v.to_string()),
-                   "grid": src.grid, "fingerprint": src.fingerprint},
-        "grid": p.target, "method": p.method_label(), "dtype": p.dtype,
-        "nodata": p.nodata.map(|v| v.to_string()), "window": job.window, "format": job.format,
-        "zarr_version": job.zarr_version,
-    });
-    // Added only when set: datasets staged before these options keep their digest.
-    let mut doc = doc;
-    if let Some(enc) = job.parquet.geoparquet {
-        doc["geoparquet"] = json!(enc);
+    ConvertSettings {
+        format_version: FORMAT_VERSION,
+        source: SourceSettings {
+            band: src.band,
+            dtype: src.dtype,
+            nodata: src.nodata.map(|v| v.to_string()),
+            grid: &src.grid,
+            fingerprint: &src.fingerprint,
+        },
+        grid: &p.target,
+        method: p.method_label(),
+        dtype: p.dtype,
+        nodata: p.nodata.map(|v| v.to_string()),
+        window: job.window,
+        format: job.format,
+        zarr_version: job.zarr_version,
+        geoparquet: job.parquet.geoparquet,
+        parquet_compat: job.parquet.compat,
+        zarr_shard: job.zarr_shard,
     }
-    if job.parquet.compat {
-        doc["parquet_compat"] = json!(true);
-    }
-    if let Some(k) = job.zarr_shard {
-        doc["zarr_shard"] = json!(k);
-    }
-    manifest::checksum(doc.to_string().as_bytes())
+    .digest()
 }
 
 /// Human description of what differs between an existing manifest and this run.
@@ -201,15 +243,6 @@ fn tile_side(job: &ConvertJob) -> usize {
     job.window * job.zarr_shard.unwrap_or(1)
 }
 
-/// Converts one dataset.
-///
-/// # Errors
-/// [`ConvertError`]: open/config failures stop at once; tile failures are counted and
-/// reported after every other tile is done.
-pub fn convert(job: &ConvertJob, opts: &RunOptions) -> Result<ConvertSummary, ConvertError> {
-    convert_tiles(job, opts, None)
-}
-
 /// The tiles of `job` with their cost, for sharding: target cells, weighted by the source
 /// cells each target cell reads (same CRS: the ratio of cell areas; another CRS: of cell
 /// counts). A pure function of the source's grid and the settings, so every process of a
@@ -217,11 +250,12 @@ pub fn convert(job: &ConvertJob, opts: &RunOptions) -> Result<ConvertSummary, Co
 ///
 /// # Errors
 /// [`ConvertError::Source`], [`ConvertError::Plan`].
-pub fn tile_units(job: &ConvertJob) -> Result<Vec<crate::shard::Unit>, ConvertError> {
+pub(crate) fn tile_units(job: &ConvertJob) -> Result<Vec<crate::shard::Unit>, ConvertError> {
+    crate::source::configure_gdal_http(&job.storage);
     let src = Source::open(&job.source, job.band, job.nodata)?;
     let plan = plan(&src.info, &job.grid, job.method.unwrap_or(Method::Nearest))?;
     let (s, t) = (&src.info.grid, &plan.target);
-    let ratio = if matches!(plan.kind, crate::plan::Kind::Warp) {
+    let ratio = if matches!(plan.kind, crate::target_grid::Kind::Warp) {
         (s.width * s.height) as f64 / (t.width * t.height).max(1) as f64
     } else {
         (t.dx * t.dy).abs() / (s.dx * s.dy).abs()
@@ -237,13 +271,42 @@ pub fn tile_units(job: &ConvertJob) -> Result<Vec<crate::shard::Unit>, ConvertEr
         .collect())
 }
 
+/// Every tile of every job with its cost, in job order (what `plan` and every shard of a
+/// sharded `convert` split).
+///
+/// # Errors
+/// [`ConvertError::Planning`] naming the dataset that cannot be opened or planned.
+pub fn jobs_units(jobs: &[ConvertJob]) -> Result<Vec<crate::shard::Unit>, ConvertError> {
+    let mut units = Vec::new();
+    for job in jobs {
+        units.extend(tile_units(job).map_err(|e| ConvertError::Planning(job.name.to_string(), Box::new(e)))?);
+    }
+    Ok(units)
+}
+
+/// Shard `k`'s tile ids, by dataset name: its share of all tiles of all `jobs` together.
+///
+/// # Errors
+/// As [`jobs_units`].
+pub fn shard_tiles(
+    jobs: &[ConvertJob],
+    k: crate::shard::Shard,
+) -> Result<HashMap<String, std::collections::HashSet<String>>, ConvertError> {
+    let mut out: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
+    for (ds, tile) in crate::shard::mine(&jobs_units(jobs)?, k) {
+        out.entry(ds).or_default().insert(tile);
+    }
+    Ok(out)
+}
+
 /// Converts the tiles of `job` whose ids are in `only` (all tiles when `None`): one shard's
 /// part of a dataset. A shard creates `dataset.json` only if there is none, never rewrites
 /// it as `converting`, and completes it when it finds every tile committed
 /// ([`crate::stage::finalize::complete_if_done`]); see docs/scale-out.md.
 ///
 /// # Errors
-/// As [`convert`].
+/// [`ConvertError`]: open/config failures stop at once; tile failures are counted and
+/// reported after every other tile is done.
 pub fn convert_tiles(
     job: &ConvertJob,
     opts: &RunOptions,
@@ -256,17 +319,22 @@ pub fn convert_tiles(
     }
     if let Some(k) = job.zarr_shard {
         let side = k.saturating_mul(job.window);
-        if job.format != Format::Zarr || job.zarr_version != 3 || k == 0 || side > crate::limits::MAX_WRITE_WINDOW {
+        if job.format != Format::Zarr
+            || job.zarr_version != ZarrVersion::V3
+            || k == 0
+            || side > crate::limits::MAX_WRITE_WINDOW
+        {
             return Err(ConvertError::ZarrShard(name.to_string(), k));
         }
     }
+    crate::source::configure_gdal_http(&job.storage);
     let src = Source::open(&job.source, job.band, job.nodata)?;
     let plan = plan(&src.info, &job.grid, job.method.unwrap_or(Method::Nearest))?;
     if job.method.is_none() && !plan.is_passthrough() {
         // When -tap alone moved the grid off the source's lattice, --no-align is the other fix.
         let unaligned = GridRequest { align: false, ..job.grid.clone() };
         let hint = if job.grid.align
-            && crate::plan::plan(&src.info, &unaligned, Method::Nearest).is_ok_and(|p| p.is_passthrough())
+            && crate::target_grid::plan(&src.info, &unaligned, Method::Nearest).is_ok_and(|p| p.is_passthrough())
         {
             ", or pass --no-align to copy the grid as it is (the source's origin is not on a multiple of its cell size, so -tap alignment would resample it)"
         } else {
@@ -283,11 +351,11 @@ pub fn convert_tiles(
             );
         }
     }
-    let source_grid = matches!(plan.kind, crate::plan::Kind::Passthrough { dr: 0, dc: 0 })
+    let source_grid = matches!(plan.kind, crate::target_grid::Kind::Passthrough { dr: 0, dc: 0 })
         && plan.target.width == src.info.grid.width
         && plan.target.height == src.info.grid.height;
     let (t, s) = (plan.target.bounds(), src.info.grid.bounds());
-    if !matches!(plan.kind, crate::plan::Kind::Warp)
+    if !matches!(plan.kind, crate::target_grid::Kind::Warp)
         && (t.minx >= s.maxx || t.maxx <= s.minx || t.miny >= s.maxy || t.maxy <= s.miny)
     {
         tracing::warn!(
@@ -313,10 +381,9 @@ pub fn convert_tiles(
         plan.dtype.name(),
         job.window
     );
-    let root = Store::open(&job.out)?;
+    let root = Store::open_with(&job.out, &job.storage)?;
     let ds = root.child(name);
-    let windows = plan.target.windows(tile_side(job));
-    let mut m = Manifest {
+    let m = Manifest {
         format_version: FORMAT_VERSION,
         name: name.to_string(),
         status: Status::Converting,
@@ -330,54 +397,24 @@ pub fn convert_tiles(
         nodata: plan.nodata,
         window: job.window,
         format: job.format,
-        zarr_version: (job.format == Format::Zarr).then_some(job.zarr_version),
+        zarr_version: (job.format == Format::Zarr).then_some(job.zarr_version.number()),
         zarr_shard: job.zarr_shard,
         geoparquet: job.parquet.geoparquet,
         parquet_compat: job.parquet.compat,
         settings_hash: settings_hash(job, &src.info, &plan),
-        tile_count: windows.len(),
+        tile_count: plan.target.windows(tile_side(job)).len(),
         row_count: 0,
         value_sum: 0.0,
         tiles: Vec::new(),
         columns: None,
     };
-    match Manifest::read_for_rerun(&ds, opts.overwrite)? {
-        Some(old) if old.settings_hash != m.settings_hash && !opts.overwrite => {
-            return Err(ConvertError::Changed { url: ds.url().to_string(), what: differences(&old, &m) });
-        }
-        Some(old) if old.status == Status::Complete && !opts.overwrite => {
-            tracing::info!("{name}: already complete in {}, nothing to do", ds.url());
-            return Ok(ConvertSummary {
-                name: name.to_string(),
-                method: old.method.clone(),
-                tiles: old.tile_count,
-                written: 0,
-                rows: old.row_count,
-                value_sum: old.value_sum,
-                seconds: start.elapsed().as_secs_f64(),
-                url: ds.url().to_string(),
-                source_grid,
-                complete: true,
-            });
-        }
-        Some(_) if opts.overwrite => ds.delete_prefix("")?,
-        _ => {}
-    }
-    // Only created, unless replacing: a shard, or another run of the same command, may have
-    // completed the dataset since it was read above, and rewriting it as converting would
-    // undo that. A manifest that is there already has these settings (checked above).
-    if opts.overwrite {
-        m.write(&ds)?;
-    } else {
-        m.create(&ds)?;
-    }
     let layout = Layout {
         name: name.to_string(),
         grid: plan.target.clone(),
         dtype: plan.dtype,
         nodata: plan.nodata,
         window: job.window,
-        zarr_version: job.zarr_version,
+        zarr_version: job.zarr_version.number(),
         zarr_shard: job.zarr_shard,
         parquet: job.parquet,
         grid_json: serde_json::to_string(&json!({
@@ -386,119 +423,142 @@ pub fn convert_tiles(
         }))
         .expect("grid json"),
     };
-    let w = writer(job.format, ds.clone(), layout);
-    // Shards leave the Zarr metadata to whichever completes the dataset (complete_if_done
-    // writes it with the consolidated metadata): one written now could land after that.
-    if only.is_none() {
-        w.begin()?;
-    }
-
-    let by_window: HashMap<String, Window> = windows.iter().map(|w| (w.tile_id(), *w)).collect();
-    // A shard needs only which tiles are committed (one LIST, not a GET per record): with
-    // many shards, reading every record in every shard would dominate the S3 requests.
-    let mut done: Vec<TileRecord> = match only {
-        Some(_) => Vec::new(),
-        None => manifest::committed(&ds)?
-            .into_iter()
-            .filter(|r| by_window.get(&r.id).is_some_and(|w| w.rows == r.rows && w.cols == r.cols))
-            .collect(),
-    };
-    let done_ids: std::collections::HashSet<String> = match only {
-        Some(_) => manifest::committed_ids(&ds)?,
-        None => done.iter().map(|r| r.id.clone()).collect(),
-    };
-    let pending: Vec<Window> = windows
-        .iter()
-        .filter(|w| !done_ids.contains(&w.tile_id()) && only.is_none_or(|o| o.contains(&w.tile_id())))
-        .copied()
-        .collect();
-    if !done_ids.is_empty() {
-        tracing::info!("{name}: resuming, {} of {} tiles already committed", done_ids.len(), windows.len());
-    }
-
-    let progress = Progress::new(name, windows.len() as u64, done_ids.len() as u64, opts.quiet);
-    // No more workers than tiles: each opens its own GDAL dataset.
-    let threads = opts.threads.clamp(1, pending.len().max(1));
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
     // One GDAL dataset per worker thread (Datasets are Send but not Sync); rayon's map_init
     // would open one per job split instead.
-    let sources: Vec<Mutex<Option<Source>>> = (0..threads).map(|_| Mutex::new(None)).collect();
+    let writer = WindowWriter {
+        job,
+        plan: &plan,
+        tiles: writer(job.format, ds.clone(), layout),
+        sources: (0..opts.threads.max(1)).map(|_| Mutex::new(None)).collect(),
+    };
     drop(src);
-    let attempted = pending.len();
-    let (new, failures) = pool.install(|| {
-        write_and_commit(name, &ds, &pending, &progress, |tile| {
-            // A tile is one window, or a shard's windows computed one after the other.
-            w.write_tile(tile, &mut |win| {
-                let slot = &sources[rayon::current_thread_index().unwrap_or(0) % threads];
-                let mut slot = slot.lock().unwrap_or_else(|poisoned| {
-                    // A tile panicked while reading: its GDAL dataset may be mid-read, so it is
-                    // dropped and this tile opens a fresh one.
-                    let mut guard = poisoned.into_inner();
-                    *guard = None;
-                    slot.clear_poison();
-                    guard
-                });
-                let src = match slot.as_mut() {
-                    Some(src) => src,
-                    None => slot.insert(Source::open(&job.source, job.band, job.nodata)?),
-                };
-                test_panic(&win.tile_id());
-                Ok(compute_tile(src, &plan, win)?)
-            })
-        })
-    });
-    done.extend(new);
-    let failed = failures.len();
-    if let Some(first) = failures.into_iter().next() {
-        return Err(ConvertError::TilesFailed {
-            dataset: name.to_string(),
-            failed,
-            total: attempted,
-            first: Box::new(first),
-        });
-    }
-    if only.is_some() {
-        let (complete, rows, value_sum) = match crate::stage::finalize::complete_if_done(&ds, &m)? {
-            crate::stage::finalize::Completion::Complete { rows, value_sum, .. } => (true, rows, value_sum),
-            crate::stage::finalize::Completion::Missing { committed, total } => {
-                tracing::info!(
-                    "{name}: this shard's tiles are done; {committed} of {total} committed, the last shard to finish (or `rasterstage finalize`) completes the dataset"
-                );
-                let mine: Vec<&TileRecord> = done.iter().filter(|r| only.is_some_and(|o| o.contains(&r.id))).collect();
-                (
-                    false,
-                    mine.iter().map(|r| r.row_count).sum(),
-                    crate::stage::manifest::exact_sum(mine.iter().map(|r| r.value_sum)),
-                )
-            }
-        };
-        return Ok(ConvertSummary {
-            name: name.to_string(),
-            method: m.method.clone(),
-            tiles: m.tile_count,
-            written: attempted,
-            rows,
-            value_sum,
-            seconds: start.elapsed().as_secs_f64(),
-            url: ds.url().to_string(),
-            source_grid,
-            complete,
-        });
-    }
-    m.set_tiles(done);
-    w.finish()?;
-    m.status = Status::Complete;
-    m.write(&ds)?;
+    let new = m.clone();
+    let s = stage_dataset(&ds, m, *opts, only, &writer).map_err(|e| match e {
+        LifecycleError::Stage(e) => ConvertError::Stage(e),
+        LifecycleError::Changed(old) => {
+            ConvertError::Changed { url: ds.url().to_string(), what: differences(&old, &new) }
+        }
+        LifecycleError::TilesFailed { failed, total, first } => {
+            ConvertError::TilesFailed { dataset: name.to_string(), failed, total, first }
+        }
+    })?;
     Ok(ConvertSummary {
         name: name.to_string(),
-        method: m.method.clone(),
-        tiles: m.tile_count,
-        written: attempted,
-        rows: m.row_count,
-        value_sum: m.value_sum,
+        method: s.manifest.method.clone(),
+        tiles: s.manifest.tile_count,
+        written: s.written,
+        rows: s.rows,
+        value_sum: s.value_sum,
         seconds: start.elapsed().as_secs_f64(),
         url: ds.url().to_string(),
         source_grid,
-        complete: true,
+        complete: s.complete,
     })
+}
+
+/// A converted raster's windows: read the source, resample, write a tile.
+struct WindowWriter<'a> {
+    job: &'a ConvertJob,
+    plan: &'a Plan,
+    tiles: Box<dyn TileWriter>,
+    /// One source per worker thread, opened on its first tile.
+    sources: Vec<Mutex<Option<Source>>>,
+}
+
+impl DatasetWriter for WindowWriter<'_> {
+    fn begin(&self) -> Result<(), StageError> {
+        self.tiles.begin()
+    }
+
+    fn write(&self, tile: Window) -> Result<TileRecord, TileErrorKind> {
+        // A tile is one window, or a shard's windows computed one after the other.
+        self.tiles.write_tile(tile, &mut |win| {
+            let slot = &self.sources[rayon::current_thread_index().unwrap_or(0) % self.sources.len()];
+            let mut slot = slot.lock().unwrap_or_else(|poisoned| {
+                // A tile panicked while reading: its GDAL dataset may be mid-read, so it is
+                // dropped and this tile opens a fresh one.
+                let mut guard = poisoned.into_inner();
+                *guard = None;
+                slot.clear_poison();
+                guard
+            });
+            let src = match slot.as_mut() {
+                Some(src) => src,
+                None => slot.insert(Source::open(&self.job.source, self.job.band, self.job.nodata)?),
+            };
+            test_panic(&win.tile_id());
+            Ok(compute_tile(src, self.plan, win)?)
+        })
+    }
+
+    fn finish(&self) -> Result<(), StageError> {
+        self.tiles.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The digest as every version before the typed settings computed it.
+    fn legacy(s: &ConvertSettings<'_>) -> String {
+        let mut doc = json!({
+            "format_version": s.format_version,
+            "source": {"band": s.source.band, "dtype": s.source.dtype, "nodata": s.source.nodata,
+                       "grid": s.source.grid, "fingerprint": s.source.fingerprint},
+            "grid": s.grid, "method": s.method, "dtype": s.dtype,
+            "nodata": s.nodata, "window": s.window, "format": s.format,
+            "zarr_version": s.zarr_version,
+        });
+        if let Some(enc) = s.geoparquet {
+            doc["geoparquet"] = json!(enc);
+        }
+        if s.parquet_compat {
+            doc["parquet_compat"] = json!(true);
+        }
+        manifest::checksum(doc.to_string().as_bytes())
+    }
+
+    #[test]
+    fn typed_settings_keep_every_existing_digest() {
+        let grid = Grid {
+            crs_wkt: "GEOGCS[\"WGS 84\"]".into(),
+            epsg: Some(4326),
+            x0: -10.0,
+            y0: 60.0,
+            dx: 0.05,
+            dy: -0.05,
+            width: 7,
+            height: 3,
+        };
+        let fp = Fingerprint { size: 1234, mtime: 1_700_000_000, mtime_ns: 5 };
+        for (geo, compat, nodata) in [
+            (None, false, None),
+            (Some(GeoEncoding::Wkb), true, Some(-9999.0)),
+            (Some(GeoEncoding::Point), false, Some(f64::NAN)),
+        ] {
+            let s = ConvertSettings {
+                format_version: FORMAT_VERSION,
+                source: SourceSettings {
+                    band: 2,
+                    dtype: DataType::Int16,
+                    nodata: nodata.map(|v: f64| v.to_string()),
+                    grid: &grid,
+                    fingerprint: &fp,
+                },
+                grid: &grid,
+                method: "sum",
+                dtype: DataType::Float64,
+                nodata: Some("NaN".into()),
+                window: 256,
+                format: Format::Parquet,
+                zarr_version: ZarrVersion::V3,
+                geoparquet: geo,
+                parquet_compat: compat,
+                zarr_shard: None,
+            };
+            assert_eq!(s.digest(), legacy(&s));
+        }
+    }
 }

@@ -1,0 +1,190 @@
+//! One tile's load: fetch it from the stage, then one transaction (skip or replace under a
+//! per-tile advisory lock, COPY, ledger row, COMMIT), retried on transient failures.
+
+use super::copy::{self, CopyEncoder, DecodeError, TileShape};
+use super::{ledger, pg, LoadError, LoadOptions, BACKOFF, MAX_ATTEMPTS};
+use crate::stage::manifest::{Format, Manifest, TileRecord};
+use crate::store::Store;
+use pg::{qualified, reason};
+use postgres::Client;
+use std::io::Write;
+use std::time::Duration;
+
+/// Why one tile did not load.
+#[derive(Debug)]
+enum TileError {
+    /// The staged tile is bad or missing: retrying cannot help.
+    Bad(String),
+    /// PostgreSQL failed.
+    Db(postgres::Error),
+    /// Reconnecting failed.
+    Connect(LoadError),
+}
+
+impl TileError {
+    fn transient(&self) -> bool {
+        match self {
+            TileError::Bad(_) => false,
+            TileError::Db(e) => pg::is_transient(e),
+            TileError::Connect(_) => true,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            TileError::Bad(s) => s.clone(),
+            TileError::Db(e) => reason(e),
+            TileError::Connect(e) => e.to_string(),
+        }
+    }
+}
+
+/// Everything a worker needs to load tiles of one dataset.
+pub(super) struct Job<'a> {
+    pub(super) opts: &'a LoadOptions,
+    pub(super) ds: &'a Store,
+    pub(super) m: &'a Manifest,
+    pub(super) table: &'a str,
+    /// Where the rows go (the table, or the cells table behind `--coords view`).
+    pub(super) data: &'a str,
+    pub(super) copy_sql: String,
+    /// SRID of the `geom` written into each row (`--geometry`).
+    pub(super) geom_srid: Option<u32>,
+    pub(super) delay: Option<Duration>,
+}
+
+pub(super) enum Outcome {
+    Loaded(u64),
+    Skipped,
+}
+
+/// Why [`Job::tile`] failed.
+pub(super) enum Failure {
+    /// This tile cannot load (bad tile, a statement error): the others go on.
+    Tile(String),
+    /// PostgreSQL failed transiently on every attempt: it is down, so the load stops.
+    GaveUp(String),
+}
+
+impl Job<'_> {
+    fn fetch(&self, t: &TileRecord) -> Result<Option<Vec<bytes::Bytes>>, TileError> {
+        crate::stage::read::fetch_tile(self.ds, self.m, t).map_err(|e| TileError::Bad(e.to_string()))
+    }
+
+    /// One attempt: the tile's whole transaction.
+    fn attempt(
+        &self,
+        client: &mut Client,
+        t: &TileRecord,
+        parts: Option<&[bytes::Bytes]>,
+        enc: &mut CopyEncoder,
+    ) -> Result<Outcome, TileError> {
+        let schema = &self.opts.schema;
+        let mut tx = client.transaction().map_err(TileError::Db)?;
+        let key = format!("rasterstage:{}/{}", qualified(schema, self.table), t.id);
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&key]).map_err(TileError::Db)?;
+        let prev = tx
+            .query_opt(
+                &format!(
+                    "SELECT checksum, row0, col0, nrows, ncols FROM {} WHERE dataset = $1 AND tile_id = $2",
+                    qualified(schema, "raster_tile_loads")
+                ),
+                &[&self.table, &t.id],
+            )
+            .map_err(TileError::Db)?;
+        if let Some(row) = prev {
+            let sum: String = row.get(0);
+            if sum == ledger::wanted_checksum(t) {
+                return Ok(Outcome::Skipped);
+            }
+            let range = [row.get(1), row.get(2), row.get(3), row.get(4)];
+            ledger::delete_range(&mut tx, schema, self.data, range).map_err(TileError::Db)?;
+        }
+        enc.begin(self.geom_srid);
+        if let Some(parts) = parts {
+            let shape = TileShape::of(self.m, t);
+            let mut writer = tx.copy_in(&self.copy_sql).map_err(TileError::Db)?;
+            let mut first = true;
+            let delay = self.delay;
+            let mut sink = |b: &[u8]| -> std::io::Result<()> {
+                writer.write_all(b)?;
+                if first {
+                    first = false;
+                    if let Some(d) = delay {
+                        writer.flush()?;
+                        std::thread::sleep(d);
+                    }
+                }
+                Ok(())
+            };
+            // fetch_tile returns one object per tile, or one chunk per column (merged Zarr).
+            let r = match (self.m.format, &self.m.columns) {
+                (Format::Parquet, None) => copy::parquet_rows(parts[0].clone(), &shape, enc, &mut sink),
+                (Format::Zarr, None) => copy::zarr_rows(&parts[0], &shape, enc, &mut sink),
+                (format, Some(cols)) => copy::merged_rows(format, parts, &shape, cols, enc, &mut sink),
+            };
+            match r {
+                Ok(()) => {}
+                Err(DecodeError::Bad(s)) => return Err(TileError::Bad(format!("unreadable tile: {s}"))),
+                Err(DecodeError::Sink(e)) => {
+                    return Err(match e.into_inner().map(|inner| inner.downcast::<postgres::Error>()) {
+                        Some(Ok(pe)) => TileError::Db(*pe),
+                        Some(Err(other)) => TileError::Bad(format!("writing COPY data: {other}")),
+                        None => TileError::Bad("writing COPY data failed".into()),
+                    })
+                }
+            }
+            writer.finish().map_err(TileError::Db)?;
+        }
+        // Nothing is committed until the tile is what dataset.json says: a NaN or infinite
+        // record matches no finite sum (same_sum), so it fails here instead of passing.
+        if enc.rows != t.row_count {
+            return Err(TileError::Bad(format!("tile holds {} rows, dataset.json says {}", enc.rows, t.row_count)));
+        }
+        if !crate::stage::manifest::same_sum(enc.value_sum, t.value_sum) {
+            return Err(TileError::Bad(format!(
+                "tile values sum to {}, dataset.json says {}",
+                enc.value_sum, t.value_sum
+            )));
+        }
+        ledger::record(&mut tx, schema, self.table, t, enc.rows, enc.value_sum).map_err(TileError::Db)?;
+        tx.commit().map_err(TileError::Db)?;
+        Ok(Outcome::Loaded(enc.rows))
+    }
+
+    /// Loads one tile, retrying transient failures on a fresh connection with backoff.
+    pub(super) fn tile(
+        &self,
+        client: &mut Option<Client>,
+        t: &TileRecord,
+        enc: &mut CopyEncoder,
+    ) -> Result<Outcome, Failure> {
+        let bytes = self.fetch(t).map_err(|e| Failure::Tile(e.message()))?;
+        let mut last = String::new();
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                std::thread::sleep(BACKOFF * 2u32.pow(attempt - 1));
+            }
+            let r = match client {
+                Some(c) => self.attempt(c, t, bytes.as_deref(), enc),
+                None => match self.opts.conn.connect() {
+                    Ok(c) => {
+                        let c = client.insert(c);
+                        self.attempt(c, t, bytes.as_deref(), enc)
+                    }
+                    Err(e) => Err(TileError::Connect(e)),
+                },
+            };
+            match r {
+                Ok(o) => return Ok(o),
+                Err(e) if e.transient() => {
+                    last = e.message();
+                    tracing::warn!("{}: tile {}: attempt {} failed, retrying: {last}", self.m.name, t.id, attempt + 1);
+                    *client = None;
+                }
+                Err(e) => return Err(Failure::Tile(e.message())),
+            }
+        }
+        Err(Failure::GaveUp(last))
+    }
+}
