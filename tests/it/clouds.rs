@@ -204,7 +204,18 @@ pub(crate) fn kill_mid_upload_then_resume(backend: Backend) -> Bucket {
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let committed = count_keys(&ds, "_tiles") as u64;
+    // A commit record whose request was on the wire at the kill may still land on the server
+    // after the process is gone: count once the listing has stopped changing.
+    let mut committed = count_keys(&ds, "_tiles") as u64;
+    let mut unchanged = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while unchanged < 5 {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = count_keys(&ds, "_tiles") as u64;
+        unchanged = if now == committed { unchanged + 1 } else { 0 };
+        committed = now;
+        assert!(Instant::now() < deadline, "the commit records kept changing after the kill");
+    }
     let total = 16 * 16;
     assert!(committed >= 5 && committed < total, "{committed} of {total} committed at the kill");
     let partial = bucket.download("staging");
