@@ -65,6 +65,18 @@ fn kernel_radius(m: Method) -> f64 {
     }
 }
 
+/// A failed read of window `w` of `src`, the reason prefixed with what was being done.
+fn read_error<'a>(src: &'a Source, w: Window, doing: &'static str) -> impl Fn(String) -> SourceError + Copy + 'a {
+    move |reason| SourceError::Read {
+        path: src.info.path.clone(),
+        row0: w.row0,
+        row1: w.row0 + w.rows,
+        col0: w.col0,
+        col1: w.col0 + w.cols,
+        reason: format!("{doing}: {reason}"),
+    }
+}
+
 fn last_gdal_error() -> String {
     // SAFETY: CPLGetLastErrorMsg returns a pointer to a thread-local, NUL-terminated string.
     unsafe { std::ffi::CStr::from_ptr(gdal_sys::CPLGetLastErrorMsg()).to_string_lossy().into_owned() }
@@ -295,14 +307,7 @@ pub(crate) fn warp_window<O: Sample + GdalType>(
     scale: Option<(f64, f64)>,
     w: Window,
 ) -> Result<Vec<O>, SourceError> {
-    let err = |reason: String| SourceError::Read {
-        path: src.info.path.clone(),
-        row0: w.row0,
-        row1: w.row0 + w.rows,
-        col0: w.col0,
-        col1: w.col0 + w.cols,
-        reason: format!("warping to the target grid: {reason}"),
-    };
+    let err = read_error(src, w, "warping to the target grid");
     let nodata = nodata.unwrap_or(f64::NAN);
     let driver = DriverManager::get_driver_by_name("MEM").map_err(|e| err(e.to_string()))?;
     let mut dst = driver.create_with_band_type::<O, _>("", w.cols, w.rows, 1).map_err(|e| err(e.to_string()))?;
@@ -397,14 +402,7 @@ pub fn sum_window<T: Sample + GdalType>(
     w: Window,
     budget: usize,
 ) -> Result<Vec<f64>, SourceError> {
-    let err = |reason: String| SourceError::Read {
-        path: src.info.path.clone(),
-        row0: w.row0,
-        row1: w.row0 + w.rows,
-        col0: w.col0,
-        col1: w.col0 + w.cols,
-        reason: format!("reprojecting to the target grid: {reason}"),
-    };
+    let err = read_error(src, w, "reprojecting to the target grid");
     let tr = Transformer::new(src.dataset(), &t.crs_wkt, Some(&geo_transform(t))).map_err(err)?;
     let size = (src.info.grid.width, src.info.grid.height);
     let mut out = vec![f64::NAN; w.cells()];

@@ -435,6 +435,21 @@ impl Schema {
         format!("\"{}\".\"{table}\"", self.name)
     }
 
+    /// Every row of `table` (`row_idx, col_idx, x, y, value`), sorted, with x, y and value
+    /// as f64 bits, for bit-for-bit comparisons.
+    pub fn row_bits(&self, table: &str) -> Vec<(i32, i32, u64, u64, u64)> {
+        let sql = format!("SELECT row_idx, col_idx, x, y, value::float8 FROM {} ORDER BY 1, 2", self.q(table));
+        client()
+            .query(&sql, &[])
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let (x, y, v): (f64, f64, f64) = (r.get(2), r.get(3), r.get(4));
+                (r.get(0), r.get(1), x.to_bits(), y.to_bits(), v.to_bits())
+            })
+            .collect()
+    }
+
     /// The first column of the one row of `sql`.
     pub fn one_i64(&self, sql: &str) -> i64 {
         client().query_one(sql, &[]).unwrap().get(0)

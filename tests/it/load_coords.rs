@@ -9,20 +9,7 @@ use std::process::Stdio;
 
 /// Every row of `table` sorted, with x, y and value as bits (a bit-for-bit comparison).
 fn bits(sc: &Schema, table: &str) -> Vec<(i32, i32, u64, u64, u64)> {
-    client()
-        .query(&format!("SELECT row_idx, col_idx, x, y, value::float8 FROM {} ORDER BY 1, 2", sc.q(table)), &[])
-        .unwrap()
-        .into_iter()
-        .map(|r| {
-            (
-                r.get(0),
-                r.get(1),
-                r.get::<_, f64>(2).to_bits(),
-                r.get::<_, f64>(3).to_bits(),
-                r.get::<_, f64>(4).to_bits(),
-            )
-        })
-        .collect()
+    sc.row_bits(table)
 }
 
 fn relkind(sc: &Schema, table: &str) -> Option<String> {

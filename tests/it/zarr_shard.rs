@@ -46,17 +46,7 @@ trait ZarrShardSchema {
 
 impl ZarrShardSchema for Schema {
     fn rows(&self, table: &str) -> Vec<(i32, i32, u64, u64, u64)> {
-        let sql =
-            format!("SELECT row_idx, col_idx, x, y, value::float8 FROM \"{}\".\"{table}\" ORDER BY 1, 2", self.name);
-        client()
-            .query(&sql, &[])
-            .unwrap()
-            .iter()
-            .map(|r| {
-                let (x, y, v): (f64, f64, f64) = (r.get(2), r.get(3), r.get(4));
-                (r.get(0), r.get(1), x.to_bits(), y.to_bits(), v.to_bits())
-            })
-            .collect()
+        self.row_bits(table)
     }
 }
 
