@@ -144,7 +144,7 @@ for w in "${WIDTHS[@]}"; do
         --method sum --resolution "$(res4 "$w")" --threads "$THREADS" --overwrite >/dev/null
 done
 # Everything read from now on comes from the page cache.
-cat "$BENCH"/inputs/*"x"*.tif "$BENCH"/inputs/*.f32 >/dev/null 2>&1 || true
+for w in "${WIDTHS[@]}"; do cat "$(byte_in "$w")" "$(dense_in "$w")" "$(dense_in "$w" | sed 's/\.tif$/.f32/')" >/dev/null; done
 
 # ---------------------------------------------------------------------------
 # run_case CASE W REP OUTPATH SETUP_SQL CMD...: one timed run (output removed first).
@@ -194,14 +194,17 @@ floor_case() { # W REP
     src="$(dense_in "$w")"
     run_case floor "$w" "$rep" "$BENCH/out/floor" "" "$FLOOR" "$src" "${src%.tif}.f32" "$w" growth "$BENCH/out/floor" "$THREADS"
 }
-# The floor must have written passthrough → parquet's tiles, byte for byte.
+# The floor must have written passthrough → parquet's tiles, byte for byte, one row per cell.
 check_floor() { # W
-    local a b want=$(($1 * ($1 / 2)))
+    local a b k got want=$(($1 * ($1 / 2)))
     a=$(cd "$BENCH/out/pass_parquet/growth/tiles" && sha256sum -- * | sha256sum)
     b=$(cd "$BENCH/out/floor/growth/tiles" && sha256sum -- * | sha256sum)
     [[ "$a" == "$b" ]] || die "the Parquet floor's tiles differ from passthrough → parquet's at width $1"
     [[ -z "$(find "$BENCH/out/floor/growth" -mindepth 1 -maxdepth 1 ! -name tiles)" ]] || die "the floor wrote more than tiles"
-    [[ "$(tail -n1 "$RUNS" | cut -d, -f8)" == "$want" ]] || die "the floor wrote $(tail -n1 "$RUNS" | cut -d, -f8) rows at width $1, expected $want"
+    for k in pass_parquet floor; do
+        got=$(awk -F, -v k="$k" -v w="$1" '$1 == k && $2 == w && $3 == 1 {print $8}' "$RUNS")
+        [[ "$got" == "$want" ]] || die "$k wrote ${got:-no} rows at width $1, expected $want (every cell)"
+    done
     log "floor check at width $1: same tiles as passthrough → parquet, $want rows"
 }
 
@@ -333,15 +336,7 @@ EOF
 
 if ((DOCS)); then
     DOC="$REPO/docs/BENCHMARKS.md"
-    "$PY" - "$DOC" "$OUT_MD" <<'EOF'
-import os, re, sys
-doc, sec = sys.argv[1], open(sys.argv[2]).read().rstrip() + "\n"
-text = open(doc).read() if os.path.exists(doc) else "# Benchmarks\n"
-# Only the section titled exactly "## How cost grows"; every other section stays as it is.
-m = re.search(r"^## How cost grows[ \t]*\n.*?(?=^## |\Z)", text, flags=re.S | re.M)
-text = text[:m.start()] + sec + ("\n" + text[m.end():] if text[m.end():] else "") if m else text.rstrip() + "\n\n" + sec
-open(doc, "w").write(text)
-EOF
+    "$PY" "$REPO/scripts/bench/replace_section.py" "$DOC" "$OUT_MD"
     log "wrote the \"How cost grows\" section of $DOC"
 else
     log "report in $OUT_MD"
