@@ -118,12 +118,7 @@ res4() { "$PY" -c "print(repr(4 * 360.0 / $1))"; }
 META="$BENCH/meta.env"
 : >"$META"
 meta() { printf '%s=%s\n' "$1" "$2" >>"$META"; }
-meta date "$(date -u '+%Y-%m-%d %H:%M UTC')"
-meta cores "$(nproc)"
-meta cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-meta ram_gib "$(awk '/MemTotal/ {printf "%.1f", $2/1048576}' /proc/meminfo)"
-# shellcheck disable=SC1091  # the machine's file
-meta os "$(. /etc/os-release && echo "$PRETTY_NAME")"
+bash "$REPO/scripts/bench/machine.sh" >>"$META"
 meta pg "$(psqlc -Atc 'SHOW server_version')"
 meta commit "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$REPO" diff --quiet HEAD -- src examples Cargo.toml 2>/dev/null || echo ' (+ uncommitted changes)')"
 meta binary_sha256 "$(sha256sum "$RS" | cut -c1-12)"
