@@ -301,9 +301,14 @@ for k in order:
     t = med(b, "seconds") / med(a, "seconds")
     c = med(b, "cpu_s") / med(a, "cpu_s")
     m = max(int(r["peak_rss_kb"]) for r in b) / max(int(r["peak_rss_kb"]) for r in a)
-    tv = "linear or better" if t <= grow * 1.15 else "**faster than linear**"
+    lin = lambda x: "linear or better" if x <= grow * 1.15 else "**faster than linear**"
     mv = "flat" if m <= 1.25 else "**grows**"
-    L.append(f"- {names[k]}: time x{t:.2f} (CPU x{c:.2f}) for x{grow:.2f} the cells: {tv}; peak RSS x{m:.2f}: {mv}.")
+    L.append(f"- {names[k]}: time x{t:.2f} for x{grow:.2f} the cells: {lin(t)} (CPU s x{c:.2f}: {lin(c)}); "
+             f"peak RSS x{m:.2f}: {mv}.")
+loads = sorted(float(r["load1"]) for rs in data.values() for r in rs)
+L += ["", f"1-minute load average read before each run: median {statistics.median(loads):.2f}, max {loads[-1]:.2f} "
+      f"on {meta['cores']} cores; above the core count, other processes competed for the CPU and wall times "
+      "carry their noise (CPU seconds much less so)."]
 L += ["", "rasterstage / Parquet floor (passthrough → Parquet seconds / floor seconds, each pair run one right after "
       "the other, alternating which goes first; median of the pairs, min-max in brackets; issue target: at most 1.3x):", "",
       "| size | passthrough → Parquet s | floor s | rasterstage / floor | CPU: rasterstage / floor |", "|---|---:|---:|---:|---:|"]
