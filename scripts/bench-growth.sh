@@ -24,6 +24,10 @@
 #   scripts/bench-growth.sh                W = 21600 (4x = 43200 x 21600, the 30" grid), 3 reps
 #   scripts/bench-growth.sh --quick        W = 2700, 1 repetition, report in the bench dir only
 #
+# At full size the inputs take about 9 GB (6.5 GB of it the raw Float32 copies the floor
+# reads), made once in a few minutes; the outputs up to 5 GB at a time; a run of 3
+# repetitions about half an hour on 2 quiet cores, most of it the loads.
+#
 # Options: --width W   --reps N (default 3; quick 1)   --no-docs   -h
 # Environment: RASTERSTAGE_BENCH_DIR (default $HOME/.cache/rasterstage-bench; this script uses
 #              its growth/ folder: inputs cached there, regenerated when make_inputs.py
@@ -45,7 +49,7 @@ while (($#)); do
     --width) W="$2"; shift ;;
     --reps) REPS="$2"; shift ;;
     --no-docs) DOCS=0 ;;
-    -h | --help) sed -n '2,37p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,40p' "$0"; exit 0 ;;
     *) echo "bench-growth.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
