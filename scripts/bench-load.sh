@@ -113,12 +113,7 @@ rm -rf "$CMDS"
 mkdir -p "$CMDS"
 meta() { printf '%s=%s\n' "$1" "$2" >>"$META"; }
 : >"$META"
-meta date "$(date -u '+%Y-%m-%d %H:%M UTC')"
-meta cores "$(nproc)"
-meta cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-meta ram_gib "$(awk '/MemTotal/ {printf "%.1f", $2/1048576}' /proc/meminfo)"
-# shellcheck disable=SC1091  # the machine's file
-meta os "$(. /etc/os-release && echo "$PRETTY_NAME")"
+bash "$REPO/scripts/bench/machine.sh" >>"$META"
 meta pg "$(psqlc -Atc 'SHOW server_version')"
 meta pg_settings "$(psqlc -Atc "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name) FROM pg_settings WHERE name IN ('shared_buffers', 'max_wal_size', 'wal_level', 'synchronous_commit', 'fsync')")"
 meta duckdb "$("$PY" -c 'import duckdb; print(duckdb.__version__)')"

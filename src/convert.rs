@@ -11,7 +11,7 @@ use crate::name::DatasetName;
 use crate::resample::Method;
 use crate::source::{Fingerprint, Source, SourceError};
 use crate::stage::geoparquet::GeoEncoding;
-use crate::stage::lifecycle::{stage_dataset, DatasetWriter, LifecycleError};
+use crate::stage::lifecycle::{stage_dataset, worker_pool, DatasetWriter, LifecycleError};
 use crate::stage::manifest::{self, Format, Manifest, Status, ZarrVersion, FORMAT_VERSION};
 use crate::stage::parquet::ParquetOptions;
 use crate::stage::write_loop::{TileErrorKind, TileFailure};
@@ -19,6 +19,7 @@ use crate::stage::{writer, Layout, StageError, TileRecord, TileWriter};
 use crate::store::{StorageOptions, Store, StoreError};
 use crate::target_grid::{plan, GridRequest, Plan, PlanError};
 use crate::test_hooks::test_panic;
+use crate::tile::{Tile, TileValues};
 use crate::window::compute_tile;
 use serde::Serialize;
 use serde_json::json;
@@ -408,27 +409,12 @@ pub fn convert_tiles(
         tiles: Vec::new(),
         columns: None,
     };
-    let layout = Layout {
-        name: name.to_string(),
-        grid: plan.target.clone(),
-        dtype: plan.dtype,
-        nodata: plan.nodata,
-        window: job.window,
-        zarr_version: job.zarr_version.number(),
-        zarr_shard: job.zarr_shard,
-        parquet: job.parquet,
-        grid_json: serde_json::to_string(&json!({
-            "dataset": name, "grid": plan.target, "method": plan.method_label(),
-            "dtype": plan.dtype, "nodata": plan.nodata.map(|v| v.to_string()), "window": job.window,
-        }))
-        .expect("grid json"),
-    };
     // One GDAL dataset per worker thread (Datasets are Send but not Sync); rayon's map_init
     // would open one per job split instead.
     let writer = WindowWriter {
         job,
         plan: &plan,
-        tiles: writer(job.format, ds.clone(), layout),
+        tiles: writer(job.format, ds.clone(), layout(job, &plan)),
         sources: (0..opts.threads.max(1)).map(|_| Mutex::new(None)).collect(),
     };
     drop(src);
@@ -454,6 +440,81 @@ pub fn convert_tiles(
         source_grid,
         complete: s.complete,
     })
+}
+
+/// What the tile writers of `job` need to know, planned as `plan`.
+fn layout(job: &ConvertJob, plan: &Plan) -> Layout {
+    let name = job.name.as_str();
+    Layout {
+        name: name.to_string(),
+        grid: plan.target.clone(),
+        dtype: plan.dtype,
+        nodata: plan.nodata,
+        window: job.window,
+        zarr_version: job.zarr_version.number(),
+        zarr_shard: job.zarr_shard,
+        parquet: job.parquet,
+        grid_json: serde_json::to_string(&json!({
+            "dataset": name, "grid": plan.target, "method": plan.method_label(),
+            "dtype": plan.dtype, "nodata": plan.nodata.map(|v| v.to_string()), "window": job.window,
+        }))
+        .expect("grid json"),
+    }
+}
+
+/// What [`parquet_floor`] wrote.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FloorSummary {
+    /// Windows written (tiles, empty windows included).
+    pub windows: usize,
+    /// Rows written.
+    pub rows: u64,
+}
+
+/// Benchmark support, not an API: the Parquet floor of `scripts/bench-growth.sh`
+/// (`examples/parquet_floor.rs`). Writes the Parquet tiles `convert` writes for `job` (its
+/// format is taken as Parquet) through the same plan, tile layout, writer and store puts,
+/// window by window on `threads` threads as `convert` does, but takes each window's values
+/// from `values([row0, col0, rows, cols])` (Float32, row-major) instead of reading and
+/// resampling the source, and commits nothing: no commit records, no `dataset.json`, no
+/// resume. What is left is the cost of turning rows into tiles, so a change to the writer
+/// moves this floor and `convert` alike.
+///
+/// # Errors
+/// [`ConvertError`]: opening the source (its header alone is read), planning, the store, or
+/// encoding a tile.
+///
+/// # Panics
+/// When `values` returns a vector of another length than the window's cells.
+#[doc(hidden)]
+pub fn parquet_floor(
+    job: &ConvertJob,
+    threads: usize,
+    values: &(dyn Fn([usize; 4]) -> Vec<f32> + Sync),
+) -> Result<FloorSummary, ConvertError> {
+    use rayon::prelude::*;
+    let job = ConvertJob { format: Format::Parquet, zarr_shard: None, ..job.clone() };
+    let plan =
+        plan(&Source::open(&job.source, job.band, job.nodata)?.info, &job.grid, job.method.unwrap_or(Method::Nearest))?;
+    let tiles =
+        writer(job.format, Store::open_with(&job.out, &job.storage)?.child(job.name.as_str()), layout(&job, &plan));
+    let windows = plan.target.windows(tile_side(&job));
+    let pool = worker_pool(threads, windows.len());
+    tiles.begin()?;
+    let rows = pool.install(|| {
+        windows
+            .par_iter()
+            .map(|w| {
+                let v = values([w.row0, w.col0, w.rows, w.cols]);
+                assert_eq!(v.len(), w.cells(), "parquet_floor: values of window {}", w.tile_id());
+                let tile = Tile { window: *w, values: TileValues::Float32(v), nodata: plan.nodata };
+                Ok(tiles.write(&tile)?.row_count)
+            })
+            .collect::<Result<Vec<u64>, StageError>>()
+    })?;
+    tiles.finish()?;
+    Ok(FloorSummary { windows: windows.len(), rows: rows.iter().sum() })
 }
 
 /// A converted raster's windows: read the source, resample, write a tile.

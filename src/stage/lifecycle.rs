@@ -98,6 +98,12 @@ impl From<crate::store::StoreError> for LifecycleError {
     }
 }
 
+/// The pool that writes `tiles` tiles with `threads` workers: no more workers than tiles, as
+/// each may hold a source of its own.
+pub(crate) fn worker_pool(threads: usize, tiles: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new().num_threads(threads.clamp(1, tiles.max(1))).build().expect("thread pool")
+}
+
 /// Stages the windows of `m`'s grid whose tile ids are in `only` (all when `None`: a shard's
 /// part otherwise) into dataset folder `ds` with `writer`, resuming from the committed tiles.
 /// A shard creates `dataset.json` only if there is none, never rewrites it as `converting`,
@@ -166,9 +172,7 @@ pub(crate) fn stage_dataset(
     }
 
     let progress = Progress::new(&name, windows.len() as u64, done_ids.len() as u64, opts.quiet);
-    // No more workers than tiles: each may hold a source of its own.
-    let threads = opts.threads.clamp(1, pending.len().max(1));
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+    let pool = worker_pool(opts.threads, pending.len());
     let written = pending.len();
     let (new, failures) = pool.install(|| write_and_commit(&name, ds, &pending, &progress, |w| writer.write(w)));
     done.extend(new);

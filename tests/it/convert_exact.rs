@@ -268,6 +268,36 @@ fn passthrough_copies_cells_bit_exactly() {
     assert_eq!(got, valid);
 }
 
+/// The Parquet floor of scripts/bench-growth.sh (examples/parquet_floor.rs) writes, from the
+/// cells alone, exactly the tiles `convert` writes from the GeoTIFF, and nothing else: the
+/// benchmark's rasterstage/floor ratio compares the same bytes.
+#[test]
+fn parquet_floor_writes_the_tiles_convert_writes() {
+    let dir = tmp();
+    // NaN cells too: rows with and without nodata take different paths in the writer.
+    let (w, h) = (601, 301);
+    let (tif, _, vals) = float_raster(dir.path(), w, h, 0.5, 6);
+    let conv = dir.path().join("conv");
+    ok(&["convert", s(&tif), "--name", "d", "--out", s(&conv), "--window", "256", "--threads", "2", "-q"]);
+    let floor = dir.path().join("floor");
+    let o =
+        rasterstage::config::Overrides { out: Some(s(&floor).to_string()), window: Some(256), ..Default::default() };
+    let jobs = rasterstage::config::convert_jobs(None, Some(s(&tif)), Some("d"), &o).unwrap();
+    let cells = |[row0, col0, rows, cols]: [usize; 4]| -> Vec<f32> {
+        (row0..row0 + rows).flat_map(|r| vals[r * w + col0..r * w + col0 + cols].iter().copied()).collect()
+    };
+    let sum = rasterstage::convert::parquet_floor(&jobs.jobs[0], 2, &cells).unwrap();
+    let valid = vals.iter().filter(|v| !v.is_nan()).count() as u64;
+    assert_eq!(sum, rasterstage::convert::FloorSummary { windows: 3 * 2, rows: valid });
+    assert_eq!(manifest(&conv, "d")["row_count"], valid);
+    let tiles = files_under(&conv.join("d/tiles"));
+    assert_eq!(tiles.len(), 6);
+    assert!(
+        files_under(&floor.join("d"))
+            == tiles.iter().map(|(p, b)| (format!("tiles/{p}"), b.clone())).collect::<Vec<_>>()
+    );
+}
+
 #[test]
 fn integer_types_and_numeric_nodata() {
     if !require(&[Python]) {
