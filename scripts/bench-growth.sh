@@ -305,7 +305,7 @@ for k in order:
     t = med(b, "seconds") / med(a, "seconds")
     c = med(b, "cpu_s") / med(a, "cpu_s")
     m = max(int(r["peak_rss_kb"]) for r in b) / max(int(r["peak_rss_kb"]) for r in a)
-    lin = lambda x: "linear or better" if x <= grow * 1.15 else "**faster than linear**"
+    lin = lambda x: "linear or better" if x <= grow * 1.15 else "**worse than linear**"
     mv = "flat" if m <= 1.25 else "**grows**"
     L.append(f"- {names[k]}: time x{t:.2f} for x{grow:.2f} the cells: {lin(t)} (CPU s x{c:.2f}: {lin(c)}); "
              f"peak RSS x{m:.2f}: {mv}.")
