@@ -12,7 +12,9 @@ use crate::resample::Method;
 use crate::source::{Fingerprint, Source, SourceError};
 use crate::stage::geoparquet::GeoEncoding;
 use crate::stage::lifecycle::{stage_dataset, DatasetWriter, LifecycleError};
-use crate::stage::manifest::{self, Format, Manifest, Status, ZarrVersion, FORMAT_VERSION};
+use crate::stage::manifest::{
+    self, Format, Kind, Manifest, Raster, StagedFormat, Status, ZarrVersion, FORMAT_VERSION, SETTINGS_VERSION,
+};
 use crate::stage::parquet::ParquetOptions;
 use crate::stage::write_loop::{TileErrorKind, TileFailure};
 use crate::stage::{writer, Layout, StageError, TileRecord, TileWriter};
@@ -178,7 +180,7 @@ impl ConvertSettings<'_> {
 /// Digest of everything that determines a dataset's staged bytes.
 fn settings_hash(job: &ConvertJob, src: &crate::source::SourceInfo, p: &Plan) -> String {
     ConvertSettings {
-        format_version: FORMAT_VERSION,
+        format_version: SETTINGS_VERSION,
         source: SourceSettings {
             band: src.band,
             dtype: src.dtype,
@@ -203,29 +205,37 @@ fn settings_hash(job: &ConvertJob, src: &crate::source::SourceInfo, p: &Plan) ->
 /// Human description of what differs between an existing manifest and this run.
 fn differences(old: &Manifest, new: &Manifest) -> String {
     let mut d = Vec::new();
-    if old.source.path != new.source.path {
-        d.push(format!("from another source ({} then, {} now)", old.source.path, new.source.path));
-    } else if old.source.fingerprint != new.source.fingerprint {
-        d.push(format!("from an earlier version of {} (its size or modification time changed)", new.source.path));
+    // A converted dataset is rerun over a converted one (a merge's settings digest differs).
+    if let (Kind::Raster(old_r), Kind::Raster(new_r)) = (&old.kind, &new.kind) {
+        let (o, n) = (&old_r.source, &new_r.source);
+        if o.path != n.path {
+            d.push(format!("from another source ({} then, {} now)", o.path, n.path));
+        } else if o.fingerprint != n.fingerprint {
+            d.push(format!("from an earlier version of {} (its size or modification time changed)", n.path));
+        }
+        if o.grid != n.grid || o.band != n.band || o.dtype != n.dtype {
+            d.push("from a source with another grid, band or type".to_string());
+        }
     }
-    if old.source.grid != new.source.grid || old.source.band != new.source.band || old.source.dtype != new.source.dtype
-    {
-        d.push("from a source with another grid, band or type".to_string());
-    }
-    if old.method != new.method {
-        d.push(format!("with method {} (now {})", old.method, new.method));
+    if old.method_label() != new.method_label() {
+        d.push(format!("with method {} (now {})", old.method_label(), new.method_label()));
     }
     if old.grid != new.grid {
         d.push("on another target grid".to_string());
     }
-    if old.format != new.format || old.zarr_version != new.zarr_version || old.zarr_shard != new.zarr_shard {
+    let (of, nf) = (old.format, new.format);
+    if of.format() != nf.format() || of.zarr_version() != nf.zarr_version() || of.shard() != nf.shard() {
         let shard = |k: Option<usize>| k.map(|k| format!(" sharded {k}x{k}")).unwrap_or_default();
         d.push(
-            format!("as {:?}{} (now {:?}{})", old.format, shard(old.zarr_shard), new.format, shard(new.zarr_shard))
+            format!("as {:?}{} (now {:?}{})", of.format(), shard(of.shard()), nf.format(), shard(nf.shard()))
                 .to_lowercase(),
         );
     }
-    if old.geoparquet != new.geoparquet || old.parquet_compat != new.parquet_compat {
+    let parquet = |f: StagedFormat| match f {
+        StagedFormat::Parquet { geoparquet, compat } => (geoparquet, compat),
+        StagedFormat::Zarr { .. } => (None, false),
+    };
+    if parquet(of) != parquet(nf) {
         d.push("with other Parquet options (--geoparquet, --parquet-compat)".to_string());
     }
     if old.window != new.window {
@@ -388,25 +398,27 @@ pub fn convert_tiles(
         name: name.to_string(),
         status: Status::Converting,
         created_by: format!("rasterstage {}", env!("CARGO_PKG_VERSION")),
-        source: src.info.clone(),
+        kind: Kind::Raster(Raster {
+            source: src.info.clone(),
+            method: plan.resampling(),
+            dtype: plan.dtype,
+            nodata: plan.nodata,
+        }),
         grid: plan.target.clone(),
         lattice_offset: plan.target.lattice_offset().map(|(r, c)| [r, c]),
         bounds: plan.target.bounds(),
-        method: plan.method_label().to_string(),
-        dtype: plan.dtype,
-        nodata: plan.nodata,
         window: job.window,
-        format: job.format,
-        zarr_version: (job.format == Format::Zarr).then_some(job.zarr_version.number()),
-        zarr_shard: job.zarr_shard,
-        geoparquet: job.parquet.geoparquet,
-        parquet_compat: job.parquet.compat,
+        format: match job.format {
+            Format::Parquet => {
+                StagedFormat::Parquet { geoparquet: job.parquet.geoparquet, compat: job.parquet.compat }
+            }
+            Format::Zarr => StagedFormat::Zarr { version: job.zarr_version, shard: job.zarr_shard },
+        },
         settings_hash: settings_hash(job, &src.info, &plan),
         tile_count: plan.target.windows(tile_side(job)).len(),
         row_count: 0,
         value_sum: 0.0,
         tiles: Vec::new(),
-        columns: None,
     };
     let layout = Layout {
         name: name.to_string(),
@@ -414,7 +426,7 @@ pub fn convert_tiles(
         dtype: plan.dtype,
         nodata: plan.nodata,
         window: job.window,
-        zarr_version: job.zarr_version.number(),
+        zarr_version: job.zarr_version,
         zarr_shard: job.zarr_shard,
         parquet: job.parquet,
         grid_json: serde_json::to_string(&json!({
@@ -444,7 +456,7 @@ pub fn convert_tiles(
     })?;
     Ok(ConvertSummary {
         name: name.to_string(),
-        method: s.manifest.method.clone(),
+        method: s.manifest.method_label().to_string(),
         tiles: s.manifest.tile_count,
         written: s.written,
         rows: s.rows,
@@ -539,7 +551,7 @@ mod tests {
             (Some(GeoEncoding::Point), false, Some(f64::NAN)),
         ] {
             let s = ConvertSettings {
-                format_version: FORMAT_VERSION,
+                format_version: SETTINGS_VERSION,
                 source: SourceSettings {
                     band: 2,
                     dtype: DataType::Int16,

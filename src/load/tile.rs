@@ -118,7 +118,7 @@ impl Job<'_> {
                 Ok(())
             };
             // fetch_tile returns one object per tile, or one chunk per column (merged Zarr).
-            let r = match (self.m.format, &self.m.columns) {
+            let r = match (self.m.format.format(), self.m.columns()) {
                 (Format::Parquet, None) => copy::parquet_rows(parts[0].clone(), &shape, enc, &mut sink),
                 (Format::Zarr, None) => copy::zarr_rows(&parts[0], &shape, enc, &mut sink),
                 (format, Some(cols)) => copy::merged_rows(format, parts, &shape, cols, enc, &mut sink),

@@ -16,10 +16,12 @@ pub(crate) mod lattice;
 
 use crate::grid::{Grid, Window};
 use crate::name::DatasetName;
-use crate::source::{Fingerprint, SourceInfo};
 use crate::stage::lifecycle::{stage_dataset, DatasetWriter, LifecycleError};
-use crate::stage::manifest::{checksum, Column, Format, Manifest, Status, TileRecord, ZarrVersion, FORMAT_VERSION};
-pub use crate::stage::merged::How;
+use crate::stage::manifest::{
+    checksum, Column, Format, Kind, Manifest, Merged, StagedFormat, Status, TileRecord, ZarrVersion, FORMAT_VERSION,
+    SETTINGS_VERSION,
+};
+pub use crate::stage::manifest::How;
 use crate::stage::merged::{
     keep_cells, MergedParquetWriter, MergedTile, MergedWriter, MergedZarrWriter, ZarrInputError,
 };
@@ -218,7 +220,7 @@ pub(crate) fn open_inputs(root: &Store, names: &[DatasetName]) -> Result<(Grid, 
         if m.status != Status::Complete {
             return Err(MergeError::NotComplete { name: n.to_string(), url: ds.url().to_string() });
         }
-        if m.columns.is_some() {
+        if m.columns().is_some() {
             return Err(MergeError::Nested { name: n.to_string(), url: ds.url().to_string() });
         }
         manifests.push((n.to_string(), ds, m));
@@ -267,7 +269,7 @@ impl Input {
                 };
                 let shape = TileShape::of(&self.m, t);
                 let within = Window { row0: lr0, col0: lc0, rows: lr1 - lr0, cols: lc1 - lc0 };
-                visit_f64_within(self.m.format, &bytes, &shape, within, |r, c, v| {
+                visit_f64_within(self.m.format.format(), &bytes, &shape, within, |r, c, v| {
                     let (r, c) = (r as usize, c as usize);
                     if r >= lr0 && r < lr1 && c >= lc0 && c < lc1 {
                         buf[(r + or - win.row0) * win.cols + (c + oc - win.col0)] = v;
@@ -289,7 +291,7 @@ impl Input {
     /// ones when it is there.
     fn tile_bytes(&self, t: &TileRecord) -> Result<Option<bytes::Bytes>, FetchError> {
         let lock = || self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let sharded = self.m.zarr_shard.is_some();
+        let sharded = self.m.format.shard().is_some();
         if sharded {
             if let Some((_, b)) = lock().iter().find(|(id, _)| *id == t.id) {
                 return Ok(Some(b.clone()));
@@ -311,7 +313,7 @@ impl Input {
 /// Digest of everything that determines the merged bytes.
 fn settings_hash(job: &MergeJob, grid: &Grid, inputs: &[Input], window: usize) -> String {
     MergeSettings {
-        format_version: FORMAT_VERSION,
+        format_version: SETTINGS_VERSION,
         merge: inputs.iter().map(|i| (i.name.as_str(), i.m.settings_hash.as_str(), i.offset)).collect(),
         how: job.how.name(),
         grid,
@@ -405,12 +407,9 @@ pub fn merge_tiles(
     let windows = merged_windows(&grid, window)?;
     let columns: Vec<Column> = inputs
         .iter()
-        .map(|i| Column {
-            name: i.name.clone(),
-            dtype: i.m.dtype,
-            nodata: i.m.nodata,
-            source: i.ds.url().to_string(),
-            offset: i.offset,
+        .map(|i| {
+            let (dtype, nodata) = i.m.value_type();
+            Column { name: i.name.clone(), dtype, nodata, source: i.ds.url().to_string(), offset: i.offset }
         })
         .collect();
     let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
@@ -419,34 +418,20 @@ pub fn merge_tiles(
         name: name.to_string(),
         status: Status::Converting,
         created_by: format!("rasterstage {}", env!("CARGO_PKG_VERSION")),
-        // A merge has no raster source: the record names the inputs instead.
-        source: SourceInfo {
-            path: format!("merge ({}) of {} from {}", job.how.name(), names.join(", "), root.url()),
-            band: 1,
-            dtype: crate::dtype::DataType::Float64,
-            nodata: None,
-            grid: grid.clone(),
-            fingerprint: Fingerprint { size: 0, mtime: 0, mtime_ns: 0 },
-        },
+        kind: Kind::Merge(Merged { how: job.how, from: root.url().to_string(), columns: columns.clone() }),
         grid: grid.clone(),
         lattice_offset: grid.lattice_offset().map(|(r, c)| [r, c]),
         bounds: grid.bounds(),
-        method: "merge".to_string(),
-        // The type of value_sum; each column keeps its input's type (see `columns`).
-        dtype: crate::dtype::DataType::Float64,
-        nodata: None,
         window,
-        format: job.format,
-        zarr_version: (job.format == Format::Zarr).then_some(job.zarr_version.number()),
-        zarr_shard: None,
-        geoparquet: None,
-        parquet_compat: false,
+        format: match job.format {
+            Format::Parquet => StagedFormat::Parquet { geoparquet: None, compat: false },
+            Format::Zarr => StagedFormat::Zarr { version: job.zarr_version, shard: None },
+        },
         settings_hash: settings_hash(job, &grid, &inputs, window),
         tile_count: windows.len(),
         row_count: 0,
         value_sum: 0.0,
         tiles: Vec::new(),
-        columns: Some(columns.clone()),
     };
     // Built before anything is written, so an input a Zarr group cannot hold leaves nothing.
     let writer: Box<dyn MergedWriter> = match job.format {
@@ -460,15 +445,15 @@ pub fn merge_tiles(
         }
         Format::Zarr => Box::new(MergedZarrWriter::new(ds.clone(), &m)?),
     };
-    let new_columns = m.columns.clone();
+    let new_columns = columns_of(&m);
     let writer = MergeWriter { inputs: &inputs, how: job.how, tiles: writer };
     let s = stage_dataset(&ds, m, *opts, only, &writer).map_err(|e| match e {
         LifecycleError::Stage(e) => MergeError::Stage(e),
         LifecycleError::Changed(old) => {
-            let what = if old.columns != new_columns {
+            let what = if columns_of(&old) != new_columns {
                 format!(
                     "from other inputs ({} then, {} now)",
-                    old.columns.iter().flatten().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
+                    columns_of(&old).iter().flatten().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
                     names.join(", ")
                 )
             } else {
@@ -492,6 +477,11 @@ pub fn merge_tiles(
         url: ds.url().to_string(),
         complete: s.complete,
     })
+}
+
+/// The columns of a manifest, owned (to compare an existing dataset's with this run's).
+fn columns_of(m: &Manifest) -> Option<Vec<Column>> {
+    m.columns().map(<[Column]>::to_vec)
 }
 
 /// A merged dataset's windows: every input's cells of the window, the cells kept, a tile.
@@ -521,7 +511,7 @@ impl DatasetWriter for MergeWriter<'_> {
     fn order(&self, pending: &mut [Window]) {
         // Windows in the same shard of a sharded input one after the other, so the shard is
         // read once for them all (the order of work changes nothing written).
-        if let Some(i) = self.inputs.iter().find(|i| i.m.zarr_shard.is_some()) {
+        if let Some(i) = self.inputs.iter().find(|i| i.m.format.shard().is_some()) {
             let side = i.m.tile_side();
             let shard_of = |w: &Window| {
                 let (r, c) = (w.row0 as i64 - i.offset[0], w.col0 as i64 - i.offset[1]);
@@ -553,7 +543,7 @@ mod tests {
             height: 2,
         };
         let s = MergeSettings {
-            format_version: FORMAT_VERSION,
+            format_version: SETTINGS_VERSION,
             merge: vec![("a", "sha256:01", [0, 2]), ("b", "sha256:02", [1, 0])],
             how: "inner",
             grid: &grid,

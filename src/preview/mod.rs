@@ -14,7 +14,8 @@ use crate::limits::{MAX_PREVIEW_PIXELS, MAX_PREVIEW_WIDTH};
 use crate::load::pg::ConnSpec;
 use crate::load::LoadError;
 use crate::name::DatasetName;
-use crate::stage::manifest::{self, Column, Manifest, Status};
+use crate::resample::{Method, Resampling};
+use crate::stage::manifest::{self, Column, Kind, Manifest, Status};
 use crate::stage::read::{fetch_tile, visit_f64, CellOrder, CellValue, DecodeError, TileShape};
 use crate::stage::{Format, StageError, TileRecord};
 use crate::store::{Store, StoreError};
@@ -318,8 +319,8 @@ fn committed_tiles(ds: &Store, m: &Manifest) -> Result<Vec<TileRecord>, StageErr
         return Ok(m.tiles.clone());
     }
     let mut recs: Vec<TileRecord> = manifest::committed(ds)?.into_iter().filter(|r| m.check_tile(r).is_ok()).collect();
-    recs.sort_by_key(|t| (t.row0, t.col0));
-    recs.dedup_by_key(|t| (t.row0, t.col0));
+    recs.sort_by_key(|t| (t.window.row0, t.window.col0));
+    recs.dedup_by_key(|t| (t.window.row0, t.window.col0));
     Ok(recs)
 }
 
@@ -334,7 +335,7 @@ enum Values<'a> {
 
 /// The column index of `--column` in a merged dataset (its first by default).
 fn pick_column(m: &Manifest, column: Option<&str>) -> Result<Option<usize>, PreviewError> {
-    match (&m.columns, column) {
+    match (m.columns(), column) {
         (None, None) => Ok(None),
         (None, Some(c)) => Err(option(
             "--column",
@@ -362,8 +363,10 @@ fn pick_column(m: &Manifest, column: Option<&str>) -> Result<Option<usize>, Prev
 /// `categorical_data`), average otherwise. A merged column follows its input dataset, when
 /// that is still staged where the merge found it.
 fn default_aggregate(m: &Manifest, index: Option<usize>) -> Aggregate {
-    let categorical = |method: &str, dtype: crate::dtype::DataType| method == "mode" && !dtype.is_float();
-    let yes = match (index, &m.columns) {
+    let categorical = |m: &Manifest, dtype: crate::dtype::DataType| {
+        matches!(&m.kind, Kind::Raster(r) if r.method == Resampling::Resampled(Method::Mode)) && !dtype.is_float()
+    };
+    let yes = match (index, m.columns()) {
         (Some(i), Some(cols)) => {
             let c = &cols[i];
             crate::store::StorageOptions::default()
@@ -371,9 +374,9 @@ fn default_aggregate(m: &Manifest, index: Option<usize>) -> Aggregate {
                 .ok()
                 .and_then(|o| Store::open_existing(&c.source, &o).ok())
                 .and_then(|s| Manifest::read(&s).ok().flatten())
-                .is_some_and(|src| categorical(&src.method, c.dtype))
+                .is_some_and(|src| categorical(&src, c.dtype))
         }
-        _ => categorical(&m.method, m.dtype),
+        _ => categorical(m, m.value_type().0),
     };
     if yes {
         Aggregate::Mode
@@ -399,7 +402,7 @@ pub(crate) fn render(ds: &Store, m: &Manifest, opts: &PreviewOptions) -> Result<
     let (width, height) = preview_size(m, opts.width)?;
     let index = pick_column(m, opts.column.as_deref())?;
     let aggregate = opts.aggregate.unwrap_or_else(|| default_aggregate(m, index));
-    let values = match (index, &m.columns) {
+    let values = match (index, m.columns()) {
         (Some(index), Some(columns)) => Values::Merged { index, columns },
         _ => Values::Single,
     };
@@ -426,7 +429,7 @@ pub(crate) fn render(ds: &Store, m: &Manifest, opts: &PreviewOptions) -> Result<
     let (low, high) = range.map_or((String::new(), String::new()), |(l, h)| (draw::label(l), draw::label(h)));
     image.legend(height, &opts.ramp, &low, &high);
 
-    let column = index.and_then(|i| m.columns.as_ref().map(|c| c[i].name.clone()));
+    let column = index.and_then(|i| m.columns().map(|c| c[i].name.clone()));
     let mut text = vec![
         ("Software", format!("rasterstage {}", env!("CARGO_PKG_VERSION"))),
         ("Title", column.as_ref().map_or(m.name.clone(), |c| format!("{} / {c}", m.name))),
@@ -479,20 +482,20 @@ fn read_tiles(
             Err(crate::stage::read::FetchError::Store(e)) => return Err(e.into()),
             Err(e) => return Err(tile_err(e.to_string())),
         };
-        let xs: Vec<(u64, u64)> = (t.col0..t.col0 + t.cols).map(|c| cols_map.pixels_of(c as u64)).collect();
-        let ys: Vec<(u64, u64)> = (t.row0..t.row0 + t.rows).map(|r| rows_map.pixels_of(r as u64)).collect();
+        let xs: Vec<(u64, u64)> = (t.window.col0..t.window.col0 + t.window.cols).map(|c| cols_map.pixels_of(c as u64)).collect();
+        let ys: Vec<(u64, u64)> = (t.window.row0..t.window.row0 + t.window.rows).map(|r| rows_map.pixels_of(r as u64)).collect();
         let mut add = |r: i32, c: i32, v: f64| -> std::io::Result<()> {
             // The readers refuse cells outside the tile's window, so both offsets are in range.
-            canvas.add(ys[r as usize - t.row0], xs[c as usize - t.col0], v);
+            canvas.add(ys[r as usize - t.window.row0], xs[c as usize - t.window.col0], v);
             Ok(())
         };
         let shape = TileShape::of(m, t);
         let r = match values {
-            Values::Single => visit_f64(m.format, &parts[0], &shape, &mut add),
+            Values::Single => visit_f64(m.format.format(), &parts[0], &shape, &mut add),
             Values::Merged { index, columns } => {
                 let col = &columns[index];
                 let shape = TileShape { dtype: col.dtype, nodata: col.nodata, ..shape };
-                match m.format {
+                match m.format.format() {
                     // One chunk per column, in column order.
                     Format::Zarr => visit_f64(Format::Zarr, &parts[index], &shape, &mut add),
                     Format::Parquet => merged_parquet_column(&parts[0], &shape, columns, index, &mut add),
@@ -506,7 +509,7 @@ fn read_tiles(
             }
             Err(DecodeError::Sink(e)) => return Err(tile_err(e.to_string())),
         }
-        progress.tile_done((t.rows * t.cols) as u64);
+        progress.tile_done(t.window.cells() as u64);
     }
     progress.finish();
     Ok(stored.len())
@@ -520,7 +523,7 @@ fn draw_tiles(
     ledger: Option<&Option<HashMap<String, String>>>,
     (cols_map, rows_map): (AxisMap, AxisMap),
 ) -> Vec<String> {
-    let committed: HashMap<(usize, usize), &TileRecord> = tiles.iter().map(|t| ((t.row0, t.col0), t)).collect();
+    let committed: HashMap<(usize, usize), &TileRecord> = tiles.iter().map(|t| ((t.window.row0, t.window.col0), t)).collect();
     let mut failed = Vec::new();
     let win = m.window.max(1);
     for row0 in (0..m.grid.height).step_by(win) {

@@ -2,6 +2,8 @@
 //! records, Parquet tiles, the Zarr group with its arrays, chunks and metadata documents.
 //! Keys are relative to the dataset folder.
 
+use super::format::ZarrVersion;
+
 /// The manifest.
 pub(crate) const MANIFEST: &str = "dataset.json";
 /// Folder of per-tile commit records.
@@ -46,10 +48,10 @@ pub(crate) fn is_zarr_metadata(key: &str) -> bool {
 }
 
 /// The key of chunk `idx` of `array` in group `<group>.zarr` (v3: `c/<i>/<j>`, v2: `<i>.<j>`).
-pub(crate) fn chunk_key(group: &str, zarr_version: u8, array: &str, idx: &[usize]) -> String {
+pub(crate) fn chunk_key(group: &str, zarr_version: ZarrVersion, array: &str, idx: &[usize]) -> String {
     let parts: Vec<String> = idx.iter().map(|i| i.to_string()).collect();
     let array = zarr_array(group, array);
-    if zarr_version != 2 {
+    if zarr_version == ZarrVersion::V3 {
         if parts.is_empty() {
             format!("{array}/c")
         } else {
@@ -74,9 +76,9 @@ mod tests {
         assert_eq!(parquet_tile("r0_c0"), "tiles/r0_c0.parquet");
         assert!(is_zarr_metadata("m.zarr/a/zarr.json") && is_zarr_metadata("m.zarr/a/.zarray"));
         assert!(!is_zarr_metadata("m.zarr/a/c/0/0"));
-        assert_eq!(chunk_key("m", 3, "a", &[1, 2]), "m.zarr/a/c/1/2");
-        assert_eq!(chunk_key("m", 2, "a", &[1, 2]), "m.zarr/a/1.2");
-        assert_eq!(chunk_key("m", 3, "spatial_ref", &[]), "m.zarr/spatial_ref/c");
-        assert_eq!(chunk_key("m", 2, "spatial_ref", &[]), "m.zarr/spatial_ref/0");
+        assert_eq!(chunk_key("m", ZarrVersion::V3, "a", &[1, 2]), "m.zarr/a/c/1/2");
+        assert_eq!(chunk_key("m", ZarrVersion::V2, "a", &[1, 2]), "m.zarr/a/1.2");
+        assert_eq!(chunk_key("m", ZarrVersion::V3, "spatial_ref", &[]), "m.zarr/spatial_ref/c");
+        assert_eq!(chunk_key("m", ZarrVersion::V2, "spatial_ref", &[]), "m.zarr/spatial_ref/0");
     }
 }

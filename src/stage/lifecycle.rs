@@ -148,7 +148,7 @@ pub(crate) fn stage_dataset(
         Some(_) => Vec::new(),
         None => manifest::committed(ds)?
             .into_iter()
-            .filter(|r| by_window.get(&r.id).is_some_and(|w| w.rows == r.rows && w.cols == r.cols))
+            .filter(|r| by_window.get(&r.id) == Some(&r.window))
             .collect(),
     };
     let done_ids: HashSet<String> = match only {

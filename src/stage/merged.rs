@@ -9,7 +9,7 @@
 //! valid cell: f64 holds every staged type exactly and NaN is never a valid staged value, so
 //! the buffer loses nothing and needs no separate mask.
 
-use super::manifest::{Column, Manifest};
+use super::manifest::{Column, How, Manifest};
 use super::parquet::writer_props;
 use super::read::{arrow_type, dense_f64, CellOrder, CellValue, DecodeError, TileShape};
 use super::zarr::ZarrGroup;
@@ -25,29 +25,6 @@ use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use std::sync::Arc;
-
-/// Which cells a merge keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum How {
-    /// Cells where at least one input is valid (FULL OUTER JOIN).
-    #[default]
-    #[serde(alias = "full")]
-    #[value(alias = "full")]
-    Outer,
-    /// Cells where every input is valid (INNER JOIN).
-    Inner,
-}
-
-impl How {
-    /// `outer` or `inner`.
-    pub fn name(self) -> &'static str {
-        match self {
-            How::Outer => "outer",
-            How::Inner => "inner",
-        }
-    }
-}
 
 /// Positions of the cells to keep: any input valid (outer) or every input valid (inner).
 pub(crate) fn keep_cells(values: &[Vec<f64>], cells: usize, how: How) -> Vec<u32> {

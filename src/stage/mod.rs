@@ -4,6 +4,7 @@
 pub(crate) mod cf;
 pub mod finalize;
 pub mod footer;
+pub(crate) mod format;
 pub mod geoparquet;
 pub(crate) mod keys;
 pub(crate) mod lifecycle;
@@ -81,7 +82,7 @@ pub(crate) struct Layout {
     /// Window size (Zarr chunk size).
     pub(crate) window: usize,
     /// Zarr version (2 or 3).
-    pub(crate) zarr_version: u8,
+    pub(crate) zarr_version: ZarrVersion,
     /// Sharded Zarr v3: windows per shard side (`--zarr-shard`).
     pub(crate) zarr_shard: Option<usize>,
     /// How Parquet tiles are written (GeoParquet, compatible encodings).

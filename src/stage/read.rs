@@ -105,7 +105,7 @@ pub(crate) fn fetch_tile(ds: &Store, m: &Manifest, t: &TileRecord) -> Result<Opt
     if keys.is_empty() {
         return Ok(None);
     }
-    let redo = if m.columns.is_some() { "run merge again" } else { "run convert again" };
+    let redo = format!("run {} again", m.redo());
     let mut parts = Vec::with_capacity(keys.len());
     for key in &keys {
         let bytes = ds.get(key)?.ok_or_else(|| {
@@ -146,17 +146,19 @@ impl<'a> TileShape<'a> {
     /// What committed tile `t` of dataset `m` must contain (for a merged dataset, the type and
     /// nodata are the manifest's placeholders: each column has its own).
     pub(crate) fn of(m: &'a Manifest, t: &TileRecord) -> TileShape<'a> {
+        let (dtype, nodata) = m.value_type();
+        let Window { row0, col0, rows, cols } = t.window;
         TileShape {
             grid: &m.grid,
-            row0: t.row0,
-            col0: t.col0,
-            rows: t.rows,
-            cols: t.cols,
+            row0,
+            col0,
+            rows,
+            cols,
             window: m.window,
-            shard: m.zarr_shard,
-            dtype: m.dtype,
-            nodata: m.nodata,
-            geoparquet: m.geoparquet,
+            shard: m.format.shard(),
+            dtype,
+            nodata,
+            geoparquet: m.format.geoparquet(),
         }
     }
 }

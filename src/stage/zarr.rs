@@ -11,7 +11,7 @@
 //! order; 2^64 - 1 twice for a chunk not stored) and the index's CRC-32C. CRS is written three ways so every reader finds it: CF `grid_mapping` +
 //! `spatial_ref` (xarray/rioxarray), and `_CRS` on each array, the only place GDAL 3.6 looks.
 
-use super::manifest::Manifest;
+use super::manifest::{Manifest, ZarrVersion};
 use super::write_loop::TileErrorKind;
 use super::{Layout, StageError, TileRecord, TileWriter};
 use crate::dtype::{nodata_as, DataType, Sample};
@@ -191,7 +191,7 @@ pub(crate) struct ZarrGroup {
     name: String,
     grid: Grid,
     window: usize,
-    version: u8,
+    version: ZarrVersion,
     /// Windows per shard side (`--zarr-shard`), when the value arrays are sharded.
     shard: Option<usize>,
     arrays: Vec<ZarrArray>,
@@ -206,7 +206,7 @@ impl ZarrGroup {
         name: &str,
         grid: Grid,
         window: usize,
-        zarr_version: u8,
+        zarr_version: ZarrVersion,
         arrays: Vec<ZarrArray>,
     ) -> ZarrGroup {
         let cf = super::cf::grid_mapping(&grid.crs_wkt);
@@ -226,13 +226,18 @@ impl ZarrGroup {
     /// The group of a Zarr-staged dataset, from its manifest alone: its one array, or one per
     /// column of a merged dataset. Every process derives the same metadata from it.
     pub(crate) fn of_manifest(ds: Store, m: &Manifest) -> ZarrGroup {
-        let arrays = match &m.columns {
+        let arrays = match m.columns() {
             Some(cols) => {
                 cols.iter().map(|c| ZarrArray { name: c.name.clone(), dtype: c.dtype, nodata: c.nodata }).collect()
             }
-            None => vec![ZarrArray { name: m.name.clone(), dtype: m.dtype, nodata: m.nodata }],
+            None => {
+                let (dtype, nodata) = m.value_type();
+                vec![ZarrArray { name: m.name.clone(), dtype, nodata }]
+            }
         };
-        ZarrGroup::new(ds, &m.name, m.grid.clone(), m.window, m.zarr_version.unwrap_or(3), arrays).sharded(m.zarr_shard)
+        // Only a Zarr dataset's group is built (the version is then always there).
+        let version = m.format.zarr_version().unwrap_or_default();
+        ZarrGroup::new(ds, &m.name, m.grid.clone(), m.window, version, arrays).sharded(m.format.shard())
     }
 
     /// The value arrays, in order.
@@ -241,7 +246,7 @@ impl ZarrGroup {
     }
 
     fn v3(&self) -> bool {
-        self.version != 2
+        self.version == ZarrVersion::V3
     }
 
     fn root(&self) -> String {
