@@ -158,7 +158,7 @@ fn fill_json(v: Option<f64>, dtype: DataType) -> Value {
     }
 }
 
-use super::keys::chunk_key;
+use super::keys::{chunk_key, in_zarr_group, zarr_attributes_v2, zarr_consolidated_v2, zarr_metadata};
 
 /// One 2-D value array of a group.
 #[derive(Debug, Clone, PartialEq)]
@@ -249,10 +249,6 @@ impl ZarrGroup {
         self.version == ZarrVersion::V3
     }
 
-    fn root(&self) -> String {
-        super::keys::zarr_group(&self.name)
-    }
-
     fn geographic(&self) -> bool {
         let w = self.grid.crs_wkt.trim_start();
         self.grid.epsg == Some(4326) || w.starts_with("GEOGCRS") || w.starts_with("GEOGCS")
@@ -268,7 +264,6 @@ impl ZarrGroup {
     /// consolidated `.zmetadata`.
     fn documents(&self) -> Vec<(String, Value)> {
         let g = &self.grid;
-        let root = self.root();
         let wkt = &g.crs_wkt;
         let geo = self.geographic();
         let gt = format!("{} {} 0 {} 0 {}", g.x0, g.dx, g.y0, g.dy);
@@ -336,7 +331,10 @@ impl ZarrGroup {
         ]);
         let mut docs = Vec::new();
         if self.v3() {
-            docs.push((format!("{root}/zarr.json"), json!({"zarr_format": 3, "node_type": "group", "attributes": {}})));
+            docs.push((
+                zarr_metadata(&self.name, None, self.version),
+                json!({"zarr_format": 3, "node_type": "group", "attributes": {}}),
+            ));
             let chunk_codecs = json!([
                 {"name": "bytes", "configuration": {"endian": "little"}},
                 {"name": "zstd", "configuration": {"level": ZSTD_LEVEL, "checksum": false}}
@@ -358,7 +356,7 @@ impl ZarrGroup {
                     None => chunk_codecs.clone(),
                 };
                 docs.push((
-                    format!("{root}/{a}/zarr.json"),
+                    zarr_metadata(&self.name, Some(a), self.version),
                     json!({
                         "zarr_format": 3,
                         "node_type": "array",
@@ -374,13 +372,13 @@ impl ZarrGroup {
                 ));
             }
         } else {
-            docs.push((format!("{root}/.zgroup"), json!({"zarr_format": 2})));
-            docs.push((format!("{root}/.zattrs"), json!({})));
+            docs.push((zarr_metadata(&self.name, None, self.version), json!({"zarr_format": 2})));
+            docs.push((zarr_attributes_v2(&self.name, None), json!({})));
             // Sharding is v3 only (refused with v2 before anything is written).
             for (a, shape, chunks, dt, fill, dims, mut attrs, _) in arrays {
                 attrs["_ARRAY_DIMENSIONS"] = json!(dims);
                 docs.push((
-                    format!("{root}/{a}/.zarray"),
+                    zarr_metadata(&self.name, Some(a), self.version),
                     json!({
                         "zarr_format": 2,
                         "shape": shape,
@@ -393,7 +391,7 @@ impl ZarrGroup {
                         "dimension_separator": ".",
                     }),
                 ));
-                docs.push((format!("{root}/{a}/.zattrs"), attrs));
+                docs.push((zarr_attributes_v2(&self.name, Some(a)), attrs));
             }
         }
         docs
@@ -482,18 +480,18 @@ impl ZarrGroup {
     pub(crate) fn finish(&self) -> Result<(), StageError> {
         // Readers take consolidated metadata in place of the per-array documents: write it
         // last, from the same documents, so it can never be stale.
-        let root_prefix = format!("{}/", self.root());
         let docs = self.documents();
         if self.v3() {
             // zarr-python 3 reads inline consolidated metadata from the group's zarr.json;
             // without it xarray warns on every open_zarr.
-            let group_key = format!("{}/zarr.json", self.root());
+            let group_key = zarr_metadata(&self.name, None, self.version);
             let mut meta = serde_json::Map::new();
             let mut group = json!({});
             for (key, doc) in docs {
                 if key == group_key {
                     group = doc;
-                } else if let Some(array) = key.strip_prefix(&root_prefix).and_then(|k| k.strip_suffix("/zarr.json")) {
+                } else if let Some((array, _)) = in_zarr_group(&self.name, &key).and_then(|k| k.rsplit_once('/')) {
+                    // Every other v3 document is an array's, in the array's folder.
                     meta.insert(array.to_string(), doc);
                 }
             }
@@ -502,10 +500,10 @@ impl ZarrGroup {
         } else {
             let mut meta = serde_json::Map::new();
             for (key, doc) in docs {
-                meta.insert(key.trim_start_matches(&root_prefix).to_string(), doc);
+                meta.insert(in_zarr_group(&self.name, &key).unwrap_or(&key).to_string(), doc);
             }
             self.put_json(
-                &format!("{}/.zmetadata", self.root()),
+                &zarr_consolidated_v2(&self.name),
                 &json!({"metadata": meta, "zarr_consolidated_format": 1}),
             )?;
         }
