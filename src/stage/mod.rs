@@ -12,6 +12,7 @@ pub mod manifest;
 pub(crate) mod merged;
 pub mod parquet;
 pub(crate) mod read;
+pub(crate) mod rows;
 pub(crate) mod write_loop;
 pub(crate) mod zarr;
 
