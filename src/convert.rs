@@ -409,9 +409,7 @@ pub fn convert_tiles(
         bounds: plan.target.bounds(),
         window: job.window,
         format: match job.format {
-            Format::Parquet => {
-                StagedFormat::Parquet { geoparquet: job.parquet.geoparquet, compat: job.parquet.compat }
-            }
+            Format::Parquet => StagedFormat::Parquet { geoparquet: job.parquet.geoparquet, compat: job.parquet.compat },
             Format::Zarr => StagedFormat::Zarr { version: job.zarr_version, shard: job.zarr_shard },
         },
         settings_hash: settings_hash(job, &src.info, &plan),

@@ -17,11 +17,11 @@ pub(crate) mod lattice;
 use crate::grid::{Grid, Window};
 use crate::name::DatasetName;
 use crate::stage::lifecycle::{stage_dataset, DatasetWriter, LifecycleError};
+pub use crate::stage::manifest::How;
 use crate::stage::manifest::{
     checksum, Column, Format, Kind, Manifest, Merged, StagedFormat, Status, TileRecord, ZarrVersion, FORMAT_VERSION,
     SETTINGS_VERSION,
 };
-pub use crate::stage::manifest::How;
 use crate::stage::merged::{
     keep_cells, MergedParquetWriter, MergedTile, MergedWriter, MergedZarrWriter, ZarrInputError,
 };

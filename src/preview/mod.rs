@@ -482,8 +482,10 @@ fn read_tiles(
             Err(crate::stage::read::FetchError::Store(e)) => return Err(e.into()),
             Err(e) => return Err(tile_err(e.to_string())),
         };
-        let xs: Vec<(u64, u64)> = (t.window.col0..t.window.col0 + t.window.cols).map(|c| cols_map.pixels_of(c as u64)).collect();
-        let ys: Vec<(u64, u64)> = (t.window.row0..t.window.row0 + t.window.rows).map(|r| rows_map.pixels_of(r as u64)).collect();
+        let xs: Vec<(u64, u64)> =
+            (t.window.col0..t.window.col0 + t.window.cols).map(|c| cols_map.pixels_of(c as u64)).collect();
+        let ys: Vec<(u64, u64)> =
+            (t.window.row0..t.window.row0 + t.window.rows).map(|r| rows_map.pixels_of(r as u64)).collect();
         let mut add = |r: i32, c: i32, v: f64| -> std::io::Result<()> {
             // The readers refuse cells outside the tile's window, so both offsets are in range.
             canvas.add(ys[r as usize - t.window.row0], xs[c as usize - t.window.col0], v);
@@ -523,7 +525,8 @@ fn draw_tiles(
     ledger: Option<&Option<HashMap<String, String>>>,
     (cols_map, rows_map): (AxisMap, AxisMap),
 ) -> Vec<String> {
-    let committed: HashMap<(usize, usize), &TileRecord> = tiles.iter().map(|t| ((t.window.row0, t.window.col0), t)).collect();
+    let committed: HashMap<(usize, usize), &TileRecord> =
+        tiles.iter().map(|t| ((t.window.row0, t.window.col0), t)).collect();
     let mut failed = Vec::new();
     let win = m.window.max(1);
     for row0 in (0..m.grid.height).step_by(win) {

@@ -136,7 +136,10 @@ mod tests {
         assert_eq!(zarr_metadata("m", Some("a"), v3), "m.zarr/a/zarr.json");
         assert_eq!(zarr_metadata("m", None, v2), "m.zarr/.zgroup");
         assert_eq!(zarr_metadata("m", Some("a"), v2), "m.zarr/a/.zarray");
-        assert_eq!((zarr_attributes_v2("m", None), zarr_attributes_v2("m", Some("a"))), ("m.zarr/.zattrs".into(), "m.zarr/a/.zattrs".into()));
+        assert_eq!(
+            (zarr_attributes_v2("m", None), zarr_attributes_v2("m", Some("a"))),
+            ("m.zarr/.zattrs".into(), "m.zarr/a/.zattrs".into())
+        );
         assert_eq!(zarr_consolidated_v2("m"), "m.zarr/.zmetadata");
         for k in [zarr_metadata("m", Some("a"), v3), zarr_metadata("m", Some("a"), v2), zarr_consolidated_v2("m")] {
             assert!(is_zarr_metadata(&k), "{k}");

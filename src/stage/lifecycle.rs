@@ -146,10 +146,7 @@ pub(crate) fn stage_dataset(
     // many shards, reading every record in every shard would dominate the S3 requests.
     let mut done: Vec<TileRecord> = match only {
         Some(_) => Vec::new(),
-        None => manifest::committed(ds)?
-            .into_iter()
-            .filter(|r| by_window.get(&r.id) == Some(&r.window))
-            .collect(),
+        None => manifest::committed(ds)?.into_iter().filter(|r| by_window.get(&r.id) == Some(&r.window)).collect(),
     };
     let done_ids: HashSet<String> = match only {
         Some(_) => manifest::committed_ids(ds)?,

@@ -116,15 +116,7 @@ impl TileRecord {
     /// The record of window `w` with its row count and value sum, before any object is
     /// written (a window without valid cells stays like this: nothing is stored for it).
     pub(crate) fn new(w: Window, row_count: u64, value_sum: f64) -> TileRecord {
-        TileRecord {
-            id: w.tile_id(),
-            window: w,
-            path: None,
-            row_count,
-            value_sum,
-            checksum: None,
-            bytes: 0,
-        }
+        TileRecord { id: w.tile_id(), window: w, path: None, row_count, value_sum, checksum: None, bytes: 0 }
     }
 
     /// Stores the tile's object at `key` in `ds` (atomically) and records its path, size and
@@ -568,10 +560,7 @@ impl Manifest {
                     ),
                 )
             } else {
-                invalid(
-                    field,
-                    format!("({row0}, {col0}) of tile {} is not on the lattice of {w}-cell tiles", t.id),
-                )
+                invalid(field, format!("({row0}, {col0}) of tile {} is not on the lattice of {w}-cell tiles", t.id))
             };
         };
         if (rows, cols) != (w.rows, w.cols) {
@@ -752,10 +741,7 @@ fn check_columns(grid: &Grid, cols: &[Column]) -> Result<(), Invalid> {
         let field = format!("columns[{i}]");
         check_name(&format!("{field}.name"), &c.name)?;
         if RESERVED_COLUMNS.contains(&c.name.as_str()) || !seen.insert(c.name.as_str()) {
-            return invalid(
-                format!("{field}.name"),
-                format!("{:?} is a key column's name or listed twice", c.name),
-            );
+            return invalid(format!("{field}.name"), format!("{:?} is a key column's name or listed twice", c.name));
         }
         let (h, w) = (grid.height as u64, grid.width as u64);
         for (k, (v, side)) in ["row", "col"].iter().zip([(c.offset[0], h), (c.offset[1], w)]) {
@@ -1244,11 +1230,17 @@ mod tests {
         z["method"] = json!("average");
         let zm = parse(&z).unwrap();
         let zv = serde_json::to_value(&zm).unwrap();
-        assert_eq!((zv["kind"]["raster"]["method"].as_str(), zv["format"].clone()), (Some("average"), json!({"zarr": {"version": 3, "shard": 2}})));
+        assert_eq!(
+            (zv["kind"]["raster"]["method"].as_str(), zv["format"].clone()),
+            (Some("average"), json!({"zarr": {"version": 3, "shard": 2}}))
+        );
         assert_eq!(parse(&zv).unwrap(), zm);
         let mm = parse(&merged()).unwrap();
         let Kind::Merge(g) = &mm.kind else { panic!("{mm:?}") };
-        assert_eq!((g.how, g.from.as_str(), g.description()), (How::Inner, "st", "merge (inner) of a, b from st".to_string()));
+        assert_eq!(
+            (g.how, g.from.as_str(), g.description()),
+            (How::Inner, "st", "merge (inner) of a, b from st".to_string())
+        );
         assert_eq!((mm.redo(), mm.method_label(), mm.value_type()), ("merge", "merge", (DataType::Float64, None)));
         let mv = serde_json::to_value(&mm).unwrap();
         assert_eq!(mv["kind"]["merge"]["columns"][1]["name"], "b");
@@ -1292,7 +1284,10 @@ mod tests {
                         [{"name": "a", "dtype": "Byte", "nodata": null, "source": "s", "offset": [0, 70]}]}})
                 }),
             ),
-            ("kind.merge.columns", Box::new(|v| v["kind"] = json!({"merge": {"how": "outer", "from": "st", "columns": []}}))),
+            (
+                "kind.merge.columns",
+                Box::new(|v| v["kind"] = json!({"merge": {"how": "outer", "from": "st", "columns": []}})),
+            ),
             (
                 "format.parquet.geoparquet",
                 Box::new(|v| {
@@ -1312,7 +1307,10 @@ mod tests {
             (Box::new(|v: &mut Value| v["format"] = json!({"parquet": {"version": 3}})), "unknown field `version`"),
             (Box::new(|v: &mut Value| v["format"] = json!({"zarr": {"version": 4}})), "must be 2 or 3"),
             (Box::new(|v: &mut Value| v["tiles"][2]["row0"] = json!(0)), "unknown field `row0`"),
-            (Box::new(|v: &mut Value| v["kind"] = json!({"merge": {"how": "left", "from": "st", "columns": []}})), "field how"),
+            (
+                Box::new(|v: &mut Value| v["kind"] = json!({"merge": {"how": "left", "from": "st", "columns": []}})),
+                "field how",
+            ),
         ] {
             let e = refused_v2(edit);
             assert!(e.contains("not a valid rasterstage manifest") && e.contains(needle), "{needle}: {e}");

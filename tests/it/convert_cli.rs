@@ -264,7 +264,11 @@ fn config_strategies_and_overrides() {
         [("rich", "sum"), ("cont", "average"), ("cat", "mode"), ("rich_max", "max"), ("legacy", "min")]
     {
         let m = manifest(&out, name);
-        assert_eq!((m["kind"]["raster"]["method"].as_str(), m["status"].as_str()), (Some(method), Some("complete")), "{name}");
+        assert_eq!(
+            (m["kind"]["raster"]["method"].as_str(), m["status"].as_str()),
+            (Some(method), Some("complete")),
+            "{name}"
+        );
         assert_eq!(m["window"], 32);
     }
     assert!(!out.join("skipped").exists(), "a disabled dataset was converted");

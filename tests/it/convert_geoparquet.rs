@@ -88,7 +88,11 @@ fn geopandas_reads_geoparquet_tiles_with_a_bbox_filter() {
         args.extend(extra);
         ok(&args);
         let m = manifest(&out, name);
-        assert_eq!(m["format"]["parquet"]["geoparquet"], encoding.to_lowercase(), "{name}: dataset.json records the encoding");
+        assert_eq!(
+            m["format"]["parquet"]["geoparquet"],
+            encoding.to_lowercase(),
+            "{name}: dataset.json records the encoding"
+        );
         validate_dataset_json(&out, name);
         let n = geopandas_matches_duckdb(&out, name, bbox, epsg, encoding);
         let total = m["row_count"].as_u64().unwrap() as usize;

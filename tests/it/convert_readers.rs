@@ -217,7 +217,10 @@ fn gdal_reads_zarr_v2() {
         "100",
     ]);
     let m = manifest(&out, "rich");
-    assert_eq!((m["kind"]["raster"]["method"].as_str(), m["format"]["zarr"]["version"].as_u64()), (Some("passthrough"), Some(2)));
+    assert_eq!(
+        (m["kind"]["raster"]["method"].as_str(), m["format"]["zarr"]["version"].as_u64()),
+        (Some("passthrough"), Some(2))
+    );
     validate_dataset_json(&out, "rich");
     let zarr = out.join("rich").join("rich.zarr");
     let gt = [spec.x0, spec.res, 0.0, spec.y0, 0.0, -spec.res];

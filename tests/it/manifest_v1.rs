@@ -35,7 +35,8 @@ fn to_v1(m: &Value) -> Value {
     let (source, method, dtype, nodata, columns) = match (m["kind"].get("raster"), m["kind"].get("merge")) {
         (Some(r), None) => (r["source"].clone(), r["method"].clone(), r["dtype"].clone(), r["nodata"].clone(), None),
         (None, Some(g)) => {
-            let names: Vec<&str> = g["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+            let names: Vec<&str> =
+                g["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
             let path = format!(
                 "merge ({}) of {} from {}",
                 g["how"].as_str().unwrap(),
@@ -138,7 +139,10 @@ fn version_1_datasets_inspect_preview_load_verify_merge_and_resume() {
     }
     let cat: (String, String, bool) = {
         let r = client()
-            .query_one(&format!("SELECT source, method, passthrough FROM {} WHERE name = 'a'", sc.q("raster_datasets")), &[])
+            .query_one(
+                &format!("SELECT source, method, passthrough FROM {} WHERE name = 'a'", sc.q("raster_datasets")),
+                &[],
+            )
             .unwrap();
         (r.get(0), r.get(1), r.get(2))
     };

@@ -203,7 +203,8 @@ fn merge_outer_and_inner_keep_every_cell() {
     assert_eq!(m["status"], "complete");
     assert!(m["kind"]["merge"].is_object(), "a merge: {m}");
     assert_eq!(m["row_count"].as_u64().unwrap(), want.len() as u64);
-    let cols: Vec<&str> = m["kind"]["merge"]["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let cols: Vec<&str> =
+        m["kind"]["merge"]["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(cols, ["a", "b", "c"]);
     assert_eq!(m["kind"]["merge"]["columns"][1]["offset"], serde_json::json!([10, 10]));
     assert_eq!(m["kind"]["merge"]["columns"][1]["dtype"], "Int16");

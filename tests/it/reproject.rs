@@ -55,7 +55,18 @@ fn gdalwarp_onto(src: &Path, dst: &Path, m: &serde_json::Value, method: &str) ->
     let te = [f("x0"), f("y0") + h * f("dy"), f("x0") + w * f("dx"), f("y0")];
     let nodata = m["kind"]["raster"]["nodata"].as_f64().map_or("nan".to_string(), |v| format!("{v:?}"));
     let mut cmd = Command::new("gdalwarp");
-    cmd.args(["-q", "-overwrite", "-et", "0", "-wm", "2000", "-r", method, "-ot", m["kind"]["raster"]["dtype"].as_str().unwrap()]);
+    cmd.args([
+        "-q",
+        "-overwrite",
+        "-et",
+        "0",
+        "-wm",
+        "2000",
+        "-r",
+        method,
+        "-ot",
+        m["kind"]["raster"]["dtype"].as_str().unwrap(),
+    ]);
     // A grid much larger than the source still splits into chunks (GDAL's source fill
     // ratio heuristics), whatever -wm, and GDAL 3.6's sum kernel leaves seams between
     // chunks (columns of nodata, sums of part of the cells): one chunk for the reference.

@@ -103,11 +103,12 @@ impl ManifestV1 {
             return invalid("format_version", format!("is {}, this reader reads {VERSION}", self.format_version));
         }
         let format = match (self.format, self.zarr_version) {
-            (Format::Zarr, Some(v @ (2 | 3))) => StagedFormat::Zarr {
-                version: ZarrVersion::try_from(v).expect("2 or 3"),
-                shard: self.zarr_shard,
-            },
-            (Format::Parquet, None) => StagedFormat::Parquet { geoparquet: self.geoparquet, compat: self.parquet_compat },
+            (Format::Zarr, Some(v @ (2 | 3))) => {
+                StagedFormat::Zarr { version: ZarrVersion::try_from(v).expect("2 or 3"), shard: self.zarr_shard }
+            }
+            (Format::Parquet, None) => {
+                StagedFormat::Parquet { geoparquet: self.geoparquet, compat: self.parquet_compat }
+            }
             (Format::Zarr, v) => {
                 return invalid("zarr_version", format!("is {v:?}, must be 2 or 3 for the zarr format"))
             }
@@ -129,11 +130,12 @@ impl ManifestV1 {
                 Kind::Merge(Merged { how, from, columns })
             }
             None => Kind::Raster(Raster {
-                method: serde_json::from_value::<Resampling>(serde_json::Value::String(self.method.clone()))
-                    .map_err(|_| Invalid {
+                method: serde_json::from_value::<Resampling>(serde_json::Value::String(self.method.clone())).map_err(
+                    |_| Invalid {
                         field: "method".into(),
                         reason: format!("{:?} is neither passthrough nor a resampling method", short(&self.method)),
-                    })?,
+                    },
+                )?,
                 source: self.source,
                 dtype: self.dtype,
                 nodata: self.nodata,
