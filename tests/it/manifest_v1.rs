@@ -151,7 +151,7 @@ fn version_1_datasets_inspect_preview_load_verify_merge_and_resume() {
 
     // merge reads version-1 inputs; its output (version 2), made version 1 in turn, loads too.
     let out = dir.path().join("m");
-    ok(&["merge", "--from", s(&root), "--datasets", "a,b", "--out", s(&out), "--name", "ab", "--how", "inner", "-q"]);
+    ok(&["merge", "--from", s(&root), "--datasets", "a,b", "--out", s(&out.join("ab")), "--how", "inner", "-q"]);
     let ab2 = manifest(&out, "ab");
     assert_eq!(ab2["kind"]["merge"]["how"], "inner");
     downgrade(&out, "ab");
