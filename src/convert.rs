@@ -13,11 +13,12 @@ use crate::source::{Fingerprint, Source, SourceError};
 use crate::stage::geoparquet::GeoEncoding;
 use crate::stage::lifecycle::{stage_dataset, DatasetWriter, LifecycleError};
 use crate::stage::manifest::{
-    self, Format, Kind, Manifest, Raster, StagedFormat, Status, ZarrVersion, FORMAT_VERSION, SETTINGS_VERSION,
+    settings_digest, Format, Kind, Manifest, Raster, StagedFormat, StagedSettings, Status, ZarrVersion, FORMAT_VERSION,
+    SETTINGS_VERSION,
 };
 use crate::stage::parquet::ParquetOptions;
 use crate::stage::write_loop::{TileErrorKind, TileFailure};
-use crate::stage::{writer, Layout, StageError, TileRecord, TileWriter};
+use crate::stage::{writer, StageError, TileRecord, TileWriter};
 use crate::store::{StorageOptions, Store, StoreError};
 use crate::target_grid::{plan, GridRequest, Plan, PlanError};
 use crate::test_hooks::test_panic;
@@ -136,20 +137,15 @@ pub struct ConvertSummary {
     pub complete: bool,
 }
 
-/// Everything that determines a converted dataset's staged bytes. Its digest is taken of the
-/// canonical JSON ([`crate::json::canonical`]: keys sorted at every level), the same bytes
-/// every earlier version hashed, so datasets staged before keep their digest.
+/// Everything that determines a converted dataset's staged bytes ([`settings_digest`]).
 #[derive(Serialize)]
 struct ConvertSettings<'a> {
-    format_version: u32,
+    #[serde(flatten)]
+    staged: StagedSettings<'a>,
     source: SourceSettings<'a>,
-    grid: &'a Grid,
     method: &'a str,
     dtype: DataType,
     nodata: Option<String>,
-    window: usize,
-    format: Format,
-    zarr_version: ZarrVersion,
     // Present only when set: datasets staged before these options keep their digest.
     #[serde(skip_serializing_if = "Option::is_none")]
     geoparquet: Option<GeoEncoding>,
@@ -169,18 +165,16 @@ struct SourceSettings<'a> {
     fingerprint: &'a Fingerprint,
 }
 
-impl ConvertSettings<'_> {
-    /// `sha256:<hex>` of the canonical JSON.
-    fn digest(&self) -> String {
-        let v = serde_json::to_value(self).expect("settings serialise");
-        manifest::checksum(crate::json::canonical(&v).as_bytes())
-    }
-}
-
 /// Digest of everything that determines a dataset's staged bytes.
 fn settings_hash(job: &ConvertJob, src: &crate::source::SourceInfo, p: &Plan) -> String {
-    ConvertSettings {
-        format_version: SETTINGS_VERSION,
+    settings_digest(&ConvertSettings {
+        staged: StagedSettings {
+            format_version: SETTINGS_VERSION,
+            grid: &p.target,
+            window: job.window,
+            format: job.format,
+            zarr_version: job.zarr_version,
+        },
         source: SourceSettings {
             band: src.band,
             dtype: src.dtype,
@@ -188,18 +182,13 @@ fn settings_hash(job: &ConvertJob, src: &crate::source::SourceInfo, p: &Plan) ->
             grid: &src.grid,
             fingerprint: &src.fingerprint,
         },
-        grid: &p.target,
         method: p.method_label(),
         dtype: p.dtype,
         nodata: p.nodata.map(|v| v.to_string()),
-        window: job.window,
-        format: job.format,
-        zarr_version: job.zarr_version,
         geoparquet: job.parquet.geoparquet,
         parquet_compat: job.parquet.compat,
         zarr_shard: job.zarr_shard,
-    }
-    .digest()
+    })
 }
 
 /// Human description of what differs between an existing manifest and this run.
@@ -418,27 +407,17 @@ pub fn convert_tiles(
         value_sum: 0.0,
         tiles: Vec::new(),
     };
-    let layout = Layout {
-        name: name.to_string(),
-        grid: plan.target.clone(),
-        dtype: plan.dtype,
-        nodata: plan.nodata,
-        window: job.window,
-        zarr_version: job.zarr_version,
-        zarr_shard: job.zarr_shard,
-        parquet: job.parquet,
-        grid_json: serde_json::to_string(&json!({
-            "dataset": name, "grid": plan.target, "method": plan.method_label(),
-            "dtype": plan.dtype, "nodata": plan.nodata.map(|v| v.to_string()), "window": job.window,
-        }))
-        .expect("grid json"),
-    };
+    let grid_json = serde_json::to_string(&json!({
+        "dataset": name, "grid": plan.target, "method": plan.method_label(),
+        "dtype": plan.dtype, "nodata": plan.nodata.map(|v| v.to_string()), "window": job.window,
+    }))
+    .expect("grid json");
     // One GDAL dataset per worker thread (Datasets are Send but not Sync); rayon's map_init
     // would open one per job split instead.
     let writer = WindowWriter {
         job,
         plan: &plan,
-        tiles: writer(job.format, ds.clone(), layout),
+        tiles: writer(ds.clone(), &m, grid_json),
         sources: (0..opts.threads.max(1)).map(|_| Mutex::new(None)).collect(),
     };
     drop(src);
@@ -514,12 +493,12 @@ mod tests {
     /// The digest as every version before the typed settings computed it.
     fn legacy(s: &ConvertSettings<'_>) -> String {
         let mut doc = json!({
-            "format_version": s.format_version,
+            "format_version": s.staged.format_version,
             "source": {"band": s.source.band, "dtype": s.source.dtype, "nodata": s.source.nodata,
                        "grid": s.source.grid, "fingerprint": s.source.fingerprint},
-            "grid": s.grid, "method": s.method, "dtype": s.dtype,
-            "nodata": s.nodata, "window": s.window, "format": s.format,
-            "zarr_version": s.zarr_version,
+            "grid": s.staged.grid, "method": s.method, "dtype": s.dtype,
+            "nodata": s.nodata, "window": s.staged.window, "format": s.staged.format,
+            "zarr_version": s.staged.zarr_version,
         });
         if let Some(enc) = s.geoparquet {
             doc["geoparquet"] = json!(enc);
@@ -527,7 +506,7 @@ mod tests {
         if s.parquet_compat {
             doc["parquet_compat"] = json!(true);
         }
-        manifest::checksum(doc.to_string().as_bytes())
+        crate::stage::manifest::checksum(doc.to_string().as_bytes())
     }
 
     #[test]
@@ -549,7 +528,13 @@ mod tests {
             (Some(GeoEncoding::Point), false, Some(f64::NAN)),
         ] {
             let s = ConvertSettings {
-                format_version: SETTINGS_VERSION,
+                staged: StagedSettings {
+                    format_version: SETTINGS_VERSION,
+                    grid: &grid,
+                    window: 256,
+                    format: Format::Parquet,
+                    zarr_version: ZarrVersion::V3,
+                },
                 source: SourceSettings {
                     band: 2,
                     dtype: DataType::Int16,
@@ -557,18 +542,14 @@ mod tests {
                     grid: &grid,
                     fingerprint: &fp,
                 },
-                grid: &grid,
                 method: "sum",
                 dtype: DataType::Float64,
                 nodata: Some("NaN".into()),
-                window: 256,
-                format: Format::Parquet,
-                zarr_version: ZarrVersion::V3,
                 geoparquet: geo,
                 parquet_compat: compat,
                 zarr_shard: None,
             };
-            assert_eq!(s.digest(), legacy(&s));
+            assert_eq!(settings_digest(&s), legacy(&s));
         }
     }
 }

@@ -230,14 +230,23 @@ pub(crate) fn encode_rows(
     sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<(), DecodeError> {
     match rows {
-        TileRows::Cells(cells) => crate::with_sample_type!(cells.dtype(), T => cell_rows::<T>(cells, enc, sink)),
-        TileRows::Merged(merged) => merged_rows(merged, enc, sink),
+        TileRows::Cells(cells) => crate::with_sample_type!(cells.shape.dtype, T => cell_rows::<T>(cells, enc, sink))?,
+        TileRows::Merged(merged) => merged_rows(merged, enc, sink)?,
     }
+    enc.end();
+    hand_on(enc, sink, true).map_err(DecodeError::Sink)
 }
 
-fn flush(enc: &mut CopyEncoder, sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>) -> Result<(), DecodeError> {
-    sink(enc.bytes()).map_err(DecodeError::Sink)?;
-    enc.clear();
+/// Hands the buffer to `sink`: what it holds when `all`, else only once it is full.
+fn hand_on(
+    enc: &mut CopyEncoder,
+    sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+    all: bool,
+) -> std::io::Result<()> {
+    if all || enc.full() {
+        sink(enc.bytes())?;
+        enc.clear();
+    }
     Ok(())
 }
 
@@ -246,7 +255,7 @@ fn cell_rows<T: PgValue>(
     enc: &mut CopyEncoder,
     sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<(), DecodeError> {
-    let g = cells.shape().grid;
+    let g = cells.shape.grid;
     let (gx, gy) = (g.x_axis(), g.y_axis());
     let (mut last_row, mut y) = (-1i32, 0.0);
     cells.visit::<T, _>(|r, c, v| {
@@ -255,14 +264,8 @@ fn cell_rows<T: PgValue>(
             y = gy.centre(r as usize);
         }
         enc.row::<T>(r, c, gx.centre(c as usize), y, v);
-        if enc.full() {
-            sink(enc.bytes())?;
-            enc.clear();
-        }
-        Ok(())
-    })?;
-    enc.end();
-    flush(enc, sink)
+        hand_on(enc, sink, false)
+    })
 }
 
 fn merged_rows(
@@ -270,7 +273,7 @@ fn merged_rows(
     enc: &mut CopyEncoder,
     sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<(), DecodeError> {
-    let columns = rows.columns();
+    let columns = rows.columns;
     let fields = row_fields(columns.len())?;
     rows.visit(|r, c, x, y, values| {
         enc.key_fields(r, c, x, y, fields);
@@ -282,14 +285,8 @@ fn merged_rows(
             }
         }
         enc.end_row();
-        if enc.full() {
-            sink(enc.bytes())?;
-            enc.clear();
-        }
-        Ok(())
-    })?;
-    enc.end();
-    flush(enc, sink)
+        hand_on(enc, sink, false)
+    })
 }
 
 #[cfg(test)]

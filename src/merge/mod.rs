@@ -19,8 +19,8 @@ use crate::name::DatasetName;
 use crate::stage::lifecycle::{stage_dataset, DatasetWriter, LifecycleError};
 pub use crate::stage::manifest::How;
 use crate::stage::manifest::{
-    checksum, Column, Format, Kind, Manifest, Merged, StagedFormat, Status, TileRecord, ZarrVersion, FORMAT_VERSION,
-    SETTINGS_VERSION,
+    settings_digest, Column, Format, Kind, Manifest, Merged, StagedFormat, StagedSettings, Status, TileRecord,
+    ZarrVersion, FORMAT_VERSION, SETTINGS_VERSION,
 };
 use crate::stage::merged::{
     keep_cells, MergedParquetWriter, MergedTile, MergedWriter, MergedZarrWriter, ZarrInputError,
@@ -312,36 +312,28 @@ impl Input {
 
 /// Digest of everything that determines the merged bytes.
 fn settings_hash(job: &MergeJob, grid: &Grid, inputs: &[Input], window: usize) -> String {
-    MergeSettings {
+    let staged = StagedSettings {
         format_version: SETTINGS_VERSION,
-        merge: inputs.iter().map(|i| (i.name.as_str(), i.m.settings_hash.as_str(), i.offset)).collect(),
-        how: job.how.name(),
         grid,
         window,
         format: job.format,
         zarr_version: job.zarr_version,
-    }
-    .digest()
+    };
+    settings_digest(&MergeSettings {
+        staged,
+        merge: inputs.iter().map(|i| (i.name.as_str(), i.m.settings_hash.as_str(), i.offset)).collect(),
+        how: job.how.name(),
+    })
 }
 
-/// Everything that determines a merged dataset's staged bytes; digested as canonical JSON
-/// ([`crate::json::canonical`]), the bytes every earlier version hashed.
+/// Everything that determines a merged dataset's staged bytes ([`settings_digest`]).
 #[derive(serde::Serialize)]
 struct MergeSettings<'a> {
-    format_version: u32,
+    #[serde(flatten)]
+    staged: StagedSettings<'a>,
     /// Each input: name, its own settings digest, its offset on the merged grid.
     merge: Vec<(&'a str, &'a str, [i64; 2])>,
     how: &'static str,
-    grid: &'a Grid,
-    window: usize,
-    format: Format,
-    zarr_version: ZarrVersion,
-}
-
-impl MergeSettings<'_> {
-    fn digest(&self) -> String {
-        checksum(crate::json::canonical(&serde_json::to_value(self).expect("settings serialise")).as_bytes())
-    }
 }
 
 impl From<MergeError> for TileErrorKind {
@@ -529,6 +521,7 @@ impl DatasetWriter for MergeWriter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stage::manifest::checksum;
 
     #[test]
     fn typed_settings_keep_every_existing_digest() {
@@ -542,21 +535,21 @@ mod tests {
             width: 4,
             height: 2,
         };
-        let s = MergeSettings {
+        let staged = StagedSettings {
             format_version: SETTINGS_VERSION,
-            merge: vec![("a", "sha256:01", [0, 2]), ("b", "sha256:02", [1, 0])],
-            how: "inner",
             grid: &grid,
             window: 64,
             format: Format::Zarr,
             zarr_version: ZarrVersion::V2,
         };
+        let s =
+            MergeSettings { staged, merge: vec![("a", "sha256:01", [0, 2]), ("b", "sha256:02", [1, 0])], how: "inner" };
         // As every version before the typed settings computed it.
         let ins: Vec<_> = s.merge.iter().map(|(n, h, o)| json!([n, h, o])).collect();
         let legacy = json!({
-            "format_version": s.format_version, "merge": ins, "how": s.how, "grid": s.grid,
-            "window": s.window, "format": s.format, "zarr_version": s.zarr_version,
+            "format_version": s.staged.format_version, "merge": ins, "how": s.how, "grid": s.staged.grid,
+            "window": s.staged.window, "format": s.staged.format, "zarr_version": s.staged.zarr_version,
         });
-        assert_eq!(s.digest(), checksum(legacy.to_string().as_bytes()));
+        assert_eq!(settings_digest(&s), checksum(legacy.to_string().as_bytes()));
     }
 }

@@ -605,17 +605,7 @@ where
     use parquet::arrow::ProjectionMask;
     let bad = |e: &dyn std::fmt::Display| DecodeError::Bad(e.to_string());
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(|e| bad(&e))?;
-    let expected = crate::stage::merged::schema(columns);
-    let fields = |s: &arrow_schema::Schema| -> Vec<(String, arrow_schema::DataType)> {
-        s.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect()
-    };
-    if fields(builder.schema()) != fields(&expected) {
-        return Err(DecodeError::Bad(format!(
-            "columns {:?} do not match the merged schema {:?}",
-            fields(builder.schema()),
-            fields(&expected)
-        )));
-    }
+    crate::stage::read::same_columns(builder.schema(), &crate::stage::merged::schema(columns), "merged schema")?;
     let mask = ProjectionMask::roots(builder.parquet_schema(), [0, 1, 4 + index]);
     let reader = builder.with_projection(mask).with_batch_size(64 * 1024).build().map_err(|e| bad(&e))?;
     let mut order = CellOrder::new(shape)?;

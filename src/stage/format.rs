@@ -27,16 +27,6 @@ pub enum ZarrVersion {
     V3,
 }
 
-impl ZarrVersion {
-    /// 2 or 3.
-    pub(crate) fn number(self) -> u8 {
-        match self {
-            ZarrVersion::V2 => 2,
-            ZarrVersion::V3 => 3,
-        }
-    }
-}
-
 impl TryFrom<u8> for ZarrVersion {
     type Error = String;
     fn try_from(v: u8) -> Result<ZarrVersion, String> {
@@ -75,6 +65,9 @@ impl<'de> Deserialize<'de> for ZarrVersion {
 
 impl From<ZarrVersion> for u8 {
     fn from(v: ZarrVersion) -> u8 {
-        v.number()
+        match v {
+            ZarrVersion::V2 => 2,
+            ZarrVersion::V3 => 3,
+        }
     }
 }

@@ -35,6 +35,29 @@ pub(crate) const MAX_COLUMNS: usize = 1596;
 /// Column names a merged dataset's value column cannot take (the key columns).
 pub(crate) const RESERVED_COLUMNS: [&str; 4] = ["row_idx", "col_idx", "x", "y"];
 
+/// What the settings digest of every staged dataset holds besides its own settings (they
+/// flatten it in): [`SETTINGS_VERSION`], the grid, the window, the format and Zarr version.
+#[derive(Serialize)]
+pub(crate) struct StagedSettings<'a> {
+    /// [`SETTINGS_VERSION`].
+    pub(crate) format_version: u32,
+    /// The dataset's grid.
+    pub(crate) grid: &'a Grid,
+    /// The window.
+    pub(crate) window: usize,
+    /// The format.
+    pub(crate) format: Format,
+    /// The Zarr version (also for Parquet: the flag's value, as every digest had it).
+    pub(crate) zarr_version: ZarrVersion,
+}
+
+/// `sha256:<hex>` of `settings` as canonical JSON ([`crate::json::canonical`]: keys sorted at
+/// every level), the bytes every earlier version hashed, so datasets staged before keep
+/// their digest.
+pub(crate) fn settings_digest(settings: &impl Serialize) -> String {
+    checksum(crate::json::canonical(&serde_json::to_value(settings).expect("settings serialise")).as_bytes())
+}
+
 /// Which cells a merge keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -1076,7 +1099,11 @@ mod tests {
 
     /// The field `edit` makes invalid, or the parse error's text.
     fn refused(edit: impl FnOnce(&mut Value)) -> String {
-        let mut v = complete();
+        refused_in(complete(), edit)
+    }
+
+    /// The field `edit` of `v` makes invalid, or the parse error's text.
+    fn refused_in(mut v: Value, edit: impl FnOnce(&mut Value)) -> String {
         edit(&mut v);
         match parse(&v) {
             Err(StageError::Invalid { field, file, .. }) => {
@@ -1194,16 +1221,7 @@ mod tests {
 
     /// The field `edit` of [`complete_v2`] makes invalid, or the parse error's text.
     fn refused_v2(edit: impl FnOnce(&mut Value)) -> String {
-        let mut v = complete_v2();
-        edit(&mut v);
-        match parse(&v) {
-            Err(StageError::Invalid { field, file, .. }) => {
-                assert_eq!(file, "st/plants/dataset.json");
-                field
-            }
-            Err(e) => e.to_string(),
-            Ok(_) => panic!("accepted: {v}"),
-        }
+        refused_in(complete_v2(), edit)
     }
 
     #[test]

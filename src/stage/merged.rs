@@ -11,7 +11,7 @@
 
 use super::manifest::{Column, How, Manifest};
 use super::parquet::writer_props;
-use super::read::{arrow_type, dense_f64, CellOrder, CellValue, DecodeError, TileShape};
+use super::read::{arrow_type, dense_f64, same_columns, CellOrder, CellValue, DecodeError, TileShape};
 use super::zarr::ZarrGroup;
 use super::{Format, StageError, TileRecord};
 use crate::dtype::Sample;
@@ -293,17 +293,7 @@ where
             let bytes = parts.first().cloned().unwrap_or_default();
             let builder =
                 ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| DecodeError::Bad(e.to_string()))?;
-            let expected = schema(columns);
-            let names_types = |s: &Schema| -> Vec<(String, Arrow)> {
-                s.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect()
-            };
-            if names_types(builder.schema()) != names_types(&expected) {
-                return Err(DecodeError::Bad(format!(
-                    "columns {:?} do not match the merged schema {:?}",
-                    names_types(builder.schema()),
-                    names_types(&expected)
-                )));
-            }
+            same_columns(builder.schema(), &schema(columns), "merged schema")?;
             let reader = builder.with_batch_size(BATCH_ROWS).build().map_err(|e| DecodeError::Bad(e.to_string()))?;
             let mut order = CellOrder::new(shape)?;
             for batch in reader {
@@ -342,11 +332,12 @@ where
             let offset = |v: usize| {
                 i32::try_from(v).map_err(|_| DecodeError::Bad(format!("offset {v} within a window exceeds int4")))
             };
-            for p in keep_cells(&dense, shape.rows * shape.cols, How::Outer) {
+            for p in keep_cells(&dense, shape.cells.cells(), How::Outer) {
                 let p = p as usize;
-                let (r, c) = (shape.row0 + p / shape.cols, shape.col0 + p % shape.cols);
+                let (r, c) = (shape.cells.row0 + p / shape.cells.cols, shape.cells.col0 + p % shape.cells.cols);
                 // Inside the window, whose bounds CellOrder::new checked against int4.
-                let (ri, ci) = (order.start().0 + offset(p / shape.cols)?, order.start().1 + offset(p % shape.cols)?);
+                let (ri, ci) =
+                    (order.start().0 + offset(p / shape.cells.cols)?, order.start().1 + offset(p % shape.cells.cols)?);
                 for (slot, d) in values.iter_mut().zip(&dense) {
                     *slot = (!d[p].is_nan()).then_some(d[p]);
                 }

@@ -5,7 +5,6 @@
 use super::manifest::{Column, Manifest, TileRecord};
 use super::read::{visit_cells, CellValue, DecodeError, TileShape};
 use super::Format;
-use crate::dtype::DataType;
 use bytes::Bytes;
 
 /// How a committed tile's rows read ([`tile_rows`]).
@@ -20,20 +19,11 @@ pub(crate) enum TileRows<'a> {
 pub(crate) struct Cells<'a> {
     format: Format,
     bytes: &'a Bytes,
-    shape: TileShape<'a>,
+    /// The tile's window and grid, and the type of its values (the `T` of [`Cells::visit`]).
+    pub(crate) shape: TileShape<'a>,
 }
 
 impl Cells<'_> {
-    /// The window and grid of the tile.
-    pub(crate) fn shape(&self) -> &TileShape<'_> {
-        &self.shape
-    }
-
-    /// The type of the values (the one `T` of [`Cells::visit`]).
-    pub(crate) fn dtype(&self) -> DataType {
-        self.shape.dtype
-    }
-
     /// Calls `f(row_idx, col_idx, value)` for every valid cell, row-major.
     ///
     /// # Errors
@@ -52,15 +42,11 @@ pub(crate) struct MergedRows<'a> {
     format: Format,
     parts: &'a [Bytes],
     shape: TileShape<'a>,
-    columns: &'a [Column],
+    /// The value columns, in order.
+    pub(crate) columns: &'a [Column],
 }
 
 impl MergedRows<'_> {
-    /// The value columns, in order.
-    pub(crate) fn columns(&self) -> &[Column] {
-        self.columns
-    }
-
     /// Calls `f(row_idx, col_idx, x, y, values)` for every row, as
     /// [`super::merged::visit_rows`].
     ///

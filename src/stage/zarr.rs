@@ -13,7 +13,7 @@
 
 use super::manifest::{Manifest, ZarrVersion};
 use super::write_loop::TileErrorKind;
-use super::{Layout, StageError, TileRecord, TileWriter};
+use super::{StageError, TileRecord, TileWriter};
 use crate::dtype::{nodata_as, DataType, Sample};
 use crate::grid::{Grid, Window};
 use crate::store::Store;
@@ -518,12 +518,8 @@ pub(crate) struct ZarrWriter {
 
 impl ZarrWriter {
     /// A writer for dataset folder `ds`.
-    pub(crate) fn new(ds: Store, layout: Layout) -> ZarrWriter {
-        let array = ZarrArray { name: layout.name.clone(), dtype: layout.dtype, nodata: layout.nodata };
-        ZarrWriter {
-            group: ZarrGroup::new(ds, &layout.name, layout.grid, layout.window, layout.zarr_version, vec![array])
-                .sharded(layout.zarr_shard),
-        }
+    pub(crate) fn new(ds: Store, m: &Manifest) -> ZarrWriter {
+        ZarrWriter { group: ZarrGroup::of_manifest(ds, m) }
     }
 
     fn chunk<T: Sample>(&self, tile: &Tile, values: &[T]) -> Vec<u8> {
@@ -571,17 +567,8 @@ impl TileWriter for ZarrWriter {
         let (mut rows, mut sums) = (0u64, Vec::with_capacity(k * k));
         for i in 0..k {
             for j in 0..k {
-                let (dr, dc) = (i * win, j * win);
-                if dr >= tile.rows || dc >= tile.cols {
-                    // Beyond the grid's edge: never stored, read as the fill value.
-                    continue;
-                }
-                let w = Window {
-                    row0: tile.row0 + dr,
-                    col0: tile.col0 + dc,
-                    rows: win.min(tile.rows - dr),
-                    cols: win.min(tile.cols - dc),
-                };
+                // Beyond the grid's edge: never stored, read as the fill value.
+                let Some(w) = tile.part(win, i, j) else { continue };
                 let t = compute(w)?;
                 let (n, sum) = t.stats();
                 rows += n;
