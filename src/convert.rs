@@ -17,7 +17,7 @@ use crate::stage::manifest::{
     SETTINGS_VERSION,
 };
 use crate::stage::parquet::ParquetOptions;
-use crate::stage::write_loop::{TileErrorKind, TileFailure};
+use crate::stage::write_loop::{TileErrorKind, TilesFailed};
 use crate::stage::{writer, StageError, TileRecord, TileWriter};
 use crate::store::{StorageOptions, Store, StoreError};
 use crate::target_grid::{plan, GridRequest, Plan, PlanError};
@@ -65,17 +65,8 @@ pub enum ConvertError {
     #[error("dataset {0}: --zarr-shard {1} needs --format zarr with --zarr-version 3 and a shard side (K x window) of at most {max} cells", max = crate::limits::MAX_WRITE_WINDOW)]
     ZarrShard(String, usize),
     /// Some tiles failed; the others are committed.
-    #[error("{dataset}: {failed} of {total} tiles failed (first: {first}); the others are committed, rerun to retry")]
-    TilesFailed {
-        /// Dataset name.
-        dataset: String,
-        /// Failed tiles.
-        failed: usize,
-        /// Tiles attempted.
-        total: usize,
-        /// The first failure.
-        first: Box<TileFailure>,
-    },
+    #[error(transparent)]
+    TilesFailed(#[from] TilesFailed),
 }
 
 /// One dataset to convert, fully resolved from config and flags.
@@ -427,9 +418,7 @@ pub fn convert_tiles(
         LifecycleError::Changed(old) => {
             ConvertError::Changed { url: ds.url().to_string(), what: differences(&old, &new) }
         }
-        LifecycleError::TilesFailed { failed, total, first } => {
-            ConvertError::TilesFailed { dataset: name.to_string(), failed, total, first }
-        }
+        LifecycleError::TilesFailed(e) => ConvertError::TilesFailed(e),
     })?;
     Ok(ConvertSummary {
         name: name.to_string(),

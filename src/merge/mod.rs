@@ -26,7 +26,7 @@ use crate::stage::merged::{
     keep_cells, MergedParquetWriter, MergedTile, MergedWriter, MergedZarrWriter, ZarrInputError,
 };
 use crate::stage::read::{fetch_tile, visit_f64_within, DecodeError, FetchError, TileShape};
-use crate::stage::write_loop::{TileErrorKind, TileFailure};
+use crate::stage::write_loop::{TileErrorKind, TilesFailed};
 use crate::stage::StageError;
 use crate::store::{StorageOptions, Store, StoreError};
 use crate::test_hooks::test_panic;
@@ -103,17 +103,8 @@ pub enum MergeError {
         reason: String,
     },
     /// Some tiles failed; the others are committed.
-    #[error("{dataset}: {failed} of {total} tiles failed (first: {first}); the others are committed, rerun to retry")]
-    TilesFailed {
-        /// Merged dataset name.
-        dataset: String,
-        /// Failed tiles.
-        failed: usize,
-        /// Tiles attempted.
-        total: usize,
-        /// The first failure.
-        first: Box<TileFailure>,
-    },
+    #[error(transparent)]
+    TilesFailed(#[from] TilesFailed),
 }
 
 /// One merge, fully resolved from config and flags.
@@ -212,7 +203,7 @@ pub(crate) fn open_inputs(root: &Store, names: &[DatasetName]) -> Result<(Grid, 
         if !seen.insert(n.as_str()) {
             return Err(MergeError::Duplicate(n.to_string()));
         }
-        if matches!(n.as_str(), "row_idx" | "col_idx" | "x" | "y") {
+        if crate::stage::manifest::RESERVED_COLUMNS.contains(&n.as_str()) {
             return Err(MergeError::Reserved(n.to_string()));
         }
         let ds = root.child(n.as_str());
@@ -453,9 +444,7 @@ pub fn merge_tiles(
             };
             MergeError::Changed { url: ds.url().to_string(), what }
         }
-        LifecycleError::TilesFailed { failed, total, first } => {
-            MergeError::TilesFailed { dataset: name.to_string(), failed, total, first }
-        }
+        LifecycleError::TilesFailed(e) => MergeError::TilesFailed(e),
     })?;
     Ok(MergeSummary {
         name: name.to_string(),
