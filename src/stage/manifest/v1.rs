@@ -53,7 +53,9 @@ impl From<TileRecordV1> for TileRecord {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ManifestV1 {
-    format_version: u32,
+    /// [`VERSION`]: read first, by [`Manifest::parse`], which chose this reader by it.
+    #[serde(rename = "format_version")]
+    _version: u32,
     name: String,
     status: Status,
     created_by: String,
@@ -99,9 +101,6 @@ impl ManifestV1 {
     /// # Errors
     /// The first [`Invalid`] field, named as in version 1.
     pub(super) fn upgrade(self) -> Result<Manifest, Invalid> {
-        if self.format_version != VERSION {
-            return invalid("format_version", format!("is {}, this reader reads {VERSION}", self.format_version));
-        }
         let format = match (self.format, self.zarr_version) {
             (Format::Zarr, Some(v @ (2 | 3))) => {
                 StagedFormat::Zarr { version: ZarrVersion::try_from(v).expect("2 or 3"), shard: self.zarr_shard }
