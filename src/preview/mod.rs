@@ -16,8 +16,8 @@ use crate::load::LoadError;
 use crate::name::DatasetName;
 use crate::resample::{Method, Resampling};
 use crate::stage::manifest::{self, Column, Kind, Manifest, Status};
-use crate::stage::read::{fetch_tile, visit_f64, CellOrder, CellValue, DecodeError, TileShape};
-use crate::stage::{Format, StageError, TileRecord};
+use crate::stage::read::{fetch_tile, visit_f64, DecodeError, TileShape};
+use crate::stage::{StageError, TileRecord};
 use crate::store::{Store, StoreError};
 use canvas::{Aggregate, AxisMap, Canvas};
 use draw::{Image, TileState, LEGEND_HEIGHT};
@@ -495,13 +495,7 @@ fn read_tiles(
         let r = match values {
             Values::Single => visit_f64(m.format.format(), &parts[0], &shape, &mut add),
             Values::Merged { index, columns } => {
-                let col = &columns[index];
-                let shape = TileShape { dtype: col.dtype, nodata: col.nodata, ..shape };
-                match m.format.format() {
-                    // One chunk per column, in column order.
-                    Format::Zarr => visit_f64(Format::Zarr, &parts[index], &shape, &mut add),
-                    Format::Parquet => merged_parquet_column(&parts[0], &shape, columns, index, &mut add),
-                }
+                crate::stage::merged::visit_column(m.format.format(), &parts, &shape, columns, index, &mut add)
             }
         };
         match r {
@@ -584,50 +578,6 @@ fn ledger_of(t: &LoadTarget, m: &Manifest) -> Result<Option<HashMap<String, Stri
     }
     let rows = crate::load::ledger::read(&mut client, &t.schema, &table).map_err(db)?;
     Ok(Some(rows.into_values().map(|r| (r.tile_id, r.checksum)).collect()))
-}
-
-/// Calls `f(row_idx, col_idx, value)` for every non-null cell of column `index` of a merged
-/// Parquet tile, after checking the tile's schema and its cells' order.
-fn merged_parquet_column<F>(
-    bytes: &bytes::Bytes,
-    shape: &TileShape<'_>,
-    columns: &[Column],
-    index: usize,
-    f: &mut F,
-) -> Result<(), DecodeError>
-where
-    F: FnMut(i32, i32, f64) -> std::io::Result<()>,
-{
-    use arrow_array::cast::AsArray;
-    use arrow_array::types::Int32Type;
-    use arrow_array::Array;
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    use parquet::arrow::ProjectionMask;
-    let bad = |e: &dyn std::fmt::Display| DecodeError::Bad(e.to_string());
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(|e| bad(&e))?;
-    crate::stage::read::same_columns(builder.schema(), &crate::stage::merged::schema(columns), "merged schema")?;
-    let mask = ProjectionMask::roots(builder.parquet_schema(), [0, 1, 4 + index]);
-    let reader = builder.with_projection(mask).with_batch_size(64 * 1024).build().map_err(|e| bad(&e))?;
-    let mut order = CellOrder::new(shape)?;
-    for batch in reader {
-        let batch = batch.map_err(|e| bad(&e))?;
-        if batch.column(0).null_count() > 0 || batch.column(1).null_count() > 0 {
-            return Err(DecodeError::Bad("null row_idx or col_idx in a merged tile".into()));
-        }
-        let row = batch.column(0).as_primitive::<Int32Type>();
-        let col = batch.column(1).as_primitive::<Int32Type>();
-        crate::with_sample_type!(shape.dtype, T => {
-            let v = batch.column(2).as_primitive::<<T as CellValue>::Arrow>();
-            for i in 0..batch.num_rows() {
-                let (r, c) = (row.value(i), col.value(i));
-                order.next(r, c)?;
-                if !v.is_null(i) {
-                    f(r, c, crate::dtype::Sample::to_f64(v.value(i))).map_err(DecodeError::Sink)?;
-                }
-            }
-        });
-    }
-    Ok(())
 }
 
 /// The output file of `preview --out`: a temporary file beside it, created before any tile

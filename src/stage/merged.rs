@@ -11,7 +11,9 @@
 
 use super::manifest::{Column, How, Manifest};
 use super::parquet::writer_props;
-use super::read::{arrow_type, dense_f64, same_columns, CellOrder, CellValue, DecodeError, TileShape};
+use super::read::{
+    arrow_type, dense_f64, parquet_column, same_columns, visit_f64, CellOrder, CellValue, DecodeError, TileShape,
+};
 use super::zarr::ZarrGroup;
 use super::{Format, StageError, TileRecord};
 use crate::dtype::Sample;
@@ -264,6 +266,32 @@ fn nullable<T: CellValue>(values: &[f64], keep: &[u32]) -> ArrayRef {
         (!v.is_nan()).then(|| T::from_f64(v))
     });
     Arc::new(PrimitiveArray::<T::Arrow>::from_iter(it))
+}
+
+/// [`visit_f64`] of column `index` of a merged tile, from its objects `parts` (a Parquet
+/// tile, or the window's Zarr chunk of each column): the column's non-null cells.
+///
+/// # Errors
+/// As [`super::read::visit_cells`].
+pub(crate) fn visit_column<F>(
+    format: Format,
+    parts: &[Bytes],
+    shape: &TileShape<'_>,
+    columns: &[Column],
+    index: usize,
+    mut f: F,
+) -> Result<(), DecodeError>
+where
+    F: FnMut(i32, i32, f64) -> std::io::Result<()>,
+{
+    let c = &columns[index];
+    let shape = TileShape { dtype: c.dtype, nodata: c.nodata, ..*shape };
+    match format {
+        Format::Zarr => visit_f64(Format::Zarr, &parts[index], &shape, f),
+        Format::Parquet => crate::with_sample_type!(c.dtype, T => parquet_column::<T, _>(
+            &parts[0], &shape, &schema(columns), "merged schema", 4 + index, true, |r, col, v| f(r, col, v.to_f64())
+        )),
+    }
 }
 
 /// Visits every row of a merged tile in the merged Parquet tile's order: `f(row_idx,

@@ -263,31 +263,59 @@ pub(crate) fn same_columns(
     Ok(())
 }
 
-fn parquet_cells<T, F>(bytes: &Bytes, shape: &TileShape<'_>, mut f: F) -> Result<(), DecodeError>
+fn parquet_cells<T, F>(bytes: &Bytes, shape: &TileShape<'_>, f: F) -> Result<(), DecodeError>
+where
+    T: CellValue,
+    F: FnMut(i32, i32, T) -> std::io::Result<()>,
+{
+    let expected = crate::stage::parquet::tile_schema_with(T::Arrow::DATA_TYPE, shape.geoparquet);
+    parquet_column(bytes, shape, &expected, "tile schema", 4, false, f)
+}
+
+/// Calls `f(row_idx, col_idx, value)` for the cells of column `value` of a Parquet tile whose
+/// columns must be those of `expected` (`what`: that schema, for the message), row-major and
+/// inside the tile's window. A null value is skipped when `nullable` (a merged column: no
+/// value there) and refused otherwise (a converted tile holds its valid cells only).
+///
+/// # Errors
+/// As [`visit_cells`].
+pub(crate) fn parquet_column<T, F>(
+    bytes: &Bytes,
+    shape: &TileShape<'_>,
+    expected: &arrow_schema::Schema,
+    what: &str,
+    value: usize,
+    nullable: bool,
+    mut f: F,
+) -> Result<(), DecodeError>
 where
     T: CellValue,
     F: FnMut(i32, i32, T) -> std::io::Result<()>,
 {
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(bad)?;
-    let expected = crate::stage::parquet::tile_schema_with(T::Arrow::DATA_TYPE, shape.geoparquet);
-    same_columns(builder.schema(), &expected, "tile schema")?;
+    same_columns(builder.schema(), expected, what)?;
     // x and y are the grid's cell centres by construction: readers compute them from the
     // grid's one formula instead of decoding two double columns per cell.
-    let mask = ProjectionMask::roots(builder.parquet_schema(), [0, 1, 4]);
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [0, 1, value]);
     let reader = builder.with_projection(mask).with_batch_size(BATCH_ROWS).build().map_err(bad)?;
     let mut order = CellOrder::new(shape)?;
     for batch in reader {
         let batch = batch.map_err(bad)?;
-        if batch.columns().iter().any(|c| c.null_count() > 0) {
-            return Err(DecodeError::Bad("null cells in a tile (only valid cells are staged)".into()));
+        let (row, col, v) = (batch.column(0), batch.column(1), batch.column(2));
+        if row.null_count() > 0 || col.null_count() > 0 || (!nullable && v.null_count() > 0) {
+            return Err(bad(match nullable {
+                true => "null row_idx or col_idx in a merged tile",
+                false => "null cells in a tile (only valid cells are staged)",
+            }));
         }
-        let row = batch.column(0).as_primitive::<Int32Type>();
-        let col = batch.column(1).as_primitive::<Int32Type>();
-        let v = batch.column(2).as_primitive::<T::Arrow>();
+        let (row, col) = (row.as_primitive::<Int32Type>(), col.as_primitive::<Int32Type>());
+        let v = v.as_primitive::<T::Arrow>();
         for i in 0..batch.num_rows() {
             let (r, c) = (row.value(i), col.value(i));
             order.next(r, c)?;
-            f(r, c, v.value(i)).map_err(DecodeError::Sink)?;
+            if !(nullable && v.is_null(i)) {
+                f(r, c, v.value(i)).map_err(DecodeError::Sink)?;
+            }
         }
     }
     Ok(())
