@@ -247,7 +247,8 @@ impl Input {
         let dw = self.m.tile_side();
         for tr in lr0 / dw..=(lr1 - 1) / dw {
             for tc in lc0 / dw..=(lc1 - 1) / dw {
-                let id = format!("r{}_c{}", tr * dw, tc * dw);
+                // Inside the input's grid (the rectangle is), so always a tile of it.
+                let Some(id) = self.m.window_at(tr * dw, tc * dw).map(|w| w.tile_id()) else { continue };
                 let err = |reason: String| MergeError::Tile { dataset: self.name.clone(), tile: id.clone(), reason };
                 let t =
                     self.tiles.get(&id).ok_or_else(|| err("not listed in dataset.json; convert it again".into()))?;

@@ -111,15 +111,22 @@ fn version_1_datasets_inspect_preview_load_verify_merge_and_resume() {
     let root = dir.path().join("st");
     stage(&src, "a", &root, &[]);
     stage(&src, "b", &root, &["--format", "zarr", "--zarr-version", "2"]);
-    let (a2, b2) = (manifest(&root, "a"), manifest(&root, "b"));
-    assert_eq!((a2["format_version"].as_u64(), b2["format_version"].as_u64()), (Some(2), Some(2)));
-    downgrade(&root, "a");
-    downgrade(&root, "b");
+    // Sharded Zarr and GeoParquet: the fields version 1 kept beside the format.
+    stage(&src, "c", &root, &["--format", "zarr", "--zarr-shard", "2"]);
+    stage(&src, "d", &root, &["--geoparquet", "--parquet-compat"]);
+    let a2 = manifest(&root, "a");
+    for n in ["a", "b", "c", "d"] {
+        assert_eq!(manifest(&root, n)["format_version"], 2);
+        downgrade(&root, n);
+    }
+    let (c1, d1) = (manifest(&root, "c"), manifest(&root, "d"));
+    assert_eq!((c1["zarr_version"].as_u64(), c1["zarr_shard"].as_u64()), (Some(3), Some(2)));
+    assert_eq!((d1["geoparquet"].as_str(), d1["parquet_compat"].as_bool()), (Some("wkb"), Some(true)));
     let a1 = std::fs::read(root.join("a/dataset.json")).unwrap();
 
     // inspect and preview read them as before.
     let shown = ok(&["inspect", s(&root)]);
-    for n in ["a", "b"] {
+    for n in ["a", "b", "c", "d"] {
         assert!(
             shown.lines().any(|l| l.starts_with(n) && l.contains("complete") && l.contains("passthrough")),
             "{shown}"
@@ -129,9 +136,10 @@ fn version_1_datasets_inspect_preview_load_verify_merge_and_resume() {
     ok(&["preview", s(&root.join("a")), "--out", s(&png), "--width", "60"]);
     assert!(std::fs::metadata(&png).unwrap().len() > 0);
 
-    // load and verify, Parquet and Zarr v2: the tables hold what the manifests say.
+    // load and verify, Parquet, Zarr v2, sharded Zarr v3, GeoParquet: the tables hold what
+    // the manifests say.
     let sc = Schema::new("v1");
-    for n in ["a", "b"] {
+    for n in ["a", "b", "c", "d"] {
         rs_ok(&["load", "--from", s(&root), "--dataset", n, "--schema", &sc.name]);
         let v = rs_ok(&["verify", "--from", s(&root), "--dataset", n, "--schema", &sc.name]);
         assert!(v.contains("tiles match"), "{v}");
