@@ -12,10 +12,13 @@ use crate::resample::Method;
 use crate::source::{Fingerprint, Source, SourceError};
 use crate::stage::geoparquet::GeoEncoding;
 use crate::stage::lifecycle::{stage_dataset, worker_pool, DatasetWriter, LifecycleError};
-use crate::stage::manifest::{self, Format, Manifest, Status, ZarrVersion, FORMAT_VERSION};
+use crate::stage::manifest::{
+    settings_digest, Format, Kind, Manifest, Raster, StagedFormat, StagedSettings, Status, ZarrVersion, FORMAT_VERSION,
+    SETTINGS_VERSION,
+};
 use crate::stage::parquet::ParquetOptions;
-use crate::stage::write_loop::{TileErrorKind, TileFailure};
-use crate::stage::{writer, Layout, StageError, TileRecord, TileWriter};
+use crate::stage::write_loop::{TileErrorKind, TilesFailed};
+use crate::stage::{writer, StageError, TileRecord, TileWriter};
 use crate::store::{StorageOptions, Store, StoreError};
 use crate::target_grid::{plan, GridRequest, Plan, PlanError};
 use crate::test_hooks::test_panic;
@@ -63,17 +66,8 @@ pub enum ConvertError {
     #[error("dataset {0}: --zarr-shard {1} needs --format zarr with --zarr-version 3 and a shard side (K x window) of at most {max} cells", max = crate::limits::MAX_WRITE_WINDOW)]
     ZarrShard(String, usize),
     /// Some tiles failed; the others are committed.
-    #[error("{dataset}: {failed} of {total} tiles failed (first: {first}); the others are committed, rerun to retry")]
-    TilesFailed {
-        /// Dataset name.
-        dataset: String,
-        /// Failed tiles.
-        failed: usize,
-        /// Tiles attempted.
-        total: usize,
-        /// The first failure.
-        first: Box<TileFailure>,
-    },
+    #[error(transparent)]
+    TilesFailed(#[from] TilesFailed),
 }
 
 /// One dataset to convert, fully resolved from config and flags.
@@ -135,20 +129,15 @@ pub struct ConvertSummary {
     pub complete: bool,
 }
 
-/// Everything that determines a converted dataset's staged bytes. Its digest is taken of the
-/// canonical JSON ([`crate::json::canonical`]: keys sorted at every level), the same bytes
-/// every earlier version hashed, so datasets staged before keep their digest.
+/// Everything that determines a converted dataset's staged bytes ([`settings_digest`]).
 #[derive(Serialize)]
 struct ConvertSettings<'a> {
-    format_version: u32,
+    #[serde(flatten)]
+    staged: StagedSettings<'a>,
     source: SourceSettings<'a>,
-    grid: &'a Grid,
     method: &'a str,
     dtype: DataType,
     nodata: Option<String>,
-    window: usize,
-    format: Format,
-    zarr_version: ZarrVersion,
     // Present only when set: datasets staged before these options keep their digest.
     #[serde(skip_serializing_if = "Option::is_none")]
     geoparquet: Option<GeoEncoding>,
@@ -168,18 +157,16 @@ struct SourceSettings<'a> {
     fingerprint: &'a Fingerprint,
 }
 
-impl ConvertSettings<'_> {
-    /// `sha256:<hex>` of the canonical JSON.
-    fn digest(&self) -> String {
-        let v = serde_json::to_value(self).expect("settings serialise");
-        manifest::checksum(crate::json::canonical(&v).as_bytes())
-    }
-}
-
 /// Digest of everything that determines a dataset's staged bytes.
 fn settings_hash(job: &ConvertJob, src: &crate::source::SourceInfo, p: &Plan) -> String {
-    ConvertSettings {
-        format_version: FORMAT_VERSION,
+    settings_digest(&ConvertSettings {
+        staged: StagedSettings {
+            format_version: SETTINGS_VERSION,
+            grid: &p.target,
+            window: job.window,
+            format: job.format,
+            zarr_version: job.zarr_version,
+        },
         source: SourceSettings {
             band: src.band,
             dtype: src.dtype,
@@ -187,46 +174,49 @@ fn settings_hash(job: &ConvertJob, src: &crate::source::SourceInfo, p: &Plan) ->
             grid: &src.grid,
             fingerprint: &src.fingerprint,
         },
-        grid: &p.target,
         method: p.method_label(),
         dtype: p.dtype,
         nodata: p.nodata.map(|v| v.to_string()),
-        window: job.window,
-        format: job.format,
-        zarr_version: job.zarr_version,
         geoparquet: job.parquet.geoparquet,
         parquet_compat: job.parquet.compat,
         zarr_shard: job.zarr_shard,
-    }
-    .digest()
+    })
 }
 
 /// Human description of what differs between an existing manifest and this run.
 fn differences(old: &Manifest, new: &Manifest) -> String {
     let mut d = Vec::new();
-    if old.source.path != new.source.path {
-        d.push(format!("from another source ({} then, {} now)", old.source.path, new.source.path));
-    } else if old.source.fingerprint != new.source.fingerprint {
-        d.push(format!("from an earlier version of {} (its size or modification time changed)", new.source.path));
+    // A converted dataset is rerun over a converted one (a merge's settings digest differs).
+    if let (Kind::Raster(old_r), Kind::Raster(new_r)) = (&old.kind, &new.kind) {
+        let (o, n) = (&old_r.source, &new_r.source);
+        if o.path != n.path {
+            d.push(format!("from another source ({} then, {} now)", o.path, n.path));
+        } else if o.fingerprint != n.fingerprint {
+            d.push(format!("from an earlier version of {} (its size or modification time changed)", n.path));
+        }
+        if o.grid != n.grid || o.band != n.band || o.dtype != n.dtype {
+            d.push("from a source with another grid, band or type".to_string());
+        }
     }
-    if old.source.grid != new.source.grid || old.source.band != new.source.band || old.source.dtype != new.source.dtype
-    {
-        d.push("from a source with another grid, band or type".to_string());
-    }
-    if old.method != new.method {
-        d.push(format!("with method {} (now {})", old.method, new.method));
+    if old.method_label() != new.method_label() {
+        d.push(format!("with method {} (now {})", old.method_label(), new.method_label()));
     }
     if old.grid != new.grid {
         d.push("on another target grid".to_string());
     }
-    if old.format != new.format || old.zarr_version != new.zarr_version || old.zarr_shard != new.zarr_shard {
+    let (of, nf) = (old.format, new.format);
+    if of.format() != nf.format() || of.zarr_version() != nf.zarr_version() || of.shard() != nf.shard() {
         let shard = |k: Option<usize>| k.map(|k| format!(" sharded {k}x{k}")).unwrap_or_default();
         d.push(
-            format!("as {:?}{} (now {:?}{})", old.format, shard(old.zarr_shard), new.format, shard(new.zarr_shard))
+            format!("as {:?}{} (now {:?}{})", of.format(), shard(of.shard()), nf.format(), shard(nf.shard()))
                 .to_lowercase(),
         );
     }
-    if old.geoparquet != new.geoparquet || old.parquet_compat != new.parquet_compat {
+    let parquet = |f: StagedFormat| match f {
+        StagedFormat::Parquet { geoparquet, compat } => (geoparquet, compat),
+        StagedFormat::Zarr { .. } => (None, false),
+    };
+    if parquet(of) != parquet(nf) {
         d.push("with other Parquet options (--geoparquet, --parquet-compat)".to_string());
     }
     if old.window != new.window {
@@ -384,37 +374,13 @@ pub fn convert_tiles(
     );
     let root = Store::open_with(&job.out, &job.storage)?;
     let ds = root.child(name);
-    let m = Manifest {
-        format_version: FORMAT_VERSION,
-        name: name.to_string(),
-        status: Status::Converting,
-        created_by: format!("rasterstage {}", env!("CARGO_PKG_VERSION")),
-        source: src.info.clone(),
-        grid: plan.target.clone(),
-        lattice_offset: plan.target.lattice_offset().map(|(r, c)| [r, c]),
-        bounds: plan.target.bounds(),
-        method: plan.method_label().to_string(),
-        dtype: plan.dtype,
-        nodata: plan.nodata,
-        window: job.window,
-        format: job.format,
-        zarr_version: (job.format == Format::Zarr).then_some(job.zarr_version.number()),
-        zarr_shard: job.zarr_shard,
-        geoparquet: job.parquet.geoparquet,
-        parquet_compat: job.parquet.compat,
-        settings_hash: settings_hash(job, &src.info, &plan),
-        tile_count: plan.target.windows(tile_side(job)).len(),
-        row_count: 0,
-        value_sum: 0.0,
-        tiles: Vec::new(),
-        columns: None,
-    };
+    let m = staged_manifest(job, &src.info, &plan);
     // One GDAL dataset per worker thread (Datasets are Send but not Sync); rayon's map_init
     // would open one per job split instead.
     let writer = WindowWriter {
         job,
         plan: &plan,
-        tiles: writer(job.format, ds.clone(), layout(job, &plan)),
+        tiles: writer(ds.clone(), &m, grid_json(job, &plan)),
         sources: (0..opts.threads.max(1)).map(|_| Mutex::new(None)).collect(),
     };
     drop(src);
@@ -424,13 +390,11 @@ pub fn convert_tiles(
         LifecycleError::Changed(old) => {
             ConvertError::Changed { url: ds.url().to_string(), what: differences(&old, &new) }
         }
-        LifecycleError::TilesFailed { failed, total, first } => {
-            ConvertError::TilesFailed { dataset: name.to_string(), failed, total, first }
-        }
+        LifecycleError::TilesFailed(e) => ConvertError::TilesFailed(e),
     })?;
     Ok(ConvertSummary {
         name: name.to_string(),
-        method: s.manifest.method.clone(),
+        method: s.manifest.method_label().to_string(),
         tiles: s.manifest.tile_count,
         written: s.written,
         rows: s.rows,
@@ -442,24 +406,42 @@ pub fn convert_tiles(
     })
 }
 
-/// What the tile writers of `job` need to know, planned as `plan`.
-fn layout(job: &ConvertJob, plan: &Plan) -> Layout {
-    let name = job.name.as_str();
-    Layout {
-        name: name.to_string(),
+/// The `converting` manifest of `job`, planned as `plan` from a source described by `info`.
+fn staged_manifest(job: &ConvertJob, info: &crate::source::SourceInfo, plan: &Plan) -> Manifest {
+    Manifest {
+        format_version: FORMAT_VERSION,
+        name: job.name.to_string(),
+        status: Status::Converting,
+        created_by: format!("rasterstage {}", env!("CARGO_PKG_VERSION")),
+        kind: Kind::Raster(Raster {
+            source: info.clone(),
+            method: plan.resampling(),
+            dtype: plan.dtype,
+            nodata: plan.nodata,
+        }),
         grid: plan.target.clone(),
-        dtype: plan.dtype,
-        nodata: plan.nodata,
+        lattice_offset: plan.target.lattice_offset().map(|(r, c)| [r, c]),
+        bounds: plan.target.bounds(),
         window: job.window,
-        zarr_version: job.zarr_version.number(),
-        zarr_shard: job.zarr_shard,
-        parquet: job.parquet,
-        grid_json: serde_json::to_string(&json!({
-            "dataset": name, "grid": plan.target, "method": plan.method_label(),
-            "dtype": plan.dtype, "nodata": plan.nodata.map(|v| v.to_string()), "window": job.window,
-        }))
-        .expect("grid json"),
+        format: match job.format {
+            Format::Parquet => StagedFormat::Parquet { geoparquet: job.parquet.geoparquet, compat: job.parquet.compat },
+            Format::Zarr => StagedFormat::Zarr { version: job.zarr_version, shard: job.zarr_shard },
+        },
+        settings_hash: settings_hash(job, info, plan),
+        tile_count: plan.target.windows(tile_side(job)).len(),
+        row_count: 0,
+        value_sum: 0.0,
+        tiles: Vec::new(),
     }
+}
+
+/// The grid description the tile writers embed in every tile's metadata.
+fn grid_json(job: &ConvertJob, plan: &Plan) -> String {
+    serde_json::to_string(&json!({
+        "dataset": job.name.as_str(), "grid": plan.target, "method": plan.method_label(),
+        "dtype": plan.dtype, "nodata": plan.nodata.map(|v| v.to_string()), "window": job.window,
+    }))
+    .expect("grid json")
 }
 
 /// What [`parquet_floor`] wrote.
@@ -495,10 +477,13 @@ pub fn parquet_floor(
 ) -> Result<FloorSummary, ConvertError> {
     use rayon::prelude::*;
     let job = ConvertJob { format: Format::Parquet, zarr_shard: None, ..job.clone() };
-    let plan =
-        plan(&Source::open(&job.source, job.band, job.nodata)?.info, &job.grid, job.method.unwrap_or(Method::Nearest))?;
-    let tiles =
-        writer(job.format, Store::open_with(&job.out, &job.storage)?.child(job.name.as_str()), layout(&job, &plan));
+    let info = Source::open(&job.source, job.band, job.nodata)?.info;
+    let plan = plan(&info, &job.grid, job.method.unwrap_or(Method::Nearest))?;
+    let tiles = writer(
+        Store::open_with(&job.out, &job.storage)?.child(job.name.as_str()),
+        &staged_manifest(&job, &info, &plan),
+        grid_json(&job, &plan),
+    );
     let windows = plan.target.windows(tile_side(&job));
     let pool = worker_pool(threads, windows.len());
     tiles.begin()?;
@@ -565,12 +550,12 @@ mod tests {
     /// The digest as every version before the typed settings computed it.
     fn legacy(s: &ConvertSettings<'_>) -> String {
         let mut doc = json!({
-            "format_version": s.format_version,
+            "format_version": s.staged.format_version,
             "source": {"band": s.source.band, "dtype": s.source.dtype, "nodata": s.source.nodata,
                        "grid": s.source.grid, "fingerprint": s.source.fingerprint},
-            "grid": s.grid, "method": s.method, "dtype": s.dtype,
-            "nodata": s.nodata, "window": s.window, "format": s.format,
-            "zarr_version": s.zarr_version,
+            "grid": s.staged.grid, "method": s.method, "dtype": s.dtype,
+            "nodata": s.nodata, "window": s.staged.window, "format": s.staged.format,
+            "zarr_version": s.staged.zarr_version,
         });
         if let Some(enc) = s.geoparquet {
             doc["geoparquet"] = json!(enc);
@@ -578,7 +563,7 @@ mod tests {
         if s.parquet_compat {
             doc["parquet_compat"] = json!(true);
         }
-        manifest::checksum(doc.to_string().as_bytes())
+        crate::stage::manifest::checksum(doc.to_string().as_bytes())
     }
 
     #[test]
@@ -600,7 +585,13 @@ mod tests {
             (Some(GeoEncoding::Point), false, Some(f64::NAN)),
         ] {
             let s = ConvertSettings {
-                format_version: FORMAT_VERSION,
+                staged: StagedSettings {
+                    format_version: SETTINGS_VERSION,
+                    grid: &grid,
+                    window: 256,
+                    format: Format::Parquet,
+                    zarr_version: ZarrVersion::V3,
+                },
                 source: SourceSettings {
                     band: 2,
                     dtype: DataType::Int16,
@@ -608,18 +599,14 @@ mod tests {
                     grid: &grid,
                     fingerprint: &fp,
                 },
-                grid: &grid,
                 method: "sum",
                 dtype: DataType::Float64,
                 nodata: Some("NaN".into()),
-                window: 256,
-                format: Format::Parquet,
-                zarr_version: ZarrVersion::V3,
                 geoparquet: geo,
                 parquet_compat: compat,
                 zarr_shard: None,
             };
-            assert_eq!(s.digest(), legacy(&s));
+            assert_eq!(settings_digest(&s), legacy(&s));
         }
     }
 }

@@ -137,6 +137,26 @@ impl Window {
     pub(crate) fn tile_id(&self) -> String {
         format!("r{}_c{}", self.row0, self.col0)
     }
+
+    /// Part (`i`, `j`) of this window cut into `side` x `side` windows from its corner,
+    /// clipped to it (an inner chunk of a shard); `None` beyond its edge.
+    pub(crate) fn part(&self, side: usize, i: usize, j: usize) -> Option<Window> {
+        let (dr, dc) = (i.checked_mul(side)?, j.checked_mul(side)?);
+        (dr < self.rows && dc < self.cols).then(|| Window {
+            row0: self.row0 + dr,
+            col0: self.col0 + dc,
+            rows: side.min(self.rows - dr),
+            cols: side.min(self.cols - dc),
+        })
+    }
+
+    /// Whether this window and `other` share a cell.
+    pub(crate) fn overlaps(&self, other: &Window) -> bool {
+        self.row0 < other.row0 + other.rows
+            && other.row0 < self.row0 + self.rows
+            && self.col0 < other.col0 + other.cols
+            && other.col0 < self.col0 + self.cols
+    }
 }
 
 /// Round `v` to the nearest integer when it is within [`SNAP_CELLS`] of it.

@@ -65,9 +65,9 @@ fn status_of(m: &Manifest, done: usize, rows: u64, sum: f64, url: &str) -> Datas
     DatasetStatus {
         name: m.name.clone(),
         status: m.status,
-        format: m.format,
-        method: m.method.clone(),
-        dtype: m.dtype.name().to_string(),
+        format: m.format.format(),
+        method: m.method_label().to_string(),
+        dtype: m.value_type().0.name().to_string(),
         shape: [m.grid.width, m.grid.height],
         resolution: [m.grid.dx, -m.grid.dy],
         epsg: m.grid.epsg,

@@ -5,7 +5,7 @@ use crate::dtype::DataType;
 use crate::grid::{aligned_grid, count_text, snap, Bounds, Grid, GridError};
 use crate::limits::MAX_WINDOW_CELLS;
 use crate::resample::axis::{AxisMap, PointMap};
-use crate::resample::Method;
+use crate::resample::{Method, Resampling};
 use crate::source::SourceInfo;
 use gdal::spatial_ref::SpatialRef;
 
@@ -134,12 +134,17 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
+    /// Whether the cells are copied or resampled, and with which method.
+    pub(crate) fn resampling(&self) -> Resampling {
+        match self.kind {
+            Kind::Passthrough { .. } => Resampling::Passthrough,
+            _ => Resampling::Resampled(self.method),
+        }
+    }
+
     /// "passthrough" or the method name, as recorded in dataset.json and PostgreSQL.
     pub(crate) fn method_label(&self) -> &'static str {
-        match self.kind {
-            Kind::Passthrough { .. } => "passthrough",
-            _ => self.method.name(),
-        }
+        self.resampling().name()
     }
 
     /// Whether the cells are copied.

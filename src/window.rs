@@ -146,9 +146,29 @@ where
     Ok(O::wrap(out))
 }
 
-/// Whether a source block of `rows` x `cols` cells of `cell_bytes` fits [`SOURCE_BUDGET`].
-fn fits(rows: &Range<usize>, cols: &Range<usize>, cell_bytes: usize) -> bool {
-    rows.len() as u128 * cols.len() as u128 * cell_bytes as u128 <= SOURCE_BUDGET as u128
+/// Walks `range` in pieces whose source block (`need`: rows, columns) of `cell_bytes` cells
+/// fits [`SOURCE_BUDGET`]: the first as long as the range, each halved until it fits or is
+/// one long, each next no longer than the last. `each(piece, block rows, block columns,
+/// fits)` in order; a piece of one that does not fit is the caller's to handle.
+fn halving<E>(
+    range: Range<usize>,
+    cell_bytes: usize,
+    need: impl Fn(Range<usize>) -> (Range<usize>, Range<usize>),
+    mut each: impl FnMut(Range<usize>, Range<usize>, Range<usize>, bool) -> Result<(), E>,
+) -> Result<(), E> {
+    let (mut at, mut n) = (range.start, range.len());
+    while at < range.end {
+        n = n.min(range.end - at);
+        let (sr, sc) = need(at..at + n);
+        let fits = sr.len() as u128 * sc.len() as u128 * cell_bytes as u128 <= SOURCE_BUDGET as u128;
+        if !fits && n > 1 {
+            n = (n / 2).max(1);
+            continue;
+        }
+        each(at..at + n, sr, sc, fits)?;
+        at += n;
+    }
+    Ok(())
 }
 
 fn strips_into<T, O, N, K>(
@@ -165,31 +185,23 @@ where
     N: Fn(Range<usize>, Range<usize>) -> (Range<usize>, Range<usize>),
     K: FnMut(&SourceBlock<T>, Range<usize>, Range<usize>, &mut [O]),
 {
-    let cell_bytes = std::mem::size_of::<T>();
     let all_cols = w.col0..w.col0 + w.cols;
-    let mut r = w.row0;
-    let end = w.row0 + w.rows;
-    // Start with the whole window and halve until the source block fits the budget.
-    let mut h = w.rows;
-    while r < end {
-        h = h.min(end - r);
-        let (sr, sc) = need(r..r + h, all_cols.clone());
-        let fit = fits(&sr, &sc, cell_bytes);
-        if !fit && h > 1 {
-            h = (h / 2).max(1);
-            continue;
-        }
-        let o = &mut out[(r - w.row0) * w.cols..(r - w.row0 + h) * w.cols];
-        if fit {
+    // Strips of rows, from the whole window down.
+    halving(
+        w.row0..w.row0 + w.rows,
+        std::mem::size_of::<T>(),
+        |rows| need(rows, all_cols.clone()),
+        |rows, sr, sc, fits| {
+            let o = &mut out[(rows.start - w.row0) * w.cols..(rows.end - w.row0) * w.cols];
+            if !fits {
+                return row_in_pieces(src, w, rows.start, need, kernel, buf, o);
+            }
             src.read(sr.clone(), sc.clone(), buf)?;
             let block = SourceBlock { data: buf, row0: sr.start, col0: sc.start, cols: sc.len() };
-            kernel(&block, r..r + h, all_cols.clone(), o);
-        } else {
-            row_in_pieces(src, w, r, need, kernel, buf, o)?;
-        }
-        r += h;
-    }
-    Ok(())
+            kernel(&block, rows, all_cols.clone(), o);
+            Ok(())
+        },
+    )
 }
 
 /// Output row `r` of `w` in pieces of columns, for a row whose source block alone exceeds
@@ -210,42 +222,36 @@ where
     N: Fn(Range<usize>, Range<usize>) -> (Range<usize>, Range<usize>),
     K: FnMut(&SourceBlock<T>, Range<usize>, Range<usize>, &mut [O]),
 {
-    let cell_bytes = std::mem::size_of::<T>();
-    let end = w.col0 + w.cols;
     let mut piece: Vec<O> = Vec::new();
-    let mut c = w.col0;
-    let mut n = w.cols;
-    while c < end {
-        n = n.min(end - c);
-        let (sr, sc) = need(r..r + 1, c..c + n);
-        if !fits(&sr, &sc, cell_bytes) && n > 1 {
-            n = (n / 2).max(1);
-            continue;
-        }
-        // plan() refuses a target cell of more source cells than this; a check here too, so
-        // that no arithmetic slip can turn into an unbounded read.
-        let cells = sr.len() as u64 * sc.len() as u64;
-        if cells > MAX_WINDOW_CELLS {
-            return Err(SourceError::Read {
-                path: src.info.path.clone(),
-                row0: sr.start,
-                row1: sr.end,
-                col0: sc.start,
-                col1: sc.end,
-                reason: format!(
-                    "one target cell needs {cells} source cells, more than the limit of {MAX_WINDOW_CELLS}: choose a finer --resolution"
-                ),
-            });
-        }
-        src.read(sr.clone(), sc.clone(), buf)?;
-        let block = SourceBlock { data: buf, row0: sr.start, col0: sc.start, cols: sc.len() };
-        piece.clear();
-        piece.resize(n, O::default());
-        kernel(&block, r..r + 1, c..c + n, &mut piece);
-        o[c - w.col0..c - w.col0 + n].clone_from_slice(&piece);
-        c += n;
-    }
-    Ok(())
+    halving(
+        w.col0..w.col0 + w.cols,
+        std::mem::size_of::<T>(),
+        |cols| need(r..r + 1, cols),
+        |cols, sr, sc, _| {
+            // plan() refuses a target cell of more source cells than this; a check here too, so
+            // that no arithmetic slip can turn into an unbounded read.
+            let cells = sr.len() as u64 * sc.len() as u64;
+            if cells > MAX_WINDOW_CELLS {
+                return Err(SourceError::Read {
+                    path: src.info.path.clone(),
+                    row0: sr.start,
+                    row1: sr.end,
+                    col0: sc.start,
+                    col1: sc.end,
+                    reason: format!(
+                        "one target cell needs {cells} source cells, more than the limit of {MAX_WINDOW_CELLS}: choose a finer --resolution"
+                    ),
+                });
+            }
+            src.read(sr.clone(), sc.clone(), buf)?;
+            let block = SourceBlock { data: buf, row0: sr.start, col0: sc.start, cols: sc.len() };
+            piece.clear();
+            piece.resize(cols.len(), O::default());
+            kernel(&block, r..r + 1, cols.clone(), &mut piece);
+            o[cols.start - w.col0..cols.end - w.col0].clone_from_slice(&piece);
+            Ok(())
+        },
+    )
 }
 
 /// Runs `f` with this thread's source buffer of `T`s, kept from tile to tile: a fresh one per

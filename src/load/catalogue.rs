@@ -1,7 +1,8 @@
 //! The `raster_datasets` catalogue: one row per loaded dataset.
 
 use super::{db, pg, LoadError, LoadOptions};
-use crate::stage::manifest::{Format, Manifest};
+use crate::resample::Resampling;
+use crate::stage::manifest::{Kind, Manifest, StagedFormat};
 use crate::stage::StageError;
 use crate::store::Store;
 use pg::qualified;
@@ -34,7 +35,12 @@ pub(super) fn record_dataset(
     };
     let int4 = |field: &str, v: u64| i32::try_from(v).map_err(|_| out_of_range(field, v.to_string()));
     let epsg = g.epsg.map(|e| int4("grid.epsg", e.into())).transpose()?;
-    let band = int4("source.band", m.source.band as u64)?;
+    // A merge has no raster source: its description stands for one, band 1.
+    let (source, band) = match &m.kind {
+        Kind::Raster(r) => (r.source.path.clone(), int4("kind.raster.source.band", r.source.band as u64)?),
+        Kind::Merge(merged) => (merged.description(), 1),
+    };
+    let (dtype, nodata) = m.value_type();
     let (width, height) = (int4("grid.width", g.width as u64)?, int4("grid.height", g.height as u64)?);
     // A tile's side: the window, or a sharded Zarr's shard (what tile_count counts).
     let tile_size = int4("window", m.tile_side() as u64)?;
@@ -43,8 +49,8 @@ pub(super) fn record_dataset(
     let row_count = i64::try_from(rows).map_err(|_| out_of_range("row_count", rows.to_string()))?;
     let value_sum = m.tiles_sum();
     let format = match m.format {
-        Format::Parquet => "parquet",
-        Format::Zarr => "zarr",
+        StagedFormat::Parquet { .. } => "parquet",
+        StagedFormat::Zarr { .. } => "zarr",
     };
     let sql = format!(
         "INSERT INTO {} (name, table_name, source, band, crs_wkt, epsg, transform, width, height, resolution, bounds, \
@@ -64,7 +70,7 @@ pub(super) fn record_dataset(
             &[
                 &m.name,
                 &table,
-                &m.source.path,
+                &source,
                 &band,
                 &g.crs_wkt,
                 &epsg,
@@ -73,10 +79,10 @@ pub(super) fn record_dataset(
                 &height,
                 &resolution,
                 &bounds,
-                &m.dtype.name(),
-                &m.nodata,
-                &m.method,
-                &(m.method == "passthrough"),
+                &dtype.name(),
+                &nodata,
+                &m.method_label(),
+                &matches!(&m.kind, Kind::Raster(r) if r.method == Resampling::Passthrough),
                 &format,
                 &tile_size,
                 &ds.url(),

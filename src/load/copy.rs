@@ -1,7 +1,6 @@
-//! Binary COPY: rows encoded straight into one reusable buffer, fed by the shared tile
-//! reader ([`crate::stage::read`]) for Parquet tiles and Zarr chunks, and by the merged-tile
-//! decoder ([`crate::stage::merged::visit_rows`]) for datasets written by `merge`: load never
-//! parses a format itself.
+//! Binary COPY: rows encoded straight into one reusable buffer, fed by the stage's rows of a
+//! tile ([`crate::stage::rows`]: a converted raster's cells, or a merged tile's rows): load
+//! never parses or picks a format itself.
 //!
 //! `BinaryCopyInWriter::write` boxes every value and goes through `ToSql` per field, which is
 //! minutes for a few million rows; writing the format by hand is a few memcpys per row.
@@ -10,11 +9,8 @@
 
 use super::geometry;
 use crate::dtype::Sample;
-use crate::stage::manifest::Column;
-use crate::stage::read::visit_cells;
-pub(crate) use crate::stage::read::{CellValue, DecodeError, TileShape};
-use crate::stage::Format;
-use bytes::Bytes;
+pub(crate) use crate::stage::read::{CellValue, DecodeError};
+use crate::stage::rows::{Cells, MergedRows, TileRows};
 
 /// The binary COPY signature, flags and header-extension length.
 pub(crate) const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
@@ -219,86 +215,67 @@ impl CopyEncoder {
     }
 }
 
-/// Encodes every valid cell of a Parquet tile into `enc` (after [`CopyEncoder::begin`]),
-/// handing the buffer to `sink` whenever it is full.
+/// Encodes every row of a committed tile (after [`CopyEncoder::begin`]) into `enc`, handing
+/// the buffer to `sink` whenever it is full: a converted raster's valid cells in their type,
+/// or a merged tile's rows with a NULL where a column has no value. Coordinates come from
+/// [`crate::grid::Grid::centre_x`] / `centre_y` whatever the format, so a Zarr-staged
+/// dataset loads to the same rows as a Parquet-staged one.
 ///
 /// # Errors
-/// [`DecodeError::Bad`] for an unreadable tile or one whose schema or cells do not match;
-/// [`DecodeError::Sink`] from `sink`.
-pub(crate) fn parquet_rows(
-    bytes: Bytes,
-    shape: &TileShape<'_>,
+/// [`DecodeError::Bad`] for a tile that is not what dataset.json describes (unreadable, other
+/// columns, cells outside its window); [`DecodeError::Sink`] from `sink`.
+pub(crate) fn encode_rows(
+    rows: &TileRows<'_>,
     enc: &mut CopyEncoder,
     sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<(), DecodeError> {
-    crate::with_sample_type!(shape.dtype, T => tile_rows::<T>(Format::Parquet, &bytes, shape, enc, sink))
+    match rows {
+        TileRows::Cells(cells) => crate::with_sample_type!(cells.shape.dtype, T => cell_rows::<T>(cells, enc, sink))?,
+        TileRows::Merged(merged) => merged_rows(merged, enc, sink)?,
+    }
+    enc.end();
+    hand_on(enc, sink, true).map_err(DecodeError::Sink)
 }
 
-/// Encodes the valid cells of a zstd-compressed Zarr chunk (padded to `window` x `window`)
-/// into `enc`. Coordinates come from [`crate::grid::Grid::centre_x`] / `centre_y` for both
-/// formats, so a Zarr-staged dataset loads to the same rows as a Parquet-staged one.
-///
-/// # Errors
-/// [`DecodeError::Bad`] when the chunk does not decompress to the chunk size;
-/// [`DecodeError::Sink`] from `sink`.
-pub(crate) fn zarr_rows(
-    bytes: &Bytes,
-    shape: &TileShape<'_>,
+/// Hands the buffer to `sink`: what it holds when `all`, else only once it is full.
+fn hand_on(
     enc: &mut CopyEncoder,
     sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
-) -> Result<(), DecodeError> {
-    crate::with_sample_type!(shape.dtype, T => tile_rows::<T>(Format::Zarr, bytes, shape, enc, sink))
-}
-
-fn flush(enc: &mut CopyEncoder, sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>) -> Result<(), DecodeError> {
-    sink(enc.bytes()).map_err(DecodeError::Sink)?;
-    enc.clear();
+    all: bool,
+) -> std::io::Result<()> {
+    if all || enc.full() {
+        sink(enc.bytes())?;
+        enc.clear();
+    }
     Ok(())
 }
 
-fn tile_rows<T: PgValue>(
-    format: Format,
-    bytes: &Bytes,
-    shape: &TileShape<'_>,
+fn cell_rows<T: PgValue>(
+    cells: &Cells<'_>,
     enc: &mut CopyEncoder,
     sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<(), DecodeError> {
-    let g = shape.grid;
+    let g = cells.shape.grid;
     let (gx, gy) = (g.x_axis(), g.y_axis());
     let (mut last_row, mut y) = (-1i32, 0.0);
-    visit_cells::<T, _>(format, bytes, shape, |r, c, v| {
+    cells.visit::<T, _>(|r, c, v| {
         if r != last_row {
             last_row = r;
             y = gy.centre(r as usize);
         }
         enc.row::<T>(r, c, gx.centre(c as usize), y, v);
-        if enc.full() {
-            sink(enc.bytes())?;
-            enc.clear();
-        }
-        Ok(())
-    })?;
-    enc.end();
-    flush(enc, sink)
+        hand_on(enc, sink, false)
+    })
 }
 
-/// Encodes every row of a merged tile (a Parquet tile, or `parts`: that window's Zarr chunk
-/// of each column, in order) into `enc`, as [`crate::stage::merged::visit_rows`] decodes
-/// them; a column without a value is NULL.
-///
-/// # Errors
-/// [`DecodeError::Bad`] for a tile that is not what dataset.json describes;
-/// [`DecodeError::Sink`] from `sink`.
-pub(crate) fn merged_rows(
-    format: Format,
-    parts: &[Bytes],
-    shape: &TileShape<'_>,
-    columns: &[Column],
+fn merged_rows(
+    rows: &MergedRows<'_>,
     enc: &mut CopyEncoder,
     sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<(), DecodeError> {
+    let columns = rows.columns;
     let fields = row_fields(columns.len())?;
-    crate::stage::merged::visit_rows(format, parts, shape, columns, |r, c, x, y, values| {
+    rows.visit(|r, c, x, y, values| {
         enc.key_fields(r, c, x, y, fields);
         for (col, v) in columns.iter().zip(values) {
             match v {
@@ -308,14 +285,8 @@ pub(crate) fn merged_rows(
             }
         }
         enc.end_row();
-        if enc.full() {
-            sink(enc.bytes())?;
-            enc.clear();
-        }
-        Ok(())
-    })?;
-    enc.end();
-    flush(enc, sink)
+        hand_on(enc, sink, false)
+    })
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ pub(crate) fn range_of(t: &TileRecord) -> [i32; 4] {
     // TileRecord::check bounds every window read from a manifest to int4; saturating, not
     // wrapping, keeps any other record from naming another tile's window.
     let int4 = |v: usize| i32::try_from(v).unwrap_or(i32::MAX);
-    [int4(t.row0), int4(t.col0), int4(t.rows), int4(t.cols)]
+    [int4(t.window.row0), int4(t.window.col0), int4(t.window.rows), int4(t.window.cols)]
 }
 
 /// Every ledger row of table `table` in `schema`; empty when the ledger does not exist.

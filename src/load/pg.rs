@@ -326,15 +326,15 @@ pub(crate) fn table_shape(dtype: DataType) -> Vec<(String, String)> {
 /// The value columns of a dataset's table as `(name, PostgreSQL type)`: `value` for a
 /// converted dataset, one nullable column per input for a merged one.
 pub(crate) fn value_columns(m: &crate::stage::Manifest) -> Vec<(String, &'static str)> {
-    match &m.columns {
+    match m.columns() {
         Some(cols) => cols.iter().map(|c| (c.name.clone(), c.dtype.postgres())).collect(),
-        None => vec![("value".to_string(), m.dtype.postgres())],
+        None => vec![("value".to_string(), m.value_type().0.postgres())],
     }
 }
 
 /// The expected `(column, format_type)` list of a dataset's table.
 pub(crate) fn table_shape_of(m: &crate::stage::Manifest) -> Vec<(String, String)> {
-    let mut shape = table_shape(m.dtype);
+    let mut shape = table_shape(m.value_type().0);
     shape.truncate(4);
     shape.extend(value_columns(m).into_iter().map(|(n, t)| (n, format_type_name(t).to_string())));
     shape
@@ -343,7 +343,7 @@ pub(crate) fn table_shape_of(m: &crate::stage::Manifest) -> Vec<(String, String)
 /// The SQL of a dataset's table: `row_idx, col_idx, x, y` and its value columns (NOT NULL
 /// for a converted dataset, nullable for a merged one).
 pub(crate) fn create_table_sql(qt: &str, m: &crate::stage::Manifest) -> String {
-    let not_null = if m.columns.is_some() { "" } else { " NOT NULL" };
+    let not_null = if m.columns().is_some() { "" } else { " NOT NULL" };
     let values: Vec<String> = value_columns(m).iter().map(|(n, t)| format!("{} {t}{not_null}", quote(n))).collect();
     format!(
         "CREATE TABLE {qt} (row_idx int4 NOT NULL, col_idx int4 NOT NULL, x float8 NOT NULL, y float8 NOT NULL, {})",
@@ -354,7 +354,7 @@ pub(crate) fn create_table_sql(qt: &str, m: &crate::stage::Manifest) -> String {
 /// The SQL expression of a row's value sum (`value_sum` in dataset.json): the value, or the
 /// sum of the non-null values of a merged row.
 pub(crate) fn row_sum_sql(m: &crate::stage::Manifest) -> String {
-    match &m.columns {
+    match m.columns() {
         None => "value::float8".to_string(),
         Some(_) => value_columns(m)
             .iter()

@@ -61,7 +61,7 @@ pub(crate) fn units_of(name: &str, m: &Manifest) -> Vec<Unit> {
         .map(|t| Unit {
             dataset: name.to_string(),
             tile: t.id.clone(),
-            cells: (t.rows * t.cols) as u64,
+            cells: t.window.cells() as u64,
             weight: t.row_count.max(1),
         })
         .collect()

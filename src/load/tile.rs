@@ -1,9 +1,9 @@
 //! One tile's load: fetch it from the stage, then one transaction (skip or replace under a
 //! per-tile advisory lock, COPY, ledger row, COMMIT), retried on transient failures.
 
-use super::copy::{self, CopyEncoder, DecodeError, TileShape};
+use super::copy::{self, CopyEncoder, DecodeError};
 use super::{ledger, pg, LoadError, LoadOptions, BACKOFF, MAX_ATTEMPTS};
-use crate::stage::manifest::{Format, Manifest, TileRecord};
+use crate::stage::manifest::{Manifest, TileRecord};
 use crate::store::Store;
 use pg::{qualified, reason};
 use postgres::Client;
@@ -102,7 +102,7 @@ impl Job<'_> {
         }
         enc.begin(self.geom_srid);
         if let Some(parts) = parts {
-            let shape = TileShape::of(self.m, t);
+            let rows = crate::stage::rows::tile_rows(self.m, t, parts);
             let mut writer = tx.copy_in(&self.copy_sql).map_err(TileError::Db)?;
             let mut first = true;
             let delay = self.delay;
@@ -117,13 +117,7 @@ impl Job<'_> {
                 }
                 Ok(())
             };
-            // fetch_tile returns one object per tile, or one chunk per column (merged Zarr).
-            let r = match (self.m.format, &self.m.columns) {
-                (Format::Parquet, None) => copy::parquet_rows(parts[0].clone(), &shape, enc, &mut sink),
-                (Format::Zarr, None) => copy::zarr_rows(&parts[0], &shape, enc, &mut sink),
-                (format, Some(cols)) => copy::merged_rows(format, parts, &shape, cols, enc, &mut sink),
-            };
-            match r {
+            match copy::encode_rows(&rows, enc, &mut sink) {
                 Ok(()) => {}
                 Err(DecodeError::Bad(s)) => return Err(TileError::Bad(format!("unreadable tile: {s}"))),
                 Err(DecodeError::Sink(e)) => {

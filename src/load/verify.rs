@@ -96,7 +96,7 @@ pub(crate) fn verify_dataset(
         .collect();
     let mut diffs = Vec::new();
     for t in &m.tiles {
-        let key = (int4(t.row0 / m.tile_side())?, int4(t.col0 / m.tile_side())?);
+        let key = (int4(t.window.row0 / m.tile_side())?, int4(t.window.col0 / m.tile_side())?);
         let (n, sum) = loaded.remove(&key).unwrap_or((0, 0.0));
         if n != t.row_count || !same_sum(sum, t.value_sum) {
             diffs.push(TileDiff {

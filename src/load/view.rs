@@ -8,7 +8,7 @@ use super::pg::{check_ident, qualified, quote, reason, ConnSpec};
 use super::{table_name, LoadError};
 use crate::grid::Grid;
 use crate::name::DatasetName;
-use crate::stage::merged::How;
+use crate::stage::manifest::How;
 
 /// The `SELECT` of the view: `inputs` are `(qualified table, column name, [row, col] offset)`.
 pub(crate) fn view_select(inputs: &[(String, String, [i64; 2])], grid: &Grid, how: How) -> String {

@@ -16,15 +16,17 @@ pub(crate) mod lattice;
 
 use crate::grid::{Grid, Window};
 use crate::name::DatasetName;
-use crate::source::{Fingerprint, SourceInfo};
 use crate::stage::lifecycle::{stage_dataset, DatasetWriter, LifecycleError};
-use crate::stage::manifest::{checksum, Column, Format, Manifest, Status, TileRecord, ZarrVersion, FORMAT_VERSION};
-pub use crate::stage::merged::How;
+pub use crate::stage::manifest::How;
+use crate::stage::manifest::{
+    settings_digest, Column, Format, Kind, Manifest, Merged, StagedFormat, StagedSettings, Status, TileRecord,
+    ZarrVersion, FORMAT_VERSION, SETTINGS_VERSION,
+};
 use crate::stage::merged::{
     keep_cells, MergedParquetWriter, MergedTile, MergedWriter, MergedZarrWriter, ZarrInputError,
 };
 use crate::stage::read::{fetch_tile, visit_f64_within, DecodeError, FetchError, TileShape};
-use crate::stage::write_loop::{TileErrorKind, TileFailure};
+use crate::stage::write_loop::{TileErrorKind, TilesFailed};
 use crate::stage::StageError;
 use crate::store::{StorageOptions, Store, StoreError};
 use crate::test_hooks::test_panic;
@@ -101,17 +103,8 @@ pub enum MergeError {
         reason: String,
     },
     /// Some tiles failed; the others are committed.
-    #[error("{dataset}: {failed} of {total} tiles failed (first: {first}); the others are committed, rerun to retry")]
-    TilesFailed {
-        /// Merged dataset name.
-        dataset: String,
-        /// Failed tiles.
-        failed: usize,
-        /// Tiles attempted.
-        total: usize,
-        /// The first failure.
-        first: Box<TileFailure>,
-    },
+    #[error(transparent)]
+    TilesFailed(#[from] TilesFailed),
 }
 
 /// One merge, fully resolved from config and flags.
@@ -210,7 +203,7 @@ pub(crate) fn open_inputs(root: &Store, names: &[DatasetName]) -> Result<(Grid, 
         if !seen.insert(n.as_str()) {
             return Err(MergeError::Duplicate(n.to_string()));
         }
-        if matches!(n.as_str(), "row_idx" | "col_idx" | "x" | "y") {
+        if crate::stage::manifest::RESERVED_COLUMNS.contains(&n.as_str()) {
             return Err(MergeError::Reserved(n.to_string()));
         }
         let ds = root.child(n.as_str());
@@ -218,7 +211,7 @@ pub(crate) fn open_inputs(root: &Store, names: &[DatasetName]) -> Result<(Grid, 
         if m.status != Status::Complete {
             return Err(MergeError::NotComplete { name: n.to_string(), url: ds.url().to_string() });
         }
-        if m.columns.is_some() {
+        if m.columns().is_some() {
             return Err(MergeError::Nested { name: n.to_string(), url: ds.url().to_string() });
         }
         manifests.push((n.to_string(), ds, m));
@@ -254,7 +247,8 @@ impl Input {
         let dw = self.m.tile_side();
         for tr in lr0 / dw..=(lr1 - 1) / dw {
             for tc in lc0 / dw..=(lc1 - 1) / dw {
-                let id = format!("r{}_c{}", tr * dw, tc * dw);
+                // Inside the input's grid (the rectangle is), so always a tile of it.
+                let Some(id) = self.m.window_at(tr * dw, tc * dw).map(|w| w.tile_id()) else { continue };
                 let err = |reason: String| MergeError::Tile { dataset: self.name.clone(), tile: id.clone(), reason };
                 let t =
                     self.tiles.get(&id).ok_or_else(|| err("not listed in dataset.json; convert it again".into()))?;
@@ -267,7 +261,7 @@ impl Input {
                 };
                 let shape = TileShape::of(&self.m, t);
                 let within = Window { row0: lr0, col0: lc0, rows: lr1 - lr0, cols: lc1 - lc0 };
-                visit_f64_within(self.m.format, &bytes, &shape, within, |r, c, v| {
+                visit_f64_within(self.m.format.format(), &bytes, &shape, within, |r, c, v| {
                     let (r, c) = (r as usize, c as usize);
                     if r >= lr0 && r < lr1 && c >= lc0 && c < lc1 {
                         buf[(r + or - win.row0) * win.cols + (c + oc - win.col0)] = v;
@@ -289,7 +283,7 @@ impl Input {
     /// ones when it is there.
     fn tile_bytes(&self, t: &TileRecord) -> Result<Option<bytes::Bytes>, FetchError> {
         let lock = || self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let sharded = self.m.zarr_shard.is_some();
+        let sharded = self.m.format.shard().is_some();
         if sharded {
             if let Some((_, b)) = lock().iter().find(|(id, _)| *id == t.id) {
                 return Ok(Some(b.clone()));
@@ -310,36 +304,28 @@ impl Input {
 
 /// Digest of everything that determines the merged bytes.
 fn settings_hash(job: &MergeJob, grid: &Grid, inputs: &[Input], window: usize) -> String {
-    MergeSettings {
-        format_version: FORMAT_VERSION,
-        merge: inputs.iter().map(|i| (i.name.as_str(), i.m.settings_hash.as_str(), i.offset)).collect(),
-        how: job.how.name(),
+    let staged = StagedSettings {
+        format_version: SETTINGS_VERSION,
         grid,
         window,
         format: job.format,
         zarr_version: job.zarr_version,
-    }
-    .digest()
+    };
+    settings_digest(&MergeSettings {
+        staged,
+        merge: inputs.iter().map(|i| (i.name.as_str(), i.m.settings_hash.as_str(), i.offset)).collect(),
+        how: job.how.name(),
+    })
 }
 
-/// Everything that determines a merged dataset's staged bytes; digested as canonical JSON
-/// ([`crate::json::canonical`]), the bytes every earlier version hashed.
+/// Everything that determines a merged dataset's staged bytes ([`settings_digest`]).
 #[derive(serde::Serialize)]
 struct MergeSettings<'a> {
-    format_version: u32,
+    #[serde(flatten)]
+    staged: StagedSettings<'a>,
     /// Each input: name, its own settings digest, its offset on the merged grid.
     merge: Vec<(&'a str, &'a str, [i64; 2])>,
     how: &'static str,
-    grid: &'a Grid,
-    window: usize,
-    format: Format,
-    zarr_version: ZarrVersion,
-}
-
-impl MergeSettings<'_> {
-    fn digest(&self) -> String {
-        checksum(crate::json::canonical(&serde_json::to_value(self).expect("settings serialise")).as_bytes())
-    }
 }
 
 impl From<MergeError> for TileErrorKind {
@@ -405,12 +391,9 @@ pub fn merge_tiles(
     let windows = merged_windows(&grid, window)?;
     let columns: Vec<Column> = inputs
         .iter()
-        .map(|i| Column {
-            name: i.name.clone(),
-            dtype: i.m.dtype,
-            nodata: i.m.nodata,
-            source: i.ds.url().to_string(),
-            offset: i.offset,
+        .map(|i| {
+            let (dtype, nodata) = i.m.value_type();
+            Column { name: i.name.clone(), dtype, nodata, source: i.ds.url().to_string(), offset: i.offset }
         })
         .collect();
     let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
@@ -419,34 +402,20 @@ pub fn merge_tiles(
         name: name.to_string(),
         status: Status::Converting,
         created_by: format!("rasterstage {}", env!("CARGO_PKG_VERSION")),
-        // A merge has no raster source: the record names the inputs instead.
-        source: SourceInfo {
-            path: format!("merge ({}) of {} from {}", job.how.name(), names.join(", "), root.url()),
-            band: 1,
-            dtype: crate::dtype::DataType::Float64,
-            nodata: None,
-            grid: grid.clone(),
-            fingerprint: Fingerprint { size: 0, mtime: 0, mtime_ns: 0 },
-        },
+        kind: Kind::Merge(Merged { how: job.how, from: root.url().to_string(), columns: columns.clone() }),
         grid: grid.clone(),
         lattice_offset: grid.lattice_offset().map(|(r, c)| [r, c]),
         bounds: grid.bounds(),
-        method: "merge".to_string(),
-        // The type of value_sum; each column keeps its input's type (see `columns`).
-        dtype: crate::dtype::DataType::Float64,
-        nodata: None,
         window,
-        format: job.format,
-        zarr_version: (job.format == Format::Zarr).then_some(job.zarr_version.number()),
-        zarr_shard: None,
-        geoparquet: None,
-        parquet_compat: false,
+        format: match job.format {
+            Format::Parquet => StagedFormat::Parquet { geoparquet: None, compat: false },
+            Format::Zarr => StagedFormat::Zarr { version: job.zarr_version, shard: None },
+        },
         settings_hash: settings_hash(job, &grid, &inputs, window),
         tile_count: windows.len(),
         row_count: 0,
         value_sum: 0.0,
         tiles: Vec::new(),
-        columns: Some(columns.clone()),
     };
     // Built before anything is written, so an input a Zarr group cannot hold leaves nothing.
     let writer: Box<dyn MergedWriter> = match job.format {
@@ -460,15 +429,15 @@ pub fn merge_tiles(
         }
         Format::Zarr => Box::new(MergedZarrWriter::new(ds.clone(), &m)?),
     };
-    let new_columns = m.columns.clone();
+    let new_columns = columns_of(&m);
     let writer = MergeWriter { inputs: &inputs, how: job.how, tiles: writer };
     let s = stage_dataset(&ds, m, *opts, only, &writer).map_err(|e| match e {
         LifecycleError::Stage(e) => MergeError::Stage(e),
         LifecycleError::Changed(old) => {
-            let what = if old.columns != new_columns {
+            let what = if columns_of(&old) != new_columns {
                 format!(
                     "from other inputs ({} then, {} now)",
-                    old.columns.iter().flatten().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
+                    columns_of(&old).iter().flatten().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
                     names.join(", ")
                 )
             } else {
@@ -476,9 +445,7 @@ pub fn merge_tiles(
             };
             MergeError::Changed { url: ds.url().to_string(), what }
         }
-        LifecycleError::TilesFailed { failed, total, first } => {
-            MergeError::TilesFailed { dataset: name.to_string(), failed, total, first }
-        }
+        LifecycleError::TilesFailed(e) => MergeError::TilesFailed(e),
     })?;
     Ok(MergeSummary {
         name: name.to_string(),
@@ -492,6 +459,11 @@ pub fn merge_tiles(
         url: ds.url().to_string(),
         complete: s.complete,
     })
+}
+
+/// The columns of a manifest, owned (to compare an existing dataset's with this run's).
+fn columns_of(m: &Manifest) -> Option<Vec<Column>> {
+    m.columns().map(<[Column]>::to_vec)
 }
 
 /// A merged dataset's windows: every input's cells of the window, the cells kept, a tile.
@@ -521,7 +493,7 @@ impl DatasetWriter for MergeWriter<'_> {
     fn order(&self, pending: &mut [Window]) {
         // Windows in the same shard of a sharded input one after the other, so the shard is
         // read once for them all (the order of work changes nothing written).
-        if let Some(i) = self.inputs.iter().find(|i| i.m.zarr_shard.is_some()) {
+        if let Some(i) = self.inputs.iter().find(|i| i.m.format.shard().is_some()) {
             let side = i.m.tile_side();
             let shard_of = |w: &Window| {
                 let (r, c) = (w.row0 as i64 - i.offset[0], w.col0 as i64 - i.offset[1]);
@@ -539,6 +511,7 @@ impl DatasetWriter for MergeWriter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stage::manifest::checksum;
 
     #[test]
     fn typed_settings_keep_every_existing_digest() {
@@ -552,21 +525,21 @@ mod tests {
             width: 4,
             height: 2,
         };
-        let s = MergeSettings {
-            format_version: FORMAT_VERSION,
-            merge: vec![("a", "sha256:01", [0, 2]), ("b", "sha256:02", [1, 0])],
-            how: "inner",
+        let staged = StagedSettings {
+            format_version: SETTINGS_VERSION,
             grid: &grid,
             window: 64,
             format: Format::Zarr,
             zarr_version: ZarrVersion::V2,
         };
+        let s =
+            MergeSettings { staged, merge: vec![("a", "sha256:01", [0, 2]), ("b", "sha256:02", [1, 0])], how: "inner" };
         // As every version before the typed settings computed it.
         let ins: Vec<_> = s.merge.iter().map(|(n, h, o)| json!([n, h, o])).collect();
         let legacy = json!({
-            "format_version": s.format_version, "merge": ins, "how": s.how, "grid": s.grid,
-            "window": s.window, "format": s.format, "zarr_version": s.zarr_version,
+            "format_version": s.staged.format_version, "merge": ins, "how": s.how, "grid": s.staged.grid,
+            "window": s.staged.window, "format": s.staged.format, "zarr_version": s.staged.zarr_version,
         });
-        assert_eq!(s.digest(), checksum(legacy.to_string().as_bytes()));
+        assert_eq!(settings_digest(&s), checksum(legacy.to_string().as_bytes()));
     }
 }

@@ -14,9 +14,10 @@ use crate::limits::{MAX_PREVIEW_PIXELS, MAX_PREVIEW_WIDTH};
 use crate::load::pg::ConnSpec;
 use crate::load::LoadError;
 use crate::name::DatasetName;
-use crate::stage::manifest::{self, Column, Manifest, Status};
-use crate::stage::read::{fetch_tile, visit_f64, CellOrder, CellValue, DecodeError, TileShape};
-use crate::stage::{Format, StageError, TileRecord};
+use crate::resample::{Method, Resampling};
+use crate::stage::manifest::{self, Column, Kind, Manifest, Status};
+use crate::stage::read::{fetch_tile, visit_f64, DecodeError, TileShape};
+use crate::stage::{StageError, TileRecord};
 use crate::store::{Store, StoreError};
 use canvas::{Aggregate, AxisMap, Canvas};
 use draw::{Image, TileState, LEGEND_HEIGHT};
@@ -318,8 +319,8 @@ fn committed_tiles(ds: &Store, m: &Manifest) -> Result<Vec<TileRecord>, StageErr
         return Ok(m.tiles.clone());
     }
     let mut recs: Vec<TileRecord> = manifest::committed(ds)?.into_iter().filter(|r| m.check_tile(r).is_ok()).collect();
-    recs.sort_by_key(|t| (t.row0, t.col0));
-    recs.dedup_by_key(|t| (t.row0, t.col0));
+    recs.sort_by_key(|t| (t.window.row0, t.window.col0));
+    recs.dedup_by_key(|t| (t.window.row0, t.window.col0));
     Ok(recs)
 }
 
@@ -334,7 +335,7 @@ enum Values<'a> {
 
 /// The column index of `--column` in a merged dataset (its first by default).
 fn pick_column(m: &Manifest, column: Option<&str>) -> Result<Option<usize>, PreviewError> {
-    match (&m.columns, column) {
+    match (m.columns(), column) {
         (None, None) => Ok(None),
         (None, Some(c)) => Err(option(
             "--column",
@@ -362,8 +363,10 @@ fn pick_column(m: &Manifest, column: Option<&str>) -> Result<Option<usize>, Prev
 /// `categorical_data`), average otherwise. A merged column follows its input dataset, when
 /// that is still staged where the merge found it.
 fn default_aggregate(m: &Manifest, index: Option<usize>) -> Aggregate {
-    let categorical = |method: &str, dtype: crate::dtype::DataType| method == "mode" && !dtype.is_float();
-    let yes = match (index, &m.columns) {
+    let categorical = |m: &Manifest, dtype: crate::dtype::DataType| {
+        matches!(&m.kind, Kind::Raster(r) if r.method == Resampling::Resampled(Method::Mode)) && !dtype.is_float()
+    };
+    let yes = match (index, m.columns()) {
         (Some(i), Some(cols)) => {
             let c = &cols[i];
             crate::store::StorageOptions::default()
@@ -371,9 +374,9 @@ fn default_aggregate(m: &Manifest, index: Option<usize>) -> Aggregate {
                 .ok()
                 .and_then(|o| Store::open_existing(&c.source, &o).ok())
                 .and_then(|s| Manifest::read(&s).ok().flatten())
-                .is_some_and(|src| categorical(&src.method, c.dtype))
+                .is_some_and(|src| categorical(&src, c.dtype))
         }
-        _ => categorical(&m.method, m.dtype),
+        _ => categorical(m, m.value_type().0),
     };
     if yes {
         Aggregate::Mode
@@ -399,7 +402,7 @@ pub(crate) fn render(ds: &Store, m: &Manifest, opts: &PreviewOptions) -> Result<
     let (width, height) = preview_size(m, opts.width)?;
     let index = pick_column(m, opts.column.as_deref())?;
     let aggregate = opts.aggregate.unwrap_or_else(|| default_aggregate(m, index));
-    let values = match (index, &m.columns) {
+    let values = match (index, m.columns()) {
         (Some(index), Some(columns)) => Values::Merged { index, columns },
         _ => Values::Single,
     };
@@ -426,7 +429,7 @@ pub(crate) fn render(ds: &Store, m: &Manifest, opts: &PreviewOptions) -> Result<
     let (low, high) = range.map_or((String::new(), String::new()), |(l, h)| (draw::label(l), draw::label(h)));
     image.legend(height, &opts.ramp, &low, &high);
 
-    let column = index.and_then(|i| m.columns.as_ref().map(|c| c[i].name.clone()));
+    let column = index.and_then(|i| m.columns().map(|c| c[i].name.clone()));
     let mut text = vec![
         ("Software", format!("rasterstage {}", env!("CARGO_PKG_VERSION"))),
         ("Title", column.as_ref().map_or(m.name.clone(), |c| format!("{} / {c}", m.name))),
@@ -479,24 +482,20 @@ fn read_tiles(
             Err(crate::stage::read::FetchError::Store(e)) => return Err(e.into()),
             Err(e) => return Err(tile_err(e.to_string())),
         };
-        let xs: Vec<(u64, u64)> = (t.col0..t.col0 + t.cols).map(|c| cols_map.pixels_of(c as u64)).collect();
-        let ys: Vec<(u64, u64)> = (t.row0..t.row0 + t.rows).map(|r| rows_map.pixels_of(r as u64)).collect();
+        let xs: Vec<(u64, u64)> =
+            (t.window.col0..t.window.col0 + t.window.cols).map(|c| cols_map.pixels_of(c as u64)).collect();
+        let ys: Vec<(u64, u64)> =
+            (t.window.row0..t.window.row0 + t.window.rows).map(|r| rows_map.pixels_of(r as u64)).collect();
         let mut add = |r: i32, c: i32, v: f64| -> std::io::Result<()> {
             // The readers refuse cells outside the tile's window, so both offsets are in range.
-            canvas.add(ys[r as usize - t.row0], xs[c as usize - t.col0], v);
+            canvas.add(ys[r as usize - t.window.row0], xs[c as usize - t.window.col0], v);
             Ok(())
         };
         let shape = TileShape::of(m, t);
         let r = match values {
-            Values::Single => visit_f64(m.format, &parts[0], &shape, &mut add),
+            Values::Single => visit_f64(m.format.format(), &parts[0], &shape, &mut add),
             Values::Merged { index, columns } => {
-                let col = &columns[index];
-                let shape = TileShape { dtype: col.dtype, nodata: col.nodata, ..shape };
-                match m.format {
-                    // One chunk per column, in column order.
-                    Format::Zarr => visit_f64(Format::Zarr, &parts[index], &shape, &mut add),
-                    Format::Parquet => merged_parquet_column(&parts[0], &shape, columns, index, &mut add),
-                }
+                crate::stage::merged::visit_column(m.format.format(), &parts, &shape, columns, index, &mut add)
             }
         };
         match r {
@@ -506,7 +505,7 @@ fn read_tiles(
             }
             Err(DecodeError::Sink(e)) => return Err(tile_err(e.to_string())),
         }
-        progress.tile_done((t.rows * t.cols) as u64);
+        progress.tile_done(t.window.cells() as u64);
     }
     progress.finish();
     Ok(stored.len())
@@ -520,7 +519,8 @@ fn draw_tiles(
     ledger: Option<&Option<HashMap<String, String>>>,
     (cols_map, rows_map): (AxisMap, AxisMap),
 ) -> Vec<String> {
-    let committed: HashMap<(usize, usize), &TileRecord> = tiles.iter().map(|t| ((t.row0, t.col0), t)).collect();
+    let committed: HashMap<(usize, usize), &TileRecord> =
+        tiles.iter().map(|t| ((t.window.row0, t.window.col0), t)).collect();
     let mut failed = Vec::new();
     let win = m.window.max(1);
     for row0 in (0..m.grid.height).step_by(win) {
@@ -578,60 +578,6 @@ fn ledger_of(t: &LoadTarget, m: &Manifest) -> Result<Option<HashMap<String, Stri
     }
     let rows = crate::load::ledger::read(&mut client, &t.schema, &table).map_err(db)?;
     Ok(Some(rows.into_values().map(|r| (r.tile_id, r.checksum)).collect()))
-}
-
-/// Calls `f(row_idx, col_idx, value)` for every non-null cell of column `index` of a merged
-/// Parquet tile, after checking the tile's schema and its cells' order.
-fn merged_parquet_column<F>(
-    bytes: &bytes::Bytes,
-    shape: &TileShape<'_>,
-    columns: &[Column],
-    index: usize,
-    f: &mut F,
-) -> Result<(), DecodeError>
-where
-    F: FnMut(i32, i32, f64) -> std::io::Result<()>,
-{
-    use arrow_array::cast::AsArray;
-    use arrow_array::types::Int32Type;
-    use arrow_array::Array;
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    use parquet::arrow::ProjectionMask;
-    let bad = |e: &dyn std::fmt::Display| DecodeError::Bad(e.to_string());
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(|e| bad(&e))?;
-    let expected = crate::stage::merged::schema(columns);
-    let fields = |s: &arrow_schema::Schema| -> Vec<(String, arrow_schema::DataType)> {
-        s.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect()
-    };
-    if fields(builder.schema()) != fields(&expected) {
-        return Err(DecodeError::Bad(format!(
-            "columns {:?} do not match the merged schema {:?}",
-            fields(builder.schema()),
-            fields(&expected)
-        )));
-    }
-    let mask = ProjectionMask::roots(builder.parquet_schema(), [0, 1, 4 + index]);
-    let reader = builder.with_projection(mask).with_batch_size(64 * 1024).build().map_err(|e| bad(&e))?;
-    let mut order = CellOrder::new(shape)?;
-    for batch in reader {
-        let batch = batch.map_err(|e| bad(&e))?;
-        if batch.column(0).null_count() > 0 || batch.column(1).null_count() > 0 {
-            return Err(DecodeError::Bad("null row_idx or col_idx in a merged tile".into()));
-        }
-        let row = batch.column(0).as_primitive::<Int32Type>();
-        let col = batch.column(1).as_primitive::<Int32Type>();
-        crate::with_sample_type!(shape.dtype, T => {
-            let v = batch.column(2).as_primitive::<<T as CellValue>::Arrow>();
-            for i in 0..batch.num_rows() {
-                let (r, c) = (row.value(i), col.value(i));
-                order.next(r, c)?;
-                if !v.is_null(i) {
-                    f(r, c, crate::dtype::Sample::to_f64(v.value(i))).map_err(DecodeError::Sink)?;
-                }
-            }
-        });
-    }
-    Ok(())
 }
 
 /// The output file of `preview --out`: a temporary file beside it, created before any tile

@@ -53,6 +53,28 @@ pub enum Method {
     Q3,
 }
 
+/// How a converted dataset's cells were made: copied from the source's cells, or resampled
+/// with a method. Serialised as `"passthrough"` or the method's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Resampling {
+    /// The source's cells, copied.
+    Passthrough,
+    /// Resampled with this method.
+    #[serde(untagged)]
+    Resampled(Method),
+}
+
+impl Resampling {
+    /// `passthrough` or the method's name, as dataset.json and PostgreSQL record it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Resampling::Passthrough => "passthrough",
+            Resampling::Resampled(m) => m.name(),
+        }
+    }
+}
+
 impl Method {
     /// Every method, in documentation order.
     pub(crate) const ALL: [Method; 13] = [

@@ -86,7 +86,7 @@ pub(crate) fn complete_if_done(ds: &Store, m: &Manifest) -> Result<Completion, S
             return Ok(complete(false));
         }
     }
-    if m.format == Format::Zarr {
+    if m.format.format() == Format::Zarr {
         let g = ZarrGroup::of_manifest(ds.clone(), m);
         g.begin()?;
         g.finish()?;
@@ -105,7 +105,7 @@ pub(crate) fn complete_if_done(ds: &Store, m: &Manifest) -> Result<Completion, S
 pub fn finalize(ds: &Store) -> Result<Option<Completion>, StageError> {
     let Some(m) = Manifest::read(ds)? else { return Ok(None) };
     if m.status == Status::Complete {
-        if m.format == Format::Zarr {
+        if m.format.format() == Format::Zarr {
             ZarrGroup::of_manifest(ds.clone(), &m).finish()?;
         }
         return Ok(Some(Completion::Complete {

@@ -2,6 +2,8 @@
 //! records, Parquet tiles, the Zarr group with its arrays, chunks and metadata documents.
 //! Keys are relative to the dataset folder.
 
+use super::format::ZarrVersion;
+
 /// The manifest.
 pub(crate) const MANIFEST: &str = "dataset.json";
 /// Folder of per-tile commit records.
@@ -39,17 +41,63 @@ pub(crate) fn zarr_array(group: &str, array: &str) -> String {
     format!("{}/{array}", zarr_group(group))
 }
 
+/// Zarr v3's metadata document of a group or an array.
+const ZARR_JSON: &str = "zarr.json";
+/// Zarr v2's metadata document of an array.
+const ZARRAY: &str = ".zarray";
+/// Zarr v2's attributes of a group or an array.
+const ZATTRS: &str = ".zattrs";
+/// Zarr v2's metadata document of a group.
+const ZGROUP: &str = ".zgroup";
+/// Zarr v2's consolidated metadata of a group.
+const ZMETADATA: &str = ".zmetadata";
+
 /// Whether `key` is a Zarr metadata document (v3 `zarr.json`, v2 `.zarray`/`.zattrs`/
 /// `.zgroup`/`.zmetadata`) rather than a chunk.
 pub(crate) fn is_zarr_metadata(key: &str) -> bool {
-    matches!(key.rsplit('/').next().unwrap_or(""), "zarr.json" | ".zarray" | ".zattrs" | ".zgroup" | ".zmetadata")
+    [ZARR_JSON, ZARRAY, ZATTRS, ZGROUP, ZMETADATA].contains(&key.rsplit('/').next().unwrap_or(""))
+}
+
+/// The folder of the Zarr group of dataset `group`, or of its array `array`.
+fn zarr_node(group: &str, array: Option<&str>) -> String {
+    match array {
+        Some(a) => zarr_array(group, a),
+        None => zarr_group(group),
+    }
+}
+
+/// The metadata document of the Zarr group of dataset `group` or, with `array`, of that
+/// array: `zarr.json` in v3; `.zgroup` or `.zarray` in v2.
+pub(crate) fn zarr_metadata(group: &str, array: Option<&str>, version: ZarrVersion) -> String {
+    let doc = match (version, array) {
+        (ZarrVersion::V3, _) => ZARR_JSON,
+        (ZarrVersion::V2, None) => ZGROUP,
+        (ZarrVersion::V2, Some(_)) => ZARRAY,
+    };
+    format!("{}/{doc}", zarr_node(group, array))
+}
+
+/// The v2 attributes of the group or of `array` (`.zattrs`; v3 keeps them in `zarr.json`).
+pub(crate) fn zarr_attributes_v2(group: &str, array: Option<&str>) -> String {
+    format!("{}/{ZATTRS}", zarr_node(group, array))
+}
+
+/// The v2 consolidated metadata of the group (`.zmetadata`; v3 consolidates into the
+/// group's own `zarr.json`).
+pub(crate) fn zarr_consolidated_v2(group: &str) -> String {
+    format!("{}/{ZMETADATA}", zarr_group(group))
+}
+
+/// `key` relative to the Zarr group of dataset `group`: its name in consolidated metadata.
+pub(crate) fn in_zarr_group<'k>(group: &str, key: &'k str) -> Option<&'k str> {
+    key.strip_prefix(&zarr_group(group))?.strip_prefix('/')
 }
 
 /// The key of chunk `idx` of `array` in group `<group>.zarr` (v3: `c/<i>/<j>`, v2: `<i>.<j>`).
-pub(crate) fn chunk_key(group: &str, zarr_version: u8, array: &str, idx: &[usize]) -> String {
+pub(crate) fn chunk_key(group: &str, zarr_version: ZarrVersion, array: &str, idx: &[usize]) -> String {
     let parts: Vec<String> = idx.iter().map(|i| i.to_string()).collect();
     let array = zarr_array(group, array);
-    if zarr_version != 2 {
+    if zarr_version == ZarrVersion::V3 {
         if parts.is_empty() {
             format!("{array}/c")
         } else {
@@ -74,9 +122,29 @@ mod tests {
         assert_eq!(parquet_tile("r0_c0"), "tiles/r0_c0.parquet");
         assert!(is_zarr_metadata("m.zarr/a/zarr.json") && is_zarr_metadata("m.zarr/a/.zarray"));
         assert!(!is_zarr_metadata("m.zarr/a/c/0/0"));
-        assert_eq!(chunk_key("m", 3, "a", &[1, 2]), "m.zarr/a/c/1/2");
-        assert_eq!(chunk_key("m", 2, "a", &[1, 2]), "m.zarr/a/1.2");
-        assert_eq!(chunk_key("m", 3, "spatial_ref", &[]), "m.zarr/spatial_ref/c");
-        assert_eq!(chunk_key("m", 2, "spatial_ref", &[]), "m.zarr/spatial_ref/0");
+        assert_eq!(chunk_key("m", ZarrVersion::V3, "a", &[1, 2]), "m.zarr/a/c/1/2");
+        assert_eq!(chunk_key("m", ZarrVersion::V2, "a", &[1, 2]), "m.zarr/a/1.2");
+        assert_eq!(chunk_key("m", ZarrVersion::V3, "spatial_ref", &[]), "m.zarr/spatial_ref/c");
+        assert_eq!(chunk_key("m", ZarrVersion::V2, "spatial_ref", &[]), "m.zarr/spatial_ref/0");
+    }
+
+    #[test]
+    fn metadata_keys_per_version() {
+        let v3 = ZarrVersion::V3;
+        let v2 = ZarrVersion::V2;
+        assert_eq!(zarr_metadata("m", None, v3), "m.zarr/zarr.json");
+        assert_eq!(zarr_metadata("m", Some("a"), v3), "m.zarr/a/zarr.json");
+        assert_eq!(zarr_metadata("m", None, v2), "m.zarr/.zgroup");
+        assert_eq!(zarr_metadata("m", Some("a"), v2), "m.zarr/a/.zarray");
+        assert_eq!(
+            (zarr_attributes_v2("m", None), zarr_attributes_v2("m", Some("a"))),
+            ("m.zarr/.zattrs".into(), "m.zarr/a/.zattrs".into())
+        );
+        assert_eq!(zarr_consolidated_v2("m"), "m.zarr/.zmetadata");
+        for k in [zarr_metadata("m", Some("a"), v3), zarr_metadata("m", Some("a"), v2), zarr_consolidated_v2("m")] {
+            assert!(is_zarr_metadata(&k), "{k}");
+        }
+        assert_eq!(in_zarr_group("m", "m.zarr/a/zarr.json"), Some("a/zarr.json"));
+        assert_eq!(in_zarr_group("m", "mm.zarr/a/zarr.json"), None);
     }
 }

@@ -10,7 +10,7 @@
 
 use super::finalize::{complete_if_done, Completion};
 use super::manifest::{self, exact_sum, Manifest, Status, TileRecord};
-use super::write_loop::{write_and_commit, TileErrorKind, TileFailure};
+use super::write_loop::{write_and_commit, TileErrorKind, TilesFailed};
 use super::StageError;
 use crate::grid::Window;
 use crate::progress::Progress;
@@ -81,15 +81,8 @@ pub(crate) enum LifecycleError {
     #[error("the dataset was staged with other settings")]
     Changed(Box<Manifest>),
     /// Some tiles failed; the others are committed.
-    #[error("{failed} of {total} tiles failed (first: {first})")]
-    TilesFailed {
-        /// Failed tiles.
-        failed: usize,
-        /// Tiles attempted.
-        total: usize,
-        /// The first failure.
-        first: Box<TileFailure>,
-    },
+    #[error(transparent)]
+    TilesFailed(TilesFailed),
 }
 
 impl From<crate::store::StoreError> for LifecycleError {
@@ -152,10 +145,7 @@ pub(crate) fn stage_dataset(
     // many shards, reading every record in every shard would dominate the S3 requests.
     let mut done: Vec<TileRecord> = match only {
         Some(_) => Vec::new(),
-        None => manifest::committed(ds)?
-            .into_iter()
-            .filter(|r| by_window.get(&r.id).is_some_and(|w| w.rows == r.rows && w.cols == r.cols))
-            .collect(),
+        None => manifest::committed(ds)?.into_iter().filter(|r| by_window.get(&r.id) == Some(&r.window)).collect(),
     };
     let done_ids: HashSet<String> = match only {
         Some(_) => manifest::committed_ids(ds)?,
@@ -178,7 +168,8 @@ pub(crate) fn stage_dataset(
     done.extend(new);
     let failed = failures.len();
     if let Some(first) = failures.into_iter().next() {
-        return Err(LifecycleError::TilesFailed { failed, total: written, first: Box::new(first) });
+        let first = Box::new(first);
+        return Err(LifecycleError::TilesFailed(TilesFailed { dataset: name, failed, total: written, first }));
     }
     if let Some(only) = only {
         return Ok(match complete_if_done(ds, &m)? {

@@ -9,9 +9,11 @@
 //! valid cell: f64 holds every staged type exactly and NaN is never a valid staged value, so
 //! the buffer loses nothing and needs no separate mask.
 
-use super::manifest::{Column, Manifest};
+use super::manifest::{Column, How, Manifest};
 use super::parquet::writer_props;
-use super::read::{arrow_type, dense_f64, CellOrder, CellValue, DecodeError, TileShape};
+use super::read::{
+    arrow_type, dense_f64, parquet_column, same_columns, visit_f64, CellOrder, CellValue, DecodeError, TileShape,
+};
 use super::zarr::ZarrGroup;
 use super::{Format, StageError, TileRecord};
 use crate::dtype::Sample;
@@ -25,29 +27,6 @@ use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use std::sync::Arc;
-
-/// Which cells a merge keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum How {
-    /// Cells where at least one input is valid (FULL OUTER JOIN).
-    #[default]
-    #[serde(alias = "full")]
-    #[value(alias = "full")]
-    Outer,
-    /// Cells where every input is valid (INNER JOIN).
-    Inner,
-}
-
-impl How {
-    /// `outer` or `inner`.
-    pub fn name(self) -> &'static str {
-        match self {
-            How::Outer => "outer",
-            How::Inner => "inner",
-        }
-    }
-}
 
 /// Positions of the cells to keep: any input valid (outer) or every input valid (inner).
 pub(crate) fn keep_cells(values: &[Vec<f64>], cells: usize, how: How) -> Vec<u32> {
@@ -289,6 +268,32 @@ fn nullable<T: CellValue>(values: &[f64], keep: &[u32]) -> ArrayRef {
     Arc::new(PrimitiveArray::<T::Arrow>::from_iter(it))
 }
 
+/// [`visit_f64`] of column `index` of a merged tile, from its objects `parts` (a Parquet
+/// tile, or the window's Zarr chunk of each column): the column's non-null cells.
+///
+/// # Errors
+/// As [`super::read::visit_cells`].
+pub(crate) fn visit_column<F>(
+    format: Format,
+    parts: &[Bytes],
+    shape: &TileShape<'_>,
+    columns: &[Column],
+    index: usize,
+    mut f: F,
+) -> Result<(), DecodeError>
+where
+    F: FnMut(i32, i32, f64) -> std::io::Result<()>,
+{
+    let c = &columns[index];
+    let shape = TileShape { dtype: c.dtype, nodata: c.nodata, ..*shape };
+    match format {
+        Format::Zarr => visit_f64(Format::Zarr, &parts[index], &shape, f),
+        Format::Parquet => crate::with_sample_type!(c.dtype, T => parquet_column::<T, _>(
+            &parts[0], &shape, &schema(columns), "merged schema", 4 + index, true, |r, col, v| f(r, col, v.to_f64())
+        )),
+    }
+}
+
 /// Visits every row of a merged tile in the merged Parquet tile's order: `f(row_idx,
 /// col_idx, x, y, values)`, one value per entry of `columns` (`None`: no value, NULL), exact
 /// in f64. A Parquet tile (`parts[0]`) is checked against the merged schema and its cells
@@ -316,17 +321,7 @@ where
             let bytes = parts.first().cloned().unwrap_or_default();
             let builder =
                 ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| DecodeError::Bad(e.to_string()))?;
-            let expected = schema(columns);
-            let names_types = |s: &Schema| -> Vec<(String, Arrow)> {
-                s.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect()
-            };
-            if names_types(builder.schema()) != names_types(&expected) {
-                return Err(DecodeError::Bad(format!(
-                    "columns {:?} do not match the merged schema {:?}",
-                    names_types(builder.schema()),
-                    names_types(&expected)
-                )));
-            }
+            same_columns(builder.schema(), &schema(columns), "merged schema")?;
             let reader = builder.with_batch_size(BATCH_ROWS).build().map_err(|e| DecodeError::Bad(e.to_string()))?;
             let mut order = CellOrder::new(shape)?;
             for batch in reader {
@@ -365,11 +360,12 @@ where
             let offset = |v: usize| {
                 i32::try_from(v).map_err(|_| DecodeError::Bad(format!("offset {v} within a window exceeds int4")))
             };
-            for p in keep_cells(&dense, shape.rows * shape.cols, How::Outer) {
+            for p in keep_cells(&dense, shape.cells.cells(), How::Outer) {
                 let p = p as usize;
-                let (r, c) = (shape.row0 + p / shape.cols, shape.col0 + p % shape.cols);
+                let (r, c) = (shape.cells.row0 + p / shape.cells.cols, shape.cells.col0 + p % shape.cells.cols);
                 // Inside the window, whose bounds CellOrder::new checked against int4.
-                let (ri, ci) = (order.start().0 + offset(p / shape.cols)?, order.start().1 + offset(p % shape.cols)?);
+                let (ri, ci) =
+                    (order.start().0 + offset(p / shape.cells.cols)?, order.start().1 + offset(p % shape.cells.cols)?);
                 for (slot, d) in values.iter_mut().zip(&dense) {
                     *slot = (!d[p].is_nan()).then_some(d[p]);
                 }

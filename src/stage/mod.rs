@@ -4,6 +4,7 @@
 pub(crate) mod cf;
 pub mod finalize;
 pub mod footer;
+pub(crate) mod format;
 pub mod geoparquet;
 pub(crate) mod keys;
 pub(crate) mod lifecycle;
@@ -11,11 +12,11 @@ pub mod manifest;
 pub(crate) mod merged;
 pub mod parquet;
 pub(crate) mod read;
+pub(crate) mod rows;
 pub(crate) mod write_loop;
 pub(crate) mod zarr;
 
-use crate::dtype::DataType;
-use crate::grid::{Grid, Window};
+use crate::grid::Window;
 use crate::store::{Store, StoreError};
 use crate::tile::Tile;
 pub use manifest::{Format, ZarrVersion};
@@ -67,29 +68,6 @@ impl StageError {
     }
 }
 
-/// What a writer needs to know about the dataset it writes.
-#[derive(Debug, Clone)]
-pub(crate) struct Layout {
-    /// Dataset name.
-    pub(crate) name: String,
-    /// Target grid.
-    pub(crate) grid: Grid,
-    /// Output cell type.
-    pub(crate) dtype: DataType,
-    /// Output nodata.
-    pub(crate) nodata: Option<f64>,
-    /// Window size (Zarr chunk size).
-    pub(crate) window: usize,
-    /// Zarr version (2 or 3).
-    pub(crate) zarr_version: u8,
-    /// Sharded Zarr v3: windows per shard side (`--zarr-shard`).
-    pub(crate) zarr_shard: Option<usize>,
-    /// How Parquet tiles are written (GeoParquet, compatible encodings).
-    pub(crate) parquet: parquet::ParquetOptions,
-    /// JSON describing the grid, stored in every Parquet tile's key-value metadata.
-    pub(crate) grid_json: String,
-}
-
 /// A staging format: set up once, write tiles from many threads, finish once.
 pub(crate) trait TileWriter: Send + Sync {
     /// Writes what does not depend on tiles (Zarr metadata, coordinates). Idempotent.
@@ -125,10 +103,14 @@ pub(crate) trait TileWriter: Send + Sync {
     fn finish(&self) -> Result<(), StageError>;
 }
 
-/// The writer for `format` in dataset folder `ds`.
-pub(crate) fn writer(format: Format, ds: Store, layout: Layout) -> Box<dyn TileWriter> {
-    match format {
-        Format::Parquet => Box::new(parquet::ParquetWriter::new(ds, layout)),
-        Format::Zarr => Box::new(zarr::ZarrWriter::new(ds, layout)),
+/// The tile writer of converted dataset `m` in dataset folder `ds`, in its format
+/// (`grid_json`: what each Parquet tile's key-value metadata says of the grid).
+pub(crate) fn writer(ds: Store, m: &Manifest, grid_json: String) -> Box<dyn TileWriter> {
+    match m.format {
+        manifest::StagedFormat::Parquet { geoparquet, compat } => {
+            let opts = parquet::ParquetOptions { geoparquet, compat };
+            Box::new(parquet::ParquetWriter::new(ds, &m.name, m.grid.clone(), opts, grid_json))
+        }
+        manifest::StagedFormat::Zarr { .. } => Box::new(zarr::ZarrWriter::new(ds, m)),
     }
 }

@@ -4,8 +4,9 @@
 //! is in the file's key-value metadata under `rasterstage:grid`, so a tile describes itself.
 
 use super::geoparquet::{self, Extent, GeoEncoding};
-use super::{Layout, StageError, TileRecord, TileWriter};
+use super::{StageError, TileRecord, TileWriter};
 use crate::dtype::{nodata_as, Sample};
+use crate::grid::Grid;
 use crate::store::Store;
 use crate::tile::{valid_stats, Tile};
 use arrow_array::{ArrayRef, Float64Array, Int32Array, PrimitiveArray, RecordBatch};
@@ -133,28 +134,33 @@ fn keep_total_order() -> bool {
 /// Writes Parquet tiles into a dataset folder.
 pub(crate) struct ParquetWriter {
     ds: Store,
-    layout: Layout,
+    /// Dataset name.
+    name: String,
+    grid: Grid,
+    opts: ParquetOptions,
+    /// What each tile's key-value metadata says of the grid.
+    grid_json: String,
     /// The CRS as PROJJSON for GeoParquet tiles, found once for all tiles.
     projjson: Result<Option<String>, String>,
 }
 
 impl ParquetWriter {
     /// A writer for dataset folder `ds`.
-    pub(crate) fn new(ds: Store, layout: Layout) -> ParquetWriter {
-        let projjson = match layout.parquet.geoparquet {
-            Some(_) => geoparquet::projjson(&layout.grid.crs_wkt),
+    pub(crate) fn new(ds: Store, name: &str, grid: Grid, opts: ParquetOptions, grid_json: String) -> ParquetWriter {
+        let projjson = match opts.geoparquet {
+            Some(_) => geoparquet::projjson(&grid.crs_wkt),
             None => Ok(None),
         };
-        ParquetWriter { ds, layout, projjson }
+        ParquetWriter { ds, name: name.to_string(), grid, opts, grid_json, projjson }
     }
 
     /// The tile's Parquet bytes, with the row count and value sum of what they hold.
     fn encode<T: ArrowValue>(&self, tile: &Tile, values: &[T]) -> Result<(Vec<u8>, u64, f64), String> {
         let w = tile.window;
-        let g = &self.layout.grid;
+        let g = &self.grid;
         let (gx, gy) = (g.x_axis(), g.y_axis());
         let nodata: Option<T> = nodata_as(tile.nodata);
-        let opts = self.layout.parquet;
+        let opts = self.opts;
         let projjson = self.projjson.as_ref().map_err(Clone::clone)?;
         let xs: Vec<f64> = (w.col0..w.col0 + w.cols).map(|c| gx.centre(c)).collect();
         let mut schema = tile_schema_with(T::ARROW, opts.geoparquet);
@@ -179,7 +185,7 @@ impl ParquetWriter {
             geo = Some(json);
         }
         let schema: SchemaRef = Arc::new(schema);
-        let props = writer_props_with(&self.layout.grid_json, &schema, opts.compat);
+        let props = writer_props_with(&self.grid_json, &schema, opts.compat);
         let mut writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props)).map_err(|e| e.to_string())?;
         // GeoParquet's own place for it, where GDAL and DuckDB look.
         if let Some(json) = geo {
@@ -288,12 +294,8 @@ impl TileWriter for ParquetWriter {
     }
 
     fn write(&self, tile: &Tile) -> Result<TileRecord, StageError> {
-        let (bytes, row_count, value_sum) =
-            crate::with_tile_values!(&tile.values, v => self.encode(tile, v)).map_err(|reason| StageError::Encode {
-                dataset: self.layout.name.clone(),
-                tile: tile.window.tile_id(),
-                reason,
-            })?;
+        let (bytes, row_count, value_sum) = crate::with_tile_values!(&tile.values, v => self.encode(tile, v))
+            .map_err(|reason| StageError::Encode { dataset: self.name.clone(), tile: tile.window.tile_id(), reason })?;
         let mut rec = TileRecord::new(tile.window, row_count, value_sum);
         // A window without valid cells stores nothing.
         if row_count > 0 {

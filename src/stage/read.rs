@@ -62,14 +62,8 @@ pub(crate) enum DecodeError {
 pub(crate) struct TileShape<'a> {
     /// The dataset's grid (for cell-centre coordinates).
     pub(crate) grid: &'a Grid,
-    /// First row.
-    pub(crate) row0: usize,
-    /// First column.
-    pub(crate) col0: usize,
-    /// Rows.
-    pub(crate) rows: usize,
-    /// Columns.
-    pub(crate) cols: usize,
+    /// The tile's cells on the grid.
+    pub(crate) cells: Window,
     /// Zarr chunk size (the dataset's window).
     pub(crate) window: usize,
     /// Sharded Zarr: inner chunks per shard side; the tile is then one shard object.
@@ -105,7 +99,7 @@ pub(crate) fn fetch_tile(ds: &Store, m: &Manifest, t: &TileRecord) -> Result<Opt
     if keys.is_empty() {
         return Ok(None);
     }
-    let redo = if m.columns.is_some() { "run merge again" } else { "run convert again" };
+    let redo = format!("run {} again", m.redo());
     let mut parts = Vec::with_capacity(keys.len());
     for key in &keys {
         let bytes = ds.get(key)?.ok_or_else(|| {
@@ -127,16 +121,16 @@ pub(crate) fn fetch_tile(ds: &Store, m: &Manifest, t: &TileRecord) -> Result<Opt
     Ok(Some(parts))
 }
 
-/// The window of a tile as one dense row-major buffer of `shape.rows * shape.cols` values,
+/// The window of a tile as one dense row-major buffer of its cells,
 /// NaN where the tile has no valid cell.
 ///
 /// # Errors
 /// As [`visit_cells`].
 pub(crate) fn dense_f64(format: Format, bytes: &Bytes, shape: &TileShape<'_>) -> Result<Vec<f64>, DecodeError> {
-    let mut buf = vec![f64::NAN; shape.rows * shape.cols];
+    let mut buf = vec![f64::NAN; shape.cells.cells()];
     visit_f64(format, bytes, shape, |r, c, v| {
         // visit_cells refuses cells outside the window, so the index is in range.
-        buf[(r as usize - shape.row0) * shape.cols + (c as usize - shape.col0)] = v;
+        buf[(r as usize - shape.cells.row0) * shape.cells.cols + (c as usize - shape.cells.col0)] = v;
         Ok(())
     })?;
     Ok(buf)
@@ -146,17 +140,15 @@ impl<'a> TileShape<'a> {
     /// What committed tile `t` of dataset `m` must contain (for a merged dataset, the type and
     /// nodata are the manifest's placeholders: each column has its own).
     pub(crate) fn of(m: &'a Manifest, t: &TileRecord) -> TileShape<'a> {
+        let (dtype, nodata) = m.value_type();
         TileShape {
             grid: &m.grid,
-            row0: t.row0,
-            col0: t.col0,
-            rows: t.rows,
-            cols: t.cols,
+            cells: t.window,
             window: m.window,
-            shard: m.zarr_shard,
-            dtype: m.dtype,
-            nodata: m.nodata,
-            geoparquet: m.geoparquet,
+            shard: m.format.shard(),
+            dtype,
+            nodata,
+            geoparquet: m.format.geoparquet(),
         }
     }
 }
@@ -188,8 +180,8 @@ impl CellOrder {
     pub(crate) fn new(shape: &TileShape<'_>) -> Result<CellOrder, DecodeError> {
         let end = |a: usize, n: usize| a.checked_add(n).ok_or_else(|| bad("window overflows"));
         Ok(CellOrder {
-            rows: int4(shape.row0)?..int4(end(shape.row0, shape.rows)?)?,
-            cols: int4(shape.col0)?..int4(end(shape.col0, shape.cols)?)?,
+            rows: int4(shape.cells.row0)?..int4(end(shape.cells.row0, shape.cells.rows)?)?,
+            cols: int4(shape.cells.col0)?..int4(end(shape.cells.col0, shape.cells.cols)?)?,
             last: None,
         })
     }
@@ -252,41 +244,78 @@ where
     crate::with_sample_type!(shape.dtype, T => visit_cells::<T, _>(format, bytes, shape, |r, c, v| f(r, c, v.to_f64())))
 }
 
-fn parquet_cells<T, F>(bytes: &Bytes, shape: &TileShape<'_>, mut f: F) -> Result<(), DecodeError>
+/// Refuses a Parquet tile whose columns (names and types, in order) are not those of
+/// `expected` (`what`: that schema, for the message).
+///
+/// # Errors
+/// [`DecodeError::Bad`] listing both.
+pub(crate) fn same_columns(
+    got: &arrow_schema::Schema,
+    expected: &arrow_schema::Schema,
+    what: &str,
+) -> Result<(), DecodeError> {
+    let names_types = |s: &arrow_schema::Schema| -> Vec<(String, arrow_schema::DataType)> {
+        s.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect()
+    };
+    if names_types(got) != names_types(expected) {
+        return Err(bad(format!("columns {:?} do not match the {what} {:?}", names_types(got), names_types(expected))));
+    }
+    Ok(())
+}
+
+fn parquet_cells<T, F>(bytes: &Bytes, shape: &TileShape<'_>, f: F) -> Result<(), DecodeError>
+where
+    T: CellValue,
+    F: FnMut(i32, i32, T) -> std::io::Result<()>,
+{
+    let expected = crate::stage::parquet::tile_schema_with(T::Arrow::DATA_TYPE, shape.geoparquet);
+    parquet_column(bytes, shape, &expected, "tile schema", 4, false, f)
+}
+
+/// Calls `f(row_idx, col_idx, value)` for the cells of column `value` of a Parquet tile whose
+/// columns must be those of `expected` (`what`: that schema, for the message), row-major and
+/// inside the tile's window. A null value is skipped when `nullable` (a merged column: no
+/// value there) and refused otherwise (a converted tile holds its valid cells only).
+///
+/// # Errors
+/// As [`visit_cells`].
+pub(crate) fn parquet_column<T, F>(
+    bytes: &Bytes,
+    shape: &TileShape<'_>,
+    expected: &arrow_schema::Schema,
+    what: &str,
+    value: usize,
+    nullable: bool,
+    mut f: F,
+) -> Result<(), DecodeError>
 where
     T: CellValue,
     F: FnMut(i32, i32, T) -> std::io::Result<()>,
 {
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(bad)?;
-    let expected = crate::stage::parquet::tile_schema_with(T::Arrow::DATA_TYPE, shape.geoparquet);
-    let got = builder.schema();
-    let names_types = |s: &arrow_schema::Schema| -> Vec<(String, arrow_schema::DataType)> {
-        s.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect()
-    };
-    if names_types(got) != names_types(&expected) {
-        return Err(DecodeError::Bad(format!(
-            "columns {:?} do not match the tile schema {:?}",
-            names_types(got),
-            names_types(&expected)
-        )));
-    }
+    same_columns(builder.schema(), expected, what)?;
     // x and y are the grid's cell centres by construction: readers compute them from the
     // grid's one formula instead of decoding two double columns per cell.
-    let mask = ProjectionMask::roots(builder.parquet_schema(), [0, 1, 4]);
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [0, 1, value]);
     let reader = builder.with_projection(mask).with_batch_size(BATCH_ROWS).build().map_err(bad)?;
     let mut order = CellOrder::new(shape)?;
     for batch in reader {
         let batch = batch.map_err(bad)?;
-        if batch.columns().iter().any(|c| c.null_count() > 0) {
-            return Err(DecodeError::Bad("null cells in a tile (only valid cells are staged)".into()));
+        let (row, col, v) = (batch.column(0), batch.column(1), batch.column(2));
+        if row.null_count() > 0 || col.null_count() > 0 || (!nullable && v.null_count() > 0) {
+            return Err(bad(match nullable {
+                true => "null row_idx or col_idx in a merged tile",
+                false => "null cells in a tile (only valid cells are staged)",
+            }));
         }
-        let row = batch.column(0).as_primitive::<Int32Type>();
-        let col = batch.column(1).as_primitive::<Int32Type>();
-        let v = batch.column(2).as_primitive::<T::Arrow>();
+        let (row, col) = (row.as_primitive::<Int32Type>(), col.as_primitive::<Int32Type>());
+        let v = v.as_primitive::<T::Arrow>();
         for i in 0..batch.num_rows() {
             let (r, c) = (row.value(i), col.value(i));
             order.next(r, c)?;
-            f(r, c, v.value(i)).map_err(DecodeError::Sink)?;
+            if !(nullable && v.is_null(i)) {
+                f(r, c, v.value(i)).map_err(DecodeError::Sink)?;
+            }
         }
     }
     Ok(())
@@ -331,29 +360,19 @@ where
     F: FnMut(i32, i32, T) -> std::io::Result<()>,
 {
     let win = shape.window;
-    if win.checked_mul(k).is_none_or(|side| shape.rows > side || shape.cols > side) {
-        return Err(bad(format!("tile {}x{} exceeds the shard of {k}x{k} chunks of {win}", shape.rows, shape.cols)));
+    if win.checked_mul(k).is_none_or(|side| shape.cells.rows > side || shape.cells.cols > side) {
+        return Err(bad(format!(
+            "tile {}x{} exceeds the shard of {k}x{k} chunks of {win}",
+            shape.cells.rows, shape.cells.cols
+        )));
     }
     for (i, chunk) in crate::stage::zarr::shard_chunks(bytes, k).map_err(bad)? {
-        let (dr, dc) = ((i / k) * win, (i % k) * win);
-        if dr >= shape.rows || dc >= shape.cols {
-            return Err(bad(format!("the shard stores inner chunk {i}, which lies beyond the grid")));
-        }
-        let inner = TileShape {
-            row0: shape.row0 + dr,
-            col0: shape.col0 + dc,
-            rows: win.min(shape.rows - dr),
-            cols: win.min(shape.cols - dc),
-            shard: None,
-            ..*shape
-        };
-        let overlaps = |w: &Window| {
-            inner.row0 < w.row0 + w.rows
-                && w.row0 < inner.row0 + inner.rows
-                && inner.col0 < w.col0 + w.cols
-                && w.col0 < inner.col0 + inner.cols
-        };
-        if within.as_ref().is_none_or(overlaps) {
+        let cells = shape
+            .cells
+            .part(win, i / k, i % k)
+            .ok_or_else(|| bad(format!("the shard stores inner chunk {i}, which lies beyond the grid")))?;
+        let inner = TileShape { cells, shard: None, ..*shape };
+        if within.is_none_or(|w| cells.overlaps(&w)) {
             zarr_cells(chunk, &inner, &mut f)?;
         }
     }
@@ -371,8 +390,11 @@ where
         .checked_mul(win)
         .and_then(|n| n.checked_mul(size))
         .ok_or_else(|| bad(format!("chunk size {win} overflows")))?;
-    if shape.rows > win || shape.cols > win {
-        return Err(DecodeError::Bad(format!("window {}x{} exceeds the chunk size {win}", shape.rows, shape.cols)));
+    if shape.cells.rows > win || shape.cells.cols > win {
+        return Err(DecodeError::Bad(format!(
+            "window {}x{} exceeds the chunk size {win}",
+            shape.cells.rows, shape.cells.cols
+        )));
     }
     // The frame header states the decoded size: a chunk that is not this window's size is
     // refused before its (window-sized) buffer is allocated.
@@ -389,8 +411,8 @@ where
     // bounds only have to fit int4.
     let order = CellOrder::new(shape)?;
     let nodata: Option<T> = nodata_as(shape.nodata);
-    for (r, row) in (0..shape.rows).zip(order.rows.clone()) {
-        let line = &raw[r * win * size..(r * win + shape.cols) * size];
+    for (r, row) in (0..shape.cells.rows).zip(order.rows.clone()) {
+        let line = &raw[r * win * size..(r * win + shape.cells.cols) * size];
         for (cell, col) in line.chunks_exact(size).zip(order.cols.clone()) {
             let v = T::from_le(cell);
             if v.is_valid(nodata) {
@@ -411,10 +433,7 @@ mod tests {
             Grid { crs_wkt: String::new(), epsg: None, x0: 0.0, y0: 0.0, dx: 1.0, dy: -1.0, width: 100, height: 100 };
         let shape = TileShape {
             grid: &grid,
-            row0: 32,
-            col0: 64,
-            rows: 32,
-            cols: 32,
+            cells: Window { row0: 32, col0: 64, rows: 32, cols: 32 },
             window: 32,
             shard: None,
             dtype: DataType::Float32,
@@ -432,7 +451,7 @@ mod tests {
             assert!(run(&[outside]).unwrap_err().contains("outside the tile's window"), "{outside:?}");
         }
         // A window whose end does not fit int4 is refused before any cell.
-        let far = TileShape { row0: i32::MAX as usize, ..shape };
+        let far = TileShape { cells: Window { row0: i32::MAX as usize, ..shape.cells }, ..shape };
         assert!(CellOrder::new(&far).is_err());
     }
 }

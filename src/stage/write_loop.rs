@@ -26,6 +26,20 @@ pub struct TileFailure {
     pub(crate) kind: TileErrorKind,
 }
 
+/// Some tiles of a `convert` or `merge` failed; the others are committed.
+#[derive(Debug, thiserror::Error)]
+#[error("{dataset}: {failed} of {total} tiles failed (first: {first}); the others are committed, rerun to retry")]
+pub struct TilesFailed {
+    /// Dataset name.
+    pub(crate) dataset: String,
+    /// Failed tiles.
+    pub(crate) failed: usize,
+    /// Tiles attempted.
+    pub(crate) total: usize,
+    /// The first failure.
+    pub(crate) first: Box<TileFailure>,
+}
+
 /// What went wrong with a tile.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum TileErrorKind {

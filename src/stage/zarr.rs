@@ -11,9 +11,9 @@
 //! order; 2^64 - 1 twice for a chunk not stored) and the index's CRC-32C. CRS is written three ways so every reader finds it: CF `grid_mapping` +
 //! `spatial_ref` (xarray/rioxarray), and `_CRS` on each array, the only place GDAL 3.6 looks.
 
-use super::manifest::Manifest;
+use super::manifest::{Manifest, ZarrVersion};
 use super::write_loop::TileErrorKind;
-use super::{Layout, StageError, TileRecord, TileWriter};
+use super::{StageError, TileRecord, TileWriter};
 use crate::dtype::{nodata_as, DataType, Sample};
 use crate::grid::{Grid, Window};
 use crate::store::Store;
@@ -158,7 +158,7 @@ fn fill_json(v: Option<f64>, dtype: DataType) -> Value {
     }
 }
 
-use super::keys::chunk_key;
+use super::keys::{chunk_key, in_zarr_group, zarr_attributes_v2, zarr_consolidated_v2, zarr_metadata};
 
 /// One 2-D value array of a group.
 #[derive(Debug, Clone, PartialEq)]
@@ -191,7 +191,7 @@ pub(crate) struct ZarrGroup {
     name: String,
     grid: Grid,
     window: usize,
-    version: u8,
+    version: ZarrVersion,
     /// Windows per shard side (`--zarr-shard`), when the value arrays are sharded.
     shard: Option<usize>,
     arrays: Vec<ZarrArray>,
@@ -206,7 +206,7 @@ impl ZarrGroup {
         name: &str,
         grid: Grid,
         window: usize,
-        zarr_version: u8,
+        zarr_version: ZarrVersion,
         arrays: Vec<ZarrArray>,
     ) -> ZarrGroup {
         let cf = super::cf::grid_mapping(&grid.crs_wkt);
@@ -226,13 +226,18 @@ impl ZarrGroup {
     /// The group of a Zarr-staged dataset, from its manifest alone: its one array, or one per
     /// column of a merged dataset. Every process derives the same metadata from it.
     pub(crate) fn of_manifest(ds: Store, m: &Manifest) -> ZarrGroup {
-        let arrays = match &m.columns {
+        let arrays = match m.columns() {
             Some(cols) => {
                 cols.iter().map(|c| ZarrArray { name: c.name.clone(), dtype: c.dtype, nodata: c.nodata }).collect()
             }
-            None => vec![ZarrArray { name: m.name.clone(), dtype: m.dtype, nodata: m.nodata }],
+            None => {
+                let (dtype, nodata) = m.value_type();
+                vec![ZarrArray { name: m.name.clone(), dtype, nodata }]
+            }
         };
-        ZarrGroup::new(ds, &m.name, m.grid.clone(), m.window, m.zarr_version.unwrap_or(3), arrays).sharded(m.zarr_shard)
+        // Only a Zarr dataset's group is built (the version is then always there).
+        let version = m.format.zarr_version().unwrap_or_default();
+        ZarrGroup::new(ds, &m.name, m.grid.clone(), m.window, version, arrays).sharded(m.format.shard())
     }
 
     /// The value arrays, in order.
@@ -241,11 +246,7 @@ impl ZarrGroup {
     }
 
     fn v3(&self) -> bool {
-        self.version != 2
-    }
-
-    fn root(&self) -> String {
-        super::keys::zarr_group(&self.name)
+        self.version == ZarrVersion::V3
     }
 
     fn geographic(&self) -> bool {
@@ -263,7 +264,6 @@ impl ZarrGroup {
     /// consolidated `.zmetadata`.
     fn documents(&self) -> Vec<(String, Value)> {
         let g = &self.grid;
-        let root = self.root();
         let wkt = &g.crs_wkt;
         let geo = self.geographic();
         let gt = format!("{} {} 0 {} 0 {}", g.x0, g.dx, g.y0, g.dy);
@@ -331,7 +331,10 @@ impl ZarrGroup {
         ]);
         let mut docs = Vec::new();
         if self.v3() {
-            docs.push((format!("{root}/zarr.json"), json!({"zarr_format": 3, "node_type": "group", "attributes": {}})));
+            docs.push((
+                zarr_metadata(&self.name, None, self.version),
+                json!({"zarr_format": 3, "node_type": "group", "attributes": {}}),
+            ));
             let chunk_codecs = json!([
                 {"name": "bytes", "configuration": {"endian": "little"}},
                 {"name": "zstd", "configuration": {"level": ZSTD_LEVEL, "checksum": false}}
@@ -353,7 +356,7 @@ impl ZarrGroup {
                     None => chunk_codecs.clone(),
                 };
                 docs.push((
-                    format!("{root}/{a}/zarr.json"),
+                    zarr_metadata(&self.name, Some(a), self.version),
                     json!({
                         "zarr_format": 3,
                         "node_type": "array",
@@ -369,13 +372,13 @@ impl ZarrGroup {
                 ));
             }
         } else {
-            docs.push((format!("{root}/.zgroup"), json!({"zarr_format": 2})));
-            docs.push((format!("{root}/.zattrs"), json!({})));
+            docs.push((zarr_metadata(&self.name, None, self.version), json!({"zarr_format": 2})));
+            docs.push((zarr_attributes_v2(&self.name, None), json!({})));
             // Sharding is v3 only (refused with v2 before anything is written).
             for (a, shape, chunks, dt, fill, dims, mut attrs, _) in arrays {
                 attrs["_ARRAY_DIMENSIONS"] = json!(dims);
                 docs.push((
-                    format!("{root}/{a}/.zarray"),
+                    zarr_metadata(&self.name, Some(a), self.version),
                     json!({
                         "zarr_format": 2,
                         "shape": shape,
@@ -388,7 +391,7 @@ impl ZarrGroup {
                         "dimension_separator": ".",
                     }),
                 ));
-                docs.push((format!("{root}/{a}/.zattrs"), attrs));
+                docs.push((zarr_attributes_v2(&self.name, Some(a)), attrs));
             }
         }
         docs
@@ -477,18 +480,18 @@ impl ZarrGroup {
     pub(crate) fn finish(&self) -> Result<(), StageError> {
         // Readers take consolidated metadata in place of the per-array documents: write it
         // last, from the same documents, so it can never be stale.
-        let root_prefix = format!("{}/", self.root());
         let docs = self.documents();
         if self.v3() {
             // zarr-python 3 reads inline consolidated metadata from the group's zarr.json;
             // without it xarray warns on every open_zarr.
-            let group_key = format!("{}/zarr.json", self.root());
+            let group_key = zarr_metadata(&self.name, None, self.version);
             let mut meta = serde_json::Map::new();
             let mut group = json!({});
             for (key, doc) in docs {
                 if key == group_key {
                     group = doc;
-                } else if let Some(array) = key.strip_prefix(&root_prefix).and_then(|k| k.strip_suffix("/zarr.json")) {
+                } else if let Some((array, _)) = in_zarr_group(&self.name, &key).and_then(|k| k.rsplit_once('/')) {
+                    // Every other v3 document is an array's, in the array's folder.
                     meta.insert(array.to_string(), doc);
                 }
             }
@@ -497,10 +500,10 @@ impl ZarrGroup {
         } else {
             let mut meta = serde_json::Map::new();
             for (key, doc) in docs {
-                meta.insert(key.trim_start_matches(&root_prefix).to_string(), doc);
+                meta.insert(in_zarr_group(&self.name, &key).unwrap_or(&key).to_string(), doc);
             }
             self.put_json(
-                &format!("{}/.zmetadata", self.root()),
+                &zarr_consolidated_v2(&self.name),
                 &json!({"metadata": meta, "zarr_consolidated_format": 1}),
             )?;
         }
@@ -515,12 +518,8 @@ pub(crate) struct ZarrWriter {
 
 impl ZarrWriter {
     /// A writer for dataset folder `ds`.
-    pub(crate) fn new(ds: Store, layout: Layout) -> ZarrWriter {
-        let array = ZarrArray { name: layout.name.clone(), dtype: layout.dtype, nodata: layout.nodata };
-        ZarrWriter {
-            group: ZarrGroup::new(ds, &layout.name, layout.grid, layout.window, layout.zarr_version, vec![array])
-                .sharded(layout.zarr_shard),
-        }
+    pub(crate) fn new(ds: Store, m: &Manifest) -> ZarrWriter {
+        ZarrWriter { group: ZarrGroup::of_manifest(ds, m) }
     }
 
     fn chunk<T: Sample>(&self, tile: &Tile, values: &[T]) -> Vec<u8> {
@@ -568,17 +567,8 @@ impl TileWriter for ZarrWriter {
         let (mut rows, mut sums) = (0u64, Vec::with_capacity(k * k));
         for i in 0..k {
             for j in 0..k {
-                let (dr, dc) = (i * win, j * win);
-                if dr >= tile.rows || dc >= tile.cols {
-                    // Beyond the grid's edge: never stored, read as the fill value.
-                    continue;
-                }
-                let w = Window {
-                    row0: tile.row0 + dr,
-                    col0: tile.col0 + dc,
-                    rows: win.min(tile.rows - dr),
-                    cols: win.min(tile.cols - dc),
-                };
+                // Beyond the grid's edge: never stored, read as the fill value.
+                let Some(w) = tile.part(win, i, j) else { continue };
                 let t = compute(w)?;
                 let (n, sum) = t.stats();
                 rows += n;

@@ -148,8 +148,11 @@ pub(crate) fn source_raster_through_vsi(backend: Backend) -> VsiRun {
     ok(&args_a);
     ok(&args_b);
     same_staging(&a, &b, "src");
-    assert_eq!(manifest(&a, "src")["source"]["path"], url.as_str());
-    assert_eq!(manifest(&a, "src")["source"]["fingerprint"]["size"], std::fs::metadata(&src).unwrap().len());
+    assert_eq!(manifest(&a, "src")["kind"]["raster"]["source"]["path"], url.as_str());
+    assert_eq!(
+        manifest(&a, "src")["kind"]["raster"]["source"]["fingerprint"]["size"],
+        std::fs::metadata(&src).unwrap().len()
+    );
     VsiRun { dir, bucket, url, reference: b }
 }
 

@@ -264,7 +264,11 @@ fn config_strategies_and_overrides() {
         [("rich", "sum"), ("cont", "average"), ("cat", "mode"), ("rich_max", "max"), ("legacy", "min")]
     {
         let m = manifest(&out, name);
-        assert_eq!((m["method"].as_str(), m["status"].as_str()), (Some(method), Some("complete")), "{name}");
+        assert_eq!(
+            (m["kind"]["raster"]["method"].as_str(), m["status"].as_str()),
+            (Some(method), Some("complete")),
+            "{name}"
+        );
         assert_eq!(m["window"], 32);
     }
     assert!(!out.join("skipped").exists(), "a disabled dataset was converted");
@@ -274,7 +278,7 @@ fn config_strategies_and_overrides() {
     let out2 = dir.path().join("st2");
     ok(&["convert", "--config", s(&cfg), "--out", s(&out2), "--method", "nearest", "--dataset", "rich,rich-max"]);
     for name in ["rich", "rich_max"] {
-        assert_eq!(manifest(&out2, name)["method"], "nearest", "{name}");
+        assert_eq!(manifest(&out2, name)["kind"]["raster"]["method"], "nearest", "{name}");
     }
     assert!(!out2.join("cont").exists() && !out.join("st2").exists());
     // Flags override config values (window).

@@ -256,8 +256,8 @@ fn passthrough_copies_cells_bit_exactly() {
     let out = dir.path().join("o");
     ok(&["convert", s(&tif), "--name", "d", "--out", s(&out), "--resolution", "0.05", "-q"]);
     let m = manifest(&out, "d");
-    assert_eq!(m["method"], "passthrough");
-    assert_eq!(m["dtype"], "Float32");
+    assert_eq!(m["kind"]["raster"]["method"], "passthrough");
+    assert_eq!(m["kind"]["raster"]["dtype"], "Float32");
     let got = parquet_cells(&out, "d");
     let valid: Vec<(i64, i64, f64)> = vals
         .iter()
@@ -319,8 +319,8 @@ fn integer_types_and_numeric_nodata() {
     let out = dir.path().join("m");
     ok(&["convert", s(&tif), "--name", "d", "--out", s(&out), "--resolution", "0.15", "--method", "mode", "-q"]);
     let m = manifest(&out, "d");
-    assert_eq!(m["dtype"], "Int32");
-    assert_eq!(m["nodata"], -9999.0);
+    assert_eq!(m["kind"]["raster"]["dtype"], "Int32");
+    assert_eq!(m["kind"]["raster"]["nodata"], -9999.0);
     let fv: Vec<f64> = vals.iter().map(|&v| if v == -9999 { f64::NAN } else { v as f64 }).collect();
     assert_matches(&parquet_cells(&out, "d"), &reference(&spec, &fv, 0.15, "mode"), 0.0, "Int32 mode");
     // A cell with no valid input is nodata, never 0 (the original pipeline's bug).

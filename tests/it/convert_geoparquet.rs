@@ -88,7 +88,11 @@ fn geopandas_reads_geoparquet_tiles_with_a_bbox_filter() {
         args.extend(extra);
         ok(&args);
         let m = manifest(&out, name);
-        assert_eq!(m["geoparquet"], encoding.to_lowercase(), "{name}: dataset.json records the encoding");
+        assert_eq!(
+            m["format"]["parquet"]["geoparquet"],
+            encoding.to_lowercase(),
+            "{name}: dataset.json records the encoding"
+        );
         validate_dataset_json(&out, name);
         let n = geopandas_matches_duckdb(&out, name, bbox, epsg, encoding);
         let total = m["row_count"].as_u64().unwrap() as usize;
@@ -179,8 +183,8 @@ fn fastparquet_reads_float_tiles_written_with_parquet_compat() {
         ok(&args);
         validate_dataset_json(&out, name);
     }
-    assert_eq!(manifest(&out, "compat")["parquet_compat"], true);
-    assert_eq!(manifest(&out, "compat")["dtype"], "Float32");
+    assert_eq!(manifest(&out, "compat")["format"]["parquet"]["compat"], true);
+    assert_eq!(manifest(&out, "compat")["kind"]["raster"]["dtype"], "Float32");
     // fastparquet reads every compat tile, cell for cell what DuckDB reads; the default tiles
     // (BYTE_STREAM_SPLIT values) it cannot decode.
     let cells = parquet_cells(&out, "compat");

@@ -119,8 +119,8 @@ fn xarray_rioxarray_read_zarr_v3() {
     let out = dir.path().join("staging");
     ok(&["convert", s(&src), "--name", "temp", "--out", s(&out), "--format", "zarr", "--window", "128"]);
     let m = manifest(&out, "temp");
-    assert_eq!(m["method"], "passthrough");
-    assert_eq!(m["zarr_version"], 3);
+    assert_eq!(m["kind"]["raster"]["method"], "passthrough");
+    assert_eq!(m["format"]["zarr"]["version"], 3);
     validate_dataset_json(&out, "temp");
     let zarr = out.join("temp").join("temp.zarr");
     let code = format!(
@@ -217,7 +217,10 @@ fn gdal_reads_zarr_v2() {
         "100",
     ]);
     let m = manifest(&out, "rich");
-    assert_eq!((m["method"].as_str(), m["zarr_version"].as_u64()), (Some("passthrough"), Some(2)));
+    assert_eq!(
+        (m["kind"]["raster"]["method"].as_str(), m["format"]["zarr"]["version"].as_u64()),
+        (Some("passthrough"), Some(2))
+    );
     validate_dataset_json(&out, "rich");
     let zarr = out.join("rich").join("rich.zarr");
     let gt = [spec.x0, spec.res, 0.0, spec.y0, 0.0, -spec.res];
@@ -268,7 +271,7 @@ fn gdal_reads_zarr_v2() {
         "16",
     ]);
     let m = manifest(&out, "rich_avg");
-    assert_eq!(m["dtype"], "Float32");
+    assert_eq!(m["kind"]["raster"]["dtype"], "Float32");
     validate_dataset_json(&out, "rich_avg");
     let g = &m["grid"];
     let gt = [g["x0"].as_f64().unwrap(), 0.5, 0.0, g["y0"].as_f64().unwrap(), 0.0, -0.5];
@@ -279,7 +282,7 @@ fn gdal_reads_zarr_v2() {
     assert_eq!(info["size"], serde_json::json!([g["width"], g["height"]]));
     // GDAL's values agree with dataset.json's total (nodata = NaN fill for Float32 averages).
     let (got, _, _, _) = gdal_read_f64(&zarr);
-    let nodata = m["nodata"].clone();
+    let nodata = m["kind"]["raster"]["nodata"].clone();
     let valid: Vec<f64> =
         got.into_iter().filter(|v| !v.is_nan() && nodata.as_f64().is_none_or(|nd| *v != nd)).collect();
     assert_eq!(valid.len() as u64, m["row_count"].as_u64().unwrap());
@@ -367,7 +370,7 @@ fn source_without_nodata_keeps_every_value() {
             "32",
         ]);
         let m = manifest(&out, name);
-        assert_eq!((m["nodata"].is_null(), m["row_count"].as_u64()), (true, Some(90 * 70)));
+        assert_eq!((m["kind"]["raster"]["nodata"].is_null(), m["row_count"].as_u64()), (true, Some(90 * 70)));
         validate_dataset_json(&out, name);
         let code = format!(
             "import numpy as np, xarray as xr\n\

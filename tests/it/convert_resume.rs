@@ -281,7 +281,7 @@ fn changed_source_or_settings_are_refused_unless_overwrite() {
         "--window",
         "64",
     ]);
-    assert_eq!(manifest(&out, "mammals")["method"], "average");
+    assert_eq!(manifest(&out, "mammals")["kind"]["raster"]["method"], "average");
     assert_eq!(manifest(&out, "mammals")["status"], "complete");
     assert_ne!(tile_checksums(&out, "mammals"), first);
     assert_eq!(tile_checksums(&out, "mammals"), tile_checksums(&fresh, "mammals"));

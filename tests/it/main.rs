@@ -15,6 +15,7 @@ mod limits;
 mod load;
 mod load_coords;
 mod load_server;
+mod manifest_v1;
 mod merge;
 mod module_graph;
 mod postgis;

@@ -293,7 +293,7 @@ fn categorical_data_shows_the_mode() {
     // half the cell size, so each source cell is 2x2 staged cells and 4x4 staged cells,
     // 2x2 source cells, fall in each preview pixel below).
     ok(&["convert", s(&src), "--name", "lc", "--out", s(&root), "--resolution", "0.5", "--method", "mode", "-q"]);
-    assert_eq!(manifest(&root, "lc")["method"], "mode");
+    assert_eq!(manifest(&root, "lc")["kind"]["raster"]["method"], "mode");
     let out = dir.path().join("lc.png");
     let line = ok(&["preview", &format!("{}/lc", s(&root)), "--out", s(&out), "--width", "32"]);
     assert!(line.contains("(mode, linear viridis)"), "{line}");

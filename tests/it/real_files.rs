@@ -33,7 +33,7 @@ fn convert_plain(src: &Path, out: &Path, name: &str, spec: &RasterSpec) -> Strin
     assert_eq!(g["dx"].as_f64().unwrap().to_bits(), spec.res.to_bits(), "{g}");
     assert_eq!(g["dy"].as_f64().unwrap().to_bits(), (-spec.res).to_bits(), "{g}");
     assert_eq!((g["width"].as_u64().unwrap(), g["height"].as_u64().unwrap()), (spec.width as u64, spec.height as u64));
-    assert_eq!(m["method"], "passthrough");
+    assert_eq!(m["kind"]["raster"]["method"], "passthrough");
     stdout
 }
 
@@ -121,7 +121,7 @@ fn dem_with_nodata_is_copied_as_it_is() {
     write_tif(&src, &spec, values.clone());
     convert_plain(&src, &out, "srtm_38_03", &spec);
     let m = manifest(&out, "srtm_38_03");
-    assert_eq!(m["nodata"].as_f64(), Some(-32768.0), "{m}");
+    assert_eq!(m["kind"]["raster"]["nodata"].as_f64(), Some(-32768.0), "{m}");
     same_cells(&out, "srtm_38_03", &spec, &values.iter().map(|v| *v as f64).collect::<Vec<_>>(), Some(-32768.0));
 }
 

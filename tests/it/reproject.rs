@@ -53,9 +53,20 @@ fn gdalwarp_onto(src: &Path, dst: &Path, m: &serde_json::Value, method: &str) ->
     let f = |k: &str| g[k].as_f64().unwrap();
     let (w, h) = (f("width"), f("height"));
     let te = [f("x0"), f("y0") + h * f("dy"), f("x0") + w * f("dx"), f("y0")];
-    let nodata = m["nodata"].as_f64().map_or("nan".to_string(), |v| format!("{v:?}"));
+    let nodata = m["kind"]["raster"]["nodata"].as_f64().map_or("nan".to_string(), |v| format!("{v:?}"));
     let mut cmd = Command::new("gdalwarp");
-    cmd.args(["-q", "-overwrite", "-et", "0", "-wm", "2000", "-r", method, "-ot", m["dtype"].as_str().unwrap()]);
+    cmd.args([
+        "-q",
+        "-overwrite",
+        "-et",
+        "0",
+        "-wm",
+        "2000",
+        "-r",
+        method,
+        "-ot",
+        m["kind"]["raster"]["dtype"].as_str().unwrap(),
+    ]);
     // A grid much larger than the source still splits into chunks (GDAL's source fill
     // ratio heuristics), whatever -wm, and GDAL 3.6's sum kernel leaves seams between
     // chunks (columns of nodata, sums of part of the cells): one chunk for the reference.
@@ -135,7 +146,7 @@ fn every_method_matches(src: &Path, grid: &[&str], dir: &Path) {
             assert!((got - total).abs() <= 1e-9 * total, "sum: output total {got} vs source total {total}");
             continue;
         }
-        let nd = m["nodata"].as_f64();
+        let nd = m["kind"]["raster"]["nodata"].as_f64();
         let valid = |v: &[f64]| v.iter().map(|x| if Some(*x) == nd { f64::NAN } else { *x }).collect::<Vec<_>>();
         let cells = assert_same(&valid(&a), &valid(&want), &format!("{method}: rasterstage vs gdalwarp"));
         assert!(cells > 1000, "{method}: only {cells} cells hold data");
@@ -184,7 +195,7 @@ fn same_crs_cubic_goes_through_the_warper_window_invariant() {
         let args = |win: &'static str| ["--resolution", "0.025", "--method", method, "--window", win];
         let (m, a) = convert(&src, &out, "small", &args("16"));
         let (_, b) = convert(&src, &out, "large", &args("512"));
-        assert_eq!(m["method"], method);
+        assert_eq!(m["kind"]["raster"]["method"], method);
         assert_same(&a, &b, &format!("same-CRS {method}: window 16 vs 512"));
         let want = gdalwarp_onto(&src, &dir.path().join(format!("{method}.tif")), &m, method);
         assert!(assert_same(&a, &want, &format!("same-CRS {method} vs gdalwarp")) > 1000);

@@ -209,8 +209,8 @@ fn tile_row0_of_2_pow_32() {
         return;
     }
     let st = Staged::new("tp_row0", 27);
-    st.edit("plants", |m| m["tiles"][5]["row0"] = json!(1u64 << 32));
-    st.load_refused("plants", &["invalid tiles[5].row0", "4294967296"]);
+    st.edit("plants", |m| m["tiles"][5]["window"]["row0"] = json!(1u64 << 32));
+    st.load_refused("plants", &["invalid tiles[5].window.row0", "4294967296"]);
 }
 
 #[test]
@@ -337,8 +337,9 @@ fn tile_refused(st: &Staged, id: &str, what: &str) {
     assert!(last.contains("1 of 20 tiles failed"), "{last}");
     assert_eq!(st.ledger_of("plants"), 19, "every other tile committed");
     let t = manifest(&st.root, "plants")["tiles"].as_array().unwrap().iter().find(|t| t["id"] == id).unwrap().clone();
-    let (r0, c0) = (t["row0"].as_i64().unwrap(), t["col0"].as_i64().unwrap());
-    let (r1, c1) = (r0 + t["rows"].as_i64().unwrap(), c0 + t["cols"].as_i64().unwrap());
+    let w = &t["window"];
+    let (r0, c0) = (w["row0"].as_i64().unwrap(), w["col0"].as_i64().unwrap());
+    let (r1, c1) = (r0 + w["rows"].as_i64().unwrap(), c0 + w["cols"].as_i64().unwrap());
     let in_window = st.sc.one_i64(&format!(
         "SELECT count(*) FROM {} WHERE row_idx >= {r0} AND row_idx < {r1} AND col_idx >= {c0} AND col_idx < {c1}",
         st.sc.q("plants")

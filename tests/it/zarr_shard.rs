@@ -70,11 +70,11 @@ fn sharded_equals_unsharded_for_every_reader() {
 
     // One object and one commit record per shard, and none for the empty north-west shard.
     let m = manifest(&sh, "cells");
-    assert_eq!((m["zarr_shard"].as_u64(), m["tile_count"].as_u64()), (Some(3), Some(8 * 5)));
+    assert_eq!((m["format"]["zarr"]["shard"].as_u64(), m["tile_count"].as_u64()), (Some(3), Some(8 * 5)));
     let tiles = m["tiles"].as_array().unwrap();
     assert_eq!(tiles[0]["path"], serde_json::Value::Null, "the shard without valid cells is not stored");
-    assert_eq!((tiles[7]["id"].as_str(), tiles[7]["cols"].as_u64()), (Some("r0_c672"), Some(28)));
-    assert_eq!((tiles[39]["rows"].as_u64(), tiles[39]["cols"].as_u64()), (Some(66), Some(28)));
+    assert_eq!((tiles[7]["id"].as_str(), tiles[7]["window"]["cols"].as_u64()), (Some("r0_c672"), Some(28)));
+    assert_eq!((tiles[39]["window"]["rows"].as_u64(), tiles[39]["window"]["cols"].as_u64()), (Some(66), Some(28)));
     let names = file_names(&sh.join("cells"));
     let shards = names.iter().filter(|p| p.starts_with("cells.zarr/cells/c/")).count();
     let commits = names.iter().filter(|p| p.starts_with("_tiles/")).count();
