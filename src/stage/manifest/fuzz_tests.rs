@@ -43,6 +43,12 @@ fn hostile(rng: &mut Rng) -> Value {
         json!(-0.0),
         json!(u64::MAX),
         json!(i64::MIN),
+        // Values that pass the type and reach the checks' arithmetic.
+        json!(i32::MAX),
+        json!(1u64 << 31),
+        json!(crate::limits::MAX_WINDOW),
+        json!(crate::limits::MAX_TILES),
+        json!(crate::limits::MAX_GRID_CELLS),
         json!(""),
         json!("x".repeat(10_000)),
         json!("two\nlines"),
@@ -79,11 +85,26 @@ fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
     }
 }
 
-/// `v` mutated once: the JSON bytes, and what was done (for a failure's message).
+/// `v` mutated one to three times (the last may be a raw byte edit): the JSON bytes, and
+/// what was done (for a failure's message).
 fn mutate(v: &Value, rng: &mut Rng) -> (Vec<u8>, String) {
     let mut v = v.clone();
+    let mut done = Vec::new();
+    for _ in 0..1 + rng.below(3) {
+        match edit(&mut v, rng) {
+            Ok(what) => done.push(what),
+            Err(raw) => {
+                return (raw.0, format!("{}{}", done.iter().map(|d| format!("{d}; ")).collect::<String>(), raw.1))
+            }
+        }
+    }
+    (serde_json::to_vec_pretty(&v).expect("serialises"), done.join("; "))
+}
+
+/// One edit of `v` in place, described; or, for a raw byte edit, `Err` with the bytes.
+fn edit(v: &mut Value, rng: &mut Rng) -> Result<String, (Vec<u8>, String)> {
     let mut ptrs = vec![String::new()];
-    pointers(&v, String::new(), &mut ptrs);
+    pointers(v, String::new(), &mut ptrs);
     let objects: Vec<String> = ptrs.iter().filter(|p| v.pointer(p).is_some_and(Value::is_object)).cloned().collect();
     let what = match rng.below(8) {
         0 | 1 => {
@@ -129,7 +150,7 @@ fn mutate(v: &Value, rng: &mut Rng) -> (Vec<u8>, String) {
             what
         }
         _ => {
-            let mut b = serde_json::to_vec_pretty(&v).expect("serialises");
+            let mut b = serde_json::to_vec_pretty(v).expect("serialises");
             let i = rng.below(b.len());
             let what = match rng.below(3) {
                 0 => {
@@ -145,10 +166,10 @@ fn mutate(v: &Value, rng: &mut Rng) -> (Vec<u8>, String) {
                     format!("byte {:?} inserted at {i}", b[i] as char)
                 }
             };
-            return (b, what);
+            return Err((b, what));
         }
     };
-    (serde_json::to_vec_pretty(&v).expect("serialises"), what)
+    Ok(what)
 }
 
 /// Why an error text is not one short line naming `file`, if it is not.
@@ -189,6 +210,7 @@ fn run(bases: &[Value], seed: u64, n: usize, mut read: impl FnMut(&Value, &[u8])
             }
         }
     }
+    eprintln!("{accepted} accepted, {refused} refused");
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
     // Most mutations break the input; some (a swap of a tile with itself, an added key
     // that is ignored) do not: both outcomes are exercised.
@@ -282,4 +304,30 @@ fn mutated_commit_records_never_panic_and_refuse_in_one_line() {
             Err(e) => Err((file, e)),
         }
     });
+}
+
+/// What the mutations found: serde quotes a bad value whole, newlines and all.
+#[test]
+fn a_parse_error_quoting_a_hand_edited_value_stays_one_short_line() {
+    for bad in [json!("two\nlines"), json!("x".repeat(10_000)), json!(format!("{}\r\n{}", "y".repeat(5000), "z"))] {
+        for edit in [
+            Box::new(|v: &mut Value, b: &Value| v["dtype"] = b.clone()) as Box<dyn Fn(&mut Value, &Value)>,
+            Box::new(|v, b| v["tiles"][2]["row0"] = b.clone()),
+            Box::new(|v, b| v["grid"] = b.clone()),
+        ] {
+            let mut v = complete();
+            edit(&mut v, &bad);
+            let e = parse(&v).unwrap_err().to_string();
+            assert_eq!(bad_error(&e, FILE), None, "{e}");
+            assert!(e.contains("not a valid rasterstage manifest") && e.contains(" at line "), "{e}");
+        }
+        let mut rec = complete()["tiles"][3].clone();
+        rec["value_sum"] = bad.clone();
+        let e = parse_record(&serde_json::to_vec(&rec).unwrap(), "st/plants/_tiles/r32_c0.json", "r32_c0").unwrap_err();
+        assert_eq!(bad_error(&e, "st/plants/_tiles/r32_c0.json"), None, "{e}");
+    }
+    // The escape is visible, not dropped.
+    let mut v = complete();
+    v["dtype"] = json!("two\nlines");
+    assert!(parse(&v).unwrap_err().to_string().contains("two\\nlines"));
 }
