@@ -948,8 +948,14 @@ fn folder_name(ds: &Store) -> &str {
 
 /// A parse error of `file`, naming the field it was in when that can be told from the text.
 fn parse_error(file: &str, bytes: &[u8], e: &serde_json::Error) -> StageError {
+    // Valid JSON has no syntax error: serde_json reports one there only when an object that
+    // names a variant (`"format": {"parquet": {}}`) has a second key ("expected value").
+    let misplaced = e.is_syntax() && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
     let reason = match field_near(bytes, e.line(), e.column()) {
-        Some(k) if !e.is_eof() && !e.is_syntax() => format!("field {k}: {}", error_line(e)),
+        Some(k) if misplaced => {
+            format!("field {k}: the object that holds it must have no other key ({})", error_line(e))
+        }
+        Some(k) if e.is_data() => format!("field {k}: {}", error_line(e)),
         _ => error_line(e),
     };
     StageError::BadManifest(file.to_string(), reason)
@@ -1040,9 +1046,23 @@ pub(crate) fn committed(ds: &Store) -> Result<Vec<TileRecord>, StageError> {
 /// Parses and checks the commit record `file` ([`TileRecord::check`]), stored as
 /// `_tiles/<stem>.json`; the error is one line naming `file` and the field.
 fn parse_record(bytes: &[u8], file: &str, stem: &str) -> Result<TileRecord, String> {
-    // Records of a run before the typed manifest (a version-1 dataset resumed) are flat.
+    /// Whether a record has today's nested `window` (else it is read as version 1).
+    #[derive(Deserialize)]
+    struct Probe {
+        window: Option<serde::de::IgnoredAny>,
+    }
+    // Records of a run before the typed manifest (a version-1 dataset resumed) are flat. A
+    // record that fails both is told what its own version expects: a flat record with a
+    // typo would otherwise hear that `row0` is unknown.
     let r = serde_json::from_slice::<TileRecord>(bytes)
-        .or_else(|e| serde_json::from_slice::<v1::TileRecordV1>(bytes).map(TileRecord::from).map_err(|_| e))
+        .or_else(|e| {
+            serde_json::from_slice::<v1::TileRecordV1>(bytes).map(TileRecord::from).map_err(|e1| {
+                match serde_json::from_slice::<Probe>(bytes) {
+                    Ok(Probe { window: None }) => e1,
+                    _ => e,
+                }
+            })
+        })
         .map_err(|e| parse_error(file, bytes, &e).to_string())?;
     r.check().map_err(|v| format!("{file}: {v}"))?;
     if r.id != stem {

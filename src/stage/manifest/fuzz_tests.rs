@@ -228,6 +228,9 @@ fn exercise(m: &Manifest, ds: &Store) {
         g.description();
     }
     let _ = (m.grid.bounds(), m.grid.geotransform(), m.grid.lattice_offset());
+    for width in [1, crate::limits::MAX_PREVIEW_WIDTH] {
+        let _ = crate::preview::preview_size(m, width);
+    }
     let windows = m.grid.windows(m.tile_side());
     assert_eq!(windows.len() as u64, m.window_count());
     for p in m.tile_prefixes() {
@@ -330,4 +333,34 @@ fn a_parse_error_quoting_a_hand_edited_value_stays_one_short_line() {
     let mut v = complete();
     v["dtype"] = json!("two\nlines");
     assert!(parse(&v).unwrap_err().to_string().contains("two\\nlines"));
+}
+
+/// An unknown key anywhere (a typo, a field of another tool) is refused, naming it: also
+/// inside the grid, the bounds, the source and a tile's window, which once let it pass.
+#[test]
+fn an_unknown_key_in_any_object_is_refused() {
+    let mut checked = 0;
+    for base in bases() {
+        let mut ptrs = vec![String::new()];
+        pointers(&base, String::new(), &mut ptrs);
+        for p in ptrs.iter().filter(|p| base.pointer(p).is_some_and(Value::is_object)) {
+            let mut v = base.clone();
+            v.pointer_mut(p).and_then(Value::as_object_mut).unwrap().insert("unexpected".into(), json!(1));
+            let e = parse(&v).expect_err(p).to_string();
+            let named = e.contains("`unexpected`") || e.contains("must have no other key");
+            assert!(named && bad_error(&e, FILE).is_none(), "{p}: {e}");
+            checked += 1;
+        }
+        for t in base["tiles"].as_array().unwrap() {
+            let stem = t["id"].as_str().unwrap();
+            let inner = if t.get("window").is_some() { "/window" } else { "" };
+            for p in ["", inner] {
+                let mut r = t.clone();
+                r.pointer_mut(p).and_then(Value::as_object_mut).unwrap().insert("unexpected".into(), json!(1));
+                let e = parse_record(&serde_json::to_vec(&r).unwrap(), "r.json", stem).expect_err(p);
+                assert!(e.contains("unknown field `unexpected`"), "{p}: {e}");
+            }
+        }
+    }
+    assert!(checked > 30, "{checked}");
 }
