@@ -4,7 +4,7 @@
 //! with one line naming the file, and what it accepts must be safe for every reader.
 
 use super::tests::{complete, merged, parse, sharded};
-use super::{parse_record, Manifest, StageError, TileRecord};
+use super::{parse_record, Manifest, TileRecord};
 use crate::store::Store;
 use serde_json::{json, Value};
 use std::panic::{catch_unwind, AssertUnwindSafe};
