@@ -82,6 +82,7 @@ pub(crate) fn checked_size(width: f64, height: f64) -> Result<(usize, usize), Gr
 
 /// A north-up raster grid. `(x0, y0)` is the outer top-left corner; `dy` is negative.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Grid {
     /// CRS as WKT (empty when the source has none).
     pub(crate) crs_wkt: String,
@@ -103,6 +104,7 @@ pub struct Grid {
 
 /// An axis-aligned extent `(minx, miny, maxx, maxy)`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Bounds {
     /// West edge.
     pub(crate) minx: f64,
@@ -116,6 +118,7 @@ pub(crate) struct Bounds {
 
 /// A rectangle of cells on a grid: rows `row0..row0+rows`, columns `col0..col0+cols`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Window {
     /// First row.
     pub(crate) row0: usize,

@@ -62,6 +62,7 @@ pub enum SourceError {
 
 /// What identifies a source's content cheaply: a changed file gets a different fingerprint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Fingerprint {
     /// Size in bytes (from GDAL's VSI stat, so /vsis3/, /vsigs/ and /vsiaz/ work too).
     pub(crate) size: u64,
@@ -76,6 +77,7 @@ pub(crate) struct Fingerprint {
 
 /// Everything about a source band that the conversion needs, without the open handle.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct SourceInfo {
     /// The path as given by the user.
     pub(crate) path: String,

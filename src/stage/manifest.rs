@@ -948,11 +948,43 @@ fn folder_name(ds: &Store) -> &str {
 
 /// A parse error of `file`, naming the field it was in when that can be told from the text.
 fn parse_error(file: &str, bytes: &[u8], e: &serde_json::Error) -> StageError {
+    // Valid JSON has no syntax error: serde_json reports one there only when an object that
+    // names a variant (`"format": {"parquet": {}}`) has a second key ("expected value").
+    let misplaced = e.is_syntax() && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
     let reason = match field_near(bytes, e.line(), e.column()) {
-        Some(k) if !e.is_eof() && !e.is_syntax() => format!("field {k}: {e}"),
-        _ => e.to_string(),
+        Some(k) if misplaced => {
+            format!("field {k}: the object that holds it must have no other key ({})", error_line(e))
+        }
+        Some(k) if e.is_data() => format!("field {k}: {}", error_line(e)),
+        _ => error_line(e),
     };
     StageError::BadManifest(file.to_string(), reason)
+}
+
+/// serde_json's message for `e` on one readable line: serde quotes the offending value
+/// whole (`unknown variant`, `invalid type: string`), so a hand-edited value with a newline
+/// or 10 kB of text would otherwise break the one-line error or bury it. Control characters
+/// are escaped and the message is cut to 160 characters; the position is kept.
+fn error_line(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let at = format!(" at line {} column {}", e.line(), e.column());
+    let msg = text.strip_suffix(&at).unwrap_or(&text);
+    let mut out = String::new();
+    for (i, c) in msg.chars().enumerate() {
+        if i == 160 {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if text.len() != msg.len() {
+        out.push_str(&at);
+    }
+    out
 }
 
 /// The key of the last `"key":` before line `line`, column `column` (both from 1) of a JSON
@@ -1002,24 +1034,41 @@ pub(crate) fn committed(ds: &Store) -> Result<Vec<TileRecord>, StageError> {
             continue;
         };
         let Some(bytes) = ds.get_limited(&key, MAX_MANIFEST_BYTES)? else { continue };
-        // Records of a run before the typed manifest (a version-1 dataset resumed) are flat.
-        let checked = serde_json::from_slice::<TileRecord>(&bytes)
-            .or_else(|e| serde_json::from_slice::<v1::TileRecordV1>(&bytes).map(TileRecord::from).map_err(|_| e))
-            .map_err(|e| parse_error(&ds.url_of(&key), &bytes, &e).to_string())
-            .and_then(|r| {
-                r.check().map_err(|v| format!("{}: {v}", ds.url_of(&key)))?;
-                if r.id != stem {
-                    return Err(format!("{}: id {:?} is not the record's file name", ds.url_of(&key), r.id));
-                }
-                Ok(r)
-            });
-        match checked {
+        match parse_record(&bytes, &ds.url_of(&key), stem) {
             Ok(r) => out.push(r),
             // A record is written atomically, so a bad one is foreign: redo that tile.
             Err(e) => tracing::warn!("ignoring commit record: {e}"),
         }
     }
     Ok(out)
+}
+
+/// Parses and checks the commit record `file` ([`TileRecord::check`]), stored as
+/// `_tiles/<stem>.json`; the error is one line naming `file` and the field.
+fn parse_record(bytes: &[u8], file: &str, stem: &str) -> Result<TileRecord, String> {
+    /// Whether a record has today's nested `window` (else it is read as version 1).
+    #[derive(Deserialize)]
+    struct Probe {
+        window: Option<serde::de::IgnoredAny>,
+    }
+    // Records of a run before the typed manifest (a version-1 dataset resumed) are flat. A
+    // record that fails both is told what its own version expects: a flat record with a
+    // typo would otherwise hear that `row0` is unknown.
+    let r = serde_json::from_slice::<TileRecord>(bytes)
+        .or_else(|e| {
+            serde_json::from_slice::<v1::TileRecordV1>(bytes).map(TileRecord::from).map_err(|e1| {
+                match serde_json::from_slice::<Probe>(bytes) {
+                    Ok(Probe { window: None }) => e1,
+                    _ => e,
+                }
+            })
+        })
+        .map_err(|e| parse_error(file, bytes, &e).to_string())?;
+    r.check().map_err(|v| format!("{file}: {v}"))?;
+    if r.id != stem {
+        return Err(format!("{file}: id {:?} is not the record's file name", short(&r.id)));
+    }
+    Ok(r)
 }
 
 /// Ids of every committed tile of a dataset folder, from one listing of the records (no
@@ -1055,12 +1104,15 @@ pub(crate) fn checksum_parts<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> S
 pub(crate) use crate::json::{json_f64, json_opt_f64};
 
 #[cfg(test)]
+mod fuzz_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::{json, Value};
 
     /// A complete manifest of a 70 x 40 grid in 32-cell windows (3 x 2 = 6 tiles), as JSON.
-    fn complete() -> Value {
+    pub(super) fn complete() -> Value {
         let grid = json!({"crs_wkt": "", "epsg": 4326, "x0": -180.0, "y0": 90.0, "dx": 0.5, "dy": -0.5,
             "width": 70, "height": 40});
         let mut tiles = Vec::new();
@@ -1093,7 +1145,7 @@ mod tests {
             "tiles": tiles})
     }
 
-    fn parse(v: &Value) -> Result<Manifest, StageError> {
+    pub(super) fn parse(v: &Value) -> Result<Manifest, StageError> {
         Manifest::parse(&serde_json::to_vec_pretty(v).unwrap(), "st/plants/dataset.json", Some("plants"))
     }
 
@@ -1266,7 +1318,7 @@ mod tests {
     }
 
     /// [`complete`] as a version-1 merge (inner) of `a` and `b`, both at offset (0, 0).
-    fn merged() -> Value {
+    pub(super) fn merged() -> Value {
         let mut v = complete();
         v["source"]["path"] = json!("merge (inner) of a, b from st");
         v["source"]["dtype"] = json!("Float64");
@@ -1395,7 +1447,7 @@ mod tests {
 
     /// [`complete`] as a sharded Zarr v3 dataset: 16-cell windows, 2 x 2 per shard, so the
     /// tiles (shards) stay on the 32-cell lattice.
-    fn sharded() -> Value {
+    pub(super) fn sharded() -> Value {
         let mut v = complete();
         v["format"] = json!("zarr");
         v["zarr_version"] = json!(3);
