@@ -1,0 +1,60 @@
+//! Inputs a demanding user brings that the other tests did not think of: infinities of both
+//! signs, signed bytes, complex cells. Each either stages what GDAL reads, or is refused at
+//! `convert` with one line saying what to do, never staged for a later step to refuse.
+
+use crate::common::*;
+use std::path::{Path, PathBuf};
+
+/// A Float32 raster 32 x 16 at 1 degree, all ones but for `cells` (row, col, value).
+fn float_raster(dir: &Path, name: &str, cells: &[(usize, usize, f32)]) -> PathBuf {
+    let (w, h) = (32, 16);
+    let mut v = vec![1.0f32; w * h];
+    for &(r, c, x) in cells {
+        v[r * w + c] = x;
+    }
+    let path = dir.join(format!("{name}.tif"));
+    write_tif(&path, &RasterSpec { block: 16, ..RasterSpec::geographic(w, h, 1.0) }, v);
+    path
+}
+
+/// +inf and -inf among the valid cells sum to NaN, which every reader refuses as damage:
+/// `convert` refuses them itself, in one tile or across two, naming the fix, and leaves no
+/// complete dataset.json; with one of them made nodata the dataset stages, inspects, loads and
+/// verifies, infinity included.
+#[test]
+fn infinities_of_both_signs_are_refused_at_convert_not_by_load() {
+    let dir = tmp();
+    let root = dir.path().join("st");
+    let src = float_raster(dir.path(), "inf", &[(0, 0, f32::INFINITY), (0, 20, f32::NEG_INFINITY)]);
+    for (window, format, what) in [
+        ("32", "parquet", "tile r0_c0: its values sum to NaN"),
+        ("16", "parquet", "the tiles' value sums add up to NaN"),
+        ("16", "zarr", "the tiles' value sums add up to NaN"),
+    ] {
+        let args = ["-q", "convert", s(&src), "--out", s(&root), "--window", window, "--format", format, "--overwrite"];
+        let err = fails(&args);
+        let line = err.lines().rfind(|l| l.starts_with("error:")).unwrap();
+        for needle in ["inf: ", what, "+inf and -inf", "--nodata=-inf"] {
+            assert!(line.contains(needle), "{needle:?} not in {line}");
+        }
+        assert_ne!(manifest(&root, "inf")["status"], "complete", "{window} {format}");
+        // The half-done dataset does not stop inspect from showing the root.
+        assert!(ok(&["inspect", s(&root)]).contains("converting"));
+    }
+    let args = ["-q", "convert", s(&src), "--out", s(&root), "--window", "16", "--nodata=-inf", "--overwrite"];
+    assert!(ok(&args).contains("511 rows, sum inf"), "{}", ok(&args));
+    let listing = ok(&["inspect", s(&root)]);
+    assert!(listing.lines().any(|l| l.starts_with("inf ") && l.trim_end().ends_with(" inf")), "{listing}");
+    if !require(&[Need::Pg]) {
+        return;
+    }
+    let sc = Schema::new("inf");
+    ok(&["-q", "load", "--from", s(&root), "--schema", &sc.name, "--database-url", &db_url()]);
+    ok(&["-q", "verify", "--from", s(&root), "--schema", &sc.name, "--database-url", &db_url()]);
+    let top: f32 = client()
+        .query_one(&format!("SELECT value FROM {} WHERE row_idx = 0 AND col_idx = 0", sc.q("inf")), &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(top, f32::INFINITY);
+    assert_eq!(sc.one_i64(&format!("SELECT count(*) FROM {}", sc.q("inf"))), 511);
+}
