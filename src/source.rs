@@ -311,6 +311,31 @@ fn direct_reader(path: &str, dataset: &Dataset, band: usize, dtype: DataType) ->
     None
 }
 
+/// The cell type of band `rb`, or the name of one rasterstage does not read: GDAL's own
+/// name (the gdal crate calls complex types "Unknown"), and for a Byte band marked
+/// `PIXELTYPE=SIGNEDBYTE` (GDAL 3.6's Int8) that it is signed: read as Byte, -3 would be
+/// staged as 253.
+fn band_dtype(rb: &gdal::raster::RasterBand) -> Result<DataType, String> {
+    use gdal::Metadata;
+    // SAFETY: the band handle is valid while `rb` lives; GDAL returns a static string.
+    let name = unsafe {
+        let t = gdal_sys::GDALGetRasterDataType(rb.c_rasterband());
+        let p = gdal_sys::GDALGetDataTypeName(t);
+        if p.is_null() {
+            format!("number {t}")
+        } else {
+            std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    };
+    let dtype = DataType::parse(&name).ok_or_else(|| name.clone())?;
+    if dtype == DataType::Byte
+        && rb.metadata_item("PIXELTYPE", "IMAGE_STRUCTURE").is_some_and(|v| v.eq_ignore_ascii_case("SIGNEDBYTE"))
+    {
+        return Err("Int8 (Byte with PIXELTYPE=SIGNEDBYTE; rewrite it as Int16 first)".into());
+    }
+    Ok(dtype)
+}
+
 impl Source {
     /// Opens band `band` of `path`; `nodata` overrides the file's nodata.
     ///
@@ -345,9 +370,7 @@ impl Source {
             return Err(SourceError::BadBand { path: path.to_string(), band, count });
         }
         let rb = dataset.rasterband(band).map_err(|e| SourceError::NotRaster(path.to_string(), e.to_string()))?;
-        let type_name = rb.band_type().name();
-        let dtype =
-            DataType::parse(&type_name).ok_or_else(|| SourceError::BadType(path.to_string(), type_name.clone()))?;
+        let dtype = band_dtype(&rb).map_err(|t| SourceError::BadType(path.to_string(), t))?;
         let nodata = nodata.or_else(|| rb.no_data_value());
         let gt = dataset.geo_transform().map_err(|_| SourceError::NoTransform(path.to_string()))?;
         let (crs_wkt, epsg) = match dataset.spatial_ref() {

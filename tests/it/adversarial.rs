@@ -58,3 +58,37 @@ fn infinities_of_both_signs_are_refused_at_convert_not_by_load() {
     assert_eq!(top, f32::INFINITY);
     assert_eq!(sc.one_i64(&format!("SELECT count(*) FROM {}", sc.q("inf"))), 511);
 }
+
+/// A signed byte band (GDAL 3.6's Int8: Byte marked `PIXELTYPE=SIGNEDBYTE`, which Python's
+/// GDAL reads as -3 where a Byte read gives 253) and complex bands are refused with one line
+/// that names the real type, not staged as unsigned bytes or called "Unknown".
+#[test]
+fn signed_byte_and_complex_bands_are_refused_by_their_type_name() {
+    let dir = tmp();
+    let byte = dir.path().join("b.tif");
+    write_tif(&byte, &RasterSpec { block: 16, ..RasterSpec::geographic(32, 16, 1.0) }, vec![253u8; 32 * 16]);
+    for (ot, extra, name) in [
+        (
+            "Byte",
+            &["-co", "PIXELTYPE=SIGNEDBYTE"][..],
+            "Int8 (Byte with PIXELTYPE=SIGNEDBYTE; rewrite it as Int16 first)",
+        ),
+        ("CInt16", &[][..], "CInt16"),
+        ("CFloat32", &[][..], "CFloat32"),
+    ] {
+        let out = dir.path().join(format!("{ot}{}.tif", extra.len()));
+        let st = std::process::Command::new("gdal_translate")
+            .args(["-q", "-ot", ot])
+            .args(extra)
+            .args([s(&byte), s(&out)])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let err = fails(&["-q", "convert", s(&out), "--out", s(&dir.path().join("st"))]);
+        one_error_line(&err, &[s(&out), &format!("cell type {name} is not supported")]);
+    }
+    // A plain Byte band still converts, 253 as 253.
+    let root = dir.path().join("st");
+    ok(&["-q", "convert", s(&byte), "--out", s(&root)]);
+    assert_eq!(manifest(&root, "b")["value_sum"], 253.0 * 512.0);
+}
