@@ -92,3 +92,34 @@ fn signed_byte_and_complex_bands_are_refused_by_their_type_name() {
     ok(&["-q", "convert", s(&byte), "--out", s(&root)]);
     assert_eq!(manifest(&root, "b")["value_sum"], 253.0 * 512.0);
 }
+
+/// A staged tile deleted or truncated by hand: every reader names it and says to convert
+/// again with --overwrite, since a plain rerun of a complete dataset writes nothing (it was
+/// told to "run convert again", which left the damage as it was); following the advice
+/// repairs it.
+#[test]
+fn a_damaged_tile_names_the_rerun_that_repairs_it() {
+    let dir = tmp();
+    let root = dir.path().join("st");
+    let src = float_raster(dir.path(), "dmg", &[]);
+    let convert = ["-q", "convert", s(&src), "--out", s(&root), "--window", "16"];
+    ok(&convert);
+    let png = dir.path().join("p.png");
+    let ds = root.join("dmg");
+    let preview = ["-q", "preview", s(&ds), "--out", s(&png)];
+    for (tile, damage) in [("r0_c0", "delete"), ("r0_c16", "truncate")] {
+        let path = root.join("dmg/tiles").join(format!("{tile}.parquet"));
+        match damage {
+            "delete" => std::fs::remove_file(&path).unwrap(),
+            _ => std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(100).unwrap(),
+        }
+        one_error_line(&fails(&preview), &[tile, "run convert again with --overwrite"]);
+        // What the line used to say does not help: the dataset is complete, nothing is redone.
+        assert!(ok(&convert).contains("(0 written now)"));
+        fails(&preview);
+        let mut again = convert.to_vec();
+        again.push("--overwrite");
+        ok(&again);
+        ok(&preview);
+    }
+}
