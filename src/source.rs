@@ -349,7 +349,11 @@ impl Source {
             // (every worker thread opens its own Source).
             let _ = gdal::config::set_thread_local_config_option("AZURE_STORAGE_ACCOUNT", &account);
         }
-        if !gpath.starts_with("/vsi") && !gpath.contains(':') && !std::path::Path::new(&gpath).exists() {
+        // The file itself: of a subdataset (`NETCDF:"f.nc":tas`) the file inside, so that a
+        // missing one is said as such (not "no driver recognises it", with HDF5's error stack
+        // on stderr) and its size and mtime fingerprint the source.
+        let file = crate::name::subdataset(&gpath).map_or(gpath.as_str(), |(f, _)| f);
+        if !file.starts_with("/vsi") && (file != gpath || !file.contains(':')) && !std::path::Path::new(file).exists() {
             return Err(SourceError::Missing(path.to_string()));
         }
         let dataset = Dataset::open(&gpath).map_err(|e| {
@@ -384,7 +388,7 @@ impl Source {
         };
         let (w, h) = dataset.raster_size();
         let grid = Grid::from_geotransform(path, gt, w, h, crs_wkt, epsg)?;
-        let fingerprint = vsi_stat(&gpath).unwrap_or(Fingerprint { size: 0, mtime: 0, mtime_ns: 0 });
+        let fingerprint = vsi_stat(file).unwrap_or(Fingerprint { size: 0, mtime: 0, mtime_ns: 0 });
         let direct = direct_reader(&gpath, &dataset, band, dtype);
         Ok(Source {
             info: SourceInfo { path: path.to_string(), band, dtype, nodata, grid, fingerprint },

@@ -123,3 +123,37 @@ fn a_damaged_tile_names_the_rerun_that_repairs_it() {
         ok(&preview);
     }
 }
+
+/// A GDAL subdataset (`NETCDF:"f.nc":var`) is fingerprinted by the file inside it: before,
+/// its size and mtime were recorded as 0, so a rewritten NetCDF file was never noticed and a
+/// rerun kept the old tiles. A missing subdataset file is one line saying so (not "no driver
+/// recognises its format" after HDF5's error stack).
+#[test]
+fn a_subdataset_is_fingerprinted_by_its_file_and_a_missing_one_is_one_line() {
+    let dir = tmp();
+    let root = dir.path().join("st");
+    let nc = dir.path().join("f.nc");
+    let to_nc = |src: &Path| {
+        let st = std::process::Command::new("gdal_translate")
+            .args(["-q", "-of", "netCDF", s(src), s(&nc)])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    to_nc(&float_raster(dir.path(), "a", &[]));
+    let sub = format!("NETCDF:\"{}\":Band1", s(&nc));
+    let convert = ["-q", "convert", &sub, "--out", s(&root)];
+    assert!(ok(&convert).contains("512 rows, sum 512"));
+    let fp = &manifest(&root, "band1")["kind"]["raster"]["source"]["fingerprint"];
+    assert_eq!(fp["size"], std::fs::metadata(&nc).unwrap().len());
+    // The same file rewritten with other values: the rerun says so instead of keeping the tiles.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    to_nc(&float_raster(dir.path(), "b", &[(0, 0, 5.0)]));
+    one_error_line(&fails(&convert), &["was converted from an earlier version of", &sub, "--overwrite"]);
+    let mut again = convert.to_vec();
+    again.push("--overwrite");
+    assert!(ok(&again).contains("512 rows, sum 516"));
+    for gone in [format!("NETCDF:\"{}\":Band1", s(&dir.path().join("gone.nc"))), "HDF5:\"gone.h5\"://a".to_string()] {
+        one_error_line(&fails(&["-q", "convert", &gone, "--out", s(&root)]), &[&gone, "no such file"]);
+    }
+}
