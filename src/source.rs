@@ -196,6 +196,17 @@ thread_local! {
     static GDAL_FAILURE: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
+/// GDAL's own message in an error of the gdal crate, without its framing ("CPL error class:
+/// '3', error number: '4', error msg: '...'", "GDAL method ... returned a NULL pointer"),
+/// which says nothing to a user; the framing only when GDAL gave no message.
+pub(crate) fn gdal_message(e: &gdal::errors::GdalError) -> String {
+    use gdal::errors::GdalError::{CplError, NullPointer};
+    match e {
+        CplError { msg, .. } | NullPointer { msg, .. } if !msg.trim().is_empty() => msg.trim().to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// Runs the GDAL call `f` and fails with GDAL's message if GDAL reported a failure (CE_Failure
 /// or CE_Fatal) on this thread while it ran, even if `f` itself succeeded. Warnings pass.
 /// Needs [`init_gdal`]'s error handler (every [`Source`] installs it).
@@ -362,7 +373,7 @@ impl Source {
                 gdal::errors::GdalError::NullPointer { msg, .. } if msg.trim().is_empty() => {
                     "no GDAL driver recognises its format".to_string()
                 }
-                other => other.to_string(),
+                other => gdal_message(&other),
             };
             SourceError::NotRaster(path.to_string(), reason)
         })?;
@@ -481,7 +492,7 @@ impl Source {
         let band = self.dataset.rasterband(self.info.band).map_err(|e| err(e.to_string()))?;
         gdal_checked(|| {
             band.read_into_slice::<T>((cols.start as isize, rows.start as isize), (nc, nr), (nc, nr), out, None)
-                .map_err(|e| e.to_string())
+                .map_err(|e| gdal_message(&e))
         })
         .map_err(err)
     }

@@ -157,3 +157,19 @@ fn a_subdataset_is_fingerprinted_by_its_file_and_a_missing_one_is_one_line() {
         one_error_line(&fails(&["-q", "convert", &gone, "--out", s(&root)]), &[&gone, "no such file"]);
     }
 }
+
+/// A VRT whose source file is gone fails its tile with GDAL's own message, not the gdal
+/// crate's framing ("CPL error class: '3', error number: '4', error msg: '...'").
+#[test]
+fn a_vrt_with_a_missing_source_names_the_file_in_gdals_words() {
+    let dir = tmp();
+    let src = float_raster(dir.path(), "gone", &[]);
+    let vrt = dir.path().join("v.vrt");
+    let st = std::process::Command::new("gdalbuildvrt").args(["-q", s(&vrt), s(&src)]).status().unwrap();
+    assert!(st.success());
+    std::fs::remove_file(&src).unwrap();
+    let err = fails(&["-q", "convert", s(&vrt), "--out", s(&dir.path().join("st"))]);
+    let line = err.lines().rfind(|l| l.starts_with("error:")).unwrap();
+    assert!(line.contains("gone.tif: No such file or directory"), "{line}");
+    assert!(!line.contains("CPL error") && !line.contains("error msg"), "{line}");
+}
