@@ -435,6 +435,24 @@ impl Source {
             .then(|| format!("its integer band holds only {distinct} distinct values in a sample of {cells} cells"))
     }
 
+    /// The kind of mask band the source has beyond its nodata value (an internal or `.msk`
+    /// mask, an alpha band), if any. GDAL's warper leaves masked cells out; passthrough and
+    /// rasterstage's own kernels read only values and nodata, so they would stage them.
+    pub(crate) fn mask(&self) -> Option<&'static str> {
+        let rb = self.dataset.rasterband(self.info.band).ok()?;
+        // SAFETY: the band handle is valid while `rb` (and so `self.dataset`) lives.
+        let flags = unsafe { gdal_sys::GDALGetMaskFlags(rb.c_rasterband()) };
+        // GDAL's GMF_ALL_VALID, GMF_ALPHA and GMF_NODATA (gdal.h; not in the bindings).
+        let (all_valid, alpha, nodata) = (0x01, 0x04, 0x08);
+        if flags & alpha != 0 {
+            Some("an alpha band")
+        } else if flags & (all_valid | nodata) == 0 {
+            Some("a mask band")
+        } else {
+            None
+        }
+    }
+
     /// The open GDAL dataset (for the warper).
     pub(crate) fn dataset(&self) -> &Dataset {
         &self.dataset

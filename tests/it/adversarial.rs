@@ -173,3 +173,44 @@ fn a_vrt_with_a_missing_source_names_the_file_in_gdals_words() {
     assert!(line.contains("gone.tif: No such file or directory"), "{line}");
     assert!(!line.contains("CPL error") && !line.contains("error msg"), "{line}");
 }
+
+/// A mask band (here an internal per-dataset mask over the top rows): GDAL's warper leaves the
+/// masked cells out, passthrough and rasterstage's own kernels read values and nodata only
+/// and stage them, so those conversions say so; a conversion through the warper does not.
+#[test]
+fn a_mask_band_that_the_own_kernels_ignore_is_warned_about() {
+    let dir = tmp();
+    let src = dir.path().join("m.tif");
+    write_tif(&src, &RasterSpec { block: 16, ..RasterSpec::geographic(32, 16, 1.0) }, vec![7i16; 32 * 16]);
+    {
+        let ds = gdal::Dataset::open_ex(
+            &src,
+            gdal::DatasetOptions { open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE, ..Default::default() },
+        )
+        .unwrap();
+        let mut band = ds.rasterband(1).unwrap();
+        band.create_mask_band(true).unwrap();
+        let mut mask = band.open_mask_band().unwrap();
+        let mut m: Vec<u8> = vec![255; 32 * 16];
+        m[..32 * 4].fill(0);
+        mask.write((0, 0), (32, 16), &mut gdal::raster::Buffer::new((32, 16), m)).unwrap();
+    }
+    let root = dir.path().join("st");
+    for (extra, warned) in [
+        (&[][..], Some("passthrough")),
+        (&["--resolution", "2", "--method", "max"][..], Some("--method max")),
+        (&["--resolution", "2", "--method", "med"][..], None),
+    ] {
+        let mut args = vec!["-q", "convert", s(&src), "--out", s(&root), "--overwrite"];
+        args.extend_from_slice(extra);
+        let out = run(&args);
+        assert!(out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        match warned {
+            Some(what) => {
+                assert!(err.contains(&format!("m.tif has a mask band, which {what} does not read")), "{args:?}: {err}")
+            }
+            None => assert!(!err.contains("mask band"), "{args:?}: {err}"),
+        }
+    }
+}
