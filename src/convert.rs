@@ -342,6 +342,14 @@ pub fn convert_tiles(
             );
         }
     }
+    let gdal_warps = matches!(plan.kind, crate::target_grid::Kind::Warp) && plan.method != Method::Sum;
+    if let (Some(mask), false) = (src.mask(), gdal_warps) {
+        tracing::warn!(
+            "{name}: {} has {mask}, which {} does not read: its masked cells are staged as values (GDAL's warper and gdalwarp leave them out); give them a nodata value first",
+            job.source,
+            if plan.is_passthrough() { "passthrough".to_string() } else { format!("--method {}", plan.method.name()) }
+        );
+    }
     let source_grid = matches!(plan.kind, crate::target_grid::Kind::Passthrough { dr: 0, dc: 0 })
         && plan.target.width == src.info.grid.width
         && plan.target.height == src.info.grid.height;

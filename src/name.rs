@@ -132,33 +132,38 @@ pub(crate) fn normalise(s: &str) -> String {
     out.trim_end_matches('_').to_string()
 }
 
+/// The file and the rest of a GDAL subdataset string, `DRIVER:"path":var` (or
+/// `DRIVER:path:var`; `GTIFF_DIR:2:f.tif` ends with the file, and its rest is empty); `None`
+/// for anything else. A driver prefix has two or more characters, so a Windows drive letter
+/// is not one, and it is not a URL scheme (`s3://`).
+pub(crate) fn subdataset(src: &str) -> Option<(&str, &str)> {
+    let (driver, rest) = src.split_once(':')?;
+    let is_driver =
+        driver.len() >= 2 && driver.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !rest.starts_with("//");
+    if !is_driver {
+        return None;
+    }
+    Some(match rest.strip_prefix('"').and_then(|r| r.split_once('"')) {
+        Some((file, tail)) => (file, tail.trim_start_matches(':')),
+        None => match rest.rsplit_once(':') {
+            Some((_, last)) if last.contains(['/', '\\', '.']) => (last, ""),
+            Some((file, var)) => (file, var),
+            None => (rest, ""),
+        },
+    })
+}
+
 /// The part of a GDAL source string that names the data: the subdataset variable of
 /// `DRIVER:"path":var` (or `DRIVER:path:var`), else the file stem of the path's last part
 /// (URLs without their `?query`).
 fn source_stem(src: &str) -> String {
     let mut path = src;
-    // A driver prefix (NETCDF:, HDF5:, GTIFF_DIR:...): two or more characters, so a Windows
-    // drive letter is not one, and not a URL scheme (`s3://`).
-    if let Some((driver, rest)) = src.split_once(':') {
-        let is_driver = driver.len() >= 2
-            && driver.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && !rest.starts_with("//");
-        if is_driver {
-            let (file, var) = match rest.strip_prefix('"').and_then(|r| r.split_once('"')) {
-                Some((file, tail)) => (file, tail.trim_start_matches(':')),
-                // `GTIFF_DIR:2:f.tif` ends with the file, `NETCDF:f.nc:var` with the variable.
-                None => match rest.rsplit_once(':') {
-                    Some((_, last)) if last.contains(['/', '\\', '.']) => (last, ""),
-                    Some((file, var)) => (file, var),
-                    None => (rest, ""),
-                },
-            };
-            let var = var.rsplit(['/', ':']).find(|p| !p.is_empty()).unwrap_or("");
-            if !normalise(var).is_empty() && var.parse::<f64>().is_err() {
-                return var.to_string();
-            }
-            path = file;
+    if let Some((file, var)) = subdataset(src) {
+        let var = var.rsplit(['/', ':']).find(|p| !p.is_empty()).unwrap_or("");
+        if !normalise(var).is_empty() && var.parse::<f64>().is_err() {
+            return var.to_string();
         }
+        path = file;
     }
     if path.contains("://") {
         path = path.split(['?', '#']).next().unwrap_or(path);

@@ -70,13 +70,18 @@ impl Progress {
     }
 }
 
-/// 12345678.0 -> "12.3M".
+/// 12345678.0 -> "12.3M", -2e9 -> "-2.0G"; inf and NaN as they are (a value sum can be
+/// infinite when the data holds an infinity).
 pub fn human(v: f64) -> String {
-    let (d, s) = if v >= 1e9 {
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    let a = v.abs();
+    let (d, s) = if a >= 1e9 {
         (1e9, "G")
-    } else if v >= 1e6 {
+    } else if a >= 1e6 {
         (1e6, "M")
-    } else if v >= 1e3 {
+    } else if a >= 1e3 {
         (1e3, "k")
     } else {
         (1.0, "")
@@ -94,5 +99,20 @@ pub fn peak_rss_bytes() -> u64 {
         } else {
             0
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human;
+
+    #[test]
+    fn human_scales_negative_and_keeps_infinite_values() {
+        assert_eq!(human(12_345_678.0), "12.3M");
+        assert_eq!(human(-2e9), "-2.0G");
+        assert_eq!(human(-1500.0), "-1.5k");
+        assert_eq!(human(f64::INFINITY), "inf");
+        assert_eq!(human(f64::NEG_INFINITY), "-inf");
+        assert_eq!(human(f64::NAN), "NaN");
     }
 }

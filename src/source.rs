@@ -198,6 +198,17 @@ thread_local! {
     static GDAL_FAILURE: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
+/// GDAL's own message in an error of the gdal crate, without its framing ("CPL error class:
+/// '3', error number: '4', error msg: '...'", "GDAL method ... returned a NULL pointer"),
+/// which says nothing to a user; the framing only when GDAL gave no message.
+pub(crate) fn gdal_message(e: &gdal::errors::GdalError) -> String {
+    use gdal::errors::GdalError::{CplError, NullPointer};
+    match e {
+        CplError { msg, .. } | NullPointer { msg, .. } if !msg.trim().is_empty() => msg.trim().to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// Runs the GDAL call `f` and fails with GDAL's message if GDAL reported a failure (CE_Failure
 /// or CE_Fatal) on this thread while it ran, even if `f` itself succeeded. Warnings pass.
 /// Needs [`init_gdal`]'s error handler (every [`Source`] installs it).
@@ -313,6 +324,31 @@ fn direct_reader(path: &str, dataset: &Dataset, band: usize, dtype: DataType) ->
     None
 }
 
+/// The cell type of band `rb`, or the name of one rasterstage does not read: GDAL's own
+/// name (the gdal crate calls complex types "Unknown"), and for a Byte band marked
+/// `PIXELTYPE=SIGNEDBYTE` (GDAL 3.6's Int8) that it is signed: read as Byte, -3 would be
+/// staged as 253.
+fn band_dtype(rb: &gdal::raster::RasterBand) -> Result<DataType, String> {
+    use gdal::Metadata;
+    // SAFETY: the band handle is valid while `rb` lives; GDAL returns a static string.
+    let name = unsafe {
+        let t = gdal_sys::GDALGetRasterDataType(rb.c_rasterband());
+        let p = gdal_sys::GDALGetDataTypeName(t);
+        if p.is_null() {
+            format!("number {t}")
+        } else {
+            std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    };
+    let dtype = DataType::parse(&name).ok_or_else(|| name.clone())?;
+    if dtype == DataType::Byte
+        && rb.metadata_item("PIXELTYPE", "IMAGE_STRUCTURE").is_some_and(|v| v.eq_ignore_ascii_case("SIGNEDBYTE"))
+    {
+        return Err("Int8 (Byte with PIXELTYPE=SIGNEDBYTE; rewrite it as Int16 first)".into());
+    }
+    Ok(dtype)
+}
+
 impl Source {
     /// Opens band `band` of `path`; `nodata` overrides the file's nodata.
     ///
@@ -326,7 +362,11 @@ impl Source {
             // (every worker thread opens its own Source).
             let _ = gdal::config::set_thread_local_config_option("AZURE_STORAGE_ACCOUNT", &account);
         }
-        if !gpath.starts_with("/vsi") && !gpath.contains(':') && !std::path::Path::new(&gpath).exists() {
+        // The file itself: of a subdataset (`NETCDF:"f.nc":tas`) the file inside, so that a
+        // missing one is said as such (not "no driver recognises it", with HDF5's error stack
+        // on stderr) and its size and mtime fingerprint the source.
+        let file = crate::name::subdataset(&gpath).map_or(gpath.as_str(), |(f, _)| f);
+        if !file.starts_with("/vsi") && (file != gpath || !file.contains(':')) && !std::path::Path::new(file).exists() {
             return Err(SourceError::Missing(path.to_string()));
         }
         let dataset = Dataset::open(&gpath).map_err(|e| {
@@ -335,7 +375,7 @@ impl Source {
                 gdal::errors::GdalError::NullPointer { msg, .. } if msg.trim().is_empty() => {
                     "no GDAL driver recognises its format".to_string()
                 }
-                other => other.to_string(),
+                other => gdal_message(&other),
             };
             SourceError::NotRaster(path.to_string(), reason)
         })?;
@@ -347,9 +387,7 @@ impl Source {
             return Err(SourceError::BadBand { path: path.to_string(), band, count });
         }
         let rb = dataset.rasterband(band).map_err(|e| SourceError::NotRaster(path.to_string(), e.to_string()))?;
-        let type_name = rb.band_type().name();
-        let dtype =
-            DataType::parse(&type_name).ok_or_else(|| SourceError::BadType(path.to_string(), type_name.clone()))?;
+        let dtype = band_dtype(&rb).map_err(|t| SourceError::BadType(path.to_string(), t))?;
         let nodata = nodata.or_else(|| rb.no_data_value());
         let gt = dataset.geo_transform().map_err(|_| SourceError::NoTransform(path.to_string()))?;
         let (crs_wkt, epsg) = match dataset.spatial_ref() {
@@ -363,7 +401,7 @@ impl Source {
         };
         let (w, h) = dataset.raster_size();
         let grid = Grid::from_geotransform(path, gt, w, h, crs_wkt, epsg)?;
-        let fingerprint = vsi_stat(&gpath).unwrap_or(Fingerprint { size: 0, mtime: 0, mtime_ns: 0 });
+        let fingerprint = vsi_stat(file).unwrap_or(Fingerprint { size: 0, mtime: 0, mtime_ns: 0 });
         let direct = direct_reader(&gpath, &dataset, band, dtype);
         Ok(Source {
             info: SourceInfo { path: path.to_string(), band, dtype, nodata, grid, fingerprint },
@@ -397,6 +435,24 @@ impl Source {
         let (distinct, cells) = sample_distinct(&rb, self.info.nodata)?;
         (distinct <= FEW_VALUES && cells >= MIN_SAMPLE)
             .then(|| format!("its integer band holds only {distinct} distinct values in a sample of {cells} cells"))
+    }
+
+    /// The kind of mask band the source has beyond its nodata value (an internal or `.msk`
+    /// mask, an alpha band), if any. GDAL's warper leaves masked cells out; passthrough and
+    /// rasterstage's own kernels read only values and nodata, so they would stage them.
+    pub(crate) fn mask(&self) -> Option<&'static str> {
+        let rb = self.dataset.rasterband(self.info.band).ok()?;
+        // SAFETY: the band handle is valid while `rb` (and so `self.dataset`) lives.
+        let flags = unsafe { gdal_sys::GDALGetMaskFlags(rb.c_rasterband()) };
+        // GDAL's GMF_ALL_VALID, GMF_ALPHA and GMF_NODATA (gdal.h; not in the bindings).
+        let (all_valid, alpha, nodata) = (0x01, 0x04, 0x08);
+        if flags & alpha != 0 {
+            Some("an alpha band")
+        } else if flags & (all_valid | nodata) == 0 {
+            Some("a mask band")
+        } else {
+            None
+        }
     }
 
     /// The open GDAL dataset (for the warper).
@@ -456,7 +512,7 @@ impl Source {
         let band = self.dataset.rasterband(self.info.band).map_err(|e| err(e.to_string()))?;
         gdal_checked(|| {
             band.read_into_slice::<T>((cols.start as isize, rows.start as isize), (nc, nr), (nc, nr), out, None)
-                .map_err(|e| e.to_string())
+                .map_err(|e| gdal_message(&e))
         })
         .map_err(err)
     }

@@ -250,8 +250,10 @@ impl Input {
                 // Inside the input's grid (the rectangle is), so always a tile of it.
                 let Some(id) = self.m.window_at(tr * dw, tc * dw).map(|w| w.tile_id()) else { continue };
                 let err = |reason: String| MergeError::Tile { dataset: self.name.clone(), tile: id.clone(), reason };
-                let t =
-                    self.tiles.get(&id).ok_or_else(|| err("not listed in dataset.json; convert it again".into()))?;
+                let t = self
+                    .tiles
+                    .get(&id)
+                    .ok_or_else(|| err("not listed in dataset.json; convert it again with --overwrite".into()))?;
                 let Some(bytes) = self.tile_bytes(t).map_err(|e| match e {
                     FetchError::Store(e) => MergeError::from(e),
                     FetchError::Bad(reason) => err(reason),

@@ -501,7 +501,7 @@ fn read_tiles(
         match r {
             Ok(()) => {}
             Err(DecodeError::Bad(s)) => {
-                return Err(tile_err(format!("unreadable tile: {s}; run {} again", m.redo())));
+                return Err(tile_err(format!("unreadable tile: {s}; run {} again with --overwrite", m.redo())));
             }
             Err(DecodeError::Sink(e)) => return Err(tile_err(e.to_string())),
         }

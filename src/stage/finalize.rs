@@ -72,7 +72,7 @@ pub(crate) fn complete_if_done(ds: &Store, m: &Manifest) -> Result<Completion, S
     }
     let mut done = m.clone();
     done.status = Status::Complete;
-    done.set_tiles(records);
+    done.set_tiles(records)?;
     // What readers will refuse is never written.
     done.validate(None).map_err(|v| v.at(&ds.url_of(manifest::MANIFEST), done.redo()))?;
     let complete = |written| Completion::Complete {

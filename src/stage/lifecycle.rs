@@ -187,7 +187,7 @@ pub(crate) fn stage_dataset(
             }
         });
     }
-    m.set_tiles(done);
+    m.set_tiles(done)?;
     writer.finish()?;
     m.status = Status::Complete;
     m.write(ds)?;

@@ -689,11 +689,19 @@ impl Manifest {
     }
 
     /// Puts the committed records in, sorted, and totals them.
-    pub(crate) fn set_tiles(&mut self, mut tiles: Vec<TileRecord>) {
+    ///
+    /// # Errors
+    /// [`StageError::NanSum`] when the tiles' sums add up to NaN (one at +inf, another at
+    /// -inf): a dataset.json every reader would refuse ([`same_sum`] matches no NaN).
+    pub(crate) fn set_tiles(&mut self, mut tiles: Vec<TileRecord>) -> Result<(), StageError> {
         tiles.sort_by_key(|t| (t.window.row0, t.window.col0));
         self.row_count = tiles.iter().map(|t| t.row_count).sum();
         self.value_sum = exact_sum(tiles.iter().map(|t| t.value_sum));
         self.tiles = tiles;
+        if self.value_sum.is_nan() {
+            return Err(StageError::NanSum(self.name.clone()));
+        }
+        Ok(())
     }
 }
 

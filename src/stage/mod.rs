@@ -39,6 +39,10 @@ pub enum StageError {
         /// What went wrong.
         reason: String,
     },
+    /// The committed tiles' sums add up to NaN (one tile at +inf, another at -inf): the
+    /// complete `dataset.json` is not written, since every reader would refuse it.
+    #[error("{0}: the tiles' value sums add up to NaN{NAN_SUM_ADVICE}", NAN_SUM_ADVICE = NAN_SUM_ADVICE)]
+    NanSum(String),
     /// `dataset.json` (or a commit record) cannot be parsed.
     #[error("{0}: not a valid rasterstage manifest ({1}); convert again with --overwrite")]
     BadManifest(String, String),
@@ -67,6 +71,11 @@ impl StageError {
         )
     }
 }
+
+/// Why a NaN value sum is refused and what to do, after "... sum to NaN": said by the tile
+/// and the dataset refusals alike.
+pub(crate) const NAN_SUM_ADVICE: &str = " (the values include both +inf and -inf, or sums that overflow both ways), \
+which no load or verify could check; make the infinities nodata (convert --nodata=inf or --nodata=-inf) or replace them in the source";
 
 /// A staging format: set up once, write tiles from many threads, finish once.
 pub(crate) trait TileWriter: Send + Sync {

@@ -99,7 +99,8 @@ pub(crate) fn fetch_tile(ds: &Store, m: &Manifest, t: &TileRecord) -> Result<Opt
     if keys.is_empty() {
         return Ok(None);
     }
-    let redo = format!("run {} again", m.redo());
+    // A plain rerun of a complete dataset does nothing, so only --overwrite rewrites the tile.
+    let redo = format!("run {} again with --overwrite", m.redo());
     let mut parts = Vec::with_capacity(keys.len());
     for key in &keys {
         let bytes = ds.get(key)?.ok_or_else(|| {

@@ -53,6 +53,9 @@ pub(crate) enum TileErrorKind {
     /// Encoding, storing or committing the tile failed.
     #[error(transparent)]
     Stage(#[from] StageError),
+    /// The tile's values sum to NaN, so no later step could check it by its sum.
+    #[error("its values sum to NaN{}", super::NAN_SUM_ADVICE)]
+    NanSum,
     /// The worker panicked: a bug, caught so that it costs only this tile.
     #[error("the worker panicked ({0}); this is a bug in rasterstage, please report it")]
     Panic(String),
@@ -122,6 +125,11 @@ where
         .map(|win| {
             let tile = || -> Result<TileRecord, TileErrorKind> {
                 let rec = write(*win)?;
+                // Readers refuse a NaN tile sum as damage (same_sum matches no NaN), so such a
+                // tile is never committed: it would make the whole dataset unreadable.
+                if rec.value_sum.is_nan() {
+                    return Err(TileErrorKind::NanSum);
+                }
                 if let Some(d) = delay {
                     std::thread::sleep(d);
                 }

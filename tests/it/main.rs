@@ -3,6 +3,7 @@
 //! xarray/rioxarray, gdalinfo) and a real PostgreSQL and S3, Azure and GCS emulators (started by
 //! scripts/test.sh; see scripts/services.sh for the variables).
 
+mod adversarial;
 mod clouds;
 mod common;
 mod convert_cli;
