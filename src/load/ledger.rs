@@ -142,3 +142,17 @@ pub(crate) fn forget(
         &[&table, &tile_id],
     )
 }
+
+#[cfg(test)]
+mod tests {
+    /// What the loader derives from a tile record is safe for every manifest `stage`
+    /// accepts, hand-edited or damaged ones included.
+    #[test]
+    fn accepted_mutated_manifests_give_ranges_and_checksums() {
+        for m in crate::stage::manifest::fuzz_tests::accepted_manifests() {
+            for t in &m.tiles {
+                let _ = (super::range_of(t), super::wanted_checksum(t));
+            }
+        }
+    }
+}

@@ -671,4 +671,15 @@ mod tests {
         assert_eq!(s("plants"), (".".into(), "plants".into()));
         assert_eq!(s("/plants"), ("/".into(), "plants".into()));
     }
+
+    /// Every manifest `stage` accepts, hand-edited or damaged ones included, gets a preview
+    /// size without a panic, at the smallest and the largest width.
+    #[test]
+    fn accepted_mutated_manifests_have_a_preview_size() {
+        for m in crate::stage::manifest::fuzz_tests::accepted_manifests() {
+            for width in [1, crate::limits::MAX_PREVIEW_WIDTH] {
+                let _ = preview_size(&m, width);
+            }
+        }
+    }
 }

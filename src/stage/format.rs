@@ -1,5 +1,5 @@
 //! The staging formats and Zarr versions, as flags, config and settings name them: a leaf that
-//! the object keys ([`super::keys`]) and the manifest both build on.
+//! the object keys (`stage/keys.rs`) and the manifest both build on.
 
 use serde::{Deserialize, Serialize};
 

@@ -1112,7 +1112,7 @@ pub(crate) fn checksum_parts<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> S
 pub(crate) use crate::json::{json_f64, json_opt_f64};
 
 #[cfg(test)]
-mod fuzz_tests;
+pub(crate) mod fuzz_tests;
 
 #[cfg(test)]
 mod tests {
