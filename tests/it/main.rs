@@ -5,6 +5,7 @@
 
 mod adversarial;
 mod clouds;
+mod code_layout;
 mod common;
 mod convert_cli;
 mod convert_exact;

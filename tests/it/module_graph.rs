@@ -9,8 +9,9 @@
 //! re-exports (and `#[macro_export]`) to the module that defines it. A submodule using its
 //! parent is not an edge (the parent is the namespace its children share: `super::SourceBlock`,
 //! `super::LoadError`), but the crate root is no such namespace: a CLI module calling back into
-//! main.rs is a cycle. Every other edge counts, parent to child included. `#[cfg(test)]` items
-//! are left out.
+//! main.rs is a cycle. Every other edge counts, parent to child included, and so do
+//! `#[cfg(test)]` items (a test module that calls a higher module ties the two together just as
+//! well) and intra-doc links (`[`crate::load::x`]` makes rustdoc resolve one module from another).
 
 use crate::common::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -49,10 +50,51 @@ struct RawRef {
     evidence: Evidence,
 }
 
-fn has_cfg_test(attrs: &[syn::Attribute]) -> bool {
-    attrs
-        .iter()
-        .any(|a| a.path().is_ident("cfg") && a.meta.require_list().is_ok_and(|l| l.tokens.to_string().contains("test")))
+/// The intra-doc link targets of one doc attribute (`[`a::b`]`, `[text](a::b)`, `[a::b()]`), as
+/// path segments. Web links and plain bracketed prose are not paths and are skipped.
+fn doc_links(attr: &syn::Attribute) -> Vec<Vec<String>> {
+    let syn::Meta::NameValue(nv) = &attr.meta else { return Vec::new() };
+    let syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) = &nv.value else { return Vec::new() };
+    if !attr.path().is_ident("doc") {
+        return Vec::new();
+    }
+    let text = s.value();
+    let mut out = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(open) = rest.find('[') {
+        rest = &rest[open + 1..];
+        let Some(close) = rest.find(']') else { break };
+        let (inside, after) = (&rest[..close], &rest[close + 1..]);
+        // `[text](target)`: the target is the link; otherwise the bracketed text is.
+        let target = match after.strip_prefix('(') {
+            // Up to the matching `)`: a target may end in `()` itself.
+            Some(a) => {
+                let mut depth = 1;
+                let end = a.char_indices().find_map(|(i, c)| {
+                    depth += match c {
+                        '(' => 1,
+                        ')' => -1,
+                        _ => 0,
+                    };
+                    (depth == 0).then_some(i)
+                });
+                end.map_or(inside, |e| &a[..e])
+            }
+            None => inside,
+        };
+        let target = target.trim().trim_matches('`');
+        let target = target.split_once('@').map_or(target, |(_, p)| p).trim_end_matches("()").trim_end_matches('!');
+        let is_path = !target.is_empty()
+            && target.split("::").all(|seg| {
+                seg.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && seg.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            });
+        if is_path {
+            out.push(target.split("::").map(str::to_string).collect());
+        }
+        rest = after;
+    }
+    out
 }
 
 fn path_attr(attrs: &[syn::Attribute]) -> Option<String> {
@@ -163,23 +205,12 @@ fn is_colon(t: &proc_macro2::TokenTree) -> bool {
 impl<'ast> Visit<'ast> for Collector<'_> {
     fn visit_item_mod(&mut self, _: &'ast syn::ItemMod) {}
 
-    fn visit_item(&mut self, i: &'ast syn::Item) {
-        let attrs = match i {
-            syn::Item::Fn(x) => &x.attrs,
-            syn::Item::Impl(x) => &x.attrs,
-            syn::Item::Use(x) => &x.attrs,
-            syn::Item::Struct(x) => &x.attrs,
-            syn::Item::Enum(x) => &x.attrs,
-            syn::Item::Const(x) => &x.attrs,
-            syn::Item::Static(x) => &x.attrs,
-            syn::Item::Trait(x) => &x.attrs,
-            syn::Item::Type(x) => &x.attrs,
-            syn::Item::Macro(x) => &x.attrs,
-            _ => return syn::visit::visit_item(self, i),
-        };
-        if !has_cfg_test(attrs) {
-            syn::visit::visit_item(self, i);
+    fn visit_attribute(&mut self, a: &'ast syn::Attribute) {
+        let line = a.pound_token.span.start().line;
+        for segs in doc_links(a) {
+            self.push(segs, false, line);
         }
+        syn::visit::visit_attribute(self, a);
     }
 
     fn visit_item_macro(&mut self, m: &'ast syn::ItemMacro) {
@@ -226,12 +257,13 @@ impl Crate {
     fn read_file(&mut self, module: &[String], file: &Path, dir: &Path, raw: &mut Vec<RawRef>) -> Result<(), String> {
         let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
         let ast = syn::parse_file(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-        self.read_items(module, &ast.items, file, dir, raw)
+        self.read_items(module, &ast.attrs, &ast.items, file, dir, raw)
     }
 
     fn read_items(
         &mut self,
         module: &[String],
+        inner_attrs: &[syn::Attribute],
         items: &[syn::Item],
         file: &Path,
         dir: &Path,
@@ -240,6 +272,10 @@ impl Crate {
         let module = module.to_vec();
         self.modules.insert(module.clone(), file.to_path_buf());
         let mut col = Collector { module: &module, file, out: Vec::new(), uses: Vec::new(), exported: Vec::new() };
+        // The module's own `//!` docs: their links are resolved from inside the module.
+        for a in inner_attrs {
+            col.visit_attribute(a);
+        }
         for item in items {
             col.visit_item(item);
         }
@@ -257,14 +293,11 @@ impl Crate {
         }
         for item in items {
             let syn::Item::Mod(m) = item else { continue };
-            if has_cfg_test(&m.attrs) {
-                continue;
-            }
             let name = m.ident.to_string();
             let mut child = module.clone();
             child.push(name.clone());
             if let Some((_, content)) = &m.content {
-                self.read_items(&child, content, file, &dir.join(&name), raw)?;
+                self.read_items(&child, &m.attrs, content, file, &dir.join(&name), raw)?;
                 continue;
             }
             let file = match path_attr(&m.attrs) {
@@ -438,6 +471,19 @@ fn module_cycles(src: &Path) -> Result<Vec<String>, String> {
             if component.len() > cycle.len() {
                 let names: Vec<String> = component.iter().map(|m| node_name(&krate, m)).collect();
                 lines.push(format!("  and more cycles among: {}", names.join(", ")));
+                // Every edge inside the component, so that one run shows all there is to cut.
+                for from in &component {
+                    for (to, ev) in edges.get(from).into_iter().flatten().filter(|(to, _)| component.contains(to)) {
+                        lines.push(format!(
+                            "    {} -> {}: {}:{} names {}",
+                            node_name(&krate, from),
+                            node_name(&krate, to),
+                            rel(src, &ev.file).display(),
+                            ev.line,
+                            ev.path
+                        ));
+                    }
+                }
             }
             report.push(lines.join("\n"));
         }
@@ -527,7 +573,7 @@ const BASE: [(&str, &str); 7] = [
     (
         "src/stage/manifest.rs",
         "use crate::source::SourceInfo;\nuse super::StageError;\npub struct Manifest;\n\
-         #[cfg(test)]\nmod tests { use crate::stage::zarr::chunk_key; }\n",
+         #[cfg(test)]\nmod tests { use crate::json::f64_opt; }\n/// Numbers as [`crate::json::f64_opt`] writes them.\npub struct Sum;\n",
     ),
     ("src/stage/zarr.rs", "use crate::stage::Manifest;\npub fn chunk_key() {}\n"),
     ("src/main.rs", "mod cli_load;\nmod cli_shard;\nfn main() { cli_load::run(); }\n"),
@@ -543,7 +589,8 @@ fn with(extra: &[(&'static str, &'static str)]) -> tempfile::TempDir {
 
 #[test]
 fn fixture_tree_without_cycle_passes() {
-    // Parent re-exports, a child using its parent, cfg(test) modules: none of them is a cycle.
+    // Parent re-exports, a child using its parent, a cfg(test) module and a doc link to a lower
+    // module: none of them is a cycle.
     let dir = with(&[]);
     assert_eq!(module_cycles(&dir.path().join("src")).unwrap(), Vec::<String>::new());
 }
@@ -582,6 +629,19 @@ fn deliberate_cycles_are_found_and_named() {
     let found = module_cycles(&dir.path().join("src")).unwrap();
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].contains("crate root (main.rs) -> cli_load -> crate root (main.rs)"), "{}", found[0]);
+
+    // A test module, and a doc link, calling a module that uses this one.
+    for manifest in [
+        "use super::StageError;\npub struct Manifest;\n#[cfg(test)]\nmod tests {\n    use crate::stage::zarr::chunk_key;\n}\n",
+        "use super::StageError;\n/// Tiles are named by [`super::zarr::chunk_key`].\npub struct Manifest;\n",
+        "//! Tiles are named by [chunk keys](crate::stage::zarr::chunk_key()).\npub struct Manifest;\n",
+    ] {
+        let dir = with(&[("src/stage/manifest.rs", manifest)]);
+        let found = module_cycles(&dir.path().join("src")).unwrap();
+        assert_eq!(found.len(), 1, "{manifest}: {found:?}");
+        assert!(found[0].contains("stage::manifest -> stage::zarr -> stage::manifest"), "{}", found[0]);
+        assert!(found[0].contains("zarr::chunk_key"), "{}", found[0]);
+    }
 }
 
 #[test]
