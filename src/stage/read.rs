@@ -429,6 +429,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_tile_of_a_manifest_the_fuzzer_gets_accepted_has_a_cell_order() {
+        for m in crate::stage::manifest::fuzz_tests::accepted_manifests() {
+            for t in &m.tiles {
+                CellOrder::new(&TileShape::of(&m, t)).expect("a checked window fits int4");
+            }
+        }
+    }
+
+    #[test]
     fn cells_must_be_inside_the_window_and_each_once_in_row_major_order() {
         let grid =
             Grid { crs_wkt: String::new(), epsg: None, x0: 0.0, y0: 0.0, dx: 1.0, dy: -1.0, width: 100, height: 100 };

@@ -594,8 +594,17 @@ impl TileWriter for ZarrWriter {
 
 #[cfg(test)]
 mod tests {
-    use super::{base64_f64, crc32c, shard_chunks, ShardBuilder, ZarrArray};
+    use super::{base64_f64, crc32c, shard_chunks, ShardBuilder, ZarrArray, ZarrGroup};
     use crate::dtype::DataType;
+
+    #[test]
+    fn every_manifest_the_fuzzer_gets_accepted_has_a_zarr_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = crate::store::Store::open(dir.path().to_str().unwrap()).unwrap();
+        for m in crate::stage::manifest::fuzz_tests::accepted_manifests() {
+            assert!(!ZarrGroup::of_manifest(ds.clone(), &m).arrays().is_empty());
+        }
+    }
 
     #[test]
     fn fill_is_nodata_nan_or_none() {

@@ -5,7 +5,6 @@
 
 use super::tests::{complete, merged, parse, sharded};
 use super::{parse_record, Manifest, TileRecord};
-use crate::store::Store;
 use serde_json::{json, Value};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -217,9 +216,10 @@ fn run(bases: &[Value], seed: u64, n: usize, mut read: impl FnMut(&Value, &[u8])
     assert!(accepted > 0 && refused > accepted, "{accepted} accepted, {refused} refused");
 }
 
-/// What readers do with an accepted manifest: none of it may panic. `ds`: a folder for the
-/// Zarr group built from it (nothing is written).
-fn exercise(m: &Manifest, ds: &Store) {
+/// What readers do with an accepted manifest: none of it may panic. (Zarr groups and tile
+/// decoders built from it are checked in zarr.rs's and read.rs's tests, which depend on the
+/// manifest and not the reverse.)
+fn exercise(m: &Manifest) {
     m.validate(Some(&m.name)).expect("what parse accepts validates again");
     let (_, _, _, _) = (m.redo(), m.columns(), m.method_label(), m.value_type());
     let (_, _, _) = (m.tile_side(), m.window_count(), m.tiles_sum());
@@ -236,8 +236,6 @@ fn exercise(m: &Manifest, ds: &Store) {
     for t in &m.tiles {
         exercise_tile(m, t);
     }
-    let group = crate::stage::zarr::ZarrGroup::of_manifest(ds.clone(), m);
-    assert!(!group.arrays().is_empty());
     // Written back, it reads as itself (NaN nodata aside, which PartialEq cannot compare).
     let again = Manifest::parse(&serde_json::to_vec(m).unwrap(), FILE, Some(&m.name)).expect("round trip");
     assert_eq!(again.tiles, m.tiles);
@@ -250,13 +248,11 @@ fn exercise_tile(m: &Manifest, t: &TileRecord) {
     for k in m.tile_keys(t) {
         m.is_tile_key(&k);
     }
-    let shape = crate::stage::read::TileShape::of(m, t);
-    crate::stage::read::CellOrder::new(&shape).expect("a checked window fits int4");
     let _ = t.window.cells();
 }
 
-/// The mutated manifests that parse, for the readers outside `stage` (preview, load) to
-/// check that what `stage` accepts is safe for them too: data flows one way, so they call
+/// The mutated manifests that parse, for their readers (zarr, read, preview, load) to check
+/// that what the manifest accepts is safe for them too: data flows one way, so they call
 /// this rather than this module calling them.
 pub(crate) fn accepted_manifests() -> Vec<Manifest> {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
@@ -281,11 +277,9 @@ fn bases() -> Vec<Value> {
 
 #[test]
 fn mutated_manifests_never_panic_and_refuse_in_one_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let ds = Store::open(dir.path().to_str().unwrap()).unwrap();
     run(&bases(), 0x9E37_79B9_7F4A_7C15, 600, |_, bytes| match Manifest::parse(bytes, FILE, Some("plants")) {
         Ok(m) => {
-            exercise(&m, &ds);
+            exercise(&m);
             Ok(())
         }
         Err(e) => Err((FILE.to_string(), e.to_string())),
