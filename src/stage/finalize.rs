@@ -66,12 +66,9 @@ pub(crate) fn complete_if_done(ds: &Store, m: &Manifest) -> Result<Completion, S
     // completes its tile; any other is foreign, and its tile stays missing.
     let records: Vec<manifest::TileRecord> = manifest::committed(ds)?
         .into_iter()
-        .filter(|r| match m.check_tile(r) {
-            Ok(()) => true,
-            Err(v) => {
-                tracing::warn!("ignoring commit record {}: {v}", ds.url_of(&super::keys::commit_record(&r.id)));
-                false
-            }
+        .filter(|r| {
+            let url = || ds.url_of(&super::keys::commit_record(&r.id));
+            m.check_tile(r).inspect_err(|v| tracing::warn!("ignoring commit record {}: {v}", url())).is_ok()
         })
         .collect();
     if records.len() < windows.len() {

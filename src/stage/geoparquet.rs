@@ -113,10 +113,9 @@ impl Extent {
 /// # Errors
 /// When `projjson` is not JSON.
 pub(crate) fn metadata(encoding: GeoEncoding, projjson: Option<&str>, extent: &Extent) -> Result<String, String> {
-    let crs: serde_json::Value = match projjson {
-        Some(p) => serde_json::from_str(p).map_err(|e| format!("the CRS as PROJJSON is not JSON: {e}"))?,
-        None => serde_json::Value::Null,
-    };
+    let crs: serde_json::Value = projjson
+        .map_or(Ok(serde_json::Value::Null), serde_json::from_str)
+        .map_err(|e| format!("the CRS as PROJJSON is not JSON: {e}"))?;
     let doc = serde_json::json!({
         "version": "1.1.0",
         "primary_column": GEOMETRY,

@@ -862,13 +862,11 @@ pub(crate) fn exact_sum(values: impl IntoIterator<Item = f64>) -> f64 {
             break;
         }
     }
-    if let Some(&next) = partials.last() {
-        if (lo < 0.0 && next < 0.0) || (lo > 0.0 && next > 0.0) {
-            let y = lo * 2.0;
-            let x = hi + y;
-            if y == x - hi {
-                hi = x;
-            }
+    if partials.last().is_some_and(|&next| (lo < 0.0 && next < 0.0) || (lo > 0.0 && next > 0.0)) {
+        let y = lo * 2.0;
+        let x = hi + y;
+        if y == x - hi {
+            hi = x;
         }
     }
     hi
@@ -949,8 +947,7 @@ fn field_near(bytes: &[u8], line: usize, column: usize) -> Option<String> {
 /// [`StageError::Store`].
 pub(crate) fn commit(ds: &Store, rec: &TileRecord) -> Result<(), StageError> {
     let json = serde_json::to_vec(rec).expect("tile record serialises");
-    ds.put(&super::keys::commit_record(&rec.id), Bytes::from(json))?;
-    Ok(())
+    Ok(ds.put(&super::keys::commit_record(&rec.id), Bytes::from(json))?)
 }
 
 /// Every committed tile record of a dataset folder that is consistent in itself

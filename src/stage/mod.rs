@@ -77,6 +77,34 @@ impl StageError {
 pub(crate) const NAN_SUM_ADVICE: &str = " (the values include both +inf and -inf, or sums that overflow both ways), \
 which no load or verify could check; make the infinities nodata (convert --nodata=inf or --nodata=-inf) or replace them in the source";
 
+/// A cell type as staged: its Arrow (Parquet) type and its little-endian Zarr encoding.
+pub(crate) trait CellValue: crate::dtype::Sample {
+    /// The Arrow type of a Parquet value column.
+    type Arrow: arrow_array::ArrowPrimitiveType<Native = Self>;
+    /// Reads one little-endian value (Zarr chunks) from the start of `b`.
+    fn from_le(b: &[u8]) -> Self;
+    /// A Parquet value column of `v`.
+    fn array(v: Vec<Self>) -> arrow_array::ArrayRef;
+}
+
+macro_rules! cell_value {
+    ($($t:ty => $arrow:ident);*) => {$(
+        impl CellValue for $t {
+            type Arrow = arrow_array::types::$arrow;
+            #[inline]
+            fn from_le(b: &[u8]) -> Self {
+                <$t>::from_le_bytes(b[..std::mem::size_of::<$t>()].try_into().expect("value bytes"))
+            }
+            fn array(v: Vec<Self>) -> arrow_array::ArrayRef {
+                std::sync::Arc::new(arrow_array::PrimitiveArray::<arrow_array::types::$arrow>::from(v))
+            }
+        }
+    )*};
+}
+
+cell_value!(u8 => UInt8Type; u16 => UInt16Type; i16 => Int16Type; u32 => UInt32Type; i32 => Int32Type;
+    f32 => Float32Type; f64 => Float64Type);
+
 /// A staging format: set up once, write tiles (a converted window's [`Tile`], or a merged
 /// window) from many threads, finish once.
 pub(crate) trait TileWriter<T = Tile>: Send + Sync {

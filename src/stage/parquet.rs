@@ -4,8 +4,7 @@
 //! is in the file's key-value metadata under `rasterstage:grid`, so a tile describes itself.
 
 use super::geoparquet::{self, Extent, GeoEncoding};
-use super::read::CellValue;
-use super::{StageError, TileRecord, TileWriter};
+use super::{CellValue, StageError, TileRecord, TileWriter};
 use crate::dtype::nodata_as;
 use crate::grid::Grid;
 use crate::store::Store;
@@ -175,11 +174,11 @@ impl ParquetWriter {
                 n += usize::from(v.is_valid(nodata));
             }
             cols.push_row((w.row0 + r) as i32, gy.centre(w.row0 + r), w.col0 as i32, &xs, line, &keep[..n]);
-            if cols.len() >= BATCH_ROWS {
+            if cols.row.len() >= BATCH_ROWS {
                 writer.write(&cols.take_batch(&schema)?).map_err(|e| e.to_string())?;
             }
         }
-        if cols.len() > 0 {
+        if !cols.row.is_empty() {
             writer.write(&cols.take_batch(&schema)?).map_err(|e| e.to_string())?;
         }
         let (rows, sum) = valid_stats(values, nodata);
@@ -224,10 +223,6 @@ impl<T: CellValue> Columns<T> {
         }
         self.row.resize(self.row.len() + n, row);
         self.y.resize(self.y.len() + n, y);
-    }
-
-    fn len(&self) -> usize {
-        self.row.len()
     }
 
     fn take_batch(&mut self, schema: &SchemaRef) -> Result<RecordBatch, String> {

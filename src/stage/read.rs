@@ -5,6 +5,7 @@
 //! them on the merged grid), so both see exactly the same cells and both refuse a tile that
 //! is not what dataset.json describes.
 
+pub(crate) use super::CellValue;
 use crate::dtype::{nodata_as, DataType, Sample};
 use crate::grid::{Grid, Window};
 use crate::stage::manifest::{checksum_parts, Manifest, TileRecord};
@@ -19,34 +20,6 @@ use parquet::arrow::ProjectionMask;
 
 /// Rows per Parquet record batch read at a time (bounds what is decoded at once).
 const BATCH_ROWS: usize = 64 * 1024;
-
-/// A cell type as staged: its Arrow (Parquet) type and its little-endian Zarr encoding.
-pub(crate) trait CellValue: Sample {
-    /// The Arrow type of a Parquet value column.
-    type Arrow: ArrowPrimitiveType<Native = Self>;
-    /// Reads one little-endian value (Zarr chunks) from the start of `b`.
-    fn from_le(b: &[u8]) -> Self;
-    /// A Parquet value column of `v`.
-    fn array(v: Vec<Self>) -> arrow_array::ArrayRef;
-}
-
-macro_rules! cell_value {
-    ($($t:ty => $arrow:ident);*) => {$(
-        impl CellValue for $t {
-            type Arrow = arrow_array::types::$arrow;
-            #[inline]
-            fn from_le(b: &[u8]) -> Self {
-                <$t>::from_le_bytes(b[..std::mem::size_of::<$t>()].try_into().expect("value bytes"))
-            }
-            fn array(v: Vec<Self>) -> arrow_array::ArrayRef {
-                std::sync::Arc::new(arrow_array::PrimitiveArray::<arrow_array::types::$arrow>::from(v))
-            }
-        }
-    )*};
-}
-
-cell_value!(u8 => UInt8Type; u16 => UInt16Type; i16 => Int16Type; u32 => UInt32Type; i32 => Int32Type;
-    f32 => Float32Type; f64 => Float64Type);
 
 /// The Arrow type of a staged column of `dtype`.
 pub(crate) fn arrow_type(dtype: DataType) -> arrow_schema::DataType {
@@ -198,11 +171,9 @@ impl CellOrder {
         if !self.rows.contains(&r) || !self.cols.contains(&c) {
             return Err(DecodeError::Bad(format!("cell ({r}, {c}) lies outside the tile's window")));
         }
-        if let Some((lr, lc)) = self.last {
-            if (r, c) <= (lr, lc) {
-                let what = if (r, c) == (lr, lc) { "appears twice" } else { "is out of row-major order" };
-                return Err(DecodeError::Bad(format!("cell ({r}, {c}) {what} (after cell ({lr}, {lc}))")));
-            }
+        if let Some((lr, lc)) = self.last.filter(|&last| (r, c) <= last) {
+            let what = if (r, c) == (lr, lc) { "appears twice" } else { "is out of row-major order" };
+            return Err(bad(format!("cell ({r}, {c}) {what} (after cell ({lr}, {lc}))")));
         }
         self.last = Some((r, c));
         Ok(())
@@ -228,7 +199,10 @@ where
     F: FnMut(i32, i32, T) -> std::io::Result<()>,
 {
     match format {
-        Format::Parquet => parquet_cells(bytes, shape, f),
+        Format::Parquet => {
+            let expected = crate::stage::parquet::tile_schema_with(T::Arrow::DATA_TYPE, shape.geoparquet);
+            parquet_column(bytes, shape, &expected, "tile schema", 4, false, f)
+        }
         Format::Zarr => match shape.shard {
             Some(k) => shard_cells(bytes, shape, k, within, f),
             None => zarr_cells(bytes, shape, f),
@@ -271,15 +245,6 @@ pub(crate) fn same_columns(
         return Err(bad(format!("columns {:?} do not match the {what} {:?}", names_types(got), names_types(expected))));
     }
     Ok(())
-}
-
-fn parquet_cells<T, F>(bytes: &Bytes, shape: &TileShape<'_>, f: F) -> Result<(), DecodeError>
-where
-    T: CellValue,
-    F: FnMut(i32, i32, T) -> std::io::Result<()>,
-{
-    let expected = crate::stage::parquet::tile_schema_with(T::Arrow::DATA_TYPE, shape.geoparquet);
-    parquet_column(bytes, shape, &expected, "tile schema", 4, false, f)
 }
 
 /// Calls `f(row_idx, col_idx, value)` for the cells of column `value` of a Parquet tile whose

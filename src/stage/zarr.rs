@@ -29,13 +29,9 @@ fn base64_f64(v: f64) -> String {
     let mut out = String::with_capacity(12);
     for chunk in b.chunks(3) {
         let n = chunk.iter().enumerate().fold(0u32, |n, (i, x)| n | (u32::from(*x) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
+        out.extend(
+            (0..4).map(|i| if i <= chunk.len() { ABC[((n >> (18 - 6 * i)) & 63) as usize] as char } else { '=' }),
+        );
     }
     out
 }
@@ -363,8 +359,7 @@ impl ZarrGroup {
     fn put_json(&self, key: &str, v: &Value) -> Result<(), StageError> {
         let mut b = serde_json::to_vec_pretty(v).expect("json");
         b.push(b'\n');
-        self.ds.put(key, Bytes::from(b))?;
-        Ok(())
+        Ok(self.ds.put(key, Bytes::from(b))?)
     }
 
     /// zstd-compresses one chunk; `what` names it in the error.
@@ -440,16 +435,12 @@ impl ZarrGroup {
             let meta: serde_json::Map<String, Value> =
                 docs.into_iter().filter_map(|(key, doc)| Some((in_group(&key)?, doc))).collect();
             group["consolidated_metadata"] = json!({"kind": "inline", "must_understand": false, "metadata": meta});
-            self.put_json(&group_key, &group)?;
+            self.put_json(&group_key, &group)
         } else {
             let name = |key: &str| in_zarr_group(&self.name, key).unwrap_or(key).to_string();
             let meta: serde_json::Map<String, Value> = docs.into_iter().map(|(key, doc)| (name(&key), doc)).collect();
-            self.put_json(
-                &zarr_consolidated_v2(&self.name),
-                &json!({"metadata": meta, "zarr_consolidated_format": 1}),
-            )?;
+            self.put_json(&zarr_consolidated_v2(&self.name), &json!({"metadata": meta, "zarr_consolidated_format": 1}))
         }
-        Ok(())
     }
 }
 
