@@ -25,7 +25,7 @@ use crate::stage::manifest::{
 use crate::stage::merged::{
     keep_cells, MergedParquetWriter, MergedTile, MergedWriter, MergedZarrWriter, ZarrInputError,
 };
-use crate::stage::read::{fetch_tile, visit_f64_within, DecodeError, FetchError, TileShape};
+use crate::stage::read::{fetch_tile, visit_f64, DecodeError, FetchError, TileShape};
 use crate::stage::write_loop::{TileErrorKind, TilesFailed};
 use crate::stage::StageError;
 use crate::store::{StorageOptions, Store, StoreError};
@@ -263,7 +263,7 @@ impl Input {
                 };
                 let shape = TileShape::of(&self.m, t);
                 let within = Window { row0: lr0, col0: lc0, rows: lr1 - lr0, cols: lc1 - lc0 };
-                visit_f64_within(self.m.format.format(), &bytes, &shape, within, |r, c, v| {
+                visit_f64(self.m.format.format(), &bytes, &shape, Some(within), |r, c, v| {
                     let (r, c) = (r as usize, c as usize);
                     if r >= lr0 && r < lr1 && c >= lc0 && c < lc1 {
                         buf[(r + or - win.row0) * win.cols + (c + oc - win.col0)] = v;

@@ -493,7 +493,7 @@ fn read_tiles(
         };
         let shape = TileShape::of(m, t);
         let r = match values {
-            Values::Single => visit_f64(m.format.format(), &parts[0], &shape, &mut add),
+            Values::Single => visit_f64(m.format.format(), &parts[0], &shape, None, &mut add),
             Values::Merged { index, columns } => {
                 crate::stage::merged::visit_column(m.format.format(), &parts, &shape, columns, index, &mut add)
             }

@@ -11,14 +11,8 @@ use serde_json::{Map, Value};
 /// The CF grid-mapping attributes of the CRS `wkt`; empty when the CRS is not one CF (as
 /// pyproj maps it) describes, or GDAL cannot describe it.
 pub(crate) fn grid_mapping(wkt: &str) -> Map<String, Value> {
-    let json = match super::geoparquet::projjson(wkt) {
-        Ok(Some(j)) => j,
-        _ => return Map::new(),
-    };
-    match serde_json::from_str::<Value>(&json) {
-        Ok(v) => from_projjson(&v).unwrap_or_default(),
-        Err(_) => Map::new(),
-    }
+    let Ok(Some(json)) = super::geoparquet::projjson(wkt) else { return Map::new() };
+    serde_json::from_str::<Value>(&json).ok().and_then(|v| from_projjson(&v)).unwrap_or_default()
 }
 
 /// A PROJJSON quantity in its base unit: a number, or `{"value": v, "unit": {...,
@@ -56,14 +50,7 @@ fn from_projjson(crs: &Value) -> Option<Map<String, Value>> {
             let a = quantity(a)?;
             let rf = match (ell.get("inverse_flattening"), ell.get("semi_minor_axis")) {
                 (Some(rf), _) => rf.as_f64()?,
-                (None, Some(b)) => {
-                    let b = quantity(b)?;
-                    if a == b {
-                        0.0
-                    } else {
-                        a / (a - b)
-                    }
-                }
+                (None, Some(b)) => quantity(b).map(|b| if a == b { 0.0 } else { a / (a - b) })?,
                 _ => return None,
             };
             (a, rf)
@@ -94,11 +81,7 @@ fn from_projjson(crs: &Value) -> Option<Map<String, Value>> {
     let mut p = std::collections::HashMap::new();
     for param in conv.get("parameters")?.as_array()? {
         // pyproj takes each value as written, in the parameter's own unit.
-        let v = match param.get("value")? {
-            Value::Number(n) => n.as_f64()?,
-            _ => return None,
-        };
-        p.insert(key(param.get("name")?.as_str()?), v);
+        p.insert(key(param.get("name")?.as_str()?), param.get("value")?.as_f64()?);
     }
     let f = |k: &str| p.get(k).map(|&v| Value::from(v));
     let pair = |a: &str, b: &str| Some(Value::from(vec![*p.get(a)?, *p.get(b)?]));

@@ -38,6 +38,13 @@ pub enum Completion {
     },
 }
 
+impl Completion {
+    /// The completion of the complete manifest `m`.
+    fn of(m: &Manifest, written: bool) -> Completion {
+        Completion::Complete { tiles: m.tile_count, rows: m.row_count, value_sum: m.value_sum, written }
+    }
+}
+
 /// Writes the complete `dataset.json` of dataset folder `ds` if every window of `m`'s grid
 /// has a commit record; `m` is the converting manifest (settings, no tiles). A dataset that
 /// is already complete with the same settings is not rewritten, so a slow shard can never
@@ -59,12 +66,9 @@ pub(crate) fn complete_if_done(ds: &Store, m: &Manifest) -> Result<Completion, S
     // completes its tile; any other is foreign, and its tile stays missing.
     let records: Vec<manifest::TileRecord> = manifest::committed(ds)?
         .into_iter()
-        .filter(|r| match m.check_tile(r) {
-            Ok(()) => true,
-            Err(v) => {
-                tracing::warn!("ignoring commit record {}: {v}", ds.url_of(&super::keys::commit_record(&r.id)));
-                false
-            }
+        .filter(|r| {
+            let url = || ds.url_of(&super::keys::commit_record(&r.id));
+            m.check_tile(r).inspect_err(|v| tracing::warn!("ignoring commit record {}: {v}", url())).is_ok()
         })
         .collect();
     if records.len() < windows.len() {
@@ -75,15 +79,9 @@ pub(crate) fn complete_if_done(ds: &Store, m: &Manifest) -> Result<Completion, S
     done.set_tiles(records)?;
     // What readers will refuse is never written.
     done.validate(None).map_err(|v| v.at(&ds.url_of(manifest::MANIFEST), done.redo()))?;
-    let complete = |written| Completion::Complete {
-        tiles: done.tile_count,
-        rows: done.row_count,
-        value_sum: done.value_sum,
-        written,
-    };
     if let Some(old) = Manifest::read(ds)? {
         if old.status == Status::Complete && old.settings_hash == m.settings_hash {
-            return Ok(complete(false));
+            return Ok(Completion::of(&done, false));
         }
     }
     if m.format.format() == Format::Zarr {
@@ -92,7 +90,7 @@ pub(crate) fn complete_if_done(ds: &Store, m: &Manifest) -> Result<Completion, S
         g.finish()?;
     }
     done.write(ds)?;
-    Ok(complete(true))
+    Ok(Completion::of(&done, true))
 }
 
 /// `rasterstage finalize` for one dataset folder: completes it if every tile is committed.
@@ -108,16 +106,7 @@ pub fn finalize(ds: &Store) -> Result<Option<Completion>, StageError> {
         if m.format.format() == Format::Zarr {
             ZarrGroup::of_manifest(ds.clone(), &m).finish()?;
         }
-        return Ok(Some(Completion::Complete {
-            tiles: m.tile_count,
-            rows: m.row_count,
-            value_sum: m.value_sum,
-            written: false,
-        }));
+        return Ok(Some(Completion::of(&m, false)));
     }
-    let mut base = m;
-    base.tiles.clear();
-    base.row_count = 0;
-    base.value_sum = 0.0;
-    complete_if_done(ds, &base).map(Some)
+    complete_if_done(ds, &Manifest { tiles: Vec::new(), row_count: 0, value_sum: 0.0, ..m }).map(Some)
 }

@@ -103,10 +103,7 @@ impl Reader<'_> {
             3 => self.skip(1),
             4..=6 => self.varint().map(|_| ()),
             7 => self.skip(8),
-            8 => {
-                let n = self.varint()?;
-                self.skip(n)
-            }
+            8 => self.varint().and_then(|n| self.skip(n)),
             9 | 10 => {
                 let (size, elem) = self.list()?;
                 for _ in 0..size {

@@ -20,11 +20,11 @@ pub enum Format {
 pub enum ZarrVersion {
     /// Zarr v2 (`.zarray`, `.zattrs`, dot-separated chunk keys).
     #[value(name = "2")]
-    V2,
+    V2 = 2,
     /// Zarr v3 (`zarr.json`, `c/`-prefixed chunk keys).
     #[default]
     #[value(name = "3")]
-    V3,
+    V3 = 3,
 }
 
 impl TryFrom<u8> for ZarrVersion {
@@ -65,9 +65,6 @@ impl<'de> Deserialize<'de> for ZarrVersion {
 
 impl From<ZarrVersion> for u8 {
     fn from(v: ZarrVersion) -> u8 {
-        match v {
-            ZarrVersion::V2 => 2,
-            ZarrVersion::V3 => 3,
-        }
+        v as u8
     }
 }

@@ -53,19 +53,15 @@ pub(crate) fn fields(encoding: GeoEncoding) -> [Field; 2] {
 
 /// The geometry and bbox columns of the points `(x, y)`.
 pub(crate) fn columns(encoding: GeoEncoding, x: &Arc<Float64Array>, y: &Arc<Float64Array>) -> [ArrayRef; 2] {
-    let (xs, ys) = (x, y);
-    let (x, y): (&ArrayRef, &ArrayRef) = (&(x.clone() as ArrayRef), &(y.clone() as ArrayRef));
+    let (xa, ya): (ArrayRef, ArrayRef) = (x.clone(), y.clone());
     let geometry: ArrayRef = match encoding {
         // The columns share the x and y buffers: nothing is copied.
-        GeoEncoding::Point => Arc::new(StructArray::new(xy_fields(&["x", "y"]), vec![x.clone(), y.clone()], None)),
-        GeoEncoding::Wkb => Arc::new(wkb_points(xs.values(), ys.values())),
+        GeoEncoding::Point => Arc::new(StructArray::new(xy_fields(&["x", "y"]), vec![xa.clone(), ya.clone()], None)),
+        GeoEncoding::Wkb => Arc::new(wkb_points(x.values(), y.values())),
     };
     // A point's bounding box is the point.
-    let bbox = StructArray::new(
-        xy_fields(&["xmin", "ymin", "xmax", "ymax"]),
-        vec![x.clone(), y.clone(), x.clone(), y.clone()],
-        None,
-    );
+    let bbox =
+        StructArray::new(xy_fields(&["xmin", "ymin", "xmax", "ymax"]), vec![xa.clone(), ya.clone(), xa, ya], None);
     [geometry, Arc::new(bbox)]
 }
 
@@ -117,10 +113,9 @@ impl Extent {
 /// # Errors
 /// When `projjson` is not JSON.
 pub(crate) fn metadata(encoding: GeoEncoding, projjson: Option<&str>, extent: &Extent) -> Result<String, String> {
-    let crs: serde_json::Value = match projjson {
-        Some(p) => serde_json::from_str(p).map_err(|e| format!("the CRS as PROJJSON is not JSON: {e}"))?,
-        None => serde_json::Value::Null,
-    };
+    let crs: serde_json::Value = projjson
+        .map_or(Ok(serde_json::Value::Null), serde_json::from_str)
+        .map_err(|e| format!("the CRS as PROJJSON is not JSON: {e}"))?;
     let doc = serde_json::json!({
         "version": "1.1.0",
         "primary_column": GEOMETRY,

@@ -60,10 +60,7 @@ pub(crate) fn is_zarr_metadata(key: &str) -> bool {
 
 /// The folder of the Zarr group of dataset `group`, or of its array `array`.
 fn zarr_node(group: &str, array: Option<&str>) -> String {
-    match array {
-        Some(a) => zarr_array(group, a),
-        None => zarr_group(group),
-    }
+    array.map_or_else(|| zarr_group(group), |a| zarr_array(group, a))
 }
 
 /// The metadata document of the Zarr group of dataset `group` or, with `array`, of that
@@ -97,16 +94,11 @@ pub(crate) fn in_zarr_group<'k>(group: &str, key: &'k str) -> Option<&'k str> {
 pub(crate) fn chunk_key(group: &str, zarr_version: ZarrVersion, array: &str, idx: &[usize]) -> String {
     let parts: Vec<String> = idx.iter().map(|i| i.to_string()).collect();
     let array = zarr_array(group, array);
-    if zarr_version == ZarrVersion::V3 {
-        if parts.is_empty() {
-            format!("{array}/c")
-        } else {
-            format!("{array}/c/{}", parts.join("/"))
-        }
-    } else if parts.is_empty() {
-        format!("{array}/0")
-    } else {
-        format!("{array}/{}", parts.join("."))
+    match (zarr_version, parts.is_empty()) {
+        (ZarrVersion::V3, true) => format!("{array}/c"),
+        (ZarrVersion::V3, false) => format!("{array}/c/{}", parts.join("/")),
+        (ZarrVersion::V2, true) => format!("{array}/0"),
+        (ZarrVersion::V2, false) => format!("{array}/{}", parts.join(".")),
     }
 }
 

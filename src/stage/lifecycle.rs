@@ -85,12 +85,6 @@ pub(crate) enum LifecycleError {
     TilesFailed(TilesFailed),
 }
 
-impl From<crate::store::StoreError> for LifecycleError {
-    fn from(e: crate::store::StoreError) -> LifecycleError {
-        LifecycleError::Stage(e.into())
-    }
-}
-
 /// The pool that writes `tiles` tiles with `threads` workers: no more workers than tiles, as
 /// each may hold a source of its own.
 pub(crate) fn worker_pool(threads: usize, tiles: usize) -> rayon::ThreadPool {
@@ -122,7 +116,7 @@ pub(crate) fn stage_dataset(
             let (rows, value_sum) = (old.row_count, old.value_sum);
             return Ok(Staged { manifest: old, written: 0, rows, value_sum, complete: true });
         }
-        Some(_) if opts.overwrite => ds.delete_prefix("")?,
+        Some(_) if opts.overwrite => ds.delete_prefix("").map_err(StageError::from)?,
         _ => {}
     }
     // Only created, unless replacing: a shard, or another run of the same command, may have

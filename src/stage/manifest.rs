@@ -6,6 +6,15 @@
 //! rewrite one shared file; `dataset.json` gathers them when the conversion completes, and
 //! only a `complete` dataset is trusted by `load`.
 
+/// Returns `Err(Invalid)` for `field`, its reason formatted from the rest, when `bad` holds.
+macro_rules! refuse_if {
+    ($bad:expr, $field:expr, $($reason:tt)+) => {
+        if $bad {
+            return invalid($field, format!($($reason)+));
+        }
+    };
+}
+
 mod v1;
 
 use super::geoparquet::GeoEncoding;
@@ -142,22 +151,14 @@ impl TileRecord {
         TileRecord { id: w.tile_id(), window: w, path: None, row_count, value_sum, checksum: None, bytes: 0 }
     }
 
-    /// Stores the tile's object at `key` in `ds` (atomically) and records its path, size and
-    /// checksum.
+    /// Stores the tile's objects `(key, bytes)` in `ds` (several for a merged Zarr window: one
+    /// chunk per column), each atomically, in order; records the first key as the path, and
+    /// the size and checksum of them all, concatenated in order ([`Manifest::tile_keys`] gives
+    /// the keys back).
     ///
     /// # Errors
     /// [`StageError::Store`].
-    pub(crate) fn store(&mut self, ds: &Store, key: String, bytes: Vec<u8>) -> Result<(), StageError> {
-        self.store_parts(ds, vec![(key, bytes)])
-    }
-
-    /// Stores a tile made of several objects (a merged Zarr window: one chunk per column), each
-    /// atomically, in order; records the first key as the path, and the size and checksum of
-    /// them all, concatenated in order ([`Manifest::tile_keys`] gives the keys back).
-    ///
-    /// # Errors
-    /// [`StageError::Store`].
-    pub(crate) fn store_parts(&mut self, ds: &Store, parts: Vec<(String, Vec<u8>)>) -> Result<(), StageError> {
+    pub(crate) fn store(&mut self, ds: &Store, parts: Vec<(String, Vec<u8>)>) -> Result<(), StageError> {
         self.checksum = Some(checksum_parts(parts.iter().map(|(_, b)| b.as_slice())));
         self.bytes = parts.iter().map(|(_, b)| b.len() as u64).sum();
         let mut first = None;
@@ -407,127 +408,90 @@ impl Manifest {
     /// # Errors
     /// The first [`Invalid`] field found.
     pub(crate) fn validate(&self, folder: Option<&str>) -> Result<(), Invalid> {
-        if self.format_version != FORMAT_VERSION {
-            return invalid(
-                "format_version",
-                format!("is {}, this rasterstage writes {FORMAT_VERSION}", self.format_version),
-            );
-        }
+        let (v, window) = (self.format_version, self.window);
+        refuse_if!(v != FORMAT_VERSION, "format_version", "is {v}, this rasterstage writes {FORMAT_VERSION}");
         check_name("name", &self.name)?;
         if let Some(f) = folder {
-            if f != self.name {
-                return invalid(
-                    "name",
-                    format!(
-                        "is {:?} but the file is in folder {f:?}: a dataset.json must sit in its own dataset's folder",
-                        self.name
-                    ),
-                );
-            }
+            refuse_if!(
+                f != self.name,
+                "name",
+                "is {:?} but the file is in folder {f:?}: a dataset.json must sit in its own dataset's folder",
+                self.name
+            );
         }
         check_grid("grid", &self.grid)?;
         if let Kind::Raster(r) = &self.kind {
-            if r.source.band == 0 || i32::try_from(r.source.band).is_err() {
-                return invalid(
-                    "kind.raster.source.band",
-                    format!("is {}, must be a band number from 1 to {}", r.source.band, i32::MAX),
-                );
-            }
+            let band = r.source.band;
+            refuse_if!(
+                band == 0 || i32::try_from(band).is_err(),
+                "kind.raster.source.band",
+                "is {band}, must be a band number from 1 to {}",
+                i32::MAX
+            );
         }
-        for (k, v) in [
-            ("minx", self.bounds.minx),
-            ("miny", self.bounds.miny),
-            ("maxx", self.bounds.maxx),
-            ("maxy", self.bounds.maxy),
-        ] {
-            if !v.is_finite() {
-                return invalid(format!("bounds.{k}"), format!("is {v:?}, must be finite"));
-            }
+        let b = &self.bounds;
+        for (k, v) in [("minx", b.minx), ("miny", b.miny), ("maxx", b.maxx), ("maxy", b.maxy)] {
+            refuse_if!(!v.is_finite(), format!("bounds.{k}"), "is {v:?}, must be finite");
         }
-        if !(1..=MAX_WINDOW).contains(&self.window) {
-            return invalid("window", format!("is {}, must be from 1 to {MAX_WINDOW} cells", self.window));
-        }
+        refuse_if!(!(1..=MAX_WINDOW).contains(&window), "window", "is {window}, must be from 1 to {MAX_WINDOW} cells");
         if let StagedFormat::Zarr { version, shard: Some(k) } = self.format {
-            if version != ZarrVersion::V3 {
-                return invalid("format.zarr.shard", format!("is {k}, but sharding is a Zarr v3 feature"));
-            }
-            if self.columns().is_some() {
-                return invalid("format.zarr.shard", format!("is {k}, but merged datasets are not sharded"));
-            }
-            if !(1..=MAX_ZARR_SHARD).contains(&k) || k.saturating_mul(self.window) > MAX_WINDOW {
-                return invalid(
-                    "format.zarr.shard",
-                    format!(
-                        "is {k}, must be from 1 to {MAX_ZARR_SHARD} windows with at most {MAX_WINDOW} cells a side ({} x {k} here)",
-                        self.window
-                    ),
-                );
-            }
-        }
-        if self.columns().is_some() && self.format.geoparquet().is_some() {
-            return invalid("format.parquet.geoparquet", "merged datasets are not written as GeoParquet".to_string());
-        }
-        let windows = self.window_count();
-        if windows > MAX_TILES {
-            return invalid(
-                "window",
-                format!("is {}: the grid would have {windows} tiles, more than {MAX_TILES}", self.window),
+            let field = "format.zarr.shard";
+            refuse_if!(version != ZarrVersion::V3, field, "is {k}, but sharding is a Zarr v3 feature");
+            refuse_if!(self.columns().is_some(), field, "is {k}, but merged datasets are not sharded");
+            refuse_if!(
+                !(1..=MAX_ZARR_SHARD).contains(&k) || k.saturating_mul(window) > MAX_WINDOW,
+                field,
+                "is {k}, must be from 1 to {MAX_ZARR_SHARD} windows with at most {MAX_WINDOW} cells a side ({window} x {k} here)"
             );
         }
-        if self.tile_count as u64 != windows {
-            return invalid(
-                "tile_count",
-                format!(
-                    "is {}, but the {}x{} grid has {windows} tiles of {} cells",
-                    self.tile_count,
-                    self.grid.width,
-                    self.grid.height,
-                    self.tile_side()
-                ),
-            );
-        }
+        refuse_if!(
+            self.columns().is_some() && self.format.geoparquet().is_some(),
+            "format.parquet.geoparquet",
+            "merged datasets are not written as GeoParquet"
+        );
+        let (windows, tile_count, listed) = (self.window_count(), self.tile_count, self.tiles.len());
+        refuse_if!(
+            windows > MAX_TILES,
+            "window",
+            "is {window}: the grid would have {windows} tiles, more than {MAX_TILES}"
+        );
+        refuse_if!(
+            tile_count as u64 != windows,
+            "tile_count",
+            "is {tile_count}, but the {}x{} grid has {windows} tiles of {} cells",
+            self.grid.width,
+            self.grid.height,
+            self.tile_side()
+        );
         if let Some(cols) = self.columns() {
             check_columns(&self.grid, cols).map_err(|v| v.within("kind.merge"))?;
         }
-        if self.tiles.len() > self.tile_count {
-            return invalid(
-                "tiles",
-                format!("lists {} tiles, more than tile_count {}", self.tiles.len(), self.tile_count),
-            );
-        }
+        refuse_if!(listed > tile_count, "tiles", "lists {listed} tiles, more than tile_count {tile_count}");
         let mut rows: u64 = 0;
         let mut prev: Option<(usize, usize)> = None;
         for (i, t) in self.tiles.iter().enumerate() {
             self.check_tile(t).map_err(|v| v.within(&format!("tiles[{i}]")))?;
             let at = (t.window.row0, t.window.col0);
-            match prev {
-                Some(p) if p == at => return invalid(format!("tiles[{i}]"), format!("lists tile {} twice", t.id)),
-                Some(p) if p > at => {
-                    return invalid(
-                        format!("tiles[{i}]"),
-                        format!("tile {} is out of order (tiles are sorted by row, then column)", t.id),
-                    )
-                }
-                _ => prev = Some(at),
-            }
+            refuse_if!(prev == Some(at), format!("tiles[{i}]"), "lists tile {} twice", t.id);
+            refuse_if!(
+                prev > Some(at),
+                format!("tiles[{i}]"),
+                "tile {} is out of order (tiles are sorted by row, then column)",
+                t.id
+            );
+            prev = Some(at);
             rows = rows.saturating_add(t.row_count);
         }
-        if self.status == Status::Complete && self.tiles.len() != self.tile_count {
-            return invalid(
-                "tiles",
-                format!("lists {} of the {} tiles, but the status is complete", self.tiles.len(), self.tile_count),
-            );
-        }
-        if self.row_count != rows {
-            return invalid("row_count", format!("is {}, but the tiles hold {rows} rows", self.row_count));
-        }
-        if i64::try_from(self.row_count).is_err() {
-            return invalid("row_count", format!("is {}, more than a PostgreSQL int8 holds", self.row_count));
-        }
+        refuse_if!(
+            self.status == Status::Complete && listed != tile_count,
+            "tiles",
+            "lists {listed} of the {tile_count} tiles, but the status is complete"
+        );
+        let (row_count, value_sum) = (self.row_count, self.value_sum);
+        refuse_if!(row_count != rows, "row_count", "is {row_count}, but the tiles hold {rows} rows");
+        refuse_if!(i64::try_from(row_count).is_err(), "row_count", "is {row_count}, more than a PostgreSQL int8 holds");
         let sum = self.tiles_sum();
-        if !same_sum(self.value_sum, sum) {
-            return invalid("value_sum", format!("is {:?}, but the tiles' values sum to {sum:?}", self.value_sum));
-        }
+        refuse_if!(!same_sum(value_sum, sum), "value_sum", "is {value_sum:?}, but the tiles' values sum to {sum:?}");
         Ok(())
     }
 
@@ -570,33 +534,28 @@ impl Manifest {
     /// The first [`Invalid`] field.
     pub(crate) fn check_tile(&self, t: &TileRecord) -> Result<(), Invalid> {
         t.check()?;
-        let Window { row0, col0, rows, cols } = t.window;
+        let (Window { row0, col0, rows, cols }, id, g) = (t.window, &t.id, &self.grid);
         let Some(w) = self.window_at(row0, col0) else {
             let w = self.tile_side();
-            let field = if row0 >= self.grid.height || row0 % w != 0 { "window.row0" } else { "window.col0" };
-            return if row0 >= self.grid.height || col0 >= self.grid.width {
-                invalid(
-                    field,
-                    format!(
-                        "({row0}, {col0}) of tile {} lies outside the {}x{} grid",
-                        t.id, self.grid.width, self.grid.height
-                    ),
-                )
-            } else {
-                invalid(field, format!("({row0}, {col0}) of tile {} is not on the lattice of {w}-cell tiles", t.id))
-            };
-        };
-        if (rows, cols) != (w.rows, w.cols) {
-            return invalid(
-                "window.rows",
-                format!("tile {} is {rows}x{cols} cells, its window is {}x{}", t.id, w.rows, w.cols),
+            let field = if row0 >= g.height || row0 % w != 0 { "window.row0" } else { "window.col0" };
+            refuse_if!(
+                row0 >= g.height || col0 >= g.width,
+                field,
+                "({row0}, {col0}) of tile {id} lies outside the {}x{} grid",
+                g.width,
+                g.height
             );
-        }
+            return invalid(field, format!("({row0}, {col0}) of tile {id} is not on the lattice of {w}-cell tiles"));
+        };
+        let (wr, wc) = (w.rows, w.cols);
+        refuse_if!(
+            (rows, cols) != (wr, wc),
+            "window.rows",
+            "tile {id} is {rows}x{cols} cells, its window is {wr}x{wc}"
+        );
         if let Some(p) = &t.path {
-            let want = self.tile_key(row0, col0, &t.id);
-            if *p != want {
-                return invalid("path", format!("is {:?}, tile {} is stored at {want:?}", short(p), t.id));
-            }
+            let want = self.tile_key(row0, col0, id);
+            refuse_if!(*p != want, "path", "is {:?}, tile {id} is stored at {want:?}", short(p));
         }
         Ok(())
     }
@@ -637,10 +596,7 @@ impl Manifest {
     /// # Errors
     /// [`StageError::Store`].
     pub(crate) fn write(&self, ds: &Store) -> Result<(), StageError> {
-        let mut json = serde_json::to_vec_pretty(self).expect("manifest serialises");
-        json.push(b'\n');
-        ds.put(MANIFEST, Bytes::from(json))?;
-        Ok(())
+        Ok(ds.put(MANIFEST, self.to_json())?)
     }
 
     /// Writes `dataset.json` only if there is none yet (an atomic create, on S3 too); returns
@@ -650,9 +606,14 @@ impl Manifest {
     /// # Errors
     /// [`StageError::Store`].
     pub(crate) fn create(&self, ds: &Store) -> Result<bool, StageError> {
+        Ok(ds.put_if_absent(MANIFEST, self.to_json())?)
+    }
+
+    /// `dataset.json`'s bytes: pretty JSON and a newline.
+    fn to_json(&self) -> Bytes {
         let mut json = serde_json::to_vec_pretty(self).expect("manifest serialises");
         json.push(b'\n');
-        Ok(ds.put_if_absent(MANIFEST, Bytes::from(json))?)
+        Bytes::from(json)
     }
 
     /// The object keys of committed tile `t`, relative to the dataset folder: none for a tile
@@ -714,48 +675,36 @@ impl TileRecord {
     /// # Errors
     /// The first [`Invalid`] field.
     pub(crate) fn check(&self) -> Result<(), Invalid> {
-        let Window { row0, col0, rows, cols } = self.window;
+        let (Window { row0, col0, rows, cols }, tile) = (self.window, short(&self.id));
         for (k, v) in [("window.rows", rows), ("window.cols", cols)] {
-            if !(1..=MAX_WINDOW).contains(&v) {
-                return invalid(k, format!("is {v} in tile {}, must be from 1 to {MAX_WINDOW}", short(&self.id)));
-            }
+            refuse_if!(!(1..=MAX_WINDOW).contains(&v), k, "is {v} in tile {tile}, must be from 1 to {MAX_WINDOW}");
         }
         for (k, start, len) in [("window.row0", row0, rows), ("window.col0", col0, cols)] {
-            if start.checked_add(len).is_none_or(|end| end as u64 > MAX_GRID_SIDE) {
-                return invalid(
-                    k,
-                    format!("is {start} in tile {}: its window ends beyond cell {MAX_GRID_SIDE}", short(&self.id)),
-                );
-            }
-        }
-        let id = self.window.tile_id();
-        if self.id != id {
-            return invalid("id", format!("is {:?}, but the tile's row0 and col0 make it {id:?}", short(&self.id)));
-        }
-        let cells = (rows as u64) * (cols as u64);
-        if self.row_count > cells {
-            return invalid(
-                "row_count",
-                format!("is {} in tile {}, more than its {cells} cells", self.row_count, short(&self.id)),
+            refuse_if!(
+                start.checked_add(len).is_none_or(|end| end as u64 > MAX_GRID_SIDE),
+                k,
+                "is {start} in tile {tile}: its window ends beyond cell {MAX_GRID_SIDE}"
             );
         }
-        if self.value_sum.is_nan() {
-            return invalid("value_sum", format!("is NaN in tile {}", short(&self.id)));
-        }
+        let id = self.window.tile_id();
+        refuse_if!(self.id != id, "id", "is {tile:?}, but the tile's row0 and col0 make it {id:?}");
+        let (cells, row_count) = ((rows as u64) * (cols as u64), self.row_count);
+        refuse_if!(row_count > cells, "row_count", "is {row_count} in tile {tile}, more than its {cells} cells");
+        refuse_if!(self.value_sum.is_nan(), "value_sum", "is NaN in tile {tile}");
         match (&self.path, &self.checksum) {
             (None, None) if self.row_count == 0 && self.value_sum == 0.0 && self.bytes == 0 => {}
             (None, _) => {
                 return invalid(
                     "path",
-                    format!("is null in tile {} (nothing stored), but its row_count, value_sum, checksum or bytes are not empty", short(&self.id)),
+                    format!("is null in tile {tile} (nothing stored), but its row_count, value_sum, checksum or bytes are not empty"),
                 )
             }
             (Some(_), Some(c)) if self.row_count > 0 && is_checksum(c) => {}
             (Some(_), Some(c)) if !is_checksum(c) => {
-                return invalid("checksum", format!("{:?} of tile {} is not sha256:<64 hex digits>", short(c), short(&self.id)))
+                return invalid("checksum", format!("{:?} of tile {tile} is not sha256:<64 hex digits>", short(c)))
             }
-            (Some(_), Some(_)) => return invalid("row_count", format!("is 0 in tile {}, which has a stored object", short(&self.id))),
-            (Some(_), None) => return invalid("checksum", format!("is null in tile {}, which has a stored object", short(&self.id))),
+            (Some(_), Some(_)) => return invalid("row_count", format!("is 0 in tile {tile}, which has a stored object")),
+            (Some(_), None) => return invalid("checksum", format!("is null in tile {tile}, which has a stored object")),
         }
         Ok(())
     }
@@ -764,24 +713,25 @@ impl TileRecord {
 /// The value columns of a merge on its `grid`: 1 to [`MAX_COLUMNS`], each a safe name that is
 /// not a key column's, listed once, with its input's cell (0, 0) on the grid.
 fn check_columns(grid: &Grid, cols: &[Column]) -> Result<(), Invalid> {
-    if cols.is_empty() || cols.len() > MAX_COLUMNS {
-        return invalid("columns", format!("has {} entries, must have 1 to {MAX_COLUMNS}", cols.len()));
-    }
+    let n = cols.len();
+    refuse_if!(n == 0 || n > MAX_COLUMNS, "columns", "has {n} entries, must have 1 to {MAX_COLUMNS}");
     let mut seen = std::collections::HashSet::new();
     for (i, c) in cols.iter().enumerate() {
         let field = format!("columns[{i}]");
         check_name(&format!("{field}.name"), &c.name)?;
-        if RESERVED_COLUMNS.contains(&c.name.as_str()) || !seen.insert(c.name.as_str()) {
-            return invalid(format!("{field}.name"), format!("{:?} is a key column's name or listed twice", c.name));
-        }
+        refuse_if!(
+            RESERVED_COLUMNS.contains(&c.name.as_str()) || !seen.insert(c.name.as_str()),
+            format!("{field}.name"),
+            "{:?} is a key column's name or listed twice",
+            c.name
+        );
         let (h, w) = (grid.height as u64, grid.width as u64);
         for (k, (v, side)) in ["row", "col"].iter().zip([(c.offset[0], h), (c.offset[1], w)]) {
-            if u64::try_from(v).map_or(true, |v| v >= side) {
-                return invalid(
-                    format!("{field}.offset"),
-                    format!("{k} {v} lies outside the merged grid ({side} cells)"),
-                );
-            }
+            refuse_if!(
+                u64::try_from(v).map_or(true, |v| v >= side),
+                format!("{field}.offset"),
+                "{k} {v} lies outside the merged grid ({side} cells)"
+            );
         }
     }
     Ok(())
@@ -802,7 +752,8 @@ fn is_checksum(s: &str) -> bool {
 }
 
 /// A field of a manifest or commit record that is not what rasterstage writes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field} {reason}")]
 pub(crate) struct Invalid {
     /// The field, as a path: `grid.dx`, `tiles[3].row0`.
     pub(crate) field: String,
@@ -819,12 +770,6 @@ impl Invalid {
     /// The error for this field of `file`, which `redo` (convert or merge) rewrites.
     pub(crate) fn at(self, file: &str, redo: &'static str) -> StageError {
         StageError::Invalid { file: file.to_string(), field: self.field, reason: self.reason, redo }
-    }
-}
-
-impl std::fmt::Display for Invalid {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.field, self.reason)
     }
 }
 
@@ -845,36 +790,22 @@ fn check_name(field: &str, name: &str) -> Result<(), Invalid> {
 
 /// A north-up grid of bounded size with finite, non-zero cell sizes and a finite extent.
 fn check_grid(field: &str, g: &Grid) -> Result<(), Invalid> {
+    let at = |k: &str| format!("{field}.{k}");
     for (k, v) in [("x0", g.x0), ("y0", g.y0)] {
-        if !v.is_finite() {
-            return invalid(format!("{field}.{k}"), format!("is {v:?}, must be finite"));
-        }
+        refuse_if!(!v.is_finite(), at(k), "is {v:?}, must be finite");
     }
-    if !(g.dx.is_finite() && g.dx > 0.0) {
-        return invalid(format!("{field}.dx"), format!("is {:?}, must be finite and positive", g.dx));
+    let (dx, dy, w, h, cells) = (g.dx, g.dy, g.width, g.height, g.cells());
+    refuse_if!(!(dx.is_finite() && dx > 0.0), at("dx"), "is {dx:?}, must be finite and positive");
+    refuse_if!(!(dy.is_finite() && dy < 0.0), at("dy"), "is {dy:?}, must be finite and negative (north-up)");
+    for (k, v) in [("width", w as u64), ("height", h as u64)] {
+        refuse_if!(!(1..=MAX_GRID_SIDE).contains(&v), at(k), "is {v}, must be from 1 to {MAX_GRID_SIDE} cells");
     }
-    if !(g.dy.is_finite() && g.dy < 0.0) {
-        return invalid(format!("{field}.dy"), format!("is {:?}, must be finite and negative (north-up)", g.dy));
-    }
-    for (k, v) in [("width", g.width), ("height", g.height)] {
-        if !(1..=MAX_GRID_SIDE).contains(&(v as u64)) {
-            return invalid(format!("{field}.{k}"), format!("is {v}, must be from 1 to {MAX_GRID_SIDE} cells"));
-        }
-    }
-    if g.cells() > MAX_GRID_CELLS {
-        return invalid(
-            format!("{field}.width"),
-            format!("{} x height {} is {} cells, more than {MAX_GRID_CELLS}", g.width, g.height, g.cells()),
-        );
-    }
+    refuse_if!(cells > MAX_GRID_CELLS, at("width"), "{w} x height {h} is {cells} cells, more than {MAX_GRID_CELLS}");
     let b = g.bounds();
-    if ![b.minx, b.maxx, b.miny, b.maxy].iter().all(|v| v.is_finite()) {
-        return invalid(format!("{field}.dx"), "and dy make the grid's extent infinite".to_string());
-    }
+    let finite = [b.minx, b.maxx, b.miny, b.maxy].iter().all(|v| v.is_finite());
+    refuse_if!(!finite, at("dx"), "and dy make the grid's extent infinite");
     if let Some(e) = g.epsg {
-        if e == 0 || i32::try_from(e).is_err() {
-            return invalid(format!("{field}.epsg"), format!("is {e}, must be from 1 to {}", i32::MAX));
-        }
+        refuse_if!(e == 0 || i32::try_from(e).is_err(), at("epsg"), "is {e}, must be from 1 to {}", i32::MAX);
     }
     Ok(())
 }
@@ -931,13 +862,11 @@ pub(crate) fn exact_sum(values: impl IntoIterator<Item = f64>) -> f64 {
             break;
         }
     }
-    if let Some(&next) = partials.last() {
-        if (lo < 0.0 && next < 0.0) || (lo > 0.0 && next > 0.0) {
-            let y = lo * 2.0;
-            let x = hi + y;
-            if y == x - hi {
-                hi = x;
-            }
+    if partials.last().is_some_and(|&next| (lo < 0.0 && next < 0.0) || (lo > 0.0 && next > 0.0)) {
+        let y = lo * 2.0;
+        let x = hi + y;
+        if y == x - hi {
+            hi = x;
         }
     }
     hi
@@ -977,17 +906,10 @@ fn error_line(e: &serde_json::Error) -> String {
     let text = e.to_string();
     let at = format!(" at line {} column {}", e.line(), e.column());
     let msg = text.strip_suffix(&at).unwrap_or(&text);
-    let mut out = String::new();
-    for (i, c) in msg.chars().enumerate() {
-        if i == 160 {
-            out.push_str("...");
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
+    let mut out: String =
+        msg.chars().take(160).map(|c| if c.is_control() { c.escape_default().to_string() } else { c.into() }).collect();
+    if msg.chars().nth(160).is_some() {
+        out.push_str("...");
     }
     if text.len() != msg.len() {
         out.push_str(&at);
@@ -1025,8 +947,7 @@ fn field_near(bytes: &[u8], line: usize, column: usize) -> Option<String> {
 /// [`StageError::Store`].
 pub(crate) fn commit(ds: &Store, rec: &TileRecord) -> Result<(), StageError> {
     let json = serde_json::to_vec(rec).expect("tile record serialises");
-    ds.put(&super::keys::commit_record(&rec.id), Bytes::from(json))?;
-    Ok(())
+    Ok(ds.put(&super::keys::commit_record(&rec.id), Bytes::from(json))?)
 }
 
 /// Every committed tile record of a dataset folder that is consistent in itself
@@ -1100,13 +1021,8 @@ pub(crate) fn checksum_parts<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> S
     for p in parts {
         h.update(p);
     }
-    let d = h.finalize();
-    let mut s = String::with_capacity(7 + 64);
-    s.push_str("sha256:");
-    for b in d {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
 }
 
 pub(crate) use crate::json::{json_f64, json_opt_f64};

@@ -12,17 +12,17 @@
 use super::manifest::{Column, How, Manifest};
 use super::parquet::writer_props;
 use super::read::{
-    arrow_type, dense_f64, parquet_column, same_columns, visit_f64, CellOrder, CellValue, DecodeError, TileShape,
+    arrow_type, bad, dense_f64, parquet_column, same_columns, visit_f64, CellOrder, CellValue, DecodeError, TileShape,
 };
 use super::zarr::ZarrGroup;
-use super::{Format, StageError, TileRecord};
+use super::{Format, StageError, TileRecord, TileWriter};
 use crate::dtype::Sample;
 use crate::grid::{Grid, Window};
 use crate::store::Store;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int32Type;
 use arrow_array::{Array, ArrayRef, Float64Array, Int32Array, PrimitiveArray, RecordBatch};
-use arrow_schema::{DataType as Arrow, Field, Schema, SchemaRef};
+use arrow_schema::{Field, Schema, SchemaRef};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
@@ -30,16 +30,11 @@ use std::sync::Arc;
 
 /// Positions of the cells to keep: any input valid (outer) or every input valid (inner).
 pub(crate) fn keep_cells(values: &[Vec<f64>], cells: usize, how: How) -> Vec<u32> {
-    (0..cells)
-        .filter(|&p| {
-            let valid = values.iter().filter(|b| !b[p].is_nan()).count();
-            match how {
-                How::Outer => valid > 0,
-                How::Inner => valid == values.len(),
-            }
-        })
-        .map(|p| p as u32)
-        .collect()
+    let keep = |p: usize| match how {
+        How::Outer => values.iter().any(|b| !b[p].is_nan()),
+        How::Inner => values.iter().all(|b| !b[p].is_nan()),
+    };
+    (0..cells).filter(|&p| keep(p)).map(|p| p as u32).collect()
 }
 
 /// Rows per record batch handed to the Parquet writer.
@@ -47,12 +42,7 @@ const BATCH_ROWS: usize = 64 * 1024;
 
 /// The Arrow schema of a merged tile.
 pub(crate) fn schema(columns: &[Column]) -> Schema {
-    let mut fields = vec![
-        Field::new("row_idx", Arrow::Int32, false),
-        Field::new("col_idx", Arrow::Int32, false),
-        Field::new("x", Arrow::Float64, false),
-        Field::new("y", Arrow::Float64, false),
-    ];
+    let mut fields = super::parquet::key_fields();
     fields.extend(columns.iter().map(|c| Field::new(&c.name, arrow_type(c.dtype), true)));
     Schema::new(fields)
 }
@@ -72,44 +62,16 @@ impl MergedTile<'_> {
     /// The window's record before anything is stored, the same in both formats: row count =
     /// cells kept, value sum = every non-null value, row by row, columns in order.
     pub(crate) fn record(&self) -> TileRecord {
-        let mut value_sum = 0.0;
-        for &p in self.keep {
-            for col in self.values {
-                let v = col[p as usize];
-                if !v.is_nan() {
-                    value_sum += v;
-                }
-            }
-        }
+        let values = self.keep.iter().flat_map(|&p| self.values.iter().map(move |col| col[p as usize]));
+        let value_sum = values.filter(|v| !v.is_nan()).fold(0.0, |sum, v| sum + v);
         TileRecord::new(self.window, self.keep.len() as u64, value_sum)
     }
 }
 
-/// A merged-dataset format: set up once, write windows from many threads, finish once.
-pub(crate) trait MergedWriter: Send + Sync {
-    /// Writes what does not depend on tiles (Zarr metadata, coordinates). Idempotent.
-    ///
-    /// # Errors
-    /// [`StageError`] naming the object.
-    fn begin(&self) -> Result<(), StageError> {
-        Ok(())
-    }
+/// A merged-dataset format: a [`TileWriter`] of merged windows.
+pub(crate) trait MergedWriter: for<'a> TileWriter<MergedTile<'a>> {}
 
-    /// Writes one window completely and returns its (not yet committed) record
-    /// ([`MergedTile::record`] plus what was stored).
-    ///
-    /// # Errors
-    /// [`StageError::Encode`] naming the tile, or [`StageError::Store`].
-    fn write(&self, tile: &MergedTile<'_>) -> Result<TileRecord, StageError>;
-
-    /// Runs once every tile is committed (consolidated Zarr metadata).
-    ///
-    /// # Errors
-    /// [`StageError`] naming the object.
-    fn finish(&self) -> Result<(), StageError> {
-        Ok(())
-    }
-}
+impl<W: for<'a> TileWriter<MergedTile<'a>>> MergedWriter for W {}
 
 /// Writes merged Parquet tiles into a dataset folder.
 pub(crate) struct MergedParquetWriter {
@@ -137,7 +99,7 @@ impl MergedParquetWriter {
 
     fn encode(&self, tile: &MergedTile<'_>) -> Result<Vec<u8>, String> {
         let w = tile.window;
-        let props = writer_props(&self.grid_json, &self.schema);
+        let props = writer_props(&self.grid_json, &self.schema, false);
         let mut writer =
             ArrowWriter::try_new(Vec::new(), self.schema.clone(), Some(props)).map_err(|e| e.to_string())?;
         let (gx, gy) = (self.grid.x_axis(), self.grid.y_axis());
@@ -159,7 +121,7 @@ impl MergedParquetWriter {
     }
 }
 
-impl MergedWriter for MergedParquetWriter {
+impl TileWriter<MergedTile<'_>> for MergedParquetWriter {
     fn write(&self, tile: &MergedTile<'_>) -> Result<TileRecord, StageError> {
         let mut rec = tile.record();
         if tile.keep.is_empty() {
@@ -170,8 +132,7 @@ impl MergedWriter for MergedParquetWriter {
             tile: rec.id.clone(),
             reason,
         })?;
-        let key = super::keys::parquet_tile(&rec.id);
-        rec.store(&self.ds, key, bytes)?;
+        rec.store(&self.ds, vec![(super::keys::parquet_tile(&rec.id), bytes)])?;
         Ok(rec)
     }
 }
@@ -195,7 +156,6 @@ pub enum ZarrInputError {
 
 /// Writes a merged dataset as one Zarr group: a chunk of every input's array per window.
 pub(crate) struct MergedZarrWriter {
-    ds: Store,
     group: ZarrGroup,
     fills: Vec<f64>,
 }
@@ -206,9 +166,9 @@ impl MergedZarrWriter {
     /// # Errors
     /// [`ZarrInputError`] naming the input that cannot be an array.
     pub(crate) fn new(ds: Store, m: &Manifest) -> Result<MergedZarrWriter, ZarrInputError> {
-        let group = ZarrGroup::of_manifest(ds.clone(), m);
+        let group = ZarrGroup::of_manifest(ds, m);
         let fills = group
-            .arrays()
+            .arrays
             .iter()
             .map(|a| {
                 if a.name == "spatial_ref" {
@@ -217,11 +177,11 @@ impl MergedZarrWriter {
                 a.fill().ok_or_else(|| ZarrInputError::NoFill { name: a.name.clone(), dtype: a.dtype.name().into() })
             })
             .collect::<Result<_, _>>()?;
-        Ok(MergedZarrWriter { ds, group, fills })
+        Ok(MergedZarrWriter { group, fills })
     }
 }
 
-impl MergedWriter for MergedZarrWriter {
+impl TileWriter<MergedTile<'_>> for MergedZarrWriter {
     fn begin(&self) -> Result<(), StageError> {
         self.group.begin()
     }
@@ -241,7 +201,7 @@ impl MergedWriter for MergedZarrWriter {
             kept[p as usize] = true;
         }
         let mut parts = Vec::with_capacity(self.fills.len());
-        for ((a, values), &fill) in self.group.arrays().iter().zip(tile.values).zip(&self.fills) {
+        for ((a, values), &fill) in self.group.arrays.iter().zip(tile.values).zip(&self.fills) {
             let raw = crate::with_sample_type!(a.dtype, T => {
                 let cells: Vec<T> =
                     values.iter().zip(&kept).map(|(&v, &k)| T::from_f64(if k && !v.is_nan() { v } else { fill })).collect();
@@ -249,7 +209,7 @@ impl MergedWriter for MergedZarrWriter {
             });
             parts.push((self.group.tile_key(&a.name, w), self.group.compress(&raw, &rec.id)?));
         }
-        rec.store_parts(&self.ds, parts)?;
+        rec.store(&self.group.ds, parts)?;
         Ok(rec)
     }
 
@@ -287,7 +247,7 @@ where
     let c = &columns[index];
     let shape = TileShape { dtype: c.dtype, nodata: c.nodata, ..*shape };
     match format {
-        Format::Zarr => visit_f64(Format::Zarr, &parts[index], &shape, f),
+        Format::Zarr => visit_f64(Format::Zarr, &parts[index], &shape, None, f),
         Format::Parquet => crate::with_sample_type!(c.dtype, T => parquet_column::<T, _>(
             &parts[0], &shape, &schema(columns), "merged schema", 4 + index, true, |r, col, v| f(r, col, v.to_f64())
         )),
@@ -319,15 +279,14 @@ where
     match format {
         Format::Parquet => {
             let bytes = parts.first().cloned().unwrap_or_default();
-            let builder =
-                ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| DecodeError::Bad(e.to_string()))?;
+            let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(bad)?;
             same_columns(builder.schema(), &schema(columns), "merged schema")?;
-            let reader = builder.with_batch_size(BATCH_ROWS).build().map_err(|e| DecodeError::Bad(e.to_string()))?;
+            let reader = builder.with_batch_size(BATCH_ROWS).build().map_err(bad)?;
             let mut order = CellOrder::new(shape)?;
             for batch in reader {
-                let batch = batch.map_err(|e| DecodeError::Bad(e.to_string()))?;
+                let batch = batch.map_err(bad)?;
                 if batch.columns()[..4].iter().any(|c| c.null_count() > 0) {
-                    return Err(DecodeError::Bad("null row_idx, col_idx, x or y in a merged tile".into()));
+                    return Err(bad("null row_idx, col_idx, x or y in a merged tile"));
                 }
                 let row = batch.column(0).as_primitive::<Int32Type>();
                 let col = batch.column(1).as_primitive::<Int32Type>();
@@ -349,27 +308,22 @@ where
         }
         Format::Zarr => {
             if parts.len() != columns.len() {
-                return Err(DecodeError::Bad(format!("{} chunks for {} columns", parts.len(), columns.len())));
+                return Err(bad(format!("{} chunks for {} columns", parts.len(), columns.len())));
             }
             let dense = parts
                 .iter()
                 .zip(columns)
                 .map(|(b, c)| dense_f64(Format::Zarr, b, &TileShape { dtype: c.dtype, nodata: c.nodata, ..*shape }))
                 .collect::<Result<Vec<_>, _>>()?;
-            let order = CellOrder::new(shape)?;
-            let offset = |v: usize| {
-                i32::try_from(v).map_err(|_| DecodeError::Bad(format!("offset {v} within a window exceeds int4")))
-            };
+            // The window's bounds fit int4 (checked), and so does every cell inside it.
+            CellOrder::new(shape)?;
             for p in keep_cells(&dense, shape.cells.cells(), How::Outer) {
                 let p = p as usize;
                 let (r, c) = (shape.cells.row0 + p / shape.cells.cols, shape.cells.col0 + p % shape.cells.cols);
-                // Inside the window, whose bounds CellOrder::new checked against int4.
-                let (ri, ci) =
-                    (order.start().0 + offset(p / shape.cells.cols)?, order.start().1 + offset(p % shape.cells.cols)?);
                 for (slot, d) in values.iter_mut().zip(&dense) {
                     *slot = (!d[p].is_nan()).then_some(d[p]);
                 }
-                f(ri, ci, gx.centre(c), gy.centre(r), &values).map_err(DecodeError::Sink)?;
+                f(r as i32, c as i32, gx.centre(c), gy.centre(r), &values).map_err(DecodeError::Sink)?;
             }
             Ok(())
         }

@@ -77,19 +77,50 @@ impl StageError {
 pub(crate) const NAN_SUM_ADVICE: &str = " (the values include both +inf and -inf, or sums that overflow both ways), \
 which no load or verify could check; make the infinities nodata (convert --nodata=inf or --nodata=-inf) or replace them in the source";
 
-/// A staging format: set up once, write tiles from many threads, finish once.
-pub(crate) trait TileWriter: Send + Sync {
+/// A cell type as staged: its Arrow (Parquet) type and its little-endian Zarr encoding.
+pub(crate) trait CellValue: crate::dtype::Sample {
+    /// The Arrow type of a Parquet value column.
+    type Arrow: arrow_array::ArrowPrimitiveType<Native = Self>;
+    /// Reads one little-endian value (Zarr chunks) from the start of `b`.
+    fn from_le(b: &[u8]) -> Self;
+    /// A Parquet value column of `v`.
+    fn array(v: Vec<Self>) -> arrow_array::ArrayRef;
+}
+
+macro_rules! cell_value {
+    ($($t:ty => $arrow:ident);*) => {$(
+        impl CellValue for $t {
+            type Arrow = arrow_array::types::$arrow;
+            #[inline]
+            fn from_le(b: &[u8]) -> Self {
+                <$t>::from_le_bytes(b[..std::mem::size_of::<$t>()].try_into().expect("value bytes"))
+            }
+            fn array(v: Vec<Self>) -> arrow_array::ArrayRef {
+                std::sync::Arc::new(arrow_array::PrimitiveArray::<arrow_array::types::$arrow>::from(v))
+            }
+        }
+    )*};
+}
+
+cell_value!(u8 => UInt8Type; u16 => UInt16Type; i16 => Int16Type; u32 => UInt32Type; i32 => Int32Type;
+    f32 => Float32Type; f64 => Float64Type);
+
+/// A staging format: set up once, write tiles (a converted window's [`Tile`], or a merged
+/// window) from many threads, finish once.
+pub(crate) trait TileWriter<T = Tile>: Send + Sync {
     /// Writes what does not depend on tiles (Zarr metadata, coordinates). Idempotent.
     ///
     /// # Errors
     /// [`StageError`] naming the object.
-    fn begin(&self) -> Result<(), StageError>;
+    fn begin(&self) -> Result<(), StageError> {
+        Ok(())
+    }
 
     /// Writes one tile completely and returns its (not yet committed) record.
     ///
     /// # Errors
     /// [`StageError`] naming the tile.
-    fn write(&self, tile: &Tile) -> Result<TileRecord, StageError>;
+    fn write(&self, tile: &T) -> Result<TileRecord, StageError>;
 
     /// Writes one tile (one unit of work: a window, or a sharded Zarr's shard of windows),
     /// getting each window's values from `compute`, and returns its (not yet committed)
@@ -100,7 +131,7 @@ pub(crate) trait TileWriter: Send + Sync {
     fn write_tile(
         &self,
         tile: Window,
-        compute: &mut dyn FnMut(Window) -> Result<Tile, TileErrorKind>,
+        compute: &mut dyn FnMut(Window) -> Result<T, TileErrorKind>,
     ) -> Result<TileRecord, TileErrorKind> {
         Ok(self.write(&compute(tile)?)?)
     }
@@ -109,7 +140,9 @@ pub(crate) trait TileWriter: Send + Sync {
     ///
     /// # Errors
     /// [`StageError`] naming the object.
-    fn finish(&self) -> Result<(), StageError>;
+    fn finish(&self) -> Result<(), StageError> {
+        Ok(())
+    }
 }
 
 /// The tile writer of converted dataset `m` in dataset folder `ds`, in its format
@@ -120,6 +153,6 @@ pub(crate) fn writer(ds: Store, m: &Manifest, grid_json: String) -> Box<dyn Tile
             let opts = parquet::ParquetOptions { geoparquet, compat };
             Box::new(parquet::ParquetWriter::new(ds, &m.name, m.grid.clone(), opts, grid_json))
         }
-        manifest::StagedFormat::Zarr { .. } => Box::new(zarr::ZarrWriter::new(ds, m)),
+        manifest::StagedFormat::Zarr { .. } => Box::new(zarr::ZarrWriter(zarr::ZarrGroup::of_manifest(ds, m))),
     }
 }

@@ -4,12 +4,12 @@
 //! is in the file's key-value metadata under `rasterstage:grid`, so a tile describes itself.
 
 use super::geoparquet::{self, Extent, GeoEncoding};
-use super::{StageError, TileRecord, TileWriter};
-use crate::dtype::{nodata_as, Sample};
+use super::{CellValue, StageError, TileRecord, TileWriter};
+use crate::dtype::nodata_as;
 use crate::grid::Grid;
 use crate::store::Store;
 use crate::tile::{valid_stats, Tile};
-use arrow_array::{ArrayRef, Float64Array, Int32Array, PrimitiveArray, RecordBatch};
+use arrow_array::{ArrayRef, ArrowPrimitiveType, Float64Array, Int32Array, RecordBatch};
 use arrow_schema::{DataType as Arrow, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
@@ -23,29 +23,6 @@ pub const GRID_KEY: &str = "rasterstage:grid";
 
 /// Rows per record batch handed to the Parquet writer (bounds the arrays held at once).
 const BATCH_ROWS: usize = 64 * 1024;
-
-/// A Rust cell type as an Arrow column.
-pub(crate) trait ArrowValue: Sample {
-    /// The Arrow type of the `value` column.
-    const ARROW: Arrow;
-    /// Builds the column.
-    fn array(v: Vec<Self>) -> ArrayRef;
-}
-
-macro_rules! arrow_value {
-    ($($t:ty => $a:ident, $p:ident);*) => {$(
-        impl ArrowValue for $t {
-            const ARROW: Arrow = Arrow::$a;
-            fn array(v: Vec<Self>) -> ArrayRef {
-                Arc::new(PrimitiveArray::<arrow_array::types::$p>::from(v))
-            }
-        }
-    )*};
-}
-
-arrow_value!(u8 => UInt8, UInt8Type; u16 => UInt16, UInt16Type; i16 => Int16, Int16Type;
-    u32 => UInt32, UInt32Type; i32 => Int32, Int32Type; f32 => Float32, Float32Type;
-    f64 => Float64, Float64Type);
 
 /// How a dataset's Parquet tiles are written, beyond what every tile holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -61,25 +38,22 @@ pub(crate) struct ParquetOptions {
 /// The Arrow schema of a tile with `value` of type `value`, GeoParquet's columns appended when
 /// `geo` is set.
 pub(crate) fn tile_schema_with(value: Arrow, geo: Option<GeoEncoding>) -> Schema {
-    let mut fields = vec![
-        Field::new("row_idx", Arrow::Int32, false),
-        Field::new("col_idx", Arrow::Int32, false),
-        Field::new("x", Arrow::Float64, false),
-        Field::new("y", Arrow::Float64, false),
-        Field::new("value", value, false),
-    ];
+    let mut fields = key_fields();
+    fields.push(Field::new("value", value, false));
     fields.extend(geo.into_iter().flat_map(geoparquet::fields));
     Schema::new(fields)
 }
 
-/// Writer settings of every tile with `schema`: zstd, the grid JSON in the key-value metadata,
-/// delta-encoded `col_idx`, byte-stream-split float values.
-pub fn writer_props(grid_json: &str, schema: &Schema) -> WriterProperties {
-    writer_props_with(grid_json, schema, false)
+/// The columns every tile starts with: `row_idx, col_idx, x, y`.
+pub(crate) fn key_fields() -> Vec<Field> {
+    let int = |name| Field::new(name, Arrow::Int32, false);
+    let float = |name| Field::new(name, Arrow::Float64, false);
+    vec![int("row_idx"), int("col_idx"), float("x"), float("y")]
 }
 
-/// [`writer_props`], without BYTE_STREAM_SPLIT when `compat` is set.
-pub(crate) fn writer_props_with(grid_json: &str, schema: &Schema, compat: bool) -> WriterProperties {
+/// Writer settings of every tile with `schema`: zstd, the grid JSON in the key-value metadata,
+/// delta-encoded `col_idx`, byte-stream-split float values (not when `compat` is set).
+pub fn writer_props(grid_json: &str, schema: &Schema, compat: bool) -> WriterProperties {
     let mut b = WriterProperties::builder()
         // Level 1, not 3: tiles are staging data read once or twice, and on the 43200 x 21600
         // Byte benchmark level 1 took 3-5% less CPU for 15% larger tiles. Negative (fast)
@@ -147,15 +121,12 @@ pub(crate) struct ParquetWriter {
 impl ParquetWriter {
     /// A writer for dataset folder `ds`.
     pub(crate) fn new(ds: Store, name: &str, grid: Grid, opts: ParquetOptions, grid_json: String) -> ParquetWriter {
-        let projjson = match opts.geoparquet {
-            Some(_) => geoparquet::projjson(&grid.crs_wkt),
-            None => Ok(None),
-        };
+        let projjson = opts.geoparquet.map_or(Ok(None), |_| geoparquet::projjson(&grid.crs_wkt));
         ParquetWriter { ds, name: name.to_string(), grid, opts, grid_json, projjson }
     }
 
     /// The tile's Parquet bytes, with the row count and value sum of what they hold.
-    fn encode<T: ArrowValue>(&self, tile: &Tile, values: &[T]) -> Result<(Vec<u8>, u64, f64), String> {
+    fn encode<T: CellValue>(&self, tile: &Tile, values: &[T]) -> Result<(Vec<u8>, u64, f64), String> {
         let w = tile.window;
         let g = &self.grid;
         let (gx, gy) = (g.x_axis(), g.y_axis());
@@ -163,7 +134,7 @@ impl ParquetWriter {
         let opts = self.opts;
         let projjson = self.projjson.as_ref().map_err(Clone::clone)?;
         let xs: Vec<f64> = (w.col0..w.col0 + w.cols).map(|c| gx.centre(c)).collect();
-        let mut schema = tile_schema_with(T::ARROW, opts.geoparquet);
+        let mut schema = tile_schema_with(T::Arrow::DATA_TYPE, opts.geoparquet);
         let mut geo = None;
         if let Some(enc) = opts.geoparquet {
             // In the Arrow schema, not only the file's key-value metadata: Arrow C++ (pyarrow,
@@ -185,7 +156,7 @@ impl ParquetWriter {
             geo = Some(json);
         }
         let schema: SchemaRef = Arc::new(schema);
-        let props = writer_props_with(&self.grid_json, &schema, opts.compat);
+        let props = writer_props(&self.grid_json, &schema, opts.compat);
         let mut writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props)).map_err(|e| e.to_string())?;
         // GeoParquet's own place for it, where GDAL and DuckDB look.
         if let Some(json) = geo {
@@ -203,11 +174,11 @@ impl ParquetWriter {
                 n += usize::from(v.is_valid(nodata));
             }
             cols.push_row((w.row0 + r) as i32, gy.centre(w.row0 + r), w.col0 as i32, &xs, line, &keep[..n]);
-            if cols.len() >= BATCH_ROWS {
+            if cols.row.len() >= BATCH_ROWS {
                 writer.write(&cols.take_batch(&schema)?).map_err(|e| e.to_string())?;
             }
         }
-        if cols.len() > 0 {
+        if !cols.row.is_empty() {
             writer.write(&cols.take_batch(&schema)?).map_err(|e| e.to_string())?;
         }
         let (rows, sum) = valid_stats(values, nodata);
@@ -229,22 +200,11 @@ struct Columns<T> {
     capacity: usize,
 }
 
-impl<T: ArrowValue> Columns<T> {
-    fn new(capacity: usize, geo: Option<GeoEncoding>) -> Columns<T> {
-        let mut c = Columns { row: vec![], col: vec![], x: vec![], y: vec![], v: vec![], geo, capacity };
-        c.reserve();
-        c
-    }
-
-    fn reserve(&mut self) {
-        let n = self.capacity;
-        (self.row, self.col, self.x, self.y, self.v) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
+impl<T: CellValue> Columns<T> {
+    fn new(n: usize, geo: Option<GeoEncoding>) -> Columns<T> {
+        let (row, col) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let (x, y, v) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        Columns { row, col, x, y, v, geo, capacity: n }
     }
 
     /// Appends the cells `keep` (offsets into `line`, ascending) of output row `row`, whose
@@ -265,23 +225,12 @@ impl<T: ArrowValue> Columns<T> {
         self.y.resize(self.y.len() + n, y);
     }
 
-    fn len(&self) -> usize {
-        self.row.len()
-    }
-
     fn take_batch(&mut self, schema: &SchemaRef) -> Result<RecordBatch, String> {
-        let (row, col, x, y, v) = (
-            std::mem::take(&mut self.row),
-            std::mem::take(&mut self.col),
-            std::mem::take(&mut self.x),
-            std::mem::take(&mut self.y),
-            std::mem::take(&mut self.v),
-        );
-        self.reserve();
+        let Columns { row, col, x, y, v, geo, .. } = std::mem::replace(self, Columns::new(self.capacity, self.geo));
         let (x, y) = (Arc::new(Float64Array::from(x)), Arc::new(Float64Array::from(y)));
         let mut cols: Vec<ArrayRef> =
             vec![Arc::new(Int32Array::from(row)), Arc::new(Int32Array::from(col)), x.clone(), y.clone(), T::array(v)];
-        if let Some(enc) = self.geo {
+        if let Some(enc) = geo {
             cols.extend(geoparquet::columns(enc, &x, &y));
         }
         RecordBatch::try_new(schema.clone(), cols).map_err(|e| e.to_string())
@@ -289,23 +238,14 @@ impl<T: ArrowValue> Columns<T> {
 }
 
 impl TileWriter for ParquetWriter {
-    fn begin(&self) -> Result<(), StageError> {
-        Ok(())
-    }
-
     fn write(&self, tile: &Tile) -> Result<TileRecord, StageError> {
         let (bytes, row_count, value_sum) = crate::with_tile_values!(&tile.values, v => self.encode(tile, v))
             .map_err(|reason| StageError::Encode { dataset: self.name.clone(), tile: tile.window.tile_id(), reason })?;
         let mut rec = TileRecord::new(tile.window, row_count, value_sum);
         // A window without valid cells stores nothing.
         if row_count > 0 {
-            let key = super::keys::parquet_tile(&rec.id);
-            rec.store(&self.ds, key, bytes)?;
+            rec.store(&self.ds, vec![(super::keys::parquet_tile(&rec.id), bytes)])?;
         }
         Ok(rec)
-    }
-
-    fn finish(&self) -> Result<(), StageError> {
-        Ok(())
     }
 }

@@ -5,6 +5,7 @@
 //! them on the merged grid), so both see exactly the same cells and both refuse a tile that
 //! is not what dataset.json describes.
 
+pub(crate) use super::CellValue;
 use crate::dtype::{nodata_as, DataType, Sample};
 use crate::grid::{Grid, Window};
 use crate::stage::manifest::{checksum_parts, Manifest, TileRecord};
@@ -19,29 +20,6 @@ use parquet::arrow::ProjectionMask;
 
 /// Rows per Parquet record batch read at a time (bounds what is decoded at once).
 const BATCH_ROWS: usize = 64 * 1024;
-
-/// A cell type as staged: its Arrow (Parquet) type and its little-endian Zarr encoding.
-pub(crate) trait CellValue: Sample {
-    /// The Arrow type of a Parquet value column.
-    type Arrow: ArrowPrimitiveType<Native = Self>;
-    /// Reads one little-endian value (Zarr chunks) from the start of `b`.
-    fn from_le(b: &[u8]) -> Self;
-}
-
-macro_rules! cell_value {
-    ($($t:ty => $arrow:ident);*) => {$(
-        impl CellValue for $t {
-            type Arrow = arrow_array::types::$arrow;
-            #[inline]
-            fn from_le(b: &[u8]) -> Self {
-                <$t>::from_le_bytes(b[..std::mem::size_of::<$t>()].try_into().expect("value bytes"))
-            }
-        }
-    )*};
-}
-
-cell_value!(u8 => UInt8Type; u16 => UInt16Type; i16 => Int16Type; u32 => UInt32Type; i32 => Int32Type;
-    f32 => Float32Type; f64 => Float64Type);
 
 /// The Arrow type of a staged column of `dtype`.
 pub(crate) fn arrow_type(dtype: DataType) -> arrow_schema::DataType {
@@ -101,13 +79,8 @@ pub(crate) fn fetch_tile(ds: &Store, m: &Manifest, t: &TileRecord) -> Result<Opt
     }
     // A plain rerun of a complete dataset does nothing, so only --overwrite rewrites the tile.
     let redo = format!("run {} again with --overwrite", m.redo());
-    let mut parts = Vec::with_capacity(keys.len());
-    for key in &keys {
-        let bytes = ds.get(key)?.ok_or_else(|| {
-            FetchError::Bad(format!("{} is listed in dataset.json but missing; {redo}", ds.url_of(key)))
-        })?;
-        parts.push(bytes);
-    }
+    let missing = |key| FetchError::Bad(format!("{} is listed in dataset.json but missing; {redo}", ds.url_of(key)));
+    let parts: Vec<Bytes> = keys.iter().map(|k| ds.get(k)?.ok_or_else(|| missing(k))).collect::<Result<_, _>>()?;
     let sum = checksum_parts(parts.iter().map(|b| b.as_ref()));
     if Some(&sum) != t.checksum.as_ref() {
         let what = match keys.len() {
@@ -129,7 +102,7 @@ pub(crate) fn fetch_tile(ds: &Store, m: &Manifest, t: &TileRecord) -> Result<Opt
 /// As [`visit_cells`].
 pub(crate) fn dense_f64(format: Format, bytes: &Bytes, shape: &TileShape<'_>) -> Result<Vec<f64>, DecodeError> {
     let mut buf = vec![f64::NAN; shape.cells.cells()];
-    visit_f64(format, bytes, shape, |r, c, v| {
+    visit_f64(format, bytes, shape, None, |r, c, v| {
         // visit_cells refuses cells outside the window, so the index is in range.
         buf[(r as usize - shape.cells.row0) * shape.cells.cols + (c as usize - shape.cells.col0)] = v;
         Ok(())
@@ -154,7 +127,7 @@ impl<'a> TileShape<'a> {
     }
 }
 
-fn bad(e: impl std::fmt::Display) -> DecodeError {
+pub(crate) fn bad(e: impl std::fmt::Display) -> DecodeError {
     DecodeError::Bad(e.to_string())
 }
 
@@ -187,11 +160,6 @@ impl CellOrder {
         })
     }
 
-    /// The window's first `(row, col)`.
-    pub(crate) fn start(&self) -> (i32, i32) {
-        (self.rows.start, self.cols.start)
-    }
-
     /// Accepts cell `(r, c)` if it lies in the window and after the previous one.
     ///
     /// # Errors
@@ -203,31 +171,40 @@ impl CellOrder {
         if !self.rows.contains(&r) || !self.cols.contains(&c) {
             return Err(DecodeError::Bad(format!("cell ({r}, {c}) lies outside the tile's window")));
         }
-        if let Some((lr, lc)) = self.last {
-            if (r, c) <= (lr, lc) {
-                let what = if (r, c) == (lr, lc) { "appears twice" } else { "is out of row-major order" };
-                return Err(DecodeError::Bad(format!("cell ({r}, {c}) {what} (after cell ({lr}, {lc}))")));
-            }
+        if let Some((lr, lc)) = self.last.filter(|&last| (r, c) <= last) {
+            let what = if (r, c) == (lr, lc) { "appears twice" } else { "is out of row-major order" };
+            return Err(bad(format!("cell ({r}, {c}) {what} (after cell ({lr}, {lc}))")));
         }
         self.last = Some((r, c));
         Ok(())
     }
 }
 
-/// Calls `f(row_idx, col_idx, value)` for every valid cell of a tile, row-major.
+/// Calls `f(row_idx, col_idx, value)` for every valid cell of a tile, row-major. Of a shard,
+/// when only the cells inside `within` are needed, only the inner chunks that overlap it are
+/// decoded (the cells of those chunks outside `within` are still visited).
 ///
 /// # Errors
 /// [`DecodeError::Bad`] for an unreadable tile, one whose columns do not match, or a cell
 /// outside the tile's window; [`DecodeError::Sink`] when `f` fails.
-pub(crate) fn visit_cells<T, F>(format: Format, bytes: &Bytes, shape: &TileShape<'_>, f: F) -> Result<(), DecodeError>
+pub(crate) fn visit_cells<T, F>(
+    format: Format,
+    bytes: &Bytes,
+    shape: &TileShape<'_>,
+    within: Option<Window>,
+    f: F,
+) -> Result<(), DecodeError>
 where
     T: CellValue,
     F: FnMut(i32, i32, T) -> std::io::Result<()>,
 {
     match format {
-        Format::Parquet => parquet_cells(bytes, shape, f),
+        Format::Parquet => {
+            let expected = crate::stage::parquet::tile_schema_with(T::Arrow::DATA_TYPE, shape.geoparquet);
+            parquet_column(bytes, shape, &expected, "tile schema", 4, false, f)
+        }
         Format::Zarr => match shape.shard {
-            Some(k) => shard_cells(bytes, shape, k, None, f),
+            Some(k) => shard_cells(bytes, shape, k, within, f),
             None => zarr_cells(bytes, shape, f),
         },
     }
@@ -238,11 +215,17 @@ where
 ///
 /// # Errors
 /// As [`visit_cells`].
-pub(crate) fn visit_f64<F>(format: Format, bytes: &Bytes, shape: &TileShape<'_>, mut f: F) -> Result<(), DecodeError>
+pub(crate) fn visit_f64<F>(
+    format: Format,
+    bytes: &Bytes,
+    shape: &TileShape<'_>,
+    within: Option<Window>,
+    mut f: F,
+) -> Result<(), DecodeError>
 where
     F: FnMut(i32, i32, f64) -> std::io::Result<()>,
 {
-    crate::with_sample_type!(shape.dtype, T => visit_cells::<T, _>(format, bytes, shape, |r, c, v| f(r, c, v.to_f64())))
+    crate::with_sample_type!(shape.dtype, T => visit_cells::<T, _>(format, bytes, shape, within, |r, c, v| f(r, c, v.to_f64())))
 }
 
 /// Refuses a Parquet tile whose columns (names and types, in order) are not those of
@@ -262,15 +245,6 @@ pub(crate) fn same_columns(
         return Err(bad(format!("columns {:?} do not match the {what} {:?}", names_types(got), names_types(expected))));
     }
     Ok(())
-}
-
-fn parquet_cells<T, F>(bytes: &Bytes, shape: &TileShape<'_>, f: F) -> Result<(), DecodeError>
-where
-    T: CellValue,
-    F: FnMut(i32, i32, T) -> std::io::Result<()>,
-{
-    let expected = crate::stage::parquet::tile_schema_with(T::Arrow::DATA_TYPE, shape.geoparquet);
-    parquet_column(bytes, shape, &expected, "tile schema", 4, false, f)
 }
 
 /// Calls `f(row_idx, col_idx, value)` for the cells of column `value` of a Parquet tile whose
@@ -322,30 +296,6 @@ where
     Ok(())
 }
 
-/// [`visit_f64`] of the cells of a tile, where only those inside `within` are needed: a
-/// shard then decodes only the inner chunks that overlap it (the cells of those chunks
-/// outside `within` are still visited).
-///
-/// # Errors
-/// As [`visit_cells`].
-pub fn visit_f64_within<F>(
-    format: Format,
-    bytes: &Bytes,
-    shape: &TileShape<'_>,
-    within: Window,
-    mut f: F,
-) -> Result<(), DecodeError>
-where
-    F: FnMut(i32, i32, f64) -> std::io::Result<()>,
-{
-    match (format, shape.shard) {
-        (Format::Zarr, Some(k)) => crate::with_sample_type!(shape.dtype, T => shard_cells::<T, _>(
-            bytes, shape, k, Some(within), |r, c, v| f(r, c, v.to_f64())
-        )),
-        _ => visit_f64(format, bytes, shape, f),
-    }
-}
-
 /// The cells of a shard object: each stored inner chunk (overlapping `within`, when given)
 /// decoded as an unsharded chunk of its window, one at a time (the shard's compressed bytes
 /// and one window are in memory).
@@ -360,12 +310,9 @@ where
     T: CellValue,
     F: FnMut(i32, i32, T) -> std::io::Result<()>,
 {
-    let win = shape.window;
-    if win.checked_mul(k).is_none_or(|side| shape.cells.rows > side || shape.cells.cols > side) {
-        return Err(bad(format!(
-            "tile {}x{} exceeds the shard of {k}x{k} chunks of {win}",
-            shape.cells.rows, shape.cells.cols
-        )));
+    let (win, Window { rows, cols, .. }) = (shape.window, shape.cells);
+    if win.checked_mul(k).is_none_or(|side| rows > side || cols > side) {
+        return Err(bad(format!("tile {rows}x{cols} exceeds the shard of {k}x{k} chunks of {win}")));
     }
     for (i, chunk) in crate::stage::zarr::shard_chunks(bytes, k).map_err(bad)? {
         let cells = shape
@@ -386,34 +333,31 @@ where
     F: FnMut(i32, i32, T) -> std::io::Result<()>,
 {
     let size = std::mem::size_of::<T>();
-    let win = shape.window;
+    let (win, Window { rows, cols, .. }) = (shape.window, shape.cells);
     let expected = win
         .checked_mul(win)
         .and_then(|n| n.checked_mul(size))
         .ok_or_else(|| bad(format!("chunk size {win} overflows")))?;
-    if shape.cells.rows > win || shape.cells.cols > win {
-        return Err(DecodeError::Bad(format!(
-            "window {}x{} exceeds the chunk size {win}",
-            shape.cells.rows, shape.cells.cols
-        )));
+    if rows > win || cols > win {
+        return Err(bad(format!("window {rows}x{cols} exceeds the chunk size {win}")));
     }
     // The frame header states the decoded size: a chunk that is not this window's size is
     // refused before its (window-sized) buffer is allocated.
     if let Ok(Some(n)) = zstd::zstd_safe::get_frame_content_size(bytes) {
         if n != expected as u64 {
-            return Err(DecodeError::Bad(format!("chunk holds {n} bytes, expected {expected}")));
+            return Err(bad(format!("chunk holds {n} bytes, expected {expected}")));
         }
     }
     let raw = zstd::bulk::decompress(bytes, expected).map_err(|e| bad(format!("zstd: {e}")))?;
     if raw.len() != expected {
-        return Err(DecodeError::Bad(format!("chunk holds {} bytes, expected {expected}", raw.len())));
+        return Err(bad(format!("chunk holds {} bytes, expected {expected}", raw.len())));
     }
     // Every cell of a dense chunk is inside the window and there once by construction; the
     // bounds only have to fit int4.
     let order = CellOrder::new(shape)?;
     let nodata: Option<T> = nodata_as(shape.nodata);
-    for (r, row) in (0..shape.cells.rows).zip(order.rows.clone()) {
-        let line = &raw[r * win * size..(r * win + shape.cells.cols) * size];
+    for (r, row) in (0..rows).zip(order.rows.clone()) {
+        let line = &raw[r * win * size..(r * win + cols) * size];
         for (cell, col) in line.chunks_exact(size).zip(order.cols.clone()) {
             let v = T::from_le(cell);
             if v.is_valid(nodata) {

@@ -33,7 +33,7 @@ impl Cells<'_> {
         T: CellValue,
         F: FnMut(i32, i32, T) -> std::io::Result<()>,
     {
-        visit_cells::<T, F>(self.format, self.bytes, &self.shape, f)
+        visit_cells::<T, F>(self.format, self.bytes, &self.shape, None, f)
     }
 }
 

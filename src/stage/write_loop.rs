@@ -144,16 +144,10 @@ where
         })
         .collect();
     progress.finish();
-    let mut done = Vec::with_capacity(results.len());
     let mut failures = Vec::new();
-    for r in results {
-        match r {
-            Ok(rec) => done.push(rec),
-            Err(e) => {
-                tracing::error!("{name}: {e}");
-                failures.push(e);
-            }
-        }
+    let done = results.into_iter().filter_map(|r| r.map_err(|e| failures.push(e)).ok()).collect();
+    for e in &failures {
+        tracing::error!("{name}: {e}");
     }
     (done, failures)
 }

@@ -312,7 +312,7 @@ fn rewrite_cells(st: &Staged, id: &str, f: impl FnOnce(&mut [i32], &mut [i32])) 
     columns[0] = Arc::new(Int32Array::from(rows));
     columns[1] = Arc::new(Int32Array::from(cols));
     let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
-    let props = rasterstage::stage::parquet::writer_props(&grid_json, &schema);
+    let props = rasterstage::stage::parquet::writer_props(&grid_json, &schema, false);
     let mut w = ArrowWriter::try_new(Vec::new(), schema, Some(props)).unwrap();
     w.write(&batch).unwrap();
     let bytes = w.into_inner().unwrap();

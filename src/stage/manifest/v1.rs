@@ -101,13 +101,12 @@ impl ManifestV1 {
     /// # Errors
     /// The first [`Invalid`] field, named as in version 1.
     pub(super) fn upgrade(self) -> Result<Manifest, Invalid> {
+        let (shard, geoparquet, compat) = (self.zarr_shard, self.geoparquet, self.parquet_compat);
         let format = match (self.format, self.zarr_version) {
             (Format::Zarr, Some(v @ (2 | 3))) => {
-                StagedFormat::Zarr { version: ZarrVersion::try_from(v).expect("2 or 3"), shard: self.zarr_shard }
+                StagedFormat::Zarr { version: ZarrVersion::try_from(v).expect("2 or 3"), shard }
             }
-            (Format::Parquet, None) => {
-                StagedFormat::Parquet { geoparquet: self.geoparquet, compat: self.parquet_compat }
-            }
+            (Format::Parquet, None) => StagedFormat::Parquet { geoparquet, compat },
             (Format::Zarr, v) => {
                 return invalid("zarr_version", format!("is {v:?}, must be 2 or 3 for the zarr format"))
             }
@@ -115,10 +114,10 @@ impl ManifestV1 {
                 return invalid("zarr_version", format!("is {v}, must be null for the parquet format"))
             }
         };
-        if let Some(k) = self.zarr_shard.filter(|_| self.format != Format::Zarr) {
+        if let Some(k) = shard.filter(|_| self.format != Format::Zarr) {
             return invalid("zarr_shard", format!("is {k}, but sharding is a Zarr v3 feature"));
         }
-        if self.format != Format::Parquet && (self.geoparquet.is_some() || self.parquet_compat) {
+        if self.format != Format::Parquet && (geoparquet.is_some() || compat) {
             return invalid("geoparquet", "Parquet options are set on a dataset that is not Parquet".to_string());
         }
         let kind = match self.columns {
