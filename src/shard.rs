@@ -84,32 +84,23 @@ impl Shard {
         Ok(Shard { index, count })
     }
 
-    /// Shard K of `count`, with K from the first of [`INDEX_ENV`] that is set.
+    /// Shard K of `count`, with K from the first of [`INDEX_ENV`] that `get` (the process
+    /// environment, or a test's) has.
     ///
     /// # Errors
-    /// [`ShardError::Zero`], [`ShardError::NoIndex`], [`ShardError::BadIndex`].
-    pub(crate) fn from_env(count: usize) -> Result<Shard, ShardError> {
-        Shard::from_lookup(count, |v| std::env::var(v).ok())
-    }
-
-    /// [`Shard::from_env`] with an explicit variable lookup (testable without touching the
-    /// process environment).
-    ///
-    /// # Errors
-    /// As [`Shard::from_env`].
+    /// [`ShardError::Zero`], [`ShardError::NoIndex`], [`ShardError::BadIndex`],
+    /// [`ShardError::SlurmArray`].
     pub(crate) fn from_lookup(count: usize, get: impl Fn(&str) -> Option<String>) -> Result<Shard, ShardError> {
         if count == 0 {
             return Err(ShardError::Zero);
         }
         for var in INDEX_ENV {
-            let Some(value) = get(var).filter(|v| !v.trim().is_empty()) else { continue };
-            let bad = || ShardError::BadIndex { var: var.to_string(), value: value.clone(), count };
-            let index: usize = value.trim().parse().map_err(|_| bad())?;
+            let Some(index) = number(&get, var, count)? else { continue };
             if var == SLURM_TASK_ID {
                 check_slurm_array(index, count, &get)?;
             }
             if index >= count {
-                return Err(bad());
+                return Err(ShardError::BadIndex { var: var.to_string(), value: get(var).unwrap_or_default(), count });
             }
             return Ok(Shard { index, count });
         }
@@ -120,11 +111,11 @@ impl Shard {
     /// `None` when neither is given (the whole job).
     ///
     /// # Errors
-    /// As [`Shard::parse`] and [`Shard::from_env`].
+    /// As [`Shard::parse`] and [`Shard::from_lookup`].
     pub fn from_args(shard: Option<&str>, shards: Option<usize>) -> Result<Option<Shard>, ShardError> {
         match (shard, shards) {
             (Some(s), _) => Shard::parse(s).map(Some),
-            (None, Some(n)) => Shard::from_env(n).map(Some),
+            (None, Some(n)) => Shard::from_lookup(n, |v| std::env::var(v).ok()).map(Some),
             (None, None) => Ok(None),
         }
     }
@@ -141,23 +132,13 @@ impl Shard {
 /// (`sbatch --array=2,5`); the shards outside the array are left to another job, and
 /// `finalize` names the datasets they leave incomplete.
 fn check_slurm_array(index: usize, count: usize, get: &impl Fn(&str) -> Option<String>) -> Result<(), ShardError> {
-    let var = |name: &str| -> Result<Option<usize>, ShardError> {
-        let Some(v) = get(name).filter(|v| !v.trim().is_empty()) else { return Ok(None) };
-        let n =
-            v.trim().parse().map_err(|_| ShardError::BadIndex { var: name.to_string(), value: v.clone(), count })?;
-        Ok(Some(n))
-    };
-    let (min, max, tasks) =
-        (var("SLURM_ARRAY_TASK_MIN")?, var("SLURM_ARRAY_TASK_MAX")?, var("SLURM_ARRAY_TASK_COUNT")?);
-    let array = {
-        let mut parts = vec![format!("{SLURM_TASK_ID}={index}")];
-        for (name, v) in [("MIN", min), ("MAX", max), ("COUNT", tasks)] {
-            if let Some(v) = v {
-                parts.push(format!("SLURM_ARRAY_TASK_{name}={v}"));
-            }
-        }
-        parts.join(", ")
-    };
+    let var = |name: &str| number(get, &format!("SLURM_ARRAY_TASK_{name}"), count);
+    let (min, max, tasks) = (var("MIN")?, var("MAX")?, var("COUNT")?);
+    let array = [("ID", Some(index)), ("MIN", min), ("MAX", max), ("COUNT", tasks)]
+        .into_iter()
+        .filter_map(|(name, v)| Some(format!("SLURM_ARRAY_TASK_{name}={}", v?)))
+        .collect::<Vec<_>>()
+        .join(", ");
     let highest = max.unwrap_or(index).max(index);
     let why = if highest >= count {
         format!("its task ids go up to {highest}, shards are 0 to {}", count - 1)
@@ -172,6 +153,17 @@ fn check_slurm_array(index: usize, count: usize, get: &impl Fn(&str) -> Option<S
         return Ok(());
     };
     Err(ShardError::SlurmArray { array, count, why })
+}
+
+/// The number in variable `var` (`None` when unset or blank).
+///
+/// # Errors
+/// [`ShardError::BadIndex`] for anything else.
+fn number(get: &impl Fn(&str) -> Option<String>, var: &str, count: usize) -> Result<Option<usize>, ShardError> {
+    let Some(value) = get(var).filter(|v| !v.trim().is_empty()) else { return Ok(None) };
+    let n =
+        value.trim().parse().map_err(|_| ShardError::BadIndex { var: var.to_string(), value: value.clone(), count })?;
+    Ok(Some(n))
 }
 
 /// One unit of work: a tile of a dataset, with what it costs.

@@ -39,8 +39,19 @@ pub(crate) struct Layout {
     pub(crate) data: String,
 }
 
+/// The column type names `format_type()` reports for each PostgreSQL type rasterstage uses.
+fn format_type_name(pg: &str) -> &'static str {
+    match pg {
+        "int2" => "smallint",
+        "int4" => "integer",
+        "int8" => "bigint",
+        "float4" => "real",
+        _ => "double precision",
+    }
+}
+
 /// Kind of a relation (`pg_class.relkind`) by qualified name, `None` when absent.
-fn relkind(c: &mut impl GenericClient, qt: &str) -> Result<Option<u8>, postgres::Error> {
+pub(crate) fn relkind(c: &mut impl GenericClient, qt: &str) -> Result<Option<u8>, postgres::Error> {
     Ok(c.query_opt("SELECT relkind FROM pg_class WHERE oid = to_regclass($1)", &[&qt])?
         .map(|r| r.get::<_, i8>(0) as u8))
 }
@@ -55,14 +66,8 @@ impl Layout {
             Coords::Stored => table.to_string(),
             Coords::View => {
                 let d = format!("{table}{CELLS_SUFFIX}");
-                check_ident("table name (--table-prefix + dataset name) with --coords view", &d, false).map_err(
-                    |_| {
-                        LoadError::BadIdent(
-                            format!("table name (--table-prefix + dataset name) plus {CELLS_SUFFIX} for --coords view"),
-                            d.clone(),
-                        )
-                    },
-                )?;
+                let what = format!("table name (--table-prefix + dataset name) plus {CELLS_SUFFIX} for --coords view");
+                check_ident(&what, &d, false)?;
                 d
             }
         };
@@ -84,30 +89,32 @@ impl Layout {
         self.coords == Coords::Stored
     }
 
+    /// The rows' table's columns as `(name, PostgreSQL type, NOT NULL)`: `row_idx, col_idx`,
+    /// `x, y` when stored, then the values (nullable in a merged dataset, one per input).
+    fn columns(&self, m: &Manifest) -> Vec<(String, &'static str, bool)> {
+        let keys = [("row_idx", "int4"), ("col_idx", "int4"), ("x", "float8"), ("y", "float8")];
+        let keys = &keys[..if self.stores_xy() { 4 } else { 2 }];
+        let not_null = m.columns().is_none();
+        let values = value_columns(m).into_iter().map(|(n, t)| (n, t, not_null));
+        keys.iter().map(|&(n, t)| (n.to_string(), t, true)).chain(values).collect()
+    }
+
     /// The columns COPY writes, in order.
     pub(crate) fn copy_columns(&self, m: &Manifest) -> String {
-        let xy = if self.stores_xy() { "x, y, " } else { "" };
-        let values: Vec<String> = value_columns(m).iter().map(|(n, _)| quote(n)).collect();
-        format!("row_idx, col_idx, {xy}{}", values.join(", "))
+        self.columns(m).iter().map(|(n, _, _)| quote(n)).collect::<Vec<_>>().join(", ")
     }
 
     /// The expected `(column, format_type)` of the rows' table.
     pub(crate) fn shape(&self, m: &Manifest) -> Vec<(String, String)> {
-        let mut s = super::pg::table_shape_of(m);
-        if !self.stores_xy() {
-            s.drain(2..4);
-        }
-        s
+        self.columns(m).into_iter().map(|(n, t, _)| (n, format_type_name(t).to_string())).collect()
     }
 
     /// `CREATE TABLE` of the rows' table.
     pub(crate) fn create_sql(&self, m: &Manifest) -> String {
-        let wide = super::pg::create_table_sql(&self.qdata(), m);
-        if self.stores_xy() {
-            wide
-        } else {
-            wide.replace(" x float8 NOT NULL, y float8 NOT NULL,", "")
-        }
+        let cols = self.columns(m);
+        let cols: Vec<String> =
+            cols.iter().map(|(n, t, nn)| format!("{} {t}{}", quote(n), if *nn { " NOT NULL" } else { "" })).collect();
+        format!("CREATE TABLE {} ({})", self.qdata(), cols.join(", "))
     }
 
     /// `CREATE OR REPLACE VIEW` of the table name over the cells table: the centres of the

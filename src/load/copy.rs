@@ -102,15 +102,10 @@ pub(crate) struct CopyEncoder {
 }
 
 impl CopyEncoder {
-    /// An encoder with an empty buffer.
-    pub(crate) fn new() -> CopyEncoder {
-        CopyEncoder { buf: Vec::with_capacity(FLUSH_BYTES + 4096), ..CopyEncoder::default() }
-    }
-
-    /// An encoder whose rows carry `x, y` (`xy`), or not (`load --coords view`): every row
+    /// An empty encoder whose rows carry `x, y` (`xy`), or not (`load --coords view`): every row
     /// then has two fields fewer, whatever [`row_fields`] says.
     pub(crate) fn for_xy(xy: bool) -> CopyEncoder {
-        CopyEncoder { narrow: !xy, ..CopyEncoder::new() }
+        CopyEncoder { buf: Vec::with_capacity(FLUSH_BYTES + 4096), narrow: !xy, ..CopyEncoder::default() }
     }
 
     /// Starts a new stream: clears the buffer and counters and writes the header. With
@@ -131,22 +126,15 @@ impl CopyEncoder {
     /// loader's CPU.
     #[inline]
     pub(crate) fn row<T: PgValue>(&mut self, row: i32, col: i32, x: f64, y: f64, v: T) {
-        if self.narrow {
-            let mut r = [0u8; NARROW_KEY_LEN + 4 + 8];
-            r[..NARROW_KEY_LEN].copy_from_slice(&key_bytes(row, col, 0.0, 0.0, 3)[..NARROW_KEY_LEN]);
-            r[NARROW_KEY_LEN..NARROW_KEY_LEN + 4].copy_from_slice(&(T::LEN as i32).to_be_bytes());
-            v.put_into(&mut r[NARROW_KEY_LEN + 4..NARROW_KEY_LEN + 4 + T::LEN]);
-            self.buf.extend_from_slice(&r[..NARROW_KEY_LEN + 4 + T::LEN]);
-            self.value_sum += v.to_f64();
-            self.rows += 1;
-            return;
-        }
         let mut r = [0u8; ROW_MAX];
-        r[..KEY_LEN].copy_from_slice(&key_bytes(row, col, x, y, 5 + i16::from(self.geom_srid.is_some())));
-        r[KEY_LEN..KEY_LEN + 4].copy_from_slice(&(T::LEN as i32).to_be_bytes());
-        v.put_into(&mut r[KEY_LEN + 4..KEY_LEN + 4 + T::LEN]);
-        let mut n = KEY_LEN + 4 + T::LEN;
-        if let Some(srid) = self.geom_srid {
+        // A narrow row is the wide row's count and key without `x, y` (and never has geom).
+        let geom = self.geom_srid.filter(|_| !self.narrow);
+        let (key, fields) = if self.narrow { (NARROW_KEY_LEN, 3) } else { (KEY_LEN, 5 + i16::from(geom.is_some())) };
+        r[..key].copy_from_slice(&key_bytes(row, col, x, y, fields)[..key]);
+        r[key..key + 4].copy_from_slice(&(T::LEN as i32).to_be_bytes());
+        v.put_into(&mut r[key + 4..key + 4 + T::LEN]);
+        let mut n = key + 4 + T::LEN;
+        if let Some(srid) = geom {
             r[n..n + geometry::FIELD_LEN].copy_from_slice(&geometry::point_field(srid, x, y));
             n += geometry::FIELD_LEN;
         }
@@ -203,16 +191,6 @@ impl CopyEncoder {
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.buf
     }
-
-    /// Forgets the bytes handed on, keeping the allocation.
-    pub(crate) fn clear(&mut self) {
-        self.buf.clear();
-    }
-
-    /// Whether the buffer is full enough to hand on.
-    pub(crate) fn full(&self) -> bool {
-        self.buf.len() >= FLUSH_BYTES
-    }
 }
 
 /// Encodes every row of a committed tile (after [`CopyEncoder::begin`]) into `enc`, handing
@@ -243,9 +221,9 @@ fn hand_on(
     sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
     all: bool,
 ) -> std::io::Result<()> {
-    if all || enc.full() {
+    if all || enc.buf.len() >= FLUSH_BYTES {
         sink(enc.bytes())?;
-        enc.clear();
+        enc.buf.clear();
     }
     Ok(())
 }
@@ -295,7 +273,7 @@ mod tests {
 
     #[test]
     fn row_layout() {
-        let mut e = CopyEncoder::new();
+        let mut e = CopyEncoder::for_xy(true);
         e.begin(None);
         e.row::<u8>(1, 2, 0.5, -0.5, 7);
         e.end();
@@ -320,7 +298,7 @@ mod tests {
     fn row_equals_fields() {
         fn both<T: PgValue + Copy>(v: T) {
             for srid in [None, Some(4326)] {
-                let (mut a, mut b) = (CopyEncoder::new(), CopyEncoder::new());
+                let (mut a, mut b) = (CopyEncoder::for_xy(true), CopyEncoder::for_xy(true));
                 a.begin(srid);
                 b.begin(srid);
                 a.row::<T>(-3, 70_000, -179.5, 89.25, v);
@@ -349,7 +327,7 @@ mod tests {
     #[test]
     fn narrow_row_drops_xy() {
         let (mut wide, mut narrow, mut fields) =
-            (CopyEncoder::new(), CopyEncoder::for_xy(false), CopyEncoder::for_xy(false));
+            (CopyEncoder::for_xy(true), CopyEncoder::for_xy(false), CopyEncoder::for_xy(false));
         for e in [&mut wide, &mut narrow, &mut fields] {
             e.begin(None);
         }

@@ -84,27 +84,23 @@ pub(crate) fn check_available(
     geometry: Option<Geometry>,
     conn: &ConnSpec,
 ) -> Result<(), super::LoadError> {
-    if geometry.is_none() {
-        return Ok(());
+    if geometry.is_some() && postgis_schema(client).map_err(db)?.is_none() {
+        return Err(no_postgis(client, conn));
     }
-    match postgis_schema(client).map_err(db)? {
-        Some(_) => Ok(()),
-        None => Err(no_postgis(client, conn)),
-    }
+    Ok(())
 }
 
 /// [`GeometryError::NoPostgis`] with a hint: `CREATE EXTENSION` where the server has PostGIS
 /// to install, else the Debian package of the server's major version first.
 fn no_postgis(client: &mut postgres::Client, conn: &ConnSpec) -> super::LoadError {
-    let row = match client.query_one(
+    let (available, major): (bool, i32) = match client.query_one(
         "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'), \
              current_setting('server_version_num')::int / 10000",
         &[],
     ) {
-        Ok(r) => r,
+        Ok(r) => (r.get(0), r.get(1)),
         Err(e) => return db(e),
     };
-    let (available, major): (bool, i32) = (row.get(0), row.get(1));
     let hint = if available {
         "run CREATE EXTENSION postgis; in that database (as a user allowed to create extensions)".to_string()
     } else {
@@ -185,35 +181,11 @@ impl GeomColumn {
             self.srid
         ))
     }
-
-    /// Builds the GiST index on `geom` unless `qt` has one; returns whether it was built.
-    /// Called by `complete_table` under the table's lock, next to the primary key, so that
-    /// concurrent loaders build it once.
-    ///
-    /// # Errors
-    /// The database's.
-    pub(crate) fn index(&self, c: &mut impl GenericClient, qt: &str) -> Result<bool, postgres::Error> {
-        let exists: bool = c
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
-                 JOIN pg_am am ON am.oid = ic.relam JOIN pg_attribute a ON a.attrelid = i.indrelid \
-                 AND a.attnum = i.indkey[0] WHERE i.indrelid = to_regclass($1) AND am.amname = 'gist' \
-                 AND a.attname = 'geom')",
-                &[&qt],
-            )?
-            .get(0);
-        if exists {
-            return Ok(false);
-        }
-        // No name: PostgreSQL picks `<table>_geom_idx`, shortened and made unique in the
-        // schema where a long table name would collide.
-        c.batch_execute(&format!("CREATE INDEX ON {qt} USING gist (geom)"))?;
-        Ok(true)
-    }
 }
 
 /// The end of `complete_table`'s transaction (the table's lock held, every tile in): builds
 /// the GiST index on `geom` if the table has none, then commits. Returns whether it built it.
+/// Called next to the primary key's build, so that concurrent loaders build it once.
 ///
 /// # Errors
 /// [`super::LoadError::Db`] naming the table.
@@ -223,18 +195,28 @@ pub(crate) fn index_and_commit(
     dataset: &str,
     qt: &str,
 ) -> Result<bool, super::LoadError> {
-    let db = |what: &str| {
-        let what = format!("{what} {qt}");
-        move |e: postgres::Error| super::LoadError::Db { what, reason: reason(&e) }
-    };
-    let built = match geom {
-        Some(g) => {
-            tracing::info!("{dataset}: building the GiST index on geom of {qt}");
-            g.index(&mut tx, qt).map_err(db("building the GiST index on geom of"))?
+    let mut built = false;
+    if geom.is_some() {
+        tracing::info!("{dataset}: building the GiST index on geom of {qt}");
+        let db = super::db(format!("building the GiST index on geom of {qt}"));
+        let exists: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid \
+                 JOIN pg_am am ON am.oid = ic.relam JOIN pg_attribute a ON a.attrelid = i.indrelid \
+                 AND a.attnum = i.indkey[0] WHERE i.indrelid = to_regclass($1) AND am.amname = 'gist' \
+                 AND a.attname = 'geom')",
+                &[&qt],
+            )
+            .map_err(&db)?
+            .get(0);
+        if !exists {
+            // No name: PostgreSQL picks `<table>_geom_idx`, shortened and made unique in the
+            // schema where a long table name would collide.
+            tx.batch_execute(&format!("CREATE INDEX ON {qt} USING gist (geom)")).map_err(&db)?;
+            built = true;
         }
-        None => false,
-    };
-    tx.commit().map_err(db("completing"))?;
+    }
+    tx.commit().map_err(super::db(format!("completing {qt}")))?;
     Ok(built)
 }
 
@@ -273,22 +255,6 @@ pub(crate) fn check_shape(
         (None, None) => return Ok(()),
     };
     Err(GeometryError::GeomColumn { table: qt.to_string(), found, todo })
-}
-
-/// The expected `(column, format_type)` list of a table: `shape` plus `geom` when loading
-/// with geometry.
-///
-/// # Errors
-/// The database's.
-pub(crate) fn with_geom(
-    c: &mut impl GenericClient,
-    mut shape: Vec<(String, String)>,
-    geom: Option<&GeomColumn>,
-) -> Result<Vec<(String, String)>, postgres::Error> {
-    if let Some(g) = geom {
-        shape.push(g.shape(c)?);
-    }
-    Ok(shape)
 }
 
 /// `verify`: when `qt` has a `geom` column, checks in one pass that every row has one, at

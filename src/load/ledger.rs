@@ -3,7 +3,7 @@
 //! A tile's ledger row is written in the same transaction as its rows, so the ledger is
 //! exactly what the table holds, whatever was interrupted.
 
-use super::pg::qualified;
+use super::pg::{exists, qualified};
 use crate::stage::TileRecord;
 use postgres::GenericClient;
 use std::collections::HashMap;
@@ -32,6 +32,11 @@ pub(crate) fn wanted_checksum(t: &TileRecord) -> &str {
     }
 }
 
+/// Whether `recorded` (a table's ledger) holds tile `t` with its current checksum.
+pub(crate) fn is_loaded(recorded: &HashMap<String, LedgerRow>, t: &TileRecord) -> bool {
+    recorded.get(&t.id).is_some_and(|r| r.checksum == wanted_checksum(t))
+}
+
 /// `[row0, col0, rows, cols]` of a tile record.
 pub(crate) fn range_of(t: &TileRecord) -> [i32; 4] {
     // TileRecord::check bounds every window read from a manifest to int4; saturating, not
@@ -50,8 +55,7 @@ pub(crate) fn read(
     table: &str,
 ) -> Result<HashMap<String, LedgerRow>, postgres::Error> {
     let ledger = qualified(schema, "raster_tile_loads");
-    let exists: bool = c.query_one("SELECT to_regclass($1) IS NOT NULL", &[&ledger])?.get(0);
-    if !exists {
+    if !exists(c, &ledger)? {
         return Ok(HashMap::new());
     }
     let rows = c.query(

@@ -35,7 +35,7 @@ use pg::{qualified, reason, ConnSpec};
 use postgres::Client;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 pub(crate) use table::table_name;
 use table::{complete_table, prepare_table};
@@ -155,10 +155,16 @@ pub(crate) fn complete_manifest(ds: &Store) -> Result<Manifest, LoadError> {
 /// # Errors
 /// Only what stops everything: bad options, no connection, no datasets, the schema DDL.
 pub fn load(opts: &LoadOptions) -> Result<PerDataset<LoadSummary>, LoadError> {
+    load_tiles(opts, None)
+}
+
+/// [`load`], or with `shard` only that shard's tiles of each dataset ([`shard::load_shard`]).
+fn load_tiles(opts: &LoadOptions, shard: Option<crate::shard::Shard>) -> Result<PerDataset<LoadSummary>, LoadError> {
     pg::check_ident("--schema", &opts.schema, false)?;
     pg::check_ident("--table-prefix", &opts.table_prefix, true)?;
     let root = Store::open_with(&opts.root, &opts.storage)?;
     let names = dataset_names(&root, &opts.datasets)?;
+    let mut mine = shard.map(|k| shard::tiles_of(&root, &names, k)).transpose()?;
     if opts.geometry.is_some() && opts.coords == Coords::View {
         return Err(LoadError::Geometry(geometry::GeometryError::NeedsStoredCoords));
     }
@@ -167,8 +173,10 @@ pub fn load(opts: &LoadOptions) -> Result<PerDataset<LoadSummary>, LoadError> {
     pg::apply_schema(&mut client, &opts.schema)?;
     let mut out = Vec::new();
     for name in names {
+        let only = mine.as_mut().map(|m| m.remove(name.as_str()).unwrap_or_default());
         // The previous dataset may have ended on a broken connection (server restart).
-        let r = revive(&mut client, &opts.conn).and_then(|()| load_dataset(opts, &root, &mut client, &name));
+        let r =
+            revive(&mut client, &opts.conn).and_then(|()| load_dataset(opts, &root, &mut client, &name, only.as_ref()));
         out.push((name.to_string(), r));
     }
     Ok(out)
@@ -199,15 +207,10 @@ fn revive(client: &mut Client, conn: &ConnSpec) -> Result<(), LoadError> {
     }
 }
 
-/// A lock that a panicking worker may have poisoned: what it guards (a list of failures, a
-/// flag) is whole after any panic, so it is used as is.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn db(what: impl Into<String>) -> impl FnOnce(postgres::Error) -> LoadError {
+/// [`LoadError::Db`] doing `what`, for `map_err`.
+fn db(what: impl Into<String>) -> impl Fn(postgres::Error) -> LoadError {
     let what = what.into();
-    move |e| LoadError::Db { what, reason: reason(&e) }
+    move |e| LoadError::Db { what: what.clone(), reason: reason(&e) }
 }
 
 /// Objects in the dataset folder that look like tiles but are not listed: ignored, with a
@@ -229,19 +232,10 @@ fn warn_unlisted(ds: &Store, m: &Manifest) -> Result<(), LoadError> {
     Ok(())
 }
 
-fn load_dataset(
-    opts: &LoadOptions,
-    root: &Store,
-    client: &mut Client,
-    name: &DatasetName,
-) -> Result<LoadSummary, LoadError> {
-    load_dataset_only(opts, root, client, name, None)
-}
-
 /// Loads the tiles of `name` whose ids are in `only` (every tile when `None`: a shard's part
 /// otherwise), then, if the ledger then holds every tile, builds the primary key
 /// ([`complete_table`]), analyses the table and records the dataset.
-fn load_dataset_only(
+fn load_dataset(
     opts: &LoadOptions,
     root: &Store,
     client: &mut Client,
@@ -258,9 +252,6 @@ fn load_dataset_only(
     let lay = Layout::new(opts.coords, &opts.schema, &table)?;
     let qd = lay.qdata();
     warn_unlisted(&ds, &m)?;
-    if opts.geometry.is_some() && !lay.stores_xy() {
-        return Err(LoadError::Geometry(geometry::GeometryError::NeedsStoredCoords));
-    }
     let geom = geometry::GeomColumn::of(client, opts.geometry, &opts.conn, &m)?;
     let has_pk = prepare_table(client, opts, &m, &lay, geom.as_ref())?;
 
@@ -269,7 +260,7 @@ fn load_dataset_only(
         .tiles
         .iter()
         .filter(|t| only.is_none_or(|o| o.contains(&t.id)))
-        .filter(|t| recorded.get(&t.id).is_none_or(|r| r.checksum != ledger::wanted_checksum(t)))
+        .filter(|t| !ledger::is_loaded(&recorded, t))
         .collect();
     let skipped_before = m.tiles.len() - todo.len();
     if todo.is_empty() && only.is_none() && !m.tiles.is_empty() {
@@ -301,24 +292,24 @@ fn load_dataset_only(
     };
     let progress = Progress::new(name.as_str(), m.tiles.len() as u64, skipped_before as u64, opts.quiet);
     let next = AtomicUsize::new(0);
-    let failures: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+    let failed = AtomicUsize::new(0);
     // Set by the first tile that exhausts its retries: every other tile would wait through
     // the same retries against the same unavailable server, so none is started any more.
-    let gave_up: Mutex<Option<String>> = Mutex::new(None);
+    let gave_up: OnceLock<String> = OnceLock::new();
     let loaded = AtomicUsize::new(0);
     let rows = std::sync::atomic::AtomicU64::new(0);
     let workers = opts.jobs.max(1).min(todo.len().max(1));
     let xy = lay.stores_xy();
     std::thread::scope(|s| {
         for w in 0..workers {
-            let (job, todo, next, failures, gave_up, loaded, rows, progress) =
-                (&job, &todo, &next, &failures, &gave_up, &loaded, &rows, &progress);
+            let (job, todo, next, failed, gave_up, loaded, rows, progress) =
+                (&job, &todo, &next, &failed, &gave_up, &loaded, &rows, &progress);
             s.spawn(move || {
                 // Every worker owns its connection, opened lazily and replaced after a failure.
                 let mut client: Option<Client> = None;
                 let mut enc = CopyEncoder::for_xy(xy);
                 loop {
-                    if lock(gave_up).is_some() {
+                    if gave_up.get().is_some() {
                         break;
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -342,10 +333,10 @@ fn load_dataset_only(
                         Ok(Outcome::Skipped) => progress.tile_done(0),
                         Err(Failure::Tile(msg)) => {
                             tracing::error!("{}: tile {} failed: {msg}", job.m.name, t.id);
-                            lock(failures).push((t.id.clone(), msg));
+                            failed.fetch_add(1, Ordering::Relaxed);
                         }
                         Err(Failure::GaveUp(msg)) => {
-                            lock(gave_up).get_or_insert(msg);
+                            let _ = gave_up.set(msg);
                         }
                     }
                 }
@@ -354,53 +345,46 @@ fn load_dataset_only(
         }
     });
     progress.finish();
-    let failures = failures.into_inner().unwrap_or_else(PoisonError::into_inner);
-    if let Some(reason) = gave_up.into_inner().unwrap_or_else(PoisonError::into_inner) {
-        return Err(LoadError::GaveUp {
-            dataset: m.name.clone(),
-            committed: skipped_before + loaded.into_inner(),
-            total: m.tiles.len(),
-            reason,
-        });
+    let (failed, loaded, rows) = (failed.into_inner(), loaded.into_inner(), rows.into_inner());
+    if let Some(reason) = gave_up.into_inner() {
+        let (dataset, committed, total) = (m.name.clone(), skipped_before + loaded, m.tiles.len());
+        return Err(LoadError::GaveUp { dataset, committed, total, reason });
     }
-    if !failures.is_empty() {
-        return Err(LoadError::TilesFailed { dataset: m.name.clone(), failed: failures.len(), total: m.tiles.len() });
+    if failed > 0 {
+        return Err(LoadError::TilesFailed { dataset: m.name.clone(), failed, total: m.tiles.len() });
     }
-    let (loaded, rows) = (loaded.into_inner(), rows.into_inner());
     // The workers rode out any restart on their own connections; this one may have died.
     revive(client, &opts.conn)?;
     let done = complete_table(client, opts, &m, &lay, has_pk, geom.as_ref())?;
+    if done.recorded == m.tiles.len() {
+        if loaded > 0 || done.indexed {
+            client.batch_execute(&format!("ANALYZE {qd}")).map_err(db(format!("analysing {qd}")))?;
+        }
+        record_dataset(client, opts, &ds, &m, &table)?;
+    } else if only.is_some() {
+        tracing::info!(
+            "{}: this shard's tiles are loaded; {} of {} in {qt}, the last shard builds the primary key",
+            m.name,
+            done.recorded,
+            m.tiles.len()
+        );
+    } else {
+        // Every tile of this run is committed or was found committed, so another run changed
+        // the table meanwhile (--replace, or a load of a reconverted dataset).
+        return Err(LoadError::Incomplete { table: qt, recorded: done.recorded, total: m.tiles.len() });
+    }
     let mine = only.map_or(m.tiles.len(), HashSet::len);
-    let summary = LoadSummary {
+    Ok(LoadSummary {
         name: m.name.clone(),
-        table: qt.clone(),
+        table: qt,
         tiles: m.tiles.len(),
         loaded,
         skipped: mine - loaded.min(mine),
         rows,
         total_rows: m.row_count,
-        seconds: 0.0,
+        seconds: start.elapsed().as_secs_f64(),
         indexed: done.indexed,
         geom_indexed: done.geom_indexed,
         key_by_other: done.key_by_other,
-    };
-    if done.recorded < m.tiles.len() {
-        if only.is_some() {
-            tracing::info!(
-                "{}: this shard's tiles are loaded; {} of {} in {qt}, the last shard builds the primary key",
-                m.name,
-                done.recorded,
-                m.tiles.len()
-            );
-            return Ok(LoadSummary { seconds: start.elapsed().as_secs_f64(), ..summary });
-        }
-        // Every tile of this run is committed or was found committed, so another run changed
-        // the table meanwhile (--replace, or a load of a reconverted dataset).
-        return Err(LoadError::Incomplete { table: qt, recorded: done.recorded, total: m.tiles.len() });
-    }
-    if loaded > 0 || done.indexed {
-        client.batch_execute(&format!("ANALYZE {qd}")).map_err(db(format!("analysing {qd}")))?;
-    }
-    record_dataset(client, opts, &ds, &m, &table)?;
-    Ok(LoadSummary { seconds: start.elapsed().as_secs_f64(), ..summary })
+    })
 }

@@ -5,9 +5,7 @@
 //! the `postgres::Config` and never formatted into a message or a log line.
 
 use super::LoadError;
-use crate::dtype::DataType;
 use postgres::config::{Host, SslMode};
-use postgres::error::SqlState;
 use postgres::{Client, Config};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -49,29 +47,24 @@ pub(crate) enum Verify {
 /// `sslmode=require` in their place (TLS is then required, and checked as they ask).
 fn split_tls_params(conn: &str) -> (String, Option<Verify>, Option<String>) {
     let (mut verify, mut root) = (None, None);
-    let mut take = |k: &str, v: &str| -> Option<String> {
-        match (k, v) {
+    // A parameter as it stays in the string, if it does.
+    let mut keep = |kv: &str, unquote: bool| -> Option<String> {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        match (k, if unquote { v.trim_matches('\'') } else { v }) {
             ("sslmode", "verify-ca") => verify = Some(Verify::Ca),
             ("sslmode", "verify-full") => verify = Some(Verify::Full),
-            ("sslrootcert", path) => root = Some(path.to_string()),
-            _ => return None,
+            ("sslrootcert", path) => {
+                root = Some(path.to_string());
+                return None;
+            }
+            _ => return Some(kv.to_string()),
         }
-        (k == "sslmode").then(|| "sslmode=require".to_string())
+        Some("sslmode=require".to_string())
     };
     let rest = if conn.starts_with("postgres://") || conn.starts_with("postgresql://") {
         match conn.split_once('?') {
             Some((base, query)) => {
-                let kept: Vec<String> = query
-                    .split('&')
-                    .filter_map(|kv| {
-                        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                        match take(k, v) {
-                            Some(r) => Some(r),
-                            None if k == "sslrootcert" => None,
-                            None => Some(kv.to_string()),
-                        }
-                    })
-                    .collect();
+                let kept: Vec<String> = query.split('&').filter_map(|kv| keep(kv, false)).collect();
                 if kept.is_empty() {
                     base.to_string()
                 } else {
@@ -81,17 +74,7 @@ fn split_tls_params(conn: &str) -> (String, Option<Verify>, Option<String>) {
             None => conn.to_string(),
         }
     } else {
-        conn.split_whitespace()
-            .filter_map(|kv| {
-                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                match take(k, v.trim_matches('\'')) {
-                    Some(r) => Some(r),
-                    None if k == "sslrootcert" => None,
-                    None => Some(kv.to_string()),
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
+        conn.split_whitespace().filter_map(|kv| keep(kv, true)).collect::<Vec<_>>().join(" ")
     };
     (rest, verify, root)
 }
@@ -117,14 +100,12 @@ impl ConnSpec {
     /// since it may hold a password).
     pub fn resolve(cli: Option<&str>, config_url: Option<&str>) -> Result<ConnSpec, LoadError> {
         let url = cli.map(str::to_string).or_else(|| env("DATABASE_URL")).or_else(|| config_url.map(str::to_string));
-        let mut verify = None;
-        let mut root_cert = None;
-        let mut config = match url {
+        let (mut config, verify, root_cert) = match url {
             Some(u) => {
-                let (rest, v, root) = split_tls_params(&u);
-                (verify, root_cert) = (v, root);
-                rest.parse::<Config>().map_err(|e| LoadError::BadUrl(e.to_string()))?
+                let (rest, verify, root) = split_tls_params(&u);
+                (rest.parse::<Config>().map_err(|e| LoadError::BadUrl(e.to_string()))?, verify, root)
             }
+            // PGDATABASE, PGUSER and PGPASSWORD as for a URL, below.
             None => {
                 let mut c = Config::new();
                 let host = env("PGHOST").unwrap_or_else(|| "localhost".to_string());
@@ -135,41 +116,33 @@ impl ConnSpec {
                     let port = p.parse::<u16>().map_err(|_| LoadError::BadUrl(format!("PGPORT={p} is not a port")))?;
                     c.port(port);
                 }
-                if let Some(db) = env("PGDATABASE") {
-                    c.dbname(&db);
-                }
-                if let Some(mode) = env("PGSSLMODE") {
+                let mode = env("PGSSLMODE");
+                if let Some(mode) = &mode {
                     c.ssl_mode(match mode.as_str() {
                         "disable" => SslMode::Disable,
                         "require" | "verify-ca" | "verify-full" => SslMode::Require,
                         _ => SslMode::Prefer,
                     });
-                    verify = match mode.as_str() {
-                        "verify-ca" => Some(Verify::Ca),
-                        "verify-full" => Some(Verify::Full),
-                        _ => None,
-                    };
                 }
-                c
+                let verify = match mode.as_deref() {
+                    Some("verify-ca") => Some(Verify::Ca),
+                    Some("verify-full") => Some(Verify::Full),
+                    _ => None,
+                };
+                (c, verify, None)
             }
         };
-        if config.get_user().is_none() {
-            if let Some(u) = env("PGUSER").or_else(|| env("USER")) {
-                config.user(&u);
-            }
+        if let (None, Some(u)) = (config.get_user(), env("PGUSER").or_else(|| env("USER"))) {
+            config.user(&u);
         }
-        if config.get_password().is_none() {
-            if let Some(p) = env("PGPASSWORD") {
-                config.password(p);
-            }
+        if let (None, Some(p)) = (config.get_password(), env("PGPASSWORD")) {
+            config.password(p);
         }
         if config.get_hosts().is_empty() {
             config.host(&env("PGHOST").unwrap_or_else(|| "localhost".to_string()));
         }
-        if config.get_dbname().is_none() {
-            if let Some(db) = env("PGDATABASE") {
-                config.dbname(&db);
-            }
+        if let (None, Some(db)) = (config.get_dbname(), env("PGDATABASE")) {
+            config.dbname(&db);
         }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
@@ -179,11 +152,6 @@ impl ConnSpec {
         // libpq: `require` with a root certificate checks the chain like `verify-ca`.
         let verify = verify.unwrap_or(if root_cert.is_some() { Verify::Ca } else { Verify::None });
         Ok(ConnSpec { config, verify, root_cert, tls: Arc::default() })
-    }
-
-    /// The TLS connector for [`Self::verify`], built once (see [`ConnSpec`]'s `tls`).
-    fn tls(&self) -> Result<native_tls::TlsConnector, String> {
-        self.tls.get_or_init(|| self.build_tls()).clone()
     }
 
     /// A TLS connector for [`Self::verify`], with the `sslrootcert` root if any.
@@ -226,7 +194,9 @@ impl ConnSpec {
     /// # Errors
     /// [`LoadError::Connect`]: one line naming host, port, user and database.
     pub(crate) fn connect(&self) -> Result<Client, LoadError> {
-        let tls = self.tls().map_err(|reason| LoadError::Connect { target: self.describe(), reason })?;
+        // Built once (see [`ConnSpec`]'s `tls`).
+        let tls = self.tls.get_or_init(|| self.build_tls()).clone();
+        let tls = tls.map_err(|reason| LoadError::Connect { target: self.describe(), reason })?;
         self.config
             .connect(postgres_native_tls::MakeTlsConnector::new(tls))
             .map_err(|e| LoadError::Connect { target: self.describe(), reason: reason(&e) })
@@ -256,15 +226,7 @@ pub(crate) fn reason(e: &postgres::Error) -> String {
 /// or deadlock (40001, 40P01), or any connection exception (class 08).
 pub(crate) fn is_transient(e: &postgres::Error) -> bool {
     match e.code() {
-        Some(code) => {
-            let c = code.code();
-            *code == SqlState::T_R_SERIALIZATION_FAILURE
-                || *code == SqlState::T_R_DEADLOCK_DETECTED
-                || *code == SqlState::ADMIN_SHUTDOWN
-                || *code == SqlState::CRASH_SHUTDOWN
-                || *code == SqlState::CANNOT_CONNECT_NOW
-                || c.starts_with("08")
-        }
+        Some(c) => matches!(c.code(), "40001" | "40P01" | "57P01" | "57P02" | "57P03") || c.code().starts_with("08"),
         // No SQLSTATE: the socket failed or the connection is closed.
         None => e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()),
     }
@@ -273,6 +235,11 @@ pub(crate) fn is_transient(e: &postgres::Error) -> bool {
 /// `"ident"` with embedded quotes doubled: every identifier rasterstage sends is quoted.
 pub(crate) fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// Whether the relation `qt` (`"schema"."name"`) exists.
+pub(crate) fn exists(c: &mut impl postgres::GenericClient, qt: &str) -> Result<bool, postgres::Error> {
+    Ok(c.query_one("SELECT to_regclass($1) IS NOT NULL", &[&qt])?.get(0))
 }
 
 /// `"schema"."table"`.
@@ -298,31 +265,6 @@ pub(crate) fn check_ident(what: &str, s: &str, allow_empty: bool) -> Result<(), 
     }
 }
 
-/// The column type names `format_type()` reports for each PostgreSQL type rasterstage uses.
-pub(crate) fn format_type_name(pg: &str) -> &'static str {
-    match pg {
-        "int2" => "smallint",
-        "int4" => "integer",
-        "int8" => "bigint",
-        "float4" => "real",
-        _ => "double precision",
-    }
-}
-
-/// The expected `(column, format_type)` list of a dataset table.
-pub(crate) fn table_shape(dtype: DataType) -> Vec<(String, String)> {
-    [
-        ("row_idx", "integer"),
-        ("col_idx", "integer"),
-        ("x", "double precision"),
-        ("y", "double precision"),
-        ("value", format_type_name(dtype.postgres())),
-    ]
-    .into_iter()
-    .map(|(a, b)| (a.to_string(), b.to_string()))
-    .collect()
-}
-
 /// The value columns of a dataset's table as `(name, PostgreSQL type)`: `value` for a
 /// converted dataset, one nullable column per input for a merged one.
 pub(crate) fn value_columns(m: &crate::stage::Manifest) -> Vec<(String, &'static str)> {
@@ -330,25 +272,6 @@ pub(crate) fn value_columns(m: &crate::stage::Manifest) -> Vec<(String, &'static
         Some(cols) => cols.iter().map(|c| (c.name.clone(), c.dtype.postgres())).collect(),
         None => vec![("value".to_string(), m.value_type().0.postgres())],
     }
-}
-
-/// The expected `(column, format_type)` list of a dataset's table.
-pub(crate) fn table_shape_of(m: &crate::stage::Manifest) -> Vec<(String, String)> {
-    let mut shape = table_shape(m.value_type().0);
-    shape.truncate(4);
-    shape.extend(value_columns(m).into_iter().map(|(n, t)| (n, format_type_name(t).to_string())));
-    shape
-}
-
-/// The SQL of a dataset's table: `row_idx, col_idx, x, y` and its value columns (NOT NULL
-/// for a converted dataset, nullable for a merged one).
-pub(crate) fn create_table_sql(qt: &str, m: &crate::stage::Manifest) -> String {
-    let not_null = if m.columns().is_some() { "" } else { " NOT NULL" };
-    let values: Vec<String> = value_columns(m).iter().map(|(n, t)| format!("{} {t}{not_null}", quote(n))).collect();
-    format!(
-        "CREATE TABLE {qt} (row_idx int4 NOT NULL, col_idx int4 NOT NULL, x float8 NOT NULL, y float8 NOT NULL, {})",
-        values.join(", ")
-    )
 }
 
 /// The SQL expression of a row's value sum (`value_sum` in dataset.json): the value, or the
@@ -370,17 +293,14 @@ pub(crate) fn row_sum_sql(m: &crate::stage::Manifest) -> String {
 /// # Errors
 /// [`LoadError::Db`].
 pub(crate) fn apply_schema(client: &mut Client, schema: &str) -> Result<(), LoadError> {
-    let db = |e: postgres::Error| LoadError::Db {
-        what: format!("creating rasterstage tables in schema {schema}"),
-        reason: reason(&e),
-    };
-    let mut tx = client.transaction().map_err(db)?;
-    tx.execute("SELECT pg_advisory_xact_lock(hashtext('rasterstage:ddl'))", &[]).map_err(db)?;
+    let db = super::db(format!("creating rasterstage tables in schema {schema}"));
+    let mut tx = client.transaction().map_err(&db)?;
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext('rasterstage:ddl'))", &[]).map_err(&db)?;
     // "already exists, skipping" notices on every rerun are noise.
-    tx.batch_execute("SET LOCAL client_min_messages = warning").map_err(db)?;
+    tx.batch_execute("SET LOCAL client_min_messages = warning").map_err(&db)?;
     tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {q}; SET LOCAL search_path TO {q};", q = quote(schema)))
-        .map_err(db)?;
-    tx.batch_execute(SCHEMA_SQL).map_err(db)?;
+        .map_err(&db)?;
+    tx.batch_execute(SCHEMA_SQL).map_err(&db)?;
     tx.commit().map_err(db)
 }
 

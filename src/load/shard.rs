@@ -17,8 +17,8 @@
 //! same for a dataset whose last shard died.
 
 use super::{LoadError, LoadOptions, LoadSummary, PerDataset};
+use crate::name::DatasetName;
 use crate::shard::{self, Shard, Unit};
-use crate::stage::Manifest;
 use crate::store::Store;
 use std::collections::{HashMap, HashSet};
 
@@ -28,41 +28,32 @@ use std::collections::{HashMap, HashSet};
 /// What stops everything: bad options, a dataset that is not complete (the split would
 /// differ between shards), no connection, the schema DDL.
 pub fn load_shard(opts: &LoadOptions, k: Shard) -> Result<PerDataset<LoadSummary>, LoadError> {
-    super::pg::check_ident("--schema", &opts.schema, false)?;
-    super::pg::check_ident("--table-prefix", &opts.table_prefix, true)?;
-    let root = Store::open_with(&opts.root, &opts.storage)?;
-    let names = super::dataset_names(&root, &opts.datasets)?;
+    super::load_tiles(opts, Some(k))
+}
+
+/// Shard `k`'s tiles of each dataset of `names`, by dataset name.
+///
+/// # Errors
+/// What reading a manifest returns, or [`LoadError::NotComplete`].
+pub(super) fn tiles_of(
+    root: &Store,
+    names: &[DatasetName],
+    k: Shard,
+) -> Result<HashMap<String, HashSet<String>>, LoadError> {
     let mut units = Vec::new();
-    for n in &names {
+    for n in names {
         let m = super::complete_manifest(&root.child(n.as_str()))?;
-        units.extend(units_of(n.as_str(), &m));
+        // Weighted by rows to copy (at least 1: an empty tile still costs a transaction).
+        units.extend(m.tiles.iter().map(|t| Unit {
+            dataset: n.to_string(),
+            tile: t.id.clone(),
+            cells: t.window.cells() as u64,
+            weight: t.row_count.max(1),
+        }));
     }
     let mut mine: HashMap<String, HashSet<String>> = HashMap::new();
     for (ds, tile) in shard::mine(&units, k) {
         mine.entry(ds).or_default().insert(tile);
     }
-    let mut client = opts.conn.connect()?;
-    super::geometry::check_available(&mut client, opts.geometry, &opts.conn)?;
-    super::pg::apply_schema(&mut client, &opts.schema)?;
-    let mut out = Vec::new();
-    for name in names {
-        let only = mine.remove(name.as_str()).unwrap_or_default();
-        let r = super::load_dataset_only(opts, &root, &mut client, &name, Some(&only));
-        out.push((name.to_string(), r));
-    }
-    Ok(out)
-}
-
-/// The tiles of a staged dataset as units, weighted by rows to copy (at least 1: an empty
-/// tile still costs a transaction).
-pub(crate) fn units_of(name: &str, m: &Manifest) -> Vec<Unit> {
-    m.tiles
-        .iter()
-        .map(|t| Unit {
-            dataset: name.to_string(),
-            tile: t.id.clone(),
-            cells: t.window.cells() as u64,
-            weight: t.row_count.max(1),
-        })
-        .collect()
+    Ok(mine)
 }

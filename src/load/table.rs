@@ -1,7 +1,7 @@
 //! A dataset's table: its name, its DDL (created, checked, or replaced), and its completion
 //! with the primary key, built once by whichever run (plain or shard) finds every tile loaded.
 
-use super::coords_view::Layout;
+use super::coords_view::{relkind, Layout};
 use super::{db, geometry, ledger, pg, LoadError, LoadOptions, KEY_BUILD_MEM};
 use crate::name::DatasetName;
 use crate::stage::manifest::{Manifest, TileRecord};
@@ -27,18 +27,14 @@ fn table_columns(
     c: &mut impl postgres::GenericClient,
     qt: &str,
 ) -> Result<Option<Vec<(String, String)>>, postgres::Error> {
-    let kind: Option<i8> =
-        c.query_opt("SELECT relkind FROM pg_class WHERE oid = to_regclass($1)", &[&qt])?.map(|r| r.get(0));
-    if kind.is_none() {
-        return Ok(None);
-    }
+    let Some(kind) = relkind(c, qt)? else { return Ok(None) };
     let rows = c.query(
         "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute \
          WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
         &[&qt],
     )?;
     let mut cols: Vec<(String, String)> = rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
-    if kind != Some(b'r' as i8) && kind != Some(b'p' as i8) {
+    if kind != b'r' && kind != b'p' {
         cols.insert(0, ("(not a table)".into(), String::new()));
     }
     Ok(Some(cols))
@@ -59,20 +55,23 @@ pub(super) fn prepare_table(
     geom: Option<&geometry::GeomColumn>,
 ) -> Result<bool, LoadError> {
     let (table, qt, qd) = (lay.table.as_str(), lay.qtable(), lay.qdata());
-    let what = format!("preparing table {qt}");
-    let mut tx = client.transaction().map_err(db(&what))?;
-    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("rasterstage:{qt}")]).map_err(db(&what))?;
-    let expected = geometry::with_geom(&mut tx, lay.shape(m), geom).map_err(db(&what))?;
-    let mut existing = table_columns(&mut tx, &qd).map_err(db(&what))?;
-    if lay.table_in_the_way(&mut tx).map_err(db(&what))? {
+    let db = db(format!("preparing table {qt}"));
+    let mut tx = client.transaction().map_err(&db)?;
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("rasterstage:{qt}")]).map_err(&db)?;
+    let mut expected = lay.shape(m);
+    if let Some(g) = geom {
+        expected.push(g.shape(&mut tx).map_err(&db)?);
+    }
+    let mut existing = table_columns(&mut tx, &qd).map_err(&db)?;
+    if lay.table_in_the_way(&mut tx).map_err(&db)? {
         // A table with stored coordinates where the view goes.
-        existing = table_columns(&mut tx, &qt).map_err(db(&what))?;
+        existing = table_columns(&mut tx, &qt).map_err(&db)?;
     }
     let mut create = existing.is_none();
     if let Some(cols) = existing {
         if opts.replace {
             tracing::info!("{}: --replace: dropping {qt}", m.name);
-            lay.drop_all(&mut tx).map_err(db(&what))?;
+            lay.drop_all(&mut tx).map_err(&db)?;
             create = true;
         } else if cols != expected {
             geometry::check_shape(&qt, &cols, &expected)?;
@@ -80,14 +79,14 @@ pub(super) fn prepare_table(
         }
     }
     if create {
-        tx.batch_execute(&lay.create_sql(m)).map_err(db(&what))?;
+        tx.batch_execute(&lay.create_sql(m)).map_err(&db)?;
         if let Some(g) = geom {
-            g.add_to(&mut tx, &qt).map_err(db(&what))?;
+            g.add_to(&mut tx, &qt).map_err(&db)?;
         }
         // The ledger describes rows of the table; a new table has none.
-        ledger::clear(&mut tx, &opts.schema, table).map_err(db(&what))?;
+        ledger::clear(&mut tx, &opts.schema, table).map_err(&db)?;
     } else {
-        let recorded = ledger::read(&mut tx, &opts.schema, table).map_err(db(&what))?;
+        let recorded = ledger::read(&mut tx, &opts.schema, table).map_err(&db)?;
         if recorded.is_empty() {
             // One statement, so one snapshot: a run loading this table right now commits a
             // tile's rows with its ledger row, and two statements could see the rows without
@@ -96,7 +95,7 @@ pub(super) fn prepare_table(
                 "SELECT EXISTS (SELECT 1 FROM {qd}) AND NOT EXISTS (SELECT 1 FROM {} WHERE dataset = $1)",
                 qualified(&opts.schema, "raster_tile_loads")
             );
-            let foreign: bool = tx.query_one(&sql, &[&table]).map_err(db(&what))?.get(0);
+            let foreign: bool = tx.query_one(&sql, &[&table]).map_err(&db)?.get(0);
             if foreign {
                 return Err(LoadError::ForeignRows(qt));
             }
@@ -106,16 +105,16 @@ pub(super) fn prepare_table(
             let same_window = staged.get(id.as_str()).is_some_and(|t| ledger::range_of(t) == row.range);
             if !same_window {
                 tracing::info!("{}: tile {id} is no longer staged as loaded; removing its {} rows", m.name, row.rows);
-                ledger::delete_range(&mut tx, &opts.schema, &lay.data, row.range).map_err(db(&what))?;
-                ledger::forget(&mut tx, &opts.schema, table, id).map_err(db(&what))?;
+                ledger::delete_range(&mut tx, &opts.schema, &lay.data, row.range).map_err(&db)?;
+                ledger::forget(&mut tx, &opts.schema, table, id).map_err(&db)?;
             }
         }
     }
     if !lay.stores_xy() {
-        tx.batch_execute(&lay.view_sql(m)).map_err(db(&what))?;
+        tx.batch_execute(&lay.view_sql(m)).map_err(&db)?;
     }
-    let has_pk = has_primary_key(&mut tx, &qd).map_err(db(&what))?;
-    tx.commit().map_err(db(&what))?;
+    let has_pk = has_primary_key(&mut tx, &qd).map_err(&db)?;
+    tx.commit().map_err(&db)?;
     Ok(has_pk)
 }
 
@@ -154,17 +153,16 @@ pub(super) fn complete_table(
     geom: Option<&geometry::GeomColumn>,
 ) -> Result<Completion, LoadError> {
     let (table, qt, qd) = (lay.table.as_str(), lay.qtable(), lay.qdata());
-    let what = format!("completing {qt}");
-    let mut tx = client.transaction().map_err(db(&what))?;
-    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("rasterstage:{qt}")]).map_err(db(&what))?;
-    let ledger = ledger::read(&mut tx, &opts.schema, table).map_err(db(&what))?;
-    let recorded =
-        m.tiles.iter().filter(|t| ledger.get(&t.id).is_some_and(|r| r.checksum == ledger::wanted_checksum(t))).count();
+    let db = db(format!("completing {qt}"));
+    let mut tx = client.transaction().map_err(&db)?;
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("rasterstage:{qt}")]).map_err(&db)?;
+    let ledger = ledger::read(&mut tx, &opts.schema, table).map_err(&db)?;
+    let recorded = m.tiles.iter().filter(|t| ledger::is_loaded(&ledger, t)).count();
     let mut done = Completion { recorded, indexed: false, geom_indexed: false, key_by_other: false };
     if recorded < m.tiles.len() || opts.no_index {
         return Ok(done);
     }
-    if has_primary_key(&mut tx, &qd).map_err(db(&what))? {
+    if has_primary_key(&mut tx, &qd).map_err(&db)? {
         if !had_key {
             tracing::info!("{}: the primary key of {qt} was already built by another run", m.name);
             done.key_by_other = true;
@@ -181,7 +179,7 @@ pub(super) fn complete_table(
          WHERE pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes($1)",
         &[&KEY_BUILD_MEM],
     )
-    .map_err(db(&what))?;
+    .map_err(&db)?;
     tx.batch_execute(&format!("ALTER TABLE {qd} ADD PRIMARY KEY (row_idx, col_idx)")).map_err(|e| {
         // Only a unique violation means duplicate cells; a broken connection does not.
         let hint =

@@ -1,7 +1,7 @@
 //! `verify` (staged vs loaded, tile by tile) and the loaded-tile counts `inspect` shows.
 
-use super::pg::{qualified, reason, ConnSpec};
-use super::{complete_manifest, dataset_names, ledger, table_name, LoadError};
+use super::pg::{exists, qualified, ConnSpec};
+use super::{complete_manifest, dataset_names, db, ledger, table_name, LoadError};
 use crate::name::DatasetName;
 use crate::stage::manifest::same_sum;
 use crate::stage::Manifest;
@@ -60,11 +60,7 @@ pub(crate) fn verify_dataset(
 ) -> Result<VerifyReport, LoadError> {
     let m = complete_manifest(&root.child(name.as_str()))?;
     let qt = qualified(schema, &table_name(prefix, name)?);
-    let exists: bool = client
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&qt])
-        .map_err(|e| LoadError::Db { what: format!("looking up {qt}"), reason: reason(&e) })?
-        .get(0);
-    if !exists {
+    if !exists(client, &qt).map_err(db(format!("looking up {qt}")))? {
         return Err(LoadError::NoTable(qt));
     }
     // The manifest is validated: the window is 1..=MAX_WINDOW and every index fits int4.
@@ -86,7 +82,7 @@ pub(crate) fn verify_dataset(
             ),
             &[&win],
         )
-        .map_err(|e| LoadError::Db { what: format!("counting rows of {qt}"), reason: reason(&e) })?;
+        .map_err(db(format!("counting rows of {qt}")))?;
     let mut loaded: HashMap<(i32, i32), (u64, f64)> = rows
         .into_iter()
         .map(|r| {
@@ -139,18 +135,7 @@ pub fn verify(
     super::pg::check_ident("--table-prefix", prefix, true)?;
     let names = dataset_names(root, only)?;
     let mut client = conn.connect()?;
-    Ok(names
-        .into_iter()
-        .map(|n| {
-            let r = verify_dataset(&mut client, root, &n, schema, prefix);
-            (n.to_string(), r)
-        })
-        .collect())
-}
-
-/// Tiles of `m` whose ledger row carries their current checksum.
-fn loaded_of(m: &Manifest, recorded: &HashMap<String, ledger::LedgerRow>) -> usize {
-    m.tiles.iter().filter(|t| recorded.get(&t.id).is_some_and(|r| r.checksum == ledger::wanted_checksum(t))).count()
+    Ok(names.into_iter().map(|n| (n.to_string(), verify_dataset(&mut client, root, &n, schema, prefix))).collect())
 }
 
 /// For each staged dataset under `root` (by name): tiles loaded with their current checksum,
@@ -172,9 +157,9 @@ pub fn loaded_tiles(
         let Ok(name) = DatasetName::new(&folder) else { continue };
         let Some(m) = Manifest::read(&root.child(&folder))? else { continue };
         let table = table_name(prefix, &name)?;
-        let recorded = ledger::read(&mut client, schema, &table)
-            .map_err(|e| LoadError::Db { what: format!("reading the ledger of {table}"), reason: reason(&e) })?;
-        out.insert(m.name.clone(), (loaded_of(&m, &recorded), m.tile_count));
+        let recorded =
+            ledger::read(&mut client, schema, &table).map_err(db(format!("reading the ledger of {table}")))?;
+        out.insert(m.name.clone(), (m.tiles.iter().filter(|t| ledger::is_loaded(&recorded, t)).count(), m.tile_count));
     }
     Ok(out)
 }

@@ -4,8 +4,8 @@
 //! `--how inner`), and `x`, `y` are the merged grid's cell centres: the same rows a merged
 //! table would hold, computed when queried.
 
-use super::pg::{check_ident, qualified, quote, reason, ConnSpec};
-use super::{table_name, LoadError};
+use super::pg::{check_ident, exists, qualified, quote, ConnSpec};
+use super::{db, table_name, LoadError};
 use crate::grid::Grid;
 use crate::name::DatasetName;
 use crate::stage::manifest::How;
@@ -61,21 +61,17 @@ pub fn create_view(
         tables.push((qualified(schema, &table_name(prefix, n)?), n.to_string(), *offset));
     }
     let mut client = conn.connect()?;
-    let db = |what: String| move |e: postgres::Error| LoadError::Db { what, reason: reason(&e) };
     for (t, _, _) in &tables {
-        let exists: bool =
-            client.query_one("SELECT to_regclass($1) IS NOT NULL", &[t]).map_err(db(format!("looking up {t}")))?.get(0);
-        if !exists {
+        if !exists(&mut client, t).map_err(db(format!("looking up {t}")))? {
             return Err(LoadError::NoTable(t.clone()));
         }
     }
-    let what = format!("creating view {view}");
-    let mut tx = client.transaction().map_err(db(what.clone()))?;
+    let db = db(format!("creating view {view}"));
+    let mut tx = client.transaction().map_err(&db)?;
     // DROP + CREATE rather than CREATE OR REPLACE: a rerun with other inputs changes columns.
-    tx.batch_execute(&format!("DROP VIEW IF EXISTS {view}")).map_err(db(what.clone()))?;
-    tx.batch_execute(&format!("CREATE VIEW {view} AS {}", view_select(&tables, grid, how)))
-        .map_err(db(what.clone()))?;
-    tx.commit().map_err(db(what))?;
+    tx.batch_execute(&format!("DROP VIEW IF EXISTS {view}")).map_err(&db)?;
+    tx.batch_execute(&format!("CREATE VIEW {view} AS {}", view_select(&tables, grid, how))).map_err(&db)?;
+    tx.commit().map_err(db)?;
     Ok(view)
 }
 

@@ -278,9 +278,7 @@ impl Input {
         }
         Ok(())
     }
-}
 
-impl Input {
     /// The checked object of tile `t` (`None`: nothing stored); a shard comes from the recent
     /// ones when it is there.
     fn tile_bytes(&self, t: &TileRecord) -> Result<Option<bytes::Bytes>, FetchError> {
