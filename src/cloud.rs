@@ -87,13 +87,9 @@ pub fn parse(url: &str) -> Option<Result<RemoteUrl, String>> {
         Ok(RemoteUrl { cloud, bucket, prefix, account })
     };
     let r = match scheme.to_ascii_lowercase().as_str() {
-        "s3" => {
+        s @ ("s3" | "gs") => {
             let (b, p) = split(rest);
-            cloud_of(Cloud::S3, b, p, None)
-        }
-        "gs" => {
-            let (b, p) = split(rest);
-            cloud_of(Cloud::Gcs, b, p, None)
+            cloud_of(if s == "s3" { Cloud::S3 } else { Cloud::Gcs }, b, p, None)
         }
         "az" | "azure" | "abfs" | "abfss" => {
             let (host, p) = split(rest);

@@ -16,12 +16,8 @@ use crate::target_grid::GridRequest;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-/// Default window (tile) size in target cells.
-pub(crate) const DEFAULT_WINDOW: usize = 1024;
 /// Default staging root.
 pub(crate) const DEFAULT_OUT: &str = "./staging";
-/// Default relative tolerance for "same resolution".
-pub(crate) const DEFAULT_TOLERANCE: f64 = 1e-9;
 /// Smallest window (tile) side: smaller ones only multiply tiles and requests.
 pub(crate) const MIN_WINDOW: usize = limits::MIN_WRITE_WINDOW;
 /// Largest window (tile) side of `convert` and `merge` ([`limits::MAX_WRITE_WINDOW`]).
@@ -150,7 +146,7 @@ fn yes() -> bool {
 
 /// The `resampling:` section.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub(crate) struct ResamplingConfig {
     /// Target resolution; absent keeps each source's.
     pub(crate) target_resolution: Option<Resolution>,
@@ -160,31 +156,19 @@ pub(crate) struct ResamplingConfig {
     /// `(row_idx, col_idx)` identical for the same cell.
     pub(crate) target_bounds: Option<[f64; 4]>,
     /// Relative tolerance for "same resolution".
-    #[serde(default = "default_tolerance")]
     pub(crate) resolution_tolerance: f64,
     /// Copy cells when the source is already on the target grid.
-    #[serde(default = "yes")]
     pub(crate) allow_skip_resampling: bool,
     /// Align to multiples of the resolution (gdalwarp -tap). Absent: aligned when a grid
     /// is asked for (`target_resolution`, `target_crs` or `target_bounds`), else the
     /// source grid is copied as it is.
-    #[serde(default)]
     pub(crate) align: Option<bool>,
     /// Method per data kind.
-    #[serde(default)]
     pub(crate) strategies: BTreeMap<String, String>,
     /// Window (tile) size in target cells.
-    #[serde(default = "default_window")]
     pub(crate) window_size: usize,
     /// Worker threads (default: CPU cores).
     pub(crate) threads: Option<usize>,
-}
-
-fn default_tolerance() -> f64 {
-    DEFAULT_TOLERANCE
-}
-fn default_window() -> usize {
-    DEFAULT_WINDOW
 }
 
 impl Default for ResamplingConfig {
@@ -193,11 +177,11 @@ impl Default for ResamplingConfig {
             target_resolution: None,
             target_crs: None,
             target_bounds: None,
-            resolution_tolerance: DEFAULT_TOLERANCE,
+            resolution_tolerance: 1e-9,
             allow_skip_resampling: true,
             align: None,
             strategies: BTreeMap::new(),
-            window_size: DEFAULT_WINDOW,
+            window_size: 1024,
             threads: None,
         }
     }
@@ -260,11 +244,12 @@ pub(crate) struct StorageConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
+        let o = StorageOptions::default();
         StorageConfig {
-            max_retries: crate::store::DEFAULT_MAX_RETRIES,
-            retry_timeout_secs: crate::store::DEFAULT_RETRY_TIMEOUT_SECS as f64,
-            request_timeout_secs: crate::store::DEFAULT_REQUEST_TIMEOUT_SECS as f64,
-            max_concurrent_requests: crate::store::DEFAULT_MAX_CONCURRENT_REQUESTS,
+            max_retries: o.max_retries,
+            retry_timeout_secs: o.retry_timeout.as_secs_f64(),
+            request_timeout_secs: o.request_timeout.as_secs_f64(),
+            max_concurrent_requests: o.max_concurrent_requests,
         }
     }
 }
@@ -342,14 +327,9 @@ impl Config {
         let mut cfg = Config::parse(path, &text)?;
         // Relative paths in a config mean "next to the config", wherever it is run from.
         let base = std::path::Path::new(path).parent().unwrap_or(std::path::Path::new(""));
-        for d in &mut cfg.datasets {
-            d.path = rebase(base, &d.path);
-        }
-        if let Some(uri) = &cfg.output.uri {
-            cfg.output.uri = Some(rebase(base, uri));
-        }
-        if let Some(uri) = cfg.merge.as_ref().and_then(|m| m.uri.clone()) {
-            cfg.merge.as_mut().expect("merge section").uri = Some(rebase(base, &uri));
+        let uris = [cfg.output.uri.as_mut(), cfg.merge.as_mut().and_then(|m| m.uri.as_mut())];
+        for p in cfg.datasets.iter_mut().map(|d| &mut d.path).chain(uris.into_iter().flatten()) {
+            *p = rebase(base, p);
         }
         Ok(cfg)
     }
@@ -488,7 +468,7 @@ pub fn convert_jobs(
                 None => DatasetName::from_source(src)?,
             };
             name.check_not_reserved("")?;
-            let base = Base { storage: storage_options(None)?, ..Base::defaults() };
+            let base = Base { storage: storage_options(None)?, ..Base::default() };
             let job = resolve(name, src.to_string(), o.band.unwrap_or(1), o.nodata, o.method, o, base)?;
             Ok(ConvertJobs { jobs: vec![job], threads: None })
         }
@@ -503,27 +483,38 @@ pub fn convert_jobs(
 pub(crate) const DEFAULT_MERGE_NAME: &str = "merged";
 
 /// `merge`'s flags (each overrides the config's `merge:` section).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct MergeFlags {
-    /// `--from`.
+    /// Staging root of the datasets to merge [default: the config's output.uri, else ./staging].
+    #[arg(long)]
     pub from: Option<String>,
-    /// `--datasets`.
+    /// Datasets to merge, in column order (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
     pub datasets: Vec<String>,
-    /// `--out`: the merged dataset's folder.
+    /// Folder of the merged dataset; its last segment is the dataset's name [default: <from>/<name>].
+    #[arg(long, short = 'o')]
     pub out: Option<String>,
-    /// `--name`.
+    /// Name of the merged dataset and of its table [default: --out's last segment, else merged].
+    #[arg(long)]
     pub name: Option<String>,
-    /// `--how`.
+    /// outer: cells where any dataset is valid; inner: cells where every dataset is valid [default: outer].
+    #[arg(long, ignore_case = true)]
     pub how: Option<How>,
-    /// `--format`.
+    /// Output format: parquet (tiles: row_idx, col_idx, x, y, one nullable column per dataset)
+    /// or zarr (<name>.zarr: one array per dataset, fill value = its nodata, shared x/y) [default: parquet].
+    #[arg(long, short = 'f', ignore_case = true)]
     pub format: Option<Format>,
-    /// `--zarr-version`.
+    /// Zarr format version with --format zarr: 3, or 2 for GDAL before 3.11 [default: the config's output.zarr_version, else 3].
+    #[arg(long)]
     pub zarr_version: Option<ZarrVersion>,
-    /// `--window`.
+    /// Window (tile) size of the merged grid [default: the first dataset's].
+    #[arg(long)]
     pub window: Option<usize>,
     /// `--to-postgres`: the name must also make a table name with the prefix.
+    #[arg(skip)]
     pub to_postgres: bool,
     /// `--table-prefix`.
+    #[arg(skip)]
     pub table_prefix: Option<String>,
 }
 
@@ -557,11 +548,8 @@ pub fn merge_job(cfg: Option<&Config>, f: &MergeFlags) -> Result<MergeJob, Confi
         f.from.clone().or_else(|| cfg.and_then(|c| c.output.uri.clone())).unwrap_or_else(|| DEFAULT_OUT.to_string());
     let names = if f.datasets.is_empty() { &mc.datasets } else { &f.datasets };
     let datasets = names.iter().map(|n| DatasetName::new(n)).collect::<Result<Vec<_>, _>>()?;
-    let (out, out_name) = match &f.out {
-        Some(o) => {
-            let (root, last) = split_out(o);
-            (root, Some(last))
-        }
+    let (out, out_name) = match f.out.as_deref().map(split_out) {
+        Some((root, last)) => (root, Some(last)),
         None => (mc.uri.clone().unwrap_or_else(|| from.clone()), None),
     };
     let name_str = match (&f.name, &out_name) {
@@ -581,15 +569,8 @@ pub fn merge_job(cfg: Option<&Config>, f: &MergeFlags) -> Result<MergeJob, Confi
     // Refused before anything is staged: `load` would refuse the table anyway.
     name.check_not_reserved(if f.to_postgres { &prefix } else { "" })?;
     let window = f.window.or(mc.window);
-    if let Some(w) = window.filter(|w| !(MIN_WINDOW..=MAX_WINDOW).contains(w)) {
-        let what = if f.window.is_some() { "--window" } else { "merge.window" };
-        return Err(ConfigError::Invalid(
-            what.into(),
-            format!(
-                "must be between {MIN_WINDOW} and {MAX_WINDOW} cells (a window's {} cells at most are held in memory at once), got {w}",
-                limits::MAX_WINDOW_CELLS
-            ),
-        ));
+    if let Some(w) = window {
+        check_window(w, if f.window.is_some() { "--window" } else { "merge.window" })?;
     }
     Ok(MergeJob {
         from,
@@ -606,6 +587,20 @@ pub fn merge_job(cfg: Option<&Config>, f: &MergeFlags) -> Result<MergeJob, Confi
         window,
         storage: storage_options(cfg)?,
     })
+}
+
+/// Refuses a window side `convert` and `merge` do not write; `what` names the flag or key.
+fn check_window(w: usize, what: &str) -> Result<(), ConfigError> {
+    if (MIN_WINDOW..=MAX_WINDOW).contains(&w) {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid(
+        what.into(),
+        format!(
+            "must be between {MIN_WINDOW} and {MAX_WINDOW} cells (a window's {} cells at most are held in memory at once), got {w}",
+            limits::MAX_WINDOW_CELLS
+        ),
+    ))
 }
 
 /// `p` relative to `base` when it is a relative local path (not a URL, /vsi path or GDAL
@@ -681,10 +676,11 @@ pub(crate) fn jobs_from_config(path: &str, cfg: &Config, o: &Overrides) -> Resul
         {
             continue;
         }
-        let name = DatasetName::new(&d.name).map_err(|e| ConfigError::Invalid(what.clone(), e.to_string()))?;
-        // Refused before anything is staged: `load` would refuse the table anyway.
+        // A reserved table name is refused before anything is staged: `load` would refuse it anyway.
         let prefix = cfg.database.table_prefix.as_deref().unwrap_or("");
-        name.check_not_reserved(prefix).map_err(|e| ConfigError::Invalid(what.clone(), e.to_string()))?;
+        let name = DatasetName::new(&d.name)
+            .and_then(|n| n.check_not_reserved(prefix).map(|()| n))
+            .map_err(|e| ConfigError::Invalid(what.clone(), e.to_string()))?;
         let method = match (&o.method, &d.method, &d.data_type) {
             (Some(m), _, _) => Some(*m),
             (None, Some(m), _) => Some(parse_method(&format!("{what}.method"), m)?),
@@ -699,36 +695,12 @@ pub(crate) fn jobs_from_config(path: &str, cfg: &Config, o: &Overrides) -> Resul
             }
             (None, None, None) => None,
         };
-        let r = &cfg.resampling;
-        let job = resolve(
-            name,
-            d.path.clone(),
-            o.band.or(d.band).unwrap_or(1),
-            o.nodata.or(d.nodata),
-            method,
-            o,
-            Base {
-                resolution: r.target_resolution.map(Resolution::xy),
-                crs: r.target_crs.clone(),
-                bounds: r.target_bounds,
-                tolerance: r.resolution_tolerance,
-                align: r.align,
-                allow_passthrough: r.allow_skip_resampling,
-                window: r.window_size,
-                format: cfg.output.format,
-                zarr_version: cfg.output.zarr_version,
-                zarr_shard: cfg.output.zarr_shard,
-                geoparquet: cfg.output.geoparquet.unwrap_or(false),
-                geoparquet_encoding: cfg.output.geoparquet_encoding,
-                parquet_compat: cfg.output.parquet_compat.unwrap_or(false),
-                out: cfg.output.uri.clone(),
-                storage: storage.clone(),
-            },
-        )
-        .map_err(|e| match e {
-            ConfigError::Invalid(w, m) => ConfigError::Invalid(format!("{what}: {w}"), m),
-            other => other,
-        })?;
+        let base = Base { resampling: cfg.resampling.clone(), output: cfg.output.clone(), storage: storage.clone() };
+        let job = resolve(name, d.path.clone(), o.band.or(d.band).unwrap_or(1), o.nodata.or(d.nodata), method, o, base)
+            .map_err(|e| match e {
+                ConfigError::Invalid(w, m) => ConfigError::Invalid(format!("{what}: {w}"), m),
+                other => other,
+            })?;
         jobs.push(job);
     }
     if let Some(missing) =
@@ -739,53 +711,15 @@ pub(crate) fn jobs_from_config(path: &str, cfg: &Config, o: &Overrides) -> Resul
     Ok(jobs)
 }
 
-/// Values a job starts from before flags (the config's, or defaults).
+/// What a job starts from before flags: the config's sections (or their defaults).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Base {
-    /// Target resolution.
-    pub(crate) resolution: Option<(f64, f64)>,
-    /// Target CRS.
-    pub(crate) crs: Option<String>,
-    /// Target bounds.
-    pub(crate) bounds: Option<[f64; 4]>,
-    /// Tolerance.
-    pub(crate) tolerance: f64,
-    /// `-tap` alignment: `Some` when set explicitly (config `align:`); `None` aligns only
-    /// when a resolution, CRS or bounds is asked for.
-    pub(crate) align: Option<bool>,
-    /// Passthrough allowed.
-    pub(crate) allow_passthrough: bool,
-    /// Window size.
-    pub(crate) window: usize,
-    /// Format.
-    pub(crate) format: Option<Format>,
-    /// Zarr version.
-    pub(crate) zarr_version: Option<ZarrVersion>,
-    /// Windows per Zarr shard side.
-    pub(crate) zarr_shard: Option<usize>,
-    /// GeoParquet tiles.
-    pub(crate) geoparquet: bool,
-    /// GeoParquet geometry encoding.
-    pub(crate) geoparquet_encoding: Option<GeoEncoding>,
-    /// Compatible Parquet encodings.
-    pub(crate) parquet_compat: bool,
-    /// Staging root.
-    pub(crate) out: Option<String>,
+    /// The `resampling:` section.
+    pub(crate) resampling: ResamplingConfig,
+    /// The `output:` section.
+    pub(crate) output: OutputConfig,
     /// How stores talk to an object store.
-    pub storage: StorageOptions,
-}
-
-impl Base {
-    /// Built-in defaults (no config file).
-    pub(crate) fn defaults() -> Base {
-        Base {
-            tolerance: DEFAULT_TOLERANCE,
-            align: None,
-            allow_passthrough: true,
-            window: DEFAULT_WINDOW,
-            ..Base::default()
-        }
-    }
+    pub(crate) storage: StorageOptions,
 }
 
 /// Applies flags over `base` and validates the result.
@@ -801,34 +735,27 @@ pub(crate) fn resolve(
     o: &Overrides,
     base: Base,
 ) -> Result<ConvertJob, ConfigError> {
+    let (r, out) = (&base.resampling, &base.output);
     let bad = |k: &str, m: String| ConfigError::Invalid(k.to_string(), m);
     // Each error names the flag when the value came from one, else the config key.
     let key = |flag: bool, f: &'static str, k: &'static str| if flag { f } else { k };
-    let resolution = o.resolution.or(base.resolution);
+    let resolution = o.resolution.or(r.target_resolution.map(Resolution::xy));
     if let Some((x, y)) = resolution {
         if !(x > 0.0 && y > 0.0 && x.is_finite() && y.is_finite()) {
             let k = key(o.resolution.is_some(), "--resolution", "resampling.target_resolution");
             return Err(bad(k, format!("must be a positive number, got {x} x {y}")));
         }
     }
-    let window = o.window.unwrap_or(base.window);
-    if !(MIN_WINDOW..=MAX_WINDOW).contains(&window) {
-        return Err(bad(
-            key(o.window.is_some(), "--window", "resampling.window_size"),
-            format!(
-                "must be between {MIN_WINDOW} and {MAX_WINDOW} cells (a window's {} cells at most are held in memory at once), got {window}",
-                limits::MAX_WINDOW_CELLS
-            ),
-        ));
-    }
-    let format = o.format.or(base.format).unwrap_or(Format::Parquet);
-    let zarr_version = o.zarr_version.or(base.zarr_version).unwrap_or_default();
-    let zarr_shard = zarr_shard(o, &base, format, zarr_version, window)?;
+    let window = o.window.unwrap_or(r.window_size);
+    check_window(window, key(o.window.is_some(), "--window", "resampling.window_size"))?;
+    let format = o.format.or(out.format).unwrap_or(Format::Parquet);
+    let zarr_version = o.zarr_version.or(out.zarr_version).unwrap_or_default();
+    let zarr_shard = zarr_shard(o, out, format, zarr_version, window)?;
     if band == 0 {
         return Err(bad("band", "bands are numbered from 1".into()));
     }
-    let parquet = parquet_options(o, &base, format)?;
-    let bounds = o.bounds.or(base.bounds);
+    let parquet = parquet_options(o, out, format)?;
+    let bounds = o.bounds.or(r.target_bounds);
     if let Some(b @ [minx, miny, maxx, maxy]) = bounds {
         if !(b.iter().all(|v| v.is_finite()) && minx < maxx && miny < maxy) {
             return Err(bad(
@@ -838,14 +765,14 @@ pub(crate) fn resolve(
         }
     }
     let bounds = bounds.map(|b| Bounds { minx: b[0], miny: b[1], maxx: b[2], maxy: b[3] });
-    let tolerance = o.tolerance.unwrap_or(base.tolerance);
+    let tolerance = o.tolerance.unwrap_or(r.resolution_tolerance);
     if !(0.0..=limits::MAX_RESOLUTION_TOLERANCE).contains(&tolerance) {
         return Err(bad(
             key(o.tolerance.is_some(), "--resolution-tolerance", "resampling.resolution_tolerance"),
             format!("must be from 0 to {} (relative), got {tolerance}", limits::MAX_RESOLUTION_TOLERANCE),
         ));
     }
-    let crs = o.target_crs.clone().or(base.crs);
+    let crs = o.target_crs.clone().or_else(|| r.target_crs.clone());
     // With no grid asked for, the source grid is the target as it is: real files rarely have
     // an origin on a whole multiple of their cell size, and -tap would turn their copy into a
     // resampling. Asking for a grid (or --align) brings -tap back, as gdalwarp users expect.
@@ -855,7 +782,7 @@ pub(crate) fn resolve(
     } else if o.align {
         true
     } else {
-        base.align.unwrap_or(grid_asked)
+        r.align.unwrap_or(grid_asked)
     };
     Ok(ConvertJob {
         name,
@@ -869,7 +796,7 @@ pub(crate) fn resolve(
             bounds,
             tolerance,
             align,
-            allow_passthrough: base.allow_passthrough,
+            allow_passthrough: r.allow_skip_resampling,
             window,
             // Whether the source's cell type holds it is checked once the source is open.
             nodata_override: nodata,
@@ -879,7 +806,7 @@ pub(crate) fn resolve(
         zarr_version,
         zarr_shard,
         parquet,
-        out: o.out.clone().or(base.out).unwrap_or_else(|| DEFAULT_OUT.into()),
+        out: o.out.clone().or_else(|| out.uri.clone()).unwrap_or_else(|| DEFAULT_OUT.into()),
         storage: base.storage,
     })
 }
@@ -889,12 +816,12 @@ pub(crate) fn resolve(
 /// shard is one unit of work, bounded like a window).
 fn zarr_shard(
     o: &Overrides,
-    base: &Base,
+    out: &OutputConfig,
     format: Format,
     zarr_version: ZarrVersion,
     window: usize,
 ) -> Result<Option<usize>, ConfigError> {
-    let Some(k) = o.zarr_shard.or(base.zarr_shard) else { return Ok(None) };
+    let Some(k) = o.zarr_shard.or(out.zarr_shard) else { return Ok(None) };
     let what = if o.zarr_shard.is_some() { "--zarr-shard" } else { "output.zarr_shard" };
     let bad = |m: String| Err(ConfigError::Invalid(what.to_string(), m));
     if format != Format::Zarr || zarr_version != ZarrVersion::V3 {
@@ -916,11 +843,11 @@ fn zarr_shard(
 }
 
 /// The Parquet options of flags over `base`, refused for a format that is not Parquet.
-fn parquet_options(o: &Overrides, base: &Base, format: Format) -> Result<ParquetOptions, ConfigError> {
+fn parquet_options(o: &Overrides, out: &OutputConfig, format: Format) -> Result<ParquetOptions, ConfigError> {
     let bad = |k: &str, m: String| ConfigError::Invalid(k.to_string(), m);
-    let encoding = o.geoparquet_encoding.or(base.geoparquet_encoding).unwrap_or(DEFAULT_GEO_ENCODING);
-    let geo = o.geoparquet || base.geoparquet;
-    let compat = o.parquet_compat || base.parquet_compat;
+    let encoding = o.geoparquet_encoding.or(out.geoparquet_encoding).unwrap_or(DEFAULT_GEO_ENCODING);
+    let geo = o.geoparquet || out.geoparquet.unwrap_or(false);
+    let compat = o.parquet_compat || out.parquet_compat.unwrap_or(false);
     if format != Format::Parquet && (geo || compat) {
         let what = match (geo, o.geoparquet, o.parquet_compat) {
             (true, true, _) => "--geoparquet",
@@ -977,7 +904,7 @@ mod tests {
         let one = |o: &Overrides, base: Base| {
             resolve(DatasetName::new("a").unwrap(), "a.tif".into(), 1, None, None, o, base).unwrap().grid.align
         };
-        let d = Base::defaults;
+        let d = Base::default;
         assert!(!one(&Overrides::default(), d()), "no grid asked: the source grid as it is");
         assert!(one(&Overrides { resolution: Some((1.0, 1.0)), ..Default::default() }, d()));
         assert!(one(&Overrides { target_crs: Some("EPSG:3035".into()), ..Default::default() }, d()));

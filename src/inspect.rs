@@ -56,25 +56,21 @@ pub fn inspect(root: &Store) -> Result<Vec<DatasetStatus>, StageError> {
                 crate::stage::manifest::exact_sum(recs.iter().map(|r| r.value_sum)),
             )
         };
-        out.push(status_of(&m, done, rows, sum, ds.url()));
+        out.push(DatasetStatus {
+            name: m.name.clone(),
+            status: m.status,
+            format: m.format.format(),
+            method: m.method_label().to_string(),
+            dtype: m.value_type().0.name().to_string(),
+            shape: [m.grid.width, m.grid.height],
+            resolution: [m.grid.dx, -m.grid.dy],
+            epsg: m.grid.epsg,
+            tiles_done: done,
+            tiles_total: m.tile_count,
+            rows,
+            value_sum: sum,
+            url: ds.url().to_string(),
+        });
     }
     Ok(out)
-}
-
-fn status_of(m: &Manifest, done: usize, rows: u64, sum: f64, url: &str) -> DatasetStatus {
-    DatasetStatus {
-        name: m.name.clone(),
-        status: m.status,
-        format: m.format.format(),
-        method: m.method_label().to_string(),
-        dtype: m.value_type().0.name().to_string(),
-        shape: [m.grid.width, m.grid.height],
-        resolution: [m.grid.dx, -m.grid.dy],
-        epsg: m.grid.epsg,
-        tiles_done: done,
-        tiles_total: m.tile_count,
-        rows,
-        value_sum: sum,
-        url: url.to_string(),
-    }
 }

@@ -35,11 +35,6 @@ pub enum BadName {
     },
 }
 
-/// Whether `table` is one of the [`CATALOGUE_TABLES`].
-pub(crate) fn is_catalogue_table(table: &str) -> bool {
-    CATALOGUE_TABLES.contains(&table)
-}
-
 impl DatasetName {
     /// Validates (after turning `-` into `_`).
     ///
@@ -66,20 +61,19 @@ impl DatasetName {
     /// [`BadName::Reserved`] naming the table and saying to pick another `--name`.
     pub(crate) fn check_not_reserved(&self, prefix: &str) -> Result<(), BadName> {
         let table = format!("{prefix}{}", self.0);
-        if !is_catalogue_table(&table) {
+        if !CATALOGUE_TABLES.contains(&table.as_str()) {
             return Ok(());
         }
-        let what = if prefix.is_empty() {
-            "dataset name".to_string()
+        let fix = "pick another dataset name with --name (name: in a config)";
+        let (what, fix) = if prefix.is_empty() {
+            ("dataset name".to_string(), fix.to_string())
         } else {
-            format!("table name (table prefix {prefix:?} + dataset name {:?})", self.0)
+            (
+                format!("table name (table prefix {prefix:?} + dataset name {:?})", self.0),
+                format!("{fix} or another table prefix"),
+            )
         };
-        let fix = if prefix.is_empty() {
-            "pick another dataset name with --name (name: in a config)"
-        } else {
-            "pick another dataset name with --name (name: in a config) or another table prefix"
-        };
-        Err(BadName::Reserved { what, table, fix: fix.into() })
+        Err(BadName::Reserved { what, table, fix })
     }
 
     /// The default name of an ad hoc source: its file stem (the variable of a GDAL subdataset

@@ -76,16 +76,8 @@ pub fn human(v: f64) -> String {
     if !v.is_finite() {
         return v.to_string();
     }
-    let a = v.abs();
-    let (d, s) = if a >= 1e9 {
-        (1e9, "G")
-    } else if a >= 1e6 {
-        (1e6, "M")
-    } else if a >= 1e3 {
-        (1e3, "k")
-    } else {
-        (1.0, "")
-    };
+    let scales = [(1e9, "G"), (1e6, "M"), (1e3, "k")];
+    let (d, s) = scales.into_iter().find(|(d, _)| v.abs() >= *d).unwrap_or((1.0, ""));
     format!("{:.1}{s}", v / d)
 }
 

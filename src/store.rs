@@ -135,25 +135,19 @@ pub struct StorageOptions {
     pub(crate) max_concurrent_requests: usize,
 }
 
-/// Default retries per request (object_store's own default).
-pub(crate) const DEFAULT_MAX_RETRIES: usize = 10;
-/// Default retry window per request in seconds.
-pub(crate) const DEFAULT_RETRY_TIMEOUT_SECS: u64 = 180;
-/// Default request timeout in seconds: object_store's 30 s is short for an 8 MiB part on a
-/// slow link, and a timed-out upload is sent again from the start.
-pub(crate) const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 60;
-/// Default requests in flight: enough for every convert/load worker plus multipart parts,
-/// few enough not to be throttled (S3 answers 503 SlowDown) or exhaust sockets.
-pub(crate) const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 32;
-
 impl Default for StorageOptions {
     fn default() -> Self {
         StorageOptions {
-            max_retries: DEFAULT_MAX_RETRIES,
-            retry_timeout: Duration::from_secs(DEFAULT_RETRY_TIMEOUT_SECS),
-            request_timeout: Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
+            // object_store's own default.
+            max_retries: 10,
+            retry_timeout: Duration::from_secs(180),
+            // object_store's 30 s is short for an 8 MiB part on a slow link, and a timed-out
+            // upload is sent again from the start.
+            request_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
-            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            // Enough for every convert/load worker plus multipart parts, few enough not to be
+            // throttled (S3 answers 503 SlowDown) or exhaust sockets.
+            max_concurrent_requests: 32,
         }
     }
 }
@@ -613,14 +607,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Op`] naming the object, for anything but "not found".
     pub fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
-        let path = self.path(key);
-        let r = runtime().block_on(async { self.inner.get(&path).await?.bytes().await });
-        match r {
-            Ok(b) => Ok(Some(b)),
-            // A missing bucket is also a 404, but it is no "not staged yet".
-            Err(e) if missing_object(&e) => Ok(None),
-            Err(e) => Err(self.op("get", key)(e)),
-        }
+        self.get_limited(key, u64::MAX)
     }
 
     /// Reads `key` if it holds at most `limit` bytes; `None` when it does not exist. The size
@@ -641,6 +628,7 @@ impl Store {
         match r {
             Ok(Ok(b)) => Ok(Some(b)),
             Ok(Err(size)) => Err(StoreError::TooLarge { url: self.url_of(key), size, limit }),
+            // A missing bucket is also a 404, but it is no "not staged yet".
             Err(e) if missing_object(&e) => Ok(None),
             Err(e) => Err(self.op("get", key)(e)),
         }
@@ -836,16 +824,21 @@ fn missing_object(e: &object_store::Error) -> bool {
         && !s3_code(&e.to_string()).is_some_and(|c| NO_BUCKET_CODES.contains(&c.as_str()))
 }
 
+/// The `Code: Message` (or `Code`) of S3's XML error body in an error's text, if any.
+fn code_message(text: &str) -> Option<String> {
+    let code = between(text, "<Code>", "</Code>")?;
+    Some(
+        between(text, "<Message>", "</Message>")
+            .map_or_else(|| code.to_string(), |m| format!("{code}: {}", one_line(m))),
+    )
+}
+
 /// An object_store error on one line: S3's XML body becomes `Code: Message`.
 fn describe(text: &str) -> String {
     let xml = text.find("<?xml").or_else(|| text.find("<Error>"));
     let Some(at) = xml else { return one_line(text) };
     let head = one_line(text[..at].trim_end().trim_end_matches(':'));
-    match (between(text, "<Code>", "</Code>"), between(text, "<Message>", "</Message>")) {
-        (Some(c), Some(m)) => format!("{head}: {c}: {}", one_line(m)),
-        (Some(c), None) => format!("{head}: {c}"),
-        _ => head,
-    }
+    code_message(text).map_or(head.clone(), |cm| format!("{head}: {cm}"))
 }
 
 /// Turns an object_store error into the message a user can act on.
@@ -861,11 +854,7 @@ fn classify(op: &'static str, url: String, bucket: Option<&(Cloud, String)>, e: 
         if denied_code
             || matches!(e, object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. })
         {
-            let detail = match (code, between(&text, "<Message>", "</Message>")) {
-                (Some(c), Some(m)) => format!("{c}: {}", one_line(m)),
-                (Some(c), None) => c,
-                _ => describe(&text),
-            };
+            let detail = code_message(&text).unwrap_or_else(|| describe(&text));
             return StoreError::Denied { op, cloud, bucket: bucket.to_string(), url, detail };
         }
     }

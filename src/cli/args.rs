@@ -7,6 +7,7 @@ use rasterstage::config::{self, Config, DbTarget, StagingTarget};
 use rasterstage::limits::MAX_SHARDS;
 use rasterstage::load::pg::ConnSpec;
 use rasterstage::load::LoadSummary;
+use rasterstage::progress::{human, peak_rss_bytes};
 use rasterstage::shard::Shard;
 
 /// Where the tables are: connection, schema, prefix.
@@ -113,15 +114,28 @@ pub fn shard_status(shard: Option<Shard>, complete: bool) -> String {
     }
 }
 
-/// What the summary line says about the primary key.
-pub fn key_note(s: &LoadSummary) -> &'static str {
-    match (s.indexed, s.key_by_other, s.geom_indexed) {
+/// The summary line of one loaded dataset; `rss` adds the process's peak memory.
+pub fn load_line(s: &LoadSummary, rss: bool) -> String {
+    let key = match (s.indexed, s.key_by_other, s.geom_indexed) {
         (true, _, true) => ", primary key and GiST index on geom built",
         (true, _, false) => ", primary key built",
         (false, true, _) => ", primary key already built by another run",
         (false, false, true) => ", GiST index on geom built",
         _ => "",
-    }
+    };
+    let rss = if rss { format!(", peak RSS {} MB", peak_rss_bytes() / (1 << 20)) } else { String::new() };
+    format!(
+        "{}: {} tiles ({} loaded now, {} already loaded), {} rows copied of {}, {:.1} s, {} rows/s{key}{rss} -> {}",
+        s.name,
+        s.tiles,
+        s.loaded,
+        s.skipped,
+        s.rows,
+        s.total_rows,
+        s.seconds,
+        human(s.rows as f64 / s.seconds.max(1e-3)),
+        s.table
+    )
 }
 
 /// The error and its causes on one line, without repeating a cause already in the message.

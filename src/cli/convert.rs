@@ -157,10 +157,7 @@ pub fn run(a: ConvertArgs, quiet: bool) -> Result<()> {
         bail!("--overwrite with --shard/--shards would let every shard delete the others' tiles: run one convert --overwrite (or delete the output) first, then the shards");
     }
     // Every shard computes the same assignment over all datasets together.
-    let mine = match shard {
-        Some(k) => Some(shard_tiles(&jobs, k)?),
-        None => None,
-    };
+    let mine = shard.map(|k| shard_tiles(&jobs, k)).transpose()?;
     let opts = RunOptions { threads, overwrite: a.overwrite, quiet };
     let mut failed = 0;
     for job in &jobs {

@@ -1,11 +1,10 @@
 //! The `load` subcommand: arguments and reporting; all work is in `rasterstage::load`.
 
-use crate::args::{key_note, ShardArgs, StagingArgs};
+use crate::args::{load_line, ShardArgs, StagingArgs};
 use anyhow::{bail, Result};
 use clap::Args;
 use rasterstage::load::geometry::Geometry;
 use rasterstage::load::{self, LoadOptions};
-use rasterstage::progress::{human, peak_rss_bytes};
 
 /// `load` arguments.
 #[derive(Args)]
@@ -83,20 +82,7 @@ pub fn run(a: LoadArgs, quiet: bool) -> Result<()> {
     let mut failed = 0;
     for (name, r) in results {
         match r {
-            Ok(s) => println!(
-                "{}: {} tiles ({} loaded now, {} already loaded), {} rows copied of {}, {:.1} s, {} rows/s{}, peak RSS {} MB -> {}",
-                s.name,
-                s.tiles,
-                s.loaded,
-                s.skipped,
-                s.rows,
-                s.total_rows,
-                s.seconds,
-                human(s.rows as f64 / s.seconds.max(1e-3)),
-                key_note(&s),
-                peak_rss_bytes() / (1 << 20),
-                s.table
-            ),
+            Ok(s) => println!("{}", load_line(&s, true)),
             // One dataset: its error is the command's error, printed once by main.
             Err(e) if total == 1 => return Err(e.into()),
             Err(e) => {

@@ -1,14 +1,13 @@
 //! The `merge` subcommand: arguments and reporting; `rasterstage::config` resolves the job,
 //! `rasterstage::merge` merges and `rasterstage::load` loads.
 
-use crate::args::{key_note, shard_status, DbArgs, ShardArgs};
+use crate::args::{load_line, shard_status, DbArgs, ShardArgs};
 use anyhow::{bail, Result};
 use clap::Args;
 use rasterstage::config::{self, Config, MergeFlags};
 use rasterstage::load::{self, LoadOptions};
-use rasterstage::merge::{self, How, RunOptions};
-use rasterstage::progress::{human, peak_rss_bytes};
-use rasterstage::stage::{Format, ZarrVersion};
+use rasterstage::merge::{self, RunOptions};
+use rasterstage::progress::peak_rss_bytes;
 use rasterstage::store::Store;
 
 /// `merge` arguments.
@@ -17,31 +16,8 @@ pub struct MergeArgs {
     /// Config file: merges its `merge:` section (inputs under output.uri).
     #[arg(long, short = 'c')]
     config: Option<String>,
-    /// Staging root of the datasets to merge [default: the config's output.uri, else ./staging].
-    #[arg(long)]
-    from: Option<String>,
-    /// Datasets to merge, in column order (comma-separated or repeated).
-    #[arg(long, value_delimiter = ',')]
-    datasets: Vec<String>,
-    /// Folder of the merged dataset; its last segment is the dataset's name [default: <from>/<name>].
-    #[arg(long, short = 'o')]
-    out: Option<String>,
-    /// Name of the merged dataset and of its table [default: --out's last segment, else merged].
-    #[arg(long)]
-    name: Option<String>,
-    /// outer: cells where any dataset is valid; inner: cells where every dataset is valid [default: outer].
-    #[arg(long, ignore_case = true)]
-    how: Option<How>,
-    /// Output format: parquet (tiles: row_idx, col_idx, x, y, one nullable column per dataset)
-    /// or zarr (<name>.zarr: one array per dataset, fill value = its nodata, shared x/y) [default: parquet].
-    #[arg(long, short = 'f', ignore_case = true)]
-    format: Option<Format>,
-    /// Zarr format version with --format zarr: 3, or 2 for GDAL before 3.11 [default: the config's output.zarr_version, else 3].
-    #[arg(long)]
-    zarr_version: Option<ZarrVersion>,
-    /// Window (tile) size of the merged grid [default: the first dataset's].
-    #[arg(long)]
-    window: Option<usize>,
+    #[command(flatten)]
+    merge: MergeFlags,
     /// Replace a merged dataset made from other inputs or settings.
     #[arg(long)]
     overwrite: bool,
@@ -70,18 +46,7 @@ pub struct MergeArgs {
 /// Any failure, as one line.
 pub fn run(a: MergeArgs, quiet: bool) -> Result<()> {
     let cfg = Config::load_opt(a.config.as_deref())?;
-    let flags = MergeFlags {
-        from: a.from.clone(),
-        datasets: a.datasets.clone(),
-        out: a.out.clone(),
-        name: a.name.clone(),
-        how: a.how,
-        format: a.format,
-        zarr_version: a.zarr_version,
-        window: a.window,
-        to_postgres: a.to_postgres,
-        table_prefix: a.db.table_prefix.clone(),
-    };
+    let flags = MergeFlags { to_postgres: a.to_postgres, table_prefix: a.db.table_prefix.clone(), ..a.merge.clone() };
     let job = config::merge_job(cfg.as_ref(), &flags)?;
     // The threads are also the connections of --to-postgres.
     let max = rasterstage::limits::MAX_THREADS.min(rasterstage::limits::MAX_JOBS);
@@ -103,10 +68,7 @@ pub fn run(a: MergeArgs, quiet: bool) -> Result<()> {
     }
     // One dataset: a shard's tiles are its share of the merged grid's windows.
     let only = match shard {
-        Some(k) => {
-            let units = merge::tile_units(&job)?;
-            Some(rasterstage::shard::mine(&units, k).into_iter().map(|(_, t)| t).collect())
-        }
+        Some(k) => Some(rasterstage::shard::mine(&merge::tile_units(&job)?, k).into_iter().map(|(_, t)| t).collect()),
         None => None,
     };
     let s = merge::merge_tiles(&job, &RunOptions { threads, overwrite: a.overwrite, quiet }, only.as_ref())?;
@@ -143,20 +105,7 @@ pub fn run(a: MergeArgs, quiet: bool) -> Result<()> {
             storage: job.storage.clone(),
         };
         for (_, r) in load::load(&opts)? {
-            let l = r?;
-            println!(
-                "{}: {} tiles ({} loaded now, {} already loaded), {} rows copied of {}, {:.1} s, {} rows/s{} -> {}",
-                l.name,
-                l.tiles,
-                l.loaded,
-                l.skipped,
-                l.rows,
-                l.total_rows,
-                l.seconds,
-                human(l.rows as f64 / l.seconds.max(1e-3)),
-                key_note(&l),
-                l.table
-            );
+            println!("{}", load_line(&r?, false));
         }
     }
     Ok(())
