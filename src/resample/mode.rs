@@ -66,13 +66,10 @@ fn pick<T: Sample>(cells: &[(T, f64)]) -> Option<T> {
     for &(v, w) in cells {
         // Equal within rounding noise counts as a tie: areas such as 0.6 * 0.4 + 0.6 * 0.6
         // and 0.6 * 1.0 are equal but not bit-equal.
-        let take = match best {
-            None => true,
-            Some((bv, bw)) => {
-                let eps = 1e-9 * bw.max(w).max(1.0);
-                w > bw + eps || ((w - bw).abs() <= eps && v < bv)
-            }
-        };
+        let take = best.is_none_or(|(bv, bw)| {
+            let eps = 1e-9 * bw.max(w).max(1.0);
+            w > bw + eps || ((w - bw).abs() <= eps && v < bv)
+        });
         if take {
             best = Some((v, w));
         }
