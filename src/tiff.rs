@@ -33,20 +33,10 @@ const MAX_BLOCK_BYTES: usize = 16 << 20;
 pub(crate) enum TiffError {
     /// Reading the file failed.
     #[error("block {block}: {source}")]
-    Io {
-        /// Block index.
-        block: usize,
-        /// The I/O error.
-        source: std::io::Error,
-    },
+    Io { block: usize, source: std::io::Error },
     /// A block does not decode to the size the header promises.
     #[error("block {block} is corrupt: {reason}")]
-    Corrupt {
-        /// Block index.
-        block: usize,
-        /// What is wrong.
-        reason: String,
-    },
+    Corrupt { block: usize, reason: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

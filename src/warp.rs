@@ -23,9 +23,10 @@ use crate::grid::{Bounds, Grid, Window};
 use crate::resample::footprint::{self, bbox, Corners};
 use crate::resample::{Method, SourceBlock};
 use crate::source::{Source, SourceError};
+use gdal::cpl::CslStringList;
 use gdal::raster::GdalType;
 use gdal::{Dataset, DriverManager};
-use std::ffi::{c_char, c_int, c_void, CString};
+use std::ffi::{c_int, c_void};
 use std::ops::Range;
 
 /// Warp memory per worker, bytes: a window whose source region needs more is warped in
@@ -82,30 +83,6 @@ fn last_gdal_error() -> String {
     unsafe { std::ffi::CStr::from_ptr(gdal_sys::CPLGetLastErrorMsg()).to_string_lossy().into_owned() }
 }
 
-/// A GDAL string list, freed on drop.
-struct CslList(*mut *mut c_char);
-
-impl CslList {
-    fn new() -> CslList {
-        CslList(std::ptr::null_mut())
-    }
-
-    fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
-        let k = CString::new(key).map_err(|e| e.to_string())?;
-        let v = CString::new(value).map_err(|e| e.to_string())?;
-        // SAFETY: CSLSetNameValue copies both strings and returns the (re)allocated list.
-        self.0 = unsafe { gdal_sys::CSLSetNameValue(self.0, k.as_ptr(), v.as_ptr()) };
-        Ok(())
-    }
-}
-
-impl Drop for CslList {
-    fn drop(&mut self) {
-        // SAFETY: the list was built by CSLSetNameValue (or is null).
-        unsafe { gdal_sys::CSLDestroy(self.0) }
-    }
-}
-
 /// GDAL's generic source-pixel <-> target transformer, destroyed on drop.
 struct Transformer(*mut c_void);
 
@@ -113,10 +90,11 @@ impl Transformer {
     /// From `ds`'s pixels to `dst_wkt` coordinates, or to the pixels of `dst_gt` when given
     /// (exactly, no approximation: gdalwarp `-et 0`).
     fn new(ds: &Dataset, dst_wkt: &str, dst_gt: Option<&[f64; 6]>) -> Result<Transformer, String> {
-        let mut opts = CslList::new();
-        opts.set("DST_SRS", dst_wkt)?;
+        let mut opts = CslStringList::new();
+        opts.set_name_value("DST_SRS", dst_wkt).map_err(|e| e.to_string())?;
         // SAFETY: the dataset outlives the transformer (both live within one call of ours).
-        let t = unsafe { gdal_sys::GDALCreateGenImgProjTransformer2(ds.c_dataset(), std::ptr::null_mut(), opts.0) };
+        let t =
+            unsafe { gdal_sys::GDALCreateGenImgProjTransformer2(ds.c_dataset(), std::ptr::null_mut(), opts.as_ptr()) };
         if t.is_null() {
             return Err(last_gdal_error());
         }
@@ -184,11 +162,10 @@ pub(crate) fn suggested_bounds(ds: &Dataset, dst_wkt: &str) -> Result<Bounds, St
     if rc != gdal_sys::CPLErr::CE_None {
         return Err(last_gdal_error());
     }
-    let b = Bounds { minx: ext[0], miny: ext[1], maxx: ext[2], maxy: ext[3] };
-    if !(b.minx.is_finite() && b.miny.is_finite() && b.maxx.is_finite() && b.maxy.is_finite()) {
+    if !ext.iter().all(|v| v.is_finite()) {
         return Err("no finite extent".into());
     }
-    Ok(b)
+    Ok(Bounds { minx: ext[0], miny: ext[1], maxx: ext[2], maxy: ext[3] })
 }
 
 /// The warper's kernel scale (`XSCALE`, `YSCALE`: destination over source pixel size) for
@@ -203,8 +180,7 @@ pub(crate) fn grid_scale(ds: &Dataset, target: &Grid) -> Result<(f64, f64), Stri
     let t = Transformer::new(ds, &target.crs_wkt, Some(&target.geotransform()))?;
     let (w, h) = (target.width as f64, target.height as f64);
     let extent = |grid: bool| {
-        let mut x = Vec::new();
-        let mut y = Vec::new();
+        let (mut x, mut y) = (Vec::new(), Vec::new());
         let step = 1.0 / (SAMPLE_STEPS - 1) as f64;
         if grid {
             for i in 0..SAMPLE_STEPS {
@@ -296,14 +272,14 @@ pub(crate) fn warp_window<O: Sample + GdalType>(
     // The margin the kernel needs at the fixed scale, whatever scale GDAL would guess for
     // this window's own source region; more source cells read never change a result.
     let extra = (kernel_radius(method) / xscale.min(yscale).min(1.0)).ceil() as i64 + 2;
-    let mut wo = CslList::new();
+    let mut wo = CslStringList::new();
     for (k, v) in [
         ("INIT_DEST", "NO_DATA".to_string()),
         ("XSCALE", format!("{xscale:?}")),
         ("YSCALE", format!("{yscale:?}")),
         ("SOURCE_EXTRA", extra.to_string()),
     ] {
-        wo.set(k, &v).map_err(err)?;
+        wo.set_name_value(k, &v).map_err(gdal_err)?;
     }
     // Source::open checked the band against the band count (a C int); checked again here
     // rather than cast, so that no other caller can warp a wrapped band number.
@@ -318,7 +294,7 @@ pub(crate) fn warp_window<O: Sample + GdalType>(
         // the datasets, the transformer and `arg` outlive the operation.
         Ok(unsafe {
             let opts = gdal_sys::GDALCreateWarpOptions();
-            (*opts).papszWarpOptions = gdal_sys::CSLDuplicate(wo.0);
+            (*opts).papszWarpOptions = gdal_sys::CSLDuplicate(wo.as_ptr());
             (*opts).hSrcDS = src.dataset().c_dataset();
             (*opts).hDstDS = dst.c_dataset();
             (*opts).eResampleAlg = gdal_alg(method);
@@ -349,9 +325,7 @@ pub(crate) fn warp_window<O: Sample + GdalType>(
     drop(grid);
     let rc = checked.map_err(err)?;
     if rc != gdal_sys::CPLErr::CE_None {
-        return Err(
-            err(gdal::errors::GdalError::CplError { class: rc, number: 0, msg: last_gdal_error() }.to_string()),
-        );
+        return Err(gdal_err(gdal::errors::GdalError::CplError { class: rc, number: 0, msg: last_gdal_error() }));
     }
     let band = dst.rasterband(1).map_err(gdal_err)?;
     let mut out = vec![O::default(); w.cells()];
@@ -439,8 +413,7 @@ fn source_region(tr: &Transformer, (sw, sh): (usize, usize), w: Window) -> Optio
         return None;
     }
     let (c0, r0, c1, r1) = (w.col0 as f64, w.row0 as f64, (w.col0 + w.cols) as f64, (w.row0 + w.rows) as f64);
-    let mut x = Vec::new();
-    let mut y = Vec::new();
+    let (mut x, mut y) = (Vec::new(), Vec::new());
     for i in 0..=w.cols {
         x.extend([c0 + i as f64, c0 + i as f64]);
         y.extend([r0, r1]);

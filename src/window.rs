@@ -7,8 +7,8 @@
 use crate::dtype::{nodata_as, DataType, Sample};
 use crate::grid::Window;
 use crate::limits::MAX_WINDOW_CELLS;
-use crate::resample::extreme::Extreme;
-use crate::resample::{area, extreme, mode, point, Method, SourceBlock};
+use crate::resample::mode::{self, Extreme};
+use crate::resample::{area, point, Method, SourceBlock};
 use crate::source::{Source, SourceError};
 use crate::target_grid::{Kind, Plan};
 use crate::tile::{IntoTileValues, Tile, TileValues};
@@ -64,7 +64,7 @@ fn compute_typed<T: Sample + GdalType + IntoTileValues>(
                 (Method::Average, DataType::Float64) => run!(need, rows, cols, f64, area::average),
                 (Method::Average, _) => run!(need, rows, cols, f32, area::average),
                 (Method::Mode, _) => run!(need, rows, cols, T, mode::mode),
-                _ => run!(need, rows, cols, T, extreme::extreme, which),
+                _ => run!(need, rows, cols, T, mode::extreme, which),
             }
         }
         Kind::Point { rows, cols } => {
@@ -139,7 +139,6 @@ where
             kernel(&SourceBlock { data: buf, row0: sr.start, col0: sc.start, cols: sc.len() }, rows, cols, o);
             Ok::<(), SourceError>(())
         };
-        // Strips of rows, from the whole window down.
         let strip_need = |rows| need(rows, all_cols.clone());
         halving(w.row0..w.row0 + w.rows, cell_bytes, strip_need, |rows, sr, sc, fits| {
             let o = &mut out[(rows.start - w.row0) * w.cols..(rows.end - w.row0) * w.cols];

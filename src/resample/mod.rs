@@ -8,7 +8,6 @@
 
 pub(crate) mod area;
 pub(crate) mod axis;
-pub(crate) mod extreme;
 pub(crate) mod footprint;
 pub(crate) mod mode;
 pub(crate) mod point;
@@ -132,12 +131,6 @@ impl Method {
     /// Every method name, comma-separated, for messages.
     pub(crate) fn names() -> String {
         Method::value_variants().iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
-    }
-}
-
-impl std::fmt::Display for Method {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
     }
 }
 
