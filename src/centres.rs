@@ -42,16 +42,20 @@ impl Axis {
     /// The coordinate of the centre of cell `i`.
     #[inline]
     pub(crate) fn centre(&self, i: usize) -> f64 {
-        if let Some((o2, s, d)) = self.exact {
-            let n = (2 * i as i128 + 1).checked_mul(s).and_then(|v| v.checked_add(o2));
-            match n {
-                // Both exact doubles: IEEE division rounds the exact quotient once, to nearest.
-                Some(n) if n.abs() <= EXACT_INT => return n as f64 / d as f64,
-                Some(n) => return nearest(n, d),
-                None => {}
-            }
+        match (self.exact, self.numerator(i)) {
+            // Both exact doubles: IEEE division rounds the exact quotient once, to nearest.
+            (Some((_, _, d)), Some((n, _))) if n.abs() <= EXACT_INT => n as f64 / d as f64,
+            (Some((_, _, d)), Some((n, _))) => nearest(n, d),
+            _ => self.origin + (i as f64 + 0.5) * self.step,
         }
-        self.origin + (i as f64 + 0.5) * self.step
+    }
+
+    /// The exact numerator `o2 + (2i + 1) * s` of centre `i`, and its second term; `None`
+    /// without exact decimals or on overflow.
+    fn numerator(&self, i: usize) -> Option<(i128, i128)> {
+        let (o2, s, _) = self.exact?;
+        let t = (2 * i as i128 + 1).checked_mul(s)?;
+        Some((t.checked_add(o2)?, t))
     }
 
     /// The same centre as a PostgreSQL expression of the integer column `index`, for views
@@ -74,14 +78,10 @@ impl Axis {
     /// `float8` (both operands exact doubles, so the division rounds once, to nearest): the same
     /// bits as `numeric`, about six times cheaper per row.
     pub fn sql_cells(&self, index: &str, cells: usize) -> String {
-        let fits = |i: usize| {
-            let (o2, s, _) = self.exact?;
-            let t = (2 * i as i128 + 1).checked_mul(s)?;
-            let n = t.checked_add(o2)?;
-            (n.abs() <= EXACT_INT && t.abs() <= i64::MAX as i128 / 2).then_some(())
-        };
+        let fits =
+            |i: usize| self.numerator(i).is_some_and(|(n, t)| n.abs() <= EXACT_INT && t.abs() <= i64::MAX as i128 / 2);
         match self.exact {
-            Some((o2, s, d)) if cells > 0 && fits(0).is_some() && fits(cells - 1).is_some() => {
+            Some((o2, s, d)) if cells > 0 && fits(0) && fits(cells - 1) => {
                 format!("(({o2}::int8 + (2 * {index}::int8 + 1) * {s}::int8)::float8 / '{d}'::float8)")
             }
             _ => self.sql(index),

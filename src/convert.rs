@@ -26,7 +26,7 @@ use crate::tile::{Tile, TileValues};
 use crate::window::compute_tile;
 use serde::Serialize;
 use serde_json::json;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -83,13 +83,10 @@ pub struct ConvertJob {
     pub(crate) nodata: Option<f64>,
     /// Resampling method; `None` is fine only for passthrough.
     pub(crate) method: Option<Method>,
-    /// Target grid request.
     pub(crate) grid: GridRequest,
     /// Window size in target cells.
     pub(crate) window: usize,
-    /// Staging format.
     pub(crate) format: Format,
-    /// Zarr version.
     pub(crate) zarr_version: ZarrVersion,
     /// Sharded Zarr v3: `K` x `K` windows per shard object, one unit of work (`--zarr-shard`).
     pub(crate) zarr_shard: Option<usize>,
@@ -282,8 +279,8 @@ pub fn jobs_units(jobs: &[ConvertJob]) -> Result<Vec<crate::shard::Unit>, Conver
 pub fn shard_tiles(
     jobs: &[ConvertJob],
     k: crate::shard::Shard,
-) -> Result<HashMap<String, std::collections::HashSet<String>>, ConvertError> {
-    let mut out: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
+) -> Result<HashMap<String, HashSet<String>>, ConvertError> {
+    let mut out: HashMap<String, HashSet<String>> = HashMap::new();
     for (ds, tile) in crate::shard::mine(&jobs_units(jobs)?, k) {
         out.entry(ds).or_default().insert(tile);
     }
@@ -301,7 +298,7 @@ pub fn shard_tiles(
 pub fn convert_tiles(
     job: &ConvertJob,
     opts: &RunOptions,
-    only: Option<&std::collections::HashSet<String>>,
+    only: Option<&HashSet<String>>,
 ) -> Result<ConvertSummary, ConvertError> {
     let start = Instant::now();
     let name = job.name.as_str();
@@ -357,18 +354,7 @@ pub fn convert_tiles(
     if !matches!(plan.kind, crate::target_grid::Kind::Warp)
         && (t.minx >= s.maxx || t.maxx <= s.minx || t.miny >= s.maxy || t.maxy <= s.miny)
     {
-        tracing::warn!(
-            "{name}: the target bounds ({}, {}, {}, {}) do not overlap {} ({}, {}, {}, {}): every cell will be nodata",
-            t.minx,
-            t.miny,
-            t.maxx,
-            t.maxy,
-            job.source,
-            s.minx,
-            s.miny,
-            s.maxx,
-            s.maxy
-        );
+        tracing::warn!("{name}: the target bounds {t} do not overlap {} {s}: every cell will be nodata", job.source);
     }
     tracing::debug!(
         "{name}: {} {}x{} -> {}x{} ({}), window {}",

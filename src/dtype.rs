@@ -22,27 +22,54 @@ pub(crate) enum DataType {
 }
 
 impl DataType {
+    /// Every type, Byte to Float64.
+    const ALL: [DataType; 7] = [
+        DataType::Byte,
+        DataType::UInt16,
+        DataType::Int16,
+        DataType::UInt32,
+        DataType::Int32,
+        DataType::Float32,
+        DataType::Float64,
+    ];
+
+    /// (GDAL name, Zarr v3 `data_type`, Zarr v2 / numpy little-endian `dtype`, the PostgreSQL
+    /// column type that holds every value of the type exactly).
+    fn names(self) -> [&'static str; 4] {
+        match self {
+            DataType::Byte => ["Byte", "uint8", "|u1", "int2"],
+            DataType::UInt16 => ["UInt16", "uint16", "<u2", "int4"],
+            DataType::Int16 => ["Int16", "int16", "<i2", "int2"],
+            DataType::UInt32 => ["UInt32", "uint32", "<u4", "int8"],
+            DataType::Int32 => ["Int32", "int32", "<i4", "int4"],
+            DataType::Float32 => ["Float32", "float32", "<f4", "float4"],
+            DataType::Float64 => ["Float64", "float64", "<f8", "float8"],
+        }
+    }
+
     /// The GDAL type name.
     pub(crate) fn name(self) -> &'static str {
-        match self {
-            DataType::Byte => "Byte",
-            DataType::UInt16 => "UInt16",
-            DataType::Int16 => "Int16",
-            DataType::UInt32 => "UInt32",
-            DataType::Int32 => "Int32",
-            DataType::Float32 => "Float32",
-            DataType::Float64 => "Float64",
-        }
+        self.names()[0]
+    }
+
+    /// Zarr v3 `data_type` name.
+    pub(crate) fn zarr_v3(self) -> &'static str {
+        self.names()[1]
+    }
+
+    /// Zarr v2 / numpy `dtype` string (little-endian).
+    pub(crate) fn zarr_v2(self) -> &'static str {
+        self.names()[2]
+    }
+
+    /// The PostgreSQL column type that holds every value of this type exactly.
+    pub(crate) fn postgres(self) -> &'static str {
+        self.names()[3]
     }
 
     /// Size of one cell in bytes.
     pub(crate) fn size(self) -> usize {
-        match self {
-            DataType::Byte => 1,
-            DataType::UInt16 | DataType::Int16 => 2,
-            DataType::UInt32 | DataType::Int32 | DataType::Float32 => 4,
-            DataType::Float64 => 8,
-        }
+        crate::with_sample_type!(self, T => std::mem::size_of::<T>())
     }
 
     /// Whether the type is a float type (NaN counts as nodata).
@@ -50,55 +77,14 @@ impl DataType {
         matches!(self, DataType::Float32 | DataType::Float64)
     }
 
-    /// Zarr v3 `data_type` name.
-    pub(crate) fn zarr_v3(self) -> &'static str {
-        match self {
-            DataType::Byte => "uint8",
-            DataType::UInt16 => "uint16",
-            DataType::Int16 => "int16",
-            DataType::UInt32 => "uint32",
-            DataType::Int32 => "int32",
-            DataType::Float32 => "float32",
-            DataType::Float64 => "float64",
-        }
-    }
-
-    /// Zarr v2 / numpy `dtype` string (little-endian).
-    pub(crate) fn zarr_v2(self) -> &'static str {
-        match self {
-            DataType::Byte => "|u1",
-            DataType::UInt16 => "<u2",
-            DataType::Int16 => "<i2",
-            DataType::UInt32 => "<u4",
-            DataType::Int32 => "<i4",
-            DataType::Float32 => "<f4",
-            DataType::Float64 => "<f8",
-        }
-    }
-
-    /// The PostgreSQL column type that holds every value of this type exactly.
-    pub(crate) fn postgres(self) -> &'static str {
-        match self {
-            DataType::Byte | DataType::Int16 => "int2",
-            DataType::UInt16 | DataType::Int32 => "int4",
-            DataType::UInt32 => "int8",
-            DataType::Float32 => "float4",
-            DataType::Float64 => "float8",
-        }
+    /// The smallest and largest value of an integer type; `None` for floats.
+    pub(crate) fn int_range(self) -> Option<(f64, f64)> {
+        crate::with_sample_type!(self, T => (!self.is_float()).then_some((T::MIN.to_f64(), T::MAX.to_f64())))
     }
 
     /// Parses a GDAL type name (case-insensitive).
     pub(crate) fn parse(s: &str) -> Option<DataType> {
-        let all = [
-            DataType::Byte,
-            DataType::UInt16,
-            DataType::Int16,
-            DataType::UInt32,
-            DataType::Int32,
-            DataType::Float32,
-            DataType::Float64,
-        ];
-        all.into_iter().find(|t| t.name().eq_ignore_ascii_case(s))
+        DataType::ALL.into_iter().find(|t| t.name().eq_ignore_ascii_case(s))
     }
 }
 
@@ -157,35 +143,14 @@ pub(crate) fn nodata_as<T: Sample>(nodata: Option<f64>) -> Option<T> {
 #[macro_export]
 macro_rules! with_sample_type {
     ($dtype:expr, $T:ident => $body:expr) => {
+        $crate::with_sample_type!(@ $dtype, $T, $body, Byte u8, UInt16 u16, Int16 i16, UInt32 u32, Int32 i32, Float32 f32, Float64 f64)
+    };
+    (@ $dtype:expr, $T:ident, $body:expr, $($v:ident $t:ty),*) => {
         match $dtype {
-            $crate::dtype::DataType::Byte => {
-                type $T = u8;
+            $($crate::dtype::DataType::$v => {
+                type $T = $t;
                 $body
-            }
-            $crate::dtype::DataType::UInt16 => {
-                type $T = u16;
-                $body
-            }
-            $crate::dtype::DataType::Int16 => {
-                type $T = i16;
-                $body
-            }
-            $crate::dtype::DataType::UInt32 => {
-                type $T = u32;
-                $body
-            }
-            $crate::dtype::DataType::Int32 => {
-                type $T = i32;
-                $body
-            }
-            $crate::dtype::DataType::Float32 => {
-                type $T = f32;
-                $body
-            }
-            $crate::dtype::DataType::Float64 => {
-                type $T = f64;
-                $body
-            }
+            })*
         }
     };
 }

@@ -70,17 +70,15 @@ pub(crate) fn count_text(v: f64) -> String {
 pub(crate) fn checked_size(width: f64, height: f64) -> Result<(usize, usize), GridError> {
     let side = MAX_GRID_SIDE as f64;
     // `!(a <= b)` and not `a > b`, so that NaN is refused too.
-    if !(width >= 0.0 && height >= 0.0 && width <= side && height <= side) {
+    if !(width >= 0.0 && height >= 0.0 && width <= side && height <= side)
+        || (width as u64) * (height as u64) > MAX_GRID_CELLS
+    {
         return Err(GridError::TooLarge { width, height });
     }
-    let (w, h) = (width as u64, height as u64);
-    if w * h > MAX_GRID_CELLS {
-        return Err(GridError::TooLarge { width, height });
-    }
-    Ok((w as usize, h as usize))
+    Ok((width as usize, height as usize))
 }
 
-/// A north-up raster grid. `(x0, y0)` is the outer top-left corner; `dy` is negative.
+/// A north-up grid of `width` x `height` cells. `(x0, y0)` is the outer top-left corner; `dy` is negative.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Grid {
@@ -96,9 +94,7 @@ pub struct Grid {
     pub(crate) dx: f64,
     /// Cell height (negative: north-up).
     pub(crate) dy: f64,
-    /// Number of columns.
     pub(crate) width: usize,
-    /// Number of rows.
     pub(crate) height: usize,
 }
 
@@ -116,17 +112,20 @@ pub(crate) struct Bounds {
     pub(crate) maxy: f64,
 }
 
+/// `(minx, miny, maxx, maxy)`, for messages.
+impl std::fmt::Display for Bounds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "({}, {}, {}, {})", self.minx, self.miny, self.maxx, self.maxy)
+    }
+}
+
 /// A rectangle of cells on a grid: rows `row0..row0+rows`, columns `col0..col0+cols`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Window {
-    /// First row.
     pub(crate) row0: usize,
-    /// First column.
     pub(crate) col0: usize,
-    /// Number of rows.
     pub(crate) rows: usize,
-    /// Number of columns.
     pub(crate) cols: usize,
 }
 
@@ -223,14 +222,6 @@ impl Grid {
     /// Number of cells (saturating: a grid read from a file may claim any size).
     pub(crate) fn cells(&self) -> u64 {
         (self.width as u64).saturating_mul(self.height as u64)
-    }
-
-    /// Checks the grid against [`MAX_GRID_SIDE`] and [`MAX_GRID_CELLS`].
-    ///
-    /// # Errors
-    /// [`GridError::TooLarge`].
-    pub(crate) fn check_size(&self) -> Result<(), GridError> {
-        checked_size(self.width as f64, self.height as f64).map(|_| ())
     }
 
     /// Number of windows of `size` cells (at least 1, as in [`Grid::windows`]) covering the grid.

@@ -2,7 +2,7 @@
 //! (passthrough), resampled by our kernels (same CRS) or warped by GDAL (other CRS).
 
 use crate::dtype::DataType;
-use crate::grid::{aligned_grid, count_text, snap, Bounds, Grid, GridError};
+use crate::grid::{aligned_grid, checked_size, count_text, snap, Bounds, Grid, GridError};
 use crate::limits::MAX_WINDOW_CELLS;
 use crate::resample::axis::{AxisMap, PointMap};
 use crate::resample::{Method, Resampling};
@@ -65,26 +65,12 @@ pub enum PlanError {
 pub(crate) enum Kind {
     /// The target grid is on the source grid's lattice: cells are copied bit-exactly.
     /// Target cell (r, c) is source cell (r + dr, c + dc).
-    Passthrough {
-        /// Row offset from target to source.
-        dr: i64,
-        /// Column offset from target to source.
-        dc: i64,
-    },
-    /// Same CRS, area-weighted kernels (sum, average, mode, min, max).
-    Areal {
-        /// Target rows onto source rows.
-        rows: AxisMap,
-        /// Target columns onto source columns.
-        cols: AxisMap,
-    },
+    Passthrough { dr: i64, dc: i64 },
+    /// Same CRS, area-weighted kernels (sum, average, mode, min, max): target rows and
+    /// columns onto source rows and columns.
+    Areal { rows: AxisMap, cols: AxisMap },
     /// Same CRS, sampled at cell centres (nearest, bilinear).
-    Point {
-        /// Target rows onto source rows.
-        rows: PointMap,
-        /// Target columns onto source columns.
-        cols: PointMap,
-    },
+    Point { rows: PointMap, cols: PointMap },
     /// Another CRS, or a method without a kernel of our own: GDAL's warper, window by
     /// window, with the whole grid's kernel scale ([`Plan::warp_scale`]); `sum` to another
     /// CRS is our own footprint kernel instead ([`crate::warp::sum_window`]).
@@ -122,11 +108,9 @@ pub(crate) struct Plan {
     pub(crate) target: Grid,
     /// The method (ignored for passthrough).
     pub(crate) method: Method,
-    /// How cells are computed.
     pub(crate) kind: Kind,
-    /// Output cell type.
+    /// Output cell type and nodata.
     pub(crate) dtype: DataType,
-    /// Output nodata.
     pub(crate) nodata: Option<f64>,
     /// For [`Kind::Warp`]: the warper's kernel scale (x, y) for the whole grid, given to
     /// every window's warp so that the cells do not depend on the windows.
@@ -153,26 +137,8 @@ impl Plan {
     }
 }
 
-/// The largest value of an integer type, the nodata of integer outputs whose source has none.
-fn type_max(t: DataType) -> f64 {
-    match t {
-        DataType::Byte => u8::MAX as f64,
-        DataType::UInt16 => u16::MAX as f64,
-        DataType::Int16 => i16::MAX as f64,
-        DataType::UInt32 => u32::MAX as f64,
-        DataType::Int32 => i32::MAX as f64,
-        DataType::Float32 | DataType::Float64 => f64::NAN,
-    }
-}
-
 fn same_crs(a: &str, b: &str) -> bool {
-    if a == b {
-        return true;
-    }
-    match (SpatialRef::from_wkt(a), SpatialRef::from_wkt(b)) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    }
+    a == b || matches!((SpatialRef::from_wkt(a), SpatialRef::from_wkt(b)), (Ok(x), Ok(y)) if x == y)
 }
 
 /// Decides the conversion of `src` for `req` with `method`.
@@ -197,20 +163,28 @@ pub(crate) fn plan(src: &SourceInfo, req: &GridRequest, method: Method) -> Resul
     Ok(p)
 }
 
-/// Refuses a `--nodata` that no cell of the source's type can equal (NaN, a fraction, out of
-/// range): the run would otherwise treat every cell as valid without a word.
+/// Whether a cell of type `t` can equal `v` (NaN, a fraction or a value out of range cannot
+/// be an integer cell).
+fn holds(t: DataType, v: f64) -> bool {
+    t.int_range().is_none_or(|(min, max)| v.fract() == 0.0 && v >= min && v <= max)
+}
+
+/// Refuses a `--nodata` that no cell of the source's type can equal: the run would otherwise
+/// treat every cell as valid without a word.
 fn check_nodata(src: &SourceInfo, v: f64) -> Result<(), PlanError> {
     let t = src.dtype;
-    if t.is_float() || (v.fract() == 0.0 && v >= min_of(t) && v <= type_max(t)) {
-        return Ok(());
+    match t.int_range() {
+        Some((min, max)) if !holds(t, v) => {
+            Err(PlanError::NodataType { path: src.path.clone(), value: v, dtype: t.name(), min, max })
+        }
+        _ => Ok(()),
     }
-    Err(PlanError::NodataType { path: src.path.clone(), value: v, dtype: t.name(), min: min_of(t), max: type_max(t) })
 }
 
 /// `target` when it is within the grid and tile limits: checked before anything is
 /// allocated per cell, row, column or window of it.
 fn checked(target: Grid, req: &GridRequest) -> Result<Grid, GridError> {
-    target.check_size()?;
+    checked_size(target.width as f64, target.height as f64)?;
     if req.window > 0 {
         target.check_windows(req.window)?;
     }
@@ -238,9 +212,10 @@ fn plan_target(src: &SourceInfo, req: &GridRequest, method: Method) -> Result<Pl
             crs: req.crs.clone().unwrap_or_default(),
         })?;
         let ds = open(src, &crs_wkt, req)?;
+        // Without --bounds, the source's extent in the target CRS as gdalwarp finds it.
         let bounds = match req.bounds {
             Some(b) => b,
-            None => transformed_bounds(src, &ds, &crs_wkt, req)?,
+            None => crate::warp::suggested_bounds(&ds, &crs_wkt).map_err(transform_error(src, req))?,
         };
         let target = checked(aligned_grid(&crs_wkt, epsg, rx, ry, bounds)?, req)?;
         return warp_plan(src, &ds, target, method, req);
@@ -254,10 +229,9 @@ fn plan_target(src: &SourceInfo, req: &GridRequest, method: Method) -> Result<Pl
     let same_res = close(sg.dx, rx) && close(-sg.dy, ry);
     let target = if same_res && !req.align && req.bounds.is_none() {
         sg.clone()
-    } else if same_res {
-        // On the source's own cell size, so the copy stays bit-exact.
-        aligned_grid(&sg.crs_wkt, sg.epsg, sg.dx, -sg.dy, req.bounds.unwrap_or_else(|| sg.bounds()))?
     } else {
+        // At the same resolution, on the source's own cell size, so the copy stays bit-exact.
+        let (rx, ry) = if same_res { (sg.dx, -sg.dy) } else { (rx, ry) };
         aligned_grid(&sg.crs_wkt, sg.epsg, rx, ry, req.bounds.unwrap_or_else(|| sg.bounds()))?
     };
     let target = checked(target, req)?;
@@ -310,6 +284,11 @@ fn open(src: &SourceInfo, crs_wkt: &str, req: &GridRequest) -> Result<gdal::Data
     })
 }
 
+/// A [`PlanError::Transform`] about `src` and the target CRS, with GDAL's message.
+fn transform_error<'a>(src: &'a SourceInfo, req: &'a GridRequest) -> impl Fn(String) -> PlanError + 'a {
+    |e| PlanError::Transform(src.path.clone(), req.crs.clone().unwrap_or_default(), e)
+}
+
 /// A [`Kind::Warp`] plan onto `target`, with the whole grid's kernel scale.
 fn warp_plan(
     src: &SourceInfo,
@@ -318,8 +297,7 @@ fn warp_plan(
     method: Method,
     req: &GridRequest,
 ) -> Result<Plan, PlanError> {
-    let scale = crate::warp::grid_scale(ds, &target)
-        .map_err(|e| PlanError::Transform(src.path.clone(), req.crs.clone().unwrap_or_default(), e))?;
+    let scale = crate::warp::grid_scale(ds, &target).map_err(transform_error(src, req))?;
     tracing::debug!("{}: warper kernel scale {scale:?} for the whole grid", src.path);
     let dtype = method.output_type(src.dtype);
     let nodata = output_nodata(src, method, dtype, false);
@@ -335,28 +313,8 @@ fn output_nodata(src: &SourceInfo, method: Method, dtype: DataType, keep_none: b
         return Some(f64::NAN);
     }
     match src.nodata {
-        Some(v) if dtype.is_float() || (v.fract() == 0.0 && v >= min_of(dtype) && v <= type_max(dtype)) => Some(v),
+        Some(v) if holds(dtype, v) => Some(v),
         _ if keep_none => None,
-        _ => Some(type_max(dtype)),
+        _ => Some(dtype.int_range().map_or(f64::NAN, |(_, max)| max)),
     }
-}
-
-fn min_of(t: DataType) -> f64 {
-    match t {
-        DataType::Byte | DataType::UInt16 | DataType::UInt32 => 0.0,
-        DataType::Int16 => i16::MIN as f64,
-        DataType::Int32 => i32::MIN as f64,
-        DataType::Float32 | DataType::Float64 => f64::NEG_INFINITY,
-    }
-}
-
-/// The source's extent in the target CRS as gdalwarp finds it without `-te`.
-fn transformed_bounds(
-    src: &SourceInfo,
-    ds: &gdal::Dataset,
-    crs_wkt: &str,
-    req: &GridRequest,
-) -> Result<Bounds, PlanError> {
-    crate::warp::suggested_bounds(ds, crs_wkt)
-        .map_err(|e| PlanError::Transform(src.path.clone(), req.crs.clone().unwrap_or_default(), e))
 }

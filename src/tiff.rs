@@ -33,20 +33,10 @@ const MAX_BLOCK_BYTES: usize = 16 << 20;
 pub(crate) enum TiffError {
     /// Reading the file failed.
     #[error("block {block}: {source}")]
-    Io {
-        /// Block index.
-        block: usize,
-        /// The I/O error.
-        source: std::io::Error,
-    },
+    Io { block: usize, source: std::io::Error },
     /// A block does not decode to the size the header promises.
     #[error("block {block} is corrupt: {reason}")]
-    Corrupt {
-        /// Block index.
-        block: usize,
-        /// What is wrong.
-        reason: String,
-    },
+    Corrupt { block: usize, reason: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,19 +74,12 @@ impl Layout {
         self.width.div_ceil(self.block_w)
     }
 
-    /// Rows of data in block row `br` (the last strip of a stripped file is shorter).
-    fn rows_in(&self, br: usize) -> usize {
-        if self.tiled {
-            self.block_h
-        } else {
-            self.block_h.min(self.height.saturating_sub(br * self.block_h))
-        }
-    }
-
     /// Decoded bytes a block of block row `br` must have: what libtiff asks its codec for
-    /// (a whole tile, or the rows of the strip).
+    /// (a whole tile, or the rows of the strip: the last strip of a stripped file is shorter).
     fn need(&self, br: usize) -> usize {
-        self.block_w * self.rows_in(br) * self.sample
+        let rows =
+            if self.tiled { self.block_h } else { self.block_h.min(self.height.saturating_sub(br * self.block_h)) };
+        self.block_w * rows * self.sample
     }
 }
 
@@ -131,21 +114,16 @@ impl DirectReader {
         dtype: DataType,
     ) -> std::io::Result<Result<DirectReader, String>> {
         let file = File::open(path)?;
-        let layout = match parse(&file, band, dtype)? {
-            Ok(l) => l,
-            Err(why) => return Ok(Err(why)),
-        };
-        if (layout.width, layout.height) != (width, height) {
-            return Ok(Err(format!(
-                "first image is {}x{}, GDAL reports {width}x{height}",
-                layout.width, layout.height
-            )));
-        }
-        let codecs = match Codecs::new(layout.compression) {
-            Ok(c) => c,
-            Err(why) => return Ok(Err(why)),
-        };
-        Ok(Ok(DirectReader { file, layout, codecs, compressed: Vec::new(), cache: Vec::new(), clock: 0 }))
+        Ok(parse(&file, band, dtype)?.and_then(|layout| {
+            if (layout.width, layout.height) != (width, height) {
+                return Err(format!(
+                    "first image is {}x{}, GDAL reports {width}x{height}",
+                    layout.width, layout.height
+                ));
+            }
+            let codecs = Codecs::new(layout.compression)?;
+            Ok(DirectReader { file, layout, codecs, compressed: Vec::new(), cache: Vec::new(), clock: 0 })
+        }))
     }
 
     /// Bytes per cell.
@@ -230,9 +208,11 @@ impl DirectReader {
                 out[..n].copy_from_slice(&self.compressed[..n]);
                 n
             }
-            Compression::Deflate => {
-                self.codecs.inflate(&self.compressed, out).map_err(|e| corrupt(format!("deflate: {e}")))?
-            }
+            Compression::Deflate => self
+                .codecs
+                .inflater
+                .zlib_decompress(&self.compressed, out)
+                .map_err(|e| corrupt(format!("deflate: {e}")))?,
             Compression::Zstd => {
                 self.codecs.unzstd(&self.compressed, out).map_err(|e| corrupt(format!("zstd: {e}")))?
             }
@@ -267,7 +247,8 @@ impl DirectReader {
 /// both without an error (measured: a tile with one flipped byte decodes to 2 different bytes
 /// under zstd 1.5.7 and Debian's 1.5.4).
 struct Codecs {
-    lib: &'static SysLibs,
+    zstd: Option<&'static ZstdFns>,
+    /// Inflates a zlib stream into exactly its output: fewer or more bytes fail.
     inflater: libdeflater::Decompressor,
     /// The zstd stream (null unless the file is zstd-compressed).
     state: *mut std::ffi::c_void,
@@ -292,17 +273,13 @@ struct ZstdOut {
     pos: usize,
 }
 
-/// Entry points resolved from the libraries already loaded in the process.
-struct SysLibs {
-    zstd: Option<ZstdFns>,
-}
-
 type NewFn = unsafe extern "C" fn() -> Ptr;
 type SizeFn = unsafe extern "C" fn(Ptr) -> usize;
 type StreamFn = unsafe extern "C" fn(Ptr, *mut ZstdOut, *mut ZstdIn) -> usize;
 type IsErrorFn = unsafe extern "C" fn(usize) -> std::ffi::c_uint;
 type ErrorNameFn = unsafe extern "C" fn(usize) -> *const std::ffi::c_char;
 
+/// libzstd's entry points, resolved from the copy already loaded in the process.
 struct ZstdFns {
     create: NewFn,
     free: SizeFn,
@@ -327,52 +304,43 @@ fn sym(lib: &str, name: &str) -> Option<*mut std::ffi::c_void> {
     }
 }
 
-fn sys_libs() -> &'static SysLibs {
-    static LIBS: std::sync::OnceLock<SysLibs> = std::sync::OnceLock::new();
-    LIBS.get_or_init(|| {
-        // SAFETY: each symbol is transmuted to the signature of its C declaration in
-        // zstd.h.
+fn zstd_fns() -> Option<&'static ZstdFns> {
+    static ZSTD: std::sync::OnceLock<Option<ZstdFns>> = std::sync::OnceLock::new();
+    ZSTD.get_or_init(|| {
+        let z = "libzstd.so.1";
+        // SAFETY: each symbol is transmuted to the signature of its C declaration in zstd.h.
         unsafe {
-            let f = |lib, name| sym(lib, name);
-            let zstd = (|| {
-                let z = "libzstd.so.1";
-                Some(ZstdFns {
-                    create: std::mem::transmute::<Ptr, NewFn>(f(z, "ZSTD_createDStream")?),
-                    free: std::mem::transmute::<Ptr, SizeFn>(f(z, "ZSTD_freeDStream")?),
-                    init: std::mem::transmute::<Ptr, SizeFn>(f(z, "ZSTD_initDStream")?),
-                    stream: std::mem::transmute::<Ptr, StreamFn>(f(z, "ZSTD_decompressStream")?),
-                    is_error: std::mem::transmute::<Ptr, IsErrorFn>(f(z, "ZSTD_isError")?),
-                    error_name: std::mem::transmute::<Ptr, ErrorNameFn>(f(z, "ZSTD_getErrorName")?),
-                })
-            })();
-            SysLibs { zstd }
+            Some(ZstdFns {
+                create: std::mem::transmute::<Ptr, NewFn>(sym(z, "ZSTD_createDStream")?),
+                free: std::mem::transmute::<Ptr, SizeFn>(sym(z, "ZSTD_freeDStream")?),
+                init: std::mem::transmute::<Ptr, SizeFn>(sym(z, "ZSTD_initDStream")?),
+                stream: std::mem::transmute::<Ptr, StreamFn>(sym(z, "ZSTD_decompressStream")?),
+                is_error: std::mem::transmute::<Ptr, IsErrorFn>(sym(z, "ZSTD_isError")?),
+                error_name: std::mem::transmute::<Ptr, ErrorNameFn>(sym(z, "ZSTD_getErrorName")?),
+            })
         }
     })
+    .as_ref()
 }
 
 impl Codecs {
     /// The decoder for `compression`, or why there is none (the file then goes to GDAL).
     fn new(compression: Compression) -> Result<Codecs, String> {
-        let lib = sys_libs();
+        let zstd = zstd_fns();
         let mut state = std::ptr::null_mut();
         if compression == Compression::Zstd {
             // SAFETY: the constructor takes no arguments and returns an owned stream or null.
-            state = unsafe { (lib.zstd.as_ref().ok_or("libtiff's libzstd is not loaded")?.create)() };
+            state = unsafe { (zstd.ok_or("libtiff's libzstd is not loaded")?.create)() };
             if state.is_null() {
                 return Err("cannot allocate a zstd stream".into());
             }
         }
-        Ok(Codecs { lib, inflater: libdeflater::Decompressor::new(), state })
-    }
-
-    /// Inflates a zlib stream into exactly `out`: fewer or more bytes fail.
-    fn inflate(&mut self, input: &[u8], out: &mut [u8]) -> Result<usize, String> {
-        self.inflater.zlib_decompress(input, out).map_err(|e| e.to_string())
+        Ok(Codecs { zstd, inflater: libdeflater::Decompressor::new(), state })
     }
 
     /// libtiff's ZSTDDecode loop, call for call; returns the bytes decoded.
     fn unzstd(&mut self, input: &[u8], out: &mut [u8]) -> Result<usize, String> {
-        let z = self.lib.zstd.as_ref().expect("checked in new");
+        let z = self.zstd.expect("checked in new");
         // SAFETY: the stream is ours; the buffers describe valid slices that outlive the calls.
         unsafe {
             let err = |r: usize| std::ffi::CStr::from_ptr((z.error_name)(r)).to_string_lossy().into_owned();
@@ -397,7 +365,7 @@ impl Codecs {
 
 impl Drop for Codecs {
     fn drop(&mut self) {
-        if let (false, Some(z)) = (self.state.is_null(), self.lib.zstd.as_ref()) {
+        if let (false, Some(z)) = (self.state.is_null(), self.zstd) {
             // SAFETY: the stream came from ZSTD_createDStream and is freed once.
             unsafe { (z.free)(self.state) };
         }
@@ -434,11 +402,7 @@ fn undo_horizontal(row: &mut [u8], sample: usize) {
 /// samples' bytes as planes, most significant byte first, and each byte was stored as the
 /// difference to the byte before it across the whole row.
 fn undo_float(row: &mut [u8], sample: usize, tmp: &mut Vec<u8>) {
-    let mut prev = 0u8;
-    for v in row.iter_mut() {
-        prev = prev.wrapping_add(*v);
-        *v = prev;
-    }
+    undo_horizontal(row, 1);
     tmp.clear();
     tmp.extend_from_slice(row);
     let n = row.len() / sample;
@@ -654,8 +618,7 @@ fn layout(d: &Ifd<'_>, band: usize, dtype: DataType) -> Result<Layout, Reject> {
         return Err("volumetric image (ImageDepth/TileDepth)".into());
     }
     let spp = d.one(277, U16)?.unwrap_or(1);
-    let photometric = d.one(262, U16)?;
-    match photometric {
+    match d.one(262, U16)? {
         None | Some(1) => {}
         Some(2) if spp >= 3 => {}
         Some(3) if spp == 1 => {}
@@ -739,12 +702,11 @@ fn layout(d: &Ifd<'_>, band: usize, dtype: DataType) -> Result<Layout, Reject> {
     let first = (band as u64 - 1) * per_plane;
     let range = first as usize..(first + per_plane) as usize;
     let (offsets, counts) = (offsets[range.clone()].to_vec(), counts[range].to_vec());
-    let (width, height, block_w, block_h) = (width as usize, height as usize, block_w as usize, block_h as usize);
     let l = Layout {
-        width,
-        height,
-        block_w,
-        block_h,
+        width: width as usize,
+        height: height as usize,
+        block_w: block_w as usize,
+        block_h: block_h as usize,
         tiled,
         sample: sample as usize,
         compression,

@@ -92,7 +92,6 @@ pub(crate) fn valid_stats<T: Sample>(values: &[T], nodata: Option<T>) -> (u64, f
 impl Tile {
     /// Row count and value sum of the valid cells.
     pub(crate) fn stats(&self) -> (u64, f64) {
-        let nd = self.nodata;
-        with_tile_values!(&self.values, v => valid_stats(v, crate::dtype::nodata_as(nd)))
+        with_tile_values!(&self.values, v => valid_stats(v, crate::dtype::nodata_as(self.nodata)))
     }
 }

@@ -20,12 +20,14 @@
 
 use crate::dtype::Sample;
 use crate::grid::{Bounds, Grid, Window};
-use crate::resample::footprint::{self, Corners};
+use crate::resample::footprint::{self, bbox, Corners};
 use crate::resample::{Method, SourceBlock};
 use crate::source::{Source, SourceError};
+use gdal::cpl::CslStringList;
 use gdal::raster::GdalType;
 use gdal::{Dataset, DriverManager};
-use std::ffi::{c_char, c_int, c_void, CString};
+use std::ffi::{c_int, c_void};
+use std::ops::Range;
 
 /// Warp memory per worker, bytes: a window whose source region needs more is warped in
 /// several chunks, which the fixed scale keeps identical.
@@ -58,7 +60,6 @@ fn gdal_alg(m: Method) -> gdal_sys::GDALResampleAlg::Type {
 /// give every window's source region a margin large enough for the fixed scale.
 fn kernel_radius(m: Method) -> f64 {
     match m {
-        Method::Bilinear => 1.0,
         Method::Cubic | Method::CubicSpline => 2.0,
         Method::Lanczos => 3.0,
         _ => 1.0,
@@ -82,30 +83,6 @@ fn last_gdal_error() -> String {
     unsafe { std::ffi::CStr::from_ptr(gdal_sys::CPLGetLastErrorMsg()).to_string_lossy().into_owned() }
 }
 
-/// A GDAL string list, freed on drop.
-struct CslList(*mut *mut c_char);
-
-impl CslList {
-    fn new() -> CslList {
-        CslList(std::ptr::null_mut())
-    }
-
-    fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
-        let k = CString::new(key).map_err(|e| e.to_string())?;
-        let v = CString::new(value).map_err(|e| e.to_string())?;
-        // SAFETY: CSLSetNameValue copies both strings and returns the (re)allocated list.
-        self.0 = unsafe { gdal_sys::CSLSetNameValue(self.0, k.as_ptr(), v.as_ptr()) };
-        Ok(())
-    }
-}
-
-impl Drop for CslList {
-    fn drop(&mut self) {
-        // SAFETY: the list was built by CSLSetNameValue (or is null).
-        unsafe { gdal_sys::CSLDestroy(self.0) }
-    }
-}
-
 /// GDAL's generic source-pixel <-> target transformer, destroyed on drop.
 struct Transformer(*mut c_void);
 
@@ -113,10 +90,11 @@ impl Transformer {
     /// From `ds`'s pixels to `dst_wkt` coordinates, or to the pixels of `dst_gt` when given
     /// (exactly, no approximation: gdalwarp `-et 0`).
     fn new(ds: &Dataset, dst_wkt: &str, dst_gt: Option<&[f64; 6]>) -> Result<Transformer, String> {
-        let mut opts = CslList::new();
-        opts.set("DST_SRS", dst_wkt)?;
+        let mut opts = CslStringList::new();
+        opts.set_name_value("DST_SRS", dst_wkt).map_err(|e| e.to_string())?;
         // SAFETY: the dataset outlives the transformer (both live within one call of ours).
-        let t = unsafe { gdal_sys::GDALCreateGenImgProjTransformer2(ds.c_dataset(), std::ptr::null_mut(), opts.0) };
+        let t =
+            unsafe { gdal_sys::GDALCreateGenImgProjTransformer2(ds.c_dataset(), std::ptr::null_mut(), opts.as_ptr()) };
         if t.is_null() {
             return Err(last_gdal_error());
         }
@@ -128,23 +106,9 @@ impl Transformer {
         Ok(t)
     }
 
-    /// Target pixel (x, y) to source pixel, in place; `ok[i]` tells which points transformed.
-    fn to_source(&self, x: &mut [f64], y: &mut [f64]) -> Vec<c_int> {
-        self.transform(true, x, y)
-    }
-
-    /// Source pixel (x, y) to target pixel, in place; points that do not transform (or
-    /// land at no finite place) become NaN.
-    fn to_target(&self, x: &mut [f64], y: &mut [f64]) {
-        let ok = self.transform(false, x, y);
-        for i in 0..x.len() {
-            if ok[i] == 0 || !x[i].is_finite() || !y[i].is_finite() {
-                (x[i], y[i]) = (f64::NAN, f64::NAN);
-            }
-        }
-    }
-
-    fn transform(&self, dst_to_src: bool, x: &mut [f64], y: &mut [f64]) -> Vec<c_int> {
+    /// Target pixel (x, y) to source pixel with `dst_to_src`, else the reverse, in place;
+    /// `ok[i]` tells which points transformed.
+    fn transform(&self, dst_to_src: bool, x: &mut [f64], y: &mut [f64]) -> Vec<bool> {
         let mut z = vec![0.0; x.len()];
         let mut ok = vec![0; x.len()];
         // SAFETY: four arrays of x.len() elements.
@@ -159,7 +123,8 @@ impl Transformer {
                 ok.as_mut_ptr(),
             )
         };
-        ok
+        // A point that lands at no finite place did not transform either.
+        (0..x.len()).map(|i| ok[i] != 0 && x[i].is_finite() && y[i].is_finite()).collect()
     }
 }
 
@@ -168,11 +133,6 @@ impl Drop for Transformer {
         // SAFETY: created by GDALCreateGenImgProjTransformer2, destroyed once.
         unsafe { gdal_sys::GDALDestroyGenImgProjTransformer(self.0) }
     }
-}
-
-/// The geotransform of a grid.
-fn geo_transform(g: &Grid) -> [f64; 6] {
-    [g.x0, g.dx, 0.0, g.y0, 0.0, g.dy]
 }
 
 /// The extent gdalwarp gives `ds` in `dst_wkt` when no `-te` is given
@@ -202,11 +162,10 @@ pub(crate) fn suggested_bounds(ds: &Dataset, dst_wkt: &str) -> Result<Bounds, St
     if rc != gdal_sys::CPLErr::CE_None {
         return Err(last_gdal_error());
     }
-    let b = Bounds { minx: ext[0], miny: ext[1], maxx: ext[2], maxy: ext[3] };
-    if !(b.minx.is_finite() && b.miny.is_finite() && b.maxx.is_finite() && b.maxy.is_finite()) {
+    if !ext.iter().all(|v| v.is_finite()) {
         return Err("no finite extent".into());
     }
-    Ok(b)
+    Ok(Bounds { minx: ext[0], miny: ext[1], maxx: ext[2], maxy: ext[3] })
 }
 
 /// The warper's kernel scale (`XSCALE`, `YSCALE`: destination over source pixel size) for
@@ -218,11 +177,10 @@ pub(crate) fn suggested_bounds(ds: &Dataset, dst_wkt: &str) -> Result<Bounds, St
 /// # Errors
 /// GDAL's message when the transformer cannot be built.
 pub(crate) fn grid_scale(ds: &Dataset, target: &Grid) -> Result<(f64, f64), String> {
-    let t = Transformer::new(ds, &target.crs_wkt, Some(&geo_transform(target)))?;
+    let t = Transformer::new(ds, &target.crs_wkt, Some(&target.geotransform()))?;
     let (w, h) = (target.width as f64, target.height as f64);
     let extent = |grid: bool| {
-        let mut x = Vec::new();
-        let mut y = Vec::new();
+        let (mut x, mut y) = (Vec::new(), Vec::new());
         let step = 1.0 / (SAMPLE_STEPS - 1) as f64;
         if grid {
             for i in 0..SAMPLE_STEPS {
@@ -238,21 +196,13 @@ pub(crate) fn grid_scale(ds: &Dataset, target: &Grid) -> Result<(f64, f64), Stri
                 y.extend([0.0, h, r * h, r * h]);
             }
         }
-        let ok = t.to_source(&mut x, &mut y);
-        let mut e = (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY, 0usize);
-        for i in 0..x.len() {
-            if ok[i] == 0 || !x[i].is_finite() || !y[i].is_finite() {
-                e.4 += 1;
-                continue;
-            }
-            e = (e.0.min(x[i]), e.1.min(y[i]), e.2.max(x[i]), e.3.max(y[i]), e.4);
-        }
-        e
+        let ok = t.transform(true, &mut x, &mut y);
+        (bbox((0..x.len()).filter(|&i| ok[i]).map(|i| (x[i], y[i]))), ok.iter().all(|&ok| ok))
     };
-    let mut e = extent(false);
-    if e.4 > 0 {
-        e = extent(true);
-    }
+    let e = match extent(false) {
+        (e, true) => e,
+        _ => extent(true).0,
+    };
     // The source window is clamped to the raster before the scale is taken from it.
     let (sw, sh) = (ds.raster_size().0 as f64, ds.raster_size().1 as f64);
     let span = |lo: f64, hi: f64, n: f64| hi.min(n) - lo.max(0.0);
@@ -308,27 +258,28 @@ pub(crate) fn warp_window<O: Sample + GdalType>(
     w: Window,
 ) -> Result<Vec<O>, SourceError> {
     let err = read_error(src, w, "warping to the target grid");
+    let gdal_err = |e: gdal::errors::GdalError| err(e.to_string());
     let nodata = nodata.unwrap_or(f64::NAN);
-    let driver = DriverManager::get_driver_by_name("MEM").map_err(|e| err(e.to_string()))?;
-    let mut dst = driver.create_with_band_type::<O, _>("", w.cols, w.rows, 1).map_err(|e| err(e.to_string()))?;
+    let driver = DriverManager::get_driver_by_name("MEM").map_err(gdal_err)?;
+    let mut dst = driver.create_with_band_type::<O, _>("", w.cols, w.rows, 1).map_err(gdal_err)?;
     dst.set_geo_transform(&[t.x0 + w.col0 as f64 * t.dx, t.dx, 0.0, t.y0 + w.row0 as f64 * t.dy, 0.0, t.dy])
-        .map_err(|e| err(e.to_string()))?;
-    dst.set_projection(&t.crs_wkt).map_err(|e| err(e.to_string()))?;
-    dst.rasterband(1).and_then(|mut b| b.set_no_data_value(Some(nodata))).map_err(|e| err(e.to_string()))?;
-    let grid = Transformer::new(src.dataset(), &t.crs_wkt, Some(&geo_transform(t))).map_err(err)?;
+        .map_err(gdal_err)?;
+    dst.set_projection(&t.crs_wkt).map_err(gdal_err)?;
+    dst.rasterband(1).and_then(|mut b| b.set_no_data_value(Some(nodata))).map_err(gdal_err)?;
+    let grid = Transformer::new(src.dataset(), &t.crs_wkt, Some(&t.geotransform())).map_err(err)?;
     let mut arg = WindowTransform { inner: grid.0, col0: w.col0 as f64, row0: w.row0 as f64 };
     let (xscale, yscale) = scale.unwrap_or((1.0, 1.0));
     // The margin the kernel needs at the fixed scale, whatever scale GDAL would guess for
     // this window's own source region; more source cells read never change a result.
     let extra = (kernel_radius(method) / xscale.min(yscale).min(1.0)).ceil() as i64 + 2;
-    let mut wo = CslList::new();
+    let mut wo = CslStringList::new();
     for (k, v) in [
         ("INIT_DEST", "NO_DATA".to_string()),
         ("XSCALE", format!("{xscale:?}")),
         ("YSCALE", format!("{yscale:?}")),
         ("SOURCE_EXTRA", extra.to_string()),
     ] {
-        wo.set(k, &v).map_err(err)?;
+        wo.set_name_value(k, &v).map_err(gdal_err)?;
     }
     // Source::open checked the band against the band count (a C int); checked again here
     // rather than cast, so that no other caller can warp a wrapped band number.
@@ -343,22 +294,18 @@ pub(crate) fn warp_window<O: Sample + GdalType>(
         // the datasets, the transformer and `arg` outlive the operation.
         Ok(unsafe {
             let opts = gdal_sys::GDALCreateWarpOptions();
-            (*opts).papszWarpOptions = gdal_sys::CSLDuplicate(wo.0);
+            (*opts).papszWarpOptions = gdal_sys::CSLDuplicate(wo.as_ptr());
             (*opts).hSrcDS = src.dataset().c_dataset();
             (*opts).hDstDS = dst.c_dataset();
             (*opts).eResampleAlg = gdal_alg(method);
             (*opts).dfWarpMemoryLimit = WARP_MEMORY;
             (*opts).nBandCount = 1;
-            (*opts).panSrcBands = gdal_sys::CPLMalloc(std::mem::size_of::<c_int>()) as *mut c_int;
-            *(*opts).panSrcBands = src_band;
-            (*opts).panDstBands = gdal_sys::CPLMalloc(std::mem::size_of::<c_int>()) as *mut c_int;
-            *(*opts).panDstBands = 1;
+            (*opts).panSrcBands = cpl_one(src_band);
+            (*opts).panDstBands = cpl_one(1);
             if let Some(snd) = src.info.nodata {
-                (*opts).padfSrcNoDataReal = gdal_sys::CPLMalloc(std::mem::size_of::<f64>()) as *mut f64;
-                *(*opts).padfSrcNoDataReal = snd;
+                (*opts).padfSrcNoDataReal = cpl_one(snd);
             }
-            (*opts).padfDstNoDataReal = gdal_sys::CPLMalloc(std::mem::size_of::<f64>()) as *mut f64;
-            *(*opts).padfDstNoDataReal = nodata;
+            (*opts).padfDstNoDataReal = cpl_one(nodata);
             (*opts).pfnTransformer = Some(window_transform);
             (*opts).pTransformerArg = &mut arg as *mut WindowTransform as *mut c_void;
             let op = gdal_sys::GDALCreateWarpOperation(opts);
@@ -378,15 +325,21 @@ pub(crate) fn warp_window<O: Sample + GdalType>(
     drop(grid);
     let rc = checked.map_err(err)?;
     if rc != gdal_sys::CPLErr::CE_None {
-        return Err(
-            err(gdal::errors::GdalError::CplError { class: rc, number: 0, msg: last_gdal_error() }.to_string()),
-        );
+        return Err(gdal_err(gdal::errors::GdalError::CplError { class: rc, number: 0, msg: last_gdal_error() }));
     }
-    let band = dst.rasterband(1).map_err(|e| err(e.to_string()))?;
+    let band = dst.rasterband(1).map_err(gdal_err)?;
     let mut out = vec![O::default(); w.cells()];
-    band.read_into_slice::<O>((0, 0), (w.cols, w.rows), (w.cols, w.rows), &mut out, None)
-        .map_err(|e| err(e.to_string()))?;
+    band.read_into_slice::<O>((0, 0), (w.cols, w.rows), (w.cols, w.rows), &mut out, None).map_err(gdal_err)?;
     Ok(out)
+}
+
+/// A one-element array holding `v`, allocated with GDAL's allocator (for the warp options,
+/// which GDAL frees).
+unsafe fn cpl_one<T>(v: T) -> *mut T {
+    let p = gdal_sys::CPLMalloc(std::mem::size_of::<T>()).cast::<T>();
+    // SAFETY: CPLMalloc returns room for one T (it aborts rather than return null).
+    p.write(v);
+    p
 }
 
 /// `sum` onto window `w` of grid `t` by rasterstage's own sum-preserving kernel
@@ -403,7 +356,7 @@ pub fn sum_window<T: Sample + GdalType>(
     budget: usize,
 ) -> Result<Vec<f64>, SourceError> {
     let err = read_error(src, w, "reprojecting to the target grid");
-    let tr = Transformer::new(src.dataset(), &t.crs_wkt, Some(&geo_transform(t))).map_err(err)?;
+    let tr = Transformer::new(src.dataset(), &t.crs_wkt, Some(&t.geotransform())).map_err(err)?;
     let size = (src.info.grid.width, src.info.grid.height);
     let mut out = vec![f64::NAN; w.cells()];
     let Some((rows, cols)) = source_region(&tr, size, w) else {
@@ -414,7 +367,7 @@ pub fn sum_window<T: Sample + GdalType>(
     let per_cell = std::mem::size_of::<T>() + 16;
     let fit = (budget / per_cell).max(1);
     let (mut buf, mut x, mut y) = (Vec::<T>::new(), Vec::new(), Vec::new());
-    let mut block = |r: std::ops::Range<usize>, c: std::ops::Range<usize>, out: &mut [f64]| {
+    let mut block = |r: Range<usize>, c: Range<usize>, out: &mut [f64]| {
         src.read(r.clone(), c.clone(), &mut buf)?;
         corners(&tr, &r, &c, &mut x, &mut y);
         let b = SourceBlock { data: &buf, row0: r.start, col0: c.start, cols: c.len() };
@@ -424,17 +377,10 @@ pub fn sum_window<T: Sample + GdalType>(
     // Strips of whole rows, or a row in pieces when one row is too wide: either way the
     // source cells come in row-major order, the order each target cell adds them in.
     let h = (fit / cols.len()).max(1);
-    let mut r = rows.start;
-    while r < rows.end {
-        let r1 = (r + h).min(rows.end);
-        if cols.len() <= fit {
-            block(r..r1, cols.clone(), &mut out)?;
-        } else {
-            for c in (cols.start..cols.end).step_by(fit) {
-                block(r..r1, c..(c + fit).min(cols.end), &mut out)?;
-            }
+    for r in rows.clone().step_by(h) {
+        for c in cols.clone().step_by(fit) {
+            block(r..(r + h).min(rows.end), c..(c + fit).min(cols.end), &mut out)?;
         }
-        r = r1;
     }
     Ok(out)
 }
@@ -442,13 +388,7 @@ pub fn sum_window<T: Sample + GdalType>(
 /// The target-pixel coordinates of the corners of source rows `r` and columns `c` into
 /// `x`, `y` (`(r.len() + 1) x (c.len() + 1)`, row-major; NaN where a corner does not
 /// transform).
-fn corners(
-    tr: &Transformer,
-    r: &std::ops::Range<usize>,
-    c: &std::ops::Range<usize>,
-    x: &mut Vec<f64>,
-    y: &mut Vec<f64>,
-) {
+fn corners(tr: &Transformer, r: &Range<usize>, c: &Range<usize>, x: &mut Vec<f64>, y: &mut Vec<f64>) {
     x.clear();
     y.clear();
     for row in r.start..=r.end {
@@ -457,7 +397,10 @@ fn corners(
             y.push(row as f64);
         }
     }
-    tr.to_target(x, y);
+    let ok = tr.transform(false, x, y);
+    for i in (0..ok.len()).filter(|&i| !ok[i]) {
+        (x[i], y[i]) = (f64::NAN, f64::NAN);
+    }
 }
 
 /// The source rows and columns whose cells' footprints may reach window `w` (`None`: no
@@ -465,17 +408,12 @@ fn corners(
 /// when some do not transform, its interior) mapped to source pixels, then grown while a
 /// cell on the region's border still reaches the window: the cells that reach a window form
 /// one connected patch of the source, so a border that none of them crosses encloses them all.
-fn source_region(
-    tr: &Transformer,
-    (sw, sh): (usize, usize),
-    w: Window,
-) -> Option<(std::ops::Range<usize>, std::ops::Range<usize>)> {
+fn source_region(tr: &Transformer, (sw, sh): (usize, usize), w: Window) -> Option<(Range<usize>, Range<usize>)> {
     if sw == 0 || sh == 0 || w.cells() == 0 {
         return None;
     }
     let (c0, r0, c1, r1) = (w.col0 as f64, w.row0 as f64, (w.col0 + w.cols) as f64, (w.row0 + w.rows) as f64);
-    let mut x = Vec::new();
-    let mut y = Vec::new();
+    let (mut x, mut y) = (Vec::new(), Vec::new());
     for i in 0..=w.cols {
         x.extend([c0 + i as f64, c0 + i as f64]);
         y.extend([r0, r1]);
@@ -492,15 +430,11 @@ fn source_region(
             y.push(r0 + (r1 - r0) * j as f64 / steps as f64);
         }
     }
-    let ok = tr.to_source(&mut x, &mut y);
-    let good = |i: usize| ok[i] != 0 && x[i].is_finite() && y[i].is_finite();
+    let ok = tr.transform(true, &mut x, &mut y);
     // The edges bound the footprint of a window that transforms whole; the interior
     // counts only when some edge point fails.
-    let upto = if (0..n_edge).all(good) { n_edge } else { x.len() };
-    let (mut lx, mut ly, mut hx, mut hy) = (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY);
-    for i in (0..upto).filter(|&i| good(i)) {
-        (lx, ly, hx, hy) = (lx.min(x[i]), ly.min(y[i]), hx.max(x[i]), hy.max(y[i]));
-    }
+    let upto = if ok[..n_edge].iter().all(|&ok| ok) { n_edge } else { x.len() };
+    let (lx, ly, hx, hy) = bbox((0..upto).filter(|&i| ok[i]).map(|i| (x[i], y[i])));
     if !(lx <= hx && ly <= hy) {
         return None;
     }
@@ -512,17 +446,14 @@ fn source_region(
         cols = cols.start.min(sw - 1)..cols.end.max(cols.start.min(sw - 1) + 1);
         rows = rows.start.min(sh - 1)..rows.end.max(rows.start.min(sh - 1) + 1);
     }
-    let reaches = |r: std::ops::Range<usize>, c: std::ops::Range<usize>| {
+    let reaches = |r: Range<usize>, c: Range<usize>| {
         let (mut cx, mut cy) = (Vec::new(), Vec::new());
         corners(tr, &r, &c, &mut cx, &mut cy);
         let stride = c.len() + 1;
         (0..r.len()).any(|i| {
             (0..c.len()).any(|j| {
                 let q = [i * stride + j, i * stride + j + 1, (i + 1) * stride + j, (i + 1) * stride + j + 1];
-                let (mut a, mut b, mut e, mut f) = (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY);
-                for k in q {
-                    (a, b, e, f) = (a.min(cx[k]), b.min(cy[k]), e.max(cx[k]), f.max(cy[k]));
-                }
+                let (a, b, e, f) = bbox(q.map(|k| (cx[k], cy[k])));
                 // NaN corners leave the cell out, as the kernel does.
                 q.iter().all(|&k| cx[k].is_finite()) && a < c1 && e > c0 && b < r1 && f > r0
             })

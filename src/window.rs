@@ -7,8 +7,8 @@
 use crate::dtype::{nodata_as, DataType, Sample};
 use crate::grid::Window;
 use crate::limits::MAX_WINDOW_CELLS;
-use crate::resample::extreme::Extreme;
-use crate::resample::{area, extreme, mode, point, Method, SourceBlock};
+use crate::resample::mode::{self, Extreme};
+use crate::resample::{area, point, Method, SourceBlock};
 use crate::source::{Source, SourceError};
 use crate::target_grid::{Kind, Plan};
 use crate::tile::{IntoTileValues, Tile, TileValues};
@@ -29,11 +29,9 @@ pub(crate) fn compute_tile(src: &Source, plan: &Plan, w: Window) -> Result<Tile,
     Ok(Tile { window: w, values, nodata: plan.nodata })
 }
 
+/// The plan's output nodata as a value of the output type.
 fn out_nodata<O: Sample>(plan: &Plan) -> O {
-    match plan.nodata {
-        Some(v) => nodata_as::<O>(Some(v)).unwrap_or_else(|| O::from_f64(v)),
-        None => O::default(),
-    }
+    plan.nodata.map_or(O::default(), O::from_f64)
 }
 
 fn compute_typed<T: Sample + GdalType + IntoTileValues>(
@@ -42,6 +40,15 @@ fn compute_typed<T: Sample + GdalType + IntoTileValues>(
     w: Window,
 ) -> Result<TileValues, SourceError> {
     let nd: Option<T> = nodata_as(src.info.nodata);
+    // `strips` of kernel `$k` over the axis maps `$rows` and `$cols`, into outputs of `$O`:
+    // `$k(block, nodata, (rows map, rows), (columns map, columns), $arg.., output, its nodata)`.
+    macro_rules! run {
+        ($need:ident, $rows:ident, $cols:ident, $O:ty, $k:path $(, $arg:expr)*) => {
+            strips(src, w, &$need, |b: &SourceBlock<T>, r, c, o: &mut [$O]| {
+                $k(b, nd, ($rows, r), ($cols, c), $($arg,)* o, out_nodata(plan))
+            })
+        };
+    }
     match &plan.kind {
         Kind::Passthrough { dr, dc } => {
             let mut out = vec![out_nodata::<T>(plan); w.cells()];
@@ -50,43 +57,23 @@ fn compute_typed<T: Sample + GdalType + IntoTileValues>(
         }
         Kind::Areal { rows, cols } => {
             let need = |r: Range<usize>, c: Range<usize>| (rows.source_range(r), cols.source_range(c));
-            let f64_out = plan.dtype == DataType::Float64;
-            match plan.method {
-                Method::Sum => strips(src, w, &need, |b: &SourceBlock<T>, r, c, o: &mut [f64]| {
-                    area::sum(b, nd, (rows, r), (cols, c), o, f64::NAN)
-                }),
-                Method::Average if f64_out => strips(src, w, &need, |b: &SourceBlock<T>, r, c, o: &mut [f64]| {
-                    area::average(b, nd, (rows, r), (cols, c), o, out_nodata(plan))
-                }),
-                Method::Average => strips(src, w, &need, |b: &SourceBlock<T>, r, c, o: &mut [f32]| {
-                    area::average(b, nd, (rows, r), (cols, c), o, out_nodata(plan))
-                }),
-                Method::Mode => strips(src, w, &need, |b: &SourceBlock<T>, r, c, o: &mut [T]| {
-                    mode::mode(b, nd, (rows, r), (cols, c), o, out_nodata(plan))
-                }),
-                m => {
-                    let which = if m == Method::Min { Extreme::Min } else { Extreme::Max };
-                    strips(src, w, &need, |b: &SourceBlock<T>, r, c, o: &mut [T]| {
-                        extreme::extreme(b, nd, (rows, r), (cols, c), which, o, out_nodata(plan))
-                    })
-                }
+            let which = if plan.method == Method::Min { Extreme::Min } else { Extreme::Max };
+            // Sum's output nodata is NaN (see target_grid::output_nodata).
+            match (plan.method, plan.dtype) {
+                (Method::Sum, _) => run!(need, rows, cols, f64, area::sum),
+                (Method::Average, DataType::Float64) => run!(need, rows, cols, f64, area::average),
+                (Method::Average, _) => run!(need, rows, cols, f32, area::average),
+                (Method::Mode, _) => run!(need, rows, cols, T, mode::mode),
+                _ => run!(need, rows, cols, T, mode::extreme, which),
             }
         }
         Kind::Point { rows, cols } => {
             let bil = plan.method == Method::Bilinear;
             let need = |r: Range<usize>, c: Range<usize>| (rows.source_range(r, bil), cols.source_range(c, bil));
-            if !bil {
-                strips(src, w, &need, |b: &SourceBlock<T>, r, c, o: &mut [T]| {
-                    point::nearest(b, nd, (rows, r), (cols, c), o, out_nodata(plan))
-                })
-            } else if plan.dtype == DataType::Float64 {
-                strips(src, w, &need, |b: &SourceBlock<T>, r, c, o: &mut [f64]| {
-                    point::bilinear(b, nd, (rows, r), (cols, c), o, out_nodata(plan))
-                })
-            } else {
-                strips(src, w, &need, |b: &SourceBlock<T>, r, c, o: &mut [f32]| {
-                    point::bilinear(b, nd, (rows, r), (cols, c), o, out_nodata(plan))
-                })
+            match (bil, plan.dtype) {
+                (false, _) => run!(need, rows, cols, T, point::nearest),
+                (true, DataType::Float64) => run!(need, rows, cols, f64, point::bilinear),
+                (true, _) => run!(need, rows, cols, f32, point::bilinear),
             }
         }
         Kind::Warp if plan.method == Method::Sum => {
@@ -142,8 +129,57 @@ where
     K: FnMut(&SourceBlock<T>, Range<usize>, Range<usize>, &mut [O]),
 {
     let mut out = vec![O::default(); w.cells()];
-    with_scratch(|buf: &mut Vec<T>| strips_into(src, w, need, &mut kernel, buf, &mut out))?;
+    let all_cols = w.col0..w.col0 + w.cols;
+    let cell_bytes = std::mem::size_of::<T>();
+    let mut piece: Vec<O> = Vec::new();
+    with_scratch(|buf: &mut Vec<T>| {
+        // Reads source block (sr, sc) and runs the kernel on it for output rows and columns.
+        let mut run = |sr: Range<usize>, sc: Range<usize>, rows: Range<usize>, cols: Range<usize>, o: &mut [O]| {
+            src.read(sr.clone(), sc.clone(), buf)?;
+            kernel(&SourceBlock { data: buf, row0: sr.start, col0: sc.start, cols: sc.len() }, rows, cols, o);
+            Ok::<(), SourceError>(())
+        };
+        let strip_need = |rows| need(rows, all_cols.clone());
+        halving(w.row0..w.row0 + w.rows, cell_bytes, strip_need, |rows, sr, sc, fits| {
+            let o = &mut out[(rows.start - w.row0) * w.cols..(rows.end - w.row0) * w.cols];
+            if fits {
+                return run(sr, sc, rows, all_cols.clone(), o);
+            }
+            // One output row whose source block alone exceeds the budget (a large downsampling
+            // factor), in pieces of columns halved until each block fits. Each output cell
+            // still gets every source cell it needs, so the values are the same.
+            let r = rows.start;
+            let piece_need = |cols| need(r..r + 1, cols);
+            halving(all_cols.clone(), cell_bytes, piece_need, |cols, sr, sc, _| {
+                check_cells(src, &sr, &sc)?;
+                piece.clear();
+                piece.resize(cols.len(), O::default());
+                run(sr, sc, r..r + 1, cols.clone(), &mut piece)?;
+                o[cols.start - w.col0..cols.end - w.col0].copy_from_slice(&piece);
+                Ok(())
+            })
+        })
+    })?;
     Ok(O::wrap(out))
+}
+
+/// plan() refuses a target cell of more source cells than [`MAX_WINDOW_CELLS`]; a check
+/// here too, so that no arithmetic slip can turn into an unbounded read of block (sr, sc).
+fn check_cells(src: &Source, sr: &Range<usize>, sc: &Range<usize>) -> Result<(), SourceError> {
+    let cells = sr.len() as u64 * sc.len() as u64;
+    if cells <= MAX_WINDOW_CELLS {
+        return Ok(());
+    }
+    Err(SourceError::Read {
+        path: src.info.path.clone(),
+        row0: sr.start,
+        row1: sr.end,
+        col0: sc.start,
+        col1: sc.end,
+        reason: format!(
+            "one target cell needs {cells} source cells, more than the limit of {MAX_WINDOW_CELLS}: choose a finer --resolution"
+        ),
+    })
 }
 
 /// Walks `range` in pieces whose source block (`need`: rows, columns) of `cell_bytes` cells
@@ -169,89 +205,6 @@ fn halving<E>(
         at += n;
     }
     Ok(())
-}
-
-fn strips_into<T, O, N, K>(
-    src: &Source,
-    w: Window,
-    need: &N,
-    kernel: &mut K,
-    buf: &mut Vec<T>,
-    out: &mut [O],
-) -> Result<(), SourceError>
-where
-    T: Sample + GdalType,
-    O: Default + Clone,
-    N: Fn(Range<usize>, Range<usize>) -> (Range<usize>, Range<usize>),
-    K: FnMut(&SourceBlock<T>, Range<usize>, Range<usize>, &mut [O]),
-{
-    let all_cols = w.col0..w.col0 + w.cols;
-    // Strips of rows, from the whole window down.
-    halving(
-        w.row0..w.row0 + w.rows,
-        std::mem::size_of::<T>(),
-        |rows| need(rows, all_cols.clone()),
-        |rows, sr, sc, fits| {
-            let o = &mut out[(rows.start - w.row0) * w.cols..(rows.end - w.row0) * w.cols];
-            if !fits {
-                return row_in_pieces(src, w, rows.start, need, kernel, buf, o);
-            }
-            src.read(sr.clone(), sc.clone(), buf)?;
-            let block = SourceBlock { data: buf, row0: sr.start, col0: sc.start, cols: sc.len() };
-            kernel(&block, rows, all_cols.clone(), o);
-            Ok(())
-        },
-    )
-}
-
-/// Output row `r` of `w` in pieces of columns, for a row whose source block alone exceeds
-/// [`SOURCE_BUDGET`] (a large downsampling factor): halves the piece until its block fits.
-/// Each output cell still gets every source cell it needs, so the values are the same.
-fn row_in_pieces<T, O, N, K>(
-    src: &Source,
-    w: Window,
-    r: usize,
-    need: &N,
-    kernel: &mut K,
-    buf: &mut Vec<T>,
-    o: &mut [O],
-) -> Result<(), SourceError>
-where
-    T: Sample + GdalType,
-    O: Default + Clone,
-    N: Fn(Range<usize>, Range<usize>) -> (Range<usize>, Range<usize>),
-    K: FnMut(&SourceBlock<T>, Range<usize>, Range<usize>, &mut [O]),
-{
-    let mut piece: Vec<O> = Vec::new();
-    halving(
-        w.col0..w.col0 + w.cols,
-        std::mem::size_of::<T>(),
-        |cols| need(r..r + 1, cols),
-        |cols, sr, sc, _| {
-            // plan() refuses a target cell of more source cells than this; a check here too, so
-            // that no arithmetic slip can turn into an unbounded read.
-            let cells = sr.len() as u64 * sc.len() as u64;
-            if cells > MAX_WINDOW_CELLS {
-                return Err(SourceError::Read {
-                    path: src.info.path.clone(),
-                    row0: sr.start,
-                    row1: sr.end,
-                    col0: sc.start,
-                    col1: sc.end,
-                    reason: format!(
-                        "one target cell needs {cells} source cells, more than the limit of {MAX_WINDOW_CELLS}: choose a finer --resolution"
-                    ),
-                });
-            }
-            src.read(sr.clone(), sc.clone(), buf)?;
-            let block = SourceBlock { data: buf, row0: sr.start, col0: sc.start, cols: sc.len() };
-            piece.clear();
-            piece.resize(cols.len(), O::default());
-            kernel(&block, r..r + 1, cols.clone(), &mut piece);
-            o[cols.start - w.col0..cols.end - w.col0].clone_from_slice(&piece);
-            Ok(())
-        },
-    )
 }
 
 /// Runs `f` with this thread's source buffer of `T`s, kept from tile to tile: a fresh one per

@@ -82,14 +82,6 @@ impl Aggregate {
 /// covers more than a fifth of the pixel's cells among the candidates.
 pub const MODE_CANDIDATES: usize = 4;
 
-/// Bytes of accumulator per preview pixel (what `--width` costs in memory).
-pub fn bytes_per_pixel(agg: Aggregate) -> usize {
-    match agg {
-        Aggregate::Average => 16,
-        Aggregate::Mode => MODE_CANDIDATES * 12,
-    }
-}
-
 /// Per-pixel aggregates of a `width x height` preview.
 #[derive(Debug)]
 pub enum Canvas {
@@ -128,24 +120,19 @@ impl Canvas {
     /// Adds valid value `v` to every pixel of rows `ys` and columns `xs`.
     #[inline]
     pub fn add(&mut self, ys: (u64, u64), xs: (u64, u64), v: f64) {
-        for y in ys.0..ys.1 {
-            for x in xs.0..xs.1 {
-                self.add_at(y as usize, x as usize, v);
-            }
-        }
-    }
-
-    #[inline]
-    fn add_at(&mut self, y: usize, x: usize, v: f64) {
-        match self {
-            Canvas::Average { width, sum, count } => {
-                let i = y * *width + x;
-                sum[i] += v;
-                count[i] += 1;
-            }
-            Canvas::Mode { width, values, counts } => {
-                let i = (y * *width + x) * MODE_CANDIDATES;
-                mode_add(&mut values[i..i + MODE_CANDIDATES], &mut counts[i..i + MODE_CANDIDATES], v);
+        for y in ys.0 as usize..ys.1 as usize {
+            for x in xs.0 as usize..xs.1 as usize {
+                match self {
+                    Canvas::Average { width, sum, count } => {
+                        let i = y * *width + x;
+                        sum[i] += v;
+                        count[i] += 1;
+                    }
+                    Canvas::Mode { width, values, counts } => {
+                        let i = (y * *width + x) * MODE_CANDIDATES;
+                        mode_add(&mut values[i..i + MODE_CANDIDATES], &mut counts[i..i + MODE_CANDIDATES], v);
+                    }
+                }
             }
         }
     }

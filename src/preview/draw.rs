@@ -118,11 +118,7 @@ impl Image {
     /// Draws the legend strip in the bottom [`LEGEND_HEIGHT`] rows: the ramp from left to
     /// right, and the low and high values under its ends.
     pub fn legend(&mut self, top: usize, ramp: &Ramp, low: &str, high: &str) {
-        for y in top..self.height {
-            for x in 0..self.width {
-                self.put(x, y, PAPER);
-            }
-        }
+        self.rgba[top * self.width * 4..].chunks_exact_mut(4).for_each(|p| p.copy_from_slice(&PAPER));
         let (left, right) = (2, self.width.saturating_sub(2));
         let span = right.saturating_sub(left).max(2) - 1;
         for x in left..right {
@@ -185,17 +181,12 @@ pub fn label(v: f64) -> String {
     if a != 0.0 && !(1e-3..1e6).contains(&a) {
         let s = format!("{v:.2e}");
         // "1.50e6" -> "1.5e6".
-        match s.split_once('e') {
-            Some((m, e)) => format!("{}e{e}", trim(m)),
-            None => s,
-        }
+        s.split_once('e').map_or_else(|| s.clone(), |(m, e)| format!("{}e{e}", trim(m)))
     } else {
-        let decimals = if a >= 1000.0 {
-            0
-        } else if a >= 10.0 {
-            2
-        } else {
-            3
+        let decimals = match a {
+            _ if a >= 1000.0 => 0,
+            _ if a >= 10.0 => 2,
+            _ => 3,
         };
         trim(&format!("{v:.decimals$}"))
     }

@@ -324,15 +324,6 @@ fn committed_tiles(ds: &Store, m: &Manifest) -> Result<Vec<TileRecord>, StageErr
     Ok(recs)
 }
 
-/// Which cells of a tile's objects the preview reads.
-#[derive(Clone, Copy)]
-enum Values<'a> {
-    /// The `value` of a converted dataset.
-    Single,
-    /// Column `index` of a merged dataset.
-    Merged { index: usize, columns: &'a [Column] },
-}
-
 /// The column index of `--column` in a merged dataset (its first by default).
 fn pick_column(m: &Manifest, column: Option<&str>) -> Result<Option<usize>, PreviewError> {
     match (m.columns(), column) {
@@ -345,17 +336,10 @@ fn pick_column(m: &Manifest, column: Option<&str>) -> Result<Option<usize>, Prev
             ),
         )),
         (Some(_), None) => Ok(Some(0)),
-        (Some(cols), Some(c)) => match cols.iter().position(|col| col.name == c) {
-            Some(i) => Ok(Some(i)),
-            None => Err(option(
-                "--column",
-                format!(
-                    "{} has no column {c:?}; its columns are {}",
-                    m.name,
-                    cols.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-            )),
-        },
+        (Some(cols), Some(c)) => cols.iter().position(|col| col.name == c).map(Some).ok_or_else(|| {
+            let names = cols.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
+            option("--column", format!("{} has no column {c:?}; its columns are {names}", m.name))
+        }),
     }
 }
 
@@ -402,20 +386,14 @@ pub(crate) fn render(ds: &Store, m: &Manifest, opts: &PreviewOptions) -> Result<
     let (width, height) = preview_size(m, opts.width)?;
     let index = pick_column(m, opts.column.as_deref())?;
     let aggregate = opts.aggregate.unwrap_or_else(|| default_aggregate(m, index));
-    let values = match (index, m.columns()) {
-        (Some(index), Some(columns)) => Values::Merged { index, columns },
-        _ => Values::Single,
-    };
+    let column_of = index.zip(m.columns());
     let tiles = committed_tiles(ds, m)?;
     // Before any tile is read: a database that cannot be reached fails the run at once.
-    let ledger = match (&opts.loads, opts.tiles) {
-        (Some(t), true) => Some(ledger_of(t, m)?),
-        _ => None,
-    };
+    let ledger = opts.loads.as_ref().filter(|_| opts.tiles).map(|t| ledger_of(t, m)).transpose()?;
 
     let maps = (AxisMap::new(m.grid.width as u64, width as u64), AxisMap::new(m.grid.height as u64, height as u64));
     let mut canvas = Canvas::new(aggregate, width, height);
-    let read = read_tiles(ds, m, &tiles, values, maps, &mut canvas, opts.quiet)?;
+    let read = read_tiles(ds, m, &tiles, column_of, maps, &mut canvas, opts.quiet)?;
     let pixels = canvas.values();
     drop(canvas);
     let range = ramp::range(&pixels, opts.stretch);
@@ -429,7 +407,7 @@ pub(crate) fn render(ds: &Store, m: &Manifest, opts: &PreviewOptions) -> Result<
     let (low, high) = range.map_or((String::new(), String::new()), |(l, h)| (draw::label(l), draw::label(h)));
     image.legend(height, &opts.ramp, &low, &high);
 
-    let column = index.and_then(|i| m.columns().map(|c| c[i].name.clone()));
+    let column = column_of.map(|(i, c)| c[i].name.clone());
     let mut text = vec![
         ("Software", format!("rasterstage {}", env!("CARGO_PKG_VERSION"))),
         ("Title", column.as_ref().map_or(m.name.clone(), |c| format!("{} / {c}", m.name))),
@@ -461,13 +439,14 @@ pub(crate) fn render(ds: &Store, m: &Manifest, opts: &PreviewOptions) -> Result<
     })
 }
 
-/// Adds the valid cells of every committed tile to `canvas`, one tile at a time; returns how
-/// many tiles had cells.
+/// Adds the valid cells of every committed tile to `canvas`, one tile at a time: the `value`
+/// of a converted dataset, or column `index` of a merged one's `columns` (`column_of`);
+/// returns how many tiles had cells.
 fn read_tiles(
     ds: &Store,
     m: &Manifest,
     tiles: &[TileRecord],
-    values: Values<'_>,
+    column_of: Option<(usize, &[Column])>,
     (cols_map, rows_map): (AxisMap, AxisMap),
     canvas: &mut Canvas,
     quiet: bool,
@@ -492,19 +471,16 @@ fn read_tiles(
             Ok(())
         };
         let shape = TileShape::of(m, t);
-        let r = match values {
-            Values::Single => visit_f64(m.format.format(), &parts[0], &shape, None, &mut add),
-            Values::Merged { index, columns } => {
+        let r = match column_of {
+            None => visit_f64(m.format.format(), &parts[0], &shape, None, &mut add),
+            Some((index, columns)) => {
                 crate::stage::merged::visit_column(m.format.format(), &parts, &shape, columns, index, &mut add)
             }
         };
-        match r {
-            Ok(()) => {}
-            Err(DecodeError::Bad(s)) => {
-                return Err(tile_err(format!("unreadable tile: {s}; run {} again with --overwrite", m.redo())));
-            }
-            Err(DecodeError::Sink(e)) => return Err(tile_err(e.to_string())),
-        }
+        r.map_err(|e| match e {
+            DecodeError::Bad(s) => tile_err(format!("unreadable tile: {s}; run {} again with --overwrite", m.redo())),
+            DecodeError::Sink(e) => tile_err(e.to_string()),
+        })?;
         progress.tile_done(t.window.cells() as u64);
     }
     progress.finish();
@@ -598,7 +574,7 @@ impl OutFile {
     pub fn create(path: &Path) -> Result<OutFile, PreviewError> {
         let werr = |e: std::io::Error| PreviewError::Write { path: path.display().to_string(), reason: e.to_string() };
         if path.is_dir() {
-            return Err(PreviewError::Write { path: path.display().to_string(), reason: "it is a folder".into() });
+            return Err(werr(std::io::Error::other("it is a folder")));
         }
         let name = path.file_name().ok_or_else(|| werr(std::io::Error::other("no file name")))?;
         let tmp = path.with_file_name(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
@@ -640,18 +616,14 @@ pub fn write_beside(root: &Store, opts: &PreviewOptions) -> Result<Written, Stor
     let mut out = Vec::new();
     for folder in root.folders()? {
         let ds = root.child(&folder);
-        let m = match Manifest::read(&ds) {
-            Ok(Some(m)) => m,
+        let r = match Manifest::read(&ds) {
             Ok(None) => continue,
-            Err(e) => {
-                out.push((folder, Err(e.into())));
-                continue;
-            }
+            Ok(Some(m)) => render(&ds, &m, opts).and_then(|p| {
+                ds.put(PREVIEW_FILE, bytes::Bytes::from(p.png))?;
+                Ok(ds.url_of(PREVIEW_FILE))
+            }),
+            Err(e) => Err(e.into()),
         };
-        let r = render(&ds, &m, opts).and_then(|p| {
-            ds.put(PREVIEW_FILE, bytes::Bytes::from(p.png))?;
-            Ok(ds.url_of(PREVIEW_FILE))
-        });
         out.push((folder, r));
     }
     Ok(out)

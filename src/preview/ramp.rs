@@ -84,11 +84,6 @@ impl Stretch {
     }
 }
 
-/// Low percentile of [`Stretch::Percentile`].
-pub const LOW_PERCENTILE: f64 = 0.02;
-/// High percentile of [`Stretch::Percentile`].
-pub const HIGH_PERCENTILE: f64 = 0.98;
-
 /// The value range `(low, high)` the ramp spans for the preview `values` (NaN = no data);
 /// `None` when no pixel has a value. Percentiles come from at most [`MAX_STRETCH_SAMPLE`]
 /// values taken at an even stride, sorted; percentile `p` is the sample's element at index
@@ -110,7 +105,7 @@ pub fn range(values: &[f32], stretch: Stretch) -> Option<(f64, f64)> {
                 values.iter().filter(|v| !v.is_nan()).step_by(stride).map(|&v| f64::from(v)).collect();
             sample.sort_by(f64::total_cmp);
             let at = |p: f64| sample[(p * (sample.len() - 1) as f64).round() as usize];
-            Some((at(LOW_PERCENTILE), at(HIGH_PERCENTILE)))
+            Some((at(0.02), at(0.98)))
         }
     }
 }

@@ -6,6 +6,7 @@
 //! and not 0.9999999 plus a 1e-12 sliver of the neighbour.
 
 use crate::grid::snap;
+use std::ops::Range;
 
 /// For each output cell: the source cells it overlaps and the fraction of each source cell
 /// that lies inside it.
@@ -76,21 +77,8 @@ impl AxisMap {
     }
 
     /// The source range `[start, end)` that output cells `range` need (empty range if none).
-    pub(crate) fn source_range(&self, range: std::ops::Range<usize>) -> std::ops::Range<usize> {
-        let mut lo = usize::MAX;
-        let mut hi = 0;
-        for i in range {
-            let (s, w) = self.get(i);
-            if !w.is_empty() {
-                lo = lo.min(s);
-                hi = hi.max(s + w.len());
-            }
-        }
-        if lo == usize::MAX {
-            0..0
-        } else {
-            lo..hi
-        }
+    pub(crate) fn source_range(&self, range: Range<usize>) -> Range<usize> {
+        hull(range.map(|i| self.get(i)).filter(|(_, w)| !w.is_empty()).map(|(s, w)| s..s + w.len()))
     }
 }
 
@@ -136,26 +124,17 @@ impl PointMap {
     }
 
     /// The source range that output cells `range` need, with the bilinear neighbours.
-    pub(crate) fn source_range(&self, range: std::ops::Range<usize>, bilinear: bool) -> std::ops::Range<usize> {
-        let mut lo = usize::MAX;
-        let mut hi = 0;
-        for i in range {
-            if bilinear {
-                if let Some((a, b, _)) = self.linear[i] {
-                    lo = lo.min(a as usize);
-                    hi = hi.max(b as usize + 1);
-                }
-            } else if let Some(a) = self.nearest[i] {
-                lo = lo.min(a as usize);
-                hi = hi.max(a as usize + 1);
-            }
-        }
-        if lo == usize::MAX {
-            0..0
-        } else {
-            lo..hi
-        }
+    pub(crate) fn source_range(&self, range: Range<usize>, bilinear: bool) -> Range<usize> {
+        hull(range.filter_map(|i| match bilinear {
+            true => self.linear[i].map(|(a, b, _)| a as usize..b as usize + 1),
+            false => self.nearest[i].map(|a| a as usize..a as usize + 1),
+        }))
     }
+}
+
+/// The smallest range holding every one of `ranges` (`0..0` when there are none).
+fn hull(ranges: impl Iterator<Item = Range<usize>>) -> Range<usize> {
+    ranges.reduce(|a, b| a.start.min(b.start)..a.end.max(b.end)).unwrap_or(0..0)
 }
 
 #[cfg(test)]

@@ -84,10 +84,7 @@ fn spread(v: f64, quad: &[Pt; 4], (gw, gh): (usize, usize), w: Window, out: &mut
     if quad.iter().any(|p| !(p.0.is_finite() && p.1.is_finite())) {
         return;
     }
-    let (mut minx, mut miny, mut maxx, mut maxy) = (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY);
-    for p in quad {
-        (minx, miny, maxx, maxy) = (minx.min(p.0), miny.min(p.1), maxx.max(p.0), maxy.max(p.1));
-    }
+    let (minx, miny, maxx, maxy) = bbox(*quad);
     if !(minx < gw as f64 && maxx > 0.0 && miny < gh as f64 && maxy > 0.0) {
         return;
     }
@@ -132,6 +129,15 @@ fn spread(v: f64, quad: &[Pt; 4], (gw, gh): (usize, usize), w: Window, out: &mut
             }
         }
     }
+}
+
+/// The bounding box `(min x, min y, max x, max y)` of `points` (NaN coordinates left out).
+pub(crate) fn bbox(points: impl IntoIterator<Item = Pt>) -> (f64, f64, f64, f64) {
+    let mut b = (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY);
+    for (x, y) in points {
+        b = (b.0.min(x), b.1.min(y), b.2.max(x), b.3.max(y));
+    }
+    b
 }
 
 /// The footprint in the coordinates of the target cell whose corner is `(cx, cy)`, closed.
@@ -253,14 +259,10 @@ fn convex_intersection(a: &[Pt], b: &[Pt], s: &mut Scratch) {
     s.keyed.clear();
     s.keyed.extend(out.iter().map(|&(x, y)| {
         let (dx, dy) = (x - lx, y - ly);
-        let tan = if dx == 0.0 {
-            if dy == 0.0 {
-                0.0
-            } else {
-                f64::MAX
-            }
-        } else {
-            dy / dx
+        let tan = match (dx == 0.0, dy == 0.0) {
+            (false, _) => dy / dx,
+            (true, true) => 0.0,
+            (true, false) => f64::MAX,
         };
         (u8::from(tan < 0.0), tan, x, y)
     }));

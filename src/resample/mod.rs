@@ -8,16 +8,16 @@
 
 pub(crate) mod area;
 pub(crate) mod axis;
-pub(crate) mod extreme;
 pub(crate) mod footprint;
 pub(crate) mod mode;
 pub(crate) mod point;
 
 use crate::dtype::DataType;
+use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
 /// A resampling method, named as gdalwarp names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// Area-weighted sum; conserves totals (counts such as species richness).
@@ -76,23 +76,6 @@ impl Resampling {
 }
 
 impl Method {
-    /// Every method, in documentation order.
-    pub(crate) const ALL: [Method; 13] = [
-        Method::Sum,
-        Method::Average,
-        Method::Mode,
-        Method::Min,
-        Method::Max,
-        Method::Nearest,
-        Method::Bilinear,
-        Method::Cubic,
-        Method::CubicSpline,
-        Method::Lanczos,
-        Method::Med,
-        Method::Q1,
-        Method::Q3,
-    ];
-
     /// The gdalwarp name.
     pub(crate) fn name(self) -> &'static str {
         match self {
@@ -115,12 +98,7 @@ impl Method {
     /// Parses a gdalwarp method name; `near` and the original pipeline's `majority`/`mean`
     /// are accepted as aliases.
     pub(crate) fn parse(s: &str) -> Option<Method> {
-        match s.to_ascii_lowercase().as_str() {
-            "near" => Some(Method::Nearest),
-            "majority" => Some(Method::Mode),
-            "mean" => Some(Method::Average),
-            other => Method::ALL.into_iter().find(|m| m.name() == other),
-        }
+        Method::from_str(s, true).ok()
     }
 
     /// The output cell type for a source type: `sum` is Float64 (fractional weights; exact
@@ -130,12 +108,9 @@ impl Method {
     pub(crate) fn output_type(self, src: DataType) -> DataType {
         match self {
             Method::Sum => DataType::Float64,
+            _ if src == DataType::Float64 => src,
             Method::Average | Method::Bilinear | Method::Cubic | Method::CubicSpline | Method::Lanczos => {
-                if src == DataType::Float64 {
-                    DataType::Float64
-                } else {
-                    DataType::Float32
-                }
+                DataType::Float32
             }
             _ => src,
         }
@@ -150,27 +125,12 @@ impl Method {
     /// Whether rasterstage has its own seamless kernel for this method within one CRS; the
     /// others go through GDAL's warper there too.
     pub(crate) fn has_own_kernel(self) -> bool {
-        matches!(
-            self,
-            Method::Sum
-                | Method::Average
-                | Method::Mode
-                | Method::Min
-                | Method::Max
-                | Method::Nearest
-                | Method::Bilinear
-        )
+        !matches!(self, Method::Cubic | Method::CubicSpline | Method::Lanczos | Method::Med | Method::Q1 | Method::Q3)
     }
 
     /// Every method name, comma-separated, for messages.
     pub(crate) fn names() -> String {
-        Method::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
-    }
-}
-
-impl std::fmt::Display for Method {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        Method::value_variants().iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -202,7 +162,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for m in Method::ALL {
+        for &m in Method::value_variants() {
             assert_eq!(Method::parse(m.name()), Some(m));
         }
         assert_eq!(Method::parse("majority"), Some(Method::Mode));

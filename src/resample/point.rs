@@ -23,17 +23,8 @@ pub(crate) fn nearest<T: Sample>(
         };
         let line = src.row(sr as usize);
         for (oj, c) in cols.clone().enumerate() {
-            o[oj] = match cmap.nearest[c] {
-                Some(sc) => {
-                    let v = line[sc as usize - src.col0];
-                    if v.is_valid(nodata) {
-                        v
-                    } else {
-                        out_nodata
-                    }
-                }
-                None => out_nodata,
-            };
+            let v = cmap.nearest[c].map(|sc| line[sc as usize - src.col0]);
+            o[oj] = v.filter(|v| v.is_valid(nodata)).unwrap_or(out_nodata);
         }
     }
 }
