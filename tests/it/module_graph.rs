@@ -450,6 +450,11 @@ fn module_cycles(src: &Path) -> Result<Vec<String>, String> {
             }
             edges.entry(a).or_default().entry(b).or_insert_with(|| ev.clone());
         }
+        let edge = |indent: &str, from: &ModPath, to: &ModPath| {
+            let ev = &edges[from][to];
+            let (from, to, file) = (node_name(&krate, from), node_name(&krate, to), rel(src, &ev.file).display());
+            format!("{indent}{from} -> {to}: {file}:{} names {}", ev.line, ev.path)
+        };
         for (cycle, component) in cycles(&edges) {
             let mut lines = vec![format!(
                 "cycle in {}: {}",
@@ -457,31 +462,15 @@ fn module_cycles(src: &Path) -> Result<Vec<String>, String> {
                 cycle.iter().chain(cycle.first()).map(|m| node_name(&krate, m)).collect::<Vec<_>>().join(" -> ")
             )];
             for (i, from) in cycle.iter().enumerate() {
-                let to = &cycle[(i + 1) % cycle.len()];
-                let ev = &edges[from][to];
-                lines.push(format!(
-                    "  {} -> {}: {}:{} names {}",
-                    node_name(&krate, from),
-                    node_name(&krate, to),
-                    rel(src, &ev.file).display(),
-                    ev.line,
-                    ev.path
-                ));
+                lines.push(edge("  ", from, &cycle[(i + 1) % cycle.len()]));
             }
             if component.len() > cycle.len() {
                 let names: Vec<String> = component.iter().map(|m| node_name(&krate, m)).collect();
                 lines.push(format!("  and more cycles among: {}", names.join(", ")));
                 // Every edge inside the component, so that one run shows all there is to cut.
                 for from in &component {
-                    for (to, ev) in edges.get(from).into_iter().flatten().filter(|(to, _)| component.contains(to)) {
-                        lines.push(format!(
-                            "    {} -> {}: {}:{} names {}",
-                            node_name(&krate, from),
-                            node_name(&krate, to),
-                            rel(src, &ev.file).display(),
-                            ev.line,
-                            ev.path
-                        ));
+                    for to in edges.get(from).into_iter().flat_map(|m| m.keys()).filter(|to| component.contains(to)) {
+                        lines.push(edge("    ", from, to));
                     }
                 }
             }
