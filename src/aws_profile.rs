@@ -79,14 +79,11 @@ pub(crate) fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Profi
         endpoint_url: in_config.and_then(|s| s.get("endpoint_url")).cloned(),
     };
     let indirect = ["sso_session", "sso_start_url", "role_arn", "credential_process", "source_profile"];
-    if out.access_key_id.is_none() {
-        if let Some(how) = indirect.iter().find(|k| get(k).is_some()) {
-            if let Some(p) = chosen {
-                return Err(format!(
-                    "AWS_PROFILE={p}: its credentials come from {how}, which rasterstage does not resolve; export them first: eval \"$(aws configure export-credentials --profile {p} --format env)\""
-                ));
-            }
-        }
+    let how = indirect.iter().find(|k| get(k).is_some());
+    if let (None, Some(how), Some(p)) = (&out.access_key_id, how, chosen) {
+        return Err(format!(
+            "AWS_PROFILE={p}: its credentials come from {how}, which rasterstage does not resolve; export them first: eval \"$(aws configure export-credentials --profile {p} --format env)\""
+        ));
     }
     // The environment wins, setting by setting.
     if var("AWS_ACCESS_KEY_ID").is_some() {

@@ -270,11 +270,10 @@ impl StorageConfig {
             })
         };
         let count = |key: &str, v: usize, min: usize, max: usize| {
-            if (min..=max).contains(&v) {
-                Ok(v)
-            } else {
-                Err(bad(key, format!("must be at least {min} and at most {max}, got {v}")))
-            }
+            (min..=max)
+                .contains(&v)
+                .then_some(v)
+                .ok_or_else(|| bad(key, format!("must be at least {min} and at most {max}, got {v}")))
         };
         Ok(crate::store::StorageOptions {
             max_retries: count("max_retries", self.max_retries, 0, limits::MAX_RETRIES)?,
@@ -365,10 +364,7 @@ impl Config {
 /// # Errors
 /// An invalid `storage:` value or variable, named.
 pub fn storage_options(cfg: Option<&Config>) -> Result<StorageOptions, ConfigError> {
-    let base = match cfg {
-        Some(c) => c.storage.options(&c.path)?,
-        None => StorageOptions::default(),
-    };
+    let base = cfg.map_or_else(|| Ok(StorageOptions::default()), |c| c.storage.options(&c.path))?;
     Ok(base.with_env()?)
 }
 
@@ -463,10 +459,7 @@ pub fn convert_jobs(
             Ok(ConvertJobs { jobs, threads: cfg.resampling.threads })
         }
         (None, Some(src)) => {
-            let name = match name {
-                Some(n) => DatasetName::new(n)?,
-                None => DatasetName::from_source(src)?,
-            };
+            let name = name.map_or_else(|| DatasetName::from_source(src), DatasetName::new)?;
             name.check_not_reserved("")?;
             let base = Base { storage: storage_options(None)?, ..Base::default() };
             let job = resolve(name, src.to_string(), o.band.unwrap_or(1), o.nodata, o.method, o, base)?;
@@ -777,13 +770,7 @@ pub(crate) fn resolve(
     // an origin on a whole multiple of their cell size, and -tap would turn their copy into a
     // resampling. Asking for a grid (or --align) brings -tap back, as gdalwarp users expect.
     let grid_asked = resolution.is_some() || crs.is_some() || bounds.is_some();
-    let align = if o.no_align {
-        false
-    } else if o.align {
-        true
-    } else {
-        r.align.unwrap_or(grid_asked)
-    };
+    let align = !o.no_align && (o.align || r.align.unwrap_or(grid_asked));
     Ok(ConvertJob {
         name,
         source,

@@ -258,11 +258,7 @@ pub(crate) fn check_ident(what: &str, s: &str, allow_empty: bool) -> Result<(), 
         None => allow_empty,
         Some(c) => matches!(c, 'a'..='z' | '_') && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_')),
     };
-    if ok && s.len() <= 63 {
-        Ok(())
-    } else {
-        Err(LoadError::BadIdent(what.to_string(), s.to_string()))
-    }
+    (ok && s.len() <= 63).then_some(()).ok_or_else(|| LoadError::BadIdent(what.to_string(), s.to_string()))
 }
 
 /// The value columns of a dataset's table as `(name, PostgreSQL type)`: `value` for a
