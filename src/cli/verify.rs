@@ -18,7 +18,7 @@ pub struct VerifyArgs {
 /// # Errors
 /// Any difference or failure.
 pub fn run(a: VerifyArgs) -> Result<()> {
-    let (st, db, conn) = a.staging.resolve("load")?;
+    let (st, db, conn) = a.staging.resolve("verify")?;
     let root = Store::open_with(&st.root, &st.storage)?;
     let results = load::verify::verify(&root, &st.datasets, &conn, &db.schema, &db.prefix)?;
     let total = results.len();

@@ -154,6 +154,14 @@ fn config_and_source_together() {
 }
 
 /// Writes a config into `dir` and returns its path.
+#[test]
+fn load_and_verify_without_a_staging_root_say_which_command_has_nothing_to_do() {
+    for verb in ["load", "verify"] {
+        let line = one_error_line(&fails(&[verb]), &[&format!("nothing to {verb}: give --from ./staging")]);
+        assert!(line.contains("--config config.yml"), "{line}");
+    }
+}
+
 fn config(dir: &Path, file: &str, text: &str) -> PathBuf {
     let p = dir.join(file);
     std::fs::write(&p, text).unwrap();
