@@ -294,6 +294,18 @@ fn build_error(e: object_store::Error) -> String {
     one_line(&e.to_string())
 }
 
+/// The settings every cloud's builder takes alike (retries, timeouts), then the client.
+macro_rules! finish {
+    ($builder:expr, $key:ident, $options:expr) => {
+        $builder
+            .with_retry($options.retry())
+            .with_config($key::Client(ClientConfigKey::Timeout), millis($options.request_timeout))
+            .with_config($key::Client(ClientConfigKey::ConnectTimeout), millis($options.connect_timeout))
+            .build()
+            .map_err(build_error)
+    };
+}
+
 /// The S3 client from `env` alone (the process's variables, or a test's), so that what the
 /// AWS chain reads is explicit.
 fn s3_store(
@@ -328,13 +340,7 @@ fn s3_store(
     if let Some(endpoint) = profile.endpoint_url {
         builder = builder.with_endpoint(endpoint);
     }
-    builder
-        .with_bucket_name(&remote.bucket)
-        .with_retry(options.retry())
-        .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), millis(options.request_timeout))
-        .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout), millis(options.connect_timeout))
-        .build()
-        .map_err(build_error)
+    finish!(builder.with_bucket_name(&remote.bucket), AmazonS3ConfigKey, options)
 }
 
 fn gcs_store(remote: &RemoteUrl, options: &StorageOptions) -> Result<impl ObjectStore, String> {
@@ -348,13 +354,7 @@ fn gcs_store(remote: &RemoteUrl, options: &StorageOptions) -> Result<impl Object
         let anonymous = object_store::StaticCredentialProvider::new(GcpCredential { bearer: String::new() });
         builder = builder.with_base_url(&base).with_credentials(Arc::new(anonymous));
     }
-    builder
-        .with_bucket_name(&remote.bucket)
-        .with_retry(options.retry())
-        .with_config(GoogleConfigKey::Client(ClientConfigKey::Timeout), millis(options.request_timeout))
-        .with_config(GoogleConfigKey::Client(ClientConfigKey::ConnectTimeout), millis(options.connect_timeout))
-        .build()
-        .map_err(build_error)
+    finish!(builder.with_bucket_name(&remote.bucket), GoogleConfigKey, options)
 }
 
 fn azure_store(remote: &RemoteUrl, options: &StorageOptions) -> Result<impl ObjectStore, String> {
@@ -384,13 +384,7 @@ fn azure_store(remote: &RemoteUrl, options: &StorageOptions) -> Result<impl Obje
     if let Some(account) = &remote.account {
         builder = builder.with_account(account);
     }
-    builder
-        .with_container_name(&remote.bucket)
-        .with_retry(options.retry())
-        .with_config(AzureConfigKey::Client(ClientConfigKey::Timeout), millis(options.request_timeout))
-        .with_config(AzureConfigKey::Client(ClientConfigKey::ConnectTimeout), millis(options.connect_timeout))
-        .build()
-        .map_err(build_error)
+    finish!(builder.with_container_name(&remote.bucket), AzureConfigKey, options)
 }
 
 impl Store {

@@ -91,8 +91,6 @@ fn from_projjson(crs: &Value) -> Option<Map<String, Value>> {
             vec![
                 ("latitude_of_projection_origin", f("latitude_of_natural_origin")),
                 ("longitude_of_central_meridian", f("longitude_of_natural_origin")),
-                ("false_easting", f("false_easting")),
-                ("false_northing", f("false_northing")),
                 ("scale_factor_at_central_meridian", f("scale_factor_at_natural_origin")),
             ],
         ),
@@ -101,8 +99,6 @@ fn from_projjson(crs: &Value) -> Option<Map<String, Value>> {
             vec![
                 ("latitude_of_projection_origin", f("latitude_of_natural_origin")),
                 ("longitude_of_projection_origin", f("longitude_of_natural_origin")),
-                ("false_easting", f("false_easting")),
-                ("false_northing", f("false_northing")),
             ],
         ),
         "albers_equal_area" | "lambert_conic_conformal_(2sp)" => (
@@ -111,8 +107,6 @@ fn from_projjson(crs: &Value) -> Option<Map<String, Value>> {
                 ("standard_parallel", pair("latitude_of_1st_standard_parallel", "latitude_of_2nd_standard_parallel")),
                 ("latitude_of_projection_origin", f("latitude_of_false_origin")),
                 ("longitude_of_central_meridian", f("longitude_of_false_origin")),
-                ("false_easting", f("easting_at_false_origin")),
-                ("false_northing", f("northing_at_false_origin")),
             ],
         ),
         "lambert_conic_conformal_(1sp)" => (
@@ -120,8 +114,6 @@ fn from_projjson(crs: &Value) -> Option<Map<String, Value>> {
             vec![
                 ("standard_parallel", f("latitude_of_natural_origin")),
                 ("longitude_of_central_meridian", f("longitude_of_natural_origin")),
-                ("false_easting", f("false_easting")),
-                ("false_northing", f("false_northing")),
             ],
         ),
         "polar_stereographic_(variant_b)" => (
@@ -129,8 +121,6 @@ fn from_projjson(crs: &Value) -> Option<Map<String, Value>> {
             vec![
                 ("standard_parallel", f("latitude_of_standard_parallel")),
                 ("straight_vertical_longitude_from_pole", f("longitude_of_origin")),
-                ("false_easting", f("false_easting")),
-                ("false_northing", f("false_northing")),
             ],
         ),
         "polar_stereographic_(variant_a)" => (
@@ -138,8 +128,6 @@ fn from_projjson(crs: &Value) -> Option<Map<String, Value>> {
             vec![
                 ("latitude_of_projection_origin", f("latitude_of_natural_origin")),
                 ("straight_vertical_longitude_from_pole", f("longitude_of_natural_origin")),
-                ("false_easting", f("false_easting")),
-                ("false_northing", f("false_northing")),
                 ("scale_factor_at_projection_origin", f("scale_factor_at_natural_origin")),
             ],
         ),
@@ -148,8 +136,6 @@ fn from_projjson(crs: &Value) -> Option<Map<String, Value>> {
             vec![
                 ("standard_parallel", f("latitude_of_natural_origin")),
                 ("longitude_of_projection_origin", f("longitude_of_natural_origin")),
-                ("false_easting", f("false_easting")),
-                ("false_northing", f("false_northing")),
                 ("scale_factor_at_projection_origin", f("scale_factor_at_natural_origin")),
             ],
         ),
@@ -158,13 +144,18 @@ fn from_projjson(crs: &Value) -> Option<Map<String, Value>> {
             vec![
                 ("standard_parallel", f("latitude_of_1st_standard_parallel")),
                 ("longitude_of_projection_origin", f("longitude_of_natural_origin")),
-                ("false_easting", f("false_easting")),
-                ("false_northing", f("false_northing")),
             ],
         ),
         _ => return None,
     };
-    for (k, v) in attrs {
+    // Only the methods with a false origin name its easting and northing otherwise.
+    let false_origin = matches!(method.as_str(), "albers_equal_area" | "lambert_conic_conformal_(2sp)");
+    let (east, north) = if false_origin {
+        ("easting_at_false_origin", "northing_at_false_origin")
+    } else {
+        ("false_easting", "false_northing")
+    };
+    for (k, v) in attrs.into_iter().chain([("false_easting", f(east)), ("false_northing", f(north))]) {
         m.insert(k.into(), v?);
     }
     m.insert("grid_mapping_name".into(), name.into());
