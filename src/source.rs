@@ -70,7 +70,7 @@ impl SourceError {
 }
 
 /// What identifies a source's content cheaply: a changed file gets a different fingerprint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Fingerprint {
     /// Size in bytes (from GDAL's VSI stat, so /vsis3/, /vsigs/ and /vsiaz/ work too).
@@ -410,7 +410,7 @@ impl Source {
         };
         let (w, h) = dataset.raster_size();
         let grid = Grid::from_geotransform(path, gt, w, h, crs_wkt, epsg)?;
-        let fingerprint = vsi_stat(file).unwrap_or(Fingerprint { size: 0, mtime: 0, mtime_ns: 0 });
+        let fingerprint = vsi_stat(file).unwrap_or_default();
         let direct = direct_reader(&gpath, &dataset, band, dtype);
         Ok(Source {
             info: SourceInfo { path: path.to_string(), band, dtype, nodata, grid, fingerprint },
