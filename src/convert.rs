@@ -265,11 +265,9 @@ pub(crate) fn tile_units(job: &ConvertJob) -> Result<Vec<crate::shard::Unit>, Co
 /// # Errors
 /// [`ConvertError::Planning`] naming the dataset that cannot be opened or planned.
 pub fn jobs_units(jobs: &[ConvertJob]) -> Result<Vec<crate::shard::Unit>, ConvertError> {
-    let mut units = Vec::new();
-    for job in jobs {
-        units.extend(tile_units(job).map_err(|e| ConvertError::Planning(job.name.to_string(), Box::new(e)))?);
-    }
-    Ok(units)
+    let units =
+        jobs.iter().map(|job| tile_units(job).map_err(|e| ConvertError::Planning(job.name.to_string(), Box::new(e))));
+    Ok(units.collect::<Result<Vec<_>, _>>()?.concat())
 }
 
 /// Shard `k`'s tile ids, by dataset name: its share of all tiles of all `jobs` together.

@@ -10,6 +10,7 @@ use gdal::raster::GdalType;
 use gdal::Dataset;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
+use std::ops::Range;
 use std::sync::Once;
 
 /// Errors opening or reading a source raster; each names the file.
@@ -60,8 +61,16 @@ pub enum SourceError {
     },
 }
 
+impl SourceError {
+    /// A failed read of rows `rows` and columns `cols` of `path`.
+    pub(crate) fn read(path: &str, rows: Range<usize>, cols: Range<usize>, reason: String) -> SourceError {
+        let (row0, row1, col0, col1) = (rows.start, rows.end, cols.start, cols.end);
+        SourceError::Read { path: path.to_string(), row0, row1, col0, col1, reason }
+    }
+}
+
 /// What identifies a source's content cheaply: a changed file gets a different fingerprint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Fingerprint {
     /// Size in bytes (from GDAL's VSI stat, so /vsis3/, /vsigs/ and /vsiaz/ work too).
@@ -401,7 +410,7 @@ impl Source {
         };
         let (w, h) = dataset.raster_size();
         let grid = Grid::from_geotransform(path, gt, w, h, crs_wkt, epsg)?;
-        let fingerprint = vsi_stat(file).unwrap_or(Fingerprint { size: 0, mtime: 0, mtime_ns: 0 });
+        let fingerprint = vsi_stat(file).unwrap_or_default();
         let direct = direct_reader(&gpath, &dataset, band, dtype);
         Ok(Source {
             info: SourceInfo { path: path.to_string(), band, dtype, nodata, grid, fingerprint },
@@ -446,12 +455,10 @@ impl Source {
         let flags = unsafe { gdal_sys::GDALGetMaskFlags(rb.c_rasterband()) };
         // GDAL's GMF_ALL_VALID, GMF_ALPHA and GMF_NODATA (gdal.h; not in the bindings).
         let (all_valid, alpha, nodata) = (0x01, 0x04, 0x08);
-        if flags & alpha != 0 {
-            Some("an alpha band")
-        } else if flags & (all_valid | nodata) == 0 {
-            Some("a mask band")
-        } else {
-            None
+        match flags {
+            f if f & alpha != 0 => Some("an alpha band"),
+            f if f & (all_valid | nodata) == 0 => Some("a mask band"),
+            _ => None,
         }
     }
 
@@ -466,8 +473,8 @@ impl Source {
     /// [`SourceError::Read`] naming the file and the window.
     pub(crate) fn read<T: GdalType + Copy + Default>(
         &self,
-        rows: std::ops::Range<usize>,
-        cols: std::ops::Range<usize>,
+        rows: Range<usize>,
+        cols: Range<usize>,
         buf: &mut Vec<T>,
     ) -> Result<(), SourceError> {
         // GDAL overwrites every cell: only grow (and so zero) the part that is new.
@@ -482,22 +489,15 @@ impl Source {
     /// [`SourceError::Read`] naming the file and the window.
     pub(crate) fn read_into<T: GdalType + Copy>(
         &self,
-        rows: std::ops::Range<usize>,
-        cols: std::ops::Range<usize>,
+        rows: Range<usize>,
+        cols: Range<usize>,
         out: &mut [T],
     ) -> Result<(), SourceError> {
         let (nr, nc) = (rows.len(), cols.len());
         if nr == 0 || nc == 0 {
             return Ok(());
         }
-        let err = |reason: String| SourceError::Read {
-            path: self.info.path.clone(),
-            row0: rows.start,
-            row1: rows.end,
-            col0: cols.start,
-            col1: cols.end,
-            reason,
-        };
+        let err = |reason: String| SourceError::read(&self.info.path, rows.clone(), cols.clone(), reason);
         if let Some(direct) = &self.direct {
             let mut d = direct.borrow_mut();
             if d.sample_size() == std::mem::size_of::<T>() {

@@ -146,8 +146,12 @@ fn same_crs(a: &str, b: &str) -> bool {
 /// # Errors
 /// A [`PlanError`] for an unusable request.
 pub(crate) fn plan(src: &SourceInfo, req: &GridRequest, method: Method) -> Result<Plan, PlanError> {
-    if let Some(v) = req.nodata_override {
-        check_nodata(src, v)?;
+    // A `--nodata` that no cell of the source's type can equal would otherwise treat every
+    // cell as valid without a word.
+    if let (Some(value), Some((min, max))) = (req.nodata_override, src.dtype.int_range()) {
+        if !holds(src.dtype, value) {
+            return Err(PlanError::NodataType { path: src.path.clone(), value, dtype: src.dtype.name(), min, max });
+        }
     }
     let p = plan_target(src, req, method)?;
     if matches!(p.kind, Kind::Areal { .. }) {
@@ -167,18 +171,6 @@ pub(crate) fn plan(src: &SourceInfo, req: &GridRequest, method: Method) -> Resul
 /// be an integer cell).
 fn holds(t: DataType, v: f64) -> bool {
     t.int_range().is_none_or(|(min, max)| v.fract() == 0.0 && v >= min && v <= max)
-}
-
-/// Refuses a `--nodata` that no cell of the source's type can equal: the run would otherwise
-/// treat every cell as valid without a word.
-fn check_nodata(src: &SourceInfo, v: f64) -> Result<(), PlanError> {
-    let t = src.dtype;
-    match t.int_range() {
-        Some((min, max)) if !holds(t, v) => {
-            Err(PlanError::NodataType { path: src.path.clone(), value: v, dtype: t.name(), min, max })
-        }
-        _ => Ok(()),
-    }
 }
 
 /// `target` when it is within the grid and tile limits: checked before anything is

@@ -68,13 +68,9 @@ fn kernel_radius(m: Method) -> f64 {
 
 /// A failed read of window `w` of `src`, the reason prefixed with what was being done.
 fn read_error<'a>(src: &'a Source, w: Window, doing: &'static str) -> impl Fn(String) -> SourceError + Copy + 'a {
-    move |reason| SourceError::Read {
-        path: src.info.path.clone(),
-        row0: w.row0,
-        row1: w.row0 + w.rows,
-        col0: w.col0,
-        col1: w.col0 + w.cols,
-        reason: format!("{doing}: {reason}"),
+    move |reason| {
+        let (rows, cols) = (w.row0..w.row0 + w.rows, w.col0..w.col0 + w.cols);
+        SourceError::read(&src.info.path, rows, cols, format!("{doing}: {reason}"))
     }
 }
 

@@ -170,16 +170,10 @@ fn check_cells(src: &Source, sr: &Range<usize>, sc: &Range<usize>) -> Result<(),
     if cells <= MAX_WINDOW_CELLS {
         return Ok(());
     }
-    Err(SourceError::Read {
-        path: src.info.path.clone(),
-        row0: sr.start,
-        row1: sr.end,
-        col0: sc.start,
-        col1: sc.end,
-        reason: format!(
-            "one target cell needs {cells} source cells, more than the limit of {MAX_WINDOW_CELLS}: choose a finer --resolution"
-        ),
-    })
+    let reason = format!(
+        "one target cell needs {cells} source cells, more than the limit of {MAX_WINDOW_CELLS}: choose a finer --resolution"
+    );
+    Err(SourceError::read(&src.info.path, sr.clone(), sc.clone(), reason))
 }
 
 /// Walks `range` in pieces whose source block (`need`: rows, columns) of `cell_bytes` cells
