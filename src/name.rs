@@ -45,7 +45,7 @@ impl DatasetName {
         let mut chars = n.chars();
         let ok_first = matches!(chars.next(), Some('a'..='z' | '_'));
         let ok_rest = chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'));
-        (ok_first && ok_rest && n.len() <= 63).then(|| DatasetName(n)).ok_or_else(|| BadName::Unsafe(s.to_string()))
+        (ok_first && ok_rest && n.len() <= 63).then_some(DatasetName(n)).ok_or_else(|| BadName::Unsafe(s.to_string()))
     }
 
     /// Refuses a name whose table, `prefix` + name, would be a catalogue table. `convert`
